@@ -1,0 +1,64 @@
+"""The journeyscope dashboard: the script ``streamlit run`` executes (``journeyscope dashboard`` starts it).
+
+Each rerun: read the settings, pick the data source, draw the sidebar (source,
+filters, refresh), leave a :class:`PageContext` in session state and run the
+page the navigation selected (a script under ``views/``, which renders with
+that context; not ``pages/``, which Streamlit would also auto-discover). Whatever goes wrong with the data (missing or locked file,
+older schema, API down) is shown as one message in the page, never as a
+traceback; the navigation stays usable so the user can fix it and reload.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from journeyscope.dashboard import data
+from journeyscope.dashboard.context import CTX_KEY, PageContext, guarded, sidebar_filters
+from journeyscope.dashboard.settings import load_settings
+
+PAGES_DIR = Path(__file__).resolve().parent / "views"
+
+#: (file under views/, title, url path, icon, uses the sidebar filters)
+PAGES = (
+    ("overview", "Overview", "overview", ":material/monitoring:", True),
+    ("stage", "Stage detail", "stage", ":material/troubleshoot:", True),
+    ("journeys", "Journey explorer", "journeys", ":material/forum:", False),
+    ("graph", "Journey graph", "graph", ":material/account_tree:", True),
+    ("compare", "Compare", "compare", ":material/compare_arrows:", True),
+    ("health", "Data health", "health", ":material/health_and_safety:", False),
+)
+
+
+def main() -> None:
+    st.set_page_config(page_title="journeyscope", page_icon=":material/route:", layout="wide")
+    settings = load_settings(sys.argv[1:])
+    start = settings.page if settings.page in {p[2] for p in PAGES} else "overview"
+    pages = {
+        url: st.Page(PAGES_DIR / f"{name}.py", title=title, url_path=url, icon=icon, default=url == start)
+        for name, title, url, icon, _ in PAGES
+    }
+    selected = st.navigation(list(pages.values()))
+    uses_filters = next((f for _, title, _, _, f in PAGES if title == selected.title), True)
+    st.session_state.pop(CTX_KEY, None)
+
+    def load() -> None:
+        source = data.make_source(settings)
+        with st.sidebar:
+            st.caption(f"Source: {source.describe()}")
+            if st.button("Refresh data", icon=":material/refresh:", help="Ask the warehouse again now."):
+                data.clear()
+        health = data.health(source, settings.key())
+        # Drawn on every page, so the choices survive a visit to a page that does not use them.
+        params = sidebar_filters(health)
+        if not uses_filters:
+            st.sidebar.caption("The filters do not apply to this page.")
+        st.session_state[CTX_KEY] = PageContext(settings, source, params, health, pages)
+
+    guarded(load)
+    selected.run()
+
+
+main()

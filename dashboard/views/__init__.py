@@ -1,0 +1,1 @@
+"""The dashboard's pages: one module each, with ``render(ctx)`` drawing the page for a :class:`PageContext`."""

@@ -1,0 +1,112 @@
+"""Compare: two periods (before/after a release) or two cohorts (an A/B test), stage by stage.
+
+Uses :func:`journeyscope.warehouse.compare.compare`: completion and re-entry
+of side B against side A per stage, with Newcombe 95% intervals; a difference
+whose interval excludes zero is marked significant.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from journeyscope.dashboard import charts
+from journeyscope.dashboard.context import PageContext, run_page
+from journeyscope.dashboard.insights import pct
+from journeyscope.dashboard.source import FilterParams
+
+TITLE = "Compare"
+
+
+def _day(value: str | None) -> date | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).date() if value else None
+
+
+def _start(d: date) -> str:
+    return datetime.combine(d, datetime.min.time(), timezone.utc).isoformat()
+
+
+def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
+    dims = ctx.health.get("dimensions", {})
+    mode = st.segmented_control("Compare", ["Two periods", "Two cohorts"], default="Two periods", key="cmp_mode")
+    if mode == "Two cohorts":
+        cohorts = list(dims.get("cohorts", []))
+        if len(cohorts) < 2:
+            st.info("Comparing cohorts needs at least two cohorts (journey.cohort) in the data.")
+            return None
+        left, right = st.columns(2)
+        a = left.selectbox("Cohort A", cohorts, index=0, key="cmp_a")
+        b = right.selectbox("Cohort B", cohorts, index=1, key="cmp_b")
+        return FilterParams(cohort=a), FilterParams(cohort=b), f"cohort {a} (A) vs cohort {b} (B)"
+    first, last = _day(dims.get("first_visit_at")), _day(dims.get("last_visit_at"))
+    if first is None or last is None or first == last:
+        st.info("Comparing periods needs visits on at least two different days.")
+        return None
+    middle = min(last, first + timedelta(days=max(1, (last - first).days // 2 + 1)))
+    split = st.slider("Split day (B starts here, UTC)", min_value=first + timedelta(days=1), max_value=last,
+                      value=middle, key="cmp_split", format="YYYY-MM-DD")
+    a = FilterParams(since=_start(first), until=_start(split))
+    b = FilterParams(since=_start(split), until=_start(last + timedelta(days=1)))
+    return a, b, f"{first} – {split - timedelta(days=1)} (A) vs {split} – {last} (B)"
+
+
+def _table(comparison: dict[str, Any], journey: str) -> pd.DataFrame:
+    rows = []
+    for s in comparison["stages"]:
+        if s["journey"] != journey:
+            continue
+        c, r = s["completion"], s["reentry"]
+        rows.append({
+            "stage": s["stage"],
+            "completion A": pct(c["a"]["value"], 1), "completion B": pct(c["b"]["value"], 1),
+            "Δ completion [95% CI]": _diff(c), "re-entry A": pct(r["a"]["value"], 1),
+            "re-entry B": pct(r["b"]["value"], 1), "Δ re-entry [95% CI]": _diff(r),
+            "journeys A / B": f"{c['a']['n']} / {c['b']['n']}",
+        })
+    return pd.DataFrame(rows).set_index("stage") if rows else pd.DataFrame()
+
+
+def _diff(d: dict[str, Any]) -> str:
+    if d["difference"] is None:
+        return "–"
+    text = f"{d['difference'] * 100:+.1f} pts [{d['ci_low'] * 100:+.0f}, {d['ci_high'] * 100:+.0f}]"
+    return text + (" ★" if d["significant"] else "")
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Compare")
+    sides = _sides(ctx)
+    if sides is None:
+        return
+    a, b, label = sides
+    # The sidebar's journey type and channel narrow both sides alike.
+    a = a.replace(journey=ctx.params.journey, channel=ctx.params.channel)
+    b = b.replace(journey=ctx.params.journey, channel=ctx.params.channel)
+    comparison = ctx.compare(a, b)
+    st.caption(f"{label}. ★ = the 95% interval of the difference excludes zero.")
+    journeys = sorted({s["journey"] for s in comparison.get("stages", [])})
+    if not journeys:
+        st.info("Side B has no stage visits; pick another split or cohort.")
+        return
+    diffs = comparison.get("journeys", {})
+    for journey in journeys:
+        st.divider()
+        d = diffs.get(journey)
+        head = f"{journey}"
+        if d and d["difference"] is not None:
+            head += (f" · whole journey {pct(d['a']['value'], 1)} → {pct(d['b']['value'], 1)} "
+                     f"({_diff(d)})")
+        st.subheader(head)
+        left, right = st.columns(2)
+        with left:
+            st.plotly_chart(charts.compare_chart(comparison, journey, "completion"), key=f"cmp_c_{journey}")
+        with right:
+            st.plotly_chart(charts.compare_chart(comparison, journey, "reentry"), key=f"cmp_r_{journey}")
+        st.table(_table(comparison, journey))
+
+
+if __name__ == "__main__":  # executed by st.navigation as a page
+    run_page(render)

@@ -1,0 +1,168 @@
+"""Journey explorer: the one conversation that shows the problem.
+
+Pick a journey (search by journey or customer id, or follow a link from a
+failing visit); see its timeline across stages and channels, every turn with
+its stage, channel and time, the evaluator scores with their reasons, the
+turns those scores cite highlighted, and the routing decisions taken.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from journeyscope.dashboard import charts
+from journeyscope.dashboard.context import PageContext, run_page
+from journeyscope.dashboard.insights import pct
+
+TITLE = "Journey explorer"
+
+_CSS = """
+<style>
+.js-visit { margin: 0.2rem 0 1.2rem 0; }
+.js-turn { border-left: 3px solid #d0d5db; padding: 0.25rem 0.75rem; margin: 0.3rem 0; border-radius: 4px; }
+.js-turn.js-customer { border-left-color: #3b6fd8; }
+.js-turn.js-agent { border-left-color: #2e9d5b; }
+.js-turn.js-tool, .js-turn.js-system { border-left-color: #9aa3ad; opacity: 0.8; font-size: 0.9em; }
+.js-turn.js-cited { background: #fff3cd; border-left-color: #d6453d; border-left-width: 5px; }
+.js-meta { color: #6b7280; font-size: 0.78rem; }
+.js-text { white-space: pre-wrap; }
+.js-cite { color: #b42318; font-size: 0.78rem; font-weight: 600; }
+</style>
+"""
+
+
+def _pick(ctx: PageContext) -> str | None:
+    """The journey to show: a link's id, else what the search box finds."""
+    linked = st.query_params.get("journey_id")
+    if linked and st.session_state.get("jx_linked") != linked:
+        st.session_state["jx_linked"] = linked
+        st.session_state["jx_query"] = linked
+    query = st.text_input("Journey id or customer id", key="jx_query",
+                          placeholder="e.g. onboarding-7-000010, or part of an id").strip()
+    matches = ctx.search(query, limit=50)
+    if not matches:
+        if query:
+            st.warning(f"No journey or customer id contains {query!r}.")
+        else:
+            st.info("No journeys recorded yet.")
+        return None
+    exact = next((m for m in matches if m["journey_id"] == query), None)
+    if exact:
+        return exact["journey_id"]
+    labels = {m["journey_id"]: f"{m['journey_id']} · {m.get('journey') or '?'} · {m.get('path') or ''}"
+              for m in matches}
+    st.caption(f"{len(matches)} match(es){' (newest first)' if not query else ''}.")
+    return st.selectbox("Journey", list(labels), format_func=labels.get, key="jx_pick")
+
+
+def _header(detail: dict[str, Any]) -> None:
+    st.subheader(detail["journey_id"])
+    cols = st.columns(5)
+    cols[0].metric("Journey type", detail.get("journey") or "–")
+    cols[1].metric("Customer", detail.get("customer_id") or "–")
+    cols[2].metric("Cohort", detail.get("cohort") or "–")
+    cols[3].metric("Last stage", detail.get("last_stage") or "–", help=f"outcome: {detail.get('last_outcome')}")
+    cols[4].metric("Visits", len(detail["visits"]))
+    st.caption(f"Channels: {' → '.join(detail.get('channel_path') or []) or '–'} · "
+               f"{detail.get('started_at')} → {detail.get('ended_at')} (UTC)")
+
+
+def _scores(detail: dict[str, Any]) -> None:
+    rows = [
+        {"stage": v["stage"], "visit": v["visit"], "evaluator": e["evaluator"], "score": e["score"],
+         "passed": e["passed"], "label": e["label"], "reason": e["reason"] if not e.get("error") else e["error"],
+         "cited turns": ", ".join(str(i) for i in e.get("cited_turns", []))}
+        for v in detail["visits"] for e in v["evaluations"]
+    ]
+    if not rows:
+        st.info("This journey has no evaluator scores yet. Run `journeyscope evaluate`, then press Refresh data.")
+        return
+    frame = pd.DataFrame(rows).sort_values(["passed", "score"], na_position="last", kind="stable")
+    st.dataframe(frame, hide_index=True, key="jx_scores", column_config={
+        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
+        "reason": st.column_config.TextColumn("reason", width="large"),
+    })
+
+
+def _time(ts: str | None) -> str:
+    return ts[11:19] if ts and len(ts) >= 19 else (ts or "")
+
+
+def _turn_html(turn: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str:
+    role = turn["role"] or "?"
+    cited = turn.get("cited_by") or []
+    classes = f"js-turn js-{html.escape(role)}" + (" js-cited" if cited else "")
+    who = role + (f" ({turn['name']})" if turn.get("name") else "")
+    meta = " · ".join(x for x in (f"#{turn['index']}", who, _time(turn.get("ts")), turn.get("channel") or "",
+                                  turn.get("stage") or "") if x)
+    cite = ""
+    if cited:
+        parts = []
+        for name in cited:
+            score = scores.get(name, {}).get("score")
+            parts.append(f"{name} ({score:.2f})" if isinstance(score, float) else name)
+        cite = f'<div class="js-cite">cited by {html.escape(", ".join(parts))}</div>'
+    return (f'<div class="{classes}" data-turn="{turn["index"]}"><div class="js-meta">{html.escape(meta)}</div>'
+            f'<div class="js-text">{html.escape(turn.get("text") or "")}</div>{cite}</div>')
+
+
+def _transcript(detail: dict[str, Any]) -> None:
+    st.markdown(_CSS, unsafe_allow_html=True)
+    only_cited = st.toggle("Only visits with cited turns", key="jx_only_cited")
+    for v in detail["visits"]:
+        scores = {e["evaluator"]: e for e in v["evaluations"]}
+        failed = [e for e in v["evaluations"] if e.get("passed") is False]
+        cited = any(t.get("cited_by") for t in v["transcript"])
+        if only_cited and not cited:
+            continue
+        title = (f"**{v['stage']}** · visit {v['visit']} · {v.get('channel') or '?'} · {v['outcome']} · "
+                 f"{_time(v['started_at'])}–{_time(v['ended_at'])}")
+        if failed:
+            title += f" · :red[{len(failed)} failing score(s)]"
+        st.markdown(title)
+        for e in failed:
+            st.caption(f"✗ {e['evaluator']} {e['score'] if e['score'] is None else round(e['score'], 2)}: {e['reason']}")
+        body = "".join(_turn_html(t, scores) for t in v["transcript"]) or '<div class="js-meta">no turns</div>'
+        st.markdown(f'<div class="js-visit">{body}</div>', unsafe_allow_html=True)
+
+
+def _routes(detail: dict[str, Any]) -> None:
+    st.subheader("Routing decisions")
+    routes = detail.get("route_decisions") or []
+    if not routes:
+        st.caption("None recorded for this journey." if detail.get("route_decisions_recorded")
+                   else "None recorded (this warehouse has no routing decisions yet).")
+        return
+    columns = [c for c in ("decided_at", "stage", "action", "policy", "reason", "decision_id") if c in routes[0]]
+    st.dataframe(pd.DataFrame(routes)[columns + [c for c in routes[0] if c not in columns]], hide_index=True)
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Journey explorer")
+    journey_id = _pick(ctx)
+    if not journey_id:
+        return
+    detail = ctx.journey(journey_id)
+    if detail is None:
+        st.warning(f"No journey {journey_id!r} in this warehouse.")
+        return
+    _header(detail)
+    st.plotly_chart(charts.timeline(detail), key="jx_timeline")
+    evaluated = [e for v in detail["visits"] for e in v["evaluations"]]
+    failing = [e for e in evaluated if e.get("passed") is False]
+    st.caption(f"{len(evaluated)} scores, {len(failing)} failing ({pct(len(failing) / len(evaluated)) if evaluated else '–'}).")
+    tab_transcript, tab_scores, tab_routes = st.tabs(["Transcript", "Scores", "Routing decisions"])
+    with tab_transcript:
+        _transcript(detail)
+    with tab_scores:
+        _scores(detail)
+    with tab_routes:
+        _routes(detail)
+
+
+if __name__ == "__main__":  # executed by st.navigation as a page
+    run_page(render)

@@ -1,0 +1,146 @@
+"""Stage detail: why one stage stalls.
+
+Score distributions per evaluator (binned in SQL), the failing visits worst
+first with their reasons (one click opens the conversation), context
+retention across the hand-offs into each stage, and the friction signals
+against the journey's other stages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from journeyscope.dashboard import charts
+from journeyscope.dashboard.context import PageContext, run_page
+from journeyscope.dashboard.insights import RETENTION, pct, rate_text, worst_stage
+from journeyscope.dashboard.widgets import not_evaluated, stage_picker
+
+TITLE = "Stage detail"
+FAILING_LIMIT = 100
+
+
+def _default(ctx: PageContext, report: dict[str, Any]) -> tuple[str, str] | None:
+    """A link's stage (query parameters) first, else the worst stage of the first journey type."""
+    qp = st.query_params
+    if qp.get("journey") and qp.get("stage"):
+        pick = (qp["journey"], qp["stage"])
+        # A new link wins over what the pickers remember.
+        if st.session_state.get("stage_link") != pick:
+            st.session_state["stage_link"] = pick
+            st.session_state["sd_journey"], st.session_state["sd_stage"] = pick
+        return pick
+    for journey in report["journeys"]:
+        alert = worst_stage(journey)
+        if alert:
+            return journey["journey"], alert.stage
+    return None
+
+
+def _metrics(s: dict[str, Any]) -> None:
+    cols = st.columns(5)
+    cols[0].metric("Journeys entered", f"{s['entered']:,}")
+    cols[1].metric("Completed", pct(s["completion_rate"], 1), help=rate_text(s["completion_rate"],
+                                                                             s.get("completion_rate_ci")))
+    cols[2].metric("Re-entered", pct(s["reentry_rate"], 1), help=rate_text(s["reentry_rate"], s.get("reentry_rate_ci")))
+    median = s.get("median_time_in_stage_s")
+    p90 = s.get("p90_time_in_stage_s")
+    cols[3].metric("Time in stage (median)", _duration(median), help=f"p90 {_duration(p90)}")
+    retention = next((e for e in s.get("evaluators", []) if e["evaluator"] == RETENTION), None)
+    cols[4].metric("Context retention (mean)", f"{retention['mean_score']:.2f}" if retention else "–",
+                   help=f"fails {pct(retention['fail_rate'])} of {retention['scored']} visits" if retention else
+                   "not evaluated yet")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _failing(ctx: PageContext, journey: str, stage: str, evaluators: list[str]) -> None:
+    st.subheader("Failing visits, worst score first")
+    pick = st.selectbox("Evaluator", ["All evaluators", *evaluators], key="sd_failing_evaluator")
+    evaluator = None if pick == "All evaluators" else pick
+    rows = ctx.failing(stage, evaluator, FAILING_LIMIT, ctx.params.replace(journey=journey))
+    if not rows:
+        st.success("No failing visit at this stage for these filters.")
+        return
+    frame = pd.DataFrame([{
+        "journey_id": r["journey_id"], "evaluator": r["evaluator"], "score": r["score"], "label": r["label"],
+        "reason": r["reason"], "visit": r["visit"], "channel": r["channel"], "cohort": r["cohort"],
+        "started": r["started_at"], "outcome": r["outcome"],
+        "open": f"./journeys?journey_id={r['journey_id']}",
+    } for r in rows])
+    st.caption(f"{len(rows)} failing evaluation(s){' (first ' + str(FAILING_LIMIT) + ')' if len(rows) >= FAILING_LIMIT else ''}."
+               " Select a row to open its conversation.")
+    picked = st.dataframe(
+        frame, hide_index=True, on_select="rerun", selection_mode="single-row", key="sd_failing_table",
+        column_config={
+            "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
+            "reason": st.column_config.TextColumn("reason", width="large"),
+            "open": st.column_config.LinkColumn("open", display_text="transcript ↗"),
+        },
+    )
+    selected = getattr(getattr(picked, "selection", None), "rows", None) or []
+    if selected:
+        ctx.open_journey(rows[selected[0]]["journey_id"])
+    choice = st.selectbox("Or open a journey", [r["journey_id"] for r in rows], key="sd_open_pick")
+    if st.button("Open conversation →", key="sd_open"):
+        ctx.open_journey(choice)
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Stage detail")
+    report = ctx.funnel()
+    if not report.get("journeys"):
+        st.info("No stage visits match these filters. Widen the filters in the sidebar.")
+        return
+    picked = stage_picker(report, _default(ctx, report), "sd")
+    if picked is None:
+        return
+    journey_name, stage_name = picked
+    journey = next(j for j in report["journeys"] if j["journey"] == journey_name)
+    s = next(x for x in journey["stages"] if x["stage"] == stage_name)
+    _metrics(s)
+    if not ctx.evaluated:
+        not_evaluated("score distribution, failing visit or friction signal")
+    else:
+        evaluators = sorted((e["evaluator"] for e in s.get("evaluators", [])),
+                            key=lambda n: (n.startswith("friction_"), n != RETENTION, n))
+        st.subheader("Score distributions")
+        dist = ctx.distribution(stage_name, None, ctx.params.replace(journey=journey_name))
+        if dist.get("evaluators"):
+            st.plotly_chart(charts.histogram_grid(dist, evaluators), key="sd_hist")
+            unscored = [f"{e['evaluator']} ({e['unscored']})" for e in dist["evaluators"] if e["unscored"]]
+            if unscored:
+                st.caption("Visits an evaluator could not score (no evidence): " + ", ".join(unscored))
+        else:
+            st.info("No scored visit at this stage for these filters.")
+        _failing(ctx, journey_name, stage_name, evaluators)
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Retention between stages")
+            handoffs = ctx.retention(ctx.params.replace(journey=journey_name))
+            if handoffs:
+                st.plotly_chart(charts.retention_heatmap(handoffs, journey_name, [x["stage"] for x in journey["stages"]]),
+                                key="sd_retention")
+                into = [h for h in handoffs if h["to"] == stage_name]
+                if into:
+                    st.caption("Into this stage: " + "; ".join(
+                        f"from {h['from']} mean {h['mean_retention']:.2f}, fails {pct(h['fail_rate'])} of "
+                        f"{h['visits']}" for h in into))
+            else:
+                st.info("No context-retention scores for these filters.")
+        with right:
+            st.subheader("Friction signals")
+            if any(e["evaluator"].startswith("friction_") for e in s.get("evaluators", [])):
+                st.plotly_chart(charts.friction_chart(journey, stage_name), key="sd_friction")
+            else:
+                st.info("No friction signals were recorded for this stage.")
+
+
+if __name__ == "__main__":  # executed by st.navigation as a page
+    run_page(render)

@@ -1,0 +1,131 @@
+"""``conversation_resolution``: did this stage visit end with the customer's issue resolved, with closure?
+
+The decisive evidence is the agent's *final* outcome statement in the visit ("your table is booked",
+"unfortunately nothing is available"): earlier outcomes were superseded. The customer's reaction and
+how the visit ends adjust it: thanks after a success confirms it, a complaint or a hand-off request
+undoes it, a request the agent never answered or a customer who leaves mid-question is unresolved.
+A visit with none of these has no outcome to judge and gets ``score=None``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from journeyscope.evaluators.base import clamp, guard, memo_last
+from journeyscope.evaluators.lexicon import CONFUSED, ESCALATION, LEAVING, OBJECTION, THANKS, outcome_polarity
+from journeyscope.evaluators.result import EvalResult, register
+from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
+from journeyscope.evaluators.transcript import VisitContext
+
+NAME = "conversation_resolution"
+VERSION = "local-1"
+_REQUEST = re.compile(r"\?|\b(?:can|could|would|will) you\b|\bi (?:need|want|would like|'d like)\b|\bplease\b")
+#: A visit passes when its score reaches this.
+PASS_AT = 0.5
+
+
+def _last_outcome(lines: tuple[Line, ...]) -> tuple[int, int, int, int]:
+    """(position in ``lines`` of the final outcome turn or -1, its polarity, failures before it, successes before it)."""
+    last_pos, last_pol, fails, oks = -1, 0, 0, 0
+    for pos, line in enumerate(lines):
+        if line.role != AGENT:
+            continue
+        pol = outcome_polarity(line.text)
+        if pol:
+            if last_pol < 0:
+                fails += 1
+            elif last_pol > 0:
+                oks += 1
+            last_pos, last_pol = pos, pol
+    return last_pos, last_pol, fails, oks
+
+
+def _result(score: float, label: str, reason: str, evidence: dict[str, object]) -> EvalResult:
+    s = clamp(score)
+    return EvalResult(NAME, VERSION, s, s >= PASS_AT, label, reason, evidence)
+
+
+@register(NAME, VERSION, "Was the customer's issue in this stage resolved, with closure?")
+@memo_last
+def conversation_resolution(ctx: VisitContext) -> EvalResult:
+    """Score 1 = resolved and closed, 0 = failed, unavailable, escalated or abandoned."""
+    vt = read_visit(ctx.visit)
+    bad = guard(NAME, VERSION, vt, need_agent=False)
+    if bad:
+        return bad
+    lines, note = vt.lines, vt.note()
+    pos, pol, fails, oks = _last_outcome(lines)
+    after = lines[pos + 1:] if pos >= 0 else lines
+    cust_after = [x for x in after if x.role == CUSTOMER]
+    escalation = next((x for x in after if ESCALATION.search(x.low)), None)
+    complaint = next((x for x in cust_after if OBJECTION.search(x.low)), None)
+    thanks = next((x for x in cust_after if THANKS.search(x.low)), None)
+    last = lines[-1]
+    evidence: dict[str, object] = {"truncated_turns": list(vt.truncated)}
+
+    if escalation is not None:
+        evidence.update(turn=escalation.index, escalation=quote(escalation.text))
+        who = "customer asked for" if escalation.role == CUSTOMER else "agent announced"
+        return _result(0.15, "unresolved",
+                       f"Turn {escalation.index}: the {who} a hand-off ({quote(escalation.text)!r}){note}.", evidence)
+
+    if pol:
+        turn = lines[pos]
+        evidence.update(turn=turn.index, outcome=quote(turn.text, 120), polarity=pol, failures_before=fails,
+                        successes_before=oks)
+        if pol > 0:
+            score, label = 0.9, "resolved"
+            why = f"Turn {turn.index}: the agent confirmed the outcome ({quote(turn.text)!r})"
+            if fails:
+                # The first request failed and an alternative was accepted: resolved, less cleanly.
+                score -= 0.25
+                why += f" after {fails} earlier failure(s)"
+            if complaint is not None:
+                score, label = 0.45, "partial"
+                why += f", but the customer objected at turn {complaint.index} ({quote(complaint.text)!r})"
+            elif thanks is not None:
+                score += 0.07
+                why += f" and the customer closed at turn {thanks.index} ({quote(thanks.text, 40)!r})"
+            elif last.role == CUSTOMER and last.low.rstrip().endswith("?"):
+                # Often the question that moved the journey to its next stage, so only a small deduction.
+                score -= 0.1
+                why += f"; the customer's last question at turn {last.index} got no reply in this stage"
+            return _result(score, label, why + note + ".", evidence)
+        score, label = 0.1, "unresolved"
+        why = f"Turn {turn.index}: the agent reported a failure or unavailability ({quote(turn.text)!r})"
+        if oks:
+            score, label = 0.25, "partial"
+            why += " after an earlier success was reported"
+        if complaint is not None:
+            score = max(0.0, score - 0.05)
+            why += f"; the customer objected at turn {complaint.index}"
+        return _result(score, label, why + note + ".", evidence)
+
+    # No outcome statement: judge how the visit ended.
+    confused = next((x for x in reversed(lines) if x.role == AGENT and CONFUSED.search(x.low)), None)
+    if last.role == CUSTOMER and _REQUEST.search(last.low) and not LEAVING.search(last.low):
+        evidence.update(turn=last.index)
+        return _result(0.2, "unresolved",
+                       f"Turn {last.index}: the customer's last message ({quote(last.text)!r}) got no agent "
+                       f"reply in this visit{note}.", evidence)
+    if confused is not None and (confused is lines[-1] or thanks is None):
+        evidence.update(turn=confused.index)
+        return _result(0.25, "unresolved",
+                       f"Turn {confused.index}: the agent could not understand or handle the request "
+                       f"({quote(confused.text)!r}){note}.", evidence)
+    if last.role == CUSTOMER and LEAVING.search(last.low) and not THANKS.search(last.low):
+        evidence.update(turn=last.index)
+        return _result(0.2, "unresolved", f"Turn {last.index}: the customer left ({quote(last.text)!r}){note}.",
+                       evidence)
+    if thanks is not None and any(x.role == AGENT for x in lines[: lines.index(thanks)]):
+        evidence.update(turn=thanks.index)
+        return _result(0.75, "resolved",
+                       f"No explicit outcome, but the agent answered and the customer closed at turn "
+                       f"{thanks.index} ({quote(thanks.text, 40)!r}){note}.", evidence)
+    outcome = ctx.visit.outcome
+    if outcome in ("abandoned", "escalated", "failed"):
+        evidence.update(visit_outcome=outcome)
+        return _result(0.2, "unresolved", f"No outcome in the text, and the visit was recorded as {outcome}{note}.",
+                       evidence)
+    return EvalResult(NAME, VERSION, None, None, "no_outcome",
+                      f"No outcome statement, closure or unanswered request in {len(lines)} turn(s){note}.", evidence)

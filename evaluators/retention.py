@@ -1,0 +1,222 @@
+"""``customer_agent_context_retention``: did the agent keep what the customer already said?
+
+The journey is read in order, earlier visits first. Every customer answer to an agent's request for a
+kind of fact (a name, a number, a day...) and every fact the customer volunteered is remembered with
+where it was given. A later request, in this visit, for a kind already given is a re-ask; it weighs
+most when the customer restates the same value or says they already did. Re-asking is legitimate,
+and not counted as a failure, when the agent asks to clarify, when the customer changed their mind
+or the agent reported that the earlier choice failed, or when the first answer was no answer. A
+customer correcting the agent with a fact they gave earlier, or the agent offering again something
+the customer rejected, is a contradiction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from journeyscope.evaluators.base import clamp, guard, memo_last, no_evidence
+from journeyscope.evaluators.facts import (
+    PERSONAL_KINDS,
+    Ask,
+    asks_in,
+    changes_mind,
+    corrects,
+    evasive,
+    key_tokens,
+    restates,
+    same_kind,
+    says_already,
+    volunteered,
+)
+from journeyscope.evaluators.lexicon import outcome_polarity
+from journeyscope.evaluators.result import EvalResult, register
+from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
+from journeyscope.evaluators.transcript import VisitContext
+
+NAME = "customer_agent_context_retention"
+VERSION = "local-1"
+PASS_AT = 0.5
+
+# Failure weights (score = 1 - the strongest): how sure each pattern is that context was lost.
+W_REASK_RESTATED = 0.95  # re-asked an answered fact; the customer restated it or said they already had
+W_REASK_UNANSWERED = 0.75  # re-asked an answered fact; the visit ends before the customer replies
+W_REASK_OTHER = 0.6  # re-asked an answered fact; the customer gave something else
+# A volunteered fact is read from free text ("I'm Ben, table for 4 at 7"), less surely than an answer to a
+# question, so re-asking for it weighs less.
+W_VOLUNTEERED_RESTATED = 0.55  # asked for a fact the customer had volunteered, who restated it
+W_VOLUNTEERED = 0.3  # asked for a fact the customer had volunteered
+W_CONTRADICTION = 0.85  # the customer corrected the agent with a fact given earlier
+W_REOFFER = 0.7  # the agent offered again something the customer had rejected
+W_STALE_RESTATED = 0.7  # re-asked after a failure or change of mind, but the customer gave the same value again
+W_STALE = 0.1  # re-asked after a failure or change of mind and got a new value: legitimate, noted only
+W_UNKNOWN_RESTATED = 0.5  # re-asked a fact the customer had said they don't have, and they said it again
+W_UNKNOWN = 0.15  # re-asked a fact the customer had said they don't have, and this time got it
+
+_REJECT = re.compile(r"\b(?:don'?t|do not|dont) (?:want|like)\s+(?:the |a |an )?([A-Z][\w.]*(?: [A-Z][\w.]*)?)"
+                     r"|\bnot (?:the |a )?([A-Z][\w.]*(?: [A-Z][\w.]*)?)(?:,| please|\.|!|$)")
+_OFFERING = re.compile(r"\?|\bhow about\b|\bwould you like\b|\bi (?:can|could) (?:book|reserve|offer|schedule)\b"
+                       r"|\brecommend\b|\bavailable\b|\bsuggest\b")
+
+
+@lru_cache(maxsize=65536)
+def _rejections(text: str) -> tuple[str, ...]:
+    """Named options a customer turn rejects ("I don't want Dr. Johnson")."""
+    return tuple((m.group(1) or m.group(2)).strip(".") for m in _REJECT.finditer(text))
+
+
+@dataclass
+class _Fact:
+    kind: str
+    label: str
+    value: str  #: the customer's words
+    stage: str
+    visit_pos: int  #: position of the visit in the journey
+    turn: int  #: index of the turn in its visit
+    volunteered: bool
+    order: int  #: position in the journey's line sequence
+    unknown: bool = False  #: the customer said they don't have it ("I can't remember my PIN")
+
+
+@dataclass
+class _Finding:
+    weight: float
+    kind: str
+    turn: int
+    reason: str
+    evidence: dict[str, object]
+
+
+def _where(f: _Fact, current_pos: int) -> str:
+    place = "this visit" if f.visit_pos == current_pos else f"stage {f.stage!r} (visit {f.visit_pos + 1} of the journey)"
+    return f"turn {f.turn} of {place}"
+
+
+def _find(facts: list[_Fact], ask: Ask, stage: str) -> _Fact | None:
+    """The latest fact of the kind asked for that still applies here (personal facts apply journey-wide)."""
+    for f in reversed(facts):
+        if same_kind(f.kind, ask.kind) and (f.stage == stage or f.kind in PERSONAL_KINDS):
+            return f
+    return None
+
+
+@register(NAME, VERSION, "Did the agent keep what the customer already said, across stages and hand-offs?")
+@memo_last
+def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
+    """Score 1 = nothing re-asked or contradicted; low = the agent lost a fact the customer gave."""
+    vt = read_visit(ctx.visit)
+    bad = guard(NAME, VERSION, vt)
+    if bad:
+        return bad
+    cur = len(ctx.history)
+    seq: list[tuple[int, str, Line]] = []
+    for pos, v in enumerate(ctx.history):
+        seq.extend((pos, v.stage, line) for line in read_visit(v).lines)
+    seq.extend((cur, ctx.visit.stage, line) for line in vt.lines)
+
+    facts: list[_Fact] = []
+    rejected: dict[str, tuple[int, str, int]] = {}
+    findings: list[_Finding] = []
+    clarifications: list[int] = []
+    pending: tuple[Ask, ...] = ()
+    last_reset = -1  # order of the last failure report or change of mind
+    for order, (pos, stage, line) in enumerate(seq):
+        if line.role == AGENT:
+            if outcome_polarity(line.text) < 0:
+                last_reset = order
+            asks = asks_in(line.text)
+            if pos == cur:
+                for ask in asks:
+                    if ask.clarifying:
+                        clarifications.append(line.index)
+                        continue
+                    f = _find(facts, ask, stage)
+                    if f is None:
+                        continue
+                    if " or " not in ask.sentence and key_tokens(f.value) <= key_tokens(ask.sentence) \
+                            and key_tokens(f.value):
+                        continue  # the agent repeats the value back to confirm it
+                    reply = next((x for _, _, x in seq[order + 1:] if x.role != AGENT), None)
+                    findings.append(_reask(f, line, reply, cur, stale=f.order < last_reset))
+                for name, (r_pos, r_stage, r_turn) in rejected.items():
+                    if name.lower() in line.low and _OFFERING.search(line.low) and pos == cur:
+                        findings.append(_Finding(W_REOFFER, "rejected option", line.index,
+                                                 f"Turn {line.index}: the agent offered {name!r} again, which the "
+                                                 f"customer rejected at turn {r_turn} of stage {r_stage!r}.",
+                                                 {"rejected": name, "rejected_turn": r_turn}))
+                        rejected.pop(name)
+                        break
+            pending = asks
+            continue
+        # customer line
+        if changes_mind(line.text):
+            last_reset = order
+        for name in _rejections(line.text):
+            rejected[name] = (pos, stage, line.index)
+        if pos == cur and corrects(line.text) and order > 0 and not seq[order - 1][2].low.rstrip().endswith("?"):
+            prior = next((f for f in reversed(facts) if restates(line.text, f.value)), None)
+            if prior is not None and order > 0 and seq[order - 1][2].role == AGENT:
+                agent_line = seq[order - 1][2]
+                findings.append(_Finding(
+                    W_CONTRADICTION, prior.kind, agent_line.index,
+                    f"Turn {agent_line.index}: the agent's statement contradicted the customer's {prior.label} "
+                    f"({quote(prior.value, 40)!r}, given at {_where(prior, cur)}); the customer corrected it at "
+                    f"turn {line.index}.", {"fact": prior.label, "first_given": [prior.stage, prior.turn]}))
+        answered = [a for a in pending if not a.clarifying]
+        if answered:
+            a = answered[0]
+            facts.append(_Fact(a.kind, a.label, line.text, stage, pos, line.index, False, order,
+                               unknown=evasive(line.text)))
+        for kind, value in volunteered(line.text):
+            if not (answered and same_kind(answered[0].kind, kind)):
+                facts.append(_Fact(kind, kind.replace("_", " "), value, stage, pos, line.index, True, order))
+        pending = ()
+
+    evidence: dict[str, object] = {"clarifications": clarifications, "truncated_turns": list(vt.truncated)}
+    if not findings:
+        if not facts and not any(ln.role == AGENT for _, _, ln in seq):
+            return no_evidence(NAME, VERSION, "No agent turn to judge retention by.")
+        extra = f"; {len(clarifications)} clarifying question(s) are not counted" if clarifications else ""
+        return EvalResult(NAME, VERSION, 1.0, True, "retained",
+                          f"The agent asked for no fact the customer had already given ({len(facts)} fact(s) "
+                          f"known){extra}{vt.note()}.", {**evidence, "facts_known": len(facts)})
+    worst = max(findings, key=lambda f: f.weight)
+    score = clamp(1.0 - worst.weight - 0.02 * (len(findings) - 1))
+    if score >= PASS_AT:
+        label = "retained"  # only legitimate or weak re-asks (a new value was needed); the reason says which
+    elif worst.kind == "rejected option" or worst.weight == W_CONTRADICTION:
+        label = "contradiction"
+    else:
+        label = "reasked"
+    evidence.update(worst.evidence, turn=worst.turn, findings=len(findings))
+    more = f" ({len(findings) - 1} more finding(s))" if len(findings) > 1 else ""
+    return EvalResult(NAME, VERSION, score, score >= PASS_AT, label, worst.reason + more + vt.note(), evidence)
+
+
+def _reask(f: _Fact, line: Line, reply: Line | None, cur: int, stale: bool) -> _Finding:
+    """Weigh one re-ask of an already given fact by what came between and how the customer reacted."""
+    given = f"{quote(f.value, 40)!r}, first given at {_where(f, cur)}"
+    ev: dict[str, object] = {"fact": f.label, "kind": f.kind, "first_given": {"stage": f.stage,
+                             "visit_position": f.visit_pos, "turn": f.turn}, "value": quote(f.value, 80)}
+    base = f"Turn {line.index}: the agent asked again for the customer's {f.label} ({given})"
+    restated = reply is not None and (says_already(reply.text) or restates(reply.text, f.value)
+                                      or (f.unknown and evasive(reply.text)))
+    if reply is not None:
+        ev["reply_turn"] = reply.index
+    said = f"; the customer restated it at turn {reply.index} ({quote(reply.text, 40)!r})" if restated and reply else ""
+    if f.unknown:
+        w = W_UNKNOWN_RESTATED if restated else W_UNKNOWN
+        return _Finding(w, f.kind, line.index, base.replace("asked again for", "asked again for (unknown to them)")
+                        + said + ".", ev)
+    if stale:
+        w = W_STALE_RESTATED if restated else W_STALE
+        note = " after a failure or change of plan"
+        return _Finding(w, f.kind, line.index, base + note + (said or "; a new value was needed") + ".", ev)
+    if reply is None:
+        w = W_VOLUNTEERED if f.volunteered else W_REASK_UNANSWERED
+    elif restated:
+        w = W_VOLUNTEERED_RESTATED if f.volunteered else W_REASK_RESTATED
+    else:
+        w = W_VOLUNTEERED if f.volunteered else W_REASK_OTHER
+    return _Finding(w, f.kind, line.index, base + said + ".", ev)

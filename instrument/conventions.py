@@ -1,0 +1,152 @@
+"""Journey semantic conventions: the attribute names and their allowed values.
+
+These names are the contract between an instrumented agent, the warehouse and
+every downstream reader (DESIGN.md, "Journey semantic conventions"). They are
+also the W3C baggage keys under which a journey travels between processes, so a
+downstream service stamps the same journey on its spans.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from journeyscope.errors import InvalidJourneyError
+
+CUSTOMER_ID: Final = "customer.id"
+JOURNEY_ID: Final = "journey.id"
+JOURNEY_NAME: Final = "journey.name"
+JOURNEY_STAGE: Final = "journey.stage"
+JOURNEY_CHANNEL: Final = "journey.channel"
+JOURNEY_COHORT: Final = "journey.cohort"
+CUSTOMER_CONSENT: Final = "customer.consent"
+
+#: Attributes stamped on every span inside a journey context and carried as baggage.
+#: Only these travel: baggage leaves the process in headers, so nothing else is put there.
+JOURNEY_KEYS: Final = (
+    CUSTOMER_ID,
+    JOURNEY_ID,
+    JOURNEY_NAME,
+    JOURNEY_STAGE,
+    JOURNEY_CHANNEL,
+    JOURNEY_COHORT,
+    CUSTOMER_CONSENT,
+)
+
+TURN_SPAN: Final = "journey.turn"
+TURN_ROLE: Final = "journey.turn.role"
+TURN_TEXT: Final = "journey.turn.text"
+TURN_NAME: Final = "journey.turn.name"
+TURN_ROLES: Final = frozenset({"customer", "agent", "system", "tool"})
+
+OUTCOME_EVENT: Final = "journey.stage.outcome"
+OUTCOME_ATTRIBUTE: Final = "journey.stage.outcome"
+OUTCOME_SPAN: Final = "journey.stage.outcome"
+OUTCOMES: Final = frozenset({"completed", "abandoned", "escalated", "failed"})
+
+ROUTE_SPAN: Final = "journey.route"
+
+#: Channels journeyscope knows by name. Others are rejected by the instrumentation
+#: (a typo would split a channel in two on every chart) unless registered with
+#: :func:`register_channel`; ingest from foreign SDKs keeps them as sent.
+KNOWN_CHANNELS: set[str] = {
+    "chat",
+    "email",
+    "voice",
+    "web",
+    "sms",
+    "whatsapp",
+    "app",
+    "messenger",
+    "social",
+    "in-person",
+}
+
+#: Spellings that mean a known channel; applied after lower-casing.
+CHANNEL_ALIASES: Final = {
+    "phone": "voice",
+    "call": "voice",
+    "telephone": "voice",
+    "e-mail": "email",
+    "mail": "email",
+    "webchat": "chat",
+    "live-chat": "chat",
+    "livechat": "chat",
+    "text": "sms",
+    "mobile-app": "app",
+    "in-app": "app",
+    "wa": "whatsapp",
+}
+
+# W3C baggage values are limited in size (the whole header to 8192 bytes); a
+# journey attribute longer than this is almost surely a mistake (a transcript
+# passed as a stage name), so it is refused rather than silently truncated.
+MAX_VALUE_LENGTH: Final = 256
+
+
+def register_channel(name: str) -> str:
+    """Allow a channel that is not in :data:`KNOWN_CHANNELS` and return its normal form."""
+    channel = _text("journey.channel", name)
+    KNOWN_CHANNELS.add(channel.lower())
+    return channel.lower()
+
+
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidJourneyError(
+            f"{key} must be a string, got {type(value).__name__} {value!r}"
+        )
+    text = value.strip()
+    if not text:
+        raise InvalidJourneyError(f"{key} must not be empty")
+    if len(text) > MAX_VALUE_LENGTH:
+        raise InvalidJourneyError(
+            f"{key} is {len(text)} characters long; at most {MAX_VALUE_LENGTH} are allowed"
+        )
+    return text
+
+
+def normalize_id(key: str, value: object) -> str:
+    """An id (customer, journey) as stored: a non-empty string, surrounding blanks removed."""
+    return _text(key, value)
+
+
+def normalize_stage(value: object) -> str:
+    """A stage name as stored: non-empty string, surrounding blanks removed, case kept."""
+    return _text(JOURNEY_STAGE, value)
+
+
+def normalize_channel(value: object) -> str:
+    """A channel in its canonical lower-case spelling; unknown channels are an error.
+
+    ``"WhatsApp"`` becomes ``"whatsapp"`` and ``"phone"`` becomes ``"voice"``;
+    ``"chta"`` raises, naming the channels that are known.
+    """
+    channel = _text(JOURNEY_CHANNEL, value).lower()
+    channel = CHANNEL_ALIASES.get(channel, channel)
+    if channel not in KNOWN_CHANNELS:
+        known = ", ".join(sorted(KNOWN_CHANNELS))
+        raise InvalidJourneyError(
+            f"unknown journey.channel {value!r}; known channels: {known} "
+            "(call journeyscope.instrument.register_channel() to add one)"
+        )
+    return channel
+
+
+def normalize_outcome(value: object) -> str:
+    """An explicit stage outcome, one of :data:`OUTCOMES`."""
+    outcome = _text(OUTCOME_ATTRIBUTE, value).lower()
+    if outcome not in OUTCOMES:
+        raise InvalidJourneyError(
+            f"unknown stage outcome {value!r}; expected one of {', '.join(sorted(OUTCOMES))}"
+        )
+    return outcome
+
+
+def normalize_role(value: object) -> str:
+    """A conversation turn's role, one of :data:`TURN_ROLES`."""
+    role = _text(TURN_ROLE, value).lower()
+    if role not in TURN_ROLES:
+        raise InvalidJourneyError(
+            f"unknown turn role {value!r}; expected one of {', '.join(sorted(TURN_ROLES))}"
+        )
+    return role

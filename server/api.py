@@ -1,0 +1,222 @@
+"""The eval API (``/v1``): stage signals, funnels, journey state and routing for orchestrators.
+
+Handlers only translate HTTP to library calls: the SQL is in
+:mod:`journeyscope.warehouse`, the decision logic in
+:mod:`journeyscope.server.routing`. Stage signals come from the
+:class:`~journeyscope.server.signals.SignalCache` (precomputed, refreshed when
+data changes), so the hot routes never run a funnel per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from journeyscope.errors import InvalidInputError, JourneyscopeError
+from journeyscope.server.access import Caller, caller_for
+from journeyscope.server.decisions import DECISIONS_SQL, log_decision
+from journeyscope.server.routing import Signals, decide
+from journeyscope.warehouse.compare import compare
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
+from journeyscope.warehouse.journey_state import journey_state
+from journeyscope.server.signals import stage_signal_set
+from journeyscope.warehouse.journey_map import parse_duration
+
+router = APIRouter(prefix="/v1", tags=["eval API"])
+
+Reader = Annotated[Caller, Depends(caller_for("read"))]
+
+
+def _filters(
+    journey: str | None = Query(None, description="Journey type, e.g. onboarding"),
+    cohort: str | None = Query(None),
+    channel: str | None = Query(None),
+    since: datetime | None = Query(None, description="Visits that started at or after (ISO 8601, UTC)"),
+    until: datetime | None = Query(None, description="Visits that started before (ISO 8601, UTC)"),
+    window: str | None = Query(None, description="Instead of since: the last 15m, 1h, 24h, 7d..."),
+) -> Filters:
+    if window is not None:
+        if since is not None:
+            raise HTTPException(422, "give either since or window, not both")
+        try:
+            seconds = parse_duration(window, "window")
+        except JourneyscopeError as exc:
+            raise HTTPException(422, str(exc)) from None
+        # Rounded down to the minute so that repeated "last hour" queries share one cached result.
+        start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(seconds=seconds)
+        since = start
+    try:
+        return Filters(journey=journey, cohort=cohort, channel=channel, since=since, until=until)
+    except InvalidInputError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+FilterArgs = Annotated[Filters, Depends(_filters)]
+
+
+@router.get("/stages")
+def stages(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
+    """Per-stage signals (completion, re-entry, resolution, quality, retention, eval fail rate), each with n and CI."""
+    report, age = caller.project.signals.report(filters)
+    return {
+        "as_of_age_s": round(age, 3),
+        "filters": filters.as_dict(),
+        "note": report.note,
+        "journeys": [
+            {
+                "journey": jf.journey,
+                "total": jf.total,
+                "stages": [
+                    {
+                        "stage": s.stage,
+                        "entered": s.entered,
+                        "visits": s.visits,
+                        "signals": {k: v.as_dict() for k, v in stage_signal_set(s).items()},
+                    }
+                    for s in jf.stages
+                ],
+            }
+            for jf in report.journeys
+        ],
+    }
+
+
+@router.get("/funnel")
+def funnel_route(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
+    """The DESIGN.md funnel (stages in journey-map order, rates with 95% intervals)."""
+    report, age = caller.project.signals.report(filters)
+    return {**report.as_dict(), "as_of_age_s": round(age, 3)}
+
+
+@router.get("/journeys/{journey_id}")
+def journey(caller: Reader, journey_id: str) -> dict[str, Any]:
+    """The live state of one journey: where it is, its visits, latest scores and friction signals."""
+    state = journey_state(caller.project.warehouse, journey_id)
+    if state is None:
+        raise HTTPException(404, f"no journey {journey_id!r} in project {caller.project.name!r}")
+    return state
+
+
+class RouteRequest(BaseModel):
+    """What an orchestrator asks: where should this journey go next?"""
+
+    journey_id: str = Field(min_length=1, max_length=256)
+    stage: str | None = Field(None, min_length=1, max_length=256, description="Defaults to the journey's current stage")
+    requested_by: str | None = Field(None, max_length=256, description="The orchestrator asking (for the log)")
+
+
+class RouteResponse(BaseModel):
+    decision_id: str
+    journey_id: str
+    stage: str | None
+    action: Literal["continue", "clarify", "human_handoff", "escalate"]
+    mode: Literal["act", "recommend"]
+    confidence: float
+    reason: str
+    fired: list[dict[str, Any]]
+    policy_version: str
+    signals: dict[str, Any]
+    logged: bool
+
+
+@router.post("/route", response_model=RouteResponse)
+async def route(caller: Reader, body: RouteRequest) -> dict[str, Any]:
+    """The recommended next action from the policies in force; every decision is logged as a span."""
+    project = caller.project
+    state = await asyncio.to_thread(journey_state, project.warehouse, body.journey_id)
+    if state is None:
+        raise HTTPException(404, f"no journey {body.journey_id!r} in project {project.name!r}")
+    stage = body.stage or state["current_stage"]
+    journey_name, cohort = state["journey"], state["cohort"]
+    stage_signals = project.signals.stage_signals(Filters(journey=journey_name), journey_name, stage)
+    cohort_signals = (
+        project.signals.stage_signals(Filters(journey=journey_name, cohort=cohort), journey_name, stage) if cohort else {}
+    )
+    signals = Signals(
+        journey_id=body.journey_id,
+        journey_name=journey_name,
+        stage=stage,
+        cohort=cohort,
+        journey=state["signals"],
+        stage_signals=stage_signals,
+        cohort_signals=cohort_signals,
+    )
+    store = project.policies
+    decision = decide(store.active, signals, store.memory).as_dict()
+    decision["requested_by"] = body.requested_by or caller.name
+    decision["logged"] = log_decision(project.writer, decision, state, time.time_ns())
+    return decision
+
+
+@router.get("/decisions")
+def decisions(
+    caller: Reader,
+    journey_id: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """The decision log, newest first (decisions are ``journey.route`` spans in the warehouse)."""
+    where, params = ("AND journey_id = ?", [journey_id]) if journey_id else ("", [])
+    rows = caller.project.warehouse.query(DECISIONS_SQL.format(where=where) + " LIMIT ?", [*params, limit])
+    columns = ("decision_id", "journey_id", "stage", "action", "mode", "confidence", "reason",
+               "policy_version", "requested_by", "decided_at")
+    return {"decisions": [dict(zip(columns, r)) for r in rows]}
+
+
+@router.get("/policies")
+def policies(caller: Reader) -> dict[str, Any]:
+    """The routing policies in force, and the last reload error if a file was rejected."""
+    return caller.project.policies.describe()
+
+
+@router.post("/policies/reload")
+def reload_policies(caller: Annotated[Caller, Depends(caller_for("admin"))]) -> dict[str, Any]:
+    """Re-read the policy file now (it is also re-read on change within a second)."""
+    changed = caller.project.policies.reload()
+    result = caller.project.policies.describe()
+    if result["last_error"]:
+        raise HTTPException(422, result["last_error"])
+    return {"changed": changed, **result}
+
+
+@router.get("/flows/transitions")
+def flow_transitions(caller: Reader, filters: FilterArgs) -> list[dict[str, Any]]:
+    """Stage-to-stage counts, backtracks and exits."""
+    return [t.as_dict() for t in transitions(caller.project.warehouse, filters)]
+
+
+@router.get("/flows/retention")
+def flow_retention(caller: Reader, filters: FilterArgs) -> list[dict[str, Any]]:
+    """Context retention by stage pair (where hand-offs lose context)."""
+    return [h.as_dict() for h in retention_between_stages(caller.project.warehouse, filters)]
+
+
+@router.get("/outcomes")
+def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, ge=1)) -> dict[str, Any]:
+    """Journey completion overall, by cohort and by channel sequence (channel-mix lift)."""
+    return journey_outcomes(caller.project.warehouse, filters, min_journeys=min_journeys).as_dict()
+
+
+@router.get("/compare")
+def compare_route(
+    caller: Reader,
+    a_cohort: str | None = None,
+    a_since: datetime | None = None,
+    a_until: datetime | None = None,
+    b_cohort: str | None = None,
+    b_since: datetime | None = None,
+    b_until: datetime | None = None,
+    journey: str | None = None,
+) -> dict[str, Any]:
+    """Two periods or cohorts side by side: per-stage differences (B − A) with 95% intervals."""
+    try:
+        a = Filters(journey=journey, cohort=a_cohort, since=a_since, until=a_until)
+        b = Filters(journey=journey, cohort=b_cohort, since=b_since, until=b_until)
+    except InvalidInputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return compare(caller.project.warehouse, a, b).as_dict()

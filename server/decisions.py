@@ -1,0 +1,84 @@
+"""Routing decisions are spans: ``journey.route``, written through the same ingest as every span.
+
+So orchestrator behaviour is observable like any other step (DESIGN.md): a
+decision lands in the journey's own trace data, is redacted, exported and
+erased with it, and the decision log is a query over spans.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from journeyscope.instrument import conventions as cv
+from journeyscope.server.writer import BatchWriter, Overloaded
+from journeyscope.warehouse.export import register_export
+from journeyscope.warehouse.journey_state import decision_attributes
+from journeyscope.warehouse.rows import SpanRows
+
+logger = logging.getLogger(__name__)
+
+DECISIONS_SQL = """
+SELECT attributes->>'route.decision_id', journey_id, stage, attributes->>'route.action',
+       attributes->>'route.mode', (attributes->>'route.confidence')::DOUBLE, attributes->>'route.reason',
+       attributes->>'route.policy_version', attributes->>'route.requested_by',
+       strftime(start_time, '%Y-%m-%dT%H:%M:%S.%fZ')
+FROM spans WHERE name = 'journey.route' {where}
+ORDER BY start_time DESC
+"""
+
+register_export(
+    "route-decisions",
+    """
+    SELECT attributes->>'route.decision_id' AS decision_id, journey_id, customer_id, journey_name, stage, cohort,
+           attributes->>'route.action' AS action, attributes->>'route.mode' AS mode,
+           (attributes->>'route.confidence')::DOUBLE AS confidence, attributes->>'route.reason' AS reason,
+           attributes->>'route.policy_version' AS policy_version, attributes->>'route.requested_by' AS requested_by,
+           attributes->>'route.fired' AS fired, attributes->>'route.signals' AS inputs,
+           strftime(start_time, '%Y-%m-%dT%H:%M:%S.%fZ') AS decided_at
+    FROM spans WHERE name = 'journey.route' ORDER BY start_time
+    """,
+)
+
+
+def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> SpanRows:
+    """The ``journey.route`` span of one decision, tagged with the journey like its other spans."""
+    attributes: dict[str, Any] = {
+        cv.JOURNEY_ID: state["journey_id"],
+        cv.CUSTOMER_ID: state["customer_id"],
+        **({cv.JOURNEY_NAME: state["journey"]} if state.get("journey") else {}),
+        **({cv.JOURNEY_STAGE: decision["stage"]} if decision.get("stage") else {}),
+        **({cv.JOURNEY_CHANNEL: state["channel"]} if state.get("channel") else {}),
+        **({cv.JOURNEY_COHORT: state["cohort"]} if state.get("cohort") else {}),
+        **decision_attributes(decision),
+    }
+    rows = SpanRows()
+    rows.add(
+        trace_id=os.urandom(16).hex(),
+        span_id=decision["decision_id"][:16],
+        parent_span_id=None,
+        name=cv.ROUTE_SPAN,
+        start_ns=now_ns,
+        end_ns=now_ns,
+        attributes=attributes,
+        kind="server",
+        status_code="unset",
+        scope_name="journeyscope.server",
+    )
+    return rows
+
+
+def log_decision(writer: BatchWriter, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> bool:
+    """Queue the decision's span for the writer; ``False`` (and an error in the log) if it was refused.
+
+    The answer does not wait for the commit: an orchestrator routing on every
+    turn must not pay a disk write per decision. The writer commits queued
+    decisions with the next group commit, within milliseconds.
+    """
+    try:
+        writer.submit(decision_rows(decision, state, now_ns).to_table())
+    except Overloaded as exc:
+        logger.error("journeyscope: decision %s not logged: %s", decision["decision_id"], exc)
+        return False
+    return True

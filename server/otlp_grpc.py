@@ -1,0 +1,115 @@
+"""The OTLP/gRPC ``TraceService/Export`` receiver (grpcio, the generated servicer).
+
+Same decoder and writer as OTLP/HTTP. A full write queue answers
+``UNAVAILABLE`` with a ``google.rpc.RetryInfo`` delay in the trailers, which the
+OTel exporters honour before retrying; a refused span is reported through
+``partial_success`` like over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from journeyscope.errors import WarehouseError
+from journeyscope.server.access import AccessDenied
+from journeyscope.server.settings import ServerSettings
+from journeyscope.server.writer import BatchWriter, Overloaded
+from journeyscope.warehouse.otlp import decode_request
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TraceReceiver", "start_grpc_server"]
+
+
+def _retry_metadata(seconds: float) -> tuple[tuple[str, bytes], ...]:
+    whole = int(seconds)
+    info = RetryInfo(retry_delay=Duration(seconds=whole, nanos=int((seconds - whole) * 1e9)))
+    return (("google.rpc.retryinfo-bin", info.SerializeToString()),)
+
+
+#: Resolves the writer of the project a call may ingest into, from its metadata and peer address;
+#: raises ``PermissionError`` (no or a wrong key: UNAUTHENTICATED) or ``LookupError`` (scope: PERMISSION_DENIED).
+WriterResolver = Callable[[dict[str, str], str], BatchWriter]
+
+_GRPC_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}
+
+
+class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """``Export``: check the caller, decode, queue for its project's single writer, answer once committed."""
+
+    def __init__(self, resolve: WriterResolver, settings: ServerSettings) -> None:
+        self._resolve = resolve
+        self._settings = settings
+
+    def Export(  # noqa: N802 - the generated servicer's name
+        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> ExportTraceServiceResponse:
+        metadata = {key.lower(): value for key, value in context.invocation_metadata() if isinstance(value, str)}
+        try:
+            writer = self._resolve(metadata, _peer_host(context.peer()))
+        except AccessDenied as exc:
+            context.abort(_GRPC_STATUS.get(exc.status, grpc.StatusCode.PERMISSION_DENIED), exc.message)
+        if writer.would_refuse():
+            writer.stats.requests += 1
+            writer.stats.refused_requests += 1
+            context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "ingest queue full; retry later")
+        try:
+            batch = decode_request(request)
+            table = batch.rows.to_table()
+        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unreadable span values: {exc}")
+        if table.num_rows:
+            try:
+                future = writer.submit(table)
+            except Overloaded as exc:
+                context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            try:
+                future.result(timeout=self._settings.ack_timeout_s)
+            except (WarehouseError, futures.TimeoutError) as exc:
+                context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored: {exc or 'write not committed in time'}")
+        response = ExportTraceServiceResponse()
+        if batch.rejected:
+            response.partial_success.CopyFrom(
+                ExportTracePartialSuccess(rejected_spans=batch.rejected, error_message=batch.error_message)
+            )
+        return response
+
+
+def _peer_host(peer: str) -> str:
+    """``ipv4:127.0.0.1:5000`` / ``ipv6:[::1]:5000`` → the address."""
+    _, _, rest = peer.partition(":")
+    host = rest.rsplit(":", 1)[0] if rest.count(":") >= 1 else rest
+    return host.strip("[]")
+
+
+def start_grpc_server(resolve: WriterResolver, settings: ServerSettings) -> tuple[grpc.Server, int]:
+    """Start the gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="journeyscope-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", settings.max_body_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(resolve, settings), server)
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    port = server.add_insecure_port(f"{host}:{settings.grpc_port or 0}")
+    if port == 0:
+        raise OSError(f"cannot listen for gRPC on {settings.host}:{settings.grpc_port}")
+    server.start()
+    return server, port

@@ -1,0 +1,153 @@
+"""``POST /v1/traces``: the OTLP/HTTP trace receiver.
+
+Kept off FastAPI's validation machinery on purpose: the body is read raw
+(bounded), un-gzipped (bounded), parsed by protobuf and walked once into
+columns by :mod:`journeyscope.warehouse.otlp`; nothing per span goes through
+pydantic. Status codes follow the OTLP/HTTP spec: 200 with the
+``ExportTraceServiceResponse`` (``partial_success`` when spans were refused),
+400 for a payload that is not OTLP, 413 too large, 415 unknown content type,
+503 with ``Retry-After`` when the write queue is full (exporters retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import zlib
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from google.rpc import status_pb2
+
+from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.server.access import AccessDenied, identify
+from journeyscope.server.writer import Overloaded
+from journeyscope.warehouse.otlp import decode_json, decode_protobuf, encode_response
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+router = APIRouter()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error(status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> Response:
+    """An OTLP error response: a ``google.rpc.Status`` in the request's encoding."""
+    if as_json:
+        import json
+
+        body = json.dumps({"code": status, "message": message}).encode()
+        return Response(body, status_code=status, media_type=JSON, headers=headers)
+    body = status_pb2.Status(code=status, message=message).SerializeToString()
+    return Response(body, status_code=status, media_type=PROTOBUF, headers=headers)
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    """``Retry-After`` is whole seconds (RFC 9110); rounding up never invites a sender back too early."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress with a ceiling, so a small gzip bomb cannot take the process's memory."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInputError(f"body is not valid gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _TooLarge
+    if not inflater.eof:
+        raise InvalidInputError("body is not valid gzip: truncated stream")
+    return out
+
+
+@router.post("/v1/traces")
+async def export_traces(request: Request) -> Response:
+    """Receive one OTLP ``ExportTraceServiceRequest``; answer once its spans are committed."""
+    settings = request.app.state.settings
+    try:
+        caller = identify(request.headers, request.client.host if request.client else None, request.app.state, "ingest")
+    except AccessDenied as exc:
+        as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON
+        return _error(exc.status, exc.message, as_json)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (PROTOBUF, JSON):
+        return _error(415, f"unsupported content type {content_type or '(none)'!r}; use {PROTOBUF} or {JSON}",
+                      False, {"Accept-Post": f"{PROTOBUF}, {JSON}"})
+    as_json = content_type == JSON
+    writer = caller.project.writer
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        return _error(415, f"unsupported content encoding {encoding!r}; use gzip or none", as_json)
+    try:
+        body = await _read_body(request, settings.max_body_bytes)
+        if encoding == "gzip":
+            body = _gunzip(body, settings.max_body_bytes)
+    except _TooLarge:
+        return _error(413, f"request body larger than {settings.max_body_bytes} bytes", as_json)
+    except InvalidInputError as exc:
+        return _error(400, str(exc), as_json)
+    if writer.would_refuse():
+        writer.stats.requests += 1
+        writer.stats.refused_requests += 1
+        return _error(503, "ingest queue full; retry later", as_json, _retry_after(writer.retry_hint()))
+    try:
+        batch = decode_json(body) if as_json else decode_protobuf(body)
+        table = batch.rows.to_table()
+    except InvalidInputError as exc:
+        return _error(400, str(exc), as_json)
+    except (ValueError, TypeError, OverflowError, UnicodeError) as exc:  # arrow refused a value
+        return _error(400, f"unreadable span values: {exc}", as_json)
+    if table.num_rows:
+        try:
+            future = writer.submit(table)
+        except Overloaded as exc:
+            return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), settings.ack_timeout_s)
+        except (WarehouseError, asyncio.TimeoutError) as exc:
+            message = str(exc) or "write not committed in time"
+            return _error(503, f"spans not stored: {message}", as_json, _retry_after(writer.retry_hint()))
+    body = encode_response(batch.rejected, batch.error_message, as_json=as_json)
+    return Response(body, status_code=200, media_type=JSON if as_json else PROTOBUF)
+
+
+@router.get("/v1/ingest/status")
+async def ingest_status(request: Request) -> dict[str, object]:
+    """Writer counters and the stored span count (for operators, benchmarks and tests)."""
+    try:
+        caller = identify(request.headers, request.client.host if request.client else None, request.app.state, "read")
+    except AccessDenied as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    stats = caller.project.writer.stats
+    rows = await asyncio.to_thread(caller.project.warehouse.query, "SELECT count(*) FROM spans")
+    return {
+        "spans_in_warehouse": rows[0][0],
+        "requests": stats.requests,
+        "spans_submitted": stats.spans_submitted,
+        "spans_stored": stats.spans_stored,
+        "duplicates": stats.duplicates,
+        "refused_requests": stats.refused_requests,
+        "refused_spans": stats.refused_spans,
+        "queued_spans": stats.queued_spans,
+        "transactions": stats.transactions,
+        "failed_transactions": stats.failed_transactions,
+        "write_seconds": round(stats.write_seconds, 3),
+        "visit_seconds": round(stats.visit_seconds, 3),
+    }

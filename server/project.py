@@ -1,0 +1,90 @@
+"""One project as the server holds it: its warehouse and writer, signal cache, policies, online scoring.
+
+Each project has its own warehouse file (see :mod:`journeyscope.server.auth`),
+so everything here is per project and nothing is shared between two of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from journeyscope.errors import JourneyscopeError
+from journeyscope.server.policy_store import PolicyStore
+from journeyscope.server.runtime import Runtime
+from journeyscope.server.settings import ServerSettings
+from journeyscope.server.signals import SignalCache
+from journeyscope.server.writer import BatchWriter
+from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.funnel import funnel
+
+logger = logging.getLogger(__name__)
+
+
+class Project:
+    """A project's runtime (warehouse + single writer) and the services on top of it."""
+
+    def __init__(self, name: str, settings: ServerSettings, policies: PolicyStore) -> None:
+        self.name = name
+        self.settings = settings
+        self.runtime = Runtime(settings)
+        self.policies = policies
+        self.evaluations_written = 0
+        self.signals = SignalCache(lambda f: funnel(self.warehouse, f), self.data_version, refresh_s=settings.signals_refresh_s)
+        self._stop = threading.Event()
+        self._evaluator: threading.Thread | None = None
+
+    @property
+    def warehouse(self) -> Warehouse:
+        assert self.runtime.warehouse is not None, "project not started"
+        return self.runtime.warehouse
+
+    @property
+    def writer(self) -> BatchWriter:
+        assert self.runtime.writer is not None, "project not started"
+        return self.runtime.writer
+
+    def data_version(self) -> Any:
+        """Changes whenever spans, visits or evaluations change (what the signal cache watches)."""
+        stats = self.writer.stats
+        return (stats.transactions, stats.visit_seconds, self.evaluations_written)
+
+    def start(self) -> Project:
+        self.runtime.start()
+        self.signals.start()
+        if self.settings.evaluate_online:
+            self._evaluator = threading.Thread(target=self._evaluate_loop, name=f"journeyscope-eval-{self.name}", daemon=True)
+            self._evaluator.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.signals.stop()
+        if self._evaluator is not None:
+            self._evaluator.join(timeout=30)
+        self.runtime.stop()
+
+    def evaluate_now(self) -> int:
+        """Score the visits that closed since the last run (local engine); return how many results were written."""
+        from journeyscope.warehouse.evaluations import evaluate_pending
+
+        summary = evaluate_pending(self.warehouse, "local")
+        if summary.results:
+            self.evaluations_written += summary.results
+        return summary.results
+
+    def _evaluate_loop(self) -> None:
+        """Online scoring: visits are scored within a few seconds of closing."""
+        seen: Any = None
+        while not self._stop.wait(self.settings.evaluate_interval_s):
+            version = (self.writer.stats.transactions, self.writer.stats.visit_seconds)
+            if version == seen:
+                continue
+            seen = version
+            try:
+                self.evaluate_now()
+            except JourneyscopeError as exc:
+                logger.warning("journeyscope: online evaluation failed: %s", exc)
+            except Exception:  # noqa: BLE001 - keep serving; the next round tries again
+                logger.exception("journeyscope: online evaluation failed")

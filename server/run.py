@@ -1,0 +1,63 @@
+"""Run the server process: bind the HTTP socket, start uvicorn with the app, print where it listens."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+
+import uvicorn
+
+from journeyscope.server.app import Started, create_app
+from journeyscope.server.settings import ServerSettings
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def ready_line(settings: ServerSettings, http_port: int, started: Started) -> str:
+    """The one line printed at start (tests and scripts read the ports from it)."""
+    grpc = f"OTLP/gRPC on {settings.host}:{started.grpc_port}" if started.grpc_port else "OTLP/gRPC off"
+    projects = "" if list(started.projects) == ["default"] else f" ({len(started.projects)} projects)"
+    return (
+        f"journeyscope serving {settings.db}{projects}: OTLP/HTTP on http://{settings.host}:{http_port}/v1/traces, "
+        f"{grpc}, API on http://{settings.host}:{http_port}/v1 (docs: /docs)"
+    )
+
+
+def serve(settings: ServerSettings, *, echo: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; on the way out, commit what was accepted and close the file.
+
+    Binding fails before the warehouse is opened, with an OSError naming the address.
+    """
+    from journeyscope.warehouse import Warehouse, load_journey_map
+
+    # Fail with one clear line (a locked or too-new file, a bad map) before listening at all.
+    Warehouse(settings.db, journey_map=load_journey_map(settings.map_file)).close()
+    sock = _bind(settings.host, settings.port)
+    http_port = sock.getsockname()[1]
+    say = echo or (lambda line: print(line, flush=True, file=sys.stdout))
+
+    def on_ready(started: Started) -> None:
+        say(ready_line(settings, http_port, started))
+
+    app = create_app(settings, on_ready=on_ready)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+        # Large OTLP batches arrive as one body; h11 is the pure-Python parser uvicorn always has.
+        h11_max_incomplete_event_size=settings.max_body_bytes,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if getattr(server, "started", True) is False:
+        raise SystemExit(1)

@@ -1,0 +1,50 @@
+"""What the server process owns for one warehouse file while it runs: the file and its writer thread.
+
+The warehouse file has one writer (DuckDB allows one writing process): this
+process. Readers in other processes either ask the HTTP API, or read a
+snapshot the writer made (:meth:`journeyscope.warehouse.Warehouse.snapshot`,
+``POST /v1/ingest/snapshot``), which is an ordinary DuckDB file they may open
+read-only while the server keeps writing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from journeyscope.server.settings import ServerSettings
+from journeyscope.server.writer import BatchWriter
+from journeyscope.warehouse import Warehouse, load_journey_map
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Opens and closes, in order, a warehouse file and its single writer."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.warehouse: Warehouse | None = None
+        self.writer: BatchWriter | None = None
+
+    def start(self) -> Runtime:
+        """Open the warehouse (migrating it) and start its writer."""
+        settings = self.settings
+        self.warehouse = Warehouse(settings.db, journey_map=load_journey_map(settings.map_file))
+        self.writer = BatchWriter(
+            self.warehouse,
+            max_queue_spans=settings.queue_max_spans,
+            max_batch_spans=settings.write_batch_spans,
+            retry_after_s=settings.retry_after_s,
+            idle_sweep_s=settings.idle_sweep_s,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Commit what was accepted, checkpoint and close the file."""
+        if self.writer is not None:
+            if not self.writer.shutdown(timeout_s=60):
+                logger.error("journeyscope: the writer did not finish within 60 s")
+            self.writer = None
+        if self.warehouse is not None:
+            self.warehouse.close()
+            self.warehouse = None

@@ -1,0 +1,44 @@
+"""The one settings object of the server process (DESIGN.md: an app factory takes one settings object)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the warehouse is, where to listen, and the limits that keep the receiver's memory bounded.
+
+    ``port``/``grpc_port`` 0 pick a free port (tests); ``grpc_port`` None turns gRPC off.
+    ``queue_max_spans`` bounds the spans decoded but not yet written: beyond it
+    the receiver answers 503 / UNAVAILABLE with a retry hint (the OTLP exporters
+    retry), so memory stays bounded and nothing is dropped silently.
+    """
+
+    db: str = "journeyscope.duckdb"
+    map_file: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 4318
+    grpc_port: int | None = 4317
+    #: Largest accepted request body, after gzip decompression (the OTel Collector's default is 20 MiB).
+    max_body_bytes: int = 32 * 1024 * 1024
+    #: Spans waiting for the writer before new requests are refused.
+    queue_max_spans: int = 200_000
+    #: Spans the writer commits in one transaction at most (group commit of queued requests).
+    write_batch_spans: int = 100_000
+    #: Seconds a refused client is told to wait (HTTP ``Retry-After``, gRPC ``RetryInfo``).
+    retry_after_s: float = 1.0
+    #: How long a request waits for its batch to be committed before answering 503.
+    ack_timeout_s: float = 60.0
+    #: Seconds between sweeps that mark idle journeys' open visits ``abandoned``.
+    idle_sweep_s: float = 30.0
+    grpc_workers: int = 8
+    #: API keys and projects (TOML, see journeyscope.server.auth); None: local-only, one project.
+    keys_file: str | None = None
+    #: Routing policies (TOML, see journeyscope.server.routing.policy); None: the built-in defaults.
+    policies_file: str | None = None
+    #: Score stage visits with the local evaluators as they close (within ``evaluate_interval_s``).
+    evaluate_online: bool = True
+    evaluate_interval_s: float = 2.0
+    #: Seconds between refreshes of the stage signals the API serves from memory.
+    signals_refresh_s: float = 1.0

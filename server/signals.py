@@ -1,0 +1,155 @@
+"""Stage signals for the API, precomputed and refreshed in the background.
+
+An orchestrator asks for stage signals on every turn; recomputing a funnel
+over a million journeys per request would cost a second each time. Instead each
+filter that has been asked for recently is recomputed by a background thread
+whenever the warehouse has changed (and at most every ``refresh_s``), and
+requests answer from memory. The first request for a new filter computes it
+once, synchronously. Stage visits themselves are the incrementally maintained
+rollup of spans (the writer re-derives only touched journeys); this cache is the
+layer on top that makes reads O(1).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from journeyscope.server.routing.decide import StageSignal
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.funnel import FunnelReport, StageFunnel
+
+logger = logging.getLogger(__name__)
+
+RESOLUTION = "conversation_resolution"
+QUALITY = "customer_agent_conversation_quality"
+RETENTION = "customer_agent_context_retention"
+
+
+def _signal(value: float | None, n: int, low: float | None = None, high: float | None = None) -> StageSignal:
+    return StageSignal(value, n, low, high)
+
+
+def stage_signal_set(stage: StageFunnel) -> dict[str, StageSignal]:
+    """The routing signals of one funnel row (rates with intervals, evaluator means)."""
+    signals = {
+        "completion_rate": _signal(stage.completion.value, stage.entered, stage.completion.low, stage.completion.high),
+        "reentry_rate": _signal(stage.reentry.value, stage.entered, stage.reentry.low, stage.reentry.high),
+    }
+    fails = scored = 0
+    for ev in stage.evaluators:
+        fr = ev.fail_rate
+        fails += fr.k
+        scored += fr.n
+        if ev.evaluator == RESOLUTION and fr.value is not None:
+            # resolution rate = share of scored visits that passed; its interval mirrors the fail rate's
+            signals["resolution_rate"] = _signal(
+                1 - fr.value, fr.n, None if fr.high is None else 1 - fr.high, None if fr.low is None else 1 - fr.low
+            )
+            signals["resolution_mean"] = _signal(ev.mean_score, fr.n)
+        elif ev.evaluator == QUALITY:
+            signals["quality_mean"] = _signal(ev.mean_score, fr.n)
+        elif ev.evaluator == RETENTION:
+            signals["retention_mean"] = _signal(ev.mean_score, fr.n)
+            signals["retention_fail_rate"] = _signal(fr.value, fr.n, fr.low, fr.high)
+    if scored:
+        from journeyscope.warehouse.stats import rate
+
+        r = rate(fails, scored)
+        signals["eval_fail_rate"] = _signal(r.value, scored, r.low, r.high)
+    return signals
+
+
+@dataclass
+class _Entry:
+    report: FunnelReport
+    computed_at: float
+    version: Any
+    last_used: float
+
+
+class SignalCache:
+    """Funnel reports per filter, served from memory and refreshed when the data changes.
+
+    ``compute`` builds a report for a filter; ``version`` tells whether the
+    warehouse changed since (any value that changes with every commit).
+    """
+
+    def __init__(
+        self,
+        compute: Callable[[Filters], FunnelReport],
+        version: Callable[[], Any],
+        *,
+        refresh_s: float = 1.0,
+        forget_after_s: float = 600.0,
+    ) -> None:
+        self._compute = compute
+        self._version = version
+        self.refresh_s = refresh_s
+        self.forget_after_s = forget_after_s
+        self._entries: dict[Filters, _Entry] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SignalCache:
+        self._thread = threading.Thread(target=self._loop, name="journeyscope-signals", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def report(self, filters: Filters) -> tuple[FunnelReport, float]:
+        """The report for ``filters`` and its age in seconds."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(filters)
+            if entry is not None:
+                entry.last_used = now
+                return entry.report, now - entry.computed_at
+        version = self._version()
+        report = self._compute(filters)
+        with self._lock:
+            self._entries[filters] = _Entry(report, time.monotonic(), version, now)
+        return report, 0.0
+
+    def stage_signals(self, filters: Filters, journey: str | None, stage: str | None) -> dict[str, StageSignal]:
+        """Routing signals of one stage (empty when the stage has no data for the filter)."""
+        report, _ = self.report(filters)
+        for jf in report.journeys:
+            if journey is not None and jf.journey != journey:
+                continue
+            for row in jf.stages:
+                if row.stage == stage:
+                    return stage_signal_set(row)
+        return {}
+
+    def refresh_once(self) -> int:
+        """Recompute every stale, recently used filter; return how many were recomputed."""
+        now = time.monotonic()
+        version = self._version()
+        with self._lock:
+            for key in [k for k, e in self._entries.items() if now - e.last_used > self.forget_after_s]:
+                del self._entries[key]
+            stale = [k for k, e in self._entries.items() if e.version != version and now - e.computed_at >= self.refresh_s]
+        for filters in stale:
+            report = self._compute(filters)
+            with self._lock:
+                if filters in self._entries:
+                    entry = self._entries[filters]
+                    entry.report, entry.computed_at, entry.version = report, time.monotonic(), version
+        return len(stale)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.refresh_s / 2):
+            try:
+                self.refresh_once()
+            except Exception:  # noqa: BLE001 - a failed refresh keeps serving the last good report
+                logger.exception("journeyscope: refreshing stage signals failed")

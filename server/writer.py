@@ -1,0 +1,253 @@
+"""The single writer: a bounded queue of decoded batches and one thread that commits them.
+
+Shaped like OpenTelemetry's ``BatchSpanProcessor``: a bounded queue, one worker
+woken by a condition, ``force_flush``/``shutdown``, and counted refusals. It
+differs where a receiver must: a full queue *refuses* a batch
+(:class:`Overloaded`, which the receiver turns into 503 / UNAVAILABLE so the
+sender retries) instead of dropping it, and each submitted batch gets a future
+that resolves only once the batch is committed in DuckDB, so a sender is
+acknowledged only for spans that are durably stored.
+
+Queued batches are committed together (group commit): under load, one DuckDB
+transaction serves many requests, and stage-visit upkeep runs after the commit
+(acks do not wait for it) when the queue is empty, and under load at most every
+``visit_interval_s`` or twice the last upkeep's duration, whichever is longer:
+upkeep re-derives whole journeys, so it never takes more than about a third of
+the writer's time, and one upkeep serves many transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from journeyscope.errors import JourneyscopeError, WarehouseError
+from journeyscope.warehouse import IngestResult, Warehouse
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BatchWriter", "Overloaded", "WriterStats"]
+
+
+class Overloaded(JourneyscopeError):
+    """The queue is full (or the writer is stopping): try again after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class WriterStats:
+    """Counters since start (read without a lock: monotonic ints, for status and tests)."""
+
+    requests: int = 0
+    spans_submitted: int = 0
+    spans_stored: int = 0
+    duplicates: int = 0
+    refused_requests: int = 0
+    refused_spans: int = 0
+    transactions: int = 0
+    failed_transactions: int = 0
+    queued_spans: int = 0
+    write_seconds: float = 0.0
+    visit_seconds: float = 0.0
+
+
+@dataclass
+class _Job:
+    table: pa.Table
+    future: Future[IngestResult]
+
+
+class BatchWriter:
+    """Commits queued span tables to one :class:`Warehouse` from one thread."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        *,
+        max_queue_spans: int = 200_000,
+        max_batch_spans: int = 100_000,
+        retry_after_s: float = 1.0,
+        idle_sweep_s: float = 30.0,
+        visit_interval_s: float = 0.5,
+    ) -> None:
+        if max_queue_spans <= 0 or max_batch_spans <= 0:
+            raise ValueError("max_queue_spans and max_batch_spans must be positive")
+        self.warehouse = warehouse
+        self.max_queue_spans = max_queue_spans
+        self.max_batch_spans = max_batch_spans
+        self.retry_after_s = retry_after_s
+        self.idle_sweep_s = idle_sweep_s
+        self.visit_interval_s = visit_interval_s
+        self.stats = WriterStats()
+        self._queue: deque[_Job] = deque()
+        self._queued_spans = 0
+        self._busy = False
+        self._stopping = False
+        self._flush_requested = False
+        self._recent_rate = 0.0  # spans/s of recent commits (for the retry hint)
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="journeyscope-writer", daemon=True)
+        self._thread.start()
+
+    # -- producers -------------------------------------------------------------------
+    def would_refuse(self, spans: int = 1) -> bool:
+        """A cheap pre-check before decoding a request (the answer may change; :meth:`submit` decides)."""
+        return self._stopping or (bool(self._queue) and self._queued_spans + spans > self.max_queue_spans)
+
+    def retry_hint(self) -> float:
+        """Seconds a refused sender should wait: about the time to drain the queue, never less than the
+        configured ``retry_after_s``, with jitter so refused senders do not all come back at once."""
+        rate = self._recent_rate
+        drain = self._queued_spans / rate if rate > 0 else 0.0
+        return max(self.retry_after_s, min(drain, 30.0)) * random.uniform(1.0, 2.0)
+
+    def submit(self, table: pa.Table) -> Future[IngestResult]:
+        """Queue a batch; the future resolves once it is committed (or fails with WarehouseError).
+
+        Raises :class:`Overloaded` when the queue is full. A batch larger than the
+        whole queue is still taken when the queue is empty, so no batch is
+        refused forever (the request size limit bounds it).
+        """
+        future: Future[IngestResult] = Future()
+        n = table.num_rows
+        with self._cond:
+            self.stats.requests += 1
+            if self._stopping:
+                self._refuse(n)
+                raise Overloaded("the receiver is shutting down", self.retry_hint())
+            if self._queue and self._queued_spans + n > self.max_queue_spans:
+                self._refuse(n)
+                raise Overloaded(
+                    f"ingest queue full ({self._queued_spans} spans waiting, limit {self.max_queue_spans})",
+                    self.retry_hint(),
+                )
+            self._queue.append(_Job(table, future))
+            self._queued_spans += n
+            self.stats.queued_spans = self._queued_spans
+            self.stats.spans_submitted += n
+            self._cond.notify()
+        return future
+
+    def _refuse(self, n: int) -> None:
+        self.stats.refused_requests += 1
+        self.stats.refused_spans += n
+
+    # -- lifecycle -------------------------------------------------------------------
+    def force_flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything queued so far is committed and its visits derived; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._flush_requested = True
+            self._cond.notify_all()
+            while self._queue or self._busy or self._flush_requested:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def shutdown(self, timeout_s: float = 30.0) -> bool:
+        """Refuse new batches, commit the queued ones, stop the thread. Idempotent."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- the writer thread -----------------------------------------------------------
+    def _take(self) -> list[_Job]:
+        jobs: list[_Job] = []
+        spans = 0
+        while self._queue and (not jobs or spans + self._queue[0].table.num_rows <= self.max_batch_spans):
+            job = self._queue.popleft()
+            job.future.set_running_or_notify_cancel()  # a cancelled wait is still written
+            jobs.append(job)
+            spans += job.table.num_rows
+        self._queued_spans -= spans
+        self.stats.queued_spans = self._queued_spans
+        return jobs
+
+    def _run(self) -> None:
+        last_sweep = time.monotonic()
+        visits_due = 0.0
+        visits_pending = False
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping and not self._flush_requested:
+                    timeout = max(0.0, visits_due - time.monotonic()) if visits_pending else self.idle_sweep_s
+                    if not self._cond.wait(timeout):
+                        break
+                jobs = self._take()
+                stopping = self._stopping and not self._queue
+                flush = self._flush_requested
+                self._flush_requested = False
+                self._busy = bool(jobs) or (visits_pending and (flush or stopping))
+            if jobs:
+                self._commit(jobs)
+                visits_pending = True
+            now = time.monotonic()
+            if visits_pending and (now >= visits_due or flush or stopping):
+                took = self._update_visits()
+                visits_pending = False
+                visits_due = time.monotonic() + max(self.visit_interval_s, 2 * took)
+            if now - last_sweep >= self.idle_sweep_s:
+                last_sweep = now
+                self._sweep()
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                if stopping and not self._queue:
+                    return
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        tables = [job.table for job in jobs]
+        started = time.perf_counter()
+        try:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            result = self.warehouse.ingest(table, update_visits=False)
+        except Exception as exc:  # noqa: BLE001 - a failed write fails its requests, never the thread
+            self.stats.failed_transactions += 1
+            error = exc if isinstance(exc, WarehouseError) else WarehouseError(f"write failed: {exc!r}")
+            logger.error("journeyscope: committing %d requests failed: %s", len(jobs), error)
+            for job in jobs:
+                if not job.future.cancelled():
+                    job.future.set_exception(error)
+            return
+        took = time.perf_counter() - started
+        self.stats.write_seconds += took
+        rate = table.num_rows / took if took > 0 else 0.0
+        self._recent_rate = rate if self._recent_rate == 0 else 0.7 * self._recent_rate + 0.3 * rate
+        self.stats.transactions += 1
+        self.stats.spans_stored += result.accepted
+        self.stats.duplicates += result.duplicates
+        # The group's split between new and duplicate spans is not known per request; each
+        # request learns that all its spans are stored, which is what an OTLP ack means.
+        for job in jobs:
+            if not job.future.cancelled():
+                job.future.set_result(IngestResult(job.table.num_rows, 0))
+
+    def _update_visits(self) -> float:
+        started = time.perf_counter()
+        try:
+            self.warehouse.update_visits()
+        except JourneyscopeError as exc:  # the spans are stored; the backlog stays for the next try
+            logger.warning("journeyscope: stage-visit upkeep failed: %s", exc)
+        took = time.perf_counter() - started
+        self.stats.visit_seconds += took
+        return took
+
+    def _sweep(self) -> None:
+        try:
+            self.warehouse.close_idle_visits()
+        except JourneyscopeError as exc:
+            logger.warning("journeyscope: closing idle visits failed: %s", exc)

@@ -1,0 +1,58 @@
+"""What every command shares: the ``--db`` option, opening the warehouse, error handling."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from journeyscope.errors import JourneyscopeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(fn: F) -> F:
+    """``--db PATH``, defaulting to ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``."""
+    return click.option(
+        "--db",
+        "db",
+        envvar="JOURNEYSCOPE_DB",
+        default="journeyscope.duckdb",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="Warehouse file (DuckDB). Env: JOURNEYSCOPE_DB.",
+    )(fn)
+
+
+def map_option(fn: F) -> F:
+    """``--map FILE``: the journey map, defaulting to ``$JOURNEYSCOPE_MAP`` or ``./journeys.toml``."""
+    return click.option(
+        "--map",
+        "map_file",
+        envvar="JOURNEYSCOPE_MAP",
+        type=click.Path(dir_okay=False),
+        help="Journey map (TOML). Default: ./journeys.toml when present. Env: JOURNEYSCOPE_MAP.",
+    )(fn)
+
+
+def run_cli(group: click.Group, argv: list[str] | None) -> int:
+    """Run the click group, turning project errors into one line on stderr and exit code 1."""
+    try:
+        group.main(args=argv, prog_name="journeyscope", standalone_mode=False)
+    except JourneyscopeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except BrokenPipeError:  # e.g. `journeyscope export spans | head`
+        sys.stderr.close()
+        return 0
+    return 0

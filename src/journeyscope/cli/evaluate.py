@@ -1,0 +1,83 @@
+"""``journeyscope evaluate``: score every stage visit not yet scored, then summarise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from journeyscope.cli.common import db_option, map_option
+from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.evaluators import registered
+from journeyscope.warehouse import Warehouse, load_journey_map
+from journeyscope.warehouse.evaluations import ENGINES, NO_CONSENT_POLICIES, EvaluationSummary, evaluate_pending
+
+
+def _percent(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _print_summary(summary: EvaluationSummary, out: Console) -> None:
+    rate = f" ({summary.visits_per_second:,.0f} visits/s)" if summary.scored else ""
+    out.print(
+        f"{summary.scored} stage visits scored with the {summary.engine} engine in {summary.seconds:.1f}s{rate}; "
+        f"{summary.up_to_date} already up to date, {summary.skipped_open} skipped (still open), "
+        f"{summary.errors} errors",
+        highlight=False,
+    )
+    if summary.no_consent:
+        out.print(f"{summary.no_consent} visits kept from the LLM judge: no consent to AI evaluation", highlight=False)
+    if summary.changed:
+        out.print(f"{summary.changed} visits changed while being read; the next run scores them", highlight=False)
+    if summary.llm_calls:
+        out.print(f"{summary.llm_calls} LLM judge calls", highlight=False)
+    if not summary.evaluators:
+        return
+    table = Table("evaluator", "visits", "scored", "mean score", "fail rate", "errors",
+                  title="Evaluations in the warehouse")
+    for s in summary.evaluators:
+        table.add_row(s.evaluator, str(s.results), str(s.scored),
+                      "-" if s.mean_score is None else f"{s.mean_score:.3f}", _percent(s.fail_rate), str(s.errors))
+    out.print(table)
+
+
+@click.command()
+@db_option
+@map_option
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="local: deterministic, no network. llm: an OpenAI-compatible judge (JOURNEYSCOPE_LLM_*).")
+@click.option("--evaluator", "evaluators", multiple=True, metavar="NAME",
+              help="Run only this evaluator (repeatable). Default: every registered evaluator.")
+@click.option("--on-no-consent", type=click.Choice(NO_CONSENT_POLICIES), default="local", show_default=True,
+              help="With --engine llm, visits of customers without consent to AI evaluation: "
+                   "score them locally, or skip them.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=64), default=8, show_default=True,
+              help="Parallel LLM judge calls.")
+def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, ...], on_no_consent: str,
+             concurrency: int) -> None:
+    """Score every stage visit not yet scored by the current evaluator versions.
+
+    Visits whose outcome is still open are skipped (they may still grow); re-running adds nothing
+    new unless spans, an evaluator's version or the engine changed.
+    """
+    known = registered()
+    unknown = [n for n in evaluators if n not in known]
+    if unknown:
+        raise InvalidInputError(f"unknown evaluator(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if db != ":memory:" and not Path(db).exists():
+        raise WarehouseError(f"no warehouse at {db}: create one with 'journeyscope demo' or 'journeyscope import'")
+    console = Console(stderr=True)
+    with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse:
+        with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("visits", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,
+                                       on_no_consent=on_no_consent, concurrency=concurrency)
+    _print_summary(summary, Console())

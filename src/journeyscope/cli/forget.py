@@ -1,0 +1,48 @@
+"""``journeyscope forget``: erase one customer from a warehouse file, and prove it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from journeyscope.cli.common import db_option
+from journeyscope.errors import WarehouseError
+from journeyscope.warehouse.erasure import forget_customer
+
+
+@click.command("forget")
+@click.option("--customer", "customer_id", required=True, help="The customer id (customer.id) to erase.")
+@db_option
+@click.option("--reference", help="Request reference for the audit log, e.g. a ticket number (never the id).")
+@click.option("--also-check", multiple=True, metavar="TEXT",
+              help="Another identifier of this customer (an e-mail, a name) that must be gone from the file bytes.")
+@click.option("--no-compact", is_flag=True,
+              help="Only delete rows: the file keeps their bytes in free blocks until it is compacted.")
+def forget(customer_id: str, db: str, reference: str | None, also_check: tuple[str, ...], no_compact: bool) -> None:
+    """Erase a customer's spans, visits, evaluations, routing decisions and redaction log, then verify.
+
+    The warehouse is rewritten into a fresh file (deleted rows leave no bytes behind)
+    and its raw bytes are searched for the customer id, their journey ids and every
+    --also-check value. Stop 'journeyscope serve' first: the file must not be open.
+    """
+    if not Path(db).is_file():
+        raise WarehouseError(f"no warehouse at {db}")
+    result = forget_customer(db, customer_id, reference=reference, compact=not no_compact,
+                             verify=not no_compact, also_check=list(also_check))
+    for table, count in result.rows.items():
+        click.echo(f"  {table:<16} {count:>8} rows deleted")
+    click.echo(f"erased {result.total} rows of {result.journeys} journeys (audit entry {result.audit_id})")
+    if result.compaction is not None:
+        c = result.compaction
+        click.echo(f"compacted {db}: {c.bytes_before:,} -> {c.bytes_after:,} bytes in {c.seconds:.2f}s")
+    if result.still_found:
+        raise WarehouseError(
+            f"{len(result.still_found)} identifier(s) still found in the bytes of {db}: "
+            + ", ".join(result.still_found)
+        )
+    if result.still_found is not None:
+        checked = 1 + result.journeys + len(also_check)
+        click.echo(f"verified: none of {checked} identifier(s) remain in the bytes of {db}")
+    else:
+        click.echo("not compacted: deleted rows may remain in the file's free blocks until it is compacted")

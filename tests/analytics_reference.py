@@ -1,0 +1,125 @@
+"""Plain-Python reference for the analytics definitions, computed straight from import records.
+
+Independent of the warehouse on purpose: it reads the JSONL journeys as a person
+would read DESIGN.md, so the SQL is checked against a second implementation.
+Historical data only (every journey idle for long): outcomes are explicit,
+``completed`` or ``abandoned``, never ``open``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from statistics import mean
+from typing import Any
+
+
+def ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def visits_of(journey: dict[str, Any], map_stages: list[str] | None) -> list[dict[str, Any]]:
+    """Visits with stage, visit number, outcome, duration and channels."""
+    items = sorted(enumerate(journey["turns"]), key=lambda p: (ts(p[1]["ts"]), p[0]))
+    visits: list[dict[str, Any]] = []
+    counts: dict[str, int] = defaultdict(int)
+    for _, item in items:
+        if item.get("event") == "outcome":
+            owner = next(v for v in reversed(visits) if v["stage"] == item["stage"])
+            owner["explicit"] = item["outcome"]
+            continue
+        stage = item["stage"]
+        channel = item.get("channel") or journey.get("channel")
+        if not visits or visits[-1]["stage"] != stage:
+            counts[stage] += 1
+            visits.append({"stage": stage, "visit": counts[stage], "start": ts(item["ts"]), "channels": set(),
+                           "explicit": None, "turns": 0})
+        v = visits[-1]
+        v["end"] = ts(item["ts"])
+        v["turns"] += 1
+        if channel:
+            v["channels"].add(channel)
+    first: dict[str, int] = {}
+    for position, v in enumerate(visits):
+        first.setdefault(v["stage"], position)
+        v["position"] = position
+    for position, v in enumerate(visits):
+        later = [w["stage"] for w in visits[position + 1:]]
+        if map_stages and v["stage"] in map_stages:
+            further = any(s in map_stages and map_stages.index(s) > map_stages.index(v["stage"]) for s in later)
+        else:
+            further = any(first[s] > first[v["stage"]] for s in later)
+        v["outcome"] = v["explicit"] or ("completed" if further else "abandoned")
+    return visits
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (DuckDB's quantile_cont)."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def funnel(
+    journeys: list[dict[str, Any]],
+    maps: dict[str, list[str]],
+    *,
+    cohort: str | None = None,
+    channel: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """journey type → {"total", "order", "stages": {stage: figures}} over visits passing the filters."""
+    per_type: dict[str, list[tuple[str, list[dict[str, Any]]]]] = defaultdict(list)
+    for j in journeys:
+        if cohort is not None and j.get("cohort") != cohort:
+            continue
+        vs = [v for v in visits_of(j, maps.get(j["journey"])) if channel is None or channel in v["channels"]]
+        if vs:
+            per_type[j["journey"]].append((j["journey_id"], vs))
+    result: dict[str, dict[str, Any]] = {}
+    for jtype, items in per_type.items():
+        stats: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"entered": 0, "completed": 0, "reentered": 0, "visits": 0, "times": [], "first": []}
+        )
+        for _, vs in items:
+            by_stage: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for v in vs:
+                by_stage[v["stage"]].append(v)
+            for stage, svs in by_stage.items():
+                s = stats[stage]
+                s["entered"] += 1
+                s["completed"] += any(v["outcome"] == "completed" for v in svs)
+                s["reentered"] += max(v["visit"] for v in svs) >= 2
+                s["visits"] += len(svs)
+                s["times"].append(sum(v["end"] - v["start"] for v in svs))
+                s["first"].append(min(v["position"] for v in svs))
+        if jtype in maps:
+            order = list(maps[jtype]) + sorted((s for s in stats if s not in maps[jtype]), key=lambda s: (mean(stats[s]["first"]), s))
+        else:
+            order = sorted(stats, key=lambda s: (mean(stats[s]["first"]), s))
+        stages = {}
+        previous = None
+        for stage in order:
+            s = stats.get(stage)
+            in_map = jtype not in maps or stage in maps[jtype]
+            entered = s["entered"] if s else 0
+            stages[stage] = {
+                "entered": entered,
+                "completed": s["completed"] if s else 0,
+                "dropped": entered - (s["completed"] if s else 0),
+                "reentered": s["reentered"] if s else 0,
+                "visits": s["visits"] if s else 0,
+                "completion_rate": (s["completed"] / entered) if entered else None,
+                "reentry_rate": (s["reentered"] / entered) if entered else None,
+                # A stage outside the map has no place in the sequence, so no conversion.
+                "conversion_from_previous": None if previous is None or not in_map else (
+                    entered / previous if previous else None
+                ),
+                "median": quantile(s["times"], 0.5) if s else None,
+                "p90": quantile(s["times"], 0.9) if s else None,
+            }
+            if in_map:
+                previous = entered
+        result[jtype] = {"total": len(items), "order": "map" if jtype in maps else "inferred", "stages": stages}
+    return result

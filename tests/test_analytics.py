@@ -1,0 +1,219 @@
+"""Funnels, re-entry, flows and comparisons: SQL results against a plain-Python reference, exactly."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import analytics_reference as ref
+from journeyscope.errors import ConfigError
+from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.compare import compare
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.flows import journey_outcomes, reentry_ranking, transitions
+from journeyscope.warehouse.funnel import funnel
+from journeyscope.warehouse.importer import import_jsonl
+from journeyscope.warehouse.journey_map import parse_journey_map
+from journeyscope.warehouse.stats import difference, rate, wilson
+
+MAP_TOML = """
+[journeys.alpha]
+stages = ["a", "b", "c", "d"]
+idle_timeout = "30m"
+"""
+MAPS = {"alpha": ["a", "b", "c", "d"]}
+CHANNELS = ["chat", "email", "voice"]
+
+
+def generate(n: int, seed: int) -> list[dict]:
+    """Journeys with known drop-offs, backtracks (re-entries), stray stages and explicit outcomes."""
+    rnd = random.Random(seed)
+    journeys = []
+    start = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    for i in range(n):
+        jtype = "alpha" if i % 3 else "beta"
+        stages = MAPS["alpha"] if jtype == "alpha" else ["x", "y", "z"]
+        t = start + timedelta(hours=rnd.randrange(24 * 60))
+        turns = []
+        k = 0
+        path = []
+        while k < len(stages):
+            path.append(stages[k])
+            if rnd.random() < 0.15:
+                break  # drop-off
+            if k > 0 and rnd.random() < 0.1:
+                path.append(stages[k - 1])  # backtrack: a re-entry of the previous stage
+                path.append(stages[k])  # and back: a re-entry of this one
+            if jtype == "alpha" and rnd.random() < 0.05:
+                path.append("stray")  # a stage the map does not know
+            k += 1
+        for stage in path:
+            channel = rnd.choice(CHANNELS)
+            for role in ("customer", "agent")[: rnd.randint(1, 2)]:
+                t += timedelta(seconds=rnd.randint(1, 400))
+                turns.append({"role": role, "text": f"{role} in {stage}", "ts": t.isoformat(), "stage": stage, "channel": channel})
+            if rnd.random() < 0.1:
+                outcome = rnd.choice(["completed", "failed", "escalated"])
+                turns.append({"event": "outcome", "outcome": outcome, "stage": stage, "ts": t.isoformat()})
+        journeys.append(
+            {"journey_id": f"g-{seed}-{i}", "customer_id": f"c-{i % 50}", "journey": jtype,
+             "cohort": rnd.choice(["A", "B"]), "turns": turns}
+        )
+    return journeys
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("analytics")
+    journeys = generate(600, seed=21)
+    path = tmp / "gen.jsonl"
+    path.write_text("\n".join(json.dumps(j) for j in journeys))
+    wh = Warehouse(tmp / "gen.duckdb", journey_map=parse_journey_map(MAP_TOML))
+    summary = import_jsonl(wh, path)
+    assert summary.journeys == 600 and not summary.skipped
+    yield wh, journeys
+    wh.close()
+
+
+def assert_matches(report, expected):
+    assert {j.journey for j in report.journeys} == set(expected)
+    for jf in report.journeys:
+        exp = expected[jf.journey]
+        assert jf.total == exp["total"]
+        assert jf.order == exp["order"]
+        assert [s.stage for s in jf.stages] == list(exp["stages"]), jf.journey
+        for s in jf.stages:
+            e = exp["stages"][s.stage]
+            got = s.as_dict()
+            for key in ("entered", "completed", "dropped", "reentered", "visits"):
+                assert got[key] == e[key], (jf.journey, s.stage, key)
+            for key in ("completion_rate", "reentry_rate", "conversion_from_previous"):
+                assert got[key] == pytest.approx(e[key]), (jf.journey, s.stage, key)
+            assert s.median_seconds == pytest.approx(e["median"]), (jf.journey, s.stage)
+            assert s.p90_seconds == pytest.approx(e["p90"]), (jf.journey, s.stage)
+
+
+def test_funnel_matches_the_reference_exactly(generated):
+    wh, journeys = generated
+    report = funnel(wh)
+    assert_matches(report, ref.funnel(journeys, MAPS))
+    alpha = report.journey("alpha")
+    assert alpha.unmapped_stages == ("stray",)
+    assert not alpha.stage("stray").in_map
+    assert any("stray" in w for w in report.warnings)
+    assert report.journey("beta").order == "inferred"
+
+
+@pytest.mark.parametrize("cohort, channel", [("A", None), (None, "email"), ("B", "voice")])
+def test_filtered_funnels_match_the_reference(generated, cohort, channel):
+    wh, journeys = generated
+    report = funnel(wh, Filters(cohort=cohort, channel=channel))
+    assert_matches(report, ref.funnel(journeys, MAPS, cohort=cohort, channel=channel))
+
+
+def test_time_window_keeps_only_visits_started_inside(generated):
+    wh, journeys = generated
+    since = datetime(2025, 4, 1, tzinfo=timezone.utc)
+    report = funnel(wh, Filters(journey="alpha", since=since))
+    inside = sum(
+        1 for j in journeys if j["journey"] == "alpha"
+        and any(v["start"] >= since.timestamp() for v in ref.visits_of(j, MAPS["alpha"]))
+    )
+    assert report.journey("alpha").total == inside
+
+
+def test_unknown_journey_or_cohort_is_an_empty_result_that_says_so(generated):
+    wh, _ = generated
+    for filters in (Filters(journey="nope"), Filters(cohort="Z")):
+        report = funnel(wh, filters)
+        assert report.journeys == ()
+        assert report.note and "no stage visits match" in report.note
+        assert report.as_dict()["journeys"] == []
+
+
+def test_reentry_ranking_orders_by_rate(generated):
+    wh, journeys = generated
+    ranking = reentry_ranking(funnel(wh), min_entered=20)
+    rates = [r["reentry_rate"] for r in ranking]
+    assert rates == sorted(rates, reverse=True)
+    expected = ref.funnel(journeys, MAPS)
+    top = ranking[0]
+    assert top["reentered"] == expected[top["journey"]]["stages"][top["stage"]]["reentered"]
+
+
+def test_transitions_count_every_step_and_mark_backtracks(generated):
+    wh, journeys = generated
+    edges = {(t.journey, t.source, t.target): t for t in transitions(wh)}
+    counts: dict = {}
+    for j in journeys:
+        vs = ref.visits_of(j, MAPS.get(j["journey"]))
+        for a, b in zip(vs, vs[1:]):
+            key = (j["journey"], a["stage"], b["stage"])
+            counts[key] = counts.get(key, 0) + 1
+        last = vs[-1]
+        end = "(completed)" if last["outcome"] == "completed" else "(exit)"
+        counts[(j["journey"], last["stage"], end)] = counts.get((j["journey"], last["stage"], end), 0) + 1
+    assert {k: t.journeys for k, t in edges.items()} == counts
+    assert edges[("alpha", "b", "a")].backtrack and not edges[("alpha", "a", "b")].backtrack
+
+
+def test_journey_completion_by_cohort_and_channel_mix(generated):
+    wh, journeys = generated
+    outcomes = journey_outcomes(wh)
+    done: dict = {}
+    for j in journeys:
+        order = MAPS.get(j["journey"]) or ["x", "y", "z"]
+        vs = ref.visits_of(j, MAPS.get(j["journey"]))
+        completed = any(v["stage"] == order[-1] and v["outcome"] == "completed" for v in vs)
+        for key in (j["journey"], (j["journey"], j["cohort"])):
+            k, n = done.get(key, (0, 0))
+            done[key] = (k + completed, n + 1)
+    for jtype in ("alpha", "beta"):
+        assert (outcomes.overall[jtype].k, outcomes.overall[jtype].n) == done[jtype]
+        for cohort in ("A", "B"):
+            r = outcomes.by_cohort[(jtype, cohort)]
+            assert (r.k, r.n) == done[(jtype, cohort)]
+    per_type = {}
+    for lift in outcomes.channel_mix:
+        per_type[lift.journey] = per_type.get(lift.journey, 0) + lift.completion.n
+        assert lift.lift == pytest.approx(lift.completion.value / lift.overall.value)
+    assert per_type == {"alpha": done["alpha"][1], "beta": done["beta"][1]}
+
+
+def test_compare_two_cohorts_reports_difference_with_interval(generated):
+    wh, journeys = generated
+    result = compare(wh, Filters(cohort="A"), Filters(cohort="B"))
+    exp_a = ref.funnel(journeys, MAPS, cohort="A")["alpha"]["stages"]["b"]
+    exp_b = ref.funnel(journeys, MAPS, cohort="B")["alpha"]["stages"]["b"]
+    d = result.stage("alpha", "b").completion
+    assert d.value == pytest.approx(exp_b["completion_rate"] - exp_a["completion_rate"])
+    assert d.low < d.value < d.high
+
+
+def test_wilson_and_newcombe_known_values():
+    assert wilson(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-4)
+    assert wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)  # Newcombe 1998, table I example
+    d = difference(rate(56, 70), rate(48, 80))  # Newcombe 1998 (method 10): 0.2 → [0.0524, 0.3339] for a − b
+    assert d.value == pytest.approx(-0.2)
+    assert (d.low, d.high) == pytest.approx((-0.3339, -0.0524), abs=1e-3)
+    assert rate(0, 0).value is None
+
+
+def test_malformed_map_names_the_line():
+    with pytest.raises(ConfigError, match="line 3"):
+        parse_journey_map('[journeys.alpha]\nstages = ["a"]\nidle_timeout = "soon"\n')
+
+
+def test_star_dev_funnel_matches_the_reference(tmp_path):
+    source = ref_path = __import__("conftest").STAR / "dev.jsonl.gz"
+    journeys = [json.loads(line) for line in gzip.open(ref_path, "rt")]
+    wh = Warehouse(tmp_path / "star.duckdb", journey_map=parse_journey_map(""))
+    import_jsonl(wh, source)
+    try:
+        assert_matches(funnel(wh), ref.funnel(journeys, {}))
+    finally:
+        wh.close()

@@ -1,0 +1,35 @@
+"""The README stays true: the commands it shows exist, and CI runs the test line it documents."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from journeyscope.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_command_is_documented_in_the_readme():
+    for name in cli.commands:
+        assert f"journeyscope {name}" in README, f"'journeyscope {name}' is not in README.md"
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = README.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("**Run the tests**")))
+    documented = next(line for line in lines[start:] if line.startswith("python3 -m venv "))
+    found = subprocess.run(
+        ["awk", r"/^\*\*Run the tests\*\*/ {found=1} found && /^python3 -m venv / {print; exit}", "README.md"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert found == documented
+    assert documented.endswith("python -m pytest")
+    assert "awk" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_first_screen_has_the_two_commands():
+    first_screen = "\n".join(README.splitlines()[:25])
+    assert "journeyscope demo" in first_screen
+    assert "pytest" in first_screen

@@ -1,0 +1,69 @@
+"""Accuracy of the local engine on real labelled dialogues (the STAR development split in tests/data/star).
+
+The floors are the figures measured when this was written, minus a small margin for harmless
+refactoring; they are not lowered to make a change pass. The resolution floor sits below the
+project target of 0.97 because the measured figure is below it (0.961): see benchmarks/star_accuracy.py
+and the evaluators' README for why. The held-out STAR split, not this one, judges the evaluators.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "star"
+
+pytestmark = pytest.mark.skipif(not (DATA / "dev.jsonl.gz").exists(), reason="STAR dev data not present")
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("star_accuracy", ROOT / "benchmarks" / "star_accuracy.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("star_accuracy", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def figures() -> object:
+    bench = _bench()
+    contexts = bench.load_visit_contexts(DATA / "dev.jsonl.gz")
+    vlabels, jlabels = bench._load_labels(DATA / "dev-labels.jsonl.gz")
+    scored = bench.score_all(contexts)
+    return bench.figures(scored, vlabels, jlabels, lambda j: True)
+
+
+def test_grouping_matches_the_labelled_visits() -> None:
+    bench = _bench()
+    contexts = bench.load_visit_contexts(DATA / "dev.jsonl.gz")
+    vlabels, _ = bench._load_labels(DATA / "dev-labels.jsonl.gz")
+    keys = {(c.visit.journey_id, len(c.history)) for c in contexts}
+    assert keys == set(vlabels)
+    for c in contexts:
+        assert vlabels[(c.visit.journey_id, len(c.history))]["visit"] == c.visit.visit
+
+
+def test_resolution_auroc(figures: object) -> None:
+    assert figures.resolution_auroc >= 0.95  # measured 0.961; target 0.97 not reached
+
+
+def test_retention_auroc_and_recall(figures: object) -> None:
+    assert figures.retention_auroc >= 0.97  # measured 0.990
+    assert figures.retention_recall5 >= 0.9  # measured 1.000 at 5% false-positive rate
+
+
+def test_quality_auroc(figures: object) -> None:
+    assert figures.quality_auroc >= 0.6  # measured 0.640 (journey mean); calm_helpful is a noisy label
+
+
+def test_auroc_rank_formula_handles_ties() -> None:
+    bench = _bench()
+    assert bench.auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert bench.auroc([0.5, 0.5], [0, 1]) == 0.5
+    assert bench.recall_at_fpr([0.9, 0.2, 0.1, 0.8], [1, 0, 0, 1], fpr=0.0) == 1.0

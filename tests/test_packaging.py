@@ -1,0 +1,42 @@
+"""Packaging: one distribution, one ``journeyscope.*`` namespace, no bare top-level packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBPACKAGES = ["instrument", "warehouse", "evaluators", "server", "dashboard"]
+
+
+def test_installed_namespace_imports_and_no_bare_packages(tmp_path):
+    code = (
+        "import importlib, importlib.util\n"
+        f"for name in {SUBPACKAGES!r}:\n"
+        "    importlib.import_module('journeyscope.' + name)\n"
+        "    assert importlib.util.find_spec(name) is None, name\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_wheel_contains_only_the_journeyscope_namespace(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    wheel = next(tmp_path.glob("journeyscope-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names}
+    assert top == {"journeyscope", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
+    for sub in SUBPACKAGES:
+        assert f"journeyscope/{sub}/__init__.py" in names
+    assert "journeyscope/warehouse/store.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "journeyscope = journeyscope.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

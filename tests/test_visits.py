@@ -1,0 +1,193 @@
+"""Stage visits as DESIGN.md defines them: runs of a stage, re-entry, explicit outcomes, map order,
+idle-timeout abandonment, spans without a stage; incremental upkeep; the journey map file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journeyscope.errors import ConfigError
+from journeyscope.warehouse import SpanRows, Warehouse
+from journeyscope.warehouse.export import export_table
+from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map, parse_journey_map
+
+T0 = 1_700_000_000_000_000_000
+MIN = 60 * 10**9
+MAP = parse_journey_map('[journeys.onb]\nstages = ["sign-up", "verify", "pay"]\nidle_timeout = "30m"\n')
+
+
+class Journey:
+    """Builds one journey's spans, a minute apart unless told otherwise."""
+
+    def __init__(self, journey_id: str = "j1", name: str = "onb") -> None:
+        self.journey_id, self.name = journey_id, name
+        self.rows = SpanRows()
+        self.n = 0
+
+    def span(self, stage: str | None, minute: float, *, turn: bool = True, outcome: str | None = None,
+             name: str = "journey.turn", **extra: Any) -> Journey:
+        self.n += 1
+        attrs: dict[str, Any] = {"journey.id": self.journey_id, "customer.id": "c1", "journey.name": self.name,
+                                 "journey.channel": "chat", **extra}
+        if stage is not None:
+            attrs["journey.stage"] = stage
+        if turn:
+            attrs.update({"journey.turn.role": "customer", "journey.turn.text": f"t{self.n}"})
+        events = [{"name": "journey.stage.outcome", "attributes": {"journey.stage.outcome": outcome}}] if outcome else []
+        self.rows.add(trace_id=f"{abs(hash(self.journey_id)) % 10**12 + 1:032x}", span_id=f"{self.n:016x}",
+                      parent_span_id=None, name=name, start_ns=T0 + int(minute * MIN), end_ns=None,
+                      attributes=attrs, events=events)
+        return self
+
+
+def _visits(warehouse: Warehouse, journey_id: str = "j1") -> list[tuple[str, int, str, int]]:
+    return [(v["stage"], v["visit"], v["outcome"], v["turns"]) for v in warehouse.stage_visits(journey_id)]
+
+
+def _warehouse(minutes_after_start: float, journey_map: JourneyMap = MAP) -> Warehouse:
+    return Warehouse(":memory:", journey_map=journey_map, clock=lambda: T0 + int(minutes_after_start * MIN))
+
+
+def test_runs_reentry_and_map_order_completion() -> None:
+    wh = _warehouse(10)
+    j = Journey()
+    j.span("sign-up", 0).span("sign-up", 1).span("verify", 2).span("sign-up", 3).span("pay", 4)
+    wh.ingest(j.rows)
+    assert _visits(wh) == [
+        ("sign-up", 1, "completed", 2),   # verify is further along the map
+        ("verify", 1, "completed", 1),    # pay is further along (going back to sign-up is not)
+        ("sign-up", 2, "completed", 1),   # a re-entry, completed by pay
+        ("pay", 1, "open", 1),            # last stage, journey still within its idle timeout
+    ]
+
+
+def test_spans_without_stage_neither_start_nor_break_a_visit() -> None:
+    wh = _warehouse(10)
+    j = Journey()
+    j.span("sign-up", 0).span(None, 1, name="llm.call").span(None, 1.5, turn=False).span("sign-up", 2)
+    wh.ingest(j.rows)
+    assert _visits(wh) == [("sign-up", 1, "open", 2)]
+    (visit,) = wh.stage_visits("j1")
+    assert visit["spans"] == 2 and visit["position"] == 0
+
+
+def test_explicit_outcome_wins_on_span_event_and_outcome_span() -> None:
+    wh = _warehouse(10)
+    j = Journey()
+    j.span("sign-up", 0, outcome="failed").span("verify", 1).span("pay", 2)
+    j.span("verify", 1.5, turn=False, name="journey.stage.outcome", outcome="escalated")  # outcome span, later batch
+    wh.ingest(j.rows)
+    assert _visits(wh) == [("sign-up", 1, "failed", 1), ("verify", 1, "escalated", 1), ("pay", 1, "open", 1)]
+    (sign_up, *_), = [wh.stage_visits("j1")]
+    assert sign_up["outcome_source"] == "explicit"
+
+
+def test_idle_timeout_abandons_and_gap_abandons() -> None:
+    j = Journey()
+    # verify, quiet for 45 minutes, verify again: still one run (one visit), and it is recent
+    j.span("sign-up", 0).span("verify", 1).span("verify", 46)
+    wh = _warehouse(50)
+    wh.ingest(j.rows)
+    assert _visits(wh) == [("sign-up", 1, "completed", 1), ("verify", 1, "open", 2)]
+    # the whole journey idle for longer than 30 minutes: abandoned
+    later = _warehouse(46 + 31)
+    later.ingest(j.rows)
+    assert _visits(later)[-1][2] == "abandoned"
+    gap = Journey("j2")
+    gap.span("verify", 0).span("sign-up", 40)  # moved back after 40 minutes: the verify visit was abandoned
+    wh.ingest(gap.rows)
+    assert _visits(wh, "j2") == [("verify", 1, "abandoned", 1), ("sign-up", 1, "open", 1)]
+
+
+def test_open_visit_turns_abandoned_as_the_clock_moves_without_spans() -> None:
+    now = [T0 + 5 * MIN]
+    wh = Warehouse(":memory:", journey_map=MAP, clock=lambda: now[0])
+    wh.ingest(Journey().span("verify", 0).rows)
+    assert _visits(wh) == [("verify", 1, "open", 1)]
+    now[0] = T0 + 31 * MIN
+    assert _visits(wh) == [("verify", 1, "abandoned", 1)]  # readers apply the clock at once
+    assert wh.close_idle_visits() == 1                       # and the writer's sweep stores it
+    assert wh.query("SELECT outcome FROM stage_visits") == [("abandoned",)]
+
+
+def test_without_a_map_order_is_inferred_from_first_entries() -> None:
+    wh = _warehouse(10, JourneyMap())
+    j = Journey(name="unmapped")
+    j.span("b", 0).span("a", 1).span("b", 2).span("c", 3)
+    wh.ingest(j.rows)
+    # first entries: b, a, c. b -> a (a entered after b: further) completes; a -> b (back) then c completes.
+    assert _visits(wh) == [("b", 1, "completed", 1), ("a", 1, "completed", 1), ("b", 2, "completed", 1),
+                           ("c", 1, "open", 1)]
+
+
+def test_upkeep_is_incremental_and_ties_keep_arrival_order() -> None:
+    wh = _warehouse(10)
+    j = Journey()
+    j.span("sign-up", 0).span("verify", 0).span("sign-up", 0)  # same timestamp: arrival order decides
+    other = Journey("j-other").span("pay", 0)
+    wh.ingest(j.rows)
+    wh.ingest(other.rows)
+    assert [v[0] for v in _visits(wh)] == ["sign-up", "verify", "sign-up"]
+    before = wh.query("SELECT first_seq FROM stage_visits WHERE journey_id = 'j-other'")
+    more = Journey()
+    more.n = 10
+    more.span("pay", 5)
+    wh.ingest(more.rows)
+    assert _visits(wh) == [("sign-up", 1, "completed", 1), ("verify", 1, "completed", 1),
+                           ("sign-up", 2, "completed", 1), ("pay", 1, "open", 1)]
+    assert wh.query("SELECT first_seq FROM stage_visits WHERE journey_id = 'j-other'") == before
+    assert wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+
+
+def test_changed_map_rederives_visits(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    j = Journey()
+    j.span("verify", 0).span("sign-up", 1)
+    with Warehouse(db, journey_map=JourneyMap(), clock=lambda: T0 + 5 * MIN) as wh:
+        wh.ingest(j.rows)
+        assert _visits(wh)[0][2] == "completed"  # inferred: sign-up was entered after verify
+    with Warehouse(db, journey_map=MAP, clock=lambda: T0 + 5 * MIN) as wh:
+        assert _visits(wh)[0][2] == "open"       # the map puts sign-up before verify
+
+
+def test_export_stage_visits_record(tmp_path: Path) -> None:
+    wh = _warehouse(10)
+    wh.ingest(Journey().span("sign-up", 0).span("verify", 1).rows)
+    out = tmp_path / "visits.jsonl"
+    assert export_table(wh, "stage-visits", "jsonl", out) == 2
+    import json
+
+    first = json.loads(out.read_text().splitlines()[0])
+    assert list(first)[:9] == ["journey_id", "customer_id", "journey_name", "stage", "visit", "started_at",
+                               "ended_at", "outcome", "turns"]
+    assert first["started_at"].endswith("Z") and first["outcome"] == "completed"
+    assert export_table(wh, "stage-visits", "csv", tmp_path / "v.csv") == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[journeys.onb]\nstages = ["a", "b"\n', "line"),
+        ('[journeys.onb]\nstages = ["a", "b"]\nidle_timeout = "soon"\n', "line 3"),
+        ('[journeys.onb]\nstages = "a"\n', "line 2"),
+        ('[journeys.onb]\nstages = ["a", "a"]\n', "line 1"),
+    ],
+)
+def test_malformed_map_names_the_line(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "journeys.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=where):
+        load_journey_map(path)
+
+
+def test_map_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOURNEYSCOPE_MAP", raising=False)
+    assert load_journey_map().journeys == {}
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_journey_map(tmp_path / "missing.toml")
+    (tmp_path / "journeys.toml").write_text('idle_timeout = "2h"\n[journeys.x]\nstages = ["a"]\n')
+    loaded = load_journey_map()
+    assert loaded.journeys["x"].idle_timeout_s == 7200 and loaded.journeys["x"].stages == ("a",)

@@ -1,0 +1,65 @@
+"""Exports of the warehouse tables in the DESIGN.md record shapes (JSONL, CSV, Parquet).
+
+Written by DuckDB's own ``COPY`` (streaming, columnar), so exporting ten
+million spans never builds them in Python memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.warehouse.store import Warehouse
+
+FORMATS = ("jsonl", "csv", "parquet")
+
+_ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+
+#: One SELECT per exportable table, columns in the documented order. Other parts
+#: register theirs (stage-visits, evaluations) with :func:`register_export`.
+_EXPORTS: dict[str, str] = {
+    "spans": f"""
+        SELECT trace_id, span_id, parent_span_id, name,
+               strftime(start_time, {_ISO}) AS start_time,
+               strftime(end_time, {_ISO}) AS end_time,
+               customer_id, journey_id, journey_name, stage, channel, cohort,
+               attributes, kind, status_code, status_message, outcome, turns, events, links, resource,
+               service_name, scope_name
+        FROM spans ORDER BY journey_id, start_time, seq
+    """,
+}
+
+
+def register_export(name: str, select_sql: str) -> None:
+    """Make ``journeyscope export NAME`` available, exporting the rows of ``select_sql``."""
+    _EXPORTS[name] = select_sql
+
+
+def export_names() -> list[str]:
+    """What can be exported."""
+    return sorted(_EXPORTS)
+
+
+def export_table(warehouse: Warehouse, name: str, fmt: str, output: str | Path) -> int:
+    """Write table ``name`` to ``output`` in ``fmt``; return the number of records written."""
+    if name not in _EXPORTS:
+        raise InvalidInputError(f"unknown export {name!r}; choose one of {', '.join(export_names())}")
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    options = {"jsonl": "FORMAT json", "csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet"}[fmt]
+    select = _EXPORTS[name]
+    if fmt == "csv":
+        # CSV cannot nest: lists and structs become their JSON text.
+        select = f"SELECT * REPLACE (to_json(turns)::VARCHAR AS turns) FROM ({select})" if name == "spans" else select
+    cur = warehouse.cursor()
+    try:
+        literal = str(output).replace("'", "''")
+        cur.execute(f"COPY ({select}) TO '{literal}' ({options})")
+        row = cur.execute(f"SELECT count(*) FROM ({select})").fetchone()
+    except duckdb.Error as exc:
+        raise WarehouseError(f"export of {name} to {output} failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        cur.close()
+    return int(row[0]) if row else 0

@@ -1,0 +1,69 @@
+"""The filter every analytics query takes: journey type, cohort, channel and time window.
+
+One definition, turned into one SQL condition over ``stage_visits``, so the
+funnel, the flows, the compare view, the API and the dashboard all mean the same
+thing by "cohort trial on chat last week": visits of that journey type, of
+journeys in that cohort, on that channel, that started inside the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from journeyscope.errors import InvalidInputError
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which stage visits to count. ``None`` means "all"; times are UTC, ``until`` exclusive."""
+
+    journey: str | None = None
+    cohort: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since and self.until and _utc(self.since) >= _utc(self.until):
+            raise InvalidInputError(f"the window is empty: since {self.since} is not before until {self.until}")
+
+    def where(self, alias: str = "") -> tuple[str, list[Any]]:
+        """An SQL condition (``TRUE`` when unfiltered) and its parameters."""
+        p = f"{alias}." if alias else ""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.journey is not None:
+            clauses.append(f"{p}journey_name = ?")
+            params.append(self.journey)
+        if self.cohort is not None:
+            clauses.append(f"{p}cohort = ?")
+            params.append(self.cohort)
+        if self.channel is not None:
+            clauses.append(f"list_contains({p}channels, ?)")
+            params.append(self.channel.strip().lower())
+        if self.since is not None:
+            clauses.append(f"{p}started_at >= ?")
+            params.append(_naive_utc(self.since))
+        if self.until is not None:
+            clauses.append(f"{p}started_at < ?")
+            params.append(_naive_utc(self.until))
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def describe(self) -> str:
+        """Human words for the filter, for "no data for ..." messages."""
+        parts = [f"{k} {v}" for k, v in self.as_dict().items() if v is not None]
+        return ", ".join(parts) or "no filter"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """The warehouse stores naive UTC timestamps."""
+    return _utc(value).replace(tzinfo=None)

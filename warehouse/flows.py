@@ -1,0 +1,252 @@
+"""How journeys really move: transitions, re-entry, channel mix, hand-offs that lose context.
+
+Journeys are not the straight line a funnel draws. This module reads
+``stage_visits`` (and ``evaluations`` when present) in DuckDB SQL and returns:
+
+- the **transition graph**: stage → next stage counts per journey type,
+  backtracks marked, and how journeys end (``(completed)``, ``(exit)``,
+  ``(in progress)``);
+- **journey completion** by cohort: a journey is complete when its last stage
+  (in funnel order) has a ``completed`` visit;
+- **channel-mix lift**: completion of journeys by their channel sequence against
+  the journey type's overall rate;
+- **retention between stages**: context-retention scores of visits by the stage
+  pair (previous stage → this stage) where the hand-off happened.
+
+Journey-level figures count the journeys that have at least one visit passing
+the :class:`Filters`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.funnel import FunnelReport, has_table, stage_orders
+from journeyscope.warehouse.stats import Difference, Rate, difference, rate
+from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.visits import OUTCOME_NOW
+
+RETENTION = "customer_agent_context_retention"
+
+_JOURNEYS = f"""
+matched AS (SELECT DISTINCT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {{where}}),
+jv AS (
+    SELECT v.journey_id, v.journey_name, v.cohort, v.stage, v.position, v.channel, {OUTCOME_NOW} AS outcome
+    FROM stage_visits v SEMI JOIN matched USING (journey_id)
+)"""
+
+_TRANSITIONS = f"""
+WITH {_JOURNEYS},
+t AS (
+    SELECT journey_name, stage AS from_stage, outcome,
+           lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS to_stage
+    FROM jv
+)
+SELECT journey_name, from_stage,
+       coalesce(to_stage, CASE outcome WHEN 'completed' THEN '(completed)' WHEN 'open' THEN '(in progress)'
+                                        ELSE '(exit)' END) AS to_stage,
+       count(*) AS journeys
+FROM t GROUP BY ALL ORDER BY journey_name, journeys DESC
+"""
+
+_PER_JOURNEY = f"""
+WITH {_JOURNEYS},
+finals(journey_name, final_stage) AS (SELECT * FROM (VALUES {{finals}})),
+seq AS (
+    SELECT journey_id, channel, position,
+           channel IS DISTINCT FROM lag(channel) OVER (PARTITION BY journey_id ORDER BY position) AS changed
+    FROM jv
+),
+sequences AS (
+    SELECT journey_id, string_agg(coalesce(channel, '?'), '→' ORDER BY position) AS channels
+    FROM seq WHERE changed GROUP BY journey_id
+),
+per_journey AS (
+    SELECT jv.journey_name, jv.journey_id, any_value(jv.cohort) AS cohort,
+           bool_or(jv.stage = f.final_stage AND jv.outcome = 'completed') AS completed
+    FROM jv LEFT JOIN finals f USING (journey_name)
+    GROUP BY jv.journey_name, jv.journey_id
+)
+SELECT journey_name, cohort, channels, grouping(cohort, channels) AS level,
+       count(*) FILTER (WHERE completed) AS completed, count(*) AS journeys
+FROM per_journey LEFT JOIN sequences USING (journey_id)
+GROUP BY GROUPING SETS ((journey_name), (journey_name, cohort), (journey_name, channels))
+"""
+
+_RETENTION_PAIRS = f"""
+WITH {_JOURNEYS},
+pairs AS (
+    SELECT journey_id, journey_name, stage, position,
+           lag(stage) OVER (PARTITION BY journey_id ORDER BY position) AS from_stage
+    FROM jv
+)
+SELECT p.journey_name, p.from_stage, p.stage, avg(e.score), count(*),
+       count(*) FILTER (WHERE e.passed = false)
+FROM pairs p
+JOIN stage_visits v ON v.journey_id = p.journey_id AND v.position = p.position
+JOIN evaluations e ON e.journey_id = v.journey_id AND e.stage = v.stage AND e.visit = v.visit
+WHERE e.evaluator = '{RETENTION}' AND e.score IS NOT NULL AND e.error IS NULL AND p.from_stage IS NOT NULL
+GROUP BY ALL ORDER BY 1, 4
+"""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """``journeys`` journeys went from ``source`` straight to ``target``."""
+
+    journey: str
+    source: str
+    target: str
+    journeys: int
+    backtrack: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "journey": self.journey,
+            "from": self.source,
+            "to": self.target,
+            "journeys": self.journeys,
+            "backtrack": self.backtrack,
+        }
+
+
+def transitions(warehouse: Warehouse, filters: Filters | None = None) -> list[Transition]:
+    """The stage-to-stage graph, with exits, of the journeys matching ``filters``."""
+    filters = filters or Filters()
+    where, params = filters.where()
+    orders = stage_orders(warehouse, filters)
+    result = []
+    for journey, source, target, count in warehouse.query(_TRANSITIONS.format(where=where), params):
+        order = [stage for stage, _ in orders.get(journey, [])]
+        backtrack = source in order and target in order and order.index(target) < order.index(source)
+        result.append(Transition(journey, source, target, int(count), backtrack))
+    return result
+
+
+@dataclass(frozen=True)
+class Lift:
+    """Completion of journeys with one channel sequence against their journey type overall."""
+
+    journey: str
+    channels: str
+    completion: Rate
+    overall: Rate
+    difference: Difference
+
+    @property
+    def lift(self) -> float | None:
+        if self.completion.value is None or not self.overall.value:
+            return None
+        return self.completion.value / self.overall.value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "journey": self.journey,
+            "channels": self.channels,
+            "journeys": self.completion.n,
+            "completion_rate": self.completion.value,
+            "completion_rate_ci": [self.completion.low, self.completion.high],
+            "overall_rate": self.overall.value,
+            "lift": self.lift,
+            "difference": self.difference.value,
+            "difference_ci": [self.difference.low, self.difference.high],
+        }
+
+
+@dataclass(frozen=True)
+class JourneyOutcomes:
+    """Journey-level completion overall, by cohort, and by channel sequence."""
+
+    overall: dict[str, Rate]
+    by_cohort: dict[tuple[str, str | None], Rate]
+    channel_mix: list[Lift]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "overall": {j: r.as_dict() for j, r in self.overall.items()},
+            "by_cohort": [
+                {"journey": j, "cohort": c, **r.as_dict()} for (j, c), r in sorted(self.by_cohort.items(), key=str)
+            ],
+            "channel_mix": [lift.as_dict() for lift in self.channel_mix],
+        }
+
+
+def _finals_sql(orders: dict[str, list[tuple[str, bool]]]) -> tuple[str, list[str]]:
+    """A VALUES list of each journey type's last stage (the last one the map places)."""
+    params: list[str] = []
+    for journey, stages in orders.items():
+        placed = [stage for stage, in_map in stages if in_map]
+        params += [journey, placed[-1]]
+    return ", ".join("(?, ?)" for _ in range(len(params) // 2)) or "(NULL, NULL)", params
+
+
+def journey_outcomes(warehouse: Warehouse, filters: Filters | None = None, min_journeys: int = 1) -> JourneyOutcomes:
+    """Whole-journey completion by journey type, cohort and channel sequence."""
+    filters = filters or Filters()
+    where, params = filters.where()
+    orders = stage_orders(warehouse, filters)
+    finals, final_params = _finals_sql(orders)
+    rows = warehouse.query(_PER_JOURNEY.format(where=where, finals=finals), params + final_params)
+    # grouping(cohort, channels): 2 = cohort rolled up, 1 = channels rolled up, 3 = both.
+    overall = {j: rate(int(k), int(n)) for j, _, _, level, k, n in rows if level == 3}
+    by_cohort = {(j, c): rate(int(k), int(n)) for j, c, _, level, k, n in rows if level == 1}
+    mix = []
+    for journey, _, channels, level, k, n in rows:
+        if level == 2 and n >= min_journeys:
+            here, everyone = rate(int(k), int(n)), overall[journey]
+            rest = rate(everyone.k - here.k, everyone.n - here.n)
+            mix.append(Lift(journey, channels or "?", here, everyone, difference(rest, here)))
+    mix.sort(key=lambda m: (m.journey, -m.completion.n, m.channels))
+    return JourneyOutcomes(overall, by_cohort, mix)
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """Context retention of visits entered from ``source`` into ``target``."""
+
+    journey: str
+    source: str
+    target: str
+    mean_score: float
+    fail_rate: Rate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "journey": self.journey,
+            "from": self.source,
+            "to": self.target,
+            "mean_retention": self.mean_score,
+            "visits": self.fail_rate.n,
+            "fail_rate": self.fail_rate.value,
+            "fail_rate_ci": [self.fail_rate.low, self.fail_rate.high],
+        }
+
+
+def retention_between_stages(warehouse: Warehouse, filters: Filters | None = None) -> list[HandOff]:
+    """Context-retention scores per stage pair, worst first; empty before anything is evaluated."""
+    if not has_table(warehouse, "evaluations"):
+        return []
+    where, params = (filters or Filters()).where()
+    rows = warehouse.query(_RETENTION_PAIRS.format(where=where), params)
+    return [HandOff(j, s, t, float(mean), rate(int(failed), int(n))) for j, s, t, mean, n, failed in rows]
+
+
+def reentry_ranking(report: FunnelReport, min_entered: int = 1) -> list[dict[str, Any]]:
+    """Stages ranked by re-entry rate: the stages customers restart most (DESIGN.md)."""
+    rows = [
+        {
+            "journey": j.journey,
+            "stage": s.stage,
+            "reentered": s.reentered,
+            "entered": s.entered,
+            "reentry_rate": s.reentry.value,
+            "reentry_rate_ci": [s.reentry.low, s.reentry.high],
+        }
+        for j in report.journeys
+        for s in j.stages
+        if s.entered >= min_entered
+    ]
+    rows.sort(key=lambda r: (-(r["reentry_rate"] or 0.0), -r["entered"], r["journey"], r["stage"]))
+    return rows

@@ -1,0 +1,301 @@
+"""Per-stage funnels: entered, completed, conversion, drop-off, re-entry, time in stage, scores.
+
+Definitions (DESIGN.md, "Stage visits, funnels, re-entry"), per journey type and
+stage, over the visits that pass the :class:`Filters`:
+
+- ``entered``: journeys with a visit to the stage; ``visits``: those visits;
+- ``completed``: journeys with a ``completed`` visit to it;
+- ``open``: journeys not completed whose latest visit may still move on;
+- ``dropped``: the rest (entered, never completed, not open);
+- ``reentered``: journeys with a visit numbered 2 or more (a re-entry);
+- ``conversion_from_previous``: entered here / entered at the previous stage
+  (above 1 where a non-linear journey enters a stage without the one before);
+- time in stage: per journey, the summed duration of its visits (median, p90);
+- per evaluator: mean score and fail rate of the visits' evaluations.
+
+Stages come in journey-map order; a journey type absent from the map is ordered
+by where its stages are first entered on average, and says so
+(``order: "inferred"``). A stage seen in data but absent from the map is listed
+after the mapped ones with ``in_map: false`` and reported, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.journey_map import JourneyMap
+from journeyscope.warehouse.stats import Rate, rate, ratio
+from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.visits import OUTCOME_NOW
+
+_PER_STAGE = f"""
+WITH v AS (
+    SELECT journey_name, stage, journey_id, visit, position,
+           {OUTCOME_NOW} AS outcome,
+           epoch(ended_at - started_at) AS seconds
+    FROM stage_visits
+    WHERE journey_name IS NOT NULL AND {{where}}
+),
+per_journey AS (
+    SELECT journey_name, stage, journey_id,
+           count(*) AS visits,
+           max(visit) AS max_visit,
+           bool_or(outcome = 'completed') AS completed,
+           arg_max(outcome, position) AS last_outcome,
+           min(position) AS first_position,
+           sum(seconds) AS seconds
+    FROM v GROUP BY ALL
+)
+SELECT journey_name, stage,
+       count(*) AS entered,
+       count(*) FILTER (WHERE completed) AS completed,
+       count(*) FILTER (WHERE NOT completed AND last_outcome = 'open') AS open,
+       count(*) FILTER (WHERE max_visit >= 2) AS reentered,
+       sum(visits)::BIGINT AS visits,
+       median(seconds) AS median_s,
+       quantile_cont(seconds, 0.9) AS p90_s,
+       avg(first_position) AS mean_first_position
+FROM per_journey GROUP BY ALL
+"""
+
+# The same figures from the per-stage facts every visit carries (visit 1 = the journey entered
+# the stage, visit 2 = it re-entered, the last visit holds whether and how long): no grouping by
+# journey, which is what makes a million journeys fast. Exact only when the filter keeps or drops
+# whole journeys (journey type, cohort); channel and time filters take the per-journey query.
+_PER_STAGE_FAST = f"""
+SELECT journey_name, stage,
+       count(*) FILTER (WHERE visit = 1) AS entered,
+       count(*) FILTER (WHERE last_of_stage AND stage_completed) AS completed,
+       count(*) FILTER (WHERE last_of_stage AND NOT stage_completed AND {OUTCOME_NOW} = 'open') AS open,
+       count(*) FILTER (WHERE visit = 2) AS reentered,
+       count(*) AS visits,
+       median(stage_seconds) FILTER (WHERE last_of_stage) AS median_s,
+       quantile_cont(stage_seconds, 0.9) FILTER (WHERE last_of_stage) AS p90_s,
+       avg(position) FILTER (WHERE visit = 1) AS mean_first_position
+FROM stage_visits
+WHERE journey_name IS NOT NULL AND {{where}}
+GROUP BY ALL
+"""
+
+_TOTALS_FAST = """
+SELECT journey_name, count(*) FROM stage_visits
+WHERE journey_name IS NOT NULL AND position = 0 AND {where} GROUP BY ALL
+"""
+
+_TOTALS = """
+SELECT journey_name, count(DISTINCT journey_id) FROM stage_visits
+WHERE journey_name IS NOT NULL AND {where} GROUP BY ALL
+"""
+
+_EVALS = f"""
+SELECT v.journey_name, v.stage, e.evaluator,
+       avg(e.score) AS mean_score,
+       count(e.score) AS scored,
+       count(*) FILTER (WHERE e.passed = false) AS failed
+FROM stage_visits v
+JOIN evaluations e USING (journey_id, stage, visit)
+WHERE v.journey_name IS NOT NULL AND {{where}} AND e.error IS NULL AND e.score IS NOT NULL
+GROUP BY ALL
+"""
+
+
+@dataclass(frozen=True)
+class EvaluatorSummary:
+    """One evaluator's scores over a stage's visits."""
+
+    evaluator: str
+    mean_score: float
+    fail_rate: Rate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "evaluator": self.evaluator,
+            "mean_score": self.mean_score,
+            "fail_rate": self.fail_rate.value,
+            "scored": self.fail_rate.n,
+            "fail_rate_ci": [self.fail_rate.low, self.fail_rate.high],
+        }
+
+
+@dataclass(frozen=True)
+class StageFunnel:
+    """One stage's row of the funnel."""
+
+    stage: str
+    in_map: bool
+    entered: int
+    completed: int
+    open: int
+    reentered: int
+    visits: int
+    completion: Rate
+    conversion: Rate | None
+    reentry: Rate
+    median_seconds: float | None
+    p90_seconds: float | None
+    evaluators: tuple[EvaluatorSummary, ...] = ()
+
+    @property
+    def dropped(self) -> int:
+        return self.entered - self.completed - self.open
+
+    def as_dict(self) -> dict[str, Any]:
+        """The DESIGN.md record first, then intervals and the extras."""
+        return {
+            "stage": self.stage,
+            "entered": self.entered,
+            "completed": self.completed,
+            "completion_rate": self.completion.value,
+            "conversion_from_previous": self.conversion.value if self.conversion else None,
+            "dropped": self.dropped,
+            "reentered": self.reentered,
+            "reentry_rate": self.reentry.value,
+            "visits": self.visits,
+            "open": self.open,
+            "in_map": self.in_map,
+            "completion_rate_ci": [self.completion.low, self.completion.high],
+            "conversion_from_previous_ci": [self.conversion.low, self.conversion.high] if self.conversion else None,
+            "reentry_rate_ci": [self.reentry.low, self.reentry.high],
+            "median_time_in_stage_s": self.median_seconds,
+            "p90_time_in_stage_s": self.p90_seconds,
+            "evaluators": [e.as_dict() for e in self.evaluators],
+        }
+
+
+@dataclass(frozen=True)
+class JourneyFunnel:
+    """The funnel of one journey type."""
+
+    journey: str
+    total: int
+    order: str  # "map" or "inferred"
+    stages: tuple[StageFunnel, ...]
+    unmapped_stages: tuple[str, ...] = ()
+
+    def stage(self, name: str) -> StageFunnel:
+        return next(s for s in self.stages if s.stage == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "journey": self.journey,
+            "total": self.total,
+            "order": self.order,
+            "unmapped_stages": list(self.unmapped_stages),
+            "stages": [s.as_dict() for s in self.stages],
+        }
+
+
+@dataclass(frozen=True)
+class FunnelReport:
+    """Funnels of every journey type that matched the filters; ``note`` says why it is empty."""
+
+    filters: Filters
+    journeys: tuple[JourneyFunnel, ...] = ()
+    note: str | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def journey(self, name: str) -> JourneyFunnel:
+        return next(j for j in self.journeys if j.journey == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"journeys": [j.as_dict() for j in self.journeys], "filters": self.filters.as_dict()}
+        if self.note:
+            result["note"] = self.note
+        if self.warnings:
+            result["warnings"] = list(self.warnings)
+        return result
+
+
+def has_table(warehouse: Warehouse, name: str) -> bool:
+    """Whether the warehouse has table ``name`` (older files may lack derived tables)."""
+    rows = warehouse.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
+    )
+    return bool(rows[0][0])
+
+
+_FIRST_POSITIONS = """
+SELECT journey_name, stage, avg(first_position) FROM (
+    SELECT journey_name, stage, journey_id, min(position) AS first_position
+    FROM stage_visits WHERE journey_name IS NOT NULL AND {where} GROUP BY ALL
+) GROUP BY ALL
+"""
+
+
+def stage_orders(
+    warehouse: Warehouse, filters: Filters | None = None, journey_map: JourneyMap | None = None
+) -> dict[str, list[tuple[str, bool]]]:
+    """Each journey type's ``(stage, in_map)`` in funnel order (map order, else inferred), unmapped ones last."""
+    journey_map = journey_map if journey_map is not None else warehouse.journey_map
+    where, params = (filters or Filters()).where()
+    observed: dict[str, dict[str, float]] = {}
+    for journey, stage, position in warehouse.query(_FIRST_POSITIONS.format(where=where), params):
+        observed.setdefault(journey, {})[stage] = position
+    return {j: _stage_order(j, stages, journey_map)[0] for j, stages in observed.items()}
+
+
+def _stage_order(
+    journey: str, observed: dict[str, float], journey_map: JourneyMap
+) -> tuple[list[tuple[str, bool]], str, list[str]]:
+    mapped = journey_map.journeys.get(journey)
+    if mapped and mapped.stages:
+        unmapped = sorted((s for s in observed if s not in mapped.stages), key=lambda s: (observed[s], s))
+        return [(s, True) for s in mapped.stages] + [(s, False) for s in unmapped], "map", unmapped
+    inferred = sorted(observed, key=lambda s: (observed[s], s))
+    return [(s, True) for s in inferred], "inferred", []
+
+
+def funnel(warehouse: Warehouse, filters: Filters | None = None, journey_map: JourneyMap | None = None) -> FunnelReport:
+    """The per-stage funnel of every journey type matching ``filters``."""
+    filters = filters or Filters()
+    journey_map = journey_map if journey_map is not None else warehouse.journey_map
+    where, params = filters.where()
+    whole_journeys = filters.channel is None and filters.since is None and filters.until is None
+    per_stage, totals_sql = (_PER_STAGE_FAST, _TOTALS_FAST) if whole_journeys else (_PER_STAGE, _TOTALS)
+    rows = warehouse.query(per_stage.format(where=where), params)
+    if not rows:
+        return FunnelReport(filters, note=f"no stage visits match {filters.describe()}")
+    totals = dict(warehouse.query(totals_sql.format(where=where), params))
+    evaluations: dict[tuple[str, str], list[EvaluatorSummary]] = {}
+    if has_table(warehouse, "evaluations"):
+        where_v, params_v = filters.where("v")
+        for journey, stage, evaluator, mean, scored, failed in warehouse.query(_EVALS.format(where=where_v), params_v):
+            evaluations.setdefault((journey, stage), []).append(EvaluatorSummary(evaluator, mean, rate(failed, scored)))
+    by_journey: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for row in rows:
+        by_journey.setdefault(row[0], {})[row[1]] = row
+    journeys = []
+    warnings = []
+    for journey in sorted(by_journey):
+        stats = by_journey[journey]
+        order, how, unmapped = _stage_order(journey, {s: r[9] for s, r in stats.items()}, journey_map)
+        if unmapped:
+            warnings.append(f"journey {journey}: stages not in the journey map: {', '.join(unmapped)}")
+        stages = []
+        previous_entered: int | None = None
+        for stage, in_map in order:
+            row = stats.get(stage)
+            entered, completed, open_, reentered, visits = (row[2], row[3], row[4], row[5], row[6]) if row else (0, 0, 0, 0, 0)
+            stages.append(
+                StageFunnel(
+                    stage=stage,
+                    in_map=in_map,
+                    entered=entered,
+                    completed=completed,
+                    open=open_,
+                    reentered=reentered,
+                    visits=visits,
+                    completion=rate(completed, entered),
+                    conversion=ratio(entered, previous_entered) if previous_entered is not None and in_map else None,
+                    reentry=rate(reentered, entered),
+                    median_seconds=row[7] if row else None,
+                    p90_seconds=row[8] if row else None,
+                    evaluators=tuple(sorted(evaluations.get((journey, stage), []), key=lambda e: e.evaluator)),
+                )
+            )
+            if in_map:
+                previous_entered = entered
+        journeys.append(JourneyFunnel(journey, int(totals.get(journey, 0)), how, tuple(stages), tuple(unmapped)))
+    return FunnelReport(filters, tuple(journeys), warnings=tuple(warnings))

@@ -1,0 +1,197 @@
+"""Data health: can the numbers be trusted? Missing journey attributes, unmapped stages, ingest lag.
+
+A funnel is only as good as its tagging. Spans without ``journey.id`` cannot be
+attributed to any journey; spans with a journey but no ``journey.stage`` never
+form a stage visit (a journey's root span legitimately has none, so they are
+broken down by span name); stages the journey map does not place are counted
+but cannot be ordered; and a receiver that falls behind makes "live" numbers
+stale. :func:`health` measures all of it in a handful of aggregate queries,
+and also lists the values the filters can take (journey types, cohorts,
+channels, time range), so a reader of the API needs no other call to build
+its filter controls.
+
+The dashboard's data-health page renders the dict; the eval API serves it at
+``GET /v1/health``. Only JSON types; times are ISO 8601 UTC strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.funnel import has_table, stage_orders
+from journeyscope.warehouse.journey_map import JourneyMap
+from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
+from journeyscope.warehouse.store import Warehouse
+
+__all__ = ["activity", "health"]
+
+_SPANS = """
+SELECT count(*) AS spans,
+       count(*) FILTER (WHERE journey_id IS NULL) AS without_journey_id,
+       count(*) FILTER (WHERE journey_id IS NOT NULL AND stage IS NULL) AS without_stage,
+       count(*) FILTER (WHERE journey_id IS NULL AND stage IS NOT NULL) AS stage_without_journey_id,
+       count(*) FILTER (WHERE len(turns) > 0) AS turn_spans,
+       min(start_time), max(start_time), max(ingested_at)
+FROM spans
+"""
+
+_UNSTAGED_BY_NAME = """
+SELECT name, count(*) AS spans, count(DISTINCT journey_id) AS journeys FROM spans
+WHERE journey_id IS NOT NULL AND stage IS NULL GROUP BY name ORDER BY spans DESC, name LIMIT 10
+"""
+
+# Lag of a span: when it was stored minus when it ended. Both columns are naive UTC. Approximate
+# quantiles (t-digest): a day of ingest can be millions of spans, and a health check must stay cheap.
+_LAG = """
+WITH recent AS (
+    SELECT ingested_at >= ? AS last_hour,
+           epoch(ingested_at - CAST(coalesce(end_time, start_time) AS TIMESTAMP)) AS lag_s
+    FROM spans WHERE ingested_at >= ?
+)
+SELECT count(*) FILTER (WHERE last_hour),
+       approx_quantile(lag_s, 0.5) FILTER (WHERE last_hour),
+       approx_quantile(lag_s, 0.95) FILTER (WHERE last_hour),
+       max(lag_s) FILTER (WHERE last_hour),
+       count(*), approx_quantile(lag_s, 0.5), approx_quantile(lag_s, 0.95), max(lag_s)
+FROM recent
+"""
+
+_VISITS = """
+SELECT count(*), count(DISTINCT journey_id), count(DISTINCT customer_id),
+       min(started_at), max(started_at)
+FROM stage_visits
+"""
+
+_DIMENSIONS = """
+SELECT list(DISTINCT journey_name ORDER BY journey_name) FILTER (WHERE journey_name IS NOT NULL),
+       list(DISTINCT cohort ORDER BY cohort) FILTER (WHERE cohort IS NOT NULL)
+FROM stage_visits
+"""
+
+_CHANNELS = "SELECT DISTINCT unnest(channels) AS c FROM stage_visits ORDER BY c"
+
+_EVALUATIONS = """
+SELECT count(*), count(DISTINCT (journey_id, stage, visit)), count(error), max(evaluated_at),
+       count(DISTINCT evaluator)
+FROM evaluations
+"""
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds") + ("Z" if value.tzinfo is None else "")
+    return str(value)
+
+
+def _schema_version(warehouse: Warehouse) -> int:
+    cur = warehouse.cursor()
+    try:
+        return current_version(cur)
+    finally:
+        cur.close()
+
+
+def _lag(spans: Any, median: Any, p95: Any, worst: Any) -> dict[str, Any]:
+    return {"spans": int(spans or 0), "median_s": median, "p95_s": p95, "max_s": worst}
+
+
+_ACTIVITY = """
+SELECT count(DISTINCT journey_id), count(DISTINCT customer_id), count(*), coalesce(sum(spans), 0),
+       coalesce(sum(turns), 0), min(started_at), max(started_at)
+FROM stage_visits WHERE journey_name IS NOT NULL AND {where}
+"""
+
+
+def activity(warehouse: Warehouse, filters: Filters | None = None) -> dict[str, Any]:
+    """Journeys, customers, stage visits, spans and turns of the visits matching ``filters``.
+
+    Spans are those inside the matching stage visits (a journey's stage-less root span is not in any).
+    """
+    filters = filters or Filters()
+    where, params = filters.where()
+    journeys, customers, visits, spans, turns, first, last = warehouse.query(_ACTIVITY.format(where=where), params)[0]
+    return {
+        "filters": filters.as_dict(), "journeys": int(journeys), "customers": int(customers),
+        "stage_visits": int(visits), "spans": int(spans), "turns": int(turns),
+        "first_visit_at": _iso(first), "last_visit_at": _iso(last),
+    }
+
+
+def health(
+    warehouse: Warehouse,
+    journey_map: JourneyMap | None = None,
+    now: datetime | None = None,
+    filters: Filters | None = None,
+) -> dict[str, Any]:
+    """Counts, attribute gaps, stages outside the journey map, ingest lag and filter values.
+
+    ``window`` holds :func:`activity` for ``filters`` (everything when None), so one call gives a
+    page both the data's health and what the selected window contains.
+    """
+    journey_map = journey_map if journey_map is not None else warehouse.journey_map
+    now_utc = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
+    hour_ago, day_ago = now_utc - timedelta(hours=1), now_utc - timedelta(days=1)
+    spans = warehouse.query(_SPANS)[0]
+    visits = warehouse.query(_VISITS)[0]
+    lag = warehouse.query(_LAG, [hour_ago, day_ago])[0]
+    unstaged = warehouse.query(_UNSTAGED_BY_NAME)
+    journeys, cohorts = warehouse.query(_DIMENSIONS)[0]
+    channels = [row[0] for row in warehouse.query(_CHANNELS) if row[0] is not None]
+    pending = warehouse.query("SELECT count(*) FROM visits_pending")[0][0] if has_table(warehouse, "visits_pending") else 0
+
+    orders = stage_orders(warehouse, None, journey_map)
+    unmapped = []
+    for journey in sorted(orders):
+        mapped = journey in journey_map.journeys and bool(journey_map.journeys[journey].stages)
+        extra = [stage for stage, in_map in orders[journey] if not in_map]
+        unmapped.append({
+            "journey": journey, "in_map": mapped, "order": "map" if mapped else "inferred", "unmapped_stages": extra,
+        })
+    warnings = [f"journey {u['journey']}: stages not in the journey map: {', '.join(u['unmapped_stages'])}"
+                for u in unmapped if u["unmapped_stages"]]
+    if journey_map.journeys:
+        warnings += [f"journey {u['journey']} is not in the journey map: its stage order is inferred"
+                     for u in unmapped if not u["in_map"]]
+
+    evaluations: dict[str, Any] = {"table": False, "results": 0, "visits": 0, "errors": 0, "last_at": None,
+                                   "evaluators": 0}
+    if has_table(warehouse, "evaluations"):
+        results, scored_visits, errors, last_at, evaluators = warehouse.query(_EVALUATIONS)[0]
+        evaluations = {"table": True, "results": int(results), "visits": int(scored_visits), "errors": int(errors),
+                       "last_at": _iso(last_at), "evaluators": int(evaluators)}
+
+    return {
+        "generated_at": _iso(now_utc),
+        "schema_version": _schema_version(warehouse),
+        "schema_version_expected": SCHEMA_VERSION,
+        "counts": {
+            "spans": int(spans[0]), "turn_spans": int(spans[4]), "stage_visits": int(visits[0]),
+            "journeys": int(visits[1]), "customers": int(visits[2]), "evaluations": evaluations["results"],
+            "evaluated_visits": evaluations["visits"], "visits_pending": int(pending),
+        },
+        "missing": {
+            "spans_without_journey_id": int(spans[1]),
+            "spans_without_stage": int(spans[2]),
+            "stage_without_journey_id": int(spans[3]),
+            "without_stage_by_name": [{"name": n, "spans": int(c), "journeys": int(j)} for n, c, j in unstaged],
+        },
+        "journey_map": {
+            "source": journey_map.source, "journeys": sorted(journey_map.journeys), "stage_order": unmapped,
+        },
+        "warnings": warnings,
+        "ingest": {
+            "first_span_at": _iso(spans[5]), "last_span_at": _iso(spans[6]), "last_ingested_at": _iso(spans[7]),
+            "lag_last_hour": _lag(*lag[:4]), "lag_last_day": _lag(*lag[4:]),
+        },
+        "evaluations": evaluations,
+        "window": activity(warehouse, filters),
+        "dimensions": {
+            "journeys": list(journeys or []), "cohorts": list(cohorts or []), "channels": channels,
+            "first_visit_at": _iso(visits[3]), "last_visit_at": _iso(visits[4]),
+        },
+    }
+

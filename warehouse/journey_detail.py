@@ -1,0 +1,171 @@
+"""One journey, whole: its visits, transcript, scores (with the turns they cite) and routing decisions.
+
+This is the drill-down behind every aggregate: a failing stage is only
+convincing once someone reads the conversation that failed. The dashboard's
+journey explorer renders the dict :func:`journey_detail` returns, and the eval
+API serves the same dict at ``GET /v1/journeys/{journey_id}``, so it holds only
+JSON types (times are ISO 8601 UTC strings).
+
+Turn ``index`` is the turn's position within its visit, tool and system turns
+included, which is exactly what evaluators cite in their evidence
+(:mod:`journeyscope.evaluators.text`), so ``cited_by`` can mark the turns a
+score points at. Turns are the evaluators' own transcripts
+(:func:`journeyscope.warehouse.transcripts.load_contexts`), so what the
+explorer shows is what was scored.
+
+Routing decisions come from table ``route_decisions`` when the routing API has
+created it; before that the list is empty and ``route_decisions_recorded`` is
+false, which a reader should show as "none recorded", not as an error.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from journeyscope.errors import InvalidInputError
+from journeyscope.warehouse.evaluation_reads import cited_turns
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.funnel import has_table
+from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.transcripts import load_contexts
+
+__all__ = ["journey_detail", "search_journeys"]
+
+_EVALS = """
+SELECT stage, visit, evaluator, score, passed, label, reason, evidence, engine, version, error
+FROM evaluations WHERE journey_id = ? ORDER BY stage, visit, evaluator
+"""
+
+_ROUTES = "SELECT * FROM route_decisions WHERE journey_id = ? ORDER BY ALL"
+
+
+def _iso(value: Any) -> Any:
+    """Warehouse timestamps are naive UTC: give them a ``Z`` so every reader parses them as UTC."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.isoformat(timespec="milliseconds") + "Z"
+        return value.isoformat(timespec="milliseconds")
+    return value
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, str) and key in ("signals", "evidence", "attributes"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        out[key] = _iso(value)
+    return out
+
+
+def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | None:
+    """Everything recorded about ``journey_id``, or None when the warehouse has no visit of it."""
+    if not isinstance(journey_id, str) or not journey_id.strip():
+        raise InvalidInputError("journey id must be a non-empty string")
+    visits = warehouse.stage_visits(journey_id)
+    if not visits:
+        return None
+    cur = warehouse.cursor()
+    try:
+        contexts = load_contexts(cur, [journey_id], warehouse.clock())
+    finally:
+        cur.close()
+    evaluations: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    if has_table(warehouse, "evaluations"):
+        for stage, visit, ev, score, passed, label, reason, evidence, engine, version, error in warehouse.query(
+            _EVALS, [journey_id]
+        ):
+            parsed = json.loads(evidence) if isinstance(evidence, str) else (evidence or {})
+            evaluations.setdefault((stage, visit), []).append({
+                "evaluator": ev, "score": score, "passed": passed, "label": label, "reason": reason,
+                "evidence": parsed, "cited_turns": cited_turns(parsed if isinstance(parsed, dict) else {}),
+                "engine": engine, "version": version, "error": error,
+            })
+    # The evaluators' own transcripts: turn i here is turn i of their evidence.
+    transcript: dict[int, list[dict[str, Any]]] = {
+        key.position: [
+            {"index": i, "role": t.role, "text": t.text, "name": t.name, "stage": t.stage, "channel": t.channel,
+             "ts": _iso(t.ts), "cited_by": []}
+            for i, t in enumerate(ctx.visit.turns)
+        ]
+        for key, ctx in contexts.items()
+    }
+    out_visits = []
+    for v in visits:
+        scores = evaluations.get((v["stage"], v["visit"]), [])
+        turns = transcript.get(v["position"], [])
+        for score in scores:
+            for i in score["cited_turns"]:
+                if 0 <= i < len(turns):
+                    turns[i]["cited_by"].append(score["evaluator"])
+        out_visits.append({
+            "position": v["position"], "stage": v["stage"], "visit": v["visit"], "channel": v["channel"],
+            "channels": list(v["channels"] or []), "started_at": _iso(v["started_at"]), "ended_at": _iso(v["ended_at"]),
+            "outcome": v["outcome"], "outcome_source": v["outcome_source"], "turns": v["turns"], "spans": v["spans"],
+            "evaluations": scores, "transcript": turns,
+        })
+    first, last = visits[0], visits[-1]
+    channel_path: list[str] = []
+    for v in visits:
+        if v["channel"] and (not channel_path or channel_path[-1] != v["channel"]):
+            channel_path.append(v["channel"])
+    routes: list[dict[str, Any]] = []
+    recorded = has_table(warehouse, "route_decisions")
+    if recorded:
+        cur = warehouse.cursor()
+        try:
+            cur.execute(_ROUTES, [journey_id])
+            names = [d[0] for d in cur.description]
+            routes = [_jsonable(dict(zip(names, row))) for row in cur.fetchall()]
+        finally:
+            cur.close()
+        routes.sort(key=lambda r: str(r.get("decided_at") or ""))
+    return {
+        "journey_id": journey_id,
+        "customer_id": first["customer_id"],
+        "journey": first["journey_name"],
+        "cohort": first["cohort"],
+        "started_at": _iso(first["started_at"]),
+        "ended_at": _iso(max(v["ended_at"] for v in visits)),
+        "last_stage": last["stage"],
+        "last_outcome": last["outcome"],
+        "channel_path": channel_path,
+        "stages": [v["stage"] for v in visits],
+        "visits": out_visits,
+        "evaluated": any(v["evaluations"] for v in out_visits),
+        "route_decisions": routes,
+        "route_decisions_recorded": recorded,
+    }
+
+
+_SEARCH = """
+SELECT journey_id, any_value(journey_name) AS journey, any_value(cohort) AS cohort,
+       any_value(customer_id) AS customer_id, min(started_at) AS started_at, count(*) AS visits,
+       string_agg(stage, ' → ' ORDER BY position) AS path
+FROM stage_visits
+WHERE (journey_id ILIKE ? ESCAPE '\\' OR customer_id ILIKE ? ESCAPE '\\') AND {where}
+GROUP BY journey_id
+ORDER BY journey_id = ? DESC, started_at DESC
+LIMIT ?
+"""
+
+
+def search_journeys(
+    warehouse: Warehouse, query: str = "", filters: Filters | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Journeys whose id or customer id contains ``query`` (an exact id first, then newest), for a picker."""
+    if not 1 <= limit <= 500:
+        raise InvalidInputError(f"limit must be between 1 and 500, got {limit}")
+    query = (query or "").strip()
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    where, params = (filters or Filters()).where()
+    rows = warehouse.query(_SEARCH.format(where=where), [pattern, pattern, *params, query, limit])
+    return [
+        {"journey_id": j, "journey": name, "cohort": cohort, "customer_id": customer, "started_at": _iso(started),
+         "visits": visits, "path": path}
+        for j, name, cohort, customer, started, visits, path in rows
+    ]

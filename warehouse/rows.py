@@ -1,0 +1,243 @@
+"""Span rows: the one columnar shape every write path produces before ingest.
+
+The OTLP decoder, the in-process exporter and the JSONL importer each turn
+their input into a :class:`SpanRows` batch (one Python list per column, then
+one Arrow table), so validation, redaction and stage-visit upkeep happen in one
+place: :meth:`journeyscope.warehouse.Warehouse.ingest`.
+
+The journey columns are lifted out of the attributes here, including the
+aliases other conventions use (DESIGN.md: ``session.id`` and
+``gen_ai.conversation.id`` for ``journey.id``, ``user.id`` for ``customer.id``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from journeyscope.instrument import conventions as cv
+from journeyscope.warehouse.turns import extract_turns
+
+TURN_TYPE = pa.struct([("role", pa.string()), ("text", pa.string()), ("name", pa.string())])
+
+#: Column order of the ``spans`` table (``seq`` and ``ingested_at`` are added at ingest).
+SPAN_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("start_time", pa.timestamp("ns")),
+        ("end_time", pa.timestamp("ns")),
+        ("status_code", pa.string()),
+        ("status_message", pa.string()),
+        ("customer_id", pa.string()),
+        ("journey_id", pa.string()),
+        ("journey_name", pa.string()),
+        ("stage", pa.string()),
+        ("channel", pa.string()),
+        ("cohort", pa.string()),
+        ("consent", pa.string()),
+        ("outcome", pa.string()),
+        ("turns", pa.list_(TURN_TYPE)),
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("attributes", pa.string()),
+        ("events", pa.string()),
+        ("links", pa.string()),
+        ("resource", pa.string()),
+    ]
+)
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "journey_id": (cv.JOURNEY_ID, "session.id", "gen_ai.conversation.id"),
+    "customer_id": (cv.CUSTOMER_ID, "user.id"),
+}
+
+_HEX = frozenset("0123456789abcdef")
+
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=lambda v: _json_default(v)
+).encode
+
+
+def _finite(value: Any) -> Any:
+    """``NaN``/``Infinity`` are not JSON (DuckDB would refuse the whole batch): stored as text."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return _encode(value)
+    except ValueError:
+        return _encode(_finite(value))
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of attributes/events as stored (bytes as hex, non-finite floats as text)."""
+    return _dumps(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return list(value)
+    return str(value)
+
+
+def _first(attributes: Mapping[str, Any], keys: Sequence[str]) -> str | None:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _channel(value: Any) -> str | None:
+    """Foreign SDKs may spell channels their own way: fold case and known aliases, keep the rest."""
+    text = _opt_str(value)
+    if text is None:
+        return None
+    folded = text.strip().lower()
+    return cv.CHANNEL_ALIASES.get(folded, folded)
+
+
+def valid_hex_id(value: str, length: int) -> bool:
+    """A lowercase hex id of ``length`` characters that is not all zeros (W3C trace context)."""
+    return len(value) == length and set(value) <= _HEX and value.strip("0") != ""
+
+
+def explicit_outcome(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """The last ``journey.stage.outcome`` event's outcome, if it names a known one."""
+    outcome = None
+    for event in events:
+        if event.get("name") == cv.OUTCOME_EVENT:
+            value = str((event.get("attributes") or {}).get(cv.OUTCOME_ATTRIBUTE, "")).strip().lower()
+            if value in cv.OUTCOMES:
+                outcome = value
+    return outcome
+
+
+@dataclass
+class SpanRows:
+    """An append-only columnar batch of spans in :data:`SPAN_SCHEMA` order."""
+
+    columns: dict[str, list[Any]] = field(default_factory=lambda: {n: [] for n in SPAN_SCHEMA.names})
+
+    def __len__(self) -> int:
+        return len(self.columns["span_id"])
+
+    def add(
+        self,
+        *,
+        trace_id: str,
+        span_id: str,
+        parent_span_id: str | None,
+        name: str,
+        start_ns: int,
+        end_ns: int | None,
+        attributes: Mapping[str, Any],
+        events: Sequence[Mapping[str, Any]] = (),
+        links: Sequence[Mapping[str, Any]] = (),
+        resource: Mapping[str, Any] | None = None,
+        kind: str | None = None,
+        status_code: str | None = None,
+        status_message: str | None = None,
+        scope_name: str | None = None,
+    ) -> None:
+        """Append one span; ids are lowercase hex, times nanoseconds since the epoch (UTC)."""
+        resource = resource or {}
+        self.add_fast(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent_span_id,
+            name=name,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            attributes=attributes,
+            events=events,
+            links=links,
+            kind=kind,
+            status_code=status_code,
+            status_message=status_message,
+            scope_name=scope_name,
+            service_name=_opt_str(resource.get("service.name")),
+            resource_json=json_text(dict(resource)) if resource else None,
+        )
+
+    def add_fast(
+        self,
+        *,
+        trace_id: str,
+        span_id: str,
+        parent_span_id: str | None,
+        name: str,
+        start_ns: int,
+        end_ns: int | None,
+        attributes: Mapping[str, Any],
+        events: Sequence[Mapping[str, Any]],
+        links: Sequence[Mapping[str, Any]],
+        kind: str | None,
+        status_code: str | None,
+        status_message: str | None,
+        scope_name: str | None,
+        service_name: str | None,
+        resource_json: str | None,
+    ) -> None:
+        """:meth:`add` for decoders that serialise a resource once for all its spans.
+
+        The OTLP receiver's hot loop: a resource is shared by hundreds of spans,
+        so its JSON text and service name are computed once per resource, not per span.
+        """
+        c = self.columns
+        c["trace_id"].append(trace_id)
+        c["span_id"].append(span_id)
+        c["parent_span_id"].append(parent_span_id or None)
+        c["name"].append(name)
+        c["kind"].append(kind)
+        c["start_time"].append(start_ns)
+        c["end_time"].append(end_ns)
+        c["status_code"].append(status_code)
+        c["status_message"].append(status_message or None)
+        get = attributes.get
+        c["customer_id"].append(_opt_str(get(cv.CUSTOMER_ID)) or _first(attributes, _ALIASES["customer_id"]))
+        c["journey_id"].append(_opt_str(get(cv.JOURNEY_ID)) or _first(attributes, _ALIASES["journey_id"]))
+        c["journey_name"].append(_opt_str(get(cv.JOURNEY_NAME)))
+        c["stage"].append(_opt_str(get(cv.JOURNEY_STAGE)))
+        c["channel"].append(_channel(get(cv.JOURNEY_CHANNEL)))
+        c["cohort"].append(_opt_str(get(cv.JOURNEY_COHORT)))
+        c["consent"].append(_opt_str(get(cv.CUSTOMER_CONSENT)))
+        c["outcome"].append(explicit_outcome(events) if events else None)
+        c["turns"].append(extract_turns(name, attributes) or None)
+        c["service_name"].append(service_name)
+        c["scope_name"].append(scope_name)
+        c["attributes"].append(_dumps(attributes if type(attributes) is dict else dict(attributes)))
+        c["events"].append(_dumps(list(events)) if events else None)
+        c["links"].append(_dumps(list(links)) if links else None)
+        c["resource"].append(resource_json)
+
+    def to_table(self) -> pa.Table:
+        """The batch as one Arrow table (columnar, ready for a single DuckDB insert)."""
+        return pa.table(
+            {name: pa.array(self.columns[name], type=SPAN_SCHEMA.field(name).type) for name in SPAN_SCHEMA.names},
+            schema=SPAN_SCHEMA,
+        )

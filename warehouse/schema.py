@@ -1,0 +1,182 @@
+"""The warehouse schema and its migrations.
+
+The schema version lives in the ``meta`` table. Opening a file migrates it
+forward step by step; a file written by a newer journeyscope is refused with a
+clear error instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from journeyscope.errors import WarehouseError
+
+SCHEMA_VERSION = 5
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    parent_span_id  VARCHAR,
+    name            VARCHAR NOT NULL,
+    kind            VARCHAR,
+    start_time      TIMESTAMP_NS NOT NULL,
+    end_time        TIMESTAMP_NS,
+    status_code     VARCHAR,
+    status_message  VARCHAR,
+    customer_id     VARCHAR,
+    journey_id      VARCHAR,
+    journey_name    VARCHAR,
+    stage           VARCHAR,
+    channel         VARCHAR,
+    cohort          VARCHAR,
+    consent         VARCHAR,
+    outcome         VARCHAR,
+    turns           STRUCT(role VARCHAR, text VARCHAR, name VARCHAR)[],
+    service_name    VARCHAR,
+    scope_name      VARCHAR,
+    attributes      JSON,
+    events          JSON,
+    links           JSON,
+    resource        JSON,
+    seq             BIGINT NOT NULL,
+    ingested_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+);
+"""
+
+# v2: stage visits, derived from spans and kept up to date by ingest (journeyscope.warehouse.visits).
+# No primary key: a batch deletes and re-inserts the visits of the journeys it touched, and
+# readers select by journey; ``open_until`` lets a reader close idle visits by its own clock.
+_V2 = """
+CREATE TABLE IF NOT EXISTS stage_visits (
+    journey_id      VARCHAR NOT NULL,
+    customer_id     VARCHAR,
+    journey_name    VARCHAR,
+    stage           VARCHAR NOT NULL,
+    visit           INTEGER NOT NULL,
+    position        INTEGER NOT NULL,
+    started_at      TIMESTAMP_NS NOT NULL,
+    ended_at        TIMESTAMP_NS NOT NULL,
+    outcome         VARCHAR NOT NULL,
+    outcome_source  VARCHAR NOT NULL,
+    turns           INTEGER NOT NULL,
+    spans           INTEGER NOT NULL,
+    channel         VARCHAR,
+    channels        VARCHAR[],
+    cohort          VARCHAR,
+    open_until      TIMESTAMP_NS,
+    first_seq       BIGINT,
+    last_seq        BIGINT
+);
+-- Journeys whose visits must be derived again: written in the same transaction as their spans,
+-- so a crash between a span commit and the visit upkeep loses no work.
+CREATE TABLE IF NOT EXISTS visits_pending (journey_id VARCHAR NOT NULL);
+DELETE FROM meta WHERE key = 'journey_map_digest';
+"""
+
+# v3: evaluator results, one row per (journey_id, stage, visit, evaluator), written by
+# journeyscope.warehouse.evaluations; and the LLM judge's verdict cache (key -> parsed verdict).
+_V3 = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    journey_id      VARCHAR NOT NULL,
+    stage           VARCHAR NOT NULL,
+    visit           INTEGER NOT NULL,
+    evaluator       VARCHAR NOT NULL,
+    version         VARCHAR NOT NULL,
+    engine          VARCHAR NOT NULL,
+    score           DOUBLE,
+    passed          BOOLEAN,
+    label           VARCHAR,
+    reason          VARCHAR,
+    evidence        JSON,
+    error           VARCHAR,
+    input_hash      VARCHAR NOT NULL,
+    evaluated_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (journey_id, stage, visit, evaluator)
+);
+
+CREATE TABLE IF NOT EXISTS llm_verdicts (
+    key             VARCHAR PRIMARY KEY,
+    verdict         JSON NOT NULL,
+    created_at      TIMESTAMP NOT NULL
+);
+"""
+
+# v4: privacy (journeyscope.privacy, warehouse/compliance.py): what redaction did per span, type and action,
+# counts only, never values (keyed per span so a retried batch is logged once); and the audit log of
+# erasures, retention runs and privacy-policy changes (who, when, what, how many rows; never erased values).
+_V4 = """
+CREATE TABLE IF NOT EXISTS redaction_log (
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    customer_id     VARCHAR,
+    journey_id      VARCHAR,
+    journey_name    VARCHAR,
+    stage           VARCHAR,
+    pii_type        VARCHAR NOT NULL,
+    action          VARCHAR NOT NULL,
+    count           BIGINT NOT NULL,
+    first_seen_at   TIMESTAMP_NS,
+    logged_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (trace_id, span_id, pii_type, action)
+);
+
+CREATE TABLE IF NOT EXISTS audit_log (
+    id              BIGINT PRIMARY KEY,
+    "at"            TIMESTAMP NOT NULL,
+    actor           VARCHAR NOT NULL,
+    action          VARCHAR NOT NULL,
+    rows            BIGINT NOT NULL,
+    detail          JSON
+);
+"""
+
+# v5: per-stage facts on each visit, so funnels count journeys without grouping by journey
+# (a million journeys in well under a second): whether this is the journey's last visit to the
+# stage, whether any of its visits to the stage completed, and its total time in the stage.
+# Visits are derived again on the next writable open (the map digest is forgotten).
+_V5 = """
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS last_of_stage BOOLEAN;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS stage_completed BOOLEAN;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS stage_seconds DOUBLE;
+DELETE FROM meta WHERE key = 'journey_map_digest';
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of an open file (0 for an empty file)."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta' AND table_schema = 'main'"
+    ).fetchone()
+    if not has_meta or not has_meta[0]:
+        return 0
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
+    found = current_version(con)
+    if found > SCHEMA_VERSION:
+        raise WarehouseError(
+            f"this warehouse has schema version {found}, newer than this journeyscope understands "
+            f"({SCHEMA_VERSION}); upgrade journeyscope"
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(_MIGRATIONS[version])
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                [str(version)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return found

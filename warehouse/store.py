@@ -1,0 +1,307 @@
+"""``Warehouse``: the DuckDB file every part of journeyscope reads and writes.
+
+One process writes a warehouse file (DuckDB allows one writer); inside that
+process all writes go through :meth:`Warehouse.ingest`, serialised by a lock,
+while reads use their own cursors. Other processes read through the server's
+API or open the file read-only when no writer holds it (DESIGN.md, single
+writer).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from journeyscope.errors import WarehouseError
+from journeyscope.warehouse import visits as _visits
+from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
+from journeyscope.warehouse.rows import SpanRows
+from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
+
+#: How often (seconds of wall clock) ingest also closes visits whose journey went idle.
+_CLOSE_IDLE_EVERY_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one ingest call stored: new spans, and spans already stored (a retried batch)."""
+
+    accepted: int
+    duplicates: int
+
+    @property
+    def received(self) -> int:
+        return self.accepted + self.duplicates
+
+
+def _translate(path: str, exc: duckdb.Error) -> WarehouseError:
+    text = str(exc).splitlines()[0]
+    if "lock" in text.lower():
+        return WarehouseError(
+            f"{path} is open for writing in another process (is 'journeyscope serve' running?); "
+            "read through the server's API or stop it first"
+        )
+    return WarehouseError(f"cannot open warehouse {path}: {text}")
+
+
+def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+class Warehouse:
+    """A journeyscope warehouse in one DuckDB file (or ``":memory:"``).
+
+    ``read_only=True`` opens an existing file for reading; a missing file is an
+    error then, never an empty new warehouse in the wrong place.
+
+    ``journey_map`` orders stages for visit outcomes (default: ``$JOURNEYSCOPE_MAP``
+    or ``./journeys.toml`` when present, else inferred order). A writable
+    warehouse opened with a different map than its visits were derived with
+    derives them again. ``clock`` (nanoseconds since the epoch) is "now" for
+    the idle timeout; tests pass a fixed one.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        read_only: bool = False,
+        journey_map: JourneyMap | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        self.clock = clock
+        self.journey_map = journey_map if journey_map is not None else load_journey_map()
+        self._last_close_idle = 0.0
+        if self.path != ":memory:":
+            target = Path(self.path)
+            if read_only and not target.exists():
+                raise WarehouseError(
+                    f"no warehouse at {self.path}: create one with 'journeyscope demo' or 'journeyscope import'"
+                )
+            if not read_only and not target.parent.exists():
+                raise WarehouseError(f"cannot create warehouse {self.path}: folder {target.parent} does not exist")
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise _translate(self.path, exc) from None
+        self._lock = threading.Lock()
+        try:
+            if read_only:
+                found = current_version(self._con)
+                if found != SCHEMA_VERSION:
+                    raise WarehouseError(
+                        f"{self.path} has schema version {found}, this journeyscope reads {SCHEMA_VERSION}: "
+                        "open it once for writing (e.g. 'journeyscope import' or 'serve') to migrate it"
+                    )
+            else:
+                migrate(self._con)
+        except duckdb.Error as exc:
+            self._con.close()
+            raise _translate(self.path, exc) from None
+        except WarehouseError:
+            self._con.close()
+            raise
+        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
+        self._next_seq = int(row[0]) + 1 if row else 1
+        if not read_only:
+            self._sync_visits_with_map()
+
+    def _sync_visits_with_map(self) -> None:
+        """Derive all visits again when the map they were derived with is not this one."""
+        digest = self.journey_map.digest()
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'journey_map_digest'").fetchone()
+        if row and row[0] == digest:
+            self.update_visits()  # a backlog left by a crash
+            return
+        cur = self._con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            _visits.rebuild_visits(cur, self.journey_map, self.clock())
+            cur.execute("DELETE FROM visits_pending")
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('journey_map_digest', ?)", [digest])
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            cur.execute("ROLLBACK")
+            raise WarehouseError(f"cannot derive stage visits in {self.path}: {str(exc).splitlines()[0]}") from None
+        finally:
+            cur.close()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        with self._lock:
+            try:
+                if not self.read_only:
+                    self._con.execute("CHECKPOINT")
+            finally:
+                self._con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for a reader thread (DuckDB connections are not shared across threads)."""
+        return self._con.cursor()
+
+    # -- writing ---------------------------------------------------------------------
+    def ingest(self, rows: SpanRows | pa.Table, *, update_visits: bool = True) -> IngestResult:
+        """Store a batch of spans in one columnar insert; spans already stored are skipped.
+
+        The one write path of the warehouse: the OTLP receiver, the importer and
+        the in-process exporter all end here. It returns once the batch is
+        committed to the file. The journeys it touched are marked for stage-visit
+        upkeep in the same transaction; with ``update_visits`` (the default) their
+        visits are derived again right away, else at the next :meth:`update_visits`
+        (the server's writer batches that work under load).
+        """
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only")
+        table = rows.to_table() if isinstance(rows, SpanRows) else rows
+        if table.num_rows == 0:
+            return IngestResult(0, 0)
+        with self._lock:
+            seq = pa.array(range(self._next_seq, self._next_seq + table.num_rows), type=pa.int64())
+            now = pa.array([time.time_ns() // 1000] * table.num_rows, type=pa.timestamp("us"))
+            batch = table.append_column("seq", seq).append_column("ingested_at", now)
+            cur = self._con.cursor()
+            try:
+                cur.register("incoming", batch)
+                cur.execute("BEGIN TRANSACTION")
+                inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
+                if inserted and inserted[0]:
+                    _visits.mark_pending(cur, "SELECT journey_id FROM incoming WHERE stage IS NOT NULL")
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                _rollback(cur)
+                raise WarehouseError(f"cannot write to {self.path}: {str(exc).splitlines()[0]}") from None
+            finally:
+                cur.close()
+            self._next_seq += table.num_rows
+        accepted = int(inserted[0]) if inserted else 0
+        if update_visits:
+            self.update_visits()
+        return IngestResult(accepted, table.num_rows - accepted)
+
+    def update_visits(self) -> None:
+        """Derive the stage visits of the journeys touched since the last upkeep (one transaction).
+
+        Also closes, every few seconds, the open visits of journeys that went idle.
+        """
+        if self.read_only:
+            return
+        with self._lock:
+            cur = self._con.cursor()
+            now_ns = self.clock()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                _visits.update_pending(cur, self.journey_map, now_ns)
+                if time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S:
+                    _visits.close_idle_visits(cur, now_ns)
+                    self._last_close_idle = time.monotonic()
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                _rollback(cur)
+                raise WarehouseError(f"cannot update stage visits in {self.path}: {str(exc).splitlines()[0]}") from None
+            finally:
+                cur.close()
+
+    def close_idle_visits(self) -> int:
+        """Mark visits of journeys idle past their timeout ``abandoned`` (the server calls this on a timer)."""
+        if self.read_only:
+            return 0
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                closed = _visits.close_idle_visits(cur, self.clock())
+            finally:
+                cur.close()
+            self._last_close_idle = time.monotonic()
+        return closed
+
+    def snapshot(self, target: str | Path) -> Path:
+        """Copy the whole warehouse, consistently, into a new file that other processes may open.
+
+        DuckDB lets one process hold a file for writing; while ``journeyscope serve``
+        holds it, readers use the API or a snapshot made by the writer itself.
+        """
+        dest = Path(target)
+        if dest.exists():
+            raise WarehouseError(f"snapshot target {dest} exists; choose a new file")
+        literal = str(dest).replace("'", "''")
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute(f"ATTACH '{literal}' AS js_snapshot")
+                try:
+                    source = self._main_name().replace('"', '""')
+                    cur.execute(f'COPY FROM DATABASE "{source}" TO js_snapshot')
+                finally:
+                    cur.execute("DETACH js_snapshot")
+            except duckdb.Error as exc:
+                raise WarehouseError(f"cannot snapshot {self.path} to {dest}: {str(exc).splitlines()[0]}") from None
+            finally:
+                cur.close()
+        return dest
+
+    def _main_name(self) -> str:
+        row = self._con.execute("SELECT current_database()").fetchone()
+        return str(row[0]) if row else "main"
+
+    # -- reading ---------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read query on a fresh cursor (safe from any thread)."""
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+
+    def stage_visits(self, journey_id: str | None = None) -> list[dict[str, Any]]:
+        """Stage visits (DESIGN.md record plus extras), of one journey or all, in journey order."""
+        where = "WHERE journey_id = ?" if journey_id is not None else ""
+        cur = self.cursor()
+        try:
+            cur.execute(
+                f"SELECT * REPLACE ({_visits.OUTCOME_AT} AS outcome) FROM stage_visits {where} "
+                "ORDER BY journey_id, position",
+                [self.clock()] + ([journey_id] if journey_id is not None else []),
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def summary(self) -> dict[str, Any]:
+        """Headline counts: spans, journeys, customers, and spans per stage."""
+        totals = self.query(
+            "SELECT count(*), count(DISTINCT journey_id), count(DISTINCT customer_id), "
+            "count(*) FILTER (WHERE len(turns) > 0) FROM spans"
+        )[0]
+        stages = self.query(
+            "SELECT journey_name, stage, count(DISTINCT journey_id) AS journeys, count(*) AS spans "
+            "FROM spans WHERE stage IS NOT NULL GROUP BY ALL ORDER BY journey_name, min(start_time)"
+        )
+        return {
+            "spans": totals[0],
+            "journeys": totals[1],
+            "customers": totals[2],
+            "turn_spans": totals[3],
+            "stages": [
+                {"journey": j, "stage": s, "journeys": n, "spans": c} for j, s, n, c in stages
+            ],
+        }

@@ -1,0 +1,245 @@
+"""Stage visits, derived from spans exactly as DESIGN.md defines them, and kept up to date.
+
+Per journey, the spans that carry a ``journey.stage`` are ordered by start time
+(then ``seq``, the arrival order, so turns that share a timestamp keep their
+order). A **visit** is a maximal run of consecutive spans with the same stage;
+spans without a stage are not looked at, so they neither start nor break a
+visit. ``visit`` numbers the visits of one stage within the journey (1, 2, ...;
+``visit >= 2`` is a re-entry); ``position`` numbers all visits of the journey
+from 0.
+
+**Outcome** of a visit, first rule that applies:
+
+1. ``explicit``: a ``journey.stage.outcome`` event on a span of the visit, or a
+   stand-alone ``journey.stage.outcome`` span of the same stage (such a span
+   belongs to the latest visit of its stage that started at or before it and
+   never starts or breaks a visit itself);
+2. ``completed``: the journey later reaches a stage further along the journey
+   map; for stages the map does not place (or journey types without a map),
+   "further" means a stage this journey first entered later than this one
+   (the order inferred from observed first entries);
+3. ``abandoned``: the next visit began more than the idle timeout after this one
+   ended (the customer left and came back later), or the whole journey has been
+   idle for longer than the idle timeout;
+4. ``open``: otherwise; the journey may still move on.
+
+**Now** is the wall clock (UTC) at upkeep, not the latest span time seen: a live
+journey must turn ``abandoned`` while no new spans arrive (the latest span time
+stops moving when traffic stops), and imported historical journeys are judged
+against today, so they come out ``abandoned``/``completed``, never ``open``.
+Because the clock moves without spans, each row stores ``open_until`` (the
+journey's last activity plus its idle timeout), and readers apply
+:data:`OUTCOME_NOW` so an ``open`` visit past that time reads as ``abandoned``
+even before the writer's next :func:`close_idle_visits`.
+
+Turns: turns of ``journey.turn`` spans count as recorded; turns read from
+OpenInference/GenAI spans count once per trace (an AGENT span and its child LLM
+spans repeat the same customer message and reply).
+
+Upkeep is incremental: ingest records the journeys a batch touched in
+``visits_pending`` (same transaction as the spans), and :func:`update_pending`
+re-derives only those, in one DELETE and one INSERT ... SELECT. The warehouse
+does that right after each ingest by default; the server's writer defers it to
+at most a few times a second, so one upkeep serves many batches under load.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from journeyscope.warehouse.journey_map import JourneyMap
+
+__all__ = [
+    "OUTCOME_AT",
+    "OUTCOME_NOW",
+    "STAGE_VISITS_EXPORT",
+    "close_idle_visits",
+    "mark_pending",
+    "rebuild_visits",
+    "update_pending",
+    "update_visits",
+]
+
+_MAP_STAGES = pa.schema([("journey_name", pa.string()), ("stage", pa.string()), ("pos", pa.int32())])
+_MAP_TIMEOUTS = pa.schema([("journey_name", pa.string()), ("idle_s", pa.float64())])
+
+#: The outcome as of the reader's clock (an ``open`` visit past its deadline is ``abandoned``).
+OUTCOME_NOW = (
+    "CASE WHEN outcome = 'open' AND open_until <= make_timestamp_ns(epoch_ns(now())) "
+    "THEN 'abandoned' ELSE outcome END"
+)
+#: The same with "now" as a bound parameter (a warehouse with its own clock).
+OUTCOME_AT = "CASE WHEN outcome = 'open' AND open_until <= make_timestamp_ns(?) THEN 'abandoned' ELSE outcome END"
+
+#: ``journeyscope export stage-visits``: the DESIGN.md record, then the extra columns.
+STAGE_VISITS_EXPORT = f"""
+    SELECT journey_id, customer_id, journey_name, stage, visit,
+           strftime(started_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS started_at,
+           strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS ended_at,
+           {OUTCOME_NOW} AS outcome, turns,
+           channel, channels, cohort, spans, position, outcome_source
+    FROM stage_visits ORDER BY journey_id, position
+"""
+
+_DERIVE = """
+WITH s AS (
+    SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
+           sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
+           sp.trace_id, sp.name, sp.turns,
+           (sp.name = 'journey.stage.outcome' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only
+    FROM spans sp
+    WHERE sp.stage IS NOT NULL AND sp.journey_id IN (SELECT journey_id FROM touched)
+),
+marked AS (
+    SELECT *, CASE WHEN stage IS DISTINCT FROM lag(stage) OVER (PARTITION BY journey_id ORDER BY start_time, seq)
+                   THEN 1 ELSE 0 END AS brk
+    FROM s WHERE NOT outcome_only
+),
+runs AS (
+    SELECT *, sum(brk) OVER (PARTITION BY journey_id ORDER BY start_time, seq ROWS UNBOUNDED PRECEDING) - 1
+              AS position
+    FROM marked
+),
+derived_turns AS (
+    SELECT journey_id, position, count(DISTINCT (trace_id, t.role, t.text)) AS n
+    FROM (SELECT journey_id, position, trace_id, unnest(turns) AS t
+          FROM runs WHERE name <> 'journey.turn' AND len(turns) > 0)
+    GROUP BY ALL
+),
+v AS (
+    SELECT journey_id, position, any_value(stage) AS stage,
+           min(start_time) AS started_at, max(end_time) AS ended_at,
+           arg_max(outcome, start_time) FILTER (WHERE outcome IS NOT NULL) AS event_outcome,
+           coalesce(sum(len(turns)) FILTER (WHERE name = 'journey.turn'), 0) AS own_turns,
+           count(*) AS spans, min(seq) AS first_seq, max(seq) AS last_seq,
+           arg_min(channel, start_time) FILTER (WHERE channel IS NOT NULL) AS channel,
+           list_sort(list(DISTINCT channel) FILTER (WHERE channel IS NOT NULL)) AS channels
+    FROM runs GROUP BY journey_id, position
+),
+journey AS (
+    SELECT journey_id,
+           arg_min(customer_id, start_time) FILTER (WHERE customer_id IS NOT NULL) AS customer_id,
+           arg_min(journey_name, start_time) FILTER (WHERE journey_name IS NOT NULL) AS journey_name,
+           arg_min(cohort, start_time) FILTER (WHERE cohort IS NOT NULL) AS cohort
+    FROM s GROUP BY journey_id
+),
+stated AS (
+    SELECT o.journey_id, v.position, arg_max(o.outcome, o.start_time) AS outcome
+    FROM (SELECT * FROM s WHERE outcome_only AND outcome IS NOT NULL) o
+    ASOF JOIN v ON o.journey_id = v.journey_id AND o.stage = v.stage AND o.start_time >= v.started_at
+    GROUP BY ALL
+),
+first_entry AS (
+    SELECT journey_id, stage, dense_rank() OVER (PARTITION BY journey_id ORDER BY min(position)) AS first_rank
+    FROM v GROUP BY journey_id, stage
+),
+placed AS (
+    SELECT v.*, j.customer_id, j.journey_name, j.cohort, m.pos AS map_pos, f.first_rank,
+           coalesce(st.outcome, v.event_outcome) AS explicit_outcome,
+           coalesce(d.n, 0) + v.own_turns AS turns,
+           CAST(coalesce(t.idle_s, $default_idle_s) * 1e9 AS BIGINT) AS idle_ns
+    FROM v
+    JOIN journey j USING (journey_id)
+    JOIN first_entry f USING (journey_id, stage)
+    LEFT JOIN map_stages m ON m.journey_name = j.journey_name AND m.stage = v.stage
+    LEFT JOIN map_timeouts t ON t.journey_name = j.journey_name
+    LEFT JOIN stated st USING (journey_id, position)
+    LEFT JOIN derived_turns d USING (journey_id, position)
+),
+w AS (
+    SELECT *,
+           row_number() OVER (PARTITION BY journey_id, stage ORDER BY position) AS visit,
+           max(map_pos) OVER later AS later_map_pos,
+           max(first_rank) OVER later AS later_rank,
+           lead(started_at) OVER (PARTITION BY journey_id ORDER BY position) AS next_started_at,
+           epoch_ns(max(ended_at) OVER (PARTITION BY journey_id)) + idle_ns AS open_until_ns
+    FROM placed
+    WINDOW later AS (PARTITION BY journey_id ORDER BY position ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+),
+final AS (
+SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS visit,
+       CAST(position AS INTEGER) AS position, started_at, ended_at,
+       CASE
+           WHEN explicit_outcome IS NOT NULL THEN explicit_outcome
+           WHEN (map_pos IS NOT NULL AND later_map_pos > map_pos)
+             OR (map_pos IS NULL AND later_rank > first_rank) THEN 'completed'
+           WHEN next_started_at IS NOT NULL AND epoch_ns(next_started_at) - epoch_ns(ended_at) > idle_ns
+               THEN 'abandoned'
+           WHEN open_until_ns <= $now_ns THEN 'abandoned'
+           ELSE 'open'
+       END AS outcome,
+       CASE WHEN explicit_outcome IS NOT NULL THEN 'explicit' ELSE 'derived' END AS outcome_source,
+       CAST(turns AS INTEGER) AS turns, CAST(spans AS INTEGER) AS spans,
+       channel, channels, cohort, make_timestamp_ns(open_until_ns) AS open_until, first_seq, last_seq
+FROM w
+)
+SELECT *,
+       visit = max(visit) OVER per_stage AS last_of_stage,
+       bool_or(outcome = 'completed') OVER per_stage AS stage_completed,
+       sum(epoch(ended_at - started_at)) OVER per_stage AS stage_seconds
+FROM final
+WINDOW per_stage AS (PARTITION BY journey_id, stage)
+"""
+
+
+def _register_map(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap) -> None:
+    stages = journey_map.stage_rows()
+    timeouts = journey_map.timeout_rows()
+    cur.register(
+        "map_stages",
+        pa.table([pa.array([r[i] for r in stages], f.type) for i, f in enumerate(_MAP_STAGES)], schema=_MAP_STAGES),
+    )
+    cur.register(
+        "map_timeouts",
+        pa.table(
+            [pa.array([r[i] for r in timeouts], f.type) for i, f in enumerate(_MAP_TIMEOUTS)], schema=_MAP_TIMEOUTS
+        ),
+    )
+
+
+def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int, touched_sql: str) -> None:
+    """Re-derive the visits of the journeys selected by ``touched_sql`` (a ``SELECT journey_id ...``).
+
+    Runs on the caller's cursor, so inside its transaction: the visits of a
+    batch are committed together with its spans, or not at all.
+    """
+    _register_map(cur, journey_map)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT journey_id FROM ({touched_sql}) "
+                "WHERE journey_id IS NOT NULL")
+    cur.execute("DELETE FROM stage_visits WHERE journey_id IN (SELECT journey_id FROM touched)")
+    cur.execute(
+        "INSERT INTO stage_visits BY NAME " + _DERIVE,
+        {"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s},
+    )
+    cur.execute("DROP TABLE touched")
+
+
+def mark_pending(cur: duckdb.DuckDBPyConnection, touched_sql: str) -> None:
+    """Remember the journeys of ``touched_sql`` for the next :func:`update_pending` (inside ingest)."""
+    cur.execute(
+        f"INSERT INTO visits_pending SELECT DISTINCT journey_id FROM ({touched_sql}) WHERE journey_id IS NOT NULL"
+    )
+
+
+def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> None:
+    """Re-derive the visits of every pending journey and clear the backlog (caller's transaction)."""
+    row = cur.execute("SELECT count(*) FROM visits_pending").fetchone()
+    if not row or not row[0]:
+        return
+    update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM visits_pending")
+    cur.execute("DELETE FROM visits_pending")
+
+
+def rebuild_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> None:
+    """Derive every journey's visits again (a new journey map, or a migrated file)."""
+    update_visits(cur, journey_map, now_ns, "SELECT DISTINCT journey_id FROM spans WHERE stage IS NOT NULL")
+
+
+def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> int:
+    """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return how many."""
+    row = cur.execute(
+        "UPDATE stage_visits SET outcome = 'abandoned' WHERE outcome = 'open' AND open_until <= make_timestamp_ns(?)",
+        [now_ns],
+    ).fetchone()
+    return int(row[0]) if row else 0
