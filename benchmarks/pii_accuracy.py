@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--errors", action="store_true", help="list every false positive and negative")
     args = parser.parse_args()
-    records = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = args.corpus.read_text(encoding="utf-8")
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
     held = sum(1 for r in records if r.get("split") == "holdout")
     print(f"PII detection on {args.corpus.name}: {len(records)} texts ({held} held out)\n")
     for split, title in ((None, "all texts"), ("holdout", "held-out texts only")):

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import streamlit as st
-
 from journeyscope.dashboard import data
 from journeyscope.dashboard.context import CTX_KEY, PageContext, guarded, sidebar_filters
 from journeyscope.dashboard.settings import load_settings

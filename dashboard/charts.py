@@ -8,12 +8,12 @@ on twelve journeys should look uncertain too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
-
 from journeyscope.dashboard.insights import pct
 
 __all__ = [
@@ -36,7 +36,7 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **extra: Any)
     fig.update_layout(
         height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}, **extra,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"}, **extra,
     )
     return fig
 
@@ -62,31 +62,49 @@ def funnel_chart(journey: dict[str, Any], highlight: str | None = None) -> go.Fi
                       fillcolor=BAD, opacity=0.08, line_width=0)
     top = max([s["entered"] for s in journey["stages"]] or [1])
     fig.update_yaxes(title="journeys", range=[0, top * 1.18])
-    return _layout(fig, 320, f"{journey['journey']}: journeys per stage", barmode="stack")
+    return _layout(fig, 380, "journeys per stage: completed, dropped, still open", barmode="stack")
 
 
-def rate_chart(journey: dict[str, Any], metric: str = "completion", highlight: str | None = None) -> go.Figure:
-    """Completion or re-entry rate per stage with its 95% interval; the highlighted stage in red."""
-    key = "completion_rate" if metric == "completion" else "reentry_rate"
-    stages = journey["stages"]
+def _rate_trace(stages: Sequence[dict[str, Any]], key: str, highlight: str | None) -> go.Scatter:
     values = [s[key] for s in stages]
-    lows = [s.get(f"{key}_ci", [None, None])[0] for s in stages]
-    highs = [s.get(f"{key}_ci", [None, None])[1] for s in stages]
+    lows = [(s.get(f"{key}_ci") or [None, None])[0] for s in stages]
+    highs = [(s.get(f"{key}_ci") or [None, None])[1] for s in stages]
     plus = [(h - v) if h is not None and v is not None else 0 for v, h in zip(values, highs)]
     minus = [(v - lo) if lo is not None and v is not None else 0 for v, lo in zip(values, lows)]
-    colors = [BAD if s["stage"] == highlight else ACCENT for s in stages]
-    fig = go.Figure(go.Scatter(
-        x=[s["stage"] for s in stages], y=values, mode="markers+text",
-        marker={"size": 12, "color": colors},
-        error_y={"type": "data", "array": plus, "arrayminus": minus, "thickness": 1.5, "width": 6},
-        text=[pct(v) for v in values], textposition="middle right",
+    return go.Scatter(
+        x=[s["stage"] for s in stages], y=values, mode="markers+text", showlegend=False,
+        marker={"size": 11, "color": [BAD if s["stage"] == highlight else ACCENT for s in stages]},
+        error_y={"type": "data", "array": plus, "arrayminus": minus, "thickness": 1.5, "width": 5},
+        text=[pct(v) for v in values], textposition="middle right", cliponaxis=False,
         customdata=[[s["entered"], pct(lo), pct(hi)] for s, lo, hi in zip(stages, lows, highs)],
         hovertemplate="%{x}: %{y:.1%} of %{customdata[0]} journeys (95% CI %{customdata[1]}–%{customdata[2]})"
                       "<extra></extra>",
-    ))
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.05] if metric == "completion" else None, rangemode="tozero")
-    title = "completion rate per stage (95% CI)" if metric == "completion" else "re-entry rate per stage (95% CI)"
-    return _layout(fig, 280, title, showlegend=False)
+    )
+
+
+def rate_chart(journey: dict[str, Any], highlight: str | None = None) -> go.Figure:
+    """Completion (top) and re-entry (bottom) rate per stage with 95% intervals; the highlighted stage in red.
+
+    One figure with two panels rather than two figures: every plotly chart costs the browser
+    a render, and the overview draws this once per journey type.
+    """
+    from plotly.subplots import make_subplots
+
+    stages = journey["stages"]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.16,
+                        subplot_titles=("completion rate (95% CI)", "re-entry rate (95% CI)"))
+    fig.add_trace(_rate_trace(stages, "completion_rate", highlight), row=1, col=1)
+    fig.add_trace(_rate_trace(stages, "reentry_rate", highlight), row=2, col=1)
+    # Completion zoomed to where the intervals are (the axis says so), so a 9-point gap is visible.
+    low = min([(s.get("completion_rate_ci") or [None, None])[0] for s in stages
+               if (s.get("completion_rate_ci") or [None])[0] is not None] + [1.0])
+    fig.update_yaxes(tickformat=".0%", range=[max(0.0, math.floor((low - 0.05) * 10) / 10), 1.02], row=1, col=1)
+    top = max([(s.get("reentry_rate_ci") or [0, 0])[1] or 0 for s in stages] + [0.05])
+    fig.update_yaxes(tickformat=".0%", range=[0, top * 1.2], row=2, col=1)
+    fig.update_annotations(font_size=13, x=0, xanchor="left")
+    fig = _layout(fig, 380, None, showlegend=False)
+    fig.update_layout(margin={"t": 30})
+    return fig
 
 
 def fail_heatmap(stages: Sequence[str], evaluators: Sequence[str], rates: Sequence[Sequence[float | None]],
@@ -144,7 +162,7 @@ def _short(name: str) -> str:
 def retention_heatmap(handoffs: Sequence[dict[str, Any]], journey: str, order: Sequence[str]) -> go.Figure:
     """Mean context-retention score by hand-off (previous stage → this stage)."""
     rows = [h for h in handoffs if h["journey"] == journey]
-    known = list(order) + sorted({h["from"] for h in rows} | {h["to"] for h in rows} - set(order))
+    known = list(order) + sorted(({h["from"] for h in rows} | {h["to"] for h in rows}) - set(order))
     sources = [s for s in known if any(h["from"] == s for h in rows)]
     targets = [s for s in known if any(h["to"] == s for h in rows)]
     z: list[list[float | None]] = [[None] * len(targets) for _ in sources]
@@ -187,7 +205,8 @@ def sankey(transitions: Sequence[dict[str, Any]], journey: str, order: Sequence[
     node_colors = [_END_COLORS.get(name, ACCENT) for name in labels]
     fig = go.Figure(go.Sankey(
         arrangement="snap",
-        node={"label": labels, "color": node_colors, "pad": 18, "thickness": 16},
+        node={"label": labels, "color": node_colors, "pad": 22, "thickness": 18},
+        textfont={"size": 13, "color": "#1f2933"},
         link={
             "source": [index[t["from"]] for t in rows], "target": [index[t["to"]] for t in rows],
             "value": [t["journeys"] for t in rows], "color": link_colors,
@@ -217,9 +236,12 @@ def timeline(detail: dict[str, Any], order: Sequence[str] = ()) -> go.Figure:
             continue
         channel = v["channel"] or "?"
         millis = max((end - start).total_seconds() * 1000, 20_000)
+        if channel not in seen:  # a clean legend entry per channel (bars carry an outcome outline)
+            fig.add_bar(x=[None], y=[None], orientation="h", name=channel, legendgroup=channel,
+                        marker_color=CHANNEL_COLORS.get(channel, NEUTRAL))
         fig.add_bar(
             base=[start], x=[millis], y=[v["stage"]], orientation="h", name=channel,
-            legendgroup=channel, showlegend=channel not in seen,
+            legendgroup=channel, showlegend=False,
             marker_color=CHANNEL_COLORS.get(channel, NEUTRAL),
             marker_line={"color": BAD if v["outcome"] in ("abandoned", "failed", "escalated") else "white",
                          "width": 2},
@@ -241,7 +263,9 @@ def timeline(detail: dict[str, Any], order: Sequence[str] = ()) -> go.Figure:
                         hovertemplate="%{x}<br>%{text}<extra></extra>")
     fig.update_xaxes(type="date")
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(stages)))
-    return _layout(fig, 90 + 40 * max(1, len(stages)), "timeline across stages and channels", barmode="overlay")
+    return _layout(fig, 90 + 40 * max(1, len(stages)),
+                   "timeline across stages and channels (red outline: visit abandoned, failed or escalated)",
+                   barmode="overlay")
 
 
 def _time(value: str | None) -> datetime | None:
@@ -270,8 +294,10 @@ def compare_chart(comparison: dict[str, Any], journey: str, metric: str = "compl
         hovertemplate="%{x}: A %{customdata[0]} → B %{customdata[1]} (%{y:+.1%})<extra></extra>",
     ))
     fig.add_hline(y=0, line_color="#666", line_width=1)
-    fig.update_yaxes(tickformat="+.0%", title=f"{metric} B − A")
-    return _layout(fig, 300, f"{journey}: {metric} rate difference, B − A (95% CI, ★ significant)", showlegend=False)
+    name = "completion" if metric == "completion" else "re-entry"
+    fig.update_yaxes(tickformat="+.0%", title=f"{name} B − A")
+    fig.update_xaxes(range=[-0.5, len(x) - 0.1])  # room for the last point's label
+    return _layout(fig, 300, f"{name} rate difference, B − A (95% CI, ★ significant)", showlegend=False)
 
 
 def friction_chart(journey: dict[str, Any], stage: str) -> go.Figure:

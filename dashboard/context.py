@@ -14,14 +14,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import streamlit as st
-
 from journeyscope.dashboard import data
 from journeyscope.dashboard.settings import DashboardSettings
 from journeyscope.dashboard.source import FilterParams, Source
 from journeyscope.dashboard.widgets import show_error
+
 from journeyscope.errors import JourneyscopeError
 
-__all__ = ["ALL", "CTX_KEY", "PageContext", "guarded", "run_page", "sidebar_filters", "WINDOWS"]
+__all__ = ["ALL", "CTX_KEY", "WINDOWS", "PageContext", "guarded", "run_page", "sidebar_filters"]
 
 log = logging.getLogger("journeyscope.dashboard")
 
@@ -141,7 +141,7 @@ def guarded(fn: Callable[[], None]) -> None:
         fn()
     except JourneyscopeError as exc:
         show_error(exc)
-    except Exception as exc:  # noqa: BLE001 - never a bare traceback (st.switch_page/st.stop are BaseExceptions)
+    except Exception as exc:
         log.exception("dashboard page failed")
         st.error(f"Something went wrong drawing this page: {type(exc).__name__}: {exc}")
 

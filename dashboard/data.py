@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
-
 from journeyscope.dashboard.settings import DEFAULT_TTL_S, DashboardSettings
 from journeyscope.dashboard.source import ApiSource, FilterParams, Source, WarehouseSource
 

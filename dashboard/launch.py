@@ -8,15 +8,18 @@ environment (see :mod:`journeyscope.dashboard.settings`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from journeyscope.errors import ConfigError
 
-__all__ = ["APP", "command", "run"]
+__all__ = ["APP", "background", "command", "run"]
 
 #: The entry script ``streamlit run`` executes.
 APP = Path(__file__).with_name("app.py")
@@ -82,3 +85,54 @@ def run(
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
+
+
+@contextlib.contextmanager
+def background(
+    *,
+    db: str | None = None,
+    api: str | None = None,
+    map_file: str | None = None,
+    port: int | None = None,
+    timeout: float = 60.0,
+) -> Iterator[str]:
+    """The dashboard headless on 127.0.0.1 in a child process; yields its URL once it answers.
+
+    For tests, screenshots and anything else that drives the dashboard with a browser. The
+    child's environment carries no ``JOURNEYSCOPE_*`` settings but the ones given here.
+    """
+    import httpx
+
+    port = port or _free_port()
+    cmd = command(db=db, api=api, map_file=map_file, port=port, open_browser=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYSCOPE_")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                output = proc.stdout.read() if proc.stdout else ""
+                raise ConfigError(f"the dashboard exited with code {proc.returncode}: {output[-2000:]}")
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the dashboard did not answer on {url} within {timeout:.0f} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

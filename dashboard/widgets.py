@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
-
 from journeyscope.dashboard.source import SourceError
 
 __all__ = ["not_evaluated", "show_error", "stage_picker"]

@@ -150,7 +150,8 @@ class LLMEngine:
                 return self._error(name, exc)
             self.cache.put(key, verdict)
         score = verdict["score"]
-        evidence = {**verdict.get("evidence", {}), "engine": "llm", "model": self.model, "cached": cached}
+        evidence = {**verdict.get("evidence", {}), "engine": "llm", "model": self.model, "cached": cached,
+                    "cache_key": key}
         return EvalResult(name, self.version, score, score >= _PASS_AT[name], verdict["label"], verdict["reason"],
                           evidence)
 

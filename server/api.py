@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 
 from journeyscope.errors import InvalidInputError, JourneyscopeError
 from journeyscope.server.access import Caller, caller_for
-from journeyscope.server.decisions import DECISIONS_SQL, log_decision
+from journeyscope.server.decisions import log_decision
 from journeyscope.server.routing import Signals, decide
 from journeyscope.warehouse.compare import compare
+from journeyscope.warehouse.decisions import decisions as logged_decisions
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
 from journeyscope.warehouse.journey_state import journey_state
@@ -161,11 +162,7 @@ def decisions(
     limit: int = Query(100, ge=1, le=10_000),
 ) -> dict[str, Any]:
     """The decision log, newest first (decisions are ``journey.route`` spans in the warehouse)."""
-    where, params = ("AND journey_id = ?", [journey_id]) if journey_id else ("", [])
-    rows = caller.project.warehouse.query(DECISIONS_SQL.format(where=where) + " LIMIT ?", [*params, limit])
-    columns = ("decision_id", "journey_id", "stage", "action", "mode", "confidence", "reason",
-               "policy_version", "requested_by", "decided_at")
-    return {"decisions": [dict(zip(columns, r)) for r in rows]}
+    return {"decisions": logged_decisions(caller.project.warehouse, journey_id, limit)}
 
 
 @router.get("/policies")

@@ -1,8 +1,7 @@
-"""Routing decisions are spans: ``journey.route``, written through the same ingest as every span.
+"""Writing routing decisions: a ``journey.route`` span through the same writer as every span.
 
-So orchestrator behaviour is observable like any other step (DESIGN.md): a
-decision lands in the journey's own trace data, is redacted, exported and
-erased with it, and the decision log is a query over spans.
+So orchestrator behaviour is observable like any other step (DESIGN.md); see
+:mod:`journeyscope.warehouse.decisions` for reading them back.
 """
 
 from __future__ import annotations
@@ -13,42 +12,21 @@ from typing import Any
 
 from journeyscope.instrument import conventions as cv
 from journeyscope.server.writer import BatchWriter, Overloaded
-from journeyscope.warehouse.export import register_export
-from journeyscope.warehouse.journey_state import decision_attributes
+from journeyscope.warehouse.decisions import decision_attributes
 from journeyscope.warehouse.rows import SpanRows
 
 logger = logging.getLogger(__name__)
 
-DECISIONS_SQL = """
-SELECT attributes->>'route.decision_id', journey_id, stage, attributes->>'route.action',
-       attributes->>'route.mode', (attributes->>'route.confidence')::DOUBLE, attributes->>'route.reason',
-       attributes->>'route.policy_version', attributes->>'route.requested_by',
-       strftime(start_time, '%Y-%m-%dT%H:%M:%S.%fZ')
-FROM spans WHERE name = 'journey.route' {where}
-ORDER BY start_time DESC
-"""
-
-register_export(
-    "route-decisions",
-    """
-    SELECT attributes->>'route.decision_id' AS decision_id, journey_id, customer_id, journey_name, stage, cohort,
-           attributes->>'route.action' AS action, attributes->>'route.mode' AS mode,
-           (attributes->>'route.confidence')::DOUBLE AS confidence, attributes->>'route.reason' AS reason,
-           attributes->>'route.policy_version' AS policy_version, attributes->>'route.requested_by' AS requested_by,
-           attributes->>'route.fired' AS fired, attributes->>'route.signals' AS inputs,
-           strftime(start_time, '%Y-%m-%dT%H:%M:%S.%fZ') AS decided_at
-    FROM spans WHERE name = 'journey.route' ORDER BY start_time
-    """,
-)
-
-
 def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> SpanRows:
-    """The ``journey.route`` span of one decision, tagged with the journey like its other spans."""
+    """The ``journey.route`` span of one decision, tagged with the journey like its other spans.
+
+    Its stage goes in ``route.stage``, not ``journey.stage``: asking for a route is not activity in
+    the stage, so it must neither extend a visit nor reset the journey's silence.
+    """
     attributes: dict[str, Any] = {
         cv.JOURNEY_ID: state["journey_id"],
         cv.CUSTOMER_ID: state["customer_id"],
         **({cv.JOURNEY_NAME: state["journey"]} if state.get("journey") else {}),
-        **({cv.JOURNEY_STAGE: decision["stage"]} if decision.get("stage") else {}),
         **({cv.JOURNEY_CHANNEL: state["channel"]} if state.get("channel") else {}),
         **({cv.JOURNEY_COHORT: state["cohort"]} if state.get("cohort") else {}),
         **decision_attributes(decision),

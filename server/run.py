@@ -12,10 +12,13 @@ from journeyscope.server.app import Started, create_app
 from journeyscope.server.settings import ServerSettings
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they
+    # are TCP, and with Nagle on, keep-alive answers written in two parts wait ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
@@ -40,7 +43,7 @@ def serve(settings: ServerSettings, *, echo: Callable[[str], None] | None = None
 
     # Fail with one clear line (a locked or too-new file, a bad map) before listening at all.
     Warehouse(settings.db, journey_map=load_journey_map(settings.map_file)).close()
-    sock = _bind(settings.host, settings.port)
+    sock = bind_socket(settings.host, settings.port)
     http_port = sock.getsockname()[1]
     say = echo or (lambda line: print(line, flush=True, file=sys.stdout))
 

@@ -11,18 +11,13 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
-
-import httpx
 
 from journeyscope.dashboard.source import FilterParams, SourceError, WarehouseSource
 
@@ -38,9 +33,10 @@ def build_demo(path: Path, evaluate: bool = True) -> Path:
     """A demo warehouse of :data:`JOURNEYS` journeys (and their evaluations) at ``path``, built once."""
     if path.exists():
         return path
+    from journeyscope.warehouse import Warehouse
+
     from journeyscope.demo import run_demo
     from journeyscope.simulator import SimulationConfig
-    from journeyscope.warehouse import Warehouse
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.stem + ".partial.duckdb")
@@ -68,11 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         params = FilterParams(**{k: q.get(k) for k in ("journey", "cohort", "channel", "since", "until")})
-        side = lambda p: FilterParams(cohort=q.get(f"{p}_cohort"), since=q.get(f"{p}_since"),  # noqa: E731
+        side = lambda p: FilterParams(cohort=q.get(f"{p}_cohort"), since=q.get(f"{p}_since"),
                                       until=q.get(f"{p}_until"), journey=q.get(f"{p}_journey"),
                                       channel=q.get(f"{p}_channel"))
         src = self.source
@@ -125,39 +121,11 @@ def fake_api(db: Path) -> Iterator[str]:
 
 
 # -- the real app in a real server ------------------------------------------------------------------
-@contextlib.contextmanager
-def streamlit_server(db: Path | None = None, api: str | None = None, timeout: float = 60) -> Iterator[str]:
+def streamlit_server(db: Path | None = None, api: str | None = None) -> contextlib.AbstractContextManager[str]:
     """``streamlit run dashboard/app.py`` headless on 127.0.0.1 and a free port; yields its URL."""
-    from journeyscope.dashboard.launch import command
+    from journeyscope.dashboard.launch import background
 
-    port = free_port()
-    cmd = command(db=str(db) if db else None, api=api, port=port, open_browser=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYSCOPE_")}
-    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=str(db.parent) if db else None)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not start in time")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return background(db=str(db) if db else None, api=api)
 
 
 CHROMIUM = os.environ.get("JOURNEYSCOPE_CHROMIUM", "/usr/bin/chromium")

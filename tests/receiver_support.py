@@ -17,6 +17,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from journeyscope.server.app import Started, create_app
+from journeyscope.server.run import bind_socket
 from journeyscope.server.runtime import Runtime
 from journeyscope.server.settings import ServerSettings
 
@@ -44,9 +45,7 @@ class RunningServer:
 @contextmanager
 def running_server(settings: ServerSettings) -> Iterator[RunningServer]:
     """The real app under uvicorn in a thread, HTTP and gRPC on free ports of 127.0.0.1."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     settings = replace(settings, host="127.0.0.1", port=port, grpc_port=0)
     ready: list[Started] = []

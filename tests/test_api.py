@@ -85,10 +85,13 @@ def test_route_recommends_from_policy_and_logs_the_decision(server):
         assert payment.mode == "act" or payment.action == "continue"
     running.flush()
     logged = wh.query(
-        "SELECT journey_id, stage, attributes->>'route.action', attributes->>'route.requested_by' FROM spans "
+        "SELECT journey_id, attributes->>'route.stage', attributes->>'route.action', attributes->>'route.requested_by' "
+        "FROM spans "
         "WHERE name = 'journey.route' AND (attributes->>'route.decision_id') = ?", [decision.decision_id]
     )
     assert logged == [(journey_id, "app-install", "human_handoff", "test-orchestrator")]
+    # Asking for a route is not activity in the stage: no visit grows from it.
+    assert wh.query("SELECT count(*) FROM spans WHERE name = 'journey.route' AND stage IS NOT NULL") == [(0,)]
     with httpx.Client(base_url=running.base_url) as http:
         log = http.get("/v1/decisions", params={"journey_id": journey_id}).json()["decisions"]
     assert decision.decision_id in {d["decision_id"] for d in log}

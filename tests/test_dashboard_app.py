@@ -13,12 +13,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from dashboard_support import APP, build_demo, fake_api, free_port
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel
+from streamlit.testing.v1 import AppTest
 
 PAGES = ["stage", "journeys", "graph", "compare", "health"]
 

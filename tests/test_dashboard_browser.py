@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from dashboard_support import CHROMIUM, CHROMIUM_ARGS, build_demo, chromium_available, streamlit_server, wait_for_app
+from dashboard_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    build_demo,
+    chromium_available,
+    streamlit_server,
+    wait_for_app,
+)
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel

@@ -16,13 +16,11 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-
 from dashboard_support import build_demo, fake_api, free_port
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.insights import evaluator_hotspot, fail_matrix, rate_text, worst_stage
 from journeyscope.dashboard.settings import load_settings
 from journeyscope.dashboard.source import ApiSource, FilterParams, SourceError, WarehouseSource
-from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.evaluation_reads import cited_turns, failing_visits, score_distribution
 from journeyscope.warehouse.filters import Filters
@@ -30,6 +28,8 @@ from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.health import activity, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.warehouse.journey_map import parse_journey_map
+
+from journeyscope.errors import InvalidInputError
 
 
 @pytest.fixture(scope="session")
@@ -363,8 +363,8 @@ def test_every_chart_builds_from_the_demo(demo_db):
     onboarding = next(j for j in report["journeys"] if j["journey"] == "onboarding")
     order = [s["stage"] for s in onboarding["stages"]]
     figures = [
-        charts.funnel_chart(onboarding, "app-install"), charts.rate_chart(onboarding, "completion", "app-install"),
-        charts.rate_chart(onboarding, "reentry"), charts.fail_heatmap(*fail_matrix(onboarding), "app-install"),
+        charts.funnel_chart(onboarding, "app-install"), charts.rate_chart(onboarding, "app-install"),
+        charts.rate_chart(onboarding), charts.fail_heatmap(*fail_matrix(onboarding), "app-install"),
         charts.histogram_grid(src.distribution(FilterParams(journey="onboarding"), "app-install"),
                               ["customer_agent_context_retention", "friction_repetition"]),
         charts.retention_heatmap(src.retention(FilterParams()), "onboarding", order),

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from journeyscope.evaluators import EvalResult
 from journeyscope.evaluators import result as _result
 from journeyscope.evaluators.llm import LLMEngine
@@ -276,16 +275,14 @@ def test_no_consent_visits_never_reach_the_judge(tmp_path: Path) -> None:
 
 
 def test_failing_judge_calls_give_error_rows_never_scores(db: Warehouse) -> None:
-    with openai_server(_judge_reply) as (url, seen):
-        with LLMEngine(url, "broken", cache=WarehouseVerdictCache(db)) as judge:
-            summary = evaluate_pending(db, judge, evaluators=["conversation_resolution"])
-            assert summary.errors == 3 and summary.results == 3
-            rows = rows_of(db)
-            assert all(r["error"] and "500" in r["error"] and r["score"] is None and r["passed"] is None
-                       for r in rows)
-            assert db.query("SELECT count(*) FROM llm_verdicts")[0][0] == 0  # failures are not cached
-            evaluate_pending(db, judge, evaluators=["conversation_resolution"])
-            assert len(seen) == 6  # and are asked again next run
+    with openai_server(_judge_reply) as (url, seen), LLMEngine(url, "broken", cache=WarehouseVerdictCache(db)) as judge:
+        summary = evaluate_pending(db, judge, evaluators=["conversation_resolution"])
+        assert summary.errors == 3 and summary.results == 3
+        rows = rows_of(db)
+        assert all(r["error"] and "500" in r["error"] and r["score"] is None and r["passed"] is None for r in rows)
+        assert db.query("SELECT count(*) FROM llm_verdicts")[0][0] == 0  # failures are not cached
+        evaluate_pending(db, judge, evaluators=["conversation_resolution"])
+        assert len(seen) == 6  # and are asked again next run
 
 
 def test_llm_engine_by_name_reads_the_environment_or_fails_clearly(db: Warehouse,
@@ -300,7 +297,7 @@ def test_llm_engine_by_name_reads_the_environment_or_fails_clearly(db: Warehouse
         monkeypatch.setenv("JOURNEYSCOPE_LLM_MODEL", "stand-in")
         summary = evaluate_pending(db, "llm", evaluators=["conversation_resolution"])
         assert summary.llm_calls == 3 and summary.errors == 0 and len(seen) == 3
-    assert db.query("SELECT count(*) FROM llm_verdicts")[0][0] == 3
+    assert db.query("SELECT count(*), count(DISTINCT journey_id) FROM llm_verdicts")[0] == (3, 2)
 
 
 # -- export and OTel interop --------------------------------------------------------------------------
@@ -335,7 +332,7 @@ EXE = shutil.which("journeyscope")
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     assert EXE, "the journeyscope console script is not installed"
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_evaluate_then_export(tmp_path: Path) -> None:

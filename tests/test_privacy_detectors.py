@@ -83,7 +83,8 @@ _SEPARATORS = st.sampled_from([" ", ", ", "\n", "; ", ": ", " / ", ") ("])
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(_PIECES, _SEPARATORS), max_size=8), st.sampled_from([Action.MASK, Action.HASH, Action.DROP]))
+@given(st.lists(st.tuples(_PIECES, _SEPARATORS), max_size=8),
+       st.sampled_from([Action.MASK, Action.HASH, Action.DROP]))
 def test_redaction_is_idempotent_and_leaves_no_detectable_pii(pieces, action):
     # Values separated as in text people write; values glued to each other with no separator at all
     # ("a@b.com4111...") are not promised (see the detectors' docstring).

@@ -15,13 +15,15 @@ HASHED = PrivacyPolicy({t: Action.HASH for t in BUILTIN_TYPES}, patterns=(ORDER,
 MASKED = PrivacyPolicy(patterns=(CustomPattern("order_number", ORDER.regex, Action.MASK),))
 
 
-def _journey(policy: PrivacyPolicy, later_reply: str, ask: str = "What is your email address?") -> VisitContext:
+def _journey(policy: PrivacyPolicy, later_reply: str, ask: str = "What is your email address?"
+             ) -> VisitContext:
     redactor = Redactor(policy)
 
     def visit(stage: str, turns: list[tuple[str, str]]) -> StageVisit:
         return StageVisit("j-1", stage, 1, tuple(Turn(role, redactor.text(text)[0]) for role, text in turns))
 
-    first = visit("sign-up", [("agent", "Hi! What is your email address?"), ("customer", "jane.doe@example.com"),
+    first = visit("sign-up", [("agent", "Hi! What is your email address?"),
+                              ("customer", "jane.doe@example.com"),
                               ("agent", "And your order number?"), ("customer", "It's ORD-558812")])
     later = visit("delivery", [("agent", f"Thanks for waiting. {ask}"), ("customer", later_reply)])
     assert "example.com" not in repr(first) + repr(later) and "558812" not in repr(first) + repr(later)
@@ -49,7 +51,7 @@ def test_a_different_value_gets_a_different_token():
 
 @pytest.mark.xfail(strict=True, reason=(
     "evaluators/facts.py reads '[EMAIL]' as the word 'email', which the agent's question contains, so the "
-    "re-ask looks like the agent confirming the value; needs redaction tokens treated as opaque values (helper-3)"))
+    "re-ask looks like the agent confirming the value; needs redaction tokens read as opaque values"))
 def test_a_reasked_email_is_caught_on_a_masked_transcript():
     result = customer_agent_context_retention(_journey(MASKED, "As I said, jane.doe@example.com"))
     assert not result.passed

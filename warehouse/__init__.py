@@ -4,6 +4,7 @@ A plain library (``Warehouse(path)``) that the CLI, the server and the
 dashboard all call; SQL lives here and nowhere else.
 """
 
+from journeyscope.warehouse.decisions import ROUTE_DECISIONS_EXPORT
 from journeyscope.warehouse.evaluations import EVALUATIONS_EXPORT
 from journeyscope.warehouse.export import register_export
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
@@ -13,5 +14,6 @@ from journeyscope.warehouse.visits import STAGE_VISITS_EXPORT
 
 register_export("stage-visits", STAGE_VISITS_EXPORT)
 register_export("evaluations", EVALUATIONS_EXPORT)
+register_export("route-decisions", ROUTE_DECISIONS_EXPORT)
 
 __all__ = ["SPAN_SCHEMA", "IngestResult", "JourneyMap", "SpanRows", "Warehouse", "load_journey_map"]

@@ -63,7 +63,9 @@ def record(
     return entry_id
 
 
-def entries(cur: duckdb.DuckDBPyConnection, *, action: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def entries(
+    cur: duckdb.DuckDBPyConnection, *, action: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """The latest entries, newest first, as plain dicts (``at`` in ISO 8601 UTC)."""
     where = "WHERE action = ?" if action else ""
     params: list[Any] = [action] if action else []

@@ -33,7 +33,7 @@ def _rows(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 def pii_by_stage(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """``{journey, stage, pii_type, action, values, spans, journeys, first_seen_at}`` per stage, type and action."""
+    """``{journey, stage, pii_type, action, values, spans, journeys, first_seen_at}``."""
     rows = _rows(cur, """
         SELECT journey_name AS journey, stage, pii_type, action, sum(count)::BIGINT AS values,
                count(*) AS spans, count(DISTINCT journey_id) AS journeys, min(first_seen_at) AS first_seen_at
@@ -44,7 +44,7 @@ def pii_by_stage(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def pii_entry_points(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Per journey type and PII type: the stage where it first entered journeys, and the later stages that got it.
+    """Per journey type and PII type: the stage it first entered journeys at, and later stages that got it.
 
     ``{journey, pii_type, entered_at, journeys, later_stages: [{stage, journeys}]}``.
     """
@@ -60,13 +60,15 @@ def pii_entry_points(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         SELECT f.journey_name AS journey, f.pii_type, f.entered_at, p.stage AS later_stage,
                count(DISTINCT f.journey_id) AS journeys
         FROM first f LEFT JOIN per p
-          ON p.journey_id = f.journey_id AND p.pii_type = f.pii_type AND p.seen > f.at AND p.stage <> f.entered_at
+          ON p.journey_id = f.journey_id AND p.pii_type = f.pii_type
+         AND p.seen > f.at AND p.stage <> f.entered_at
         GROUP BY ALL ORDER BY journey, pii_type, entered_at, later_stage NULLS FIRST""")
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     totals = {(r["journey"], r["pii_type"], r["entered_at"]): r["journeys"] for r in _rows(cur, """
         SELECT journey_name AS journey, pii_type, entered_at, count(*) AS journeys FROM (
             SELECT journey_name, journey_id, pii_type, arg_min(stage, first_seen_at) AS entered_at
-            FROM redaction_log WHERE journey_id IS NOT NULL AND stage IS NOT NULL GROUP BY ALL) GROUP BY ALL""")}
+            FROM redaction_log WHERE journey_id IS NOT NULL AND stage IS NOT NULL GROUP BY ALL)
+        GROUP BY ALL""")}
     for r in rows:
         key = (r["journey"], r["pii_type"], r["entered_at"])
         entry = out.setdefault(key, {"journey": key[0], "pii_type": key[1], "entered_at": key[2],
@@ -94,7 +96,8 @@ def token_flows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                                  || coalesce(status_message, ''), '{TOKEN_SQL}')
         ),
         firsts AS (
-            SELECT journey_name, journey_id, token, arg_min(stage, start_time) AS from_stage, min(start_time) AS at
+            SELECT journey_name, journey_id, token,
+                   arg_min(stage, start_time) AS from_stage, min(start_time) AS at
             FROM t GROUP BY ALL
         )
         SELECT f.journey_name AS journey, lower(regexp_extract(f.token, '{TOKEN_SQL}', 1)) AS pii_type,

@@ -117,9 +117,13 @@ def delete_journeys(
 
 
 def erase_customer(
-    con: duckdb.DuckDBPyConnection, customer_id: str, *, actor: str | None = None, reference: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    customer_id: str,
+    *,
+    actor: str | None = None,
+    reference: str | None = None,
 ) -> ErasureResult:
-    """Delete every row of ``customer_id`` in one transaction, audited; the file still needs :func:`compact_file`.
+    """Delete every row of ``customer_id`` in one transaction, audited; then :func:`compact_file`.
 
     The caller holds the warehouse's writer lock (the server) or has the file to itself (the CLI).
     """
@@ -183,7 +187,8 @@ def compact_file(path: str | Path) -> Compaction:
         fresh.unlink(missing_ok=True)
         text = str(exc).splitlines()[0]
         if "lock" in text.lower():
-            raise WarehouseError(f"{target} is open in another process; stop it to compact the file") from None
+            raise WarehouseError(f"{target} is open in another process; stop it to compact the file") \
+                from None
         raise WarehouseError(f"cannot compact {target}: {text}") from None
     with open(fresh, "rb+") as handle:
         os.fsync(handle.fileno())

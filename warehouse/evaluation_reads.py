@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.visits import OUTCOME_AT
+
+from journeyscope.errors import InvalidInputError
 
 __all__ = ["DEFAULT_BINS", "MAX_FAILING", "cited_turns", "failing_visits", "score_distribution"]
 

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-
-from journeyscope.errors import ConfigError, InvalidInputError, WarehouseError
 from journeyscope.evaluators import EvalResult, VisitContext, registered
 from journeyscope.evaluators.engine import run_local
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import VisitKey, load_contexts, visit_keys_sql
+
+from journeyscope.errors import ConfigError, InvalidInputError, WarehouseError
 
 if TYPE_CHECKING:
     from journeyscope.evaluators.llm import LLMEngine
@@ -129,7 +129,7 @@ def _write(warehouse: Warehouse, fn: Callable[[duckdb.DuckDBPyConnection], Any])
     """
     if warehouse.read_only:
         raise WarehouseError(f"{warehouse.path} is open read-only; evaluations need a writable warehouse")
-    with warehouse._lock:  # noqa: SLF001 - the store's single-writer lock; see the module docstring
+    with warehouse._lock:
         cur = warehouse.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
@@ -177,20 +177,27 @@ class WarehouseVerdictCache:
         with self._mutex:
             self._pending[key] = dict(verdict)
 
-    def write_pending(self, cur: duckdb.DuckDBPyConnection) -> int:
-        """Write the verdicts held in memory on ``cur`` (inside the caller's transaction)."""
+    def write_pending(self, cur: duckdb.DuckDBPyConnection, journeys: dict[str, str] | None = None) -> int:
+        """Write the verdicts held in memory on ``cur`` (inside the caller's transaction).
+
+        ``journeys`` maps cache keys to the journey whose visit the verdict is about (stored so that
+        erasing that journey also erases the verdict, which may quote the customer).
+        """
         with self._mutex:
             pending, self._pending = self._pending, {}
         if not pending:
             return 0
         keys = list(pending)
+        journeys = journeys or {}
         table = pa.table({
             "key": pa.array(keys, pa.string()),
+            "journey_id": pa.array([journeys.get(k) for k in keys], pa.string()),
             "verdict": pa.array([json.dumps(pending[k], ensure_ascii=False, default=str) for k in keys], pa.string()),
         })
         cur.register("js_verdicts", table)
         try:
-            cur.execute("INSERT OR REPLACE INTO llm_verdicts SELECT key, verdict, now()::TIMESTAMP FROM js_verdicts")
+            cur.execute("INSERT OR REPLACE INTO llm_verdicts (key, verdict, journey_id, created_at) "
+                        "SELECT key, verdict, journey_id, now()::TIMESTAMP FROM js_verdicts")
         finally:
             cur.unregister("js_verdicts")
         return len(keys)
@@ -493,7 +500,8 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
         finally:
             cur.unregister("js_evaluations")
         if cache is not None:
-            cache.write_pending(cur)
+            cache.write_pending(cur, {r.evidence["cache_key"]: t.key.journey_id for t, r, engine in rows
+                                      if engine == "llm" and "cache_key" in r.evidence})
 
     _write(warehouse, write)
 

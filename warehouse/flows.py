@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import FunnelReport, has_table, stage_orders
+from journeyscope.warehouse.funnel import FunnelReport, stage_orders
 from journeyscope.warehouse.stats import Difference, Rate, difference, rate
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.visits import OUTCOME_NOW
@@ -226,8 +226,6 @@ class HandOff:
 
 def retention_between_stages(warehouse: Warehouse, filters: Filters | None = None) -> list[HandOff]:
     """Context-retention scores per stage pair, worst first; empty before anything is evaluated."""
-    if not has_table(warehouse, "evaluations"):
-        return []
     where, params = (filters or Filters()).where()
     rows = warehouse.query(_RETENTION_PAIRS.format(where=where), params)
     return [HandOff(j, s, t, float(mean), rate(int(failed), int(n))) for j, s, t, mean, n, failed in rows]

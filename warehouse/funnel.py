@@ -259,10 +259,9 @@ def funnel(warehouse: Warehouse, filters: Filters | None = None, journey_map: Jo
         return FunnelReport(filters, note=f"no stage visits match {filters.describe()}")
     totals = dict(warehouse.query(totals_sql.format(where=where), params))
     evaluations: dict[tuple[str, str], list[EvaluatorSummary]] = {}
-    if has_table(warehouse, "evaluations"):
-        where_v, params_v = filters.where("v")
-        for journey, stage, evaluator, mean, scored, failed in warehouse.query(_EVALS.format(where=where_v), params_v):
-            evaluations.setdefault((journey, stage), []).append(EvaluatorSummary(evaluator, mean, rate(failed, scored)))
+    where_v, params_v = filters.where("v")
+    for journey, stage, evaluator, mean, scored, failed in warehouse.query(_EVALS.format(where=where_v), params_v):
+        evaluations.setdefault((journey, stage), []).append(EvaluatorSummary(evaluator, mean, rate(failed, scored)))
     by_journey: dict[str, dict[str, tuple[Any, ...]]] = {}
     for row in rows:
         by_journey.setdefault(row[0], {})[row[1]] = row

@@ -24,12 +24,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse.evaluation_reads import cited_turns
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import load_contexts
+
+from journeyscope.errors import InvalidInputError
 
 __all__ = ["journey_detail", "search_journeys"]
 

@@ -9,11 +9,9 @@ kept cheap: the API answers ``/v1/route`` from this on every turn.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.visits import OUTCOME_AT
 
@@ -31,10 +29,6 @@ SELECT stage, visit, evaluator, score, passed, label, reason, error, evaluated_a
 FROM evaluations WHERE journey_id = ? ORDER BY evaluated_at
 """
 
-_LAST_TURN = """
-SELECT max(start_time) FROM spans WHERE journey_id = ? AND len(turns) > 0
-"""
-
 
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
@@ -46,8 +40,7 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
     visits = warehouse.query(_VISITS, [now_ns, journey_id])
     if not visits:
         return None
-    evaluations = warehouse.query(_EVALS, [journey_id]) if has_table(warehouse, "evaluations") else []
-    last_turn = warehouse.query(_LAST_TURN, [journey_id])[0][0]
+    evaluations = warehouse.query(_EVALS, [journey_id])
     current = visits[-1]
     latest: dict[str, dict[str, Any]] = {}
     failures = {RETENTION: 0, RESOLUTION: 0}
@@ -61,7 +54,7 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
     channels = [v[7] for v in visits]
     switches = sum(1 for a, b in zip(channels, channels[1:]) if a and b and a != b)
     switches += sum(max(0, len(v[8] or []) - 1) for v in visits)
-    last_activity = last_turn or current[4]
+    last_activity = max(v[4] for v in visits)
     signals = {
         "visits": len(visits),
         "reentries": sum(1 for v in visits if v[1] >= 2),
@@ -98,17 +91,3 @@ def _epoch_ns(value: Any) -> int:
 
     return int(value.replace(tzinfo=timezone.utc).timestamp() * 1e9)
 
-
-def decision_attributes(decision: dict[str, Any]) -> dict[str, Any]:
-    """A routing decision as ``journey.route`` span attributes (DESIGN.md: decisions are spans)."""
-    return {
-        "route.decision_id": decision["decision_id"],
-        "route.action": decision["action"],
-        "route.mode": decision["mode"],
-        "route.confidence": decision["confidence"],
-        "route.reason": decision["reason"],
-        "route.policy_version": decision["policy_version"],
-        "route.requested_by": decision.get("requested_by") or "anonymous",
-        "route.fired": json.dumps(decision["fired"]),
-        "route.signals": json.dumps(decision["signals"]),
-    }

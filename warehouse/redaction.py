@@ -43,12 +43,12 @@ class PrivacyHook:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         cur.register(_REPORT_VIEW, report.to_arrow())
         try:
-            cur.execute(f"INSERT OR IGNORE INTO redaction_log SELECT *, ? AS logged_at FROM {_REPORT_VIEW}", [now])
+            cur.execute(f"INSERT OR IGNORE INTO redaction_log SELECT *, ? FROM {_REPORT_VIEW}", [now])
         finally:
             cur.unregister(_REPORT_VIEW)
 
     def record_policy(self, con: duckdb.DuckDBPyConnection, *, actor: str | None = None) -> bool:
-        """Keep the policy in force in ``meta``; audit it when it differs from the last one. ``True``: changed."""
+        """Keep the policy in force in ``meta``; audit it when it differs from the last (``True``)."""
         digest = self.policy.digest()
         row = con.execute("SELECT value FROM meta WHERE key = 'privacy_policy_digest'").fetchone()
         previous = row[0] if row else None

@@ -78,7 +78,8 @@ DELETE FROM meta WHERE key = 'journey_map_digest';
 """
 
 # v3: evaluator results, one row per (journey_id, stage, visit, evaluator), written by
-# journeyscope.warehouse.evaluations; and the LLM judge's verdict cache (key -> parsed verdict).
+# journeyscope.warehouse.evaluations; and the LLM judge's verdict cache (key -> parsed verdict; journey_id
+# of the visit that paid for it, so erasing a journey erases the judge's words about it too).
 _V3 = """
 CREATE TABLE IF NOT EXISTS evaluations (
     journey_id      VARCHAR NOT NULL,
@@ -101,6 +102,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE TABLE IF NOT EXISTS llm_verdicts (
     key             VARCHAR PRIMARY KEY,
     verdict         JSON NOT NULL,
+    journey_id      VARCHAR,
     created_at      TIMESTAMP NOT NULL
 );
 """

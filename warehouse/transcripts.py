@@ -24,7 +24,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-
 from journeyscope.evaluators.transcript import StageVisit, Turn, VisitContext
 from journeyscope.warehouse import visits as _visits
 

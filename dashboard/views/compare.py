@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import pct
@@ -29,17 +28,43 @@ def _start(d: date) -> str:
     return datetime.combine(d, datetime.min.time(), timezone.utc).isoformat()
 
 
+def _default(key: str, **default: Any) -> dict[str, Any]:
+    """A widget's default, unless session state already holds its value (Streamlit warns about both)."""
+    return {} if key in st.session_state else default
+
+
+def _apply_link(dims: dict[str, Any]) -> None:
+    """``?split=YYYY-MM-DD`` or ``?a=COHORT&b=COHORT`` preset the controls once per link (shareable comparisons)."""
+    qp = st.query_params
+    link = (qp.get("split"), qp.get("a"), qp.get("b"))
+    if not any(link) or st.session_state.get("cmp_link") == link:
+        return
+    st.session_state["cmp_link"] = link
+    if link[1] in dims.get("cohorts", []) and link[2] in dims.get("cohorts", []):
+        st.session_state.update(cmp_mode="Two cohorts", cmp_a=link[1], cmp_b=link[2])
+    elif link[0]:
+        try:
+            split = date.fromisoformat(link[0])
+        except ValueError:
+            return
+        first, last = _day(dims.get("first_visit_at")), _day(dims.get("last_visit_at"))
+        if first and last and first < split <= last:
+            st.session_state.update(cmp_mode="Two periods", cmp_split=split)
+
+
 def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
     dims = ctx.health.get("dimensions", {})
-    mode = st.segmented_control("Compare", ["Two periods", "Two cohorts"], default="Two periods", key="cmp_mode")
+    _apply_link(dims)
+    mode = st.segmented_control("Compare", ["Two periods", "Two cohorts"], key="cmp_mode",
+                                **_default("cmp_mode", default="Two periods"))
     if mode == "Two cohorts":
         cohorts = list(dims.get("cohorts", []))
         if len(cohorts) < 2:
             st.info("Comparing cohorts needs at least two cohorts (journey.cohort) in the data.")
             return None
         left, right = st.columns(2)
-        a = left.selectbox("Cohort A", cohorts, index=0, key="cmp_a")
-        b = right.selectbox("Cohort B", cohorts, index=1, key="cmp_b")
+        a = left.selectbox("Cohort A", cohorts, key="cmp_a", **_default("cmp_a", index=0))
+        b = right.selectbox("Cohort B", cohorts, key="cmp_b", **_default("cmp_b", index=1))
         return FilterParams(cohort=a), FilterParams(cohort=b), f"cohort {a} (A) vs cohort {b} (B)"
     first, last = _day(dims.get("first_visit_at")), _day(dims.get("last_visit_at"))
     if first is None or last is None or first == last:
@@ -47,7 +72,7 @@ def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
         return None
     middle = min(last, first + timedelta(days=max(1, (last - first).days // 2 + 1)))
     split = st.slider("Split day (B starts here, UTC)", min_value=first + timedelta(days=1), max_value=last,
-                      value=middle, key="cmp_split", format="YYYY-MM-DD")
+                      key="cmp_split", format="YYYY-MM-DD", **_default("cmp_split", value=middle))
     a = FilterParams(since=_start(first), until=_start(split))
     b = FilterParams(since=_start(split), until=_start(last + timedelta(days=1)))
     return a, b, f"{first} – {split - timedelta(days=1)} (A) vs {split} – {last} (B)"

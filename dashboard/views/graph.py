@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import pct, rate_text

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import pct
 
@@ -61,11 +60,11 @@ def render(ctx: PageContext) -> None:
     spans = counts.get("spans", 0) or 1
     no_id, no_stage = missing.get("spans_without_journey_id", 0), missing.get("spans_without_stage", 0)
     left, right = st.columns(2)
-    left.metric("Spans without journey.id", f"{no_id:,}", help="Cannot be attributed to any journey.",
-                delta=pct(no_id / spans, 1), delta_color="inverse" if no_id else "off")
+    left.metric("Spans without journey.id", f"{no_id:,}", help="Cannot be attributed to any journey.")
+    left.caption(f"{pct(no_id / spans, 1)} of all spans")
     right.metric("Spans with journey.id but no journey.stage", f"{no_stage:,}",
-                 help="Never part of a stage visit. A journey's root span has no stage by design.",
-                 delta=pct(no_stage / spans, 1), delta_color="off")
+                 help="Never part of a stage visit. A journey's root span has no stage by design.")
+    right.caption(f"{pct(no_stage / spans, 1)} of all spans")
     if missing.get("stage_without_journey_id"):
         st.warning(f"{missing['stage_without_journey_id']:,} spans carry journey.stage but no journey.id: "
                    "their instrumentation sets the stage outside a journey context.")

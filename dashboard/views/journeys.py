@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import pct
@@ -28,9 +27,11 @@ _CSS = """
 .js-turn.js-agent { border-left-color: #2e9d5b; }
 .js-turn.js-tool, .js-turn.js-system { border-left-color: #9aa3ad; opacity: 0.8; font-size: 0.9em; }
 .js-turn.js-cited { background: #fff3cd; border-left-color: #d6453d; border-left-width: 5px; }
+.js-turn.js-cited-ok { background: #f3faf5; }
 .js-meta { color: #6b7280; font-size: 0.78rem; }
 .js-text { white-space: pre-wrap; }
 .js-cite { color: #b42318; font-size: 0.78rem; font-weight: 600; }
+.js-cite-ok { color: #2e7d4f; font-size: 0.78rem; }
 </style>
 """
 
@@ -59,16 +60,21 @@ def _pick(ctx: PageContext) -> str | None:
     return st.selectbox("Journey", list(labels), format_func=labels.get, key="jx_pick")
 
 
+def _when(ts: str | None) -> str:
+    """``2026-11-12T09:39:02.918Z`` → ``2026-11-12 09:39``."""
+    return ts[:16].replace("T", " ") if ts else "–"
+
+
 def _header(detail: dict[str, Any]) -> None:
     st.subheader(detail["journey_id"])
-    cols = st.columns(5)
-    cols[0].metric("Journey type", detail.get("journey") or "–")
-    cols[1].metric("Customer", detail.get("customer_id") or "–")
-    cols[2].metric("Cohort", detail.get("cohort") or "–")
-    cols[3].metric("Last stage", detail.get("last_stage") or "–", help=f"outcome: {detail.get('last_outcome')}")
-    cols[4].metric("Visits", len(detail["visits"]))
-    st.caption(f"Channels: {' → '.join(detail.get('channel_path') or []) or '–'} · "
-               f"{detail.get('started_at')} → {detail.get('ended_at')} (UTC)")
+    facts = [
+        ("journey type", detail.get("journey")), ("customer", detail.get("customer_id")),
+        ("cohort", detail.get("cohort")), ("visits", str(len(detail["visits"]))),
+        ("last stage", f"{detail.get('last_stage')} ({detail.get('last_outcome')})"),
+        ("channels", " → ".join(detail.get("channel_path") or []) or None),
+        ("when (UTC)", f"{_when(detail.get('started_at'))} → {_when(detail.get('ended_at'))[11:]}"),
+    ]
+    st.markdown(" · ".join(f"{label} **{html.escape(value)}**" for label, value in facts if value))
 
 
 def _scores(detail: dict[str, Any]) -> None:
@@ -93,31 +99,36 @@ def _time(ts: str | None) -> str:
 
 
 def _turn_html(turn: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str:
+    """One turn; turns cited by a failing score are highlighted, those cited by a passing one marked quietly."""
     role = turn["role"] or "?"
     cited = turn.get("cited_by") or []
-    classes = f"js-turn js-{html.escape(role)}" + (" js-cited" if cited else "")
+    failing = [n for n in cited if scores.get(n, {}).get("passed") is False]
+    passing = [n for n in cited if n not in failing]
+    classes = f"js-turn js-{html.escape(role)}" + (" js-cited" if failing else " js-cited-ok" if passing else "")
     who = role + (f" ({turn['name']})" if turn.get("name") else "")
     meta = " · ".join(x for x in (f"#{turn['index']}", who, _time(turn.get("ts")), turn.get("channel") or "",
                                   turn.get("stage") or "") if x)
-    cite = ""
-    if cited:
+
+    def named(names: list[str]) -> str:
         parts = []
-        for name in cited:
+        for name in names:
             score = scores.get(name, {}).get("score")
             parts.append(f"{name} ({score:.2f})" if isinstance(score, float) else name)
-        cite = f'<div class="js-cite">cited by {html.escape(", ".join(parts))}</div>'
+        return html.escape(", ".join(parts))
+
+    cite = f'<div class="js-cite">✗ cited by {named(failing)}</div>' if failing else ""
+    cite += f'<div class="js-cite-ok">✓ cited by {named(passing)}</div>' if passing else ""
     return (f'<div class="{classes}" data-turn="{turn["index"]}"><div class="js-meta">{html.escape(meta)}</div>'
             f'<div class="js-text">{html.escape(turn.get("text") or "")}</div>{cite}</div>')
 
 
 def _transcript(detail: dict[str, Any]) -> None:
     st.markdown(_CSS, unsafe_allow_html=True)
-    only_cited = st.toggle("Only visits with cited turns", key="jx_only_cited")
+    only_cited = st.toggle("Only visits with failing scores", key="jx_only_cited")
     for v in detail["visits"]:
         scores = {e["evaluator"]: e for e in v["evaluations"]}
         failed = [e for e in v["evaluations"] if e.get("passed") is False]
-        cited = any(t.get("cited_by") for t in v["transcript"])
-        if only_cited and not cited:
+        if only_cited and not failed:
             continue
         title = (f"**{v['stage']}** · visit {v['visit']} · {v.get('channel') or '?'} · {v['outcome']} · "
                  f"{_time(v['started_at'])}–{_time(v['ended_at'])}")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import RETENTION, fail_matrix, pct, rate_text, worst_stage
@@ -83,8 +82,7 @@ def _journey_section(ctx: PageContext, journey: dict[str, Any]) -> None:
     with left:
         st.plotly_chart(charts.funnel_chart(journey, highlight), key=f"funnel_{journey['journey']}")
     with right:
-        st.plotly_chart(charts.rate_chart(journey, "completion", highlight), key=f"compl_{journey['journey']}")
-        st.plotly_chart(charts.rate_chart(journey, "reentry"), key=f"reentry_{journey['journey']}")
+        st.plotly_chart(charts.rate_chart(journey, highlight), key=f"rates_{journey['journey']}")
     _table(journey, highlight)
     stages, evaluators, rates, sizes = fail_matrix(journey)
     if evaluators:

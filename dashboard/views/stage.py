@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import RETENTION, pct, rate_text, worst_stage

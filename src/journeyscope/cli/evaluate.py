@@ -6,14 +6,26 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.evaluators import registered
 from journeyscope.warehouse import Warehouse, load_journey_map
-from journeyscope.warehouse.evaluations import ENGINES, NO_CONSENT_POLICIES, EvaluationSummary, evaluate_pending
+from journeyscope.warehouse.evaluations import (
+    ENGINES,
+    NO_CONSENT_POLICIES,
+    EvaluationSummary,
+    evaluate_pending,
+)
 
 
 def _percent(x: float | None) -> str:
@@ -70,14 +82,15 @@ def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, 
     if db != ":memory:" and not Path(db).exists():
         raise WarehouseError(f"no warehouse at {db}: create one with 'journeyscope demo' or 'journeyscope import'")
     console = Console(stderr=True)
-    with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse:
-        with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as progress:
-            task = progress.add_task("visits", total=None)
+    with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse, Progress(
+        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    ) as progress:
+        task = progress.add_task("visits", total=None)
 
-            def on_progress(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
 
-            summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,
-                                       on_no_consent=on_no_consent, concurrency=concurrency)
+        summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,
+                                   on_no_consent=on_no_consent, concurrency=concurrency)
     _print_summary(summary, Console())

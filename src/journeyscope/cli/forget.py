@@ -16,10 +16,12 @@ from journeyscope.warehouse.erasure import forget_customer
 @db_option
 @click.option("--reference", help="Request reference for the audit log, e.g. a ticket number (never the id).")
 @click.option("--also-check", multiple=True, metavar="TEXT",
-              help="Another identifier of this customer (an e-mail, a name) that must be gone from the file bytes.")
+              help="Another identifier of this customer (an e-mail, a name) to verify is gone.")
 @click.option("--no-compact", is_flag=True,
               help="Only delete rows: the file keeps their bytes in free blocks until it is compacted.")
-def forget(customer_id: str, db: str, reference: str | None, also_check: tuple[str, ...], no_compact: bool) -> None:
+def forget(
+    customer_id: str, db: str, reference: str | None, also_check: tuple[str, ...], no_compact: bool
+) -> None:
     """Erase a customer's spans, visits, evaluations, routing decisions and redaction log, then verify.
 
     The warehouse is rewritten into a fresh file (deleted rows leave no bytes behind)

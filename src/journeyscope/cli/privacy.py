@@ -20,7 +20,7 @@ def privacy() -> None:
 
 @privacy.command("check")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Policy file (default: $JOURNEYSCOPE_PRIVACY, else ./privacy.toml, else built-in defaults).")
+              help="Policy file (default: $JOURNEYSCOPE_PRIVACY, else ./privacy.toml, else the defaults).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def check(policy_file: str | None, fmt: str) -> None:
     """Validate the policy in force and show what it does (a bad file is one clear error)."""
@@ -62,7 +62,8 @@ def report(db: str, fmt: str) -> None:
     click.echo(f"policy: {policy.get('source', 'not recorded yet')}; types off: "
                f"{', '.join(policy.get('types_off', [])) or 'none'}")
     t = view["totals"]
-    click.echo(f"{t['values_redacted']} values redacted in {t['journeys_with_pii']} journeys, {t['failures']} failures")
+    click.echo(f"{t['values_redacted']} values redacted in {t['journeys_with_pii']} journeys, "
+               f"{t['failures']} failures")
     for r in view["stages"]:
         click.echo(f"  {r['journey'] or '-'}/{r['stage'] or '-'}: {r['pii_type']} {r['action']} "
                    f"x{r['values']} ({r['journeys']} journeys)")

@@ -31,7 +31,9 @@ def retention(older_than: str | None, db: str, dry_run: bool, compact: bool) -> 
     else:
         policy = load_policy()
         if policy.retention_s is None:
-            raise ConfigError("no retention age: pass --older-than AGE or set [retention] max_age in privacy.toml")
+            raise ConfigError(
+                "no retention age: pass --older-than AGE or set [retention] max_age in privacy.toml"
+            )
         seconds = policy.retention_s
     if not Path(db).is_file():
         raise WarehouseError(f"no warehouse at {db}")

@@ -1,38 +1,55 @@
-"""``journeyscope serve``: the OTLP receiver (HTTP and gRPC) and, later, the HTTP API."""
+"""``journeyscope serve``: the OTLP receiver (HTTP and gRPC) and the eval API, in one process."""
 
 from __future__ import annotations
 
 import click
 
-from journeyscope.cli.common import db_option
+from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError
 
 
 @click.command()
 @db_option
-@click.option("--map", "map_file", type=click.Path(dir_okay=False), envvar="JOURNEYSCOPE_MAP",
-              help="Journey map (TOML). Default: ./journeys.toml when present. Env: JOURNEYSCOPE_MAP.")
+@map_option
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 to accept other machines).")
+              help="Address to listen on (0.0.0.0 to accept other machines; configure --keys then).")
 @click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
-              help="OTLP/HTTP (and API) port; 0 picks a free one.")
+              help="OTLP/HTTP and API port; 0 picks a free one.")
 @click.option("--grpc-port", default=4317, show_default=True, type=click.IntRange(-1, 65535),
               help="OTLP/gRPC port; 0 picks a free one, -1 turns gRPC off.")
 @click.option("--queue-spans", default=200_000, show_default=True, type=click.IntRange(1),
               help="Spans waiting to be written before senders are told to retry (503/UNAVAILABLE).")
-def serve(db: str, map_file: str | None, host: str, port: int, grpc_port: int, queue_spans: int) -> None:
-    """Receive OTLP traces over HTTP and gRPC and write them to the warehouse (this process is its one writer)."""
-    try:
-        from journeyscope.server.run import serve as run_server
-        from journeyscope.server.settings import ServerSettings
-    except ImportError as exc:
-        raise ConfigError(f"'journeyscope serve' needs the server extra: pip install 'journeyscope[server]' ({exc})")
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True), envvar="JOURNEYSCOPE_KEYS",
+              help="API keys and projects (TOML). Without it the server accepts local requests only.")
+@click.option("--policies", "policies_file", type=click.Path(dir_okay=False, exists=True),
+              envvar="JOURNEYSCOPE_POLICIES", help="Routing policies (TOML), reloaded when the file changes.")
+@click.option("--no-evaluate", is_flag=True, help="Do not score stage visits online as they close.")
+def serve(
+    db: str,
+    map_file: str | None,
+    host: str,
+    port: int,
+    grpc_port: int,
+    queue_spans: int,
+    keys_file: str | None,
+    policies_file: str | None,
+    no_evaluate: bool,
+) -> None:
+    """Receive OTLP traces (HTTP and gRPC), serve the eval API; this process is the warehouse's one writer."""
+    from journeyscope.server.auth import load_keys
+    from journeyscope.server.routing import load_policies
+    from journeyscope.server.run import serve as run_server
+    from journeyscope.server.settings import ServerSettings
     from journeyscope.warehouse import load_journey_map
 
-    load_journey_map(map_file)  # a bad map is one clear line now, not an error inside the server's startup
+    # Bad config is one clear line now, not an error inside the server's start-up.
+    load_journey_map(map_file)
+    load_keys(keys_file)
+    load_policies(policies_file)
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
-        queue_max_spans=queue_spans,
+        queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
+        evaluate_online=not no_evaluate,
     )
     try:
         run_server(settings)

@@ -249,7 +249,8 @@ def _patterns(raw: Any, text: str, source: str) -> tuple[CustomPattern, ...]:
     seen: set[str] = set()
     for spec in raw:
         name = spec.get("name") if isinstance(spec, dict) else None
-        line = _line_of(text, repr(name)[1:-1], after="[[patterns]]") if name else _line_of(text, "[[patterns]]")
+        anchor = "[[patterns]]"
+        line = _line_of(text, repr(name)[1:-1], after=anchor) if name else _line_of(text, anchor)
         where = f"{source}, {line}"
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(f"{where}: a pattern needs a name of lower-case letters, digits and '_' "
@@ -294,7 +295,11 @@ def parse_inline(spec: str, source: str = POLICY_ENV, *, key: bytes | None = Non
 
 
 def load_policy(path: str | Path | None = None) -> PrivacyPolicy:
-    """The policy in force: ``path``, else ``$JOURNEYSCOPE_PRIVACY``, else ``./privacy.toml``, else built-ins."""
+    """The policy in force: ``path``, else ``$JOURNEYSCOPE_PRIVACY``, else ``./privacy.toml``, else defaults.
+
+    Read once when a process starts writing (the warehouse, the exporter); a bad file is
+    a :class:`ConfigError` then, not a silent fallback to weaker settings.
+    """
     key = _key_from_env()
     env = os.environ.get(POLICY_ENV)
     if path is None and env is not None:

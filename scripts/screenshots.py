@@ -1,0 +1,127 @@
+"""Regenerate the dashboard screenshots in ``docs/screenshots/`` from a demo warehouse.
+
+Builds (or reuses, with ``--db``) an evaluated demo warehouse, starts the dashboard headless on
+127.0.0.1 and photographs every page with Debian's chromium through Playwright (the system
+browser: ``apt-get install -y chromium`` and ``pip install playwright``; never
+``playwright install``).
+
+    python scripts/screenshots.py [--db PATH] [--journeys 2000] [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+WIDTH = 1440
+MAX_HEIGHT = 4200
+
+_SETTLED = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const n = document.querySelectorAll('[data-testid="stMainBlockContainer"] *').length;
+    const idle = app && app.getAttribute('data-test-script-state') !== 'running'
+        && !document.querySelector('[data-testid="stStatusWidget"]') && n > 20;
+    const w = window.__jsWait || (window.__jsWait = {n: -1, since: 0});
+    if (!idle || n !== w.n) { w.n = n; w.since = Date.now(); return false; }
+    return Date.now() - w.since > 1200;
+}"""
+
+
+def build(db: Path, journeys: int) -> None:
+    """An evaluated demo warehouse: the case study's onboarding journey included."""
+    from journeyscope.demo import run_demo
+    from journeyscope.simulator import SimulationConfig
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.evaluations import evaluate_pending
+
+    started = time.perf_counter()
+    run_demo(db, SimulationConfig(journeys=journeys, seed=7), fresh=True)
+    with Warehouse(db) as wh:
+        evaluate_pending(wh)
+    print(f"built {db} ({journeys} journeys) in {time.perf_counter() - started:.0f} s")
+
+
+def example_journey(db: Path) -> str:
+    """An onboarding journey whose app-install visit failed an evaluator: the conversation that shows it."""
+    from journeyscope.warehouse import Warehouse
+
+    with Warehouse(db, read_only=True) as wh:
+        rows = wh.query(
+            "SELECT journey_id FROM evaluations WHERE stage = 'app-install' AND passed = false "
+            "GROUP BY journey_id ORDER BY count(*) DESC, journey_id LIMIT 1"
+        )
+        if not rows:
+            rows = wh.query("SELECT min(journey_id) FROM stage_visits")
+    return str(rows[0][0])
+
+
+def bridge_day(db: Path) -> str:
+    """The day the demo's app-install context bridge shipped: day 10 after its first visit."""
+    from datetime import timedelta
+
+    from journeyscope.warehouse import Warehouse
+
+    with Warehouse(db, read_only=True) as wh:
+        first = wh.query("SELECT min(started_at) FROM stage_visits")[0][0]
+    return str((first + timedelta(days=10)).date())
+
+
+def shoot(page: object, url: str, target: Path) -> None:
+    """Load ``url``, let it settle, grow the window to the page's height and save a PNG."""
+    page.set_viewport_size({"width": WIDTH, "height": 1000})  # type: ignore[attr-defined]
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_function(_SETTLED, timeout=120_000, polling=100)  # type: ignore[attr-defined]
+    height = page.evaluate(  # type: ignore[attr-defined]
+        "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight"
+    )
+    page.set_viewport_size({"width": WIDTH, "height": min(MAX_HEIGHT, int(height) + 120)})  # type: ignore[attr-defined]
+    page.wait_for_timeout(1500)  # type: ignore[attr-defined]  # plotly redraws at the new size
+    page.screenshot(path=str(target))  # type: ignore[attr-defined]
+    print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, help="Use this (evaluated) warehouse instead of building a demo.")
+    parser.add_argument("--journeys", type=int, default=2000, help="Journeys in the demo built (default 2000).")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("needs the playwright package: pip install playwright (and apt-get install -y chromium)", file=sys.stderr)
+        return 1
+    from journeyscope.dashboard.launch import background
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "demo.duckdb"
+        if args.db is None:
+            build(db, args.journeys)
+        journey = example_journey(db)
+        pages = {
+            "overview": "", "stage": "stage?journey=onboarding&stage=app-install",
+            "journey": f"journeys?journey_id={journey}", "graph": "graph",
+            # Before and after the context bridge ships (day 10 of the demo's 14).
+            "compare": f"compare?split={bridge_day(db)}", "health": "health",
+        }
+        with background(db=str(db)) as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+            for name, path in pages.items():
+                shoot(page, f"{url}/{path}", args.out / f"{name}.png")
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
