@@ -46,7 +46,7 @@ def simulated_batches(journeys: int, batch: int, seed: int = 11) -> list[pa.Tabl
     return [rows_from_spans(spans[i:i + batch]).to_table() for i in range(0, len(spans), batch)]
 
 
-def rate(fn, batches: list[pa.Table], repeat: int = 3) -> float:
+def rate(fn, batches: list[pa.Table], repeat: int = 5) -> float:
     """Best-of-``repeat`` spans/s of ``fn`` over all batches."""
     spans = sum(b.num_rows for b in batches)
     times = []

@@ -29,8 +29,13 @@ log = logging.getLogger("journeyscope.dashboard")
 CTX_KEY = "_journeyscope_ctx"
 
 ALL = "All"
-WINDOWS = {"All time": None, "Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7),
-           "Last 30 days": timedelta(days=30), "Custom dates": "custom"}
+WINDOWS = {
+    "All time": None,
+    "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "Custom dates": "custom",
+}
 
 
 @dataclass
@@ -72,12 +77,18 @@ class PageContext:
     def search(self, query: str, params: FilterParams | None = None, limit: int = 20) -> list[dict[str, Any]]:
         return data.search(self.source, self.key, query, params or FilterParams(), limit)
 
-    def failing(self, stage: str | None, evaluator: str | None = None, limit: int = 50,
-                params: FilterParams | None = None) -> list[dict[str, Any]]:
+    def failing(
+        self,
+        stage: str | None,
+        evaluator: str | None = None,
+        limit: int = 50,
+        params: FilterParams | None = None,
+    ) -> list[dict[str, Any]]:
         return data.failing(self.source, self.key, params or self.params, stage, evaluator, limit)
 
-    def distribution(self, stage: str | None, evaluator: str | None = None,
-                     params: FilterParams | None = None) -> dict[str, Any]:
+    def distribution(
+        self, stage: str | None, evaluator: str | None = None, params: FilterParams | None = None
+    ) -> dict[str, Any]:
         return data.distribution(self.source, self.key, params or self.params, stage, evaluator)
 
     @property
@@ -112,22 +123,30 @@ def sidebar_filters(health: dict[str, Any]) -> FilterParams:
         st.markdown("**Filters**")
         journey = _choice("Journey type", list(dims.get("journeys", [])), "f_journey")
         cohort = _choice("Cohort", list(dims.get("cohorts", [])), "f_cohort")
-        channel = _choice("Channel", list(dims.get("channels", [])), "f_channel",
-                          help="Visits that used this channel.")
-        window = st.selectbox("Time window", list(WINDOWS), key="f_window",
-                              help="Stage visits that started inside the window (UTC).")
+        channel = _choice(
+            "Channel", list(dims.get("channels", [])), "f_channel", help="Visits that used this channel."
+        )
+        window = st.selectbox(
+            "Time window",
+            list(WINDOWS),
+            key="f_window",
+            help="Stage visits that started inside the window (UTC).",
+        )
         since = until = None
         span = WINDOWS[window]
         if span == "custom":
             first, last = _day(dims.get("first_visit_at")), _day(dims.get("last_visit_at"))
             today = datetime.now(timezone.utc).date()
             picked = st.date_input(
-                "Dates (UTC)", value=((first.date() if first else today), (last.date() if last else today)),
+                "Dates (UTC)",
+                value=((first.date() if first else today), (last.date() if last else today)),
                 key="f_dates",
             )
             if isinstance(picked, (tuple, list)) and len(picked) == 2:
                 since = datetime.combine(picked[0], datetime.min.time(), timezone.utc).isoformat()
-                until = datetime.combine(picked[1] + timedelta(days=1), datetime.min.time(), timezone.utc).isoformat()
+                until = datetime.combine(
+                    picked[1] + timedelta(days=1), datetime.min.time(), timezone.utc
+                ).isoformat()
         elif isinstance(span, timedelta):
             # Rounded to the minute, so the cached answers survive reruns within it.
             now = datetime.now(timezone.utc).replace(second=0, microsecond=0)

@@ -16,8 +16,19 @@ from journeyscope.dashboard.settings import DEFAULT_TTL_S, DashboardSettings
 from journeyscope.dashboard.source import ApiSource, FilterParams, Source, WarehouseSource
 
 __all__ = [
-    "activity", "clear", "compare", "distribution", "failing", "funnel", "health", "journey", "make_source", "outcomes",
-    "retention", "search", "transitions",
+    "activity",
+    "clear",
+    "compare",
+    "distribution",
+    "failing",
+    "funnel",
+    "health",
+    "journey",
+    "make_source",
+    "outcomes",
+    "retention",
+    "search",
+    "transitions",
 ]
 
 
@@ -38,7 +49,7 @@ def clear() -> None:
     st.cache_data.clear()
 
 
-_cache = st.cache_data(ttl=DEFAULT_TTL_S, show_spinner=False, max_entries=512)
+_cache = st.cache_data(ttl=DEFAULT_TTL_S, show_spinner="Reading the warehouse…", max_entries=512)
 
 # Arguments starting with "_" are not hashed: ``key`` (the source's identity) stands for ``_source``.
 
@@ -84,17 +95,26 @@ def journey(_source: Source, key: str, journey_id: str) -> dict[str, Any] | None
 
 
 @_cache
-def search(_source: Source, key: str, query: str, params: FilterParams, limit: int = 20) -> list[dict[str, Any]]:
+def search(
+    _source: Source, key: str, query: str, params: FilterParams, limit: int = 20
+) -> list[dict[str, Any]]:
     return _source.search(query, params, limit)
 
 
 @_cache
-def failing(_source: Source, key: str, params: FilterParams, stage: str | None, evaluator: str | None = None,
-            limit: int = 50) -> list[dict[str, Any]]:
+def failing(
+    _source: Source,
+    key: str,
+    params: FilterParams,
+    stage: str | None,
+    evaluator: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
     return _source.failing(params, stage, evaluator, limit)
 
 
 @_cache
-def distribution(_source: Source, key: str, params: FilterParams, stage: str | None,
-                 evaluator: str | None = None) -> dict[str, Any]:
+def distribution(
+    _source: Source, key: str, params: FilterParams, stage: str | None, evaluator: str | None = None
+) -> dict[str, Any]:
     return _source.distribution(params, stage, evaluator)

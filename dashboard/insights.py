@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "RETENTION", "StageAlert", "ci_text", "evaluator_hotspot", "fail_matrix", "pct", "rate_text", "worst_stage",
+    "RETENTION",
+    "StageAlert",
+    "ci_text",
+    "evaluator_hotspot",
+    "fail_matrix",
+    "pct",
+    "rate_text",
+    "worst_stage",
 ]
 
 RETENTION = "customer_agent_context_retention"
@@ -72,17 +79,24 @@ class StageAlert:
 
 def worst_stage(journey: dict[str, Any], min_entered: int = MIN_ENTERED) -> StageAlert | None:
     """The lowest-completing stage of a ``JourneyFunnel.as_dict()`` with at least ``min_entered`` journeys."""
-    stages = [s for s in journey.get("stages", []) if s.get("completion_rate") is not None
-              and s.get("entered", 0) >= min_entered]
+    stages = [
+        s
+        for s in journey.get("stages", [])
+        if s.get("completion_rate") is not None and s.get("entered", 0) >= min_entered
+    ]
     if not stages:
         return None
     worst = min(stages, key=lambda s: (s["completion_rate"], -s["entered"]))
     others = [s["completion_rate"] for s in stages if s is not worst]
     ci = worst.get("completion_rate_ci") or [None, None]
     return StageAlert(
-        journey=journey["journey"], stage=worst["stage"], completion=worst["completion_rate"],
-        completion_ci=(ci[0], ci[1]), entered=worst["entered"],
-        others_min=min(others) if others else None, others_max=max(others) if others else None,
+        journey=journey["journey"],
+        stage=worst["stage"],
+        completion=worst["completion_rate"],
+        completion_ci=(ci[0], ci[1]),
+        entered=worst["entered"],
+        others_min=min(others) if others else None,
+        others_max=max(others) if others else None,
         hotspot=evaluator_hotspot(journey, worst["stage"]),
     )
 
@@ -129,7 +143,9 @@ def evaluator_hotspot(journey: dict[str, Any], stage: str, min_visits: int = 10)
     return text + f" (mean score {mean:.2f})"
 
 
-def fail_matrix(journey: dict[str, Any]) -> tuple[list[str], list[str], list[list[float | None]], list[list[int]]]:
+def fail_matrix(
+    journey: dict[str, Any],
+) -> tuple[list[str], list[str], list[list[float | None]], list[list[int]]]:
     """Stages (funnel order), evaluators (retention and the judged ones first), fail rates and sample sizes."""
     stages = [s["stage"] for s in journey.get("stages", [])]
     names: set[str] = set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,15 +38,28 @@ def command(
 ) -> list[str]:
     """The ``streamlit run`` command line for these settings."""
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.address", host, "--server.port", str(port),
-        "--server.headless", "false" if open_browser else "true",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "false" if open_browser else "true",
+        "--browser.gatherUsageStats",
+        "false",
         # The dashboard shows its own one-line errors; never a traceback in the page.
-        "--client.showErrorDetails", "none",
-        "--client.toolbarMode", "minimal",
-        "--server.fileWatcherType", "none",
-        "--theme.base", "light",
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
+        "--theme.base",
+        "light",
         *extra,
         "--",
     ]
@@ -72,7 +86,9 @@ def run(
         import plotly  # noqa: F401
         import streamlit  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(f"the dashboard needs the dashboard extra: pip install 'journeyscope[dashboard]' ({exc})")
+        raise ConfigError(
+            f"the dashboard needs the dashboard extra: pip install 'journeyscope[dashboard]' ({exc})"
+        ) from None
     env = dict(os.environ)
     if api:
         env["JOURNEYSCOPE_API"] = api
@@ -81,10 +97,19 @@ def run(
     if map_file:
         env["JOURNEYSCOPE_MAP"] = map_file
     cmd = command(db=db, api=api, map_file=map_file, host=host, port=port, open_browser=open_browser)
+    proc = subprocess.Popen(cmd, env=env)
+    # A terminated launcher must not leave the server behind: pass SIGTERM on to it.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
     try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group); let it finish
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_DB", "DEFAULT_TTL_S", "DashboardSettings", "load_settings"]
 
 DEFAULT_DB = "journeyscope.duckdb"
 #: How long a cached answer is shown before the warehouse is asked again (seconds).
-DEFAULT_TTL_S = 60
+DEFAULT_TTL_S = 120
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> DashboardSettings:
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> DashboardSettings:
     """Settings from script arguments (unknown ones ignored: under AppTest argv is pytest's) and environment."""
     env = os.environ if environ is None else environ
     args, _ = _parser().parse_known_args(list(argv or []))

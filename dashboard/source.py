@@ -56,8 +56,11 @@ class FilterParams:
         from journeyscope.warehouse.filters import Filters
 
         return Filters(
-            journey=self.journey, cohort=self.cohort, channel=self.channel,
-            since=_parse_time(self.since), until=_parse_time(self.until),
+            journey=self.journey,
+            cohort=self.cohort,
+            channel=self.channel,
+            since=_parse_time(self.since),
+            until=_parse_time(self.until),
         )
 
     def query(self, prefix: str = "") -> dict[str, str]:
@@ -112,11 +115,14 @@ class Source(Protocol):
     def search(self, query: str, params: FilterParams, limit: int = 20) -> list[dict[str, Any]]:
         """:func:`journeyscope.warehouse.journey_detail.search_journeys`."""
 
-    def failing(self, params: FilterParams, stage: str | None, evaluator: str | None = None,
-                limit: int = 50) -> list[dict[str, Any]]:
+    def failing(
+        self, params: FilterParams, stage: str | None, evaluator: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
         """:func:`journeyscope.warehouse.evaluation_reads.failing_visits`."""
 
-    def distribution(self, params: FilterParams, stage: str | None, evaluator: str | None = None) -> dict[str, Any]:
+    def distribution(
+        self, params: FilterParams, stage: str | None, evaluator: str | None = None
+    ) -> dict[str, Any]:
         """:func:`journeyscope.warehouse.evaluation_reads.score_distribution`."""
 
 
@@ -256,14 +262,17 @@ class WarehouseSource:
         with self._open() as wh:
             return search_journeys(wh, query, params.to_filters(), limit)
 
-    def failing(self, params: FilterParams, stage: str | None, evaluator: str | None = None,
-                limit: int = 50) -> list[dict[str, Any]]:
+    def failing(
+        self, params: FilterParams, stage: str | None, evaluator: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
         from journeyscope.warehouse.evaluation_reads import failing_visits
 
         with self._open() as wh:
             return failing_visits(wh, params.to_filters(), stage=stage, evaluator=evaluator, limit=limit)
 
-    def distribution(self, params: FilterParams, stage: str | None, evaluator: str | None = None) -> dict[str, Any]:
+    def distribution(
+        self, params: FilterParams, stage: str | None, evaluator: str | None = None
+    ) -> dict[str, Any]:
         from journeyscope.warehouse.evaluation_reads import score_distribution
 
         with self._open() as wh:
@@ -290,14 +299,17 @@ def _probe_version(path: str) -> int | None:
 class ApiSource:
     """Reads the eval API of a running ``journeyscope serve`` (same dicts as the library)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 10.0,
-                 transport: Any = None) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None = None, timeout: float = 10.0, transport: Any = None
+    ) -> None:
         import httpx
 
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # ``transport``: tests pass an ``httpx.MockTransport``.
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
 
     def describe(self) -> str:
         return f"eval API {self.base_url}"
@@ -306,32 +318,43 @@ class ApiSource:
         import httpx
 
         try:
-            response = self._client.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
+            response = self._client.get(
+                path, params={k: v for k, v in (params or {}).items() if v is not None}
+            )
         except httpx.ConnectError:
             raise SourceError(
                 f"Cannot reach the journeyscope API at {self.base_url} (connection refused).",
                 "Start it with 'journeyscope serve', or read the file directly: journeyscope dashboard --db PATH",
             ) from None
         except httpx.TimeoutException:
-            raise SourceError(f"The journeyscope API at {self.base_url} did not answer in time ({path}).",
-                              "The server may be overloaded; reload in a moment.") from None
+            raise SourceError(
+                f"The journeyscope API at {self.base_url} did not answer in time ({path}).",
+                "The server may be overloaded; reload in a moment.",
+            ) from None
         except httpx.HTTPError as exc:
             raise SourceError(f"Cannot talk to the journeyscope API at {self.base_url}: {exc}") from None
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code in (401, 403):
-            raise SourceError(f"The API at {self.base_url} refused the request ({response.status_code}).",
-                              "Pass an API key: JOURNEYSCOPE_API_KEY=... journeyscope dashboard --api URL")
+            raise SourceError(
+                f"The API at {self.base_url} refused the request ({response.status_code}).",
+                "Pass an API key: JOURNEYSCOPE_API_KEY=... journeyscope dashboard --api URL",
+            )
         if response.status_code == 404:
-            raise SourceError(f"The API at {self.base_url} has no {path} (404).",
-                              "Is it a journeyscope server of the same version as this dashboard?")
+            raise SourceError(
+                f"The API at {self.base_url} has no {path} (404).",
+                "Is it a journeyscope server of the same version as this dashboard?",
+            )
         if response.status_code >= 400:
-            raise SourceError(f"The API at {self.base_url} answered {response.status_code} to {path}: "
-                              f"{_detail(response)}")
+            raise SourceError(
+                f"The API at {self.base_url} answered {response.status_code} to {path}: {_detail(response)}"
+            )
         try:
             return response.json()
         except ValueError:
-            raise SourceError(f"The API at {self.base_url} sent something that is not JSON for {path}.") from None
+            raise SourceError(
+                f"The API at {self.base_url} sent something that is not JSON for {path}."
+            ) from None
 
     def health(self) -> dict[str, Any]:
         return dict(self._get("/v1/health"))
@@ -366,18 +389,31 @@ class ApiSource:
         found = self._get("/v1/journeys", {"q": query, "limit": limit, **params.query()}, missing_ok=True)
         if found is None:
             detail = self.journey(query) if query else None
-            return [{k: detail.get(k) for k in ("journey_id", "journey", "cohort", "customer_id", "started_at")}] \
-                if detail else []
+            return (
+                [{k: detail.get(k) for k in ("journey_id", "journey", "cohort", "customer_id", "started_at")}]
+                if detail
+                else []
+            )
         return list(found)
 
-    def failing(self, params: FilterParams, stage: str | None, evaluator: str | None = None,
-                limit: int = 50) -> list[dict[str, Any]]:
-        return list(self._get("/v1/evaluations/failing",
-                              {"stage": stage, "evaluator": evaluator, "limit": limit, **params.query()}))
+    def failing(
+        self, params: FilterParams, stage: str | None, evaluator: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return list(
+            self._get(
+                "/v1/evaluations/failing",
+                {"stage": stage, "evaluator": evaluator, "limit": limit, **params.query()},
+            )
+        )
 
-    def distribution(self, params: FilterParams, stage: str | None, evaluator: str | None = None) -> dict[str, Any]:
-        return dict(self._get("/v1/evaluations/distribution",
-                              {"stage": stage, "evaluator": evaluator, **params.query()}))
+    def distribution(
+        self, params: FilterParams, stage: str | None, evaluator: str | None = None
+    ) -> dict[str, Any]:
+        return dict(
+            self._get(
+                "/v1/evaluations/distribution", {"stage": stage, "evaluator": evaluator, **params.query()}
+            )
+        )
 
 
 def _detail(response: Any) -> str:

@@ -9,7 +9,9 @@ from journeyscope.dashboard.source import SourceError
 
 __all__ = ["not_evaluated", "show_error", "stage_picker"]
 
-EVALUATE_HINT = "Run `journeyscope evaluate --db PATH` to score every stage visit, then press **Refresh data**."
+EVALUATE_HINT = (
+    "Run `journeyscope evaluate --db PATH` to score every stage visit, then press **Refresh data**."
+)
 
 
 def show_error(exc: Exception) -> None:

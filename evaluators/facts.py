@@ -194,6 +194,21 @@ def says_already(text: str) -> bool:
     return bool(_ALREADY.search(text.lower()))
 
 
+#: Stricter than :data:`_ALREADY`: the customer says they were asked this before ("I already told you",
+#: "like I said", "again?"), not merely that something already exists ("I already have an account").
+_COMPLAINT = re.compile(
+    r"\balready (?:told|said|gave|given|mentioned|answered|provided|explained)\b|\bas i (?:said|mentioned|told)\b"
+    r"|\blike i (?:said|told|mentioned)\b|\bi (?:just said|(?:just )?told you)\b|\bsaid (?:that |this |it )?(?:before|earlier)\b"
+    r"|\bagain\?|\bhow many times\b"
+)
+
+
+@lru_cache(maxsize=65536)
+def complains_repeated(text: str) -> bool:
+    """The customer says they were asked for this before (direct evidence of lost context)."""
+    return bool(_COMPLAINT.search(text.lower()))
+
+
 @lru_cache(maxsize=65536)
 def changes_mind(text: str) -> bool:
     """The customer revises an earlier request, so asking again for the fact is legitimate."""
@@ -228,10 +243,19 @@ def volunteered(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+#: A value the warehouse redacted (journeyscope.privacy): ``[EMAIL]`` masked, ``[EMAIL:3fa9c1d2e4b5]``
+#: hashed. It stands for a value, not for the word "email": an agent asking "what is your email?" does
+#: not repeat it, and two equal hashed tokens are the same value given twice.
+_REDACTED = re.compile(r"\[([A-Z][A-Z0-9_]*)(?::([0-9a-f]{6,}))?\]")
+
+
 @lru_cache(maxsize=65536)
 def key_tokens(text: str) -> frozenset[str]:
     """The tokens of an answer that carry its value: numbers, times, days, names, uncommon words."""
-    toks = {w for w in words(text) if w not in _STOP and len(w) > 1}
+    opaque = {"<" + m.group(0)[1:-1].lower() + ">" for m in _REDACTED.finditer(text)}
+    if opaque:
+        text = _REDACTED.sub(" ", text)
+    toks = {w for w in words(text) if w not in _STOP and len(w) > 1} | opaque
     toks |= {m.group(0).replace(" ", "") for m in _TIME.finditer(text.lower())}
     return frozenset(toks)
 
@@ -242,6 +266,6 @@ def restates(later: str, earlier: str) -> bool:
     if not a or not b:
         return False
     shared = a & b
-    if any(w.isdigit() or _WEEKDAY.search(w) for w in shared):
+    if any(w.isdigit() or _WEEKDAY.search(w) or w.startswith("<") for w in shared):
         return True
     return len(shared) / min(len(a), len(b)) >= 0.5

@@ -51,9 +51,24 @@ ESCALATION = re.compile(
 )
 THANKS = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bty\b|\bappreciate\b|\bperfect\b|\bawesome\b|\bgreat\b|\bwonderful\b"
                     r"|\bexcellent\b|\bthat'?s all\b|\bthat is all\b|\bgoodbye\b|\bbye\b|\bthat works\b|\bsounds good\b")
-#: The customer objects to the outcome itself (not just to the wait or the weather).
-OBJECTION = re.compile(r"\bwrong\b|\bnot what i\b|\bincorrect\b|\bmistake\b|\bi didn'?t (?:ask|want|say)\b|\buseless\b"
-                       r"|\bterrible\b|\bunacceptable\b|^no,? i (?:said|asked|wanted)\b|\bthat'?s not (?:right|it|what)\b")
+#: The customer objects to the outcome itself (not just to the wait or the weather). Use :func:`objects`:
+#: "wrong" counts only as a verdict on something ("that's wrong", "the wrong date", "you got it wrong") and
+#: "I didn't want" only about the result ("I didn't want that"), so "I didn't want to go any earlier, great!"
+#: or "don't tell anyone if I get it wrong" are not objections.
+OBJECTION = re.compile(r"\bnot what i\b|\bincorrect\b|\bmistake\b|\bi didn'?t (?:ask for|order|say (?:that|this)|"
+                       r"want (?:that|this|it)\b)|\buseless\b|\bterrible\b|\bunacceptable\b|^no,? i (?:said|asked|wanted)\b"
+                       r"|\bthat'?s not (?:right|it|what)\b")
+WRONG_VERDICT = re.compile(
+    r"\b(?:is|was|are|were|that'?s|it'?s|all|got (?:it|that|this|them|my \w+)|have|has|had|the|a) (?:\w+ )?wrong\b"
+    r"|\bwrong (?:\w+ )?(?:date|day|time|name|number|address|amount|item|order|size|colou?r|account|person|one|room"
+    r"|table|flight|seat|booking|reservation|appointment|place|city|plan|card|product|charge)s?\b")
+
+
+def objects(low: str) -> bool:
+    """Whether a lower-cased customer turn objects to the outcome (:data:`OBJECTION`, :data:`WRONG_VERDICT`)."""
+    return bool(OBJECTION.search(low)) or ("wrong" in low and bool(WRONG_VERDICT.search(low)))
+
+
 #: Customer annoyance or distress with the agent.
 ANNOYED = re.compile(
     r"\b(?:not|aren'?t|are not) listening\b|\buseless\b|\bstupid\b|\bidiot|\bdumb\b|\bridiculous\b|\bannoy"
@@ -100,3 +115,44 @@ def outcome_polarity(text: str) -> int:
         if pos >= best_pos:
             best_pos, best = pos, pol
     return best
+
+
+# Tool results (role ``tool``): structured payloads, so the cues are key/value shapes shared by APIs, not prose.
+# Every alternative starts with a word boundary and a literal key, which keeps the scan cheap on long payloads.
+_KEY = r"\b(?:status|state|result|outcome)[\"']?\s*[:=]\s*[\"']?"
+TOOL_FAILURE = re.compile(
+    _KEY + r"(?:error|errored|fail(?:ed|ure)?|declined|denied|rejected|invalid|not[ _-]?found|unavailable|"
+    r"unauthori[sz]ed|forbidden|timeout|timed[ _-]?out|no[ _-]?match|insufficient[ _-]funds|unsuccessful)\b"
+    r"|\b(?:success|succeeded|ok|available|found|approved)[\"']?\s*[:=]\s*(?:false|0)\b"
+    r"|\b(?:errors?|error_message|error_code|exception)[\"']?\s*[:=](?!\s*(?:[\"']{2}|\[\s*\]|\{\s*\}|null\b|none\b|"
+    r"false\b|0\b|[\"']?(?:none|null|ok)\b))"
+    r"|\b(?:status_?code|http_?status)[\"']?\s*[:=]\s*[45]\d\d\b|^\s*(?:error|exception|traceback)\b"
+)
+TOOL_SUCCESS = re.compile(
+    _KEY + r"(?:ok|okay|success|successful|succeeded|completed?|confirmed|booked|reserved|scheduled|approved|"
+    r"accepted|created|updated|processed|shipped|dispatched|delivered|refunded|paid|sent|done|active|activated|"
+    r"resolved|issued|submitted)\b"
+    r"|\b(?:success|succeeded|ok|confirmed|booked|sent|approved|created|updated|done|completed)[\"']?\s*[:=]\s*"
+    r"(?:true|1)\b|\b(?:status_?code|http_?status)[\"']?\s*[:=]\s*2\d\d\b"
+)
+
+
+#: Substrings one of which every cue above contains: a plain ``in`` test skips most payloads without a regex scan.
+_TOOL_KEYS = ("status", "state", "result", "outcome", "succe", "error", "exception", "traceback", "\"ok\"", "'ok'",
+              "ok:", "ok=", "available", "found", "approved", "confirmed", "booked", "sent", "created", "updated",
+              "done", "completed")
+
+
+@lru_cache(maxsize=65536)
+def tool_polarity(text: str) -> int:
+    """-1 when a tool result reports an error or a refusal, +1 an explicit success status, 0 neither.
+
+    A failure cue wins over a success cue in the same payload (``{"status": 200, "error": "card expired"}``).
+    Tool *calls* (arguments without a status) and plain data lookups say nothing and give 0.
+    """
+    low = text.lower()
+    if not any(k in low for k in _TOOL_KEYS):
+        return 0
+    if TOOL_FAILURE.search(low):
+        return -1
+    return 1 if TOOL_SUCCESS.search(low) else 0

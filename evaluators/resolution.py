@@ -4,6 +4,9 @@ The decisive evidence is the agent's *final* outcome statement in the visit ("yo
 "unfortunately nothing is available"): earlier outcomes were superseded. The customer's reaction and
 how the visit ends adjust it: thanks after a success confirms it, a complaint or a hand-off request
 undoes it, a request the agent never answered or a customer who leaves mid-question is unresolved.
+Tool results (role ``tool``) are checked against what the agent said: a success claimed right after a
+tool reported an error is only partial, and when the agent states no outcome the last tool status
+(``{"status": "declined"}``, ``{"success": true}``) stands in for one.
 A visit with none of these has no outcome to judge and gets ``score=None``.
 """
 
@@ -12,13 +15,14 @@ from __future__ import annotations
 import re
 
 from journeyscope.evaluators.base import clamp, guard, memo_last
-from journeyscope.evaluators.lexicon import CONFUSED, ESCALATION, LEAVING, OBJECTION, THANKS, outcome_polarity
+from journeyscope.evaluators.lexicon import (CONFUSED, ESCALATION, LEAVING, THANKS, objects, outcome_polarity,
+                                            tool_polarity)
 from journeyscope.evaluators.result import EvalResult, register
-from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
+from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, clip, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = "conversation_resolution"
-VERSION = "local-1"
+VERSION = "local-2"
 _REQUEST = re.compile(r"\?|\b(?:can|could|would|will) you\b|\bi (?:need|want|would like|'d like)\b|\bplease\b")
 #: A visit passes when its score reaches this.
 PASS_AT = 0.5
@@ -40,6 +44,18 @@ def _last_outcome(lines: tuple[Line, ...]) -> tuple[int, int, int, int]:
     return last_pos, last_pol, fails, oks
 
 
+def _tool_results(ctx: VisitContext) -> list[tuple[int, int, str]]:
+    """(turn index, polarity, text) of each tool turn in the visit, in order (polarity 0: no status cue)."""
+    return [(i, tool_polarity(clip(t.text)[0]), t.text) for i, t in enumerate(ctx.visit.turns)
+            if (t.role or "").lower() == "tool" and t.text]
+
+
+def _last_tool_before(tools: list[tuple[int, int, str]], index: int) -> tuple[int, int, str] | None:
+    """The last tool turn before turn ``index`` (any polarity: a neutral retry resets an earlier error)."""
+    before = [t for t in tools if t[0] < index]
+    return before[-1] if before else None
+
+
 def _result(score: float, label: str, reason: str, evidence: dict[str, object]) -> EvalResult:
     s = clamp(score)
     return EvalResult(NAME, VERSION, s, s >= PASS_AT, label, reason, evidence)
@@ -58,9 +74,10 @@ def conversation_resolution(ctx: VisitContext) -> EvalResult:
     after = lines[pos + 1:] if pos >= 0 else lines
     cust_after = [x for x in after if x.role == CUSTOMER]
     escalation = next((x for x in after if ESCALATION.search(x.low)), None)
-    complaint = next((x for x in cust_after if OBJECTION.search(x.low)), None)
+    complaint = next((x for x in cust_after if objects(x.low)), None)
     thanks = next((x for x in cust_after if THANKS.search(x.low)), None)
     last = lines[-1]
+    tools = _tool_results(ctx)
     evidence: dict[str, object] = {"truncated_turns": list(vt.truncated)}
 
     if escalation is not None:
@@ -80,6 +97,12 @@ def conversation_resolution(ctx: VisitContext) -> EvalResult:
                 # The first request failed and an alternative was accepted: resolved, less cleanly.
                 score -= 0.25
                 why += f" after {fails} earlier failure(s)"
+            tool = _last_tool_before(tools, turn.index)
+            if tool is not None and tool[1] < 0:
+                # The claim contradicts the system of record: do not take the agent's word for it.
+                evidence.update(tool_turn=tool[0], tool_result=quote(tool[2], 80))
+                return _result(0.4, "partial", why + f", but the tool result just before it (turn {tool[0]}: "
+                               f"{quote(tool[2])!r}) reported a failure" + note + ".", evidence)
             if complaint is not None:
                 score, label = 0.45, "partial"
                 why += f", but the customer objected at turn {complaint.index} ({quote(complaint.text)!r})"
@@ -117,6 +140,17 @@ def conversation_resolution(ctx: VisitContext) -> EvalResult:
         evidence.update(turn=last.index)
         return _result(0.2, "unresolved", f"Turn {last.index}: the customer left ({quote(last.text)!r}){note}.",
                        evidence)
+    last_tool = next((t for t in reversed(tools) if t[1]), None)
+    if last_tool is not None:
+        t_index, t_pol, t_text = last_tool
+        evidence.update(turn=t_index, tool_result=quote(t_text, 80), polarity=t_pol)
+        if t_pol < 0:
+            return _result(0.3, "unresolved", f"Turn {t_index}: the tool reported a failure ({quote(t_text)!r}) "
+                           f"and the agent stated no outcome{note}.", evidence)
+        closed = thanks is not None and thanks.index > t_index
+        return _result(0.77 if closed else 0.7, "resolved",
+                       f"Turn {t_index}: the tool reported success ({quote(t_text)!r}); the agent stated no "
+                       f"outcome{' and the customer closed' if closed else ''}{note}.", evidence)
     if thanks is not None and any(x.role == AGENT for x in lines[: lines.index(thanks)]):
         evidence.update(turn=thanks.index)
         return _result(0.75, "resolved",

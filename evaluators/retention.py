@@ -20,6 +20,7 @@ from journeyscope.evaluators.base import clamp, guard, memo_last, no_evidence
 from journeyscope.evaluators.facts import (
     PERSONAL_KINDS,
     Ask,
+    complains_repeated,
     asks_in,
     changes_mind,
     corrects,
@@ -36,7 +37,7 @@ from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = "customer_agent_context_retention"
-VERSION = "local-1"
+VERSION = "local-2"  # 2: redacted values read as opaque; "I already told you" after any question
 PASS_AT = 0.5
 
 # Failure weights (score = 1 - the strongest): how sure each pattern is that context was lost.
@@ -133,6 +134,9 @@ def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
                         continue
                     f = _find(facts, ask, stage)
                     if f is None:
+                        reply = next((x for _, _, x in seq[order + 1:] if x.role != AGENT), None)
+                        if reply is not None and complains_repeated(reply.text):
+                            findings.append(_complained(ask, line, reply, facts, cur))
                         continue
                     if " or " not in ask.sentence and key_tokens(f.value) <= key_tokens(ask.sentence) \
                             and key_tokens(f.value):
@@ -192,6 +196,23 @@ def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
     evidence.update(worst.evidence, turn=worst.turn, findings=len(findings))
     more = f" ({len(findings) - 1} more finding(s))" if len(findings) > 1 else ""
     return EvalResult(NAME, VERSION, score, score >= PASS_AT, label, worst.reason + more + vt.note(), evidence)
+
+
+def _complained(ask: Ask, line: Line, reply: Line, facts: list[_Fact], cur: int) -> _Finding:
+    """A question the facts did not tie to an earlier answer, but the customer says they gave it already.
+
+    The customer's own "I already told you" is the most direct evidence of lost context there is, on any
+    transcript; it covers facts whose kind the local reader does not know (a preference, a device).
+    """
+    prior = next((f for f in reversed(facts) if restates(reply.text, f.value)), None)
+    where = f", first given at {_where(prior, cur)} ({quote(prior.value, 40)!r})" if prior else ""
+    ev: dict[str, object] = {"fact": ask.label, "kind": ask.kind, "reply_turn": reply.index,
+                             "customer_said": quote(reply.text, 80)}
+    if prior is not None:
+        ev["first_given"] = {"stage": prior.stage, "visit_position": prior.visit_pos, "turn": prior.turn}
+    return _Finding(W_REASK_RESTATED, ask.kind, line.index,
+                    f"Turn {line.index}: the agent asked for the customer's {ask.label}{where}; the customer "
+                    f"said at turn {reply.index} they had already given it ({quote(reply.text, 40)!r}).", ev)
 
 
 def _reask(f: _Fact, line: Line, reply: Line | None, cur: int, stale: bool) -> _Finding:

@@ -19,8 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 WIDTH = 1440
 MAX_HEIGHT = 4200
@@ -28,7 +34,7 @@ MAX_HEIGHT = 4200
 _SETTLED = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     const n = document.querySelectorAll('[data-testid="stMainBlockContainer"] *').length;
-    const idle = app && app.getAttribute('data-test-script-state') !== 'running'
+    const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
         && !document.querySelector('[data-testid="stStatusWidget"]') && n > 20;
     const w = window.__jsWait || (window.__jsWait = {n: -1, since: 0});
     if (!idle || n !== w.n) { w.n = n; w.since = Date.now(); return false; }
@@ -38,15 +44,17 @@ _SETTLED = """() => {
 
 def build(db: Path, journeys: int) -> None:
     """An evaluated demo warehouse: the case study's onboarding journey included."""
-    from journeyscope.demo import run_demo
-    from journeyscope.simulator import SimulationConfig
     from journeyscope.warehouse import Warehouse
     from journeyscope.warehouse.evaluations import evaluate_pending
 
+    from journeyscope.demo import run_demo
+    from journeyscope.simulator import SimulationConfig
+
     started = time.perf_counter()
-    run_demo(db, SimulationConfig(journeys=journeys, seed=7), fresh=True)
-    with Warehouse(db) as wh:
-        evaluate_pending(wh)
+    result = run_demo(db, SimulationConfig(journeys=journeys, seed=7), fresh=True)
+    if getattr(result, "evaluation", None) is None:  # a demo that does not evaluate by itself
+        with Warehouse(db) as wh:
+            evaluate_pending(wh)
     print(f"built {db} ({journeys} journeys) in {time.perf_counter() - started:.0f} s")
 
 
@@ -92,13 +100,18 @@ def shoot(page: object, url: str, target: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="Use this (evaluated) warehouse instead of building a demo.")
-    parser.add_argument("--journeys", type=int, default=2000, help="Journeys in the demo built (default 2000).")
+    parser.add_argument(
+        "--journeys", type=int, default=2000, help="Journeys in the demo built (default 2000)."
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        print("needs the playwright package: pip install playwright (and apt-get install -y chromium)", file=sys.stderr)
+        print(
+            "needs the playwright package: pip install playwright (and apt-get install -y chromium)",
+            file=sys.stderr,
+        )
         return 1
     from journeyscope.dashboard.launch import background
 
@@ -109,10 +122,13 @@ def main() -> int:
             build(db, args.journeys)
         journey = example_journey(db)
         pages = {
-            "overview": "", "stage": "stage?journey=onboarding&stage=app-install",
-            "journey": f"journeys?journey_id={journey}", "graph": "graph",
+            "overview": "",
+            "stage": "stage?journey=onboarding&stage=app-install",
+            "journey": f"journeys?journey_id={journey}",
+            "graph": "graph",
             # Before and after the context bridge ships (day 10 of the demo's 14).
-            "compare": f"compare?split={bridge_day(db)}", "health": "health",
+            "compare": f"compare?split={bridge_day(db)}",
+            "health": "health",
         }
         with background(db=str(db)) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

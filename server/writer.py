@@ -14,6 +14,13 @@ transaction serves many requests, and stage-visit upkeep runs after the commit
 ``visit_interval_s`` or twice the last upkeep's duration, whichever is longer:
 upkeep re-derives whole journeys, so it never takes more than about a third of
 the writer's time, and one upkeep serves many transactions.
+
+Checkpoints are the writer's too: DuckDB's default (checkpoint whenever the
+write-ahead log passes 16 MB) compresses and rewrites the table's open row
+group and its key index every few thousand spans, which costs more than the
+inserts themselves. The writer raises that threshold to ``checkpoint_threshold``
+and checkpoints when ingest pauses (``checkpoint_idle_s`` without a commit), so
+under load the log grows and is folded into the file in few, large steps.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ class WriterStats:
     queued_spans: int = 0
     write_seconds: float = 0.0
     visit_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
+    checkpoints: int = 0
 
 
 @dataclass
@@ -79,6 +88,8 @@ class BatchWriter:
         retry_after_s: float = 1.0,
         idle_sweep_s: float = 30.0,
         visit_interval_s: float = 0.5,
+        checkpoint_threshold: str | None = "512MB",
+        checkpoint_idle_s: float = 2.0,
     ) -> None:
         if max_queue_spans <= 0 or max_batch_spans <= 0:
             raise ValueError("max_queue_spans and max_batch_spans must be positive")
@@ -88,6 +99,12 @@ class BatchWriter:
         self.retry_after_s = retry_after_s
         self.idle_sweep_s = idle_sweep_s
         self.visit_interval_s = visit_interval_s
+        self.checkpoint_idle_s = checkpoint_idle_s
+        if checkpoint_threshold is not None and not warehouse.read_only:
+            try:
+                warehouse.query(f"SET GLOBAL checkpoint_threshold = '{checkpoint_threshold}'")
+            except Exception as exc:  # noqa: BLE001 - a tuning knob, never a reason not to start
+                logger.warning("journeyscope: cannot set checkpoint_threshold: %s", exc)
         self.stats = WriterStats()
         self._queue: deque[_Job] = deque()
         self._queued_spans = 0
@@ -181,11 +198,16 @@ class BatchWriter:
         last_sweep = time.monotonic()
         visits_due = 0.0
         visits_pending = False
+        checkpoint_due: float | None = None  # set by a commit: checkpoint once ingest pauses this long
         while True:
             with self._cond:
                 while not self._queue and not self._stopping and not self._flush_requested:
-                    timeout = max(0.0, visits_due - time.monotonic()) if visits_pending else self.idle_sweep_s
-                    if not self._cond.wait(timeout):
+                    due = [self.idle_sweep_s]
+                    if visits_pending:
+                        due.append(visits_due - time.monotonic())
+                    if checkpoint_due is not None:
+                        due.append(checkpoint_due - time.monotonic())
+                    if not self._cond.wait(max(0.0, min(due))):
                         break
                 jobs = self._take()
                 stopping = self._stopping and not self._queue
@@ -195,11 +217,15 @@ class BatchWriter:
             if jobs:
                 self._commit(jobs)
                 visits_pending = True
+                checkpoint_due = time.monotonic() + self.checkpoint_idle_s
             now = time.monotonic()
             if visits_pending and (now >= visits_due or flush or stopping):
                 took = self._update_visits()
                 visits_pending = False
                 visits_due = time.monotonic() + max(self.visit_interval_s, 2 * took)
+            elif checkpoint_due is not None and not jobs and not visits_pending and now >= checkpoint_due:
+                checkpoint_due = None
+                self._checkpoint()
             if now - last_sweep >= self.idle_sweep_s:
                 last_sweep = now
                 self._sweep()
@@ -245,6 +271,15 @@ class BatchWriter:
         took = time.perf_counter() - started
         self.stats.visit_seconds += took
         return took
+
+    def _checkpoint(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.warehouse.query("CHECKPOINT")
+        except Exception as exc:  # noqa: BLE001 - the log stays; DuckDB checkpoints at its threshold anyway
+            logger.warning("journeyscope: checkpoint failed: %s", exc)
+        self.stats.checkpoint_seconds += time.perf_counter() - started
+        self.stats.checkpoints += 1
 
     def _sweep(self) -> None:
         try:

@@ -33,6 +33,8 @@ def build_demo(path: Path, evaluate: bool = True) -> Path:
     """A demo warehouse of :data:`JOURNEYS` journeys (and their evaluations) at ``path``, built once."""
     if path.exists():
         return path
+    import inspect
+
     from journeyscope.warehouse import Warehouse
 
     from journeyscope.demo import run_demo
@@ -41,12 +43,16 @@ def build_demo(path: Path, evaluate: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.stem + ".partial.duckdb")
     partial.unlink(missing_ok=True)
-    run_demo(partial, SimulationConfig(journeys=JOURNEYS, seed=SEED, end=END, bridge_day=10))
-    if evaluate:
-        from journeyscope.warehouse.evaluations import evaluate_pending
+    config = SimulationConfig(journeys=JOURNEYS, seed=SEED, end=END, bridge_day=10)
+    if "evaluate" in inspect.signature(run_demo).parameters:  # the demo evaluates by itself
+        run_demo(partial, config, evaluate=evaluate)
+    else:
+        run_demo(partial, config)
+        if evaluate:
+            from journeyscope.warehouse.evaluations import evaluate_pending
 
-        with Warehouse(partial) as wh:
-            evaluate_pending(wh)
+            with Warehouse(partial) as wh:
+                evaluate_pending(wh)
     partial.rename(path)
     return path
 
@@ -68,9 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         params = FilterParams(**{k: q.get(k) for k in ("journey", "cohort", "channel", "since", "until")})
-        side = lambda p: FilterParams(cohort=q.get(f"{p}_cohort"), since=q.get(f"{p}_since"),
-                                      until=q.get(f"{p}_until"), journey=q.get(f"{p}_journey"),
-                                      channel=q.get(f"{p}_channel"))
+        side = lambda p: FilterParams(
+            cohort=q.get(f"{p}_cohort"),
+            since=q.get(f"{p}_since"),
+            until=q.get(f"{p}_until"),
+            journey=q.get(f"{p}_journey"),
+            channel=q.get(f"{p}_channel"),
+        )
         src = self.source
         routes = {
             "/v1/health": lambda: {**src.health(), "window": src.activity(params)},
@@ -80,9 +90,12 @@ class _Handler(BaseHTTPRequestHandler):
             "/v1/flows/retention": lambda: src.retention(params),
             "/v1/compare": lambda: src.compare(side("a"), side("b")),
             "/v1/journeys": lambda: src.search(q.get("q", ""), params, int(q.get("limit", 20))),
-            "/v1/evaluations/failing": lambda: src.failing(params, q.get("stage"), q.get("evaluator"),
-                                                          int(q.get("limit", 50))),
-            "/v1/evaluations/distribution": lambda: src.distribution(params, q.get("stage"), q.get("evaluator")),
+            "/v1/evaluations/failing": lambda: src.failing(
+                params, q.get("stage"), q.get("evaluator"), int(q.get("limit", 50))
+            ),
+            "/v1/evaluations/distribution": lambda: src.distribution(
+                params, q.get("stage"), q.get("evaluator")
+            ),
         }
         try:
             if url.path.startswith("/v1/journeys/"):
@@ -121,7 +134,9 @@ def fake_api(db: Path) -> Iterator[str]:
 
 
 # -- the real app in a real server ------------------------------------------------------------------
-def streamlit_server(db: Path | None = None, api: str | None = None) -> contextlib.AbstractContextManager[str]:
+def streamlit_server(
+    db: Path | None = None, api: str | None = None
+) -> contextlib.AbstractContextManager[str]:
     """``streamlit run dashboard/app.py`` headless on 127.0.0.1 and a free port; yields its URL."""
     from journeyscope.dashboard.launch import background
 
@@ -130,8 +145,14 @@ def streamlit_server(db: Path | None = None, api: str | None = None) -> contextl
 
 CHROMIUM = os.environ.get("JOURNEYSCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -158,7 +179,7 @@ def wait_for_app(page: Any, timeout_ms: int = 60_000) -> None:
         """() => {
             const app = document.querySelector('[data-testid="stApp"]');
             const n = document.querySelectorAll('[data-testid="stMainBlockContainer"] *').length;
-            const idle = app && app.getAttribute('data-test-script-state') !== 'running'
+            const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
                 && !document.querySelector('[data-testid="stStatusWidget"]') && n > 20;
             const w = window.__jsWait || (window.__jsWait = {n: -1, since: 0});
             if (!idle || n !== w.n) { w.n = n; w.since = Date.now(); return false; }

@@ -29,10 +29,14 @@ def demo_db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def unevaluated_db(tmp_path_factory) -> Path:
-    return build_demo(tmp_path_factory.getbasetemp() / "dashboard-demo" / "unevaluated.duckdb", evaluate=False)
+    return build_demo(
+        tmp_path_factory.getbasetemp() / "dashboard-demo" / "unevaluated.duckdb", evaluate=False
+    )
 
 
-def app(monkeypatch, *, db: Path | str | None = None, api: str | None = None, page: str = "overview") -> AppTest:
+def app(
+    monkeypatch, *, db: Path | str | None = None, api: str | None = None, page: str = "overview"
+) -> AppTest:
     """Run the entry script on ``page`` (AppTest cannot follow st.navigation to another page by itself)."""
     for name in ("JOURNEYSCOPE_DB", "JOURNEYSCOPE_API", "JOURNEYSCOPE_MAP", "JOURNEYSCOPE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -46,7 +50,9 @@ def app(monkeypatch, *, db: Path | str | None = None, api: str | None = None, pa
 
 
 def messages(at: AppTest) -> dict[str, list[str]]:
-    return {kind: [str(e.value) for e in getattr(at, kind)] for kind in ("error", "warning", "info", "exception")}
+    return {
+        kind: [str(e.value) for e in getattr(at, kind)] for kind in ("error", "warning", "info", "exception")
+    }
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -102,7 +108,8 @@ def test_journey_explorer_shows_a_transcript(monkeypatch, demo_db):
     with Warehouse(demo_db, read_only=True) as wh:
         jid, text = wh.query(
             "SELECT journey_id, turns[1].text FROM spans WHERE name = 'journey.turn' AND stage = 'app-install' "
-            "ORDER BY journey_id, start_time LIMIT 1")[0]
+            "ORDER BY journey_id, start_time LIMIT 1"
+        )[0]
     at = app(monkeypatch, db=demo_db, page="journeys")
     at.text_input(key="jx_query").input(jid).run()
     assert not messages(at)["exception"]
@@ -178,4 +185,7 @@ def test_api_mode_shows_the_same_overview(monkeypatch, demo_db):
         assert messages(via_api)["warning"] == messages(direct)["warning"]
         for page in PAGES:
             via_api = app(monkeypatch, api=url, page=page)
-            assert not messages(via_api)["exception"] and not messages(via_api)["error"], (page, messages(via_api))
+            assert not messages(via_api)["exception"] and not messages(via_api)["error"], (
+                page,
+                messages(via_api),
+            )

@@ -64,7 +64,9 @@ def page(browser) -> Iterator[Any]:
 
 def metric(pg: Any, label: str) -> str:
     """The value of the ``st.metric`` called ``label``."""
-    box = pg.locator('[data-testid="stMetric"]', has=pg.locator('[data-testid="stMetricLabel"]', has_text=label))
+    box = pg.locator(
+        '[data-testid="stMetric"]', has=pg.locator('[data-testid="stMetricLabel"]', has_text=label)
+    )
     return box.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
 
 
@@ -88,6 +90,7 @@ def test_overview_shows_the_funnel_of_the_known_warehouse(page, server, demo_db)
         report = funnel(wh)
     page.goto(server)
     wait_for_app(page)
+    page.locator('[data-testid="stTable"]').first.wait_for()
     no_errors(page)
     assert metric(page, "Journeys") == f"{sum(j.total for j in report.journeys):,}"
     install = report.journey("onboarding").stage("app-install")
@@ -95,7 +98,9 @@ def test_overview_shows_the_funnel_of_the_known_warehouse(page, server, demo_db)
     assert cells[0] == "app-install ⚠"  # the worst stage is marked
     assert cells[1:4] == [str(install.entered), str(install.completed), str(install.dropped)]
     assert cells[4].startswith(f"{install.completion.value * 100:.1f}%")
-    alert = page.locator('[data-testid="stAlertContentWarning"]', has_text="onboarding: app-install completes")
+    alert = page.locator(
+        '[data-testid="stAlertContentWarning"]', has_text="onboarding: app-install completes"
+    )
     assert f"app-install completes {install.completion.value * 100:.1f}%" in alert.inner_text()
     charts = page.locator(".js-plotly-plot")
     charts.first.wait_for()  # plotly's bundle loads lazily
@@ -127,13 +132,14 @@ def test_journey_explorer_shows_the_transcript_with_cited_turns(page, server, de
         jid, text = wh.query(
             "SELECT e.journey_id, s.turns[1].text FROM evaluations e JOIN spans s ON s.journey_id = e.journey_id "
             "WHERE e.evaluator = 'friction_repetition' AND e.passed = false AND s.name = 'journey.turn' "
-            "AND s.stage = e.stage ORDER BY e.journey_id, s.start_time LIMIT 1")[0]
+            "AND s.stage = e.stage ORDER BY e.journey_id, s.start_time LIMIT 1"
+        )[0]
     page.goto(f"{server}/journeys?journey_id={jid}")
     wait_for_app(page)
     no_errors(page)
-    assert page.get_by_role("heading", name=jid).count() >= 1
+    page.get_by_role("heading", name=jid).first.wait_for()
     turns = page.locator(".js-turn")
-    assert turns.count() > 5
+    turns.nth(5).wait_for()
     assert text in turns.all_inner_texts()[0] or any(text in t for t in turns.all_inner_texts())
     cited = page.locator(".js-turn.js-cited")
     assert cited.count() >= 1 and "cited by" in cited.first.inner_text()
@@ -143,19 +149,21 @@ def test_journey_explorer_shows_the_transcript_with_cited_turns(page, server, de
 def test_a_failing_visit_opens_its_conversation(page, server):
     page.goto(f"{server}/stage")
     wait_for_app(page)
+    page.get_by_role("button", name="Open conversation →").wait_for()
     no_errors(page)
     picked = page.get_by_role("combobox", name="Or open a journey").input_value()
     page.get_by_role("button", name="Open conversation →").click()
     page.wait_for_url(re.compile(r"/journeys\?journey_id="))
     wait_for_app(page)
     assert picked in page.url
-    assert page.get_by_role("heading", name=picked).count() >= 1
-    assert page.locator(".js-turn").count() > 0
+    page.get_by_role("heading", name=picked).first.wait_for()
+    page.locator(".js-turn").first.wait_for()
 
 
 @pytest.mark.parametrize("path", ["graph", "compare", "health"])
 def test_other_pages_render(page, server, path):
     page.goto(f"{server}/{path}")
     wait_for_app(page)
+    page.locator("h1").first.wait_for()
+    page.locator(".js-plotly-plot, [data-testid='stTable']").first.wait_for()
     no_errors(page)
-    assert page.locator("h1").count() >= 1

@@ -53,8 +53,11 @@ def _sql(db: Path, query: str, params: list | None = None) -> list[tuple]:
 
 # -- journey detail ----------------------------------------------------------------------------------
 def _failing_journey(db: Path) -> str:
-    return _sql(db, "SELECT journey_id FROM evaluations WHERE passed = false AND evaluator = 'friction_repetition' "
-                    "ORDER BY journey_id LIMIT 1")[0][0]
+    return _sql(
+        db,
+        "SELECT journey_id FROM evaluations WHERE passed = false AND evaluator = 'friction_repetition' "
+        "ORDER BY journey_id LIMIT 1",
+    )[0][0]
 
 
 def test_journey_detail_has_visits_transcript_and_cited_turns(wh, demo_db):
@@ -62,7 +65,9 @@ def test_journey_detail_has_visits_transcript_and_cited_turns(wh, demo_db):
     detail = journey_detail(wh, jid)
     assert detail is not None
     json.dumps(detail)  # served as-is by the API
-    visits = _sql(demo_db, "SELECT stage, visit, turns FROM stage_visits WHERE journey_id = ? ORDER BY position", [jid])
+    visits = _sql(
+        demo_db, "SELECT stage, visit, turns FROM stage_visits WHERE journey_id = ? ORDER BY position", [jid]
+    )
     assert [(v["stage"], v["visit"]) for v in detail["visits"]] == [(s, n) for s, n, _ in visits]
     assert detail["journey"] == jid.split("-")[0]
     scored = _sql(demo_db, "SELECT count(*) FROM evaluations WHERE journey_id = ?", [jid])[0][0]
@@ -73,8 +78,12 @@ def test_journey_detail_has_visits_transcript_and_cited_turns(wh, demo_db):
         for e in v["evaluations"]:
             for i in e["cited_turns"]:
                 assert e["evaluator"] in v["transcript"][i]["cited_by"]
-    repetition = next(e for v in detail["visits"] for e in v["evaluations"]
-                      if e["evaluator"] == "friction_repetition" and e["passed"] is False)
+    repetition = next(
+        e
+        for v in detail["visits"]
+        for e in v["evaluations"]
+        if e["evaluator"] == "friction_repetition" and e["passed"] is False
+    )
     visit = next(v for v in detail["visits"] if repetition in v["evaluations"])
     cited = [visit["transcript"][i] for i in repetition["cited_turns"]]
     assert cited and all(t["role"] == "customer" for t in cited)
@@ -92,18 +101,30 @@ def test_journey_detail_reads_route_decisions_when_the_table_exists(demo_db, tmp
     shutil.copy(demo_db, copy)
     jid = _sql(demo_db, "SELECT min(journey_id) FROM stage_visits")[0][0]
     con = duckdb.connect(str(copy))
-    con.execute("CREATE TABLE route_decisions (decision_id VARCHAR, journey_id VARCHAR, stage VARCHAR, "
-                "action VARCHAR, policy VARCHAR, reason VARCHAR, decided_at TIMESTAMP)")
-    con.execute("INSERT INTO route_decisions VALUES ('d-1', ?, 'payment', 'human_handoff', 'low-retention', "
-                "'retention 0.2 < 0.5', TIMESTAMP '2025-05-20 10:00:00')", [jid])
+    con.execute(
+        "CREATE TABLE route_decisions (decision_id VARCHAR, journey_id VARCHAR, stage VARCHAR, "
+        "action VARCHAR, policy VARCHAR, reason VARCHAR, decided_at TIMESTAMP)"
+    )
+    con.execute(
+        "INSERT INTO route_decisions VALUES ('d-1', ?, 'payment', 'human_handoff', 'low-retention', "
+        "'retention 0.2 < 0.5', TIMESTAMP '2025-05-20 10:00:00')",
+        [jid],
+    )
     con.close()
     with Warehouse(copy, read_only=True) as w:
         detail = journey_detail(w, jid)
     assert detail["route_decisions_recorded"] is True
-    assert detail["route_decisions"] == [{
-        "decision_id": "d-1", "journey_id": jid, "stage": "payment", "action": "human_handoff",
-        "policy": "low-retention", "reason": "retention 0.2 < 0.5", "decided_at": "2025-05-20T10:00:00.000Z",
-    }]
+    assert detail["route_decisions"] == [
+        {
+            "decision_id": "d-1",
+            "journey_id": jid,
+            "stage": "payment",
+            "action": "human_handoff",
+            "policy": "low-retention",
+            "reason": "retention 0.2 < 0.5",
+            "decided_at": "2025-05-20T10:00:00.000Z",
+        }
+    ]
 
 
 def test_search_journeys(wh, demo_db):
@@ -112,8 +133,12 @@ def test_search_journeys(wh, demo_db):
     assert found[0]["journey_id"] == jid
     part = search_journeys(wh, "onboarding-7-00001", limit=500)
     assert {r["journey_id"] for r in part} == {
-        r[0] for r in _sql(demo_db, "SELECT DISTINCT journey_id FROM stage_visits WHERE journey_id LIKE "
-                                    "'onboarding-7-00001%'")}
+        r[0]
+        for r in _sql(
+            demo_db,
+            "SELECT DISTINCT journey_id FROM stage_visits WHERE journey_id LIKE 'onboarding-7-00001%'",
+        )
+    }
     assert search_journeys(wh, "%") == []  # a literal percent sign, not a wildcard
     trial = search_journeys(wh, "", Filters(cohort="trial"), limit=500)
     assert trial and all(r["cohort"] == "trial" for r in trial)
@@ -122,9 +147,12 @@ def test_search_journeys(wh, demo_db):
 # -- evaluation reads -----------------------------------------------------------------------------------
 def test_failing_visits_worst_first_with_reasons(wh, demo_db):
     rows = failing_visits(wh, Filters(journey="onboarding"), stage="app-install", limit=1000)
-    expected = _sql(demo_db, """
+    expected = _sql(
+        demo_db,
+        """
         SELECT count(*) FROM evaluations e JOIN stage_visits v USING (journey_id, stage, visit)
-        WHERE e.passed = false AND e.error IS NULL AND v.journey_name = 'onboarding' AND v.stage = 'app-install'""")
+        WHERE e.passed = false AND e.error IS NULL AND v.journey_name = 'onboarding' AND v.stage = 'app-install'""",
+    )
     assert len(rows) == expected[0][0] > 0
     scores = [r["score"] for r in rows]
     assert scores == sorted(scores)
@@ -141,24 +169,45 @@ def test_failing_visits_worst_first_with_reasons(wh, demo_db):
 def test_score_distribution_is_binned_in_sql_and_adds_up(wh, demo_db):
     dist = score_distribution(wh, Filters(journey="onboarding"), stage="app-install")
     assert dist["bins"] == 10 and len(dist["edges"]) == 11
-    truth = dict((name, (scored, unscored)) for name, scored, unscored in _sql(demo_db, """
+    truth = {
+        name: (scored, unscored)
+        for name, scored, unscored in _sql(
+            demo_db,
+            """
         SELECT e.evaluator, count(e.score), count(*) - count(e.score)
         FROM evaluations e JOIN stage_visits v USING (journey_id, stage, visit)
-        WHERE e.error IS NULL AND v.journey_name = 'onboarding' AND v.stage = 'app-install' GROUP BY ALL"""))
+        WHERE e.error IS NULL AND v.journey_name = 'onboarding' AND v.stage = 'app-install' GROUP BY ALL""",
+        )
+    }
     assert {e["evaluator"]: (sum(e["counts"]), e["unscored"]) for e in dist["evaluators"]} == truth
-    perfect = _sql(demo_db, """
+    perfect = _sql(
+        demo_db,
+        """
         SELECT count(*) FROM evaluations e JOIN stage_visits v USING (journey_id, stage, visit)
         WHERE v.journey_name = 'onboarding' AND v.stage = 'app-install'
-          AND e.evaluator = 'customer_agent_context_retention' AND e.score = 1.0""")[0][0]
+          AND e.evaluator = 'customer_agent_context_retention' AND e.score = 1.0""",
+    )[0][0]
     retention = next(e for e in dist["evaluators"] if e["evaluator"] == "customer_agent_context_retention")
     assert retention["counts"][-1] >= perfect > 0  # a score of exactly 1 falls in the last bin
     one = score_distribution(wh, None, evaluator="friction_latency", bins=4)
-    assert [e["evaluator"] for e in one["evaluators"]] == ["friction_latency"] and len(one["evaluators"][0]["counts"]) == 4
+    assert [e["evaluator"] for e in one["evaluators"]] == ["friction_latency"] and len(
+        one["evaluators"][0]["counts"]
+    ) == 4
 
 
 def test_cited_turns_reads_every_evidence_shape():
-    assert cited_turns({"turn": 3, "repeats": [2, 4], "slow_replies": [[6, 997.0]], "pauses": [[1, 200.0]],
-                        "clarifications": [], "truncated_turns": [9], "visit": 2, "ok": True}) == [1, 2, 3, 4, 6]
+    assert cited_turns(
+        {
+            "turn": 3,
+            "repeats": [2, 4],
+            "slow_replies": [[6, 997.0]],
+            "pauses": [[1, 200.0]],
+            "clarifications": [],
+            "truncated_turns": [9],
+            "visit": 2,
+            "ok": True,
+        }
+    ) == [1, 2, 3, 4, 6]
     assert cited_turns(None) == [] and cited_turns({"turn": None}) == []
 
 
@@ -173,13 +222,19 @@ def test_reads_without_an_evaluations_table(tmp_path):
 def test_health_counts_and_dimensions(wh, demo_db):
     h = health(wh)
     json.dumps(h)
-    spans, no_id, no_stage = _sql(demo_db, "SELECT count(*), count(*) FILTER (WHERE journey_id IS NULL), "
-                                           "count(*) FILTER (WHERE journey_id IS NOT NULL AND stage IS NULL) FROM spans")[0]
+    spans, no_id, no_stage = _sql(
+        demo_db,
+        "SELECT count(*), count(*) FILTER (WHERE journey_id IS NULL), "
+        "count(*) FILTER (WHERE journey_id IS NOT NULL AND stage IS NULL) FROM spans",
+    )[0]
     assert h["counts"]["spans"] == spans and h["counts"]["journeys"] == 300
     assert h["missing"]["spans_without_journey_id"] == no_id
     assert h["missing"]["spans_without_stage"] == no_stage == 300  # one root span per journey
     assert {r["name"] for r in h["missing"]["without_stage_by_name"]} == {
-        "journey onboarding", "journey support", "journey returns"}
+        "journey onboarding",
+        "journey support",
+        "journey returns",
+    }
     assert h["dimensions"]["journeys"] == ["onboarding", "returns", "support"]
     assert "trial" in h["dimensions"]["cohorts"] and "chat" in h["dimensions"]["channels"]
     assert h["evaluations"]["results"] > 0 and h["counts"]["evaluated_visits"] == h["counts"]["stage_visits"]
@@ -197,18 +252,23 @@ stages = ["sign-up", "payment", "content-prefs", "app-install"]
         later = health(w, now=last + timedelta(days=2))
         report = funnel(w)
     onboarding = next(o for o in h["journey_map"]["stage_order"] if o["journey"] == "onboarding")
-    assert onboarding["unmapped_stages"] == ["first-watch"] == list(report.journey("onboarding").unmapped_stages)
+    assert (
+        onboarding["unmapped_stages"] == ["first-watch"] == list(report.journey("onboarding").unmapped_stages)
+    )
     assert any("first-watch" in w for w in h["warnings"])
     assert any("support is not in the journey map" in w for w in h["warnings"])
     lag = h["ingest"]["lag_last_hour"]
     assert lag["spans"] == h["counts"]["spans"] and lag["median_s"] > 0 and lag["p95_s"] >= lag["median_s"]
-    assert later["ingest"]["lag_last_day"]["spans"] == 0 and later["ingest"]["lag_last_day"]["median_s"] is None
+    assert (
+        later["ingest"]["lag_last_day"]["spans"] == 0 and later["ingest"]["lag_last_day"]["median_s"] is None
+    )
 
 
 def test_activity_follows_the_filters(wh, demo_db):
     trial = activity(wh, Filters(cohort="trial"))
-    journeys, spans = _sql(demo_db, "SELECT count(DISTINCT journey_id), sum(spans) FROM stage_visits "
-                                    "WHERE cohort = 'trial'")[0]
+    journeys, spans = _sql(
+        demo_db, "SELECT count(DISTINCT journey_id), sum(spans) FROM stage_visits WHERE cohort = 'trial'"
+    )[0]
     assert (trial["journeys"], trial["spans"]) == (journeys, spans)
 
 
@@ -255,9 +315,17 @@ def test_warehouse_source_says_when_a_writer_holds_the_file(tmp_path, demo_db):
     locked = tmp_path / "locked.duckdb"
     shutil.copy(demo_db, locked)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
-                               "time.sleep(60)", str(locked)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+                "time.sleep(60)"
+            ),
+            str(locked),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
@@ -313,7 +381,9 @@ def test_settings_from_arguments_and_environment():
     assert (s.db, s.api) == ("a.duckdb", None)  # --db on the command line wins over an API in the environment
     s = load_settings(["-q"], {"JOURNEYSCOPE_API": "http://h:1/", "JOURNEYSCOPE_MAP": "m.toml"})
     assert (s.api, s.map_file) == ("http://h:1", "m.toml")
-    assert load_settings(["--dbx", "y"], {}).db == "journeyscope.duckdb"  # no abbreviations of pytest's options
+    assert (
+        load_settings(["--dbx", "y"], {}).db == "journeyscope.duckdb"
+    )  # no abbreviations of pytest's options
 
 
 def test_filter_params_round_trip():
@@ -333,25 +403,54 @@ def test_worst_stage_names_the_case_study(wh):
     assert alert.stage == "app-install"
     others = [s["completion_rate"] for s in onboarding["stages"] if s["stage"] != "app-install"]
     assert alert.others_min == min(others) and alert.completion < alert.others_min
-    assert alert.sentence().startswith(f"onboarding: app-install completes {alert.completion * 100:.1f}% vs ≥ ")
+    assert alert.sentence().startswith(
+        f"onboarding: app-install completes {alert.completion * 100:.1f}% vs ≥ "
+    )
     assert alert.hotspot and "fails" in alert.hotspot
 
 
 def test_insights_on_small_inputs():
-    journey = {"journey": "j", "stages": [
-        {"stage": "a", "entered": 100, "visits": 100, "completion_rate": 0.9, "completion_rate_ci": [0.82, 0.95],
-         "evaluators": [{"evaluator": "friction_x", "fail_rate": 0.05, "scored": 100, "mean_score": 0.9}]},
-        {"stage": "b", "entered": 90, "visits": 90, "completion_rate": 0.7, "completion_rate_ci": [0.6, 0.78],
-         "evaluators": [{"evaluator": "friction_x", "fail_rate": 0.5, "scored": 90, "mean_score": 0.5},
-                        {"evaluator": "rare", "fail_rate": 1.0, "scored": 9, "mean_score": 0.1}]},
-        {"stage": "c", "entered": 5, "completion_rate": 0.2, "completion_rate_ci": [0.04, 0.6], "evaluators": []},
-    ]}
+    journey = {
+        "journey": "j",
+        "stages": [
+            {
+                "stage": "a",
+                "entered": 100,
+                "visits": 100,
+                "completion_rate": 0.9,
+                "completion_rate_ci": [0.82, 0.95],
+                "evaluators": [
+                    {"evaluator": "friction_x", "fail_rate": 0.05, "scored": 100, "mean_score": 0.9}
+                ],
+            },
+            {
+                "stage": "b",
+                "entered": 90,
+                "visits": 90,
+                "completion_rate": 0.7,
+                "completion_rate_ci": [0.6, 0.78],
+                "evaluators": [
+                    {"evaluator": "friction_x", "fail_rate": 0.5, "scored": 90, "mean_score": 0.5},
+                    {"evaluator": "rare", "fail_rate": 1.0, "scored": 9, "mean_score": 0.1},
+                ],
+            },
+            {
+                "stage": "c",
+                "entered": 5,
+                "completion_rate": 0.2,
+                "completion_rate_ci": [0.04, 0.6],
+                "evaluators": [],
+            },
+        ],
+    }
     alert = worst_stage(journey)
     assert (alert.stage, alert.is_alert) == ("b", True)  # c has too few journeys to be called the worst
     assert alert.sentence() == "j: b completes 70.0% vs ≥ 90.0% at every other stage"
     # "rare" failed every visit it scored, but those are 9 of 90: friction_x explains more of the stage.
-    assert evaluator_hotspot(journey, "b") == "friction_x fails on 50% of visits here vs 5% at the other stages " \
-                                              "(mean score 0.50)"
+    assert (
+        evaluator_hotspot(journey, "b") == "friction_x fails on 50% of visits here vs 5% at the other stages "
+        "(mean score 0.50)"
+    )
     assert fail_matrix(journey)[1] == ["rare", "friction_x"]
     assert rate_text(0.816, [0.73, 0.88]) == "81.6% [73–88%]" and rate_text(None, None) == "–"
     assert worst_stage({"journey": "j", "stages": []}) is None
@@ -363,18 +462,33 @@ def test_every_chart_builds_from_the_demo(demo_db):
     onboarding = next(j for j in report["journeys"] if j["journey"] == "onboarding")
     order = [s["stage"] for s in onboarding["stages"]]
     figures = [
-        charts.funnel_chart(onboarding, "app-install"), charts.rate_chart(onboarding, "app-install"),
-        charts.rate_chart(onboarding), charts.fail_heatmap(*fail_matrix(onboarding), "app-install"),
-        charts.histogram_grid(src.distribution(FilterParams(journey="onboarding"), "app-install"),
-                              ["customer_agent_context_retention", "friction_repetition"]),
+        charts.funnel_chart(onboarding, "app-install"),
+        charts.rate_chart(onboarding, "app-install"),
+        charts.rate_chart(onboarding),
+        charts.fail_heatmap(*fail_matrix(onboarding), "app-install"),
+        charts.histogram_grid(
+            src.distribution(FilterParams(journey="onboarding"), "app-install"),
+            ["customer_agent_context_retention", "friction_repetition"],
+        ),
         charts.retention_heatmap(src.retention(FilterParams()), "onboarding", order),
         charts.sankey(src.transitions(FilterParams()), "onboarding", order),
         charts.friction_chart(onboarding, "app-install"),
         charts.timeline(src.journey(src.search("onboarding", FilterParams(), 1)[0]["journey_id"])),
-        charts.compare_chart(src.compare(FilterParams(cohort="trial"), FilterParams(cohort="standard")),
-                             "onboarding"),
+        charts.compare_chart(
+            src.compare(FilterParams(cohort="trial"), FilterParams(cohort="standard")), "onboarding"
+        ),
     ]
     for fig in figures:
         assert fig.to_dict()["data"]
     sankey = figures[6].to_dict()["data"][0]
     assert "(exit)" in sankey["node"]["label"] and sum(sankey["link"]["value"]) > 0
+
+
+def test_the_dashboard_pages_are_packaged():
+    """``pip install .`` must ship ``dashboard/views/*.py``: the app runs them as page scripts."""
+    tomllib = pytest.importorskip("tomllib")
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    tool = config["tool"]["setuptools"]
+    data = tool.get("package-data", {}).get("journeyscope.dashboard", [])
+    assert "journeyscope.dashboard.views" in tool["packages"] or "views/*.py" in data

@@ -142,6 +142,69 @@ def test_small_talk_without_outcome_has_no_score() -> None:
     assert r.score is None and r.label == "no_outcome" and r.passed is None
 
 
+def test_relief_or_an_aside_after_success_is_not_an_objection() -> None:
+    # e-commerce: "I didn't want ..." and "wrong" in passing, not about the outcome
+    lines = [(C, "Can you move my delivery to Saturday?"), (A, "Done, your delivery is now scheduled for Saturday."),
+             (C, "Excellent! I didn't want to have to wait in all week for it."),
+             (C, "Also, don't laugh if I get the next question wrong: how do returns work?")]
+    r = run(ctx_of(make_visit("delivery", lines)), "conversation_resolution")
+    assert r.label == "resolved" and r.passed
+
+
+@pytest.mark.parametrize("objection", [
+    "That's the wrong plan, I asked for unlimited data.",        # telecom
+    "You got my account number wrong.",                          # bank
+    "No, I said the blue one. I didn't ask for this.",           # e-commerce
+])
+def test_objection_to_the_outcome_makes_it_partial(objection: str) -> None:
+    lines = [(C, "I'd like to switch plans."), (A, "All done, your plan has been changed."), (C, objection)]
+    r = run(ctx_of(make_visit("plans", lines)), "conversation_resolution")
+    assert r.label == "partial" and not r.passed and "objected" in r.reason
+
+
+def test_success_claimed_after_a_tool_error_is_only_partial() -> None:
+    # bank: the agent says the transfer went through, the payment API said it did not
+    lines = [(C, "Please transfer 200 euros to my savings account."),
+             ("tool", '{"status": "failed", "error": "insufficient funds"}'),
+             (A, "Your transfer has been completed."), (C, "Thanks!")]
+    r = run(ctx_of(make_visit("transfers", lines)), "conversation_resolution")
+    assert r.label == "partial" and not r.passed
+    assert r.evidence["tool_turn"] == 1 and "tool result" in r.reason
+
+
+def test_a_retried_tool_call_clears_the_earlier_error() -> None:
+    lines = [(C, "I want to return order 7731."), ("tool", '{"error": "timeout"}'),
+             (A, "Sorry, that didn't go through, let me try again."), ("tool", '{"order": "7731", "rma": "R-55"}'),
+             (A, "Your return has been approved, the label is in your inbox."), (C, "Great, thanks.")]
+    r = run(ctx_of(make_visit("returns", lines)), "conversation_resolution")
+    assert r.label == "resolved" and r.passed and "tool" not in r.reason
+
+
+def test_tool_status_stands_in_when_the_agent_states_no_outcome() -> None:
+    # e-commerce return: the agent only hands over a link, the returns API said approved
+    ok = [(C, "I'd like to return these headphones."), ("tool", '{"rma": "R-1", "status": "approved"}'),
+          (A, "Here is your prepaid shipping label: https://example.com/l/R-1"), (C, "Thank you!")]
+    r = run(ctx_of(make_visit("returns", ok)), "conversation_resolution")
+    assert r.label == "resolved" and r.passed and "tool reported success" in r.reason
+    # telecom: the line test errored and the agent said nothing conclusive
+    bad = [(C, "My landline has no dial tone."), ("tool", '{"line_test": "run", "status": "error"}'),
+           (A, "Let me look at what the line test says."), (C, "ok")]
+    r = run(ctx_of(make_visit("faults", bad)), "conversation_resolution")
+    assert r.label == "unresolved" and not r.passed and "tool reported a failure" in r.reason
+
+
+@pytest.mark.parametrize(("payload", "polarity"), [
+    ('{"status": "declined"}', -1), ('{"success": false}', -1), ('{"status_code": 503}', -1),
+    ('{"error": "card expired", "status_code": 200}', -1), ("Traceback (most recent call last):", -1),
+    ('{"status": "shipped"}', 1), ('{"sent": true}', 1), ('{"error": null, "status": "ok"}', 1),
+    ("{'ok': True}", 1), ('{"errors": []}', 0), ('{"order": "55812", "item": "kettle"}', 0),
+    ("[{'Name': 'Hilton'}, {'RequestType': 'Book'}]", 0), ('{"status": "buffering"}', 0),
+])
+def test_tool_polarity_reads_status_shapes_not_arguments(payload: str, polarity: int) -> None:
+    from journeyscope.evaluators.lexicon import tool_polarity
+    assert tool_polarity(payload) == polarity
+
+
 # --- retention ------------------------------------------------------------------------------------
 
 def test_order_number_reasked_in_a_later_stage_is_named_with_where_it_was_given() -> None:

@@ -2,8 +2,10 @@
 
 The floors are the figures measured when this was written, minus a small margin for harmless
 refactoring; they are not lowered to make a change pass. The resolution floor sits below the
-project target of 0.97 because the measured figure is below it (0.961): see benchmarks/star_accuracy.py
-and the evaluators' README for why. The held-out STAR split, not this one, judges the evaluators.
+project target of 0.97 because the measured figure is below it (0.962): the remaining errors are visits
+where the agent reported a success after a failure that the dev labels mark unresolved (label artefacts
+that no transcript-level signal separates; see the evaluators' README). The held-out STAR split, not
+this one, judges the evaluators.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def test_grouping_matches_the_labelled_visits() -> None:
 
 
 def test_resolution_auroc(figures: object) -> None:
-    assert figures.resolution_auroc >= 0.95  # measured 0.961; target 0.97 not reached
+    assert figures.resolution_auroc >= 0.955  # measured 0.9624 (odd 0.9600, even 0.9648); target 0.97 not reached
 
 
 def test_retention_auroc_and_recall(figures: object) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from journeyscope.evaluators import StageVisit, Turn, VisitContext
 from journeyscope.evaluators.retention import customer_agent_context_retention
@@ -49,9 +48,13 @@ def test_a_different_value_gets_a_different_token():
     assert same.startswith("[EMAIL:") and other.startswith("[EMAIL:") and same != other
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "evaluators/facts.py reads '[EMAIL]' as the word 'email', which the agent's question contains, so the "
-    "re-ask looks like the agent confirming the value; needs redaction tokens read as opaque values"))
 def test_a_reasked_email_is_caught_on_a_masked_transcript():
     result = customer_agent_context_retention(_journey(MASKED, "As I said, jane.doe@example.com"))
     assert not result.passed
+
+
+def test_a_new_hashed_value_is_not_taken_for_a_restated_one():
+    same = customer_agent_context_retention(_journey(HASHED, "jane.doe@example.com"))
+    new = customer_agent_context_retention(_journey(HASHED, "jd.work@example.org"))
+    assert same.score is not None and new.score is not None
+    assert new.score > same.score  # the customer gave a different address: not a restatement

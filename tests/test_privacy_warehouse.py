@@ -147,8 +147,9 @@ def test_forget_removes_every_row_and_every_byte(db):
     result = forget_customer(db, "cust-zq-0001", reference="DSAR-7", also_check=["Zebediah Quartermaine"])
 
     assert result.still_found == [] and result.as_dict()["verified"] is True
-    assert result.rows == {"evaluations": 2, "redaction_log": 2, "route_decisions": 1, "spans": 4,
-                           "stage_visits": 2, "visits_pending": 0}
+    deleted = {table: n for table, n in result.rows.items() if n}  # every keyed table is visited
+    assert deleted == {"evaluations": 2, "redaction_log": 2, "route_decisions": 1, "spans": 4, "stage_visits": 2}
+    assert {"visits_pending", "route_decisions", "evaluations"} <= set(result.rows)
     assert file_contains(db, ["cust-bo-0002", "Bathsheba Oyelaran"]) == ["Bathsheba Oyelaran", "cust-bo-0002"]
     with Warehouse(db, read_only=True) as warehouse:
         assert warehouse.query("SELECT count(*) FROM spans WHERE customer_id = 'cust-bo-0002'") == [(4,)]

@@ -30,8 +30,17 @@ DEFAULT_BINS = 10
 MAX_FAILING = 1000
 
 #: Evidence keys whose value names turns of the visit: an index, a list of indexes, or ``[index, seconds]`` pairs.
-_TURN_KEYS = ("turn", "turns", "repeats", "marked_turns", "slow_replies", "silences", "pauses", "clarifications",
-              "rejected_turn")
+_TURN_KEYS = (
+    "turn",
+    "turns",
+    "repeats",
+    "marked_turns",
+    "slow_replies",
+    "silences",
+    "pauses",
+    "clarifications",
+    "rejected_turn",
+)
 
 
 def cited_turns(evidence: dict[str, Any] | None) -> list[int]:
@@ -110,15 +119,48 @@ def failing_visits(
     where, params = _where(filters, stage, evaluator)
     rows = warehouse.query(_FAILING.format(where=where), [warehouse.clock(), *params, limit])
     out = []
-    for (jid, jname, st, visit, ev, score, label, reason, evidence, engine, version, customer, cohort, channel,
-         started, turns, outcome) in rows:
+    for (
+        jid,
+        jname,
+        st,
+        visit,
+        ev,
+        score,
+        label,
+        reason,
+        evidence,
+        engine,
+        version,
+        customer,
+        cohort,
+        channel,
+        started,
+        turns,
+        outcome,
+    ) in rows:
         parsed = _evidence(evidence)
-        out.append({
-            "journey_id": jid, "journey": jname, "stage": st, "visit": visit, "evaluator": ev,
-            "score": score, "label": label, "reason": reason, "evidence": parsed, "cited_turns": cited_turns(parsed),
-            "engine": engine, "version": version, "customer_id": customer, "cohort": cohort, "channel": channel,
-            "started_at": _iso(started), "turns": turns, "outcome": outcome,
-        })
+        out.append(
+            {
+                "journey_id": jid,
+                "journey": jname,
+                "stage": st,
+                "visit": visit,
+                "evaluator": ev,
+                "score": score,
+                "label": label,
+                "reason": reason,
+                "evidence": parsed,
+                "cited_turns": cited_turns(parsed),
+                "engine": engine,
+                "version": version,
+                "customer_id": customer,
+                "cohort": cohort,
+                "channel": channel,
+                "started_at": _iso(started),
+                "turns": turns,
+                "outcome": outcome,
+            }
+        )
     return out
 
 
@@ -153,16 +195,24 @@ def score_distribution(
     if not 1 <= bins <= 100:
         raise InvalidInputError(f"bins must be between 1 and 100, got {bins}")
     result: dict[str, Any] = {
-        "stage": stage, "evaluator": evaluator, "filters": (filters or Filters()).as_dict(),
-        "bins": bins, "edges": [i / bins for i in range(bins + 1)], "evaluators": [],
+        "stage": stage,
+        "evaluator": evaluator,
+        "filters": (filters or Filters()).as_dict(),
+        "bins": bins,
+        "edges": [i / bins for i in range(bins + 1)],
+        "evaluators": [],
     }
     if not has_table(warehouse, "evaluations"):
         return result
     where, params = _where(filters, stage, evaluator)
     per: dict[str, dict[str, Any]] = {}
-    for name, bin_, n, failed, total in warehouse.query(_DISTRIBUTION.format(where=where), [bins, bins, *params]):
-        entry = per.setdefault(name, {"evaluator": name, "counts": [0] * bins, "scored": 0, "unscored": 0,
-                                      "failed": 0, "_total": 0.0})
+    for name, bin_, n, failed, total in warehouse.query(
+        _DISTRIBUTION.format(where=where), [bins, bins, *params]
+    ):
+        entry = per.setdefault(
+            name,
+            {"evaluator": name, "counts": [0] * bins, "scored": 0, "unscored": 0, "failed": 0, "_total": 0.0},
+        )
         if bin_ is None:
             entry["unscored"] += int(n)
         else:
@@ -183,5 +233,8 @@ def _iso(value: Any) -> str | None:
     """Naive UTC timestamps as ISO 8601 with a ``Z`` (what every journeyscope record uses)."""
     if value is None:
         return None
-    return value.isoformat(timespec="milliseconds") + "Z" if getattr(value, "tzinfo", None) is None \
+    return (
+        value.isoformat(timespec="milliseconds") + "Z"
+        if getattr(value, "tzinfo", None) is None
         else value.isoformat(timespec="milliseconds")
+    )

@@ -59,6 +59,8 @@ def export_table(warehouse: Warehouse, name: str, fmt: str, output: str | Path) 
         cur.execute(f"COPY ({select}) TO '{literal}' ({options})")
         row = cur.execute(f"SELECT count(*) FROM ({select})").fetchone()
     except duckdb.Error as exc:
+        if "Broken pipe" in str(exc):  # the reader went away (`... | head`): not an error of ours
+            raise BrokenPipeError(str(exc)) from None
         raise WarehouseError(f"export of {name} to {output} failed: {str(exc).splitlines()[0]}") from None
     finally:
         cur.close()

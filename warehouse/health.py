@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import has_table, stage_orders
+from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.journey_map import JourneyMap
 from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
 from journeyscope.warehouse.store import Warehouse
@@ -32,7 +32,6 @@ SELECT count(*) AS spans,
        count(*) FILTER (WHERE journey_id IS NULL) AS without_journey_id,
        count(*) FILTER (WHERE journey_id IS NOT NULL AND stage IS NULL) AS without_stage,
        count(*) FILTER (WHERE journey_id IS NULL AND stage IS NOT NULL) AS stage_without_journey_id,
-       count(*) FILTER (WHERE len(turns) > 0) AS turn_spans,
        min(start_time), max(start_time), max(ingested_at)
 FROM spans
 """
@@ -42,27 +41,25 @@ SELECT name, count(*) AS spans, count(DISTINCT journey_id) AS journeys FROM span
 WHERE journey_id IS NOT NULL AND stage IS NULL GROUP BY name ORDER BY spans DESC, name LIMIT 10
 """
 
-# Lag of a span: when it was stored minus when it ended. Both columns are naive UTC. Approximate
-# quantiles (t-digest): a day of ingest can be millions of spans, and a health check must stay cheap.
-_LAG = """
-WITH recent AS (
-    SELECT ingested_at >= ? AS last_hour,
-           epoch(ingested_at - CAST(coalesce(end_time, start_time) AS TIMESTAMP)) AS lag_s
-    FROM spans WHERE ingested_at >= ?
-)
-SELECT count(*) FILTER (WHERE last_hour),
-       approx_quantile(lag_s, 0.5) FILTER (WHERE last_hour),
-       approx_quantile(lag_s, 0.95) FILTER (WHERE last_hour),
-       max(lag_s) FILTER (WHERE last_hour),
-       count(*), approx_quantile(lag_s, 0.5), approx_quantile(lag_s, 0.95), max(lag_s)
-FROM recent
+# Lag of a span: when it was stored minus when it ended (both naive UTC). Counts and maxima are
+# exact; quantiles come from a reservoir sample of the window (a day of ingest can be tens of
+# millions of spans, and exact or t-digest quantiles over all of them cost seconds).
+_LAG_BASE = """
+SELECT ingested_at >= ? AS last_hour,
+       epoch(ingested_at - CAST(coalesce(end_time, start_time) AS TIMESTAMP)) AS lag_s
+FROM spans WHERE ingested_at >= ?
+"""
+_LAG = f"""
+SELECT count(*) FILTER (WHERE last_hour), max(lag_s) FILTER (WHERE last_hour), count(*), max(lag_s)
+FROM ({_LAG_BASE})
+"""
+_LAG_QUANTILES = f"""
+SELECT quantile_cont(lag_s, 0.5) FILTER (WHERE last_hour), quantile_cont(lag_s, 0.95) FILTER (WHERE last_hour),
+       quantile_cont(lag_s, 0.5), quantile_cont(lag_s, 0.95)
+FROM (SELECT * FROM ({_LAG_BASE}) USING SAMPLE reservoir(100000 ROWS) REPEATABLE (7))
 """
 
-_VISITS = """
-SELECT count(*), count(DISTINCT journey_id), count(DISTINCT customer_id),
-       min(started_at), max(started_at)
-FROM stage_visits
-"""
+_STAGES = "SELECT DISTINCT journey_name, stage FROM stage_visits WHERE journey_name IS NOT NULL"
 
 _DIMENSIONS = """
 SELECT list(DISTINCT journey_name ORDER BY journey_name) FILTER (WHERE journey_name IS NOT NULL),
@@ -100,8 +97,8 @@ def _lag(spans: Any, median: Any, p95: Any, worst: Any) -> dict[str, Any]:
 
 
 _ACTIVITY = """
-SELECT count(DISTINCT journey_id), count(DISTINCT customer_id), count(*), coalesce(sum(spans), 0),
-       coalesce(sum(turns), 0), min(started_at), max(started_at)
+SELECT {journeys}, {customers}, count(*), coalesce(sum(spans), 0), coalesce(sum(turns), 0),
+       min(started_at), max(started_at)
 FROM stage_visits WHERE journey_name IS NOT NULL AND {where}
 """
 
@@ -110,14 +107,30 @@ def activity(warehouse: Warehouse, filters: Filters | None = None) -> dict[str, 
     """Journeys, customers, stage visits, spans and turns of the visits matching ``filters``.
 
     Spans are those inside the matching stage visits (a journey's stage-less root span is not in any).
+    Distinct counts over millions of visits are the slow part, so when the filter is about whole
+    journeys only (journey type, cohort: the same on every visit of a journey) journeys are counted
+    by their first visit (``position = 0``) instead of ``count(DISTINCT ...)``; same answer.
     """
     filters = filters or Filters()
     where, params = filters.where()
-    journeys, customers, visits, spans, turns, first, last = warehouse.query(_ACTIVITY.format(where=where), params)[0]
+    if filters.channel is None and filters.since is None and filters.until is None:
+        journeys, customers = (
+            "count(*) FILTER (WHERE position = 0)",
+            "count(DISTINCT customer_id) FILTER (WHERE position = 0)",
+        )
+    else:
+        journeys, customers = "count(DISTINCT journey_id)", "count(DISTINCT customer_id)"
+    sql = _ACTIVITY.format(journeys=journeys, customers=customers, where=where)
+    n_journeys, n_customers, visits, spans, turns, first, last = warehouse.query(sql, params)[0]
     return {
-        "filters": filters.as_dict(), "journeys": int(journeys), "customers": int(customers),
-        "stage_visits": int(visits), "spans": int(spans), "turns": int(turns),
-        "first_visit_at": _iso(first), "last_visit_at": _iso(last),
+        "filters": filters.as_dict(),
+        "journeys": int(n_journeys),
+        "customers": int(n_customers),
+        "stage_visits": int(visits),
+        "spans": int(spans),
+        "turns": int(turns),
+        "first_visit_at": _iso(first),
+        "last_visit_at": _iso(last),
     }
 
 
@@ -136,62 +149,109 @@ def health(
     now_utc = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
     hour_ago, day_ago = now_utc - timedelta(hours=1), now_utc - timedelta(days=1)
     spans = warehouse.query(_SPANS)[0]
-    visits = warehouse.query(_VISITS)[0]
-    lag = warehouse.query(_LAG, [hour_ago, day_ago])[0]
+    everything = activity(warehouse)
+    window = everything if filters is None else activity(warehouse, filters)
+    hour_n, hour_max, day_n, day_max = warehouse.query(_LAG, [hour_ago, day_ago])[0]
+    hour_p50, hour_p95, day_p50, day_p95 = warehouse.query(_LAG_QUANTILES, [hour_ago, day_ago])[0]
     unstaged = warehouse.query(_UNSTAGED_BY_NAME)
     journeys, cohorts = warehouse.query(_DIMENSIONS)[0]
     channels = [row[0] for row in warehouse.query(_CHANNELS) if row[0] is not None]
-    pending = warehouse.query("SELECT count(*) FROM visits_pending")[0][0] if has_table(warehouse, "visits_pending") else 0
+    pending = (
+        warehouse.query("SELECT count(*) FROM visits_pending")[0][0]
+        if has_table(warehouse, "visits_pending")
+        else 0
+    )
 
-    orders = stage_orders(warehouse, None, journey_map)
+    # Which stages the map places: from the distinct (journey, stage) pairs, in the funnel's order.
+    seen: dict[str, list[str]] = {}
+    for journey, stage in warehouse.query(_STAGES):
+        seen.setdefault(journey, []).append(stage)
     unmapped = []
-    for journey in sorted(orders):
-        mapped = journey in journey_map.journeys and bool(journey_map.journeys[journey].stages)
-        extra = [stage for stage, in_map in orders[journey] if not in_map]
-        unmapped.append({
-            "journey": journey, "in_map": mapped, "order": "map" if mapped else "inferred", "unmapped_stages": extra,
-        })
-    warnings = [f"journey {u['journey']}: stages not in the journey map: {', '.join(u['unmapped_stages'])}"
-                for u in unmapped if u["unmapped_stages"]]
+    for journey in sorted(seen):
+        spec = journey_map.journeys.get(journey)
+        mapped = spec is not None and bool(spec.stages)
+        extra = sorted(s for s in seen[journey] if s not in spec.stages) if mapped and spec else []
+        unmapped.append(
+            {
+                "journey": journey,
+                "in_map": mapped,
+                "order": "map" if mapped else "inferred",
+                "unmapped_stages": extra,
+            }
+        )
+    warnings = [
+        f"journey {u['journey']}: stages not in the journey map: {', '.join(u['unmapped_stages'])}"
+        for u in unmapped
+        if u["unmapped_stages"]
+    ]
     if journey_map.journeys:
-        warnings += [f"journey {u['journey']} is not in the journey map: its stage order is inferred"
-                     for u in unmapped if not u["in_map"]]
+        warnings += [
+            f"journey {u['journey']} is not in the journey map: its stage order is inferred"
+            for u in unmapped
+            if not u["in_map"]
+        ]
 
-    evaluations: dict[str, Any] = {"table": False, "results": 0, "visits": 0, "errors": 0, "last_at": None,
-                                   "evaluators": 0}
+    evaluations: dict[str, Any] = {
+        "table": False,
+        "results": 0,
+        "visits": 0,
+        "errors": 0,
+        "last_at": None,
+        "evaluators": 0,
+    }
     if has_table(warehouse, "evaluations"):
         results, scored_visits, errors, last_at, evaluators = warehouse.query(_EVALUATIONS)[0]
-        evaluations = {"table": True, "results": int(results), "visits": int(scored_visits), "errors": int(errors),
-                       "last_at": _iso(last_at), "evaluators": int(evaluators)}
+        evaluations = {
+            "table": True,
+            "results": int(results),
+            "visits": int(scored_visits),
+            "errors": int(errors),
+            "last_at": _iso(last_at),
+            "evaluators": int(evaluators),
+        }
 
     return {
         "generated_at": _iso(now_utc),
         "schema_version": _schema_version(warehouse),
         "schema_version_expected": SCHEMA_VERSION,
         "counts": {
-            "spans": int(spans[0]), "turn_spans": int(spans[4]), "stage_visits": int(visits[0]),
-            "journeys": int(visits[1]), "customers": int(visits[2]), "evaluations": evaluations["results"],
-            "evaluated_visits": evaluations["visits"], "visits_pending": int(pending),
+            "spans": int(spans[0]),
+            "turns": everything["turns"],
+            "stage_visits": everything["stage_visits"],
+            "journeys": everything["journeys"],
+            "customers": everything["customers"],
+            "evaluations": evaluations["results"],
+            "evaluated_visits": evaluations["visits"],
+            "visits_pending": int(pending),
         },
         "missing": {
             "spans_without_journey_id": int(spans[1]),
             "spans_without_stage": int(spans[2]),
             "stage_without_journey_id": int(spans[3]),
-            "without_stage_by_name": [{"name": n, "spans": int(c), "journeys": int(j)} for n, c, j in unstaged],
+            "without_stage_by_name": [
+                {"name": n, "spans": int(c), "journeys": int(j)} for n, c, j in unstaged
+            ],
         },
         "journey_map": {
-            "source": journey_map.source, "journeys": sorted(journey_map.journeys), "stage_order": unmapped,
+            "source": journey_map.source,
+            "journeys": sorted(journey_map.journeys),
+            "stage_order": unmapped,
         },
         "warnings": warnings,
         "ingest": {
-            "first_span_at": _iso(spans[5]), "last_span_at": _iso(spans[6]), "last_ingested_at": _iso(spans[7]),
-            "lag_last_hour": _lag(*lag[:4]), "lag_last_day": _lag(*lag[4:]),
+            "first_span_at": _iso(spans[4]),
+            "last_span_at": _iso(spans[5]),
+            "last_ingested_at": _iso(spans[6]),
+            "lag_last_hour": _lag(hour_n, hour_p50, hour_p95, hour_max),
+            "lag_last_day": _lag(day_n, day_p50, day_p95, day_max),
         },
         "evaluations": evaluations,
-        "window": activity(warehouse, filters),
+        "window": window,
         "dimensions": {
-            "journeys": list(journeys or []), "cohorts": list(cohorts or []), "channels": channels,
-            "first_visit_at": _iso(visits[3]), "last_visit_at": _iso(visits[4]),
+            "journeys": list(journeys or []),
+            "cohorts": list(cohorts or []),
+            "channels": channels,
+            "first_visit_at": everything["first_visit_at"],
+            "last_visit_at": everything["last_visit_at"],
         },
     }
-

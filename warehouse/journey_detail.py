@@ -77,20 +77,47 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
         cur.close()
     evaluations: dict[tuple[str, int], list[dict[str, Any]]] = {}
     if has_table(warehouse, "evaluations"):
-        for stage, visit, ev, score, passed, label, reason, evidence, engine, version, error in warehouse.query(
-            _EVALS, [journey_id]
-        ):
+        for (
+            stage,
+            visit,
+            ev,
+            score,
+            passed,
+            label,
+            reason,
+            evidence,
+            engine,
+            version,
+            error,
+        ) in warehouse.query(_EVALS, [journey_id]):
             parsed = json.loads(evidence) if isinstance(evidence, str) else (evidence or {})
-            evaluations.setdefault((stage, visit), []).append({
-                "evaluator": ev, "score": score, "passed": passed, "label": label, "reason": reason,
-                "evidence": parsed, "cited_turns": cited_turns(parsed if isinstance(parsed, dict) else {}),
-                "engine": engine, "version": version, "error": error,
-            })
+            evaluations.setdefault((stage, visit), []).append(
+                {
+                    "evaluator": ev,
+                    "score": score,
+                    "passed": passed,
+                    "label": label,
+                    "reason": reason,
+                    "evidence": parsed,
+                    "cited_turns": cited_turns(parsed if isinstance(parsed, dict) else {}),
+                    "engine": engine,
+                    "version": version,
+                    "error": error,
+                }
+            )
     # The evaluators' own transcripts: turn i here is turn i of their evidence.
     transcript: dict[int, list[dict[str, Any]]] = {
         key.position: [
-            {"index": i, "role": t.role, "text": t.text, "name": t.name, "stage": t.stage, "channel": t.channel,
-             "ts": _iso(t.ts), "cited_by": []}
+            {
+                "index": i,
+                "role": t.role,
+                "text": t.text,
+                "name": t.name,
+                "stage": t.stage,
+                "channel": t.channel,
+                "ts": _iso(t.ts),
+                "cited_by": [],
+            }
             for i, t in enumerate(ctx.visit.turns)
         ]
         for key, ctx in contexts.items()
@@ -103,12 +130,23 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
             for i in score["cited_turns"]:
                 if 0 <= i < len(turns):
                     turns[i]["cited_by"].append(score["evaluator"])
-        out_visits.append({
-            "position": v["position"], "stage": v["stage"], "visit": v["visit"], "channel": v["channel"],
-            "channels": list(v["channels"] or []), "started_at": _iso(v["started_at"]), "ended_at": _iso(v["ended_at"]),
-            "outcome": v["outcome"], "outcome_source": v["outcome_source"], "turns": v["turns"], "spans": v["spans"],
-            "evaluations": scores, "transcript": turns,
-        })
+        out_visits.append(
+            {
+                "position": v["position"],
+                "stage": v["stage"],
+                "visit": v["visit"],
+                "channel": v["channel"],
+                "channels": list(v["channels"] or []),
+                "started_at": _iso(v["started_at"]),
+                "ended_at": _iso(v["ended_at"]),
+                "outcome": v["outcome"],
+                "outcome_source": v["outcome_source"],
+                "turns": v["turns"],
+                "spans": v["spans"],
+                "evaluations": scores,
+                "transcript": turns,
+            }
+        )
     first, last = visits[0], visits[-1]
     channel_path: list[str] = []
     for v in visits:
@@ -143,30 +181,51 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
     }
 
 
+# Newest matching visits first (a top-k, not a sort of every journey), then the few journeys they
+# belong to, aggregated whole: a picker must answer at once on a million journeys.
 _SEARCH = """
-SELECT journey_id, any_value(journey_name) AS journey, any_value(cohort) AS cohort,
-       any_value(customer_id) AS customer_id, min(started_at) AS started_at, count(*) AS visits,
-       string_agg(stage, ' → ' ORDER BY position) AS path
-FROM stage_visits
-WHERE (journey_id ILIKE ? ESCAPE '\\' OR customer_id ILIKE ? ESCAPE '\\') AND {where}
-GROUP BY journey_id
-ORDER BY journey_id = ? DESC, started_at DESC
-LIMIT ?
+WITH recent AS (
+    SELECT journey_id, started_at FROM stage_visits
+    WHERE (journey_id ILIKE ? ESCAPE '\\' OR customer_id ILIKE ? ESCAPE '\\') AND {where}
+    ORDER BY journey_id = ? DESC, started_at DESC
+    LIMIT ?
+),
+picked AS (
+    SELECT journey_id, bool_or(journey_id = ?) AS exact, max(started_at) AS last_at
+    FROM recent GROUP BY journey_id ORDER BY exact DESC, last_at DESC LIMIT ?
+)
+SELECT v.journey_id, any_value(v.journey_name), any_value(v.cohort), any_value(v.customer_id),
+       min(v.started_at), count(*), string_agg(v.stage, ' → ' ORDER BY v.position)
+FROM stage_visits v JOIN picked p USING (journey_id)
+GROUP BY v.journey_id
+ORDER BY any_value(p.exact) DESC, any_value(p.last_at) DESC
 """
 
 
 def search_journeys(
     warehouse: Warehouse, query: str = "", filters: Filters | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
-    """Journeys whose id or customer id contains ``query`` (an exact id first, then newest), for a picker."""
+    """Journeys whose id or customer id contains ``query`` (an exact id first, then most recently active).
+
+    Each journey is shown whole (all its visits), whichever of its visits matched ``filters``.
+    """
     if not 1 <= limit <= 500:
         raise InvalidInputError(f"limit must be between 1 and 500, got {limit}")
     query = (query or "").strip()
     pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     where, params = (filters or Filters()).where()
-    rows = warehouse.query(_SEARCH.format(where=where), [pattern, pattern, *params, query, limit])
+    rows = warehouse.query(
+        _SEARCH.format(where=where), [pattern, pattern, *params, query, limit * 20, query, limit]
+    )
     return [
-        {"journey_id": j, "journey": name, "cohort": cohort, "customer_id": customer, "started_at": _iso(started),
-         "visits": visits, "path": path}
+        {
+            "journey_id": j,
+            "journey": name,
+            "cohort": cohort,
+            "customer_id": customer,
+            "started_at": _iso(started),
+            "visits": visits,
+            "path": path,
+        }
         for j, name, cohort, customer, started, visits, path in rows
     ]

@@ -30,7 +30,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from journeyscope.errors import InvalidInputError
-from journeyscope.warehouse.rows import SpanRows, json_text
+from journeyscope.instrument import conventions as cv
+from journeyscope.warehouse.rows import SpanRows, explicit_outcome, json_text
+from journeyscope.warehouse.rows import _channel as channel
+from journeyscope.warehouse.rows import _lift as lift
+from journeyscope.warehouse.rows import _opt_str as opt_str
+from journeyscope.warehouse.turns import extract_turns
 
 __all__ = ["DecodedBatch", "decode_json", "decode_protobuf", "decode_request", "encode_response"]
 
@@ -40,6 +45,8 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 #: OTLP/JSON fields that hold ids as hex (protobuf's JSON mapping wants base64 for bytes).
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+_CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
+_JOURNEY_CHANNEL, _JOURNEY_COHORT, _CUSTOMER_CONSENT = cv.JOURNEY_CHANNEL, cv.JOURNEY_COHORT, cv.CUSTOMER_CONSENT
 
 
 @dataclass
@@ -77,19 +84,33 @@ def _value(v: Any) -> Any:
 
 
 def _attributes(kvs: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in kvs:
-        v = kv.value
-        # The common case (a non-empty string) in one attribute read, no WhichOneof dispatch.
-        text = v.string_value
-        out[kv.key] = text if text else _value(v)
-    return out
+    # The common case (a non-empty string) in one attribute read, no WhichOneof dispatch; a comprehension,
+    # since each upb field read is the cost here (about a microsecond per attribute).
+    return {kv.key: v.string_value or _value(v) for kv in kvs for v in (kv.value,)}
 
 
 def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
-    """Walk every span of a parsed request into columnar rows, rejecting invalid spans."""
+    """Walk every span of a parsed request into columnar rows, rejecting invalid spans.
+
+    The receiver's hot loop (it runs on the event loop for every span): the
+    column lists are bound once per request, resource and scope work is done
+    once per resource/scope, and the per-span journey lifting of
+    :meth:`SpanRows.add_fast` is inlined here (same rules, see ``rows.py``).
+    """
     batch = DecodedBatch()
-    rows = batch.rows
+    c = batch.rows.columns
+    trace_ids, span_ids, parents, names, kinds = (
+        c["trace_id"].append, c["span_id"].append, c["parent_span_id"].append, c["name"].append, c["kind"].append)
+    starts, ends, status_codes, status_messages = (
+        c["start_time"].append, c["end_time"].append, c["status_code"].append, c["status_message"].append)
+    customers, journeys, journey_names, stages, channels, cohorts, consents, outcomes, turns_col = (
+        c["customer_id"].append, c["journey_id"].append, c["journey_name"].append, c["stage"].append,
+        c["channel"].append, c["cohort"].append, c["consent"].append, c["outcome"].append, c["turns"].append)
+    services, scopes, attributes_col, events_col, links_col, resources = (
+        c["service_name"].append, c["scope_name"].append, c["attributes"].append, c["events"].append,
+        c["links"].append, c["resource"].append)
+    reject = batch.reject
+    kinds_by_number, status_by_number = _KINDS, _STATUS
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         resource_json = json_text(resource) if resource else None
@@ -102,46 +123,70 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
                 span_id = span.span_id
                 parent = span.parent_span_id
                 if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-                    batch.reject("invalid trace_id: expected 16 bytes, not all zero")
+                    reject("invalid trace_id: expected 16 bytes, not all zero")
                     continue
                 if len(span_id) != 8 or span_id == _ZERO_SPAN:
-                    batch.reject("invalid span_id: expected 8 bytes, not all zero")
+                    reject("invalid span_id: expected 8 bytes, not all zero")
                     continue
                 if parent and len(parent) != 8:
-                    batch.reject("invalid parent_span_id: expected 8 bytes or empty")
+                    reject("invalid parent_span_id: expected 8 bytes or empty")
                     continue
                 start = span.start_time_unix_nano
                 if not start:
-                    batch.reject("missing start_time_unix_nano")
+                    reject("missing start_time_unix_nano")
                     continue
-                end = span.end_time_unix_nano
-                events = [
-                    {"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
-                    for e in span.events
-                ]
-                links = [
-                    {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(), "attributes": _attributes(ln.attributes)}
-                    for ln in span.links
-                ]
+                name = span.name
+                attributes = _attributes(span.attributes)
+                get = attributes.get
+                if span.events:
+                    events = [
+                        {"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
+                        for e in span.events
+                    ]
+                    outcomes(explicit_outcome(events))
+                    events_col(json_text(events))
+                else:
+                    outcomes(None)
+                    events_col(None)
+                if span.links:
+                    links_col(json_text([
+                        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(),
+                         "attributes": _attributes(ln.attributes)}
+                        for ln in span.links
+                    ]))
+                else:
+                    links_col(None)
                 status = span.status
+                code = status.code
                 kind = span.kind
-                rows.add_fast(
-                    trace_id=trace_id.hex(),
-                    span_id=span_id.hex(),
-                    parent_span_id=parent.hex() if parent and parent != _ZERO_SPAN else None,
-                    name=span.name,
-                    start_ns=start,
-                    end_ns=end or None,
-                    attributes=_attributes(span.attributes),
-                    events=events,
-                    links=links,
-                    kind=_KINDS[kind] if 0 <= kind < len(_KINDS) else None,
-                    status_code=_STATUS[status.code] if 0 <= status.code < len(_STATUS) else None,
-                    status_message=status.message or None,
-                    scope_name=scope_name,
-                    service_name=service_name,
-                    resource_json=resource_json,
-                )
+                trace_ids(trace_id.hex())
+                span_ids(span_id.hex())
+                parents(parent.hex() if parent and parent != _ZERO_SPAN else None)
+                names(name)
+                kinds(kinds_by_number[kind] if 0 <= kind < 6 else None)
+                starts(start)
+                ends(span.end_time_unix_nano or None)
+                status_codes(status_by_number[code] if 0 <= code < 3 else None)
+                status_messages(status.message or None)
+                value = get(_CUSTOMER_ID)
+                customers(value if type(value) is str and value else lift(attributes, "customer_id"))
+                value = get(_JOURNEY_ID)
+                journeys(value if type(value) is str and value else lift(attributes, "journey_id"))
+                value = get(_JOURNEY_NAME)
+                journey_names(value if type(value) is str and value else opt_str(value))
+                value = get(_JOURNEY_STAGE)
+                stages(value if type(value) is str and value else opt_str(value))
+                value = get(_JOURNEY_CHANNEL)
+                channels(channel(value) if value is not None else None)
+                value = get(_JOURNEY_COHORT)
+                cohorts(None if value is None else opt_str(value))
+                value = get(_CUSTOMER_CONSENT)
+                consents(None if value is None else opt_str(value))
+                turns_col(extract_turns(name, attributes) or None)
+                services(service_name)
+                scopes(scope_name)
+                attributes_col(json_text(attributes))
+                resources(resource_json)
     return batch
 
 

@@ -62,9 +62,25 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 _HEX = frozenset("0123456789abcdef")
 
 
-_encode = json.JSONEncoder(
+_encoder = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=lambda v: _json_default(v)
-).encode
+)
+try:  # the C encoder, built once: ``JSONEncoder.encode`` would build a new one for every span
+    from json.encoder import c_make_encoder as _c_make_encoder, encode_basestring as _encode_basestring
+
+    # markers=None: no cycle check (a shared markers dict keeps stale ids after an error); span values
+    # come from protobuf, JSON or the SDK's attribute checks, none of which can make a cycle.
+    _c_encode = _c_make_encoder(
+        None, _encoder.default, _encode_basestring, None, ":", ",", False, False, False
+    ) if _c_make_encoder is not None else None
+except ImportError:  # pragma: no cover - CPython always has it
+    _c_encode = None
+
+
+def _encode(value: Any) -> str:
+    if _c_encode is None or isinstance(value, str):  # pragma: no cover
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def _finite(value: Any) -> Any:
@@ -104,6 +120,11 @@ def _first(attributes: Mapping[str, Any], keys: Sequence[str]) -> str | None:
         if value is not None and value != "":
             return str(value)
     return None
+
+
+def _lift(attributes: Mapping[str, Any], column: str) -> str | None:
+    """``customer_id``/``journey_id`` from the attributes: the journey key, else the first alias present."""
+    return _first(attributes, _ALIASES[column])
 
 
 def _opt_str(value: Any) -> str | None:
@@ -219,8 +240,8 @@ class SpanRows:
         c["status_code"].append(status_code)
         c["status_message"].append(status_message or None)
         get = attributes.get
-        c["customer_id"].append(_opt_str(get(cv.CUSTOMER_ID)) or _first(attributes, _ALIASES["customer_id"]))
-        c["journey_id"].append(_opt_str(get(cv.JOURNEY_ID)) or _first(attributes, _ALIASES["journey_id"]))
+        c["customer_id"].append(_lift(attributes, "customer_id"))
+        c["journey_id"].append(_lift(attributes, "journey_id"))
         c["journey_name"].append(_opt_str(get(cv.JOURNEY_NAME)))
         c["stage"].append(_opt_str(get(cv.JOURNEY_STAGE)))
         c["channel"].append(_channel(get(cv.JOURNEY_CHANNEL)))

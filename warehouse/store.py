@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from journeyscope.errors import WarehouseError
@@ -175,27 +176,45 @@ class Warehouse:
         if table.num_rows == 0:
             return IngestResult(0, 0)
         with self._lock:
-            seq = pa.array(range(self._next_seq, self._next_seq + table.num_rows), type=pa.int64())
-            now = pa.array([time.time_ns() // 1000] * table.num_rows, type=pa.timestamp("us"))
+            n = table.num_rows
+            seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
+            now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
             batch = table.append_column("seq", seq).append_column("ingested_at", now)
             cur = self._con.cursor()
             try:
                 cur.register("incoming", batch)
-                cur.execute("BEGIN TRANSACTION")
-                inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
-                if inserted and inserted[0]:
-                    _visits.mark_pending(cur, "SELECT journey_id FROM incoming WHERE stage IS NOT NULL")
-                cur.execute("COMMIT")
+                inserted = self._insert(cur)
             except duckdb.Error as exc:
                 _rollback(cur)
                 raise WarehouseError(f"cannot write to {self.path}: {str(exc).splitlines()[0]}") from None
             finally:
                 cur.close()
-            self._next_seq += table.num_rows
+            self._next_seq += n
         accepted = int(inserted[0]) if inserted else 0
         if update_visits:
             self.update_visits()
         return IngestResult(accepted, table.num_rows - accepted)
+
+    @staticmethod
+    def _insert(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+        """Insert ``incoming`` in one transaction; return the inserted-row count (a one-tuple).
+
+        A plain ``INSERT`` first: the primary key still refuses a stored span, but
+        without ``OR IGNORE``'s per-row conflict handling, which costs about as
+        much again as the insert itself. Only a batch that holds an already stored
+        span (a retry, a re-import) pays for ``INSERT OR IGNORE``, on a second try.
+        """
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            inserted = cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming").fetchone()
+        except duckdb.ConstraintException:
+            cur.execute("ROLLBACK")
+            cur.execute("BEGIN TRANSACTION")
+            inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
+        if inserted and inserted[0]:
+            _visits.mark_pending(cur, "SELECT journey_id FROM incoming WHERE stage IS NOT NULL")
+        cur.execute("COMMIT")
+        return inserted
 
     def update_visits(self) -> None:
         """Derive the stage visits of the journeys touched since the last upkeep (one transaction).

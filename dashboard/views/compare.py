@@ -55,8 +55,12 @@ def _apply_link(dims: dict[str, Any]) -> None:
 def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
     dims = ctx.health.get("dimensions", {})
     _apply_link(dims)
-    mode = st.segmented_control("Compare", ["Two periods", "Two cohorts"], key="cmp_mode",
-                                **_default("cmp_mode", default="Two periods"))
+    mode = st.segmented_control(
+        "Compare",
+        ["Two periods", "Two cohorts"],
+        key="cmp_mode",
+        **_default("cmp_mode", default="Two periods"),
+    )
     if mode == "Two cohorts":
         cohorts = list(dims.get("cohorts", []))
         if len(cohorts) < 2:
@@ -71,8 +75,14 @@ def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
         st.info("Comparing periods needs visits on at least two different days.")
         return None
     middle = min(last, first + timedelta(days=max(1, (last - first).days // 2 + 1)))
-    split = st.slider("Split day (B starts here, UTC)", min_value=first + timedelta(days=1), max_value=last,
-                      key="cmp_split", format="YYYY-MM-DD", **_default("cmp_split", value=middle))
+    split = st.slider(
+        "Split day (B starts here, UTC)",
+        min_value=first + timedelta(days=1),
+        max_value=last,
+        key="cmp_split",
+        format="YYYY-MM-DD",
+        **_default("cmp_split", value=middle),
+    )
     a = FilterParams(since=_start(first), until=_start(split))
     b = FilterParams(since=_start(split), until=_start(last + timedelta(days=1)))
     return a, b, f"{first} – {split - timedelta(days=1)} (A) vs {split} – {last} (B)"
@@ -84,13 +94,18 @@ def _table(comparison: dict[str, Any], journey: str) -> pd.DataFrame:
         if s["journey"] != journey:
             continue
         c, r = s["completion"], s["reentry"]
-        rows.append({
-            "stage": s["stage"],
-            "completion A": pct(c["a"]["value"], 1), "completion B": pct(c["b"]["value"], 1),
-            "Δ completion [95% CI]": _diff(c), "re-entry A": pct(r["a"]["value"], 1),
-            "re-entry B": pct(r["b"]["value"], 1), "Δ re-entry [95% CI]": _diff(r),
-            "journeys A / B": f"{c['a']['n']} / {c['b']['n']}",
-        })
+        rows.append(
+            {
+                "stage": s["stage"],
+                "completion A": pct(c["a"]["value"], 1),
+                "completion B": pct(c["b"]["value"], 1),
+                "Δ completion [95% CI]": _diff(c),
+                "re-entry A": pct(r["a"]["value"], 1),
+                "re-entry B": pct(r["b"]["value"], 1),
+                "Δ re-entry [95% CI]": _diff(r),
+                "journeys A / B": f"{c['a']['n']} / {c['b']['n']}",
+            }
+        )
     return pd.DataFrame(rows).set_index("stage") if rows else pd.DataFrame()
 
 
@@ -122,8 +137,7 @@ def render(ctx: PageContext) -> None:
         d = diffs.get(journey)
         head = f"{journey}"
         if d and d["difference"] is not None:
-            head += (f" · whole journey {pct(d['a']['value'], 1)} → {pct(d['b']['value'], 1)} "
-                     f"({_diff(d)})")
+            head += f" · whole journey {pct(d['a']['value'], 1)} → {pct(d['b']['value'], 1)} ({_diff(d)})"
         st.subheader(head)
         left, right = st.columns(2)
         with left:

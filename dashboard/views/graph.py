@@ -37,7 +37,11 @@ def render(ctx: PageContext) -> None:
         st.subheader("Backtracks")
         back = sorted((t for t in flows if t["backtrack"]), key=lambda t: -t["journeys"])
         if back:
-            st.table(pd.DataFrame([{"from": t["from"], "back to": t["to"], "journeys": t["journeys"]} for t in back]))
+            st.table(
+                pd.DataFrame(
+                    [{"from": t["from"], "back to": t["to"], "journeys": t["journeys"]} for t in back]
+                )
+            )
         else:
             st.caption("No journey went back to an earlier stage.")
     with right:
@@ -46,23 +50,43 @@ def render(ctx: PageContext) -> None:
         by_stage: dict[tuple[str, str], int] = {}
         for t in ends:
             by_stage[(t["from"], t["to"])] = by_stage.get((t["from"], t["to"]), 0) + t["journeys"]
-        rows = [{"last stage": s, "end": e.strip("()"), "journeys": n,
-                 "share": pct(n / total) if total else "–"} for (s, e), n in sorted(by_stage.items(),
-                                                                                  key=lambda kv: -kv[1])]
+        rows = [
+            {"last stage": s, "end": e.strip("()"), "journeys": n, "share": pct(n / total) if total else "–"}
+            for (s, e), n in sorted(by_stage.items(), key=lambda kv: -kv[1])
+        ]
         st.table(pd.DataFrame(rows))
+    # Journey-level outcomes cost a pass over every journey: asked for, not drawn by default.
+    if not st.toggle(
+        "Whole-journey completion and channel mix",
+        key="jg_outcomes",
+        help="Completion of whole journeys by channel sequence (slower on large warehouses).",
+    ):
+        return
     outcomes = ctx.outcomes()
     overall = outcomes.get("overall", {}).get(journey)
     if overall:
-        st.caption(f"Whole-journey completion of {journey}: "
-                   f"{rate_text(overall['value'], [overall['ci_low'], overall['ci_high']])} of {overall['n']:,} journeys.")
+        st.caption(
+            f"Whole-journey completion of {journey}: "
+            f"{rate_text(overall['value'], [overall['ci_low'], overall['ci_high']])} of {overall['n']:,} journeys."
+        )
     mix = [m for m in outcomes.get("channel_mix", []) if m["journey"] == journey and m["journeys"] >= 10][:10]
     if mix:
         st.subheader("Channel mix")
-        st.table(pd.DataFrame([{
-            "channel sequence": m["channels"], "journeys": m["journeys"],
-            "completion [95% CI]": rate_text(m["completion_rate"], m.get("completion_rate_ci")),
-            "lift": f"{m['lift']:.2f}×" if m.get("lift") is not None else "–",
-        } for m in mix]))
+        st.table(
+            pd.DataFrame(
+                [
+                    {
+                        "channel sequence": m["channels"],
+                        "journeys": m["journeys"],
+                        "completion [95% CI]": rate_text(m["completion_rate"], m.get("completion_rate_ci")),
+                        "lift": f"{m['lift']:.2f}×" if m.get("lift") is not None else "–",
+                    }
+                    for m in mix
+                ]
+            )
+        )
+    else:
+        st.caption("No channel sequence with 10 or more journeys.")
 
 
 if __name__ == "__main__":  # executed by st.navigation as a page

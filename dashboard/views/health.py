@@ -34,12 +34,21 @@ def _lag(ingest: dict[str, Any]) -> None:
     rows = []
     for label, key in (("last hour", "lag_last_hour"), ("last day", "lag_last_day")):
         lag = ingest.get(key) or {}
-        rows.append({"ingested in the": label, "spans": f"{lag.get('spans', 0):,}", "median": _seconds(lag.get("median_s")),
-                     "p95": _seconds(lag.get("p95_s")), "max": _seconds(lag.get("max_s"))})
+        rows.append(
+            {
+                "ingested in the": label,
+                "spans": f"{lag.get('spans', 0):,}",
+                "median": _seconds(lag.get("median_s")),
+                "p95": _seconds(lag.get("p95_s")),
+                "max": _seconds(lag.get("max_s")),
+            }
+        )
     st.table(pd.DataFrame(rows).set_index("ingested in the"))
-    st.caption(f"Last span stored at {ingest.get('last_ingested_at') or '–'} UTC; spans from "
-               f"{ingest.get('first_span_at') or '–'} to {ingest.get('last_span_at') or '–'}. Imported or simulated "
-               "history shows a lag of days: that is its age, not a slow receiver.")
+    st.caption(
+        f"Last span stored at {ingest.get('last_ingested_at') or '–'} UTC; spans from "
+        f"{ingest.get('first_span_at') or '–'} to {ingest.get('last_span_at') or '–'}. Imported or simulated "
+        "history shows a lag of days: that is its age, not a slow receiver."
+    )
 
 
 def render(ctx: PageContext) -> None:
@@ -62,12 +71,17 @@ def render(ctx: PageContext) -> None:
     left, right = st.columns(2)
     left.metric("Spans without journey.id", f"{no_id:,}", help="Cannot be attributed to any journey.")
     left.caption(f"{pct(no_id / spans, 1)} of all spans")
-    right.metric("Spans with journey.id but no journey.stage", f"{no_stage:,}",
-                 help="Never part of a stage visit. A journey's root span has no stage by design.")
+    right.metric(
+        "Spans with journey.id but no journey.stage",
+        f"{no_stage:,}",
+        help="Never part of a stage visit. A journey's root span has no stage by design.",
+    )
     right.caption(f"{pct(no_stage / spans, 1)} of all spans")
     if missing.get("stage_without_journey_id"):
-        st.warning(f"{missing['stage_without_journey_id']:,} spans carry journey.stage but no journey.id: "
-                   "their instrumentation sets the stage outside a journey context.")
+        st.warning(
+            f"{missing['stage_without_journey_id']:,} spans carry journey.stage but no journey.id: "
+            "their instrumentation sets the stage outside a journey context."
+        )
     by_name = missing.get("without_stage_by_name") or []
     if by_name:
         st.caption("Spans without a stage, by span name (a journey root span per journey is expected):")
@@ -78,10 +92,19 @@ def render(ctx: PageContext) -> None:
     st.caption(f"Map: {jm.get('source') or 'none loaded (stage order inferred from first entries)'}.")
     order = jm.get("stage_order") or []
     if order:
-        st.table(pd.DataFrame([{
-            "journey type": o["journey"], "in map": "yes" if o["in_map"] else "no", "order": o["order"],
-            "stages not in the map": ", ".join(o["unmapped_stages"]) or "–",
-        } for o in order]).set_index("journey type"))
+        st.table(
+            pd.DataFrame(
+                [
+                    {
+                        "journey type": o["journey"],
+                        "in map": "yes" if o["in_map"] else "no",
+                        "order": o["order"],
+                        "stages not in the map": ", ".join(o["unmapped_stages"]) or "–",
+                    }
+                    for o in order
+                ]
+            ).set_index("journey type")
+        )
     _lag(h.get("ingest", {}))
 
     st.subheader("Evaluations")
@@ -90,11 +113,15 @@ def render(ctx: PageContext) -> None:
         st.info("Nothing evaluated yet. Run `journeyscope evaluate --db PATH`.")
     else:
         evaluated = counts.get("evaluated_visits", 0)
-        st.write(f"{ev['results']:,} results from {ev['evaluators']} evaluators over {evaluated:,} of "
-                 f"{counts.get('stage_visits', 0):,} stage visits ({pct(evaluated / max(1, counts.get('stage_visits', 0)))}); "
-                 f"{ev['errors']:,} errors; last scored at {ev.get('last_at')} UTC.")
-    st.caption(f"Schema version {h.get('schema_version')} (this dashboard reads {h.get('schema_version_expected')}). "
-               f"Generated {h.get('generated_at')} UTC.")
+        st.write(
+            f"{ev['results']:,} results from {ev['evaluators']} evaluators over {evaluated:,} of "
+            f"{counts.get('stage_visits', 0):,} stage visits ({pct(evaluated / max(1, counts.get('stage_visits', 0)))}); "
+            f"{ev['errors']:,} errors; last scored at {ev.get('last_at')} UTC."
+        )
+    st.caption(
+        f"Schema version {h.get('schema_version')} (this dashboard reads {h.get('schema_version_expected')}). "
+        f"Generated {h.get('generated_at')} UTC."
+    )
 
 
 if __name__ == "__main__":  # executed by st.navigation as a page

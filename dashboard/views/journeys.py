@@ -42,8 +42,9 @@ def _pick(ctx: PageContext) -> str | None:
     if linked and st.session_state.get("jx_linked") != linked:
         st.session_state["jx_linked"] = linked
         st.session_state["jx_query"] = linked
-    query = st.text_input("Journey id or customer id", key="jx_query",
-                          placeholder="e.g. onboarding-7-000010, or part of an id").strip()
+    query = st.text_input(
+        "Journey id or customer id", key="jx_query", placeholder="e.g. onboarding-7-000010, or part of an id"
+    ).strip()
     matches = ctx.search(query, limit=50)
     if not matches:
         if query:
@@ -54,8 +55,10 @@ def _pick(ctx: PageContext) -> str | None:
     exact = next((m for m in matches if m["journey_id"] == query), None)
     if exact:
         return exact["journey_id"]
-    labels = {m["journey_id"]: f"{m['journey_id']} · {m.get('journey') or '?'} · {m.get('path') or ''}"
-              for m in matches}
+    labels = {
+        m["journey_id"]: f"{m['journey_id']} · {m.get('journey') or '?'} · {m.get('path') or ''}"
+        for m in matches
+    }
     st.caption(f"{len(matches)} match(es){' (newest first)' if not query else ''}.")
     return st.selectbox("Journey", list(labels), format_func=labels.get, key="jx_pick")
 
@@ -68,8 +71,10 @@ def _when(ts: str | None) -> str:
 def _header(detail: dict[str, Any]) -> None:
     st.subheader(detail["journey_id"])
     facts = [
-        ("journey type", detail.get("journey")), ("customer", detail.get("customer_id")),
-        ("cohort", detail.get("cohort")), ("visits", str(len(detail["visits"]))),
+        ("journey type", detail.get("journey")),
+        ("customer", detail.get("customer_id")),
+        ("cohort", detail.get("cohort")),
+        ("visits", str(len(detail["visits"]))),
         ("last stage", f"{detail.get('last_stage')} ({detail.get('last_outcome')})"),
         ("channels", " → ".join(detail.get("channel_path") or []) or None),
         ("when (UTC)", f"{_when(detail.get('started_at'))} → {_when(detail.get('ended_at'))[11:]}"),
@@ -79,19 +84,34 @@ def _header(detail: dict[str, Any]) -> None:
 
 def _scores(detail: dict[str, Any]) -> None:
     rows = [
-        {"stage": v["stage"], "visit": v["visit"], "evaluator": e["evaluator"], "score": e["score"],
-         "passed": e["passed"], "label": e["label"], "reason": e["reason"] if not e.get("error") else e["error"],
-         "cited turns": ", ".join(str(i) for i in e.get("cited_turns", []))}
-        for v in detail["visits"] for e in v["evaluations"]
+        {
+            "stage": v["stage"],
+            "visit": v["visit"],
+            "evaluator": e["evaluator"],
+            "score": e["score"],
+            "passed": e["passed"],
+            "label": e["label"],
+            "reason": e["reason"] if not e.get("error") else e["error"],
+            "cited turns": ", ".join(str(i) for i in e.get("cited_turns", [])),
+        }
+        for v in detail["visits"]
+        for e in v["evaluations"]
     ]
     if not rows:
-        st.info("This journey has no evaluator scores yet. Run `journeyscope evaluate`, then press Refresh data.")
+        st.info(
+            "This journey has no evaluator scores yet. Run `journeyscope evaluate`, then press Refresh data."
+        )
         return
     frame = pd.DataFrame(rows).sort_values(["passed", "score"], na_position="last", kind="stable")
-    st.dataframe(frame, hide_index=True, key="jx_scores", column_config={
-        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
-        "reason": st.column_config.TextColumn("reason", width="large"),
-    })
+    st.dataframe(
+        frame,
+        hide_index=True,
+        key="jx_scores",
+        column_config={
+            "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
+            "reason": st.column_config.TextColumn("reason", width="large"),
+        },
+    )
 
 
 def _time(ts: str | None) -> str:
@@ -104,10 +124,21 @@ def _turn_html(turn: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str:
     cited = turn.get("cited_by") or []
     failing = [n for n in cited if scores.get(n, {}).get("passed") is False]
     passing = [n for n in cited if n not in failing]
-    classes = f"js-turn js-{html.escape(role)}" + (" js-cited" if failing else " js-cited-ok" if passing else "")
+    classes = f"js-turn js-{html.escape(role)}" + (
+        " js-cited" if failing else " js-cited-ok" if passing else ""
+    )
     who = role + (f" ({turn['name']})" if turn.get("name") else "")
-    meta = " · ".join(x for x in (f"#{turn['index']}", who, _time(turn.get("ts")), turn.get("channel") or "",
-                                  turn.get("stage") or "") if x)
+    meta = " · ".join(
+        x
+        for x in (
+            f"#{turn['index']}",
+            who,
+            _time(turn.get("ts")),
+            turn.get("channel") or "",
+            turn.get("stage") or "",
+        )
+        if x
+    )
 
     def named(names: list[str]) -> str:
         parts = []
@@ -118,8 +149,10 @@ def _turn_html(turn: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str:
 
     cite = f'<div class="js-cite">✗ cited by {named(failing)}</div>' if failing else ""
     cite += f'<div class="js-cite-ok">✓ cited by {named(passing)}</div>' if passing else ""
-    return (f'<div class="{classes}" data-turn="{turn["index"]}"><div class="js-meta">{html.escape(meta)}</div>'
-            f'<div class="js-text">{html.escape(turn.get("text") or "")}</div>{cite}</div>')
+    return (
+        f'<div class="{classes}" data-turn="{turn["index"]}"><div class="js-meta">{html.escape(meta)}</div>'
+        f'<div class="js-text">{html.escape(turn.get("text") or "")}</div>{cite}</div>'
+    )
 
 
 def _transcript(detail: dict[str, Any]) -> None:
@@ -130,14 +163,20 @@ def _transcript(detail: dict[str, Any]) -> None:
         failed = [e for e in v["evaluations"] if e.get("passed") is False]
         if only_cited and not failed:
             continue
-        title = (f"**{v['stage']}** · visit {v['visit']} · {v.get('channel') or '?'} · {v['outcome']} · "
-                 f"{_time(v['started_at'])}–{_time(v['ended_at'])}")
+        title = (
+            f"**{v['stage']}** · visit {v['visit']} · {v.get('channel') or '?'} · {v['outcome']} · "
+            f"{_time(v['started_at'])}–{_time(v['ended_at'])}"
+        )
         if failed:
             title += f" · :red[{len(failed)} failing score(s)]"
         st.markdown(title)
         for e in failed:
-            st.caption(f"✗ {e['evaluator']} {e['score'] if e['score'] is None else round(e['score'], 2)}: {e['reason']}")
-        body = "".join(_turn_html(t, scores) for t in v["transcript"]) or '<div class="js-meta">no turns</div>'
+            st.caption(
+                f"✗ {e['evaluator']} {e['score'] if e['score'] is None else round(e['score'], 2)}: {e['reason']}"
+            )
+        body = (
+            "".join(_turn_html(t, scores) for t in v["transcript"]) or '<div class="js-meta">no turns</div>'
+        )
         st.markdown(f'<div class="js-visit">{body}</div>', unsafe_allow_html=True)
 
 
@@ -145,10 +184,15 @@ def _routes(detail: dict[str, Any]) -> None:
     st.subheader("Routing decisions")
     routes = detail.get("route_decisions") or []
     if not routes:
-        st.caption("None recorded for this journey." if detail.get("route_decisions_recorded")
-                   else "None recorded (this warehouse has no routing decisions yet).")
+        st.caption(
+            "None recorded for this journey."
+            if detail.get("route_decisions_recorded")
+            else "None recorded (this warehouse has no routing decisions yet)."
+        )
         return
-    columns = [c for c in ("decided_at", "stage", "action", "policy", "reason", "decision_id") if c in routes[0]]
+    columns = [
+        c for c in ("decided_at", "stage", "action", "policy", "reason", "decision_id") if c in routes[0]
+    ]
     st.dataframe(pd.DataFrame(routes)[columns + [c for c in routes[0] if c not in columns]], hide_index=True)
 
 
@@ -165,7 +209,9 @@ def render(ctx: PageContext) -> None:
     st.plotly_chart(charts.timeline(detail), key="jx_timeline")
     evaluated = [e for v in detail["visits"] for e in v["evaluations"]]
     failing = [e for e in evaluated if e.get("passed") is False]
-    st.caption(f"{len(evaluated)} scores, {len(failing)} failing ({pct(len(failing) / len(evaluated)) if evaluated else '–'}).")
+    st.caption(
+        f"{len(evaluated)} scores, {len(failing)} failing ({pct(len(failing) / len(evaluated)) if evaluated else '–'})."
+    )
     tab_transcript, tab_scores, tab_routes = st.tabs(["Transcript", "Scores", "Routing decisions"])
     with tab_transcript:
         _transcript(detail)

@@ -60,15 +60,20 @@ def _retention_at(journey: dict[str, Any], stage: str) -> str | None:
 def _table(journey: dict[str, Any], highlight: str | None) -> None:
     rows = []
     for s in journey["stages"]:
-        rows.append({
-            "stage": s["stage"] + ("" if s.get("in_map", True) else " (not in map)")
-                     + (" ⚠" if s["stage"] == highlight else ""),
-            "entered": s["entered"], "completed": s["completed"], "dropped": s["dropped"],
-            "completion [95% CI]": rate_text(s["completion_rate"], s.get("completion_rate_ci")),
-            "conversion": pct(s.get("conversion_from_previous"), 1),
-            "re-entry [95% CI]": rate_text(s["reentry_rate"], s.get("reentry_rate_ci")),
-            "visits": s["visits"],
-        })
+        rows.append(
+            {
+                "stage": s["stage"]
+                + ("" if s.get("in_map", True) else " (not in map)")
+                + (" ⚠" if s["stage"] == highlight else ""),
+                "entered": s["entered"],
+                "completed": s["completed"],
+                "dropped": s["dropped"],
+                "completion [95% CI]": rate_text(s["completion_rate"], s.get("completion_rate_ci")),
+                "conversion": pct(s.get("conversion_from_previous"), 1),
+                "re-entry [95% CI]": rate_text(s["reentry_rate"], s.get("reentry_rate_ci")),
+                "visits": s["visits"],
+            }
+        )
     st.table(pd.DataFrame(rows).set_index("stage"))
 
 
@@ -86,8 +91,10 @@ def _journey_section(ctx: PageContext, journey: dict[str, Any]) -> None:
     _table(journey, highlight)
     stages, evaluators, rates, sizes = fail_matrix(journey)
     if evaluators:
-        st.plotly_chart(charts.fail_heatmap(stages, evaluators, rates, sizes, highlight),
-                        key=f"fails_{journey['journey']}")
+        st.plotly_chart(
+            charts.fail_heatmap(stages, evaluators, rates, sizes, highlight),
+            key=f"fails_{journey['journey']}",
+        )
     if alert and st.button(f"Open stage {alert.stage} →", key=f"open_{journey['journey']}"):
         ctx.open_stage(journey["journey"], alert.stage)
 
@@ -96,8 +103,10 @@ def render(ctx: PageContext) -> None:
     st.title("Where journeys stall")
     report = ctx.funnel()
     if not report.get("journeys"):
-        st.info(f"No stage visits match these filters ({report.get('note') or 'nothing recorded'}). "
-                "Widen the filters, or record journeys with 'journeyscope demo' or 'journeyscope import'.")
+        st.info(
+            f"No stage visits match these filters ({report.get('note') or 'nothing recorded'}). "
+            "Widen the filters, or record journeys with 'journeyscope demo' or 'journeyscope import'."
+        )
         return
     _headline(ctx, report)
     _alerts(ctx, report)

@@ -41,16 +41,25 @@ def _default(ctx: PageContext, report: dict[str, Any]) -> tuple[str, str] | None
 def _metrics(s: dict[str, Any]) -> None:
     cols = st.columns(5)
     cols[0].metric("Journeys entered", f"{s['entered']:,}")
-    cols[1].metric("Completed", pct(s["completion_rate"], 1), help=rate_text(s["completion_rate"],
-                                                                             s.get("completion_rate_ci")))
-    cols[2].metric("Re-entered", pct(s["reentry_rate"], 1), help=rate_text(s["reentry_rate"], s.get("reentry_rate_ci")))
+    cols[1].metric(
+        "Completed",
+        pct(s["completion_rate"], 1),
+        help=rate_text(s["completion_rate"], s.get("completion_rate_ci")),
+    )
+    cols[2].metric(
+        "Re-entered", pct(s["reentry_rate"], 1), help=rate_text(s["reentry_rate"], s.get("reentry_rate_ci"))
+    )
     median = s.get("median_time_in_stage_s")
     p90 = s.get("p90_time_in_stage_s")
     cols[3].metric("Time in stage (median)", _duration(median), help=f"p90 {_duration(p90)}")
     retention = next((e for e in s.get("evaluators", []) if e["evaluator"] == RETENTION), None)
-    cols[4].metric("Context retention (mean)", f"{retention['mean_score']:.2f}" if retention else "–",
-                   help=f"fails {pct(retention['fail_rate'])} of {retention['scored']} visits" if retention else
-                   "not evaluated yet")
+    cols[4].metric(
+        "Context retention (mean)",
+        f"{retention['mean_score']:.2f}" if retention else "–",
+        help=f"fails {pct(retention['fail_rate'])} of {retention['scored']} visits"
+        if retention
+        else "not evaluated yet",
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -67,16 +76,34 @@ def _failing(ctx: PageContext, journey: str, stage: str, evaluators: list[str]) 
     if not rows:
         st.success("No failing visit at this stage for these filters.")
         return
-    frame = pd.DataFrame([{
-        "journey_id": r["journey_id"], "evaluator": r["evaluator"], "score": r["score"], "label": r["label"],
-        "reason": r["reason"], "visit": r["visit"], "channel": r["channel"], "cohort": r["cohort"],
-        "started": r["started_at"], "outcome": r["outcome"],
-        "open": f"./journeys?journey_id={r['journey_id']}",
-    } for r in rows])
-    st.caption(f"{len(rows)} failing evaluation(s){' (first ' + str(FAILING_LIMIT) + ')' if len(rows) >= FAILING_LIMIT else ''}."
-               " Select a row to open its conversation.")
+    frame = pd.DataFrame(
+        [
+            {
+                "journey_id": r["journey_id"],
+                "evaluator": r["evaluator"],
+                "score": r["score"],
+                "label": r["label"],
+                "reason": r["reason"],
+                "visit": r["visit"],
+                "channel": r["channel"],
+                "cohort": r["cohort"],
+                "started": r["started_at"],
+                "outcome": r["outcome"],
+                "open": f"./journeys?journey_id={r['journey_id']}",
+            }
+            for r in rows
+        ]
+    )
+    st.caption(
+        f"{len(rows)} failing evaluation(s){' (first ' + str(FAILING_LIMIT) + ')' if len(rows) >= FAILING_LIMIT else ''}."
+        " Select a row to open its conversation."
+    )
     picked = st.dataframe(
-        frame, hide_index=True, on_select="rerun", selection_mode="single-row", key="sd_failing_table",
+        frame,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="sd_failing_table",
         column_config={
             "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
             "reason": st.column_config.TextColumn("reason", width="large"),
@@ -107,8 +134,10 @@ def render(ctx: PageContext) -> None:
     if not ctx.evaluated:
         not_evaluated("score distribution, failing visit or friction signal")
     else:
-        evaluators = sorted((e["evaluator"] for e in s.get("evaluators", [])),
-                            key=lambda n: (n.startswith("friction_"), n != RETENTION, n))
+        evaluators = sorted(
+            (e["evaluator"] for e in s.get("evaluators", [])),
+            key=lambda n: (n.startswith("friction_"), n != RETENTION, n),
+        )
         st.subheader("Score distributions")
         dist = ctx.distribution(stage_name, None, ctx.params.replace(journey=journey_name))
         if dist.get("evaluators"):
@@ -124,13 +153,20 @@ def render(ctx: PageContext) -> None:
             st.subheader("Retention between stages")
             handoffs = ctx.retention(ctx.params.replace(journey=journey_name))
             if handoffs:
-                st.plotly_chart(charts.retention_heatmap(handoffs, journey_name, [x["stage"] for x in journey["stages"]]),
-                                key="sd_retention")
+                st.plotly_chart(
+                    charts.retention_heatmap(handoffs, journey_name, [x["stage"] for x in journey["stages"]]),
+                    key="sd_retention",
+                )
                 into = [h for h in handoffs if h["to"] == stage_name]
                 if into:
-                    st.caption("Into this stage: " + "; ".join(
-                        f"from {h['from']} mean {h['mean_retention']:.2f}, fails {pct(h['fail_rate'])} of "
-                        f"{h['visits']}" for h in into))
+                    st.caption(
+                        "Into this stage: "
+                        + "; ".join(
+                            f"from {h['from']} mean {h['mean_retention']:.2f}, fails {pct(h['fail_rate'])} of "
+                            f"{h['visits']}"
+                            for h in into
+                        )
+                    )
             else:
                 st.info("No context-retention scores for these filters.")
         with right:

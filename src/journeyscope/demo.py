@@ -16,6 +16,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.instrument import setup
 from journeyscope.simulator import SeededIdGenerator, SimulationConfig, Simulator
 from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.evaluations import EvaluationSummary, evaluate_pending
 
 # Journeys between explicit flushes: bounds the exporter queue, so a long demo
 # never drops spans however fast the simulator produces them.
@@ -30,6 +31,7 @@ class DemoResult:
     journeys: int
     spans_recorded: int
     summary: dict[str, Any]
+    evaluation: EvaluationSummary | None = None
 
 
 def run_demo(
@@ -37,11 +39,14 @@ def run_demo(
     config: SimulationConfig,
     *,
     fresh: bool = False,
+    evaluate: bool = True,
     progress: Callable[[int], None] | None = None,
+    eval_progress: Callable[[int, int], None] | None = None,
 ) -> DemoResult:
-    """Simulate ``config.journeys`` journeys into the warehouse at ``db``; return its summary.
+    """Simulate ``config.journeys`` journeys into the warehouse at ``db``, score them; return a summary.
 
     ``fresh`` deletes an existing file first (the demo never does so unasked).
+    ``evaluate`` runs the local evaluators over every closed stage visit.
     """
     path = Path(db)
     if fresh and path.exists():
@@ -74,7 +79,9 @@ def run_demo(
     finally:
         tracing.shutdown()
     try:
+        warehouse.update_visits()
+        evaluation = evaluate_pending(warehouse, "local", progress=eval_progress) if evaluate else None
         summary = warehouse.summary()
     finally:
         warehouse.close()
-    return DemoResult(str(path), config.journeys, spans, summary)
+    return DemoResult(str(path), config.journeys, spans, summary, evaluation)

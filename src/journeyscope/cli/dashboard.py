@@ -11,24 +11,41 @@ from journeyscope.errors import ConfigError, InvalidInputError
 
 
 @click.command()
-@click.option("--db", "db", envvar="JOURNEYSCOPE_DB", default="journeyscope.duckdb", show_default=True,
-              type=click.Path(dir_okay=False), help="Warehouse file (DuckDB) to read. Env: JOURNEYSCOPE_DB.")
-@click.option("--api", help="Read a running 'journeyscope serve' instead, e.g. http://127.0.0.1:4318 "
-                            "(needed while a server holds the file). Env: JOURNEYSCOPE_API.", envvar="JOURNEYSCOPE_API")
+@click.option(
+    "--db",
+    "db",
+    envvar="JOURNEYSCOPE_DB",
+    default="journeyscope.duckdb",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Warehouse file (DuckDB) to read. Env: JOURNEYSCOPE_DB.",
+)
+@click.option(
+    "--api",
+    help="Read a running 'journeyscope serve' instead, e.g. http://127.0.0.1:4318 "
+    "(needed while a server holds the file). Env: JOURNEYSCOPE_API.",
+    envvar="JOURNEYSCOPE_API",
+)
 @map_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the dashboard on.")
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Dashboard port.")
+@click.option(
+    "--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Dashboard port."
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
 def dashboard(db: str, api: str | None, map_file: str | None, host: str, port: int, no_browser: bool) -> None:
     """Open the dashboard: funnels, stage detail, journeys, flows, comparisons and data health."""
     if api and not api.startswith(("http://", "https://")):
         raise InvalidInputError(f"--api must be an http(s) URL, got {api!r}")
     if not api and not Path(db).exists():
-        raise ConfigError(f"no warehouse at {db}: create one with 'journeyscope demo', or pass --db PATH or --api URL")
+        raise ConfigError(
+            f"no warehouse at {db}: create one with 'journeyscope demo', or pass --db PATH or --api URL"
+        )
     from journeyscope.dashboard.launch import run
 
     where = api or db
     click.echo(f"journeyscope dashboard on http://{host}:{port} reading {where} (Ctrl-C to stop)", err=True)
-    code = run(db=None if api else db, api=api, map_file=map_file, host=host, port=port, open_browser=not no_browser)
+    code = run(
+        db=None if api else db, api=api, map_file=map_file, host=host, port=port, open_browser=not no_browser
+    )
     if code not in (0, -2, 130):
         raise click.exceptions.Exit(code)

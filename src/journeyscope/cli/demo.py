@@ -28,7 +28,10 @@ from journeyscope.simulator import SimulationConfig
 )
 @click.option("--fresh", is_flag=True, help="Delete the warehouse file first.")
 @click.option("--no-dashboard", is_flag=True, help="Do not open the dashboard afterwards.")
-def demo(db: str, journeys: int, seed: int, days: int, bridge_day: int, fresh: bool, no_dashboard: bool) -> None:
+@click.option("--dashboard-port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+def demo(
+    db: str, journeys: int, seed: int, days: int, bridge_day: int, fresh: bool, no_dashboard: bool, dashboard_port: int
+) -> None:
     """Simulate customer journeys through the real instrumentation into the warehouse.
 
     Includes the streaming-onboarding case study: the app-install agent does not
@@ -38,7 +41,7 @@ def demo(db: str, journeys: int, seed: int, days: int, bridge_day: int, fresh: b
     config = SimulationConfig(journeys=journeys, seed=seed, days=days, bridge_day=bridge_day if bridge_day < days else None)
     started = time.perf_counter()
     with Progress(
-        TextColumn("simulating journeys"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -46,8 +49,17 @@ def demo(db: str, journeys: int, seed: int, days: int, bridge_day: int, fresh: b
         transient=True,
         disable=journeys < 200,
     ) as progress:
-        task = progress.add_task("journeys", total=journeys)
-        result = run_demo(db, config, fresh=fresh, progress=lambda n: progress.advance(task, n))
+        task = progress.add_task("simulating journeys", total=journeys)
+        scoring: list[int] = []
+
+        def on_eval(done: int, total: int) -> None:
+            if not scoring:
+                scoring.append(progress.add_task("scoring stage visits", total=total))
+            progress.update(scoring[0], completed=done, total=total)
+
+        result = run_demo(
+            db, config, fresh=fresh, progress=lambda n: progress.advance(task, n), eval_progress=on_eval
+        )
     elapsed = time.perf_counter() - started
     summary = result.summary
     out = Console()
@@ -59,5 +71,13 @@ def demo(db: str, journeys: int, seed: int, days: int, bridge_day: int, fresh: b
     for row in summary["stages"]:
         table.add_row(str(row["journey"]), str(row["stage"]), str(row["journeys"]), str(row["spans"]))
     out.print(table)
+    if result.evaluation is not None:
+        ev = result.evaluation
+        out.print(f"evaluated {ev.scored} stage visits ({ev.results} results, {ev.errors} errors) "
+                  f"in {ev.seconds:.1f}s; {ev.skipped_open} still open")
+    out.print(f"funnel: journeyscope funnel --db {result.db}")
     if not no_dashboard:
-        out.print("(the dashboard is not built yet; run with --no-dashboard to silence this note)")
+        from journeyscope.dashboard.launch import run
+
+        out.print(f"opening the dashboard on http://127.0.0.1:{dashboard_port} (Ctrl-C to stop)")
+        run(db=result.db, port=dashboard_port, open_browser=True)
