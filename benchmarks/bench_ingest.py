@@ -244,9 +244,18 @@ def cached_bodies(total: int, batch: int, journeys: int) -> tuple[list[bytes], i
     return built
 
 
-def start_server(db: Path, queue_spans: int) -> tuple[subprocess.Popen[str], int]:
-    code = "import sys; from journeyscope.cli import main; main(sys.argv[1:])"
-    args = ["serve", "--db", str(db), "--port", "0", "--grpc-port", "-1", "--queue-spans", str(queue_spans)]
+def start_server(db: Path, queue_spans: int, online_eval: bool = True) -> tuple[subprocess.Popen[str], int]:
+    """``journeyscope serve`` as a user runs it; ``online_eval=False``: the same server without online scoring."""
+    if online_eval:
+        code = "import sys; from journeyscope.cli import main; main(sys.argv[1:])"
+        args = ["serve", "--db", str(db), "--port", "0", "--grpc-port", "-1", "--queue-spans", str(queue_spans)]
+    else:
+        code = (
+            "import sys; from journeyscope.server.run import serve; from journeyscope.server.settings import "
+            "ServerSettings; serve(ServerSettings(db=sys.argv[1], port=0, grpc_port=None, "
+            "queue_max_spans=int(sys.argv[2]), evaluate_online=False))"
+        )
+        args = [str(db), str(queue_spans)]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
@@ -297,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     bodies, expected_visits = cached_bodies(args.spans, args.batch, args.journeys)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        proc, port = start_server(db, args.queue_spans)
+        proc, port = start_server(db, args.queue_spans, not args.no_online_eval)
         cursor = iter(range(len(bodies)))
         lock = threading.Lock()
         retries = [0]
@@ -375,7 +384,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "client_cpu_s(senders)": round(client, 2),
         "refused_requests(503)": status["refused_requests"],
         "client_retries": retries[0],
-        "load_average": os.getloadavg()[0],
+        "online_evaluation": not args.no_online_eval,
+        "load_average": round(os.getloadavg()[0], 2),
     }
     if stored != args.spans:
         raise SystemExit(f"only {stored} of {args.spans} spans stored: {result}")
@@ -391,6 +401,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=8, help="concurrent sender threads")
     parser.add_argument("--journeys", type=int, default=20_000)
     parser.add_argument("--queue-spans", type=int, default=200_000)
+    parser.add_argument("--no-online-eval", action="store_true",
+                        help="serve without online scoring of closed visits (isolates ingest; report both)")
     parser.add_argument("--repeat", type=int, default=1, help="runs; the median spans/s is reported last")
     args = parser.parse_args()
     rates = []

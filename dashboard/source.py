@@ -381,20 +381,11 @@ class ApiSource:
     def journey(self, journey_id: str) -> dict[str, Any] | None:
         from urllib.parse import quote
 
-        found = self._get(f"/v1/journeys/{quote(journey_id, safe='')}", missing_ok=True)
+        found = self._get(f"/v1/journeys/{quote(journey_id, safe='')}/detail", missing_ok=True)
         return dict(found) if found is not None else None
 
     def search(self, query: str, params: FilterParams, limit: int = 20) -> list[dict[str, Any]]:
-        # Not every server has the search route; an exact id still works through journey().
-        found = self._get("/v1/journeys", {"q": query, "limit": limit, **params.query()}, missing_ok=True)
-        if found is None:
-            detail = self.journey(query) if query else None
-            return (
-                [{k: detail.get(k) for k in ("journey_id", "journey", "cohort", "customer_id", "started_at")}]
-                if detail
-                else []
-            )
-        return list(found)
+        return list(self._get("/v1/journeys", {"q": query, "limit": limit, **params.query()}))
 
     def failing(
         self, params: FilterParams, stage: str | None, evaluator: str | None = None, limit: int = 50

@@ -15,8 +15,15 @@ from __future__ import annotations
 import re
 
 from journeyscope.evaluators.base import clamp, guard, memo_last
-from journeyscope.evaluators.lexicon import (CONFUSED, ESCALATION, LEAVING, THANKS, objects, outcome_polarity,
-                                            tool_polarity)
+from journeyscope.evaluators.lexicon import (
+    CONFUSED,
+    ESCALATION,
+    LEAVING,
+    THANKS,
+    objects,
+    outcome_polarity,
+    tool_polarity,
+)
 from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, clip, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext

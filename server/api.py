@@ -25,6 +25,9 @@ from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.decisions import decisions as logged_decisions
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
+from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
+from journeyscope.warehouse.health import activity, health
+from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.warehouse.journey_state import journey_state
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.journey_map import parse_duration
@@ -93,6 +96,23 @@ def funnel_route(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
     """The DESIGN.md funnel (stages in journey-map order, rates with 95% intervals)."""
     report, age = caller.project.signals.report(filters)
     return {**report.as_dict(), "as_of_age_s": round(age, 3)}
+
+
+@router.get("/journeys")
+def journeys(
+    caller: Reader, filters: FilterArgs, q: str = "", limit: int = Query(20, ge=1, le=500)
+) -> list[dict[str, Any]]:
+    """Journeys whose id or customer id contains ``q`` (exact id first, then most recently active)."""
+    return search_journeys(caller.project.warehouse, q, filters, limit)
+
+
+@router.get("/journeys/{journey_id}/detail")
+def journey_full(caller: Reader, journey_id: str) -> dict[str, Any]:
+    """Everything about one journey: visits, transcripts, evaluations with the turns they cite, decisions."""
+    detail = journey_detail(caller.project.warehouse, journey_id)
+    if detail is None:
+        raise HTTPException(404, f"no journey {journey_id!r} in project {caller.project.name!r}")
+    return detail
 
 
 @router.get("/journeys/{journey_id}")
@@ -199,21 +219,52 @@ def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, g
     return journey_outcomes(caller.project.warehouse, filters, min_journeys=min_journeys).as_dict()
 
 
+@router.get("/health")
+def data_health(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
+    """Data health (missing journey attributes, stages outside the map, ingest lag) and the filtered window."""
+    warehouse = caller.project.warehouse
+    return {**health(warehouse), "window": activity(warehouse, filters)}
+
+
+@router.get("/evaluations/failing")
+def failing(
+    caller: Reader,
+    filters: FilterArgs,
+    stage: str | None = None,
+    evaluator: str | None = None,
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    """Failed evaluations, worst first, with their reasons."""
+    return failing_visits(caller.project.warehouse, filters, stage=stage, evaluator=evaluator, limit=limit)
+
+
+@router.get("/evaluations/distribution")
+def distribution(
+    caller: Reader, filters: FilterArgs, stage: str | None = None, evaluator: str | None = None
+) -> dict[str, Any]:
+    """Score histograms per evaluator (binned in SQL)."""
+    return score_distribution(caller.project.warehouse, filters, stage=stage, evaluator=evaluator)
+
+
 @router.get("/compare")
 def compare_route(
     caller: Reader,
     a_cohort: str | None = None,
     a_since: datetime | None = None,
     a_until: datetime | None = None,
+    a_journey: str | None = None,
+    a_channel: str | None = None,
     b_cohort: str | None = None,
     b_since: datetime | None = None,
     b_until: datetime | None = None,
+    b_journey: str | None = None,
+    b_channel: str | None = None,
     journey: str | None = None,
 ) -> dict[str, Any]:
     """Two periods or cohorts side by side: per-stage differences (B − A) with 95% intervals."""
     try:
-        a = Filters(journey=journey, cohort=a_cohort, since=a_since, until=a_until)
-        b = Filters(journey=journey, cohort=b_cohort, since=b_since, until=b_until)
+        a = Filters(journey=a_journey or journey, cohort=a_cohort, channel=a_channel, since=a_since, until=a_until)
+        b = Filters(journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since, until=b_until)
     except InvalidInputError as exc:
         raise HTTPException(422, str(exc)) from None
     return compare(caller.project.warehouse, a, b).as_dict()

@@ -224,8 +224,7 @@ class BatchWriter:
                 visits_pending = False
                 visits_due = time.monotonic() + max(self.visit_interval_s, 2 * took)
             elif checkpoint_due is not None and not jobs and not visits_pending and now >= checkpoint_due:
-                checkpoint_due = None
-                self._checkpoint()
+                checkpoint_due = None if self._checkpoint() else now + self.checkpoint_idle_s
             if now - last_sweep >= self.idle_sweep_s:
                 last_sweep = now
                 self._sweep()
@@ -272,14 +271,18 @@ class BatchWriter:
         self.stats.visit_seconds += took
         return took
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> bool:
+        """Fold the write-ahead log into the file; False when another write (an evaluation) is under way."""
         started = time.perf_counter()
         try:
             self.warehouse.query("CHECKPOINT")
-        except Exception as exc:  # noqa: BLE001 - the log stays; DuckDB checkpoints at its threshold anyway
-            logger.warning("journeyscope: checkpoint failed: %s", exc)
-        self.stats.checkpoint_seconds += time.perf_counter() - started
+        except Exception as exc:  # noqa: BLE001 - the log stays; tried again, and DuckDB checkpoints at its threshold
+            logger.debug("journeyscope: checkpoint postponed: %s", exc)
+            return False
+        finally:
+            self.stats.checkpoint_seconds += time.perf_counter() - started
         self.stats.checkpoints += 1
+        return True
 
     def _sweep(self) -> None:
         try:

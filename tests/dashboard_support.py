@@ -7,19 +7,16 @@ local engine) and copied for tests that need to change it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import socket
-import threading
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
 
-from journeyscope.dashboard.source import FilterParams, SourceError, WarehouseSource
+
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -63,74 +60,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# -- a fake eval API: the routes the real one will serve, answered by the library -------------------
-class _Handler(BaseHTTPRequestHandler):
-    source: WarehouseSource
-
-    def log_message(self, *args: Any) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        q = {k: v[0] for k, v in parse_qs(url.query).items()}
-        params = FilterParams(**{k: q.get(k) for k in ("journey", "cohort", "channel", "since", "until")})
-        side = lambda p: FilterParams(
-            cohort=q.get(f"{p}_cohort"),
-            since=q.get(f"{p}_since"),
-            until=q.get(f"{p}_until"),
-            journey=q.get(f"{p}_journey"),
-            channel=q.get(f"{p}_channel"),
-        )
-        src = self.source
-        routes = {
-            "/v1/health": lambda: {**src.health(), "window": src.activity(params)},
-            "/v1/funnel": lambda: src.funnel(params),
-            "/v1/flows/transitions": lambda: src.transitions(params),
-            "/v1/outcomes": lambda: src.outcomes(params),
-            "/v1/flows/retention": lambda: src.retention(params),
-            "/v1/compare": lambda: src.compare(side("a"), side("b")),
-            "/v1/journeys": lambda: src.search(q.get("q", ""), params, int(q.get("limit", 20))),
-            "/v1/evaluations/failing": lambda: src.failing(
-                params, q.get("stage"), q.get("evaluator"), int(q.get("limit", 50))
-            ),
-            "/v1/evaluations/distribution": lambda: src.distribution(
-                params, q.get("stage"), q.get("evaluator")
-            ),
-        }
-        try:
-            if url.path.startswith("/v1/journeys/"):
-                body: Any = src.journey(unquote(url.path.removeprefix("/v1/journeys/")))
-                if body is None:
-                    return self._send(404, {"detail": "no such journey"})
-            elif url.path in routes:
-                body = routes[url.path]()
-            else:
-                return self._send(404, {"detail": "not found"})
-        except SourceError as exc:
-            return self._send(500, {"detail": str(exc)})
-        self._send(200, body)
-
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
+# -- the real eval API -------------------------------------------------------------------------------
 @contextlib.contextmanager
-def fake_api(db: Path) -> Iterator[str]:
-    """An HTTP server on a free port serving the eval API's read routes from ``db``; yields its URL."""
-    handler = type("Handler", (_Handler,), {"source": WarehouseSource(db)})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def api_server(db: Path) -> Iterator[str]:
+    """The real eval API (the app of ``journeyscope serve``) on a copy of ``db``; yields its base URL.
+
+    A copy, because the server is its file's one writer and the tests also read the original directly.
+    """
+    from receiver_support import running_server
+
+    from journeyscope.server.settings import ServerSettings
+
+    copy = Path(tempfile.mkdtemp(prefix="js-api-")) / db.name
+    shutil.copy(db, copy)
+    with running_server(ServerSettings(db=str(copy), evaluate_online=False)) as server:
+        yield server.base_url
 
 
 # -- the real app in a real server ------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dashboard_support import APP, build_demo, fake_api, free_port
+from dashboard_support import APP, build_demo, api_server, free_port
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel
@@ -178,7 +178,7 @@ def test_api_down(monkeypatch):
 
 def test_api_mode_shows_the_same_overview(monkeypatch, demo_db):
     direct = app(monkeypatch, db=demo_db)
-    with fake_api(demo_db) as url:
+    with api_server(demo_db) as url:
         via_api = app(monkeypatch, api=url)
         assert not messages(via_api)["exception"] and not messages(via_api)["error"]
         assert metrics(via_api) == metrics(direct)

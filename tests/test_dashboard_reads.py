@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from dashboard_support import build_demo, fake_api, free_port
+from dashboard_support import build_demo, api_server, free_port
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.insights import evaluator_hotspot, fail_matrix, rate_text, worst_stage
 from journeyscope.dashboard.settings import load_settings
@@ -87,7 +87,7 @@ def test_journey_detail_has_visits_transcript_and_cited_turns(wh, demo_db):
     visit = next(v for v in detail["visits"] if repetition in v["evaluations"])
     cited = [visit["transcript"][i] for i in repetition["cited_turns"]]
     assert cited and all(t["role"] == "customer" for t in cited)
-    assert detail["route_decisions"] == [] and detail["route_decisions_recorded"] is False
+    assert detail["route_decisions"] == []  # the demo asks no server for routes
 
 
 def test_journey_detail_unknown_and_invalid(wh):
@@ -96,35 +96,27 @@ def test_journey_detail_unknown_and_invalid(wh):
         journey_detail(wh, " ")
 
 
-def test_journey_detail_reads_route_decisions_when_the_table_exists(demo_db, tmp_path):
+def test_journey_detail_shows_the_routing_decisions_logged_for_it(demo_db, tmp_path):
+    from journeyscope.server.decisions import decision_rows
+    from journeyscope.warehouse.journey_state import journey_state
+
     copy = tmp_path / "routes.duckdb"
     shutil.copy(demo_db, copy)
     jid = _sql(demo_db, "SELECT min(journey_id) FROM stage_visits")[0][0]
-    con = duckdb.connect(str(copy))
-    con.execute(
-        "CREATE TABLE route_decisions (decision_id VARCHAR, journey_id VARCHAR, stage VARCHAR, "
-        "action VARCHAR, policy VARCHAR, reason VARCHAR, decided_at TIMESTAMP)"
-    )
-    con.execute(
-        "INSERT INTO route_decisions VALUES ('d-1', ?, 'payment', 'human_handoff', 'low-retention', "
-        "'retention 0.2 < 0.5', TIMESTAMP '2025-05-20 10:00:00')",
-        [jid],
-    )
-    con.close()
+    decision = {
+        "decision_id": "d" * 32, "journey_id": jid, "stage": "payment", "action": "human_handoff",
+        "mode": "act", "confidence": 0.9, "reason": "retention 0.2 < 0.5", "fired": [],
+        "policy_version": "p-1", "signals": {}, "requested_by": "orchestrator-1",
+    }
+    with Warehouse(copy) as w:
+        state = journey_state(w, jid)
+        w.ingest(decision_rows(decision, state, 1_747_735_200_000_000_000))
     with Warehouse(copy, read_only=True) as w:
         detail = journey_detail(w, jid)
-    assert detail["route_decisions_recorded"] is True
-    assert detail["route_decisions"] == [
-        {
-            "decision_id": "d-1",
-            "journey_id": jid,
-            "stage": "payment",
-            "action": "human_handoff",
-            "policy": "low-retention",
-            "reason": "retention 0.2 < 0.5",
-            "decided_at": "2025-05-20T10:00:00.000Z",
-        }
-    ]
+    (logged,) = detail["route_decisions"]
+    assert (logged["decision_id"], logged["stage"], logged["action"], logged["mode"], logged["requested_by"]) == (
+        "d" * 32, "payment", "human_handoff", "act", "orchestrator-1")
+    assert logged["decided_at"] == "2025-05-20T10:00:00.000000Z"
 
 
 def test_search_journeys(wh, demo_db):
@@ -339,10 +331,12 @@ def test_warehouse_source_says_when_a_writer_holds_the_file(tmp_path, demo_db):
 
 def test_api_source_reads_the_same_dicts_as_the_warehouse(demo_db):
     direct = WarehouseSource(demo_db)
-    with fake_api(demo_db) as url:
+    with api_server(demo_db) as url:
         api = ApiSource(url)
         params = FilterParams(journey="onboarding", cohort="trial")
-        assert api.funnel(params) == direct.funnel(params)
+        served = api.funnel(params)
+        assert served.pop("as_of_age_s") >= 0  # the API says how fresh its precomputed answer is
+        assert served == direct.funnel(params)
         assert api.transitions(params) == direct.transitions(params)
         assert api.failing(params, "app-install", None, 5) == direct.failing(params, "app-install", None, 5)
         jid = direct.search("", FilterParams(), 1)[0]["journey_id"]
@@ -371,8 +365,7 @@ def test_api_source_errors_are_one_clear_sentence():
         api.health()
     with pytest.raises(SourceError, match="404"):
         api.transitions(FilterParams())
-    # A server without the search route: an exact id still finds its journey.
-    assert api.search("x", FilterParams()) == []
+    assert api.journey("x") is None  # an unknown journey is "not found", not an error
 
 
 def test_settings_from_arguments_and_environment():

@@ -24,9 +24,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from journeyscope.warehouse.decisions import decisions
 from journeyscope.warehouse.evaluation_reads import cited_turns
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import load_contexts
 
@@ -38,9 +38,6 @@ _EVALS = """
 SELECT stage, visit, evaluator, score, passed, label, reason, evidence, engine, version, error
 FROM evaluations WHERE journey_id = ? ORDER BY stage, visit, evaluator
 """
-
-_ROUTES = "SELECT * FROM route_decisions WHERE journey_id = ? ORDER BY ALL"
-
 
 def _iso(value: Any) -> Any:
     """Warehouse timestamps are naive UTC: give them a ``Z`` so every reader parses them as UTC."""
@@ -76,35 +73,34 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
     finally:
         cur.close()
     evaluations: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    if has_table(warehouse, "evaluations"):
-        for (
-            stage,
-            visit,
-            ev,
-            score,
-            passed,
-            label,
-            reason,
-            evidence,
-            engine,
-            version,
-            error,
-        ) in warehouse.query(_EVALS, [journey_id]):
-            parsed = json.loads(evidence) if isinstance(evidence, str) else (evidence or {})
-            evaluations.setdefault((stage, visit), []).append(
-                {
-                    "evaluator": ev,
-                    "score": score,
-                    "passed": passed,
-                    "label": label,
-                    "reason": reason,
-                    "evidence": parsed,
-                    "cited_turns": cited_turns(parsed if isinstance(parsed, dict) else {}),
-                    "engine": engine,
-                    "version": version,
-                    "error": error,
-                }
-            )
+    for (
+        stage,
+        visit,
+        ev,
+        score,
+        passed,
+        label,
+        reason,
+        evidence,
+        engine,
+        version,
+        error,
+    ) in warehouse.query(_EVALS, [journey_id]):
+        parsed = json.loads(evidence) if isinstance(evidence, str) else (evidence or {})
+        evaluations.setdefault((stage, visit), []).append(
+            {
+                "evaluator": ev,
+                "score": score,
+                "passed": passed,
+                "label": label,
+                "reason": reason,
+                "evidence": parsed,
+                "cited_turns": cited_turns(parsed if isinstance(parsed, dict) else {}),
+                "engine": engine,
+                "version": version,
+                "error": error,
+            }
+        )
     # The evaluators' own transcripts: turn i here is turn i of their evidence.
     transcript: dict[int, list[dict[str, Any]]] = {
         key.position: [
@@ -152,17 +148,7 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
     for v in visits:
         if v["channel"] and (not channel_path or channel_path[-1] != v["channel"]):
             channel_path.append(v["channel"])
-    routes: list[dict[str, Any]] = []
-    recorded = has_table(warehouse, "route_decisions")
-    if recorded:
-        cur = warehouse.cursor()
-        try:
-            cur.execute(_ROUTES, [journey_id])
-            names = [d[0] for d in cur.description]
-            routes = [_jsonable(dict(zip(names, row))) for row in cur.fetchall()]
-        finally:
-            cur.close()
-        routes.sort(key=lambda r: str(r.get("decided_at") or ""))
+    routes = sorted(decisions(warehouse, journey_id, limit=1000), key=lambda r: str(r.get("decided_at") or ""))
     return {
         "journey_id": journey_id,
         "customer_id": first["customer_id"],
@@ -177,7 +163,6 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
         "visits": out_visits,
         "evaluated": any(v["evaluations"] for v in out_visits),
         "route_decisions": routes,
-        "route_decisions_recorded": recorded,
     }
 
 

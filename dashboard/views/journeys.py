@@ -184,14 +184,11 @@ def _routes(detail: dict[str, Any]) -> None:
     st.subheader("Routing decisions")
     routes = detail.get("route_decisions") or []
     if not routes:
-        st.caption(
-            "None recorded for this journey."
-            if detail.get("route_decisions_recorded")
-            else "None recorded (this warehouse has no routing decisions yet)."
-        )
+        st.caption("None recorded for this journey (decisions come from 'POST /v1/route' on a running server).")
         return
     columns = [
-        c for c in ("decided_at", "stage", "action", "policy", "reason", "decision_id") if c in routes[0]
+        c for c in ("decided_at", "stage", "action", "mode", "confidence", "policy_version", "reason", "decision_id")
+        if c in routes[0]
     ]
     st.dataframe(pd.DataFrame(routes)[columns + [c for c in routes[0] if c not in columns]], hide_index=True)
 
