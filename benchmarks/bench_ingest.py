@@ -74,7 +74,7 @@ AGENT_TEXTS = [
 MODELS = ["gpt-4o-mini", "claude-haiku", "llama-3.1-8b"]
 
 
-def _kv(key: str, value: str | int | float | list[str]) -> KeyValue:
+def _kv(key: str, value: str | float | list[str]) -> KeyValue:
     if isinstance(value, bool):
         return KeyValue(key=key, value=AnyValue(bool_value=value))
     if isinstance(value, int):

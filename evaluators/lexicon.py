@@ -3,7 +3,8 @@
 Each pattern describes how agents state an outcome ("your booking is confirmed", "unfortunately no
 rooms are available") or how customers react ("thanks, bye", "you're not listening"), in words used
 across contact centres, not in any one dataset's templates. Polarity is decided by the *last* outcome
-phrase in a turn, so "the 3 pm slot is taken, but I booked you at 4 pm" reads as success.
+phrase in a turn, so "the 3 pm slot is taken, but I booked you at 4 pm" reads as success. Tool results
+are read by their status shape (``{"status": "declined"}``, ``{"success": true}``), never by field names of one API.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def conversation_resolution(ctx: VisitContext) -> EvalResult:
         t_index, t_pol, t_text = last_tool
         evidence.update(turn=t_index, tool_result=quote(t_text, 80), polarity=t_pol)
         if t_pol < 0:
-            return _result(0.3, "unresolved", f"Turn {t_index}: the tool reported a failure ({quote(t_text)!r}) "
+            return _result(0.25, "unresolved", f"Turn {t_index}: the tool reported a failure ({quote(t_text)!r}) "
                            f"and the agent stated no outcome{note}.", evidence)
         closed = thanks is not None and thanks.index > t_index
         return _result(0.77 if closed else 0.7, "resolved",

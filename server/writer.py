@@ -88,7 +88,7 @@ class BatchWriter:
         retry_after_s: float = 1.0,
         idle_sweep_s: float = 30.0,
         visit_interval_s: float = 0.5,
-        checkpoint_threshold: str | None = "512MB",
+        checkpoint_threshold: str | None = "256MB",
         checkpoint_idle_s: float = 2.0,
     ) -> None:
         if max_queue_spans <= 0 or max_batch_spans <= 0:

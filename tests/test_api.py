@@ -9,7 +9,6 @@ import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from journeyscope import instrument
 from journeyscope.demo import run_demo
@@ -115,9 +114,7 @@ def test_bad_input_is_404_or_422_with_the_reason_never_500(server):
 
 def test_new_spans_show_up_in_journey_state_within_a_second(server):
     running, _ = server
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=running.traces_url)))
-    tracing = instrument.setup(exporter=OTLPSpanExporter(endpoint=running.traces_url), provider=provider,
+    tracing = instrument.setup(exporter=OTLPSpanExporter(endpoint=running.traces_url), provider=TracerProvider(),
                                batch=False, instrument_threads=False)
     with instrument.journey("fresh-1", "c-fresh", name="onboarding", stage="sign-up", channel="web"):
         instrument.record_turn("customer", "Hi, I want to sign up", tracer=tracing.tracer)
@@ -133,6 +130,28 @@ def test_new_spans_show_up_in_journey_state_within_a_second(server):
     assert answer.status_code == 200, answer.text
     assert answer.json()["current_stage"] == "sign-up"
     assert took < 1.0, f"journey state took {took:.2f}s"
+
+
+def test_new_journeys_reach_the_stage_signals_within_seconds(server):
+    running, _ = server
+
+    def entered() -> int:
+        body = httpx.get(running.base_url + "/v1/stages", params={"journey": "onboarding"}).json()
+        return next(s["entered"] for s in body["journeys"][0]["stages"] if s["stage"] == "sign-up")
+
+    before = entered()
+    tracing = instrument.setup(exporter=OTLPSpanExporter(endpoint=running.traces_url), provider=TracerProvider(),
+                               batch=False, instrument_threads=False)
+    for i in range(3):
+        with instrument.journey(f"new-{i}", f"c-new-{i}", name="onboarding", stage="sign-up", channel="web"):
+            instrument.record_turn("customer", "Sign me up", tracer=tracing.tracer)
+    tracing.shutdown()
+    sent = time.monotonic()
+    while entered() < before + 3 and time.monotonic() - sent < 10:
+        time.sleep(0.1)
+    took = time.monotonic() - sent
+    assert entered() == before + 3
+    assert took < 5.0, f"stage signals took {took:.1f}s"
 
 
 def test_policy_file_reloads_and_an_invalid_one_is_rejected(server):

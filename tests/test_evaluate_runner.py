@@ -251,7 +251,7 @@ def test_no_consent_visits_never_reach_the_judge(tmp_path: Path) -> None:
                 assert (r["engine"], r["version"], r["score"], r["reason"]) == (
                     "llm", "llm-1/stand-in", 0.8, "stand-in verdict")
             elif r["journey_id"] == "j-help" and r["evaluator"] in JUDGED:
-                assert r["engine"] == "local" and r["version"] == "local-1"
+                assert r["engine"] == "local" and r["version"] == _result.registered()[r["evaluator"]].version
                 assert "consent" in r["reason"] and json.loads(r["evidence"])["consent"] == "no_ai_evaluation"
             else:
                 assert r["engine"] == "local"  # friction signals are measurements

@@ -191,3 +191,22 @@ def test_map_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "journeys.toml").write_text('idle_timeout = "2h"\n[journeys.x]\nstages = ["a"]\n')
     loaded = load_journey_map()
     assert loaded.journeys["x"].idle_timeout_s == 7200 and loaded.journeys["x"].stages == ("a",)
+
+
+def test_batch_repeating_stored_and_own_spans_is_stored_once_and_derived() -> None:
+    """A group commit can hold a retried request next to its original and next to new spans: the plain
+    insert is refused by the key, the retry with ``OR IGNORE`` stores each span once, and visits follow."""
+    wh = _warehouse(10)
+    first = Journey()
+    first.span("sign-up", 0).span("sign-up", 1)
+    assert (wh.ingest(first.rows).accepted, wh.ingest(first.rows).duplicates) == (2, 2)
+    later = Journey()
+    later.span("sign-up", 0).span("sign-up", 1).span("verify", 2)  # same ids as before for the first two
+    doubled = SpanRows()
+    for rows in (later.rows, later.rows):
+        for name, values in rows.columns.items():
+            doubled.columns[name].extend(values)
+    result = wh.ingest(doubled)
+    assert (result.accepted, result.duplicates) == (1, 5)
+    assert wh.query("SELECT count(*) FROM spans")[0][0] == 3
+    assert _visits(wh) == [("sign-up", 1, "completed", 2), ("verify", 1, "open", 1)]

@@ -47,6 +47,7 @@ _ZERO_SPAN = bytes(8)
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 _CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
 _JOURNEY_CHANNEL, _JOURNEY_COHORT, _CUSTOMER_CONSENT = cv.JOURNEY_CHANNEL, cv.JOURNEY_COHORT, cv.CUSTOMER_CONSENT
+_TURN_ROLE, _TURN_TEXT, _TURN_NAME, _TURN_ROLES = cv.TURN_ROLE, cv.TURN_TEXT, cv.TURN_NAME, cv.TURN_ROLES
 
 
 @dataclass
@@ -182,7 +183,14 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
                 cohorts(None if value is None else opt_str(value))
                 value = get(_CUSTOMER_CONSENT)
                 consents(None if value is None else opt_str(value))
-                turns_col(extract_turns(name, attributes) or None)
+                role = get(_TURN_ROLE)
+                text = get(_TURN_TEXT)
+                if role in _TURN_ROLES and text is not None:  # journeyscope's own turn span: extract_turns' first rule
+                    turn_name = get(_TURN_NAME)
+                    turns_col([{"role": role, "text": text if type(text) is str else str(text),
+                                "name": None if turn_name in (None, "") else str(turn_name)}])
+                else:
+                    turns_col(extract_turns(name, attributes) or None)
                 services(service_name)
                 scopes(scope_name)
                 attributes_col(json_text(attributes))

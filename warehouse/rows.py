@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse.turns import extract_turns
 
@@ -66,7 +65,8 @@ _encoder = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=lambda v: _json_default(v)
 )
 try:  # the C encoder, built once: ``JSONEncoder.encode`` would build a new one for every span
-    from json.encoder import c_make_encoder as _c_make_encoder, encode_basestring as _encode_basestring
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring as _encode_basestring
 
     # markers=None: no cycle check (a shared markers dict keeps stale ids after an error); span values
     # come from protobuf, JSON or the SDK's attribute checks, none of which can make a cycle.
