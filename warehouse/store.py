@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -23,8 +23,12 @@ import pyarrow as pa
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
+from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from journeyscope.privacy import PrivacyPolicy, RedactionReport
 
 #: How often (seconds of wall clock) ingest also closes visits whose journey went idle.
 _CLOSE_IDLE_EVERY_S = 5.0
@@ -69,7 +73,9 @@ class Warehouse:
     or ``./journeys.toml`` when present, else inferred order). A writable
     warehouse opened with a different map than its visits were derived with
     derives them again. ``clock`` (nanoseconds since the epoch) is "now" for
-    the idle timeout; tests pass a fixed one.
+    the idle timeout; tests pass a fixed one. ``privacy`` is the redaction
+    policy ingest applies (default: :func:`journeyscope.privacy.load_policy`,
+    on by default); a writable warehouse records it, and audits a change.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class Warehouse:
         read_only: bool = False,
         journey_map: JourneyMap | None = None,
         clock: Callable[[], int] = time.time_ns,
+        privacy: PrivacyPolicy | None = None,
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
@@ -116,7 +123,10 @@ class Warehouse:
             raise
         row = self._con.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
         self._next_seq = int(row[0]) + 1 if row else 1
+        self.privacy: PrivacyHook | None = None
         if not read_only:
+            self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
+            self.privacy.record_policy(self._con)
             self._sync_visits_with_map()
 
     def _sync_visits_with_map(self) -> None:
@@ -175,6 +185,9 @@ class Warehouse:
         table = rows.to_table() if isinstance(rows, SpanRows) else rows
         if table.num_rows == 0:
             return IngestResult(0, 0)
+        assert self.privacy is not None
+        # PII never reaches the file: redaction is CPU work, done before taking the write lock.
+        table, report = self.privacy.redact(table)
         with self._lock:
             n = table.num_rows
             seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
@@ -183,7 +196,7 @@ class Warehouse:
             cur = self._con.cursor()
             try:
                 cur.register("incoming", batch)
-                inserted = self._insert(cur)
+                inserted = self._insert(cur, report)
             except duckdb.Error as exc:
                 _rollback(cur)
                 raise WarehouseError(f"cannot write to {self.path}: {str(exc).splitlines()[0]}") from None
@@ -195,8 +208,7 @@ class Warehouse:
             self.update_visits()
         return IngestResult(accepted, table.num_rows - accepted)
 
-    @staticmethod
-    def _insert(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    def _insert(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport) -> tuple[Any, ...] | None:
         """Insert ``incoming`` in one transaction; return the inserted-row count (a one-tuple).
 
         A plain ``INSERT`` first: the primary key still refuses a stored span, but
@@ -213,6 +225,8 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, "SELECT journey_id FROM incoming WHERE stage IS NOT NULL")
+        assert self.privacy is not None
+        self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         cur.execute("COMMIT")
         return inserted
 
