@@ -54,7 +54,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
 
 def ingest_load(base: str, rate: int, stop: threading.Event, sent: list[int]) -> None:
     """Post 500-span batches at ``rate`` spans/s until stopped (runs in a thread of its own process)."""
-    bodies = build_bodies(total=200_000, batch=500, journeys=5_000, seed=11)
+    bodies, _ = build_bodies(total=200_000, batch=500, journeys=5_000, seed=11)
     interval = 500 / rate
     with httpx.Client(base_url=base, timeout=30) as http:
         next_at = time.perf_counter()

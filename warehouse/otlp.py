@@ -43,6 +43,8 @@ _KINDS = (None, "internal", "server", "client", "producer", "consumer")
 _STATUS = ("unset", "ok", "error")
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+#: OTLP times are unsigned 64-bit; stored times are signed 64-bit nanoseconds (up to the year 2262).
+_MAX_NS = 2**63 - 1
 #: OTLP/JSON fields that hold ids as hex (protobuf's JSON mapping wants base64 for bytes).
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 _CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
@@ -136,6 +138,10 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
                 if not start:
                     reject("missing start_time_unix_nano")
                     continue
+                end = span.end_time_unix_nano
+                if start > _MAX_NS or end > _MAX_NS:
+                    reject("span time out of range: after the year 2262")
+                    continue
                 name = span.name
                 attributes = _attributes(span.attributes)
                 get = attributes.get
@@ -166,7 +172,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
                 names(name)
                 kinds(kinds_by_number[kind] if 0 <= kind < 6 else None)
                 starts(start)
-                ends(span.end_time_unix_nano or None)
+                ends(end or None)
                 status_codes(status_by_number[code] if 0 <= code < 3 else None)
                 status_messages(status.message or None)
                 value = get(_CUSTOMER_ID)
@@ -185,10 +191,13 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
                 consents(None if value is None else opt_str(value))
                 role = get(_TURN_ROLE)
                 text = get(_TURN_TEXT)
-                if role in _TURN_ROLES and text is not None:  # journeyscope's own turn span: extract_turns' first rule
+                if type(role) is str and role in _TURN_ROLES and text is not None:
+                    # journeyscope's own turn span: extract_turns' first rule, without the call
                     turn_name = get(_TURN_NAME)
                     turns_col([{"role": role, "text": text if type(text) is str else str(text),
                                 "name": None if turn_name in (None, "") else str(turn_name)}])
+                elif type(role) in (list, dict):
+                    turns_col(None)  # an array or map names no role: no turn (and unhashable for extract_turns)
                 else:
                     turns_col(extract_turns(name, attributes) or None)
                 services(service_name)

@@ -109,7 +109,8 @@ def extract_turns(span_name: str, attributes: Mapping[str, Any]) -> list[Turn]:
     role = attributes.get(cv.TURN_ROLE)
     if span_name == cv.TURN_SPAN or role is not None:
         text = attributes.get(cv.TURN_TEXT)
-        mapped = _role(role) if role not in cv.TURN_ROLES else role
+        # Any attribute value can arrive here (a list from a careless SDK): only a string is a role.
+        mapped = (role if role in cv.TURN_ROLES else _role(role)) if isinstance(role, str) else None
         if mapped and text is not None:
             return [_turn(mapped, str(text), _opt(attributes.get(cv.TURN_NAME)))]
         return []
