@@ -28,6 +28,7 @@ PAGES = (
     ("graph", "Journey graph", "graph", ":material/account_tree:", True),
     ("compare", "Compare", "compare", ":material/compare_arrows:", True),
     ("health", "Data health", "health", ":material/health_and_safety:", False),
+    ("compliance", "Compliance", "compliance", ":material/policy:", False),
 )
 
 

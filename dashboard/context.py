@@ -59,6 +59,9 @@ class PageContext:
     def activity(self, params: FilterParams | None = None) -> dict[str, Any]:
         return data.activity(self.source, self.key, params or self.params)
 
+    def compliance(self) -> dict[str, Any]:
+        return data.compliance(self.source, self.key)
+
     def transitions(self, params: FilterParams | None = None) -> list[dict[str, Any]]:
         return data.transitions(self.source, self.key, params or self.params)
 

@@ -60,6 +60,11 @@ def health(_source: Source, key: str) -> dict[str, Any]:
 
 
 @_cache
+def compliance(_source: Source, key: str) -> dict[str, Any]:
+    return _source.compliance()
+
+
+@_cache
 def activity(_source: Source, key: str, params: FilterParams) -> dict[str, Any]:
     return _source.activity(params)
 

@@ -94,6 +94,9 @@ class Source(Protocol):
     def activity(self, params: FilterParams) -> dict[str, Any]:
         """:func:`journeyscope.warehouse.health.activity`: journeys, visits, spans in the filtered window."""
 
+    def compliance(self) -> dict[str, Any]:
+        """:func:`journeyscope.warehouse.compliance.compliance_view` (counts only, never values)."""
+
     def funnel(self, params: FilterParams) -> dict[str, Any]:
         """``FunnelReport.as_dict()``."""
 
@@ -211,6 +214,16 @@ class WarehouseSource:
 
         with self._open() as wh:
             return health(wh, self.journey_map)
+
+    def compliance(self) -> dict[str, Any]:
+        from journeyscope.warehouse.compliance import compliance_view
+
+        with self._open() as wh:
+            cur = wh.cursor()
+            try:
+                return compliance_view(cur)
+            finally:
+                cur.close()
 
     def activity(self, params: FilterParams) -> dict[str, Any]:
         from journeyscope.warehouse.health import activity
@@ -358,6 +371,9 @@ class ApiSource:
 
     def health(self) -> dict[str, Any]:
         return dict(self._get("/v1/health"))
+
+    def compliance(self) -> dict[str, Any]:
+        return dict(self._get("/v1/compliance"))
 
     def activity(self, params: FilterParams) -> dict[str, Any]:
         # /v1/health?<filters> carries the filtered window under "window".

@@ -22,7 +22,9 @@ from journeyscope.server.access import Caller, caller_for
 from journeyscope.server.decisions import log_decision
 from journeyscope.server.routing import Signals, decide
 from journeyscope.warehouse.compare import compare
+from journeyscope.warehouse.compliance import compliance_view
 from journeyscope.warehouse.decisions import decisions as logged_decisions
+from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
 from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
@@ -244,6 +246,39 @@ def distribution(
 ) -> dict[str, Any]:
     """Score histograms per evaluator (binned in SQL)."""
     return score_distribution(caller.project.warehouse, filters, stage=stage, evaluator=evaluator)
+
+
+@router.get("/compliance")
+def compliance(caller: Reader) -> dict[str, Any]:
+    """PII per stage and what was done to it, where it entered, consent coverage, the audit log (counts only)."""
+    cur = caller.project.warehouse.cursor()
+    try:
+        return compliance_view(cur)
+    finally:
+        cur.close()
+
+
+@router.post("/customers/{customer_id}/forget")
+def forget(
+    caller: Annotated[Caller, Depends(caller_for("admin"))], customer_id: str, reference: str | None = None
+) -> dict[str, Any]:
+    """Erase a customer's spans, visits, evaluations, decisions and redaction log now (audited).
+
+    The rows are gone at once; the freed bytes leave the file when it is rewritten, which needs the
+    file to itself: stop the server and run ``journeyscope forget --customer ID`` (it verifies the bytes).
+    """
+    with caller.project.warehouse.writing() as cur:
+        result = erase_customer(cur, customer_id, actor=f"api-key:{caller.name}", reference=reference)
+    if not result.journeys and not sum(result.rows.values()):
+        raise HTTPException(404, f"no data for customer {customer_id!r} in project {caller.project.name!r}")
+    return {
+        "customer_id": customer_id,
+        "journeys": result.journeys,
+        "rows": result.rows,
+        "audit_id": result.audit_id,
+        "bytes_compacted": False,
+        "note": "rows deleted; run 'journeyscope forget --customer ID' with the server stopped to rewrite the file",
+    }
 
 
 @router.get("/compare")

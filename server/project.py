@@ -53,6 +53,10 @@ class Project:
     def start(self) -> Project:
         self.runtime.start()
         self.signals.start()
+        privacy = self.warehouse.privacy
+        if privacy is not None and privacy.policy.retention_s:
+            threading.Thread(target=self._retention_loop, args=(privacy.policy.retention_s,),
+                             name=f"journeyscope-retention-{self.name}", daemon=True).start()
         if self.settings.evaluate_online:
             self._evaluator = threading.Thread(target=self._evaluate_loop, name=f"journeyscope-eval-{self.name}", daemon=True)
             self._evaluator.start()
@@ -73,6 +77,22 @@ class Project:
         if summary.results:
             self.evaluations_written += summary.results
         return summary.results
+
+    def _retention_loop(self, max_age_s: float) -> None:
+        """Delete journeys older than the privacy policy's ``[retention] max_age``, at start and hourly."""
+        from journeyscope.warehouse.retention import apply_retention
+
+        while True:
+            try:
+                with self.warehouse.writing() as cur:
+                    result = apply_retention(cur, max_age_s, actor="journeyscope-serve:retention")
+                if result.journeys:
+                    logger.warning("journeyscope: retention deleted %d journeys older than %.0f days",
+                                   result.journeys, max_age_s / 86400)
+            except Exception:  # noqa: BLE001 - retry at the next round; the audit log shows each run
+                logger.exception("journeyscope: retention run failed")
+            if self._stop.wait(self.settings.retention_interval_s):
+                return
 
     def _evaluate_loop(self) -> None:
         """Online scoring: visits are scored within a few seconds of closing."""

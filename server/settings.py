@@ -40,5 +40,7 @@ class ServerSettings:
     #: Score stage visits with the local evaluators as they close (within ``evaluate_interval_s``).
     evaluate_online: bool = True
     evaluate_interval_s: float = 2.0
+    #: Seconds between retention runs (when the privacy policy sets ``[retention] max_age``).
+    retention_interval_s: float = 3600.0
     #: Seconds between refreshes of the stage signals the API serves from memory.
     signals_refresh_s: float = 1.0

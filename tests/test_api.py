@@ -220,3 +220,22 @@ def test_client_reports_api_errors():
     with Client("http://127.0.0.1:9") as client:
         with pytest.raises(ApiError, match="cannot reach journeyscope"):
             client.journey("x")
+
+
+def test_compliance_view_and_erasure_through_the_api(server):
+    running, _ = server
+    wh = running.runtime.warehouse
+    journey_id, customer_id = wh.query("SELECT journey_id, customer_id FROM stage_visits LIMIT 1")[0]
+    with httpx.Client(base_url=running.base_url, timeout=30) as http:
+        view = http.get("/v1/compliance").json()
+        assert {"policy", "totals", "stages", "consent", "audit"} <= set(view)
+        assert view["totals"]["values_redacted"] > 0  # the demo's e-mail addresses were masked on the way in
+        assert any(c.get("stage") for c in view["consent"])
+        erased = http.post(f"/v1/customers/{customer_id}/forget", params={"reference": "ticket-7"}).json()
+        assert erased["journeys"] >= 1 and erased["rows"]["spans"] > 0
+        assert http.get(f"/v1/journeys/{journey_id}").status_code == 404
+        assert http.post("/v1/customers/nobody-at-all/forget").status_code == 404
+        audit = http.get("/v1/compliance").json()["audit"]
+    assert wh.query("SELECT count(*) FROM spans WHERE customer_id = ?", [customer_id]) == [(0,)]
+    assert any(a["action"] == "erasure" and a["rows"] > 0 for a in audit)
+    assert customer_id not in str(audit)  # the audit log never holds the erased identifiers

@@ -19,7 +19,7 @@ from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel
 from streamlit.testing.v1 import AppTest
 
-PAGES = ["stage", "journeys", "graph", "compare", "health"]
+PAGES = ["stage", "journeys", "graph", "compare", "health", "compliance"]
 
 
 @pytest.fixture(scope="session")
@@ -189,3 +189,17 @@ def test_api_mode_shows_the_same_overview(monkeypatch, demo_db):
                 page,
                 messages(via_api),
             )
+
+
+def test_compliance_page_shows_the_redaction_counts(monkeypatch, demo_db):
+    from journeyscope.warehouse.compliance import compliance_view
+
+    with Warehouse(demo_db, read_only=True) as wh:
+        cur = wh.cursor()
+        expected = compliance_view(cur)["totals"]
+        cur.close()
+    at = app(monkeypatch, db=demo_db, page="compliance")
+    shown = metrics(at)
+    assert shown["Values redacted on ingest"] == f"{expected['values_redacted']:,}"
+    assert expected["values_redacted"] > 0  # the simulated customers give e-mail addresses and phone numbers
+    assert shown["Journeys that carried PII"] == f"{expected['journeys_with_pii']:,}"

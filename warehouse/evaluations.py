@@ -122,15 +122,8 @@ def genai_evaluation_attributes(result: EvalResult | dict[str, Any]) -> dict[str
 
 # -- writing under the single-writer rule ------------------------------------------------------------
 def _write(warehouse: Warehouse, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-    """Run ``fn(cursor)`` in one transaction on the warehouse's connection, under its write lock.
-
-    ``Warehouse`` has no public write hook besides ``ingest`` (spans only); this mirrors how
-    ``ingest`` writes (its lock, a cursor of its connection, BEGIN/COMMIT, DuckDB errors translated).
-    """
-    if warehouse.read_only:
-        raise WarehouseError(f"{warehouse.path} is open read-only; evaluations need a writable warehouse")
-    with warehouse._lock:
-        cur = warehouse.cursor()
+    """Run ``fn(cursor)`` in one transaction under the warehouse's write lock (:meth:`Warehouse.writing`)."""
+    with warehouse.writing() as cur:
         try:
             cur.execute("BEGIN TRANSACTION")
             out = fn(cur)
@@ -142,8 +135,6 @@ def _write(warehouse: Warehouse, fn: Callable[[duckdb.DuckDBPyConnection], Any])
             except duckdb.Error:
                 pass
             raise WarehouseError(f"cannot write evaluations to {warehouse.path}: {str(exc).splitlines()[0]}") from None
-        finally:
-            cur.close()
 
 
 class WarehouseVerdictCache:

@@ -9,9 +9,10 @@ writer).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -294,6 +295,22 @@ class Warehouse:
     def _main_name(self) -> str:
         row = self._con.execute("SELECT current_database()").fetchone()
         return str(row[0]) if row else "main"
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for a write that is not span ingest (evaluations, erasure, retention), under the write lock.
+
+        The single-writer rule holds inside the process too: every write, whatever it
+        writes, is serialised with ingest.
+        """
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only")
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
 
     # -- reading ---------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

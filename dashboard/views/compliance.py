@@ -1,0 +1,71 @@
+"""Compliance: what personal data arrived, what was done to it, where it travelled, and who consented.
+
+Counts only, never values: the page a compliance officer reads to know that no
+clear PII sits in the warehouse, which stages received it (context bridges
+carry PII too), that customers consented to AI evaluation, and every erasure,
+retention run and policy change.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+from journeyscope.dashboard.context import PageContext, run_page
+
+TITLE = "Compliance"
+
+
+def _table(rows: list[dict] | None, empty: str) -> None:
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.caption(empty)
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Compliance")
+    view = ctx.compliance()
+    policy = view.get("policy") or {}
+    totals = view.get("totals") or {}
+    cols = st.columns(3)
+    cols[0].metric("Values redacted on ingest", f"{totals.get('values_redacted', 0):,}")
+    cols[1].metric("Journeys that carried PII", f"{totals.get('journeys_with_pii', 0):,}")
+    cols[2].metric("Redaction failures (stored as [REDACTION_FAILED])", f"{totals.get('failures', 0):,}")
+    if policy:
+        off = [t for t, action in (policy.get("types") or {}).items() if action == "off"]
+        if off:
+            st.warning(f"Redaction is turned off for: {', '.join(sorted(off))}. These values are stored in clear.")
+        with st.expander("Privacy policy in force"):
+            st.json(policy)
+    else:
+        st.info("No privacy policy recorded yet: the built-in default (mask every type) applies on the next write.")
+
+    st.subheader("PII per stage, and what was done to it")
+    stages = pd.DataFrame(view.get("stages") or [])
+    if stages.empty:
+        st.caption("No personal data detected so far.")
+    else:
+        stages["stage"] = stages["journey"].fillna("?") + " / " + stages["stage"].fillna("(no stage)")
+        fig = px.bar(stages, x="stage", y="values", color="pii_type", barmode="stack",
+                     hover_data=["action", "journeys"], title="PII values by stage and type (what was done: hover)")
+        st.plotly_chart(fig, use_container_width=True)
+        st.dataframe(stages, hide_index=True)
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Where PII first entered journeys")
+        _table(view.get("entry_points"), "None.")
+    with right:
+        st.subheader("PII carried to later stages")
+        _table(view.get("flows"), "No hashed value seen again in a later stage.")
+
+    st.subheader("Consent coverage per stage")
+    _table(view.get("consent"), "No stage visits yet.")
+
+    st.subheader("Audit log (erasures, retention runs, policy changes)")
+    _table(view.get("audit"), "Nothing recorded yet.")
+
+
+if __name__ == "__main__":  # executed by st.navigation as a page
+    run_page(render)
