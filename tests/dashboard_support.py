@@ -7,7 +7,6 @@ local engine) and copied for tests that need to change it.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import tempfile
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 
@@ -87,17 +88,6 @@ def streamlit_server(
     return background(db=str(db) if db else None, api=api)
 
 
-CHROMIUM = os.environ.get("JOURNEYSCOPE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def chromium_available() -> str | None:

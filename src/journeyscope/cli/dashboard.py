@@ -6,20 +6,12 @@ from pathlib import Path
 
 import click
 
-from journeyscope.cli.common import map_option
+from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError, InvalidInputError
 
 
 @click.command()
-@click.option(
-    "--db",
-    "db",
-    envvar="JOURNEYSCOPE_DB",
-    default="journeyscope.duckdb",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Warehouse file (DuckDB) to read. Env: JOURNEYSCOPE_DB.",
-)
+@db_option
 @click.option(
     "--api",
     help="Read a running 'journeyscope serve' instead, e.g. http://127.0.0.1:4318 "
