@@ -145,12 +145,15 @@ def test_reentry_ranking_orders_by_rate(generated):
     assert top["reentered"] == expected[top["journey"]]["stages"][top["stage"]]["reentered"]
 
 
-def test_transitions_count_every_step_and_mark_backtracks(generated):
+@pytest.mark.parametrize("channel", [None, "email"])
+def test_transitions_count_every_step_and_mark_backtracks(generated, channel):
     wh, journeys = generated
-    edges = {(t.journey, t.source, t.target): t for t in transitions(wh)}
+    edges = {(t.journey, t.source, t.target): t for t in transitions(wh, Filters(channel=channel))}
     counts: dict = {}
     for j in journeys:
         vs = ref.visits_of(j, MAPS.get(j["journey"]))
+        if channel is not None and not any(channel in v["channels"] for v in vs):
+            continue  # a channel filter keeps the journeys that used it, with all their steps
         for a, b in zip(vs, vs[1:]):
             key = (j["journey"], a["stage"], b["stage"])
             counts[key] = counts.get(key, 0) + 1
@@ -177,6 +180,8 @@ def test_journey_completion_by_cohort_and_channel_mix(generated):
         for cohort in ("A", "B"):
             r = outcomes.by_cohort[(jtype, cohort)]
             assert (r.k, r.n) == done[(jtype, cohort)]
+    fast = journey_outcomes(wh, channel_mix=False)  # no grouping by journey: must count the same
+    assert (fast.overall, fast.by_cohort, fast.channel_mix) == (outcomes.overall, outcomes.by_cohort, [])
     per_type = {}
     for lift in outcomes.channel_mix:
         per_type[lift.journey] = per_type.get(lift.journey, 0) + lift.completion.n

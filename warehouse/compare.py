@@ -68,6 +68,7 @@ def compare(warehouse: Warehouse, a: Filters, b: Filters) -> Comparison:
             ca = sa.completion if sa else rate(0, 0)
             ra = sa.reentry if sa else rate(0, 0)
             stages.append(StageComparison(jb.journey, sb.stage, difference(ca, sb.completion), difference(ra, sb.reentry)))
-    oa, ob = journey_outcomes(warehouse, a), journey_outcomes(warehouse, b)
+    oa = journey_outcomes(warehouse, a, channel_mix=False)
+    ob = journey_outcomes(warehouse, b, channel_mix=False)
     journeys = {j: difference(oa.overall.get(j, rate(0, 0)), rb) for j, rb in ob.overall.items()}
     return Comparison(a, b, tuple(stages), journeys)

@@ -29,6 +29,15 @@ class Filters:
         if self.since and self.until and _utc(self.since) >= _utc(self.until):
             raise InvalidInputError(f"the window is empty: since {self.since} is not before until {self.until}")
 
+    @property
+    def keeps_whole_journeys(self) -> bool:
+        """Whether the filter keeps or drops journeys whole (type, cohort), never some of a journey's visits.
+
+        Then per-journey facts stored on the visits can be counted directly; a channel or time
+        filter selects some visits of a journey, and queries must group by journey instead.
+        """
+        return self.channel is None and self.since is None and self.until is None
+
     def where(self, alias: str = "") -> tuple[str, list[Any]]:
         """An SQL condition (``TRUE`` when unfiltered) and its parameters."""
         p = f"{alias}." if alias else ""

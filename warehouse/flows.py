@@ -37,19 +37,22 @@ jv AS (
     FROM stage_visits v SEMI JOIN matched USING (journey_id)
 )"""
 
-_TRANSITIONS = f"""
-WITH {_JOURNEYS},
-t AS (
-    SELECT journey_name, stage AS from_stage, outcome,
-           lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS to_stage
-    FROM jv
-)
-SELECT journey_name, from_stage,
-       coalesce(to_stage, CASE outcome WHEN 'completed' THEN '(completed)' WHEN 'open' THEN '(in progress)'
-                                        ELSE '(exit)' END) AS to_stage,
+# The stage each visit led to is stored with it (``next_stage``), so the graph is one GROUP BY. A filter
+# that keeps whole journeys (type, cohort) applies to the visits directly; a channel or time filter
+# selects the journeys with a matching visit and then counts all their steps.
+_TRANSITION_COUNT = f"""
+SELECT v.journey_name, v.stage AS from_stage,
+       coalesce(v.next_stage, CASE {OUTCOME_NOW} WHEN 'completed' THEN '(completed)' WHEN 'open' THEN '(in progress)'
+                                                 ELSE '(exit)' END) AS to_stage,
        count(*) AS journeys
-FROM t GROUP BY ALL ORDER BY journey_name, journeys DESC
+FROM stage_visits v
 """
+_TRANSITIONS_WHOLE = _TRANSITION_COUNT + "WHERE v.journey_name IS NOT NULL AND {where} GROUP BY ALL ORDER BY 1, 4 DESC"
+_TRANSITIONS_MATCHED = (
+    "WITH matched AS (SELECT DISTINCT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) "
+    + _TRANSITION_COUNT
+    + "SEMI JOIN matched USING (journey_id) GROUP BY ALL ORDER BY 1, 4 DESC"
+)
 
 _PER_JOURNEY = f"""
 WITH {_JOURNEYS},
@@ -118,7 +121,8 @@ def transitions(warehouse: Warehouse, filters: Filters | None = None) -> list[Tr
     where, params = filters.where()
     orders = stage_orders(warehouse, filters)
     result = []
-    for journey, source, target, count in warehouse.query(_TRANSITIONS.format(where=where), params):
+    sql = (_TRANSITIONS_WHOLE if filters.keeps_whole_journeys else _TRANSITIONS_MATCHED).format(where=where)
+    for journey, source, target, count in warehouse.query(sql, params):
         order = [stage for stage, _ in orders.get(journey, [])]
         backtrack = source in order and target in order and order.index(target) < order.index(source)
         result.append(Transition(journey, source, target, int(count), backtrack))
@@ -182,13 +186,31 @@ def _finals_sql(orders: dict[str, list[tuple[str, bool]]]) -> tuple[str, list[st
     return ", ".join("(?, ?)" for _ in range(len(params) // 2)) or "(NULL, NULL)", params
 
 
-def journey_outcomes(warehouse: Warehouse, filters: Filters | None = None, min_journeys: int = 1) -> JourneyOutcomes:
-    """Whole-journey completion by journey type, cohort and channel sequence."""
+# Without channel mix and with a filter that keeps whole journeys, completion needs no grouping by
+# journey: each journey has one position-0 visit, and its last visit to the final stage says whether
+# any visit there completed.
+_COMPLETION_FAST = """
+WITH finals(journey_name, final_stage) AS (SELECT * FROM (VALUES {finals}))
+SELECT v.journey_name, v.cohort, NULL AS channels, grouping(v.cohort) * 2 + 1 AS level,
+       count(*) FILTER (WHERE v.stage = f.final_stage AND v.last_of_stage AND v.stage_completed) AS completed,
+       count(*) FILTER (WHERE v.position = 0) AS journeys
+FROM stage_visits v LEFT JOIN finals f USING (journey_name)
+WHERE v.journey_name IS NOT NULL AND {where}
+GROUP BY GROUPING SETS ((v.journey_name), (v.journey_name, v.cohort))
+"""
+
+
+def journey_outcomes(
+    warehouse: Warehouse, filters: Filters | None = None, min_journeys: int = 1, *, channel_mix: bool = True
+) -> JourneyOutcomes:
+    """Whole-journey completion by journey type, cohort and (unless ``channel_mix=False``) channel sequence."""
     filters = filters or Filters()
     where, params = filters.where()
     orders = stage_orders(warehouse, filters)
     finals, final_params = _finals_sql(orders)
-    rows = warehouse.query(_PER_JOURNEY.format(where=where, finals=finals), params + final_params)
+    fast = not channel_mix and filters.keeps_whole_journeys
+    sql = (_COMPLETION_FAST if fast else _PER_JOURNEY).format(where=where, finals=finals)
+    rows = warehouse.query(sql, final_params + params if fast else params + final_params)
     # grouping(cohort, channels): 2 = cohort rolled up, 1 = channels rolled up, 3 = both.
     overall = {j: rate(int(k), int(n)) for j, _, _, level, k, n in rows if level == 3}
     by_cohort = {(j, c): rate(int(k), int(n)) for j, c, _, level, k, n in rows if level == 1}

@@ -252,8 +252,7 @@ def funnel(warehouse: Warehouse, filters: Filters | None = None, journey_map: Jo
     filters = filters or Filters()
     journey_map = journey_map if journey_map is not None else warehouse.journey_map
     where, params = filters.where()
-    whole_journeys = filters.channel is None and filters.since is None and filters.until is None
-    per_stage, totals_sql = (_PER_STAGE_FAST, _TOTALS_FAST) if whole_journeys else (_PER_STAGE, _TOTALS)
+    per_stage, totals_sql = (_PER_STAGE_FAST, _TOTALS_FAST) if filters.keeps_whole_journeys else (_PER_STAGE, _TOTALS)
     rows = warehouse.query(per_stage.format(where=where), params)
     if not rows:
         return FunnelReport(filters, note=f"no stage visits match {filters.describe()}")

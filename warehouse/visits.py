@@ -177,7 +177,8 @@ FROM w
 SELECT *,
        visit = max(visit) OVER per_stage AS last_of_stage,
        bool_or(outcome = 'completed') OVER per_stage AS stage_completed,
-       sum(epoch(ended_at - started_at)) OVER per_stage AS stage_seconds
+       sum(epoch(ended_at - started_at)) OVER per_stage AS stage_seconds,
+       lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS next_stage
 FROM final
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
 """
