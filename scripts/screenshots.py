@@ -16,21 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS
+from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, wait_until_settled
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 1440
 MAX_HEIGHT = 4200
 
-_SETTLED = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    const n = document.querySelectorAll('[data-testid="stMainBlockContainer"] *').length;
-    const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
-        && !document.querySelector('[data-testid="stStatusWidget"]') && n > 20;
-    const w = window.__jsWait || (window.__jsWait = {n: -1, since: 0});
-    if (!idle || n !== w.n) { w.n = n; w.since = Date.now(); return false; }
-    return Date.now() - w.since > 1200;
-}"""
 
 
 def build(db: Path, journeys: int) -> None:
@@ -78,7 +69,7 @@ def shoot(page: object, url: str, target: Path) -> None:
     """Load ``url``, let it settle, grow the window to the page's height and save a PNG."""
     page.set_viewport_size({"width": WIDTH, "height": 1000})  # type: ignore[attr-defined]
     page.goto(url)  # type: ignore[attr-defined]
-    page.wait_for_function(_SETTLED, timeout=120_000, polling=100)  # type: ignore[attr-defined]
+    wait_until_settled(page, timeout_ms=120_000, quiet_ms=1200)
     height = page.evaluate(  # type: ignore[attr-defined]
         "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight"
     )
@@ -120,6 +111,7 @@ def main() -> int:
             # Before and after the context bridge ships (day 10 of the demo's 14).
             "compare": f"compare?split={bridge_day(db)}",
             "health": "health",
+            "compliance": "compliance",
         }
         with background(db=str(db)) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

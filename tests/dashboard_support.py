@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS
+from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, wait_until_settled
 
 
 
@@ -102,23 +102,5 @@ def chromium_available() -> str | None:
 
 
 def wait_for_app(page: Any, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has run the script and the page stopped changing.
-
-    "Not running" alone is not enough: before the first run starts and between a widget
-    change and its rerun the app also reports it, so the page must also hold content and
-    keep the same number of elements for a moment.
-    """
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_function(
-        """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            const n = document.querySelectorAll('[data-testid="stMainBlockContainer"] *').length;
-            const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
-                && !document.querySelector('[data-testid="stStatusWidget"]') && n > 20;
-            const w = window.__jsWait || (window.__jsWait = {n: -1, since: 0});
-            if (!idle || n !== w.n) { w.n = n; w.since = Date.now(); return false; }
-            return Date.now() - w.since > 700;
-        }""",
-        timeout=timeout_ms,
-        polling=100,
-    )
+    """Wait until Streamlit has run the script and the page stopped changing."""
+    wait_until_settled(page, timeout_ms=timeout_ms)

@@ -46,8 +46,8 @@ def render(ctx: PageContext) -> None:
     if stages.empty:
         st.caption("No personal data detected so far.")
     else:
-        stages["stage"] = stages["journey"].fillna("?") + " / " + stages["stage"].fillna("(no stage)")
-        fig = px.bar(stages, x="stage", y="values", color="pii_type", barmode="stack",
+        chart = stages.assign(where=stages["journey"].fillna("?") + " / " + stages["stage"].fillna("(no stage)"))
+        fig = px.bar(chart, x="where", y="values", color="pii_type", barmode="stack",
                      hover_data=["action", "journeys"], title="PII values by stage and type (what was done: hover)")
         st.plotly_chart(fig, use_container_width=True)
         st.dataframe(stages, hide_index=True)
