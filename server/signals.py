@@ -22,6 +22,7 @@ from typing import Any
 from journeyscope.server.routing.decide import StageSignal
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import FunnelReport, StageFunnel
+from journeyscope.warehouse.stats import rate
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ def stage_signal_set(stage: StageFunnel) -> dict[str, StageSignal]:
             signals["retention_mean"] = _signal(ev.mean_score, fr.n)
             signals["retention_fail_rate"] = _signal(fr.value, fr.n, fr.low, fr.high)
     if scored:
-        from journeyscope.warehouse.stats import rate
-
         r = rate(fails, scored)
         signals["eval_fail_rate"] = _signal(r.value, scored, r.low, r.high)
     return signals

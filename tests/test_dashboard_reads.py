@@ -203,9 +203,8 @@ def test_cited_turns_reads_every_evidence_shape():
     assert cited_turns(None) == [] and cited_turns({"turn": None}) == []
 
 
-def test_reads_without_an_evaluations_table(tmp_path):
+def test_reads_before_anything_is_evaluated(tmp_path):
     with Warehouse(tmp_path / "bare.duckdb") as w:
-        w.query("DROP TABLE evaluations")
         assert failing_visits(w) == []
         assert score_distribution(w)["evaluators"] == []
 

@@ -18,7 +18,6 @@ import json
 from typing import Any
 
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.visits import OUTCOME_AT
 
@@ -114,8 +113,6 @@ def failing_visits(
     """
     if not 1 <= limit <= MAX_FAILING:
         raise InvalidInputError(f"limit must be between 1 and {MAX_FAILING}, got {limit}")
-    if not has_table(warehouse, "evaluations"):
-        return []
     where, params = _where(filters, stage, evaluator)
     rows = warehouse.query(_FAILING.format(where=where), [warehouse.clock(), *params, limit])
     out = []
@@ -202,8 +199,6 @@ def score_distribution(
         "edges": [i / bins for i in range(bins + 1)],
         "evaluators": [],
     }
-    if not has_table(warehouse, "evaluations"):
-        return result
     where, params = _where(filters, stage, evaluator)
     per: dict[str, dict[str, Any]] = {}
     for name, bin_, n, failed, total in warehouse.query(

@@ -208,14 +208,6 @@ class FunnelReport:
         return result
 
 
-def has_table(warehouse: Warehouse, name: str) -> bool:
-    """Whether the warehouse has table ``name`` (older files may lack derived tables)."""
-    rows = warehouse.query(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
-    )
-    return bool(rows[0][0])
-
-
 _FIRST_POSITIONS = """
 SELECT journey_name, stage, avg(first_position) FROM (
     SELECT journey_name, stage, journey_id, min(position) AS first_position

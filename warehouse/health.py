@@ -20,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import has_table
 from journeyscope.warehouse.journey_map import JourneyMap
 from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
 from journeyscope.warehouse.store import Warehouse
@@ -156,11 +155,7 @@ def health(
     unstaged = warehouse.query(_UNSTAGED_BY_NAME)
     journeys, cohorts = warehouse.query(_DIMENSIONS)[0]
     channels = [row[0] for row in warehouse.query(_CHANNELS) if row[0] is not None]
-    pending = (
-        warehouse.query("SELECT count(*) FROM visits_pending")[0][0]
-        if has_table(warehouse, "visits_pending")
-        else 0
-    )
+    pending = warehouse.query("SELECT count(*) FROM visits_pending")[0][0]
 
     # Which stages the map places: from the distinct (journey, stage) pairs, in the funnel's order.
     seen: dict[str, list[str]] = {}
@@ -191,24 +186,16 @@ def health(
             if not u["in_map"]
         ]
 
+    # The schema guarantees the table (a reader refuses any other schema version).
+    results, scored_visits, errors, last_at, evaluators = warehouse.query(_EVALUATIONS)[0]
     evaluations: dict[str, Any] = {
-        "table": False,
-        "results": 0,
-        "visits": 0,
-        "errors": 0,
-        "last_at": None,
-        "evaluators": 0,
+        "table": True,
+        "results": int(results),
+        "visits": int(scored_visits),
+        "errors": int(errors),
+        "last_at": _iso(last_at),
+        "evaluators": int(evaluators),
     }
-    if has_table(warehouse, "evaluations"):
-        results, scored_visits, errors, last_at, evaluators = warehouse.query(_EVALUATIONS)[0]
-        evaluations = {
-            "table": True,
-            "results": int(results),
-            "visits": int(scored_visits),
-            "errors": int(errors),
-            "last_at": _iso(last_at),
-            "evaluators": int(evaluators),
-        }
 
     return {
         "generated_at": _iso(now_utc),

@@ -10,6 +10,7 @@ kept cheap: the API answers ``/v1/route`` from this on every turn.
 from __future__ import annotations
 
 import time
+from datetime import timezone
 from typing import Any
 
 from journeyscope.warehouse.store import Warehouse
@@ -87,7 +88,5 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
 
 
 def _epoch_ns(value: Any) -> int:
-    from datetime import timezone
-
     return int(value.replace(tzinfo=timezone.utc).timestamp() * 1e9)
 
