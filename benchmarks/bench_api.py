@@ -4,8 +4,8 @@ Three processes, as in production: ``journeyscope serve`` on a demo warehouse;
 a load process posting OTLP/HTTP protobuf batches (``benchmarks/bench_ingest.py``'s
 bodies) at a steady rate; and this process, which sends API requests at a fixed
 rate (default 200/s, alternating ``GET /v1/stages?journey=...`` and
-``POST /v1/route`` for random journeys) over keep-alive connections and records
-each latency. Requests are paced open-loop (a late request does not delay the
+``POST /v1/route`` for random journeys) from four client processes over
+keep-alive connections and records each latency. Requests are paced open-loop (a late request does not delay the
 schedule), so queueing shows in the tail instead of being hidden.
 
     python benchmarks/bench_api.py [--journeys 2000] [--rate 200] [--seconds 20] [--ingest-rate 20000]
@@ -14,15 +14,16 @@ schedule), so queueing shows in the tail instead of being hidden.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -52,19 +53,44 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("server did not start: " + "".join(seen))
 
 
-def ingest_load(base: str, rate: int, stop: threading.Event, sent: list[int]) -> None:
-    """Post 500-span batches at ``rate`` spans/s until stopped (runs in a thread of its own process)."""
-    bodies, _ = build_bodies(total=200_000, batch=500, journeys=5_000, seed=11)
+def ingest_load(base: str, rate: int, seconds: float) -> None:
+    """Post 500-span batches at ``rate`` spans/s for ``seconds`` (run in a process of its own).
+
+    Prints ``ready`` once the bodies are built, so the API load starts with the ingest load.
+    """
+    total = max(500, int(rate * (seconds + 10)) // 500 * 500)
+    bodies, _ = build_bodies(total=total, batch=500, journeys=5_000, seed=11)
+    print("ready", flush=True)
     interval = 500 / rate
     with httpx.Client(base_url=base, timeout=30) as http:
         next_at = time.perf_counter()
         for body in bodies:
-            if stop.is_set():
-                return
             http.post("/v1/traces", content=body, headers={"content-type": "application/x-protobuf"})
-            sent[0] += 500
             next_at += interval
             time.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+def paced_client(job: tuple[Any, ...]) -> tuple[dict[str, list[float]], int]:
+    """One client process (no GIL shared with the others), open loop: request k is due at
+    ``start + k * interval`` whatever happened to request k - 1, and its latency counts from then,
+    so a backlog shows in the tail (no coordinated omission)."""
+    w, workers, per_worker, rate, start, base, names, journeys = job
+    interval = workers / rate
+    rnd = random.Random(w)
+    latencies: dict[str, list[float]] = {"stages": [], "route": []}
+    errors = 0
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for k in range(per_worker):
+            due = start + k * interval + w * interval / workers
+            time.sleep(max(0.0, due - time.monotonic()))
+            kind = "stages" if (k + w) % 2 == 0 else "route"
+            if kind == "stages":
+                response = http.get("/v1/stages", params={"journey": rnd.choice(names)})
+            else:
+                response = http.post("/v1/route", json={"journey_id": rnd.choice(journeys), "requested_by": "bench"})
+            latencies[kind].append(time.monotonic() - due)
+            errors += response.status_code != 200
+    return latencies, errors
 
 
 def main() -> None:
@@ -87,49 +113,30 @@ def main() -> None:
         snap = httpx.post(base + "/v1/ingest/snapshot", timeout=60).json()["snapshot"]
         journeys = [r[0] for r in duckdb.connect(snap, read_only=True).execute(
             "SELECT DISTINCT journey_id FROM stage_visits").fetchall()]
-        stop = threading.Event()
-        sent = [0]
         loader = None
         if args.ingest_rate:
             loader = subprocess.Popen([sys.executable, "-c", (
-                "import sys, threading; sys.path.insert(0, %r); import bench_api as b; "
-                "b.ingest_load(%r, %d, threading.Event(), [0])" % (str(Path(__file__).parent), base, args.ingest_rate)
-            )])
+                "import sys; sys.path.insert(0, %r); import bench_api as b; "
+                "b.ingest_load(%r, %d, %f)" % (str(Path(__file__).parent), base, args.ingest_rate, args.seconds)
+            )], stdout=subprocess.PIPE, text=True)
+            assert loader.stdout is not None
+            loader.stdout.readline()  # "ready": its bodies are built
+        before = httpx.get(base + "/v1/ingest/status").json()["spans_stored"]
         time.sleep(1.0)
-        latencies: dict[str, list[float]] = {"stages": [], "route": []}
-        errors = [0]
         workers = 4
         per_worker = int(args.rate * args.seconds) // workers
-        interval = workers / args.rate
-        lock = threading.Lock()
-
-        def worker(w: int) -> None:
-            """Open loop: request k is due at start + k * interval whatever happened to request k - 1."""
-            rnd = random.Random(w)
-            with httpx.Client(base_url=base, timeout=10) as http:
-                for k in range(per_worker):
-                    due = start + k * interval + w * interval / workers
-                    time.sleep(max(0.0, due - time.perf_counter()))
-                    kind = "stages" if (k + w) % 2 == 0 else "route"
-                    if kind == "stages":
-                        response = http.get("/v1/stages", params={"journey": rnd.choice(names)})
-                    else:
-                        response = http.post("/v1/route", json={"journey_id": rnd.choice(journeys), "requested_by": "bench"})
-                    # From when the request was due, not when it went out: a backlog counts against us
-                    # (no coordinated omission).
-                    took = time.perf_counter() - due
-                    with lock:
-                        errors[0] += response.status_code != 200
-                        latencies[kind].append(took)
-
+        # CLOCK_MONOTONIC is one clock for every process on the machine; the clients start importing now.
+        start = time.monotonic() + 5.0
+        jobs = [(w, workers, per_worker, args.rate, start, base, names, journeys) for w in range(workers)]
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(paced_client, jobs)
+        latencies: dict[str, list[float]] = {"stages": [], "route": []}
+        errors = sum(r[1] for r in results)
+        for r in results:
+            for kind, values in r[0].items():
+                latencies[kind].extend(values)
         total = per_worker * workers
-        threads = [threading.Thread(target=worker, args=(w,)) for w in range(workers)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
+        elapsed = time.monotonic() - start
         if loader is not None:
             loader.kill()
         stats = httpx.get(base + "/v1/ingest/status").json()
@@ -137,7 +144,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(60)
     print(f"{total} API requests in {elapsed:.1f}s ({total / elapsed:.0f}/s) with OTLP load "
-          f"({stats['spans_stored']} spans stored during the run); errors: {errors[0]}")
+          f"({stats['spans_stored'] - before} spans stored during the run); errors: {errors}")
     for kind, values in latencies.items():
         values.sort()
         p50 = statistics.median(values) * 1000

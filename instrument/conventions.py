@@ -44,6 +44,13 @@ OUTCOME_SPAN: Final = "journey.stage.outcome"
 OUTCOMES: Final = frozenset({"completed", "abandoned", "escalated", "failed"})
 
 ROUTE_SPAN: Final = "journey.route"
+#: Attributes of a ``journey.route`` span that the server builds from numbers, policy names and its
+#: own ids (the decision's inputs and output); ``route.requested_by`` comes from the caller, so it is
+#: not one of them.
+ROUTE_GENERATED: Final = frozenset(
+    f"route.{k}" for k in ("decision_id", "stage", "action", "mode", "confidence", "reason", "policy_version",
+                           "fired", "signals")
+)
 
 #: Channels journeyscope knows by name. Others are rejected by the instrumentation
 #: (a typo would split a channel in two on every chart) unless registered with

@@ -57,7 +57,7 @@ def identify(request_headers: Any, client_host: str | None, state: Any, scope: s
 def caller_for(scope: str) -> Callable[[Request], Caller]:
     """A FastAPI dependency requiring ``scope``."""
 
-    def dependency(request: Request) -> Caller:
+    async def dependency(request: Request) -> Caller:  # async: a key lookup is no reason for a thread hop
         client = request.client.host if request.client else None
         try:
             return identify(request.headers, client, request.app.state, scope)

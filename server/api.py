@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from journeyscope.errors import InvalidInputError, JourneyscopeError
 from journeyscope.server.access import Caller, caller_for
-from journeyscope.server.decisions import log_decision
 from journeyscope.server.routing import Signals, decide
 from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.compliance import compliance_view
@@ -30,8 +30,8 @@ from journeyscope.warehouse.flows import journey_outcomes, retention_between_sta
 from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
 from journeyscope.warehouse.health import activity, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
-from journeyscope.warehouse.journey_state import journey_state
 from journeyscope.server.signals import stage_signal_set
+from journeyscope.warehouse.funnel import FunnelReport
 from journeyscope.warehouse.journey_map import parse_duration
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
@@ -39,7 +39,7 @@ router = APIRouter(prefix="/v1", tags=["eval API"])
 Reader = Annotated[Caller, Depends(caller_for("read"))]
 
 
-def _filters(
+async def _filters(  # async: parsing query parameters is no reason for a thread hop
     journey: str | None = Query(None, description="Journey type, e.g. onboarding"),
     cohort: str | None = Query(None),
     channel: str | None = Query(None),
@@ -66,13 +66,8 @@ def _filters(
 FilterArgs = Annotated[Filters, Depends(_filters)]
 
 
-@router.get("/stages")
-def stages(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
-    """Per-stage signals (completion, re-entry, resolution, quality, retention, eval fail rate), each with n and CI."""
-    report, age = caller.project.signals.report(filters)
+def _stages_body(report: FunnelReport) -> dict[str, Any]:
     return {
-        "as_of_age_s": round(age, 3),
-        "filters": filters.as_dict(),
         "note": report.note,
         "journeys": [
             {
@@ -91,6 +86,23 @@ def stages(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
             for jf in report.journeys
         ],
     }
+
+
+@router.get("/stages")
+async def stages(caller: Reader, filters: FilterArgs) -> JSONResponse:
+    """Per-stage signals (completion, re-entry, resolution, quality, retention, eval fail rate), each with n and CI.
+
+    Answered from the precomputed report on the event loop; only a filter asked
+    for the first time is computed, in a worker thread.
+    """
+    cache = caller.project.signals
+    held = cache.view(filters, "stages", _stages_body)
+    if held is None:
+        await asyncio.to_thread(cache.report, filters)
+        held = cache.view(filters, "stages", _stages_body)
+        assert held is not None
+    body, age = held
+    return JSONResponse({"as_of_age_s": round(age, 3), "filters": filters.as_dict(), **body})
 
 
 @router.get("/funnel")
@@ -118,12 +130,15 @@ def journey_full(caller: Reader, journey_id: str) -> dict[str, Any]:
 
 
 @router.get("/journeys/{journey_id}")
-def journey(caller: Reader, journey_id: str) -> dict[str, Any]:
+async def journey(caller: Reader, journey_id: str) -> JSONResponse:
     """The live state of one journey: where it is, its visits, latest scores and friction signals."""
-    state = journey_state(caller.project.warehouse, journey_id)
+    states = caller.project.states
+    state = states.held_state(journey_id)
+    if state is None:
+        state = await asyncio.to_thread(states.state, journey_id)
     if state is None:
         raise HTTPException(404, f"no journey {journey_id!r} in project {caller.project.name!r}")
-    return state
+    return JSONResponse(state)
 
 
 class RouteRequest(BaseModel):
@@ -148,19 +163,23 @@ class RouteResponse(BaseModel):
     logged: bool
 
 
-@router.post("/route", response_model=RouteResponse)
-async def route(caller: Reader, body: RouteRequest) -> dict[str, Any]:
-    """The recommended next action from the policies in force; every decision is logged as a span."""
-    project = caller.project
-    state = await asyncio.to_thread(journey_state, project.warehouse, body.journey_id)
+def _decide(project: Any, body: RouteRequest, now_ns: int, *, read: bool) -> dict[str, Any] | None:
+    """The decision for ``body``; with ``read=False`` only from memory (``None`` when something is not held)."""
+    states, cache = project.states, project.signals
+    state = states.state(body.journey_id, now_ns) if read else states.held_state(body.journey_id, now_ns)
     if state is None:
-        raise HTTPException(404, f"no journey {body.journey_id!r} in project {project.name!r}")
+        if read:
+            raise HTTPException(404, f"no journey {body.journey_id!r} in project {project.name!r}")
+        return None
     stage = body.stage or state["current_stage"]
     journey_name, cohort = state["journey"], state["cohort"]
-    stage_signals = project.signals.stage_signals(Filters(journey=journey_name), journey_name, stage)
+    stage_signals = cache.stage_signals(Filters(journey=journey_name), journey_name, stage, compute=read)
     cohort_signals = (
-        project.signals.stage_signals(Filters(journey=journey_name, cohort=cohort), journey_name, stage) if cohort else {}
+        cache.stage_signals(Filters(journey=journey_name, cohort=cohort), journey_name, stage, compute=read)
+        if cohort else {}
     )
+    if stage_signals is None or cohort_signals is None:
+        return None
     signals = Signals(
         journey_id=body.journey_id,
         journey_name=journey_name,
@@ -172,9 +191,28 @@ async def route(caller: Reader, body: RouteRequest) -> dict[str, Any]:
     )
     store = project.policies
     decision = decide(store.active, signals, store.memory).as_dict()
+    decision["requested_by"] = body.requested_by
+    return {"state": state, "decision": decision}
+
+
+@router.post("/route", response_model=RouteResponse)
+async def route(caller: Reader, body: RouteRequest) -> JSONResponse:
+    """The recommended next action from the policies in force; every decision is logged as a span.
+
+    Journey state and stage signals come from memory (refreshed as the writer
+    reports changes), so a route costs no query; a journey or filter asked for
+    the first time is read in a worker thread.
+    """
+    project = caller.project
+    now_ns = time.time_ns()
+    found = _decide(project, body, now_ns, read=False)
+    if found is None:
+        found = await asyncio.to_thread(_decide, project, body, now_ns, read=True)
+    assert found is not None
+    decision = found["decision"]
     decision["requested_by"] = body.requested_by or caller.name
-    decision["logged"] = log_decision(project.writer, decision, state, time.time_ns())
-    return decision
+    decision["logged"] = project.decisions.log(decision, found["state"], now_ns)
+    return JSONResponse(decision)
 
 
 @router.get("/decisions")
@@ -269,6 +307,7 @@ def forget(
     """
     with caller.project.warehouse.writing() as cur:
         result = erase_customer(cur, customer_id, actor=f"api-key:{caller.name}", reference=reference)
+    caller.project.data_erased()
     if not result.journeys and not sum(result.rows.values()):
         raise HTTPException(404, f"no data for customer {customer_id!r} in project {caller.project.name!r}")
     return {

@@ -28,6 +28,7 @@ from journeyscope.errors import InvalidInputError, JourneyscopeError, WarehouseE
 from journeyscope.server import api, otlp_http
 from journeyscope.server.access import AccessDenied, Caller, caller_for, identify
 from journeyscope.server.auth import DEFAULT_PROJECT, load_keys
+from journeyscope.server.workers import WorkerPool
 from journeyscope.server.policy_store import PolicyStore
 from journeyscope.server.project import Project
 from journeyscope.server.settings import ServerSettings
@@ -46,14 +47,14 @@ class Started:
         self.grpc_port = grpc_port
 
 
-def _open_projects(settings: ServerSettings, keys: Any) -> dict[str, Project]:
+def _open_projects(settings: ServerSettings, keys: Any, workers: WorkerPool) -> dict[str, Project]:
     policies = PolicyStore(settings.policies_file)
     declared = keys.projects if keys is not None else {DEFAULT_PROJECT: None}
     projects: dict[str, Project] = {}
     try:
         for name, db in declared.items():
             project_settings = replace(settings, db=db or settings.db)
-            projects[name] = Project(name, project_settings, policies).start()
+            projects[name] = Project(name, project_settings, policies, workers).start()
     except BaseException:
         for project in projects.values():
             project.stop()
@@ -68,7 +69,12 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        projects = await asyncio.to_thread(_open_projects, settings, keys)
+        app.state.workers = workers = WorkerPool(settings.workers)
+        try:
+            projects = await asyncio.to_thread(_open_projects, settings, keys, workers)
+        except BaseException:
+            workers.close()
+            raise
         app.state.projects = projects
         grpc_server = grpc_port = None
         try:
@@ -78,7 +84,7 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
                 def resolve(metadata: dict[str, str], peer: str) -> BatchWriter:
                     return identify(metadata, peer, app.state, "ingest").project.writer
 
-                grpc_server, grpc_port = start_grpc_server(resolve, settings)
+                grpc_server, grpc_port = start_grpc_server(resolve, settings, workers)
             if keys is None:
                 logger.warning("journeyscope: no API keys configured: accepting requests from this machine only")
             if on_ready is not None:
@@ -90,6 +96,7 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
             for project in projects.values():
                 await asyncio.to_thread(project.stop)
             next(iter(projects.values())).policies.stop()
+            await asyncio.to_thread(workers.close)
 
     app = FastAPI(
         title="journeyscope",

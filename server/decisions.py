@@ -2,12 +2,19 @@
 
 So orchestrator behaviour is observable like any other step (DESIGN.md); see
 :mod:`journeyscope.warehouse.decisions` for reading them back.
+
+Decisions are gathered for a few milliseconds and handed to the writer as one
+batch (:class:`DecisionLog`): at hundreds of routing calls a second, a write
+transaction per decision would cost more than the decisions themselves. The
+answer to ``/v1/route`` does not wait for the commit; a decision the log cannot
+take (its buffer full because the writer refuses work) is reported as not logged.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from journeyscope.instrument import conventions as cv
@@ -17,8 +24,8 @@ from journeyscope.warehouse.rows import SpanRows
 
 logger = logging.getLogger(__name__)
 
-def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> SpanRows:
-    """The ``journey.route`` span of one decision, tagged with the journey like its other spans.
+def add_decision(rows: SpanRows, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> None:
+    """Append the ``journey.route`` span of one decision, tagged with the journey like its other spans.
 
     Its stage goes in ``route.stage``, not ``journey.stage``: asking for a route is not activity in
     the stage, so it must neither extend a visit nor reset the journey's silence.
@@ -31,7 +38,6 @@ def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) 
         **({cv.JOURNEY_COHORT: state["cohort"]} if state.get("cohort") else {}),
         **decision_attributes(decision),
     }
-    rows = SpanRows()
     rows.add(
         trace_id=os.urandom(16).hex(),
         span_id=decision["decision_id"][:16],
@@ -44,19 +50,72 @@ def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) 
         status_code="unset",
         scope_name="journeyscope.server",
     )
+
+
+def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> SpanRows:
+    """The ``journey.route`` span of one decision as a batch of its own."""
+    rows = SpanRows()
+    add_decision(rows, decision, state, now_ns)
     return rows
 
 
-def log_decision(writer: BatchWriter, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> bool:
-    """Queue the decision's span for the writer; ``False`` (and an error in the log) if it was refused.
+class DecisionLog:
+    """Decisions buffered in memory and handed to the writer in batches every ``flush_s``.
 
-    The answer does not wait for the commit: an orchestrator routing on every
-    turn must not pay a disk write per decision. The writer commits queued
-    decisions with the next group commit, within milliseconds.
+    A refused batch (the writer's queue is full) stays in the buffer and is
+    offered again; only when the buffer itself is full (``max_pending``) is a new
+    decision refused, and then :meth:`log` says so.
     """
-    try:
-        writer.submit(decision_rows(decision, state, now_ns).to_table())
-    except Overloaded as exc:
-        logger.error("journeyscope: decision %s not logged: %s", decision["decision_id"], exc)
-        return False
-    return True
+
+    def __init__(self, writer: BatchWriter, *, flush_s: float = 0.1, max_pending: int = 50_000) -> None:
+        self.writer = writer
+        self.flush_s = flush_s
+        self.max_pending = max_pending
+        self.logged = 0
+        self.refused = 0
+        self._rows = SpanRows()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="journeyscope-decisions", daemon=True)
+        self._thread.start()
+
+    def log(self, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> bool:
+        """Buffer one decision; ``False`` (and an error in the log) if it cannot be taken."""
+        with self._lock:
+            if len(self._rows) >= self.max_pending:
+                self.refused += 1
+                logger.error("journeyscope: decision %s not logged: %d decisions wait for the writer",
+                             decision["decision_id"], len(self._rows))
+                return False
+            add_decision(self._rows, decision, state, now_ns)
+        return True
+
+    def flush(self) -> bool:
+        """Hand the buffered decisions to the writer; ``False`` if it refused them (they stay buffered)."""
+        with self._lock:
+            rows, self._rows = self._rows, SpanRows()
+        if not len(rows):
+            return True
+        try:
+            self.writer.submit(rows.to_table())
+        except Overloaded as exc:
+            logger.warning("journeyscope: %d decisions wait: %s", len(rows), exc)
+            with self._lock:
+                rows.extend(self._rows)
+                self._rows = rows
+            return False
+        self.logged += len(rows)
+        return True
+
+    def close(self) -> None:
+        """Stop the timer and hand over what is buffered (before the writer shuts down)."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - keep the buffer and the timer; the next round retries
+                logger.exception("journeyscope: handing decisions to the writer failed")

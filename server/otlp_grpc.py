@@ -1,6 +1,9 @@
 """The OTLP/gRPC ``TraceService/Export`` receiver (grpcio, the generated servicer).
 
-Same decoder and writer as OTLP/HTTP. A full write queue answers
+Same decoder and writer as OTLP/HTTP: the handler takes the request's raw bytes
+(no deserializer), so the body is decoded in the worker processes like an HTTP
+one, and a body that is not an OTLP message gets ``INVALID_ARGUMENT`` with the
+reason. A full write queue answers
 ``UNAVAILABLE`` with a ``google.rpc.RetryInfo`` delay in the trailers, which the
 OTel exporters honour before retrying; a refused span is reported through
 ``partial_success`` like over HTTP.
@@ -15,18 +18,16 @@ from concurrent import futures
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
-from journeyscope.errors import WarehouseError
+from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.server.access import AccessDenied
+from journeyscope.server.workers import WorkerPool
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.writer import BatchWriter, Overloaded
-from journeyscope.warehouse.otlp import decode_request
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,19 @@ WriterResolver = Callable[[dict[str, str], str], BatchWriter]
 _GRPC_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}
 
 
-class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class TraceReceiver:
     """``Export``: check the caller, decode, queue for its project's single writer, answer once committed."""
 
-    def __init__(self, resolve: WriterResolver, settings: ServerSettings) -> None:
+    def __init__(self, resolve: WriterResolver, settings: ServerSettings, workers: WorkerPool) -> None:
         self._resolve = resolve
         self._settings = settings
+        self._workers = workers
 
-    def Export(  # noqa: N802 - the generated servicer's name
-        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
+    def Export(  # noqa: N802 - the service's method name
+        self, request: bytes, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
         metadata = {key.lower(): value for key, value in context.invocation_metadata() if isinstance(value, str)}
         try:
@@ -67,10 +72,10 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
             context.abort(grpc.StatusCode.UNAVAILABLE, "ingest queue full; retry later")
         try:
-            batch = decode_request(request)
-            table = batch.rows.to_table()
-        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unreadable span values: {exc}")
+            batch = self._workers.decode_sync(request)
+        except InvalidInputError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        table = batch.table
         if table.num_rows:
             try:
                 future = writer.submit(table)
@@ -97,7 +102,9 @@ def _peer_host(peer: str) -> str:
     return host.strip("[]")
 
 
-def start_grpc_server(resolve: WriterResolver, settings: ServerSettings) -> tuple[grpc.Server, int]:
+def start_grpc_server(
+    resolve: WriterResolver, settings: ServerSettings, workers: WorkerPool
+) -> tuple[grpc.Server, int]:
     """Start the gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="journeyscope-grpc"),
@@ -106,7 +113,11 @@ def start_grpc_server(resolve: WriterResolver, settings: ServerSettings) -> tupl
             ("grpc.so_reuseport", 0),
         ],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(resolve, settings), server)
+    receiver = TraceReceiver(resolve, settings, workers)
+    export = grpc.unary_unary_rpc_method_handler(
+        receiver.Export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {"Export": export}),))
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     port = server.add_insecure_port(f"{host}:{settings.grpc_port or 0}")
     if port == 0:

@@ -2,8 +2,9 @@
 
 Kept off FastAPI's validation machinery on purpose: the body is read raw
 (bounded), un-gzipped (bounded), parsed by protobuf and walked once into
-columns by :mod:`journeyscope.warehouse.otlp`; nothing per span goes through
-pydantic. Status codes follow the OTLP/HTTP spec: 200 with the
+columns by :mod:`journeyscope.warehouse.otlp`, in a worker process
+(:mod:`journeyscope.server.workers`); nothing per span goes through pydantic.
+Status codes follow the OTLP/HTTP spec: 200 with the
 ``ExportTraceServiceResponse`` (``partial_success`` when spans were refused),
 400 for a payload that is not OTLP, 413 too large, 415 unknown content type,
 503 with ``Retry-After`` when the write queue is full (exporters retry).
@@ -21,7 +22,7 @@ from google.rpc import status_pb2
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.server.access import AccessDenied, identify
 from journeyscope.server.writer import Overloaded
-from journeyscope.warehouse.otlp import decode_json, decode_protobuf, encode_response
+from journeyscope.warehouse.otlp import encode_response
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -108,12 +109,10 @@ async def export_traces(request: Request) -> Response:
         writer.stats.refused_requests += 1
         return _error(503, "ingest queue full; retry later", as_json, _retry_after(writer.retry_hint()))
     try:
-        batch = decode_json(body) if as_json else decode_protobuf(body)
-        table = batch.rows.to_table()
+        batch = await request.app.state.workers.decode(body, as_json)
     except InvalidInputError as exc:
         return _error(400, str(exc), as_json)
-    except (ValueError, TypeError, OverflowError, UnicodeError) as exc:  # arrow refused a value
-        return _error(400, f"unreadable span values: {exc}", as_json)
+    table = batch.table
     if table.num_rows:
         try:
             future = writer.submit(table)

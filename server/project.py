@@ -11,10 +11,13 @@ import threading
 from typing import Any
 
 from journeyscope.errors import JourneyscopeError
+from journeyscope.server.decisions import DecisionLog
+from journeyscope.server.journey_states import JourneyStates
 from journeyscope.server.policy_store import PolicyStore
 from journeyscope.server.runtime import Runtime
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.signals import SignalCache
+from journeyscope.server.workers import WorkerPool
 from journeyscope.server.writer import BatchWriter
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.funnel import funnel
@@ -25,13 +28,18 @@ logger = logging.getLogger(__name__)
 class Project:
     """A project's runtime (warehouse + single writer) and the services on top of it."""
 
-    def __init__(self, name: str, settings: ServerSettings, policies: PolicyStore) -> None:
+    def __init__(self, name: str, settings: ServerSettings, policies: PolicyStore,
+                 workers: WorkerPool | None = None) -> None:
         self.name = name
+        self.workers = workers
         self.settings = settings
         self.runtime = Runtime(settings)
         self.policies = policies
         self.evaluations_written = 0
+        self.erasures = 0
         self.signals = SignalCache(lambda f: funnel(self.warehouse, f), self.data_version, refresh_s=settings.signals_refresh_s)
+        self.states: JourneyStates | None = None
+        self.decisions: DecisionLog | None = None
         self._stop = threading.Event()
         self._evaluator: threading.Thread | None = None
 
@@ -46,12 +54,30 @@ class Project:
         return self.runtime.writer
 
     def data_version(self) -> Any:
-        """Changes whenever spans, visits or evaluations change (what the signal cache watches)."""
-        stats = self.writer.stats
-        return (stats.transactions, stats.visit_seconds, self.evaluations_written)
+        """Changes whenever stage visits or evaluations change (what the signal cache watches).
+
+        Not with every commit: a routing decision is a span too, and must not make
+        the server recompute every funnel it holds.
+        """
+        return (self.writer.stats.visit_updates, self.evaluations_written, self.erasures)
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Commit everything accepted so far (buffered decisions, queued spans) and derive its visits."""
+        if self.decisions is not None and not self.decisions.flush():
+            return False
+        return self.writer.force_flush(timeout_s)
+
+    def data_erased(self) -> None:
+        """Journeys were deleted (erasure, retention): forget what memory holds of them."""
+        self.erasures += 1
+        if self.states is not None:
+            self.states.forget()
 
     def start(self) -> Project:
         self.runtime.start()
+        self.states = JourneyStates(self.warehouse).start()
+        self.writer.on_visits_changed.append(self.states.changed)
+        self.decisions = DecisionLog(self.writer)
         self.signals.start()
         privacy = self.warehouse.privacy
         if privacy is not None and privacy.policy.retention_s:
@@ -67,15 +93,22 @@ class Project:
         self.signals.stop()
         if self._evaluator is not None:
             self._evaluator.join(timeout=30)
+        if self.decisions is not None:
+            self.decisions.close()
+        if self.states is not None:
+            self.states.stop()
         self.runtime.stop()
 
     def evaluate_now(self) -> int:
         """Score the visits that closed since the last run (local engine); return how many results were written."""
         from journeyscope.warehouse.evaluations import evaluate_pending
 
-        summary = evaluate_pending(self.warehouse, "local")
+        scorer = self.workers.executor if self.workers is not None else None
+        summary = evaluate_pending(self.warehouse, "local", scorer=scorer)
         if summary.results:
             self.evaluations_written += summary.results
+            if self.states is not None:
+                self.states.changed(summary.journeys)
         return summary.results
 
     def _retention_loop(self, max_age_s: float) -> None:
@@ -87,6 +120,7 @@ class Project:
                 with self.warehouse.writing() as cur:
                     result = apply_retention(cur, max_age_s, actor="journeyscope-serve:retention")
                 if result.journeys:
+                    self.data_erased()
                     logger.warning("journeyscope: retention deleted %d journeys older than %.0f days",
                                    result.journeys, max_age_s / 86400)
             except Exception:  # noqa: BLE001 - retry at the next round; the audit log shows each run
@@ -98,7 +132,7 @@ class Project:
         """Online scoring: visits are scored within a few seconds of closing."""
         seen: Any = None
         while not self._stop.wait(self.settings.evaluate_interval_s):
-            version = (self.writer.stats.transactions, self.writer.stats.visit_seconds)
+            version = self.writer.stats.visit_updates
             if version == seen:
                 continue
             seen = version

@@ -33,6 +33,8 @@ class ServerSettings:
     #: Seconds between sweeps that mark idle journeys' open visits ``abandoned``.
     idle_sweep_s: float = 30.0
     grpc_workers: int = 8
+    #: Processes that decode OTLP bodies and score visits (0: in the server process; journeyscope.server.workers).
+    workers: int = 1
     #: API keys and projects (TOML, see journeyscope.server.auth); None: local-only, one project.
     keys_file: str | None = None
     #: Routing policies (TOML, see journeyscope.server.routing.policy); None: the built-in defaults.

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from journeyscope.server.routing.decide import StageSignal
@@ -69,6 +69,7 @@ class _Entry:
     computed_at: float
     version: Any
     last_used: float
+    views: dict[str, Any] = field(default_factory=dict)  #: answers rendered from ``report``, by name
 
 
 class SignalCache:
@@ -119,9 +120,48 @@ class SignalCache:
             self._entries[filters] = _Entry(report, time.monotonic(), version, now)
         return report, 0.0
 
-    def stage_signals(self, filters: Filters, journey: str | None, stage: str | None) -> dict[str, StageSignal]:
-        """Routing signals of one stage (empty when the stage has no data for the filter)."""
-        report, _ = self.report(filters)
+    def cached(self, filters: Filters) -> tuple[FunnelReport, float] | None:
+        """The report for ``filters`` and its age if held (never computes: safe on the event loop)."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(filters)
+            if entry is None:
+                return None
+            entry.last_used = now
+            return entry.report, now - entry.computed_at
+
+    def view(self, filters: Filters, name: str, render: Callable[[FunnelReport], Any]) -> tuple[Any, float] | None:
+        """``render(report)`` for a held report, rendered once per refresh (``None`` if not held).
+
+        An answer built from the report (the ``/v1/stages`` body) is then as cheap
+        to serve as the report itself.
+        """
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(filters)
+            if entry is None:
+                return None
+            entry.last_used = now
+            view = entry.views.get(name)
+            report, age = entry.report, now - entry.computed_at
+        if view is None:
+            view = render(report)
+            with self._lock:
+                if entry.report is report:
+                    entry.views[name] = view
+        return view, age
+
+    def stage_signals(
+        self, filters: Filters, journey: str | None, stage: str | None, *, compute: bool = True
+    ) -> dict[str, StageSignal] | None:
+        """Routing signals of one stage (empty when the stage has no data for the filter).
+
+        With ``compute=False`` a report not held yet gives ``None`` instead of being computed.
+        """
+        held = self.cached(filters) if not compute else None
+        if not compute and held is None:
+            return None
+        report, _ = held if held is not None else self.report(filters)
         for jf in report.journeys:
             if journey is not None and jf.journey != journey:
                 continue
@@ -144,6 +184,7 @@ class SignalCache:
                 if filters in self._entries:
                     entry = self._entries[filters]
                     entry.report, entry.computed_at, entry.version = report, time.monotonic(), version
+                    entry.views = {}
         return len(stale)
 
     def _loop(self) -> None:

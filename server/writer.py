@@ -30,6 +30,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -66,6 +67,7 @@ class WriterStats:
     queued_spans: int = 0
     write_seconds: float = 0.0
     visit_seconds: float = 0.0
+    visit_updates: int = 0  #: upkeeps and idle sweeps that changed at least one journey's visits
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
 
@@ -106,6 +108,8 @@ class BatchWriter:
             except Exception as exc:  # noqa: BLE001 - a tuning knob, never a reason not to start
                 logger.warning("journeyscope: cannot set checkpoint_threshold: %s", exc)
         self.stats = WriterStats()
+        #: Called from the writer thread with the journeys whose stage visits were just derived again.
+        self.on_visits_changed: list[Callable[[list[str]], None]] = []
         self._queue: deque[_Job] = deque()
         self._queued_spans = 0
         self._busy = False
@@ -263,13 +267,24 @@ class BatchWriter:
 
     def _update_visits(self) -> float:
         started = time.perf_counter()
+        touched: list[str] = []
         try:
-            self.warehouse.update_visits()
+            touched = self.warehouse.update_visits()
         except JourneyscopeError as exc:  # the spans are stored; the backlog stays for the next try
             logger.warning("journeyscope: stage-visit upkeep failed: %s", exc)
         took = time.perf_counter() - started
         self.stats.visit_seconds += took
+        if touched:
+            self.stats.visit_updates += 1
+            self._notify(touched)
         return took
+
+    def _notify(self, journey_ids: list[str]) -> None:
+        for listener in self.on_visits_changed:
+            try:
+                listener(journey_ids)
+            except Exception:  # noqa: BLE001 - a listener's failure must not stop the writer
+                logger.exception("journeyscope: a visit-change listener failed")
 
     def _checkpoint(self) -> bool:
         """Fold the write-ahead log into the file; False when another write (an evaluation) is under way."""
@@ -286,6 +301,7 @@ class BatchWriter:
 
     def _sweep(self) -> None:
         try:
-            self.warehouse.close_idle_visits()
+            if self.warehouse.close_idle_visits():
+                self.stats.visit_updates += 1  # newly abandoned visits are ready to be scored
         except JourneyscopeError as exc:
             logger.warning("journeyscope: closing idle visits failed: %s", exc)

@@ -17,6 +17,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from journeyscope.server.app import Started, create_app
+from journeyscope.server.project import Project
 from journeyscope.server.run import bind_socket
 from journeyscope.server.runtime import Runtime
 from journeyscope.server.settings import ServerSettings
@@ -27,14 +28,15 @@ class RunningServer:
     base_url: str
     grpc_target: str
     runtime: Runtime
+    project: Project
 
     @property
     def traces_url(self) -> str:
         return self.base_url + "/v1/traces"
 
     def flush(self) -> None:
-        assert self.runtime.writer is not None
-        assert self.runtime.writer.force_flush(30)
+        """Everything accepted so far committed: spans, routing decisions, their stage visits."""
+        assert self.project.flush(30)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         self.flush()
@@ -61,7 +63,8 @@ def running_server(settings: ServerSettings) -> Iterator[RunningServer]:
     started = ready[0]
     try:
         yield RunningServer(
-            f"http://127.0.0.1:{port}", f"127.0.0.1:{started.grpc_port}", started.projects["default"].runtime
+            f"http://127.0.0.1:{port}", f"127.0.0.1:{started.grpc_port}", started.projects["default"].runtime,
+            started.projects["default"],
         )
     finally:
         server.should_exit = True

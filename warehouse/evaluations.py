@@ -32,7 +32,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -296,6 +296,7 @@ class EvaluationSummary:
     llm_calls: int = 0
     seconds: float = 0.0
     evaluators: list[EvaluatorStats] = field(default_factory=list)
+    journeys: set[str] = field(default_factory=set, repr=False)  #: journeys that got new results
 
     @property
     def visits_per_second(self) -> float:
@@ -345,6 +346,7 @@ def evaluate_pending(
     on_no_consent: str = "local",
     concurrency: int = 8,
     batch_journeys: int = BATCH_JOURNEYS,
+    scorer: Executor | None = None,
 ) -> EvaluationSummary:
     """Score every stage visit not yet scored by the current evaluator versions; return a summary.
 
@@ -353,7 +355,8 @@ def evaluate_pending(
     registered evaluator. ``progress(done, total)`` is called after each batch with visits handled
     so far. ``on_no_consent`` (``"local"`` or ``"skip"``) decides what happens, with the llm engine,
     to visits whose customer did not consent to AI evaluation. ``concurrency`` bounds parallel
-    judge calls.
+    judge calls. ``scorer`` runs the local evaluators (an executor: the server passes its worker
+    processes, so scoring does not hold the GIL its event loop needs); by default they run here.
     """
     started = time.perf_counter()
     specs = registered()
@@ -391,7 +394,7 @@ def evaluate_pending(
         try:
             for i in range(0, len(journeys), batch_journeys):
                 batch = [t for j in journeys[i:i + batch_journeys] for t in by_journey[j]]
-                _run_batch(warehouse, batch, journeys[i:i + batch_journeys], judge, pool, plans, summary)
+                _run_batch(warehouse, batch, journeys[i:i + batch_journeys], judge, pool, plans, summary, scorer)
                 done += len(batch)
                 if progress is not None:
                     progress(done, total)
@@ -445,7 +448,8 @@ def _skipped(name: str, version: str) -> EvalResult:
 
 
 def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str], judge: LLMEngine | None,
-               pool: ThreadPoolExecutor | None, plans: list[_Plan], summary: EvaluationSummary) -> None:
+               pool: ThreadPoolExecutor | None, plans: list[_Plan], summary: EvaluationSummary,
+               scorer: Executor | None = None) -> None:
     cur = warehouse.cursor()
     try:
         contexts = load_contexts(cur, journey_ids, warehouse.clock(), [t.key for t in batch])
@@ -456,6 +460,7 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
     plan = {p.evaluator: p for p in plans}
     rows: list[tuple[_Todo, EvalResult, str]] = []
     calls: list[tuple[_Todo, VisitContext, str]] = []
+    local_jobs: list[tuple[_Todo, VisitContext, list[str], bool]] = []  # (visit, context, evaluators, no-consent note)
     for t in batch:
         ctx = contexts.get(t.key)
         if ctx is None or ctx.visit.stage != t.stage or ctx.visit.visit != t.visit:
@@ -467,12 +472,18 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
         if to_judge and not t.ai_consent:
             summary.no_consent += 1
             if plan[to_judge[0]].engine_nc == "local":
-                rows.extend((t, _no_consent_note(r), "local") for r in run_local(ctx, to_judge))
+                local_jobs.append((t, ctx, to_judge, True))
             else:
                 rows.extend((t, _skipped(n, plan[n].version_nc), SKIPPED) for n in to_judge)
             to_judge = []
-        rows.extend((t, r, "local") for r in run_local(ctx, local))
+        if local:
+            local_jobs.append((t, ctx, local, False))
         calls.extend((t, ctx, n) for n in to_judge)
+    contexts_, names_ = [j[1] for j in local_jobs], [j[2] for j in local_jobs]
+    scored = (scorer.map(run_local, contexts_, names_, chunksize=max(1, len(local_jobs) // 8))
+              if scorer is not None and local_jobs else map(run_local, contexts_, names_))
+    for (t, _, _, note), results in zip(local_jobs, scored):
+        rows.extend((t, _no_consent_note(r) if note else r, "local") for r in results)
     if calls:
         assert judge is not None and pool is not None
         verdicts = pool.map(lambda c: judge.judge(c[1], c[2]), calls)
@@ -480,6 +491,7 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
     if not rows:
         return
     summary.results += len(rows)
+    summary.journeys.update(t.key.journey_id for t, _, _ in rows)
     summary.errors += sum(1 for _, r, _ in rows if r.error is not None)
     table = _to_arrow(rows, plan)
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None

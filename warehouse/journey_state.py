@@ -3,49 +3,93 @@
 Where the journey is (current stage, channel, last activity), how it got there
 (its visits with outcomes), what the evaluators last said, and the journey-level
 friction signals the routing policies read (re-entries, context-retention and
-resolution failures, silence, channel switches). Point lookups by journey id,
-kept cheap: the API answers ``/v1/route`` from this on every turn.
+resolution failures, silence, channel switches).
+
+Reading and rendering are split: :func:`journey_rows` reads the stored rows of
+many journeys in two queries, and :func:`render_state` turns one journey's rows
+into its state *as of a given moment*. The parts that move with the clock (an
+open visit whose idle timeout has passed reads as ``abandoned``; the silence so
+far) are computed at rendering, so the server can keep the rows of live journeys
+in memory, re-read them only when the writer says a journey changed, and still
+answer ``/v1/route`` with the state as of the request.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timezone
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+import pyarrow as pa
+
 from journeyscope.warehouse.store import Warehouse
-from journeyscope.warehouse.visits import OUTCOME_AT
 
 RETENTION = "customer_agent_context_retention"
 RESOLUTION = "conversation_resolution"
 
-_VISITS = f"""
-SELECT stage, visit, position, started_at, ended_at, {OUTCOME_AT} AS outcome, turns, channel, channels,
+_VISITS = """
+SELECT journey_id, stage, visit, started_at, ended_at, outcome, epoch_ns(open_until), turns, channel, channels,
        journey_name, customer_id, cohort
-FROM stage_visits WHERE journey_id = ? ORDER BY position
+FROM stage_visits WHERE journey_id IN ({wanted}) ORDER BY journey_id, position
 """
 
 _EVALS = """
-SELECT stage, visit, evaluator, score, passed, label, reason, error, evaluated_at
-FROM evaluations WHERE journey_id = ? ORDER BY evaluated_at
+SELECT journey_id, stage, visit, evaluator, score, passed, label, reason, error, evaluated_at
+FROM evaluations WHERE journey_id IN ({wanted}) ORDER BY journey_id, evaluated_at
 """
 
+#: Up to this many journeys are looked up through the journey_id index (about a millisecond each at a
+#: million journeys); more are joined in one scan, which costs the same for ten journeys as for ten thousand.
+_INDEX_LOOKUPS = 64
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+@dataclass
+class JourneyRows:
+    """One journey's stored visits and evaluations, as read (clock-independent)."""
+
+    visits: list[tuple[Any, ...]] = field(default_factory=list)
+    evaluations: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, JourneyRows]:
+    """The rows of every journey in ``journey_ids`` that has visits (two queries, whatever the count)."""
+    ids = sorted(set(journey_ids))
+    out: dict[str, JourneyRows] = {}
+    if not ids:
+        return out
+    cur = warehouse.cursor()
+    try:
+        if len(ids) <= _INDEX_LOOKUPS:
+            wanted, params = ", ".join("?" * len(ids)), ids
+        else:
+            cur.register("js_wanted", pa.table({"journey_id": pa.array(ids, pa.string())}))
+            wanted, params = "SELECT journey_id FROM js_wanted", []
+        for row in cur.execute(_VISITS.format(wanted=wanted), params).fetchall():
+            out.setdefault(row[0], JourneyRows()).visits.append(row[1:])
+        for row in cur.execute(_EVALS.format(wanted=wanted), params).fetchall():
+            if row[0] in out:
+                out[row[0]].evaluations.append(row[1:])
+    finally:
+        cur.close()
+    return out
 
 
 def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = None) -> dict[str, Any] | None:
     """The journey's state as a plain dict, or ``None`` when the warehouse has no such journey."""
+    rows = journey_rows(warehouse, [journey_id]).get(journey_id)
+    return None if rows is None else render_state(journey_id, rows, now_ns)
+
+
+def render_state(journey_id: str, rows: JourneyRows, now_ns: int | None = None) -> dict[str, Any]:
+    """One journey's state as of ``now_ns`` (default: now) from its stored rows."""
     now_ns = now_ns if now_ns is not None else time.time_ns()
-    visits = warehouse.query(_VISITS, [now_ns, journey_id])
-    if not visits:
-        return None
-    evaluations = warehouse.query(_EVALS, [journey_id])
+    visits = rows.visits
     current = visits[-1]
     latest: dict[str, dict[str, Any]] = {}
     failures = {RETENTION: 0, RESOLUTION: 0}
-    for stage, visit, evaluator, score, passed, label, reason, error, evaluated_at in evaluations:
+    for stage, visit, evaluator, score, passed, label, reason, error, evaluated_at in rows.evaluations:
         latest[evaluator] = {
             "stage": stage, "visit": visit, "score": score, "passed": passed, "label": label,
             "reason": reason, "error": error, "evaluated_at": _iso(evaluated_at),
@@ -55,7 +99,7 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
     channels = [v[7] for v in visits]
     switches = sum(1 for a, b in zip(channels, channels[1:]) if a and b and a != b)
     switches += sum(max(0, len(v[8] or []) - 1) for v in visits)
-    last_activity = max(v[4] for v in visits)
+    last_activity = max(v[3] for v in visits)
     signals = {
         "visits": len(visits),
         "reentries": sum(1 for v in visits if v[1] >= 2),
@@ -72,13 +116,13 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
         "cohort": current[11],
         "current_stage": current[0],
         "current_visit": current[1],
-        "current_outcome": current[5],
+        "current_outcome": _outcome_at(current, now_ns),
         "channel": current[7],
         "last_activity": _iso(last_activity),
         "visits": [
             {
-                "stage": v[0], "visit": v[1], "started_at": _iso(v[3]), "ended_at": _iso(v[4]),
-                "outcome": v[5], "turns": v[6], "channel": v[7],
+                "stage": v[0], "visit": v[1], "started_at": _iso(v[2]), "ended_at": _iso(v[3]),
+                "outcome": _outcome_at(v, now_ns), "turns": v[6], "channel": v[7],
             }
             for v in visits
         ],
@@ -87,6 +131,17 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
     }
 
 
-def _epoch_ns(value: Any) -> int:
-    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1e9)
+def _outcome_at(visit: tuple[Any, ...], now_ns: int) -> str:
+    """:data:`journeyscope.warehouse.visits.OUTCOME_AT` in Python: an open visit past its idle timeout is abandoned."""
+    outcome, open_until = visit[4], visit[5]
+    if outcome == "open" and open_until is not None and open_until <= now_ns:
+        return "abandoned"
+    return outcome
 
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+def _epoch_ns(value: datetime) -> int:
+    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1e9)

@@ -167,6 +167,11 @@ class SpanRows:
     def __len__(self) -> int:
         return len(self.columns["span_id"])
 
+    def extend(self, other: SpanRows) -> None:
+        """Append every span of ``other`` (same columns, in order)."""
+        for name, values in other.columns.items():
+            self.columns[name].extend(values)
+
     def add(
         self,
         *,

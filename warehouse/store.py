@@ -231,19 +231,20 @@ class Warehouse:
         cur.execute("COMMIT")
         return inserted
 
-    def update_visits(self) -> None:
+    def update_visits(self) -> list[str]:
         """Derive the stage visits of the journeys touched since the last upkeep (one transaction).
 
         Also closes, every few seconds, the open visits of journeys that went idle.
+        Returns the journeys whose visits were derived again.
         """
         if self.read_only:
-            return
+            return []
         with self._lock:
             cur = self._con.cursor()
             now_ns = self.clock()
             try:
                 cur.execute("BEGIN TRANSACTION")
-                _visits.update_pending(cur, self.journey_map, now_ns)
+                touched = _visits.update_pending(cur, self.journey_map, now_ns)
                 if time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S:
                     _visits.close_idle_visits(cur, now_ns)
                     self._last_close_idle = time.monotonic()
@@ -253,6 +254,7 @@ class Warehouse:
                 raise WarehouseError(f"cannot update stage visits in {self.path}: {str(exc).splitlines()[0]}") from None
             finally:
                 cur.close()
+        return touched
 
     def close_idle_visits(self) -> int:
         """Mark visits of journeys idle past their timeout ``abandoned`` (the server calls this on a timer)."""

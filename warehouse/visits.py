@@ -223,13 +223,17 @@ def mark_pending(cur: duckdb.DuckDBPyConnection, touched_sql: str) -> None:
     )
 
 
-def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> None:
-    """Re-derive the visits of every pending journey and clear the backlog (caller's transaction)."""
-    row = cur.execute("SELECT count(*) FROM visits_pending").fetchone()
-    if not row or not row[0]:
-        return
+def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> list[str]:
+    """Re-derive the visits of every pending journey and clear the backlog (caller's transaction).
+
+    Returns the journeys re-derived, so the server can refresh what it holds of them.
+    """
+    touched = [r[0] for r in cur.execute("SELECT DISTINCT journey_id FROM visits_pending").fetchall()]
+    if not touched:
+        return touched
     update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM visits_pending")
     cur.execute("DELETE FROM visits_pending")
+    return touched
 
 
 def rebuild_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> None:

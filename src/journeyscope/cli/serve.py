@@ -23,6 +23,8 @@ from journeyscope.errors import ConfigError
               help="API keys and projects (TOML). Without it the server accepts local requests only.")
 @click.option("--policies", "policies_file", type=click.Path(dir_okay=False, exists=True),
               envvar="JOURNEYSCOPE_POLICIES", help="Routing policies (TOML), reloaded when the file changes.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
 @click.option("--no-evaluate", is_flag=True, help="Do not score stage visits online as they close.")
 def serve(
     db: str,
@@ -33,6 +35,7 @@ def serve(
     queue_spans: int,
     keys_file: str | None,
     policies_file: str | None,
+    workers: int,
     no_evaluate: bool,
 ) -> None:
     """Receive OTLP traces (HTTP and gRPC), serve the eval API; this process is the warehouse's one writer."""
@@ -49,7 +52,7 @@ def serve(
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
-        evaluate_online=not no_evaluate,
+        evaluate_online=not no_evaluate, workers=workers,
     )
     try:
         run_server(settings)

@@ -60,6 +60,10 @@ PROTECTED_KEYS: Final = frozenset(
     (*cv.JOURNEY_KEYS, "session.id", "gen_ai.conversation.id", "user.id", cv.TURN_ROLE, cv.OUTCOME_ATTRIBUTE)
 )
 
+#: Values the server generates itself (a routing decision's signals, rules and reason: numbers and
+#: policy names, no customer text): not scanned, which would cost more than deciding did.
+GENERATED_KEYS: Final = cv.ROUTE_GENERATED
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
@@ -131,6 +135,7 @@ class PrivacyPolicy:
             "attributes": {k: rule(a) for k, a in sorted(self.attributes.items())},
             "patterns": [{"name": p.name, "regex": p.regex.pattern, **rule(p.action)} for p in self.patterns],
             "protected_keys": sorted(PROTECTED_KEYS),
+            "generated_keys": sorted(GENERATED_KEYS),
             "hash_key_set": self.key is not None,
             "retention_days": None if self.retention_s is None else round(self.retention_s / 86400, 3),
             "notes": self.notes(),

@@ -31,7 +31,7 @@ from journeyscope.privacy.detectors import (
     TOKEN_RE,
     find_pii,
 )
-from journeyscope.privacy.policy import PROTECTED_KEYS, Action, PrivacyPolicy
+from journeyscope.privacy.policy import GENERATED_KEYS, PROTECTED_KEYS, Action, PrivacyPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Redactor:
         out: dict[str, Any] = {}
         counts: Counts = Counter()
         for key, value in attrs.items():
-            if key in PROTECTED_KEYS:
+            if key in PROTECTED_KEYS or key in GENERATED_KEYS:
                 out[key] = value
                 continue
             try:

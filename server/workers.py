@@ -1,0 +1,127 @@
+"""Worker processes for the server's CPU-bound Python: decoding OTLP bodies and scoring stage visits.
+
+Walking a protobuf request into columns is Python work of about 35 µs a span,
+and the local evaluators about a millisecond a visit: a 500-span batch decoded
+on the event loop would stall every API request behind it for ~17 ms, and in a
+thread the work would still hold the GIL that the event loop and the writer
+need. So both go to a small process pool (``--workers``). A decoding worker
+returns the batch as Arrow IPC bytes, which the server maps back to a table
+without copying. Small bodies (a few spans, under ``inline_below`` bytes) are
+decoded in place: the round trip would cost more.
+
+The pool is started with ``spawn``: the server process holds DuckDB and threads,
+which ``fork`` must not copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from journeyscope.errors import InvalidInputError
+from journeyscope.warehouse.otlp import DecodedBatch, decode_json, decode_protobuf
+
+__all__ = ["Decoded", "WorkerPool", "decode_body"]
+
+
+@dataclass
+class Decoded:
+    """The valid spans of one request as a table, and how many spans were refused (with the first reason)."""
+
+    table: pa.Table
+    rejected: int = 0
+    error_message: str = ""
+
+
+def decode_body(body: bytes, as_json: bool) -> Decoded:
+    """Decode one OTLP request body in this process (raises :class:`InvalidInputError` for a bad one)."""
+    batch: DecodedBatch = decode_json(body) if as_json else decode_protobuf(body)
+    try:
+        table = batch.rows.to_table()
+    except (ValueError, TypeError, OverflowError, UnicodeError) as exc:  # arrow refused a value
+        raise InvalidInputError(f"unreadable span values: {exc}") from None
+    return Decoded(table, batch.rejected, batch.error_message)
+
+
+def _decode_to_ipc(body: bytes, as_json: bool) -> tuple[bytes, int, str]:
+    """The worker's side: decode, then hand the table back as one Arrow IPC stream."""
+    decoded = decode_body(body, as_json)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, decoded.table.schema) as writer:
+        writer.write_table(decoded.table)
+    return sink.getvalue().to_pybytes(), decoded.rejected, decoded.error_message
+
+
+def _warm() -> None:
+    """Imports done at pool start, not on the first request."""
+    import journeyscope.evaluators  # noqa: F401 - registers the built-in evaluators
+
+
+class WorkerPool:
+    """``workers`` processes for decoding and scoring (0: everything in place, on the caller's thread)."""
+
+    def __init__(self, workers: int, *, inline_below: int = 16 * 1024) -> None:
+        self.workers = workers
+        self.inline_below = inline_below
+        self.offloaded = 0  #: bodies decoded in a worker process
+        self.restarts = 0  #: pools started again after a worker died
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = self._start() if workers > 0 else None
+
+    @property
+    def executor(self) -> ProcessPoolExecutor | None:
+        """The process pool, for other CPU-bound work (scoring); ``None`` when there are no workers."""
+        return self._pool
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(self.workers):
+            pool.submit(_warm)
+        return pool
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        """A worker died (killed from outside, out of memory): start a new pool, once."""
+        with self._lock:
+            if self._pool is broken:
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._start()
+                self.restarts += 1
+
+    async def decode(self, body: bytes, as_json: bool) -> Decoded:
+        """Decode ``body``; raises :class:`InvalidInputError` when it is not a valid OTLP request."""
+        pool = self._pool
+        if pool is None or len(body) < self.inline_below:
+            return decode_body(body, as_json)
+        loop = asyncio.get_running_loop()
+        try:
+            ipc, rejected, message = await loop.run_in_executor(pool, _decode_to_ipc, body, as_json)
+        except BrokenProcessPool:
+            self._restart(pool)
+            return decode_body(body, as_json)  # this one here, rather than fail the batch
+        self.offloaded += 1
+        return Decoded(pa.ipc.open_stream(ipc).read_all(), rejected, message)
+
+    def decode_sync(self, body: bytes, as_json: bool = False) -> Decoded:
+        """The same for a caller on a plain thread (the gRPC receiver)."""
+        pool = self._pool
+        if pool is None or len(body) < self.inline_below:
+            return decode_body(body, as_json)
+        try:
+            ipc, rejected, message = pool.submit(_decode_to_ipc, body, as_json).result()
+        except BrokenProcessPool:
+            self._restart(pool)
+            return decode_body(body, as_json)
+        self.offloaded += 1
+        return Decoded(pa.ipc.open_stream(ipc).read_all(), rejected, message)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

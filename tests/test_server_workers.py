@@ -1,0 +1,154 @@
+"""The server's worker processes and in-memory state: OTLP bodies decoded off the event loop (HTTP and
+gRPC), a dead worker replaced without losing the batch, journey state held in memory and refreshed,
+routing decisions logged in batches, and the decision attributes the PII scan skips."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from journeyscope.privacy import PrivacyPolicy, Redactor
+from journeyscope.server.decisions import DecisionLog
+from journeyscope.server.settings import ServerSettings
+from journeyscope.server.workers import decode_body
+from journeyscope.server.writer import BatchWriter
+from journeyscope.warehouse import Warehouse
+from receiver_support import RunningServer, journey_spans, make_request, no_proxy, running_server
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    no_proxy()
+    with running_server(ServerSettings(db=str(tmp_path / "w.duckdb"), workers=1, evaluate_online=False)) as running:
+        yield running
+
+
+def _big_body(journey: str, trace: int, n: int = 300) -> bytes:
+    body = make_request(journey_spans(journey, n, trace=trace)).SerializeToString()
+    assert len(body) > 16 * 1024  # above the pool's inline threshold: decoded in a worker
+    return body
+
+
+def test_large_bodies_are_decoded_in_a_worker_with_the_same_rows(server: RunningServer) -> None:
+    pool = server.project.workers
+    assert pool is not None and pool.executor is not None
+    body = _big_body("j-worker", trace=7)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        assert http.post("/v1/traces", content=body, headers=PB).status_code == 200
+    assert pool.offloaded >= 1
+    expected = decode_body(body, as_json=False).table
+    stored = server.query(
+        "SELECT trace_id, span_id, journey_id, stage, attributes FROM spans WHERE journey_id = 'j-worker' "
+        "ORDER BY span_id"
+    )
+    want = sorted(zip(*(expected.column(c).to_pylist() for c in
+                        ("trace_id", "span_id", "journey_id", "stage", "attributes"))), key=lambda r: r[1])
+    assert stored == want and len(stored) == 300
+
+
+def test_a_killed_worker_is_replaced_and_no_batch_is_lost(server: RunningServer) -> None:
+    pool = server.project.workers
+    assert pool is not None and pool.executor is not None
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        assert http.post("/v1/traces", content=_big_body("j-before", trace=1), headers=PB).status_code == 200
+        for process in list(pool.executor._processes.values()):  # noqa: SLF001 - the test kills what it must
+            os.kill(process.pid, 9)
+        time.sleep(0.5)
+        statuses = [http.post("/v1/traces", content=_big_body(f"j-after-{i}", trace=10 + i), headers=PB).status_code
+                    for i in range(3)]
+    assert statuses == [200, 200, 200]
+    assert pool.restarts == 1
+    counts = server.query("SELECT journey_id, count(*) FROM spans GROUP BY ALL ORDER BY 1")
+    assert counts == [("j-after-0", 300), ("j-after-1", 300), ("j-after-2", 300), ("j-before", 300)]
+
+
+def test_grpc_body_that_is_not_otlp_is_invalid_argument_with_the_reason(server: RunningServer) -> None:
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None, response_deserializer=None,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            export(b"\xff\xff\xff not protobuf", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not an OTLP" in caught.value.details()
+
+
+def test_journey_state_is_served_from_memory_and_refreshed_when_spans_arrive(server: RunningServer) -> None:
+    states = server.project.states
+    assert states is not None
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        http.post("/v1/traces", content=make_request(journey_spans("j-live", 2, trace=3)).SerializeToString(),
+                  headers=PB)
+        server.flush()
+        first = http.get("/v1/journeys/j-live").json()
+        assert first["signals"]["visits"] == 1 and first["visits"][0]["turns"] == 2
+        assert states.held_state("j-live") is not None  # the next request needs no query
+        more = journey_spans("j-live", 2, trace=4, first_span=50, stage="verify")
+        http.post("/v1/traces", content=make_request(more).SerializeToString(), headers=PB)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            now = http.get("/v1/journeys/j-live").json()
+            if now["current_stage"] == "verify":
+                break
+            time.sleep(0.05)
+    assert now["current_stage"] == "verify" and now["signals"]["visits"] == 2
+    assert time.monotonic() < deadline
+
+
+def test_silence_and_idle_outcome_are_computed_as_of_the_request(tmp_path: Path) -> None:
+    from journeyscope.warehouse.journey_state import journey_rows, render_state
+
+    with Warehouse(tmp_path / "s.duckdb") as wh:
+        from journeyscope.warehouse.rows import SpanRows
+
+        rows = SpanRows()
+        start = time.time_ns() - 1_000_000_000  # live: its visit is still open
+        rows.add(trace_id="a" * 32, span_id="b" * 16, parent_span_id=None, name="journey.turn", start_ns=start,
+                 end_ns=start + 1_000_000_000, attributes={"journey.id": "j1", "customer.id": "c",
+                                                           "journey.stage": "s1", "journey.turn.role": "customer",
+                                                           "journey.turn.text": "hello"})
+        wh.ingest(rows)
+        held = journey_rows(wh, ["j1"])["j1"]
+    soon = render_state("j1", held, start + 2_000_000_000)
+    later = render_state("j1", held, start + 10 * 86400 * 1_000_000_000)
+    assert soon["current_outcome"] == "open" and round(soon["signals"]["silence_seconds"]) == 1
+    assert later["current_outcome"] == "abandoned"  # past the idle timeout, without a re-read
+    assert later["signals"]["silence_seconds"] > soon["signals"]["silence_seconds"]
+
+
+def test_decisions_are_buffered_and_refused_only_when_the_buffer_is_full(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "d.duckdb") as wh:
+        writer = BatchWriter(wh)
+        log = DecisionLog(writer, flush_s=3600, max_pending=2)
+        state = {"journey_id": "j1", "customer_id": "c1", "journey": "onboarding", "channel": "chat", "cohort": None}
+        decision = {"decision_id": "", "action": "continue", "mode": "act", "confidence": 0.5, "reason": "ok",
+                    "policy_version": "p1", "fired": [], "signals": {}, "stage": "s1", "requested_by": "t"}
+        accepted = [log.log({**decision, "decision_id": f"{i:032x}"}, state, 1_700_000_000_000_000_000)
+                    for i in range(3)]
+        assert accepted == [True, True, False] and log.refused == 1
+        log.close()  # hands the buffer to the writer
+        assert writer.force_flush(30)
+        writer.shutdown()
+        logged = wh.query("SELECT count(*) FROM spans WHERE name = 'journey.route'")
+    assert logged == [(2,)]
+
+
+def test_decision_inputs_are_not_scanned_for_pii_but_the_caller_name_is() -> None:
+    redactor = Redactor(PrivacyPolicy())
+    out, counts = redactor.attributes({
+        "route.signals": '{"silence_seconds": 4407700900123}',
+        "route.reason": "retention_fail_rate 0.4 > 0.3",
+        "route.requested_by": "ops-bot jane.doe@example.com",
+    })
+    assert out["route.signals"] == '{"silence_seconds": 4407700900123}'
+    assert out["route.reason"] == "retention_fail_rate 0.4 > 0.3"
+    assert "jane.doe@example.com" not in out["route.requested_by"] and counts
