@@ -1,6 +1,6 @@
 """Accuracy of the local evaluators on the STAR development dialogues (real, labelled text).
 
-Run:  python benchmarks/star_accuracy.py [--data tests/data/star] [--direct]
+Run:  python benchmarks/star_accuracy.py [--data tests/data/star] [--direct] [--by-task]
 
 By default the dialogues go through the real pipeline: ``journeyscope.warehouse.importer.import_jsonl``
 into a temporary DuckDB warehouse (spans, then stage visits), ``evaluate_pending`` (transcripts rebuilt
@@ -12,7 +12,10 @@ Prints AUROC of ``conversation_resolution`` against ``resolved``, AUROC and reca
 rate of (1 - ``customer_agent_context_retention``) against ``retention_failure``, AUROC of journey-level
 ``customer_agent_conversation_quality`` (mean and min over a journey's visits) against ``calm_helpful``, on all journeys and on odd and even
 journeys separately (a split the evaluators were never tuned on separately, to show figures that
-do not hinge on one half). Labels are read only here, never by an evaluator.
+do not hinge on one half). ``--by-task`` adds the resolution AUROC per STAR task (= stage) and without
+each task (leave-one-task-out: a rule change must not help the aggregate by hurting one task), and, with
+``--direct``, where the remaining resolution rank errors sit (by the outcome pattern the evaluator saw).
+Labels are read only here, never by an evaluator.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from journeyscope.evaluators import StageVisit, Turn, VisitContext
+from journeyscope.evaluators import EvalResult, StageVisit, Turn, VisitContext
 from journeyscope.evaluators.engine import evaluate_visit
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "star"
@@ -226,6 +229,71 @@ def figures_of(items: Sequence[tuple[str, dict[str, Any] | None, dict[str, float
                    auroc(q_mean, q_y), auroc(q_min, q_y), (sum(q_y), len(q_y) - sum(q_y)))
 
 
+@dataclass
+class TaskFigures:
+    """Resolution AUROC for one task (stage) and for every journey visit outside it."""
+
+    task: str
+    n: tuple[int, int]  #: (resolved, unresolved) labelled visits of the task
+    auroc: float  #: within the task; for a one-class task, its visits against the other class of all other tasks
+    one_class: bool
+    auroc_without: float  #: all labelled visits of the other tasks
+
+
+def task_figures(items: Sequence[tuple[str, dict[str, Any] | None, dict[str, float | None]]]) -> list[TaskFigures]:
+    """Per-task resolution figures, so a change is judged task by task and not only in aggregate.
+
+    Many STAR tasks have labelled visits of one class only (every labelled visit unresolved); their
+    within-task AUROC is undefined, so they are ranked against the other class's visits of every other
+    task instead: the question that matters for them is whether their failures sort below others' successes.
+    """
+    rows = [(lab["stage"], 0.5 if sc["conversation_resolution"] is None else sc["conversation_resolution"],
+             int(lab["resolved"])) for _, lab, sc in items if lab is not None and lab["resolved"] is not None]
+    out = []
+    for task in sorted({t for t, _, _ in rows}):
+        mine = [(s, y) for t, s, y in rows if t == task]
+        pos = sum(y for _, y in mine)
+        one_class = pos in (0, len(mine))
+        if one_class:
+            mine = mine + [(s, y) for t, s, y in rows if t != task and y != mine[0][1]]
+        rest = [(s, y) for t, s, y in rows if t != task]
+        out.append(TaskFigures(task, (pos, sum(1 for t, _, y in rows if t == task and not y)),
+                               auroc([s for s, _ in mine], [y for _, y in mine]), one_class,
+                               auroc([s for s, _ in rest], [y for _, y in rest])))
+    return out
+
+
+def resolution_error_groups(results: Sequence[tuple[EvalResult, dict[str, Any] | None]],
+                            ) -> list[tuple[str, str, float]]:
+    """Share of all (resolved, unresolved) visit pairs ranked wrongly (ties half), by the two visits' outcome patterns.
+
+    ``results`` are ``(conversation_resolution EvalResult, visit labels)``. The pattern is what the evaluator saw:
+    a clean success, a success after an earlier failure, a final failure, or no stated outcome. This is the
+    error analysis behind the README's account of why resolution stays below 0.97.
+    """
+    def group(r: EvalResult) -> str:
+        ev = r.evidence
+        if "escalation" in ev:
+            return "hand-off"
+        if "outcome" not in ev:
+            return "tool status only" if "tool_result" in ev else "no stated outcome"
+        if ev["polarity"] > 0:
+            return "success after failure" if ev.get("failures_before") else "clean success"
+        return "failure"
+
+    rows = [(0.5 if r.score is None else r.score, int(lab["resolved"]), group(r))
+            for r, lab in results if lab is not None and lab["resolved"] is not None]
+    pos = [(s, g) for s, y, g in rows if y]
+    neg = [(s, g) for s, y, g in rows if not y]
+    loss: dict[tuple[str, str], float] = {}
+    for sp, gp in pos:
+        for sn, gn in neg:
+            if sp <= sn:
+                loss[(gp, gn)] = loss.get((gp, gn), 0.0) + (0.5 if sp == sn else 1.0)
+    total = max(1, len(pos) * len(neg))
+    return sorted(((gp, gn, v / total) for (gp, gn), v in loss.items()), key=lambda x: -x[2])
+
+
 def _is_odd(jid: str) -> bool:
     digits = "".join(ch for ch in jid if ch.isdigit())
     return bool(digits) and int(digits) % 2 == 1
@@ -233,8 +301,8 @@ def _is_odd(jid: str) -> bool:
 
 def markdown(rows: list[tuple[str, Figures]]) -> str:
     """The figures as a markdown table."""
-    out = ["| split | journeys | resolution AUROC (pos/neg) | retention AUROC | retention recall@5%FPR "
-           "(pos/neg) | quality AUROC journey mean / min (pos/neg) |", "|---|---|---|---|---|---|"]
+    out = [("| split | journeys | resolution AUROC (pos/neg) | retention AUROC | retention recall@5%FPR "
+            "(pos/neg) | quality AUROC journey mean / min (pos/neg) |"), "|---|---|---|---|---|---|"]
     for name, f in rows:
         out.append(f"| {name} | {f.journeys} | {f.resolution_auroc:.4f} ({f.resolution_n[0]}/{f.resolution_n[1]}) | "
                    f"{f.retention_auroc:.4f} | {f.retention_recall5:.3f} ({f.retention_n[0]}/{f.retention_n[1]}) | "
@@ -248,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--direct", action="store_true",
                     help="score visits grouped in Python, without the warehouse (the pre-pipeline path)")
+    ap.add_argument("--by-task", action="store_true",
+                    help="also print resolution AUROC per task and leave-one-task-out (and, with --direct, "
+                         "where the rank errors sit)")
     args = ap.parse_args(argv)
     vlabels, jlabels = _load_labels(args.data / "dev-labels.jsonl.gz")
     if args.direct:
@@ -269,6 +340,19 @@ def main(argv: list[str] | None = None) -> int:
     f = rows[0][1]
     print(f"\nretention at the evaluator's own threshold (passed=False): recall {f.retention_fail_recall:.3f}, "
           f"false-positive rate {f.retention_fail_fpr:.4f}")
+    if args.by_task:
+        print("\n| task | resolved/unresolved | resolution AUROC in the task | AUROC without the task |\n|---|---|---|---|")
+        for t in task_figures(items):
+            within = f"{t.auroc:.4f}" + (" (one class: vs the other tasks' other class)" if t.one_class else "")
+            print(f"| {t.task} | {t.n[0]}/{t.n[1]} | {within} | {t.auroc_without:.4f} |")
+        if args.direct:
+            from journeyscope.evaluators.resolution import conversation_resolution
+
+            labelled = [(conversation_resolution(c), vlabels.get((c.visit.journey_id, len(c.history))))
+                        for c in contexts]
+            print("\nresolution rank errors (share of all resolved/unresolved pairs), by outcome pattern:")
+            for gp, gn, share in resolution_error_groups(labelled):
+                print(f"  resolved visit with {gp} <= unresolved visit with {gn}: {share:.4f}")
     return 0
 
 

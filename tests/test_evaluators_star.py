@@ -69,3 +69,32 @@ def test_auroc_rank_formula_handles_ties() -> None:
     assert bench.auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
     assert bench.auroc([0.5, 0.5], [0, 1]) == 0.5
     assert bench.recall_at_fpr([0.9, 0.2, 0.1, 0.8], [1, 0, 0, 1], fpr=0.0) == 1.0
+
+
+def test_task_figures_rank_one_class_tasks_against_the_other_tasks() -> None:
+    bench = _bench()
+
+    def item(task: str, resolved: int, score: float) -> tuple[str, dict[str, object], dict[str, float | None]]:
+        return "j", {"stage": task, "resolved": resolved}, {"conversation_resolution": score}
+
+    items = [item("a", 1, 0.9), item("a", 0, 0.2), item("a", 1, 0.1), item("b", 0, 0.95), item("b", 0, 0.3)]
+    by = {t.task: t for t in bench.task_figures(items)}
+    assert by["a"].n == (2, 1) and not by["a"].one_class and by["a"].auroc == 0.5
+    # task b has only unresolved visits: ranked against task a's resolved ones (0.9 and 0.1 vs 0.95 and 0.3)
+    assert by["b"].one_class and by["b"].auroc == 0.25
+    assert by["b"].auroc_without == by["a"].auroc
+
+
+def test_resolution_error_groups_locate_the_remaining_errors() -> None:
+    bench = _bench()
+    from journeyscope.evaluators.result import EvalResult
+
+    def res(score: float, **evidence: object) -> EvalResult:
+        return EvalResult("conversation_resolution", "t", score, score >= 0.5, None, "", dict(evidence))
+
+    labelled = [(res(0.65, outcome="x", polarity=1, failures_before=1), {"resolved": 1}),
+                (res(0.72, outcome="x", polarity=1, failures_before=1), {"resolved": 0}),
+                (res(0.97, outcome="x", polarity=1, failures_before=0), {"resolved": 1}),
+                (res(0.1, outcome="x", polarity=-1, failures_before=0), {"resolved": 0})]
+    groups = bench.resolution_error_groups(labelled)
+    assert groups == [("success after failure", "success after failure", 0.25)]
