@@ -244,18 +244,13 @@ def cached_bodies(total: int, batch: int, journeys: int) -> tuple[list[bytes], i
     return built
 
 
-def start_server(db: Path, queue_spans: int, online_eval: bool = True) -> tuple[subprocess.Popen[str], int]:
-    """``journeyscope serve`` as a user runs it; ``online_eval=False``: the same server without online scoring."""
-    if online_eval:
-        code = "import sys; from journeyscope.cli import main; main(sys.argv[1:])"
-        args = ["serve", "--db", str(db), "--port", "0", "--grpc-port", "-1", "--queue-spans", str(queue_spans)]
-    else:
-        code = (
-            "import sys; from journeyscope.server.run import serve; from journeyscope.server.settings import "
-            "ServerSettings; serve(ServerSettings(db=sys.argv[1], port=0, grpc_port=None, "
-            "queue_max_spans=int(sys.argv[2]), evaluate_online=False))"
-        )
-        args = [str(db), str(queue_spans)]
+def start_server(
+    db: Path, queue_spans: int, online_eval: bool = True, workers: int = 1
+) -> tuple[subprocess.Popen[str], int]:
+    """``journeyscope serve`` as a user runs it, with ``--no-evaluate`` when ``online_eval`` is off."""
+    code = "import sys; from journeyscope.cli import main; main(sys.argv[1:])"
+    args = ["serve", "--db", str(db), "--port", "0", "--grpc-port", "-1", "--queue-spans", str(queue_spans),
+            "--workers", str(workers), *([] if online_eval else ["--no-evaluate"])]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
@@ -280,8 +275,17 @@ def _cpu_seconds(stat_path: Path) -> float:
 
 
 def server_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of the server: all threads, and its main thread (uvicorn's event loop: HTTP + decoding)."""
-    return {"all": _cpu_seconds(Path(f"/proc/{pid}/stat")), "loop": _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))}
+    """CPU seconds of the server: all threads, its main thread (uvicorn's event loop: HTTP, small bodies'
+    decoding), and its worker processes (decoding, scoring)."""
+    workers = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                workers += _cpu_seconds(stat)
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return {"all": _cpu_seconds(Path(f"/proc/{pid}/stat")), "loop": _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
+            "workers": workers}
 
 
 def _get(port: int, path: str) -> dict[str, object]:
@@ -306,7 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     bodies, expected_visits = cached_bodies(args.spans, args.batch, args.journeys)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        proc, port = start_server(db, args.queue_spans, not args.no_online_eval)
+        proc, port = start_server(db, args.queue_spans, not args.no_online_eval, args.workers)
         cursor = iter(range(len(bodies)))
         lock = threading.Lock()
         retries = [0]
@@ -378,6 +382,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "server_cpu_s": round(server_all, 2),
         "  event_loop_cpu_s(http+decode)": round(server_loop, 2),
         "  other_threads_cpu_s": round(server_all - server_loop, 2),
+        "worker_processes_cpu_s(decode)": round(cpu_after["workers"] - cpu_before["workers"], 2),
+        "cpu_us_per_span(server+workers)": round(
+            (server_all + cpu_after["workers"] - cpu_before["workers"]) / max(1, int(stored)) * 1e6, 1),
         "writer_insert_wall_s": status["write_seconds"],
         "writer_visits_wall_s": status["visit_seconds"],
         "transactions": status["transactions"],
@@ -403,6 +410,7 @@ def main() -> None:
     parser.add_argument("--queue-spans", type=int, default=200_000)
     parser.add_argument("--no-online-eval", action="store_true",
                         help="serve without online scoring of closed visits (isolates ingest; report both)")
+    parser.add_argument("--workers", type=int, default=1, help="the server's decoding/scoring processes")
     parser.add_argument("--repeat", type=int, default=1, help="runs; the median spans/s is reported last")
     args = parser.parse_args()
     rates = []

@@ -63,6 +63,11 @@ def stage_signal_set(stage: StageFunnel) -> dict[str, StageSignal]:
     return signals
 
 
+def _signals_by_stage(report: FunnelReport) -> dict[tuple[str, str], dict[str, StageSignal]]:
+    """Every stage's routing signals, by (journey, stage): rendered once per refresh, read per route."""
+    return {(jf.journey, row.stage): stage_signal_set(row) for jf in report.journeys for row in jf.stages}
+
+
 @dataclass
 class _Entry:
     report: FunnelReport
@@ -158,17 +163,16 @@ class SignalCache:
 
         With ``compute=False`` a report not held yet gives ``None`` instead of being computed.
         """
-        held = self.cached(filters) if not compute else None
-        if not compute and held is None:
-            return None
-        report, _ = held if held is not None else self.report(filters)
-        for jf in report.journeys:
-            if journey is not None and jf.journey != journey:
-                continue
-            for row in jf.stages:
-                if row.stage == stage:
-                    return stage_signal_set(row)
-        return {}
+        held = self.view(filters, "stage_signals", _signals_by_stage)
+        if held is None:
+            if not compute:
+                return None
+            by_stage = _signals_by_stage(self.report(filters)[0])
+        else:
+            by_stage = held[0]
+        if journey is not None:
+            return by_stage.get((journey, stage), {})
+        return next((signals for (_, s), signals in by_stage.items() if s == stage), {})
 
     def refresh_once(self) -> int:
         """Recompute every stale, recently used filter; return how many were recomputed."""

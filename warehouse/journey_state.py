@@ -51,6 +51,9 @@ class JourneyRows:
 
     visits: list[tuple[Any, ...]] = field(default_factory=list)
     evaluations: list[tuple[Any, ...]] = field(default_factory=list)
+    #: The clock-independent part of the rendered state, built on first use (rows held in memory are
+    #: rendered on every request; the timestamps' text alone would cost more than the rest).
+    template: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, JourneyRows]:
@@ -83,8 +86,29 @@ def journey_state(warehouse: Warehouse, journey_id: str, now_ns: int | None = No
 
 
 def render_state(journey_id: str, rows: JourneyRows, now_ns: int | None = None) -> dict[str, Any]:
-    """One journey's state as of ``now_ns`` (default: now) from its stored rows."""
+    """One journey's state as of ``now_ns`` (default: now) from its stored rows.
+
+    The parts that do not move with the clock are shared between calls on the same rows: treat
+    the answer as read-only.
+    """
     now_ns = now_ns if now_ns is not None else time.time_ns()
+    template = rows.template
+    if template is None:
+        template = rows.template = _template(journey_id, rows)
+    signals = {**template["signals"], "silence_seconds": max(0.0, (now_ns - template["_last_ns"]) / 1e9)}
+    state = {k: v for k, v in template.items() if k != "_last_ns"}
+    state["signals"] = signals
+    visits = rows.visits
+    if any(v[4] == "open" for v in visits):
+        state["visits"] = [
+            {**shown, "outcome": _outcome_at(v, now_ns)} if v[4] == "open" else shown
+            for v, shown in zip(visits, template["visits"])
+        ]
+        state["current_outcome"] = _outcome_at(visits[-1], now_ns)
+    return state
+
+
+def _template(journey_id: str, rows: JourneyRows) -> dict[str, Any]:
     visits = rows.visits
     current = visits[-1]
     latest: dict[str, dict[str, Any]] = {}
@@ -100,15 +124,6 @@ def render_state(journey_id: str, rows: JourneyRows, now_ns: int | None = None) 
     switches = sum(1 for a, b in zip(channels, channels[1:]) if a and b and a != b)
     switches += sum(max(0, len(v[8] or []) - 1) for v in visits)
     last_activity = max(v[3] for v in visits)
-    signals = {
-        "visits": len(visits),
-        "reentries": sum(1 for v in visits if v[1] >= 2),
-        "stage_reentries": max(0, current[1] - 1),
-        "retention_failures": failures[RETENTION],
-        "resolution_failures": failures[RESOLUTION],
-        "silence_seconds": max(0.0, (now_ns - _epoch_ns(last_activity)) / 1e9),
-        "channel_switches": switches,
-    }
     return {
         "journey_id": journey_id,
         "customer_id": current[10],
@@ -116,18 +131,27 @@ def render_state(journey_id: str, rows: JourneyRows, now_ns: int | None = None) 
         "cohort": current[11],
         "current_stage": current[0],
         "current_visit": current[1],
-        "current_outcome": _outcome_at(current, now_ns),
+        "current_outcome": current[4],
         "channel": current[7],
         "last_activity": _iso(last_activity),
         "visits": [
             {
                 "stage": v[0], "visit": v[1], "started_at": _iso(v[2]), "ended_at": _iso(v[3]),
-                "outcome": _outcome_at(v, now_ns), "turns": v[6], "channel": v[7],
+                "outcome": v[4], "turns": v[6], "channel": v[7],
             }
             for v in visits
         ],
         "latest_scores": latest,
-        "signals": signals,
+        "signals": {
+            "visits": len(visits),
+            "reentries": sum(1 for v in visits if v[1] >= 2),
+            "stage_reentries": max(0, current[1] - 1),
+            "retention_failures": failures[RETENTION],
+            "resolution_failures": failures[RESOLUTION],
+            "silence_seconds": 0.0,
+            "channel_switches": switches,
+        },
+        "_last_ns": _epoch_ns(last_activity),
     }
 
 
