@@ -40,6 +40,8 @@ class Project:
         self.signals = SignalCache(lambda f: funnel(self.warehouse, f), self.data_version, refresh_s=settings.signals_refresh_s)
         self.states: JourneyStates | None = None
         self.decisions: DecisionLog | None = None
+        self._to_score: set[str] | None = None  # journeys whose visits changed since the last pass (None: all)
+        self._to_score_lock = threading.Lock()
         self._stop = threading.Event()
         self._evaluator: threading.Thread | None = None
 
@@ -84,6 +86,7 @@ class Project:
             threading.Thread(target=self._retention_loop, args=(privacy.policy.retention_s,),
                              name=f"journeyscope-retention-{self.name}", daemon=True).start()
         if self.settings.evaluate_online:
+            self.writer.on_visits_changed.append(self._visits_changed)
             self._evaluator = threading.Thread(target=self._evaluate_loop, name=f"journeyscope-eval-{self.name}", daemon=True)
             self._evaluator.start()
         return self
@@ -99,17 +102,43 @@ class Project:
             self.states.stop()
         self.runtime.stop()
 
+    def _visits_changed(self, journey_ids: list[str]) -> None:
+        with self._to_score_lock:
+            if self._to_score is not None:
+                self._to_score.update(journey_ids)
+
     def evaluate_now(self) -> int:
-        """Score the visits that closed since the last run (local engine); return how many results were written."""
+        """Score what is due (local engine); return how many results were written.
+
+        The first pass looks at every journey (a backlog from before a restart); later passes only
+        at the journeys whose visits the writer changed since, so a pass costs what changed.
+        """
         from journeyscope.warehouse.evaluations import evaluate_pending
 
+        with self._to_score_lock:
+            journeys, self._to_score = self._to_score, set()
+        if journeys is not None and not journeys:
+            return 0
         scorer = self.workers.executor if self.workers is not None else None
-        summary = evaluate_pending(self.warehouse, "local", scorer=scorer)
+        try:
+            summary = evaluate_pending(self.warehouse, "local", scorer=scorer, journeys=journeys)
+        except BaseException:
+            self._rescore(journeys)
+            raise
+        if summary.changed:
+            self._rescore(journeys)  # some moved on while being read: look at them again next pass
         if summary.results:
             self.evaluations_written += summary.results
             if self.states is not None:
                 self.states.changed(summary.journeys)
         return summary.results
+
+    def _rescore(self, journeys: set[str] | None) -> None:
+        with self._to_score_lock:
+            if journeys is None or self._to_score is None:
+                self._to_score = None
+            else:
+                self._to_score.update(journeys)
 
     def _retention_loop(self, max_age_s: float) -> None:
         """Delete journeys older than the privacy policy's ``[retention] max_age``, at start and hourly."""
@@ -130,12 +159,7 @@ class Project:
 
     def _evaluate_loop(self) -> None:
         """Online scoring: visits are scored within a few seconds of closing."""
-        seen: Any = None
         while not self._stop.wait(self.settings.evaluate_interval_s):
-            version = self.writer.stats.visit_updates
-            if version == seen:
-                continue
-            seen = version
             try:
                 self.evaluate_now()
             except JourneyscopeError as exc:

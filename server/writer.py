@@ -301,7 +301,10 @@ class BatchWriter:
 
     def _sweep(self) -> None:
         try:
-            if self.warehouse.close_idle_visits():
-                self.stats.visit_updates += 1  # newly abandoned visits are ready to be scored
+            closed = self.warehouse.close_idle_visits()
         except JourneyscopeError as exc:
             logger.warning("journeyscope: closing idle visits failed: %s", exc)
+            return
+        if closed:
+            self.stats.visit_updates += 1
+            self._notify(closed)  # newly abandoned visits are ready to be scored

@@ -108,7 +108,7 @@ def test_open_visit_turns_abandoned_as_the_clock_moves_without_spans() -> None:
     assert _visits(wh) == [("verify", 1, "open", 1)]
     now[0] = T0 + 31 * MIN
     assert _visits(wh) == [("verify", 1, "abandoned", 1)]  # readers apply the clock at once
-    assert wh.close_idle_visits() == 1                       # and the writer's sweep stores it
+    assert len(wh.close_idle_visits()) == 1                  # and the writer's sweep stores it
     assert wh.query("SELECT outcome FROM stage_visits") == [("abandoned",)]
 
 

@@ -347,6 +347,7 @@ def evaluate_pending(
     concurrency: int = 8,
     batch_journeys: int = BATCH_JOURNEYS,
     scorer: Executor | None = None,
+    journeys: Iterable[str] | None = None,
 ) -> EvaluationSummary:
     """Score every stage visit not yet scored by the current evaluator versions; return a summary.
 
@@ -357,6 +358,8 @@ def evaluate_pending(
     to visits whose customer did not consent to AI evaluation. ``concurrency`` bounds parallel
     judge calls. ``scorer`` runs the local evaluators (an executor: the server passes its worker
     processes, so scoring does not hold the GIL its event loop needs); by default they run here.
+    ``journeys`` limits the run to those journeys (the server's online scoring passes the journeys
+    whose visits changed, so a pass costs what changed, not what is stored).
     """
     started = time.perf_counter()
     specs = registered()
@@ -383,7 +386,7 @@ def evaluate_pending(
     summary = EvaluationSummary(engine_name)
     try:
         plans = _plans(names, judge, on_no_consent)
-        todo = _find_pending(warehouse, plans, summary)
+        todo = _find_pending(warehouse, plans, summary, None if journeys is None else sorted(set(journeys)))
         by_journey: dict[str, list[_Todo]] = {}
         for t in todo:
             by_journey.setdefault(t.key.journey_id, []).append(t)
@@ -411,12 +414,19 @@ def evaluate_pending(
     return summary
 
 
-def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationSummary) -> list[_Todo]:
+def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationSummary,
+                  journeys: list[str] | None = None) -> list[_Todo]:
     plan_table = pa.table({f: pa.array([getattr(p, f) for p in plans], pa.string()) for f in _Plan.__slots__})
+    if journeys is not None and not journeys:
+        return []
     cur = warehouse.cursor()
     try:
         cur.register("js_plan", plan_table)
-        rows = cur.execute(_PENDING.format(keys=visit_keys_sql("$now")), {"now": warehouse.clock()}).fetchall()
+        only = None
+        if journeys is not None:
+            cur.register("js_only", pa.table({"journey_id": pa.array(journeys, pa.string())}))
+            only = "js_only"
+        rows = cur.execute(_PENDING.format(keys=visit_keys_sql("$now", only)), {"now": warehouse.clock()}).fetchall()
     except duckdb.Error as exc:
         raise WarehouseError(f"cannot read stage visits from {warehouse.path}: {str(exc).splitlines()[0]}") from None
     finally:

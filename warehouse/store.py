@@ -246,7 +246,7 @@ class Warehouse:
                 cur.execute("BEGIN TRANSACTION")
                 touched = _visits.update_pending(cur, self.journey_map, now_ns)
                 if time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S:
-                    _visits.close_idle_visits(cur, now_ns)
+                    touched = sorted({*touched, *_visits.close_idle_visits(cur, now_ns)})
                     self._last_close_idle = time.monotonic()
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
@@ -256,10 +256,11 @@ class Warehouse:
                 cur.close()
         return touched
 
-    def close_idle_visits(self) -> int:
-        """Mark visits of journeys idle past their timeout ``abandoned`` (the server calls this on a timer)."""
+    def close_idle_visits(self) -> list[str]:
+        """Mark visits of journeys idle past their timeout ``abandoned`` (the server calls this on a timer);
+        return the journeys whose visits were closed."""
         if self.read_only:
-            return 0
+            return []
         with self._lock:
             cur = self._con.cursor()
             try:

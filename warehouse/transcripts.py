@@ -87,8 +87,9 @@ FROM (SELECT * FROM own UNION ALL SELECT * FROM derived)
 """
 
 
-def visit_keys_sql(now_param: str = "$now") -> str:
-    """A SELECT of every visit with what decides whether it must be (re-)scored.
+def visit_keys_sql(now_param: str = "$now", journeys: str | None = None) -> str:
+    """A SELECT of every visit (of the journeys in relation ``journeys``, when given) with what decides
+    whether it must be (re-)scored.
 
     Columns: ``journey_id, stage, visit, position, outcome`` (as of ``now_param``, nanoseconds),
     ``ai_consent`` (false when any span of the journey carries ``customer.consent`` without
@@ -97,8 +98,10 @@ def visit_keys_sql(now_param: str = "$now") -> str:
     each visit's stage, number, channel, outcome and times).
     """
     outcome = _visits.OUTCOME_AT.replace("?", now_param)
+    only = f"AND journey_id IN (SELECT journey_id FROM {journeys})" if journeys else ""
+    only_sv = only.replace("AND journey_id", "AND sv.journey_id")
     return f"""
-WITH tt AS ({turns_sql()}),
+WITH tt AS ({turns_sql(journeys)}),
 per_visit AS (
     SELECT journey_id, position,
            md5(string_agg(concat_ws(chr(31), role, text, coalesce(name, ''), stage, coalesce(channel, ''),
@@ -112,12 +115,13 @@ v AS (
                          CAST(epoch_us(sv.started_at) AS VARCHAR), CAST(epoch_us(sv.ended_at) AS VARCHAR),
                          coalesce(pv.turns_md5, ''))) AS visit_md5
     FROM stage_visits sv LEFT JOIN per_visit pv USING (journey_id, position)
+    WHERE true {only_sv}
 ),
 consent AS (
     SELECT journey_id,
            NOT bool_or(consent IS NOT NULL AND NOT list_contains(string_split(consent, ','), 'ai_evaluation'))
                AS ai_consent
-    FROM spans WHERE journey_id IS NOT NULL GROUP BY journey_id
+    FROM spans WHERE journey_id IS NOT NULL {only} GROUP BY journey_id
 )
 SELECT v.journey_id, v.stage, v.visit, v.position, v.outcome, coalesce(c.ai_consent, true) AS ai_consent,
        md5(string_agg(h.visit_md5, ',' ORDER BY h.position)) AS input_hash

@@ -241,10 +241,11 @@ def rebuild_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
     update_visits(cur, journey_map, now_ns, "SELECT DISTINCT journey_id FROM spans WHERE stage IS NOT NULL")
 
 
-def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> int:
-    """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return how many."""
-    row = cur.execute(
-        "UPDATE stage_visits SET outcome = 'abandoned' WHERE outcome = 'open' AND open_until <= make_timestamp_ns(?)",
+def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
+    """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return their journeys."""
+    rows = cur.execute(
+        "UPDATE stage_visits SET outcome = 'abandoned' WHERE outcome = 'open' AND open_until <= make_timestamp_ns(?) "
+        "RETURNING journey_id",
         [now_ns],
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    return [r[0] for r in rows]
