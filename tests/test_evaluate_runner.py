@@ -163,6 +163,22 @@ def test_every_closed_visit_gets_one_row_per_evaluator_and_a_rerun_adds_nothing(
     assert rows_of(db) == rows  # nothing rewritten, not even evaluated_at
 
 
+def test_a_run_limited_to_some_journeys_scores_those_alone_and_the_same_way(db: Warehouse,
+                                                                             tmp_path: Path) -> None:
+    only_help = evaluate_pending(db, journeys=["j-help"])
+    assert (only_help.visits, only_help.scored) == (1, 1)
+    assert {r["journey_id"] for r in rows_of(db)} == {"j-help"}
+    assert evaluate_pending(db, journeys=[]).visits == 0
+    rest = evaluate_pending(db)  # everything else; j-help is up to date
+    assert (rest.scored, rest.up_to_date) == (2, 1)
+    def scores(wh: Warehouse) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "evaluated_at"} for r in rows_of(wh, "journey_id = 'j-help'")]
+
+    with make_db(tmp_path / "all.duckdb") as whole:
+        evaluate_pending(whole)
+        assert scores(whole) == scores(db)  # the same hashes and scores as a run over every journey
+
+
 def test_open_visits_are_skipped_until_they_close(tmp_path: Path) -> None:
     path = tmp_path / "open.duckdb"
     wh = make_db(path, clock=T0 + 400 * S)  # minutes after the last turn: the last visits may still grow
