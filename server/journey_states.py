@@ -17,6 +17,7 @@ Freshness: a change is visible once the writer has derived the journey's visits
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -153,6 +154,10 @@ class JourneyStates:
             self.warm()
         except Exception:  # noqa: BLE001 - a cold start only costs the first request of each journey
             logger.exception("journeyscope: reading recent journeys into memory failed")
+        # Everything alive now (the process's modules, the rows just read) lives as long as the server:
+        # out of the collector's sight, a full collection pauses every thread for a few milliseconds
+        # instead of tens (which an API answer would wait for).
+        gc.freeze()
         self._loop()
 
     def _loop(self) -> None:

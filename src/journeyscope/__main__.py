@@ -2,4 +2,5 @@
 
 from journeyscope.cli import main
 
-main()
+if __name__ == "__main__":  # the server's worker processes import the main module again
+    main()
