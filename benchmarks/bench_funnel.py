@@ -9,6 +9,7 @@ the stage visits with the warehouse's own derivation, then times
 process's peak memory.
 
     python benchmarks/bench_funnel.py [--journeys 1000000] [--rounds 5] [--rebuild]
+    python benchmarks/bench_funnel.py --evaluated     # also a copy scored by synthetic evaluators (dashboard bench)
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import resource
 import time
 from pathlib import Path
 
+import duckdb
+
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import reentry_ranking
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.journey_map import parse_journey_map
+from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
 
 MAP = """
 [journeys.onboarding]
@@ -71,6 +75,51 @@ FROM named, range(3) t(turn)
 """
 
 
+# Synthetic scores for every visit, as the local engine would write them (three evaluators and two friction
+# signals, about a fifth failing), so the dashboard's evaluator views are measured at full size too.
+_EVALUATIONS = """
+INSERT INTO evaluations BY NAME
+WITH scored AS (
+    SELECT v.journey_id, v.stage, v.visit, e.evaluator,
+           ((hash(v.journey_id, v.stage, v.visit, e.evaluator) % 1000) / 999.0)::DOUBLE AS score
+    FROM stage_visits v,
+         (VALUES ('conversation_resolution'), ('customer_agent_conversation_quality'),
+                 ('customer_agent_context_retention'), ('friction_latency'), ('friction_repetition')) e(evaluator)
+)
+SELECT journey_id, stage, visit, evaluator, '1' AS version, 'local' AS engine, score, score >= 0.2 AS passed,
+       CASE WHEN score >= 0.2 THEN 'ok' ELSE 'poor' END AS label,
+       'synthetic score ' || round(score, 2) || ' citing turn 1' AS reason,
+       '{"turn": 1}'::JSON AS evidence, NULL AS error, 'synthetic' AS input_hash, now()::TIMESTAMP AS evaluated_at
+FROM scored
+"""
+
+
+def add_evaluations(source: Path, final: Path) -> None:
+    """A copy of ``source`` whose every visit carries synthetic evaluator scores."""
+    import shutil
+
+    path = final.with_name(final.stem + ".partial.duckdb")
+    for stale in (path, Path(str(path) + ".wal"), final):
+        stale.unlink(missing_ok=True)
+    shutil.copy(source, path)
+    started = time.perf_counter()
+    with Warehouse(path, journey_map=parse_journey_map(MAP)) as wh, wh.writing() as cur:
+        cur.execute(_EVALUATIONS)
+        n = cur.execute("SELECT count(*) FROM evaluations").fetchone()[0]
+    print(f"wrote {n:,} synthetic evaluations in {time.perf_counter() - started:.1f}s")
+    path.rename(final)
+
+
+def upgrade(path: Path) -> None:
+    """Migrate a cached warehouse written by an older journeyscope (readers refuse another schema version)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = current_version(con)
+    if found < SCHEMA_VERSION:
+        started = time.perf_counter()
+        Warehouse(path, journey_map=parse_journey_map(MAP)).close()
+        print(f"migrated {path.name} from schema {found} in {time.perf_counter() - started:.0f}s")
+
+
 def build(final: Path, journeys: int) -> None:
     """Write the warehouse under a temporary name, renamed only once complete."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -95,10 +144,17 @@ def main() -> None:
     parser.add_argument("--journeys", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--evaluated", action="store_true", help="also build (once) and time the evaluated copy")
     args = parser.parse_args()
     path = Path(__file__).parent / ".data" / f"funnel-{args.journeys}.duckdb"
     if args.rebuild or not path.exists():
         build(path, args.journeys)
+    if args.evaluated:
+        evaluated = path.with_name(f"funnel-{args.journeys}-evaluated.duckdb")
+        if args.rebuild or not evaluated.exists():
+            add_evaluations(path, evaluated)
+        path = evaluated
+    upgrade(path)
     journey_map = parse_journey_map(MAP)
     with Warehouse(path, read_only=True, journey_map=journey_map) as wh:
         visits = wh.query("SELECT count(*), count(DISTINCT journey_id) FROM stage_visits")[0]

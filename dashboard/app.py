@@ -42,6 +42,7 @@ def main() -> None:
     }
     selected = st.navigation(list(pages.values()))
     uses_filters = next((f for _, title, _, _, f in PAGES if title == selected.title), True)
+    selected_url = next((url for _, title, url, _, _ in PAGES if title == selected.title), None)
     st.session_state.pop(CTX_KEY, None)
 
     def load() -> None:
@@ -50,12 +51,17 @@ def main() -> None:
             st.caption(f"Source: {source.describe()}")
             if st.button("Refresh data", icon=":material/refresh:", help="Ask the warehouse again now."):
                 data.clear()
-        health = data.health(source, settings.key())
+        # The filter values and headline counts only: the full health check (every span) is the health
+        # page's, and holds them too (same keys), so that page asks one question, not two.
+        if selected_url == "health":
+            facts = data.health(source, settings.key())
+        else:
+            facts = data.filter_values(source, settings.key())
         # Drawn on every page, so the choices survive a visit to a page that does not use them.
-        params = sidebar_filters(health)
+        params = sidebar_filters(facts)
         if not uses_filters:
             st.sidebar.caption("The filters do not apply to this page.")
-        st.session_state[CTX_KEY] = PageContext(settings, source, params, health, pages)
+        st.session_state[CTX_KEY] = PageContext(settings, source, params, facts, pages)
 
     guarded(load)
     selected.run()

@@ -45,6 +45,7 @@ class PageContext:
     settings: DashboardSettings
     source: Source
     params: FilterParams
+    #: :meth:`Source.filter_values`: the filter values (``dimensions``) and headline ``counts``.
     health: dict[str, Any]
     pages: dict[str, Any] = field(default_factory=dict)
 
@@ -53,14 +54,19 @@ class PageContext:
         return self.settings.key()
 
     # Cached questions, with this rerun's filters unless told otherwise.
-    def funnel(self, params: FilterParams | None = None) -> dict[str, Any]:
-        return data.funnel(self.source, self.key, params or self.params)
+    def funnel(self, params: FilterParams | None = None, *, evaluators: bool = True) -> dict[str, Any]:
+        """The funnel; ``evaluators=False`` for a page that shows no scores (the scores are most of its cost)."""
+        return data.funnel(self.source, self.key, params or self.params, evaluators)
 
     def activity(self, params: FilterParams | None = None) -> dict[str, Any]:
         return data.activity(self.source, self.key, params or self.params)
 
     def compliance(self) -> dict[str, Any]:
         return data.compliance(self.source, self.key)
+
+    def full_health(self) -> dict[str, Any]:
+        """The whole health check (span scans, ingest lag): the data-health page's."""
+        return data.health(self.source, self.key)
 
     def transitions(self, params: FilterParams | None = None) -> list[dict[str, Any]]:
         return data.transitions(self.source, self.key, params or self.params)

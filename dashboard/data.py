@@ -21,6 +21,7 @@ __all__ = [
     "compare",
     "distribution",
     "failing",
+    "filter_values",
     "funnel",
     "health",
     "journey",
@@ -60,6 +61,11 @@ def health(_source: Source, key: str) -> dict[str, Any]:
 
 
 @_cache
+def filter_values(_source: Source, key: str) -> dict[str, Any]:
+    return _source.filter_values()
+
+
+@_cache
 def compliance(_source: Source, key: str) -> dict[str, Any]:
     return _source.compliance()
 
@@ -70,8 +76,8 @@ def activity(_source: Source, key: str, params: FilterParams) -> dict[str, Any]:
 
 
 @_cache
-def funnel(_source: Source, key: str, params: FilterParams) -> dict[str, Any]:
-    return _source.funnel(params)
+def funnel(_source: Source, key: str, params: FilterParams, evaluators: bool = True) -> dict[str, Any]:
+    return _source.funnel(params, evaluators)
 
 
 @_cache

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from journeyscope.errors import ConfigError
 
-__all__ = ["APP", "background", "command", "run"]
+__all__ = ["APP", "background", "background_process", "command", "run"]
 
 #: The entry script ``streamlit run`` executes.
 APP = Path(__file__).with_name("app.py")
@@ -126,6 +126,20 @@ def background(
     For tests, screenshots and anything else that drives the dashboard with a browser. The
     child's environment carries no ``JOURNEYSCOPE_*`` settings but the ones given here.
     """
+    with background_process(db=db, api=api, map_file=map_file, port=port, timeout=timeout) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def background_process(
+    *,
+    db: str | None = None,
+    api: str | None = None,
+    map_file: str | None = None,
+    port: int | None = None,
+    timeout: float = 60.0,
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Like :func:`background`, but also yields the server process (a benchmark reads its memory)."""
     import httpx
 
     port = port or _free_port()
@@ -147,7 +161,7 @@ def background(
             if time.monotonic() > deadline:
                 raise ConfigError(f"the dashboard did not answer on {url} within {timeout:.0f} s")
             time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:

@@ -91,14 +91,17 @@ class Source(Protocol):
     def health(self) -> dict[str, Any]:
         """:func:`journeyscope.warehouse.health.health` (also the filter values)."""
 
+    def filter_values(self) -> dict[str, Any]:
+        """:func:`journeyscope.warehouse.health.filter_values`: what every page needs, cheaper than health."""
+
     def activity(self, params: FilterParams) -> dict[str, Any]:
         """:func:`journeyscope.warehouse.health.activity`: journeys, visits, spans in the filtered window."""
 
     def compliance(self) -> dict[str, Any]:
         """:func:`journeyscope.warehouse.compliance.compliance_view` (counts only, never values)."""
 
-    def funnel(self, params: FilterParams) -> dict[str, Any]:
-        """``FunnelReport.as_dict()``."""
+    def funnel(self, params: FilterParams, evaluators: bool = True) -> dict[str, Any]:
+        """``FunnelReport.as_dict()``; ``evaluators=False`` may leave the evaluator summaries out (cheaper)."""
 
     def transitions(self, params: FilterParams) -> list[dict[str, Any]]:
         """``[Transition.as_dict()]``."""
@@ -215,6 +218,12 @@ class WarehouseSource:
         with self._open() as wh:
             return health(wh, self.journey_map)
 
+    def filter_values(self) -> dict[str, Any]:
+        from journeyscope.warehouse.health import filter_values
+
+        with self._open() as wh:
+            return filter_values(wh)
+
     def compliance(self) -> dict[str, Any]:
         from journeyscope.warehouse.compliance import compliance_view
 
@@ -232,11 +241,11 @@ class WarehouseSource:
         with self._open() as wh:
             return activity(wh, filters)
 
-    def funnel(self, params: FilterParams) -> dict[str, Any]:
+    def funnel(self, params: FilterParams, evaluators: bool = True) -> dict[str, Any]:
         from journeyscope.warehouse.funnel import funnel
 
         with self._open() as wh:
-            return funnel(wh, params.to_filters(), self.journey_map).as_dict()
+            return funnel(wh, params.to_filters(), self.journey_map, evaluators=evaluators).as_dict()
 
     def transitions(self, params: FilterParams) -> list[dict[str, Any]]:
         from journeyscope.warehouse.flows import transitions
@@ -372,6 +381,15 @@ class ApiSource:
     def health(self) -> dict[str, Any]:
         return dict(self._get("/v1/health"))
 
+    def filter_values(self) -> dict[str, Any]:
+        # The API has no narrower route: the same keys, taken from its health answer.
+        h = self.health()
+        counts = h.get("counts", {})
+        return {
+            "counts": {k: counts.get(k, 0) for k in ("stage_visits", "evaluations")},
+            "dimensions": dict(h.get("dimensions") or {}),
+        }
+
     def compliance(self) -> dict[str, Any]:
         return dict(self._get("/v1/compliance"))
 
@@ -379,7 +397,8 @@ class ApiSource:
         # /v1/health?<filters> carries the filtered window under "window".
         return dict(self._get("/v1/health", params.query()).get("window") or {})
 
-    def funnel(self, params: FilterParams) -> dict[str, Any]:
+    def funnel(self, params: FilterParams, evaluators: bool = True) -> dict[str, Any]:
+        # The API's funnel always carries the evaluator summaries.
         return dict(self._get("/v1/funnel", params.query()))
 
     def transitions(self, params: FilterParams) -> list[dict[str, Any]]:

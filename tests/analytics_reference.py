@@ -35,6 +35,7 @@ def visits_of(journey: dict[str, Any], map_stages: list[str] | None) -> list[dic
             visits.append({"stage": stage, "visit": counts[stage], "start": ts(item["ts"]), "channels": set(),
                            "explicit": None, "turns": 0})
         v = visits[-1]
+        v.setdefault("channel", channel)  # the visit's channel: its first turn's
         v["end"] = ts(item["ts"])
         v["turns"] += 1
         if channel:
@@ -68,13 +69,18 @@ def funnel(
     *,
     cohort: str | None = None,
     channel: str | None = None,
+    since: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """journey type → {"total", "order", "stages": {stage: figures}} over visits passing the filters."""
     per_type: dict[str, list[tuple[str, list[dict[str, Any]]]]] = defaultdict(list)
     for j in journeys:
         if cohort is not None and j.get("cohort") != cohort:
             continue
-        vs = [v for v in visits_of(j, maps.get(j["journey"])) if channel is None or channel in v["channels"]]
+        vs = [
+            v
+            for v in visits_of(j, maps.get(j["journey"]))
+            if (channel is None or channel in v["channels"]) and (since is None or v["start"] >= since)
+        ]
         if vs:
             per_type[j["journey"]].append((j["journey_id"], vs))
     result: dict[str, dict[str, Any]] = {}
@@ -122,4 +128,41 @@ def funnel(
             if in_map:
                 previous = entered
         result[jtype] = {"total": len(items), "order": "map" if jtype in maps else "inferred", "stages": stages}
+    return result
+
+
+def journey_completion(
+    journeys: list[dict[str, Any]],
+    maps: dict[str, list[str]],
+    *,
+    cohort: str | None = None,
+    channel: str | None = None,
+    since: float | None = None,
+) -> dict[Any, tuple[int, int]]:
+    """(completed, journeys) by journey type, by (type, cohort) and by (type, "channel sequence").
+
+    A journey counts when any of its visits passes the filters, and is judged whole: complete when a
+    visit to its type's last stage (map order, else the filtered funnel's inferred order) completed.
+    The channel sequence is its visits' channels with repeats in a row collapsed (``chat→email``).
+    """
+    order = funnel(journeys, maps, cohort=cohort, channel=channel, since=since)
+    result: dict[Any, tuple[int, int]] = {}
+    for j in journeys:
+        if cohort is not None and j.get("cohort") != cohort:
+            continue
+        vs = visits_of(j, maps.get(j["journey"]))
+        if not any(
+            (channel is None or channel in v["channels"]) and (since is None or v["start"] >= since) for v in vs
+        ):
+            continue
+        stages = maps.get(j["journey"]) or list(order[j["journey"]]["stages"])
+        completed = any(v["stage"] == stages[-1] and v["outcome"] == "completed" for v in vs)
+        sequence: list[str] = []
+        for v in vs:
+            c = v.get("channel") or "?"
+            if not sequence or sequence[-1] != c:
+                sequence.append(c)
+        for key in (j["journey"], (j["journey"], j.get("cohort")), (j["journey"], "→".join(sequence))):
+            k, n = result.get(key, (0, 0))
+            result[key] = (k + completed, n + 1)
     return result

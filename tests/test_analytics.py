@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,13 @@ from journeyscope.errors import ConfigError
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.flows import journey_outcomes, reentry_ranking, transitions
+from journeyscope.warehouse.flows import (
+    RETENTION,
+    journey_outcomes,
+    reentry_ranking,
+    retention_between_stages,
+    transitions,
+)
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.importer import import_jsonl
 from journeyscope.warehouse.journey_map import parse_journey_map
@@ -126,6 +133,15 @@ def test_time_window_keeps_only_visits_started_inside(generated):
     assert report.journey("alpha").total == inside
 
 
+@pytest.mark.parametrize("channel", [None, "chat"])
+def test_time_window_funnels_match_the_reference(generated, channel):
+    """A window keeps some of a journey's visits: the per-journey path, re-entries inside the window included."""
+    wh, journeys = generated
+    since = datetime(2025, 4, 1, tzinfo=timezone.utc)
+    report = funnel(wh, Filters(channel=channel, since=since))
+    assert_matches(report, ref.funnel(journeys, MAPS, channel=channel, since=since.timestamp()))
+
+
 def test_unknown_journey_or_cohort_is_an_empty_result_that_says_so(generated):
     wh, _ = generated
     for filters in (Filters(journey="nope"), Filters(cohort="Z")):
@@ -187,6 +203,58 @@ def test_journey_completion_by_cohort_and_channel_mix(generated):
         per_type[lift.journey] = per_type.get(lift.journey, 0) + lift.completion.n
         assert lift.lift == pytest.approx(lift.completion.value / lift.overall.value)
     assert per_type == {"alpha": done["alpha"][1], "beta": done["beta"][1]}
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [Filters(), Filters(cohort="A"), Filters(channel="email"), Filters(since=datetime(2025, 4, 1, tzinfo=timezone.utc))],
+    ids=["all", "cohort", "channel", "since"],
+)
+def test_journey_completion_and_channel_mix_match_the_reference(generated, filters):
+    """Whole journeys, by cohort and by channel sequence (stored per visit): exact counts, every filter path."""
+    wh, journeys = generated
+    since = filters.since.timestamp() if filters.since else None
+    expected = ref.journey_completion(journeys, MAPS, cohort=filters.cohort, channel=filters.channel, since=since)
+    outcomes = journey_outcomes(wh, filters)
+    got: dict = {j: (r.k, r.n) for j, r in outcomes.overall.items()}
+    got.update({key: (r.k, r.n) for key, r in outcomes.by_cohort.items()})
+    got.update({(m.journey, m.channels): (m.completion.k, m.completion.n) for m in outcomes.channel_mix})
+    assert got == expected
+    without_mix = journey_outcomes(wh, filters, channel_mix=False)
+    assert (without_mix.overall, without_mix.by_cohort) == (outcomes.overall, outcomes.by_cohort)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(cohort="B"), Filters(channel="voice")], ids=["all", "cohort", "channel"])
+def test_retention_between_stages_matches_the_reference(generated, filters):
+    """Context-retention scores by the hand-off into each visit (previous stage → stage), every filter path."""
+    wh, journeys = generated
+    rows, expected = [], {}
+    for i, j in enumerate(journeys):
+        vs = ref.visits_of(j, MAPS.get(j["journey"]))
+        keep = (filters.cohort is None or j["cohort"] == filters.cohort) and (
+            filters.channel is None or any(filters.channel in v["channels"] for v in vs)
+        )
+        for before, v in itertools.pairwise(vs):
+            score = ((i * 7 + v["position"] * 3) % 10) / 10
+            rows.append((j["journey_id"], v["stage"], v["visit"], RETENTION, score, score >= 0.3))
+            if keep:
+                scores = expected.setdefault((j["journey"], before["stage"], v["stage"]), [])
+                scores.append(score)
+    with wh.writing() as cur:
+        cur.executemany(
+            "INSERT INTO evaluations (journey_id, stage, visit, evaluator, version, engine, score, passed, "
+            "input_hash, evaluated_at) VALUES (?, ?, ?, ?, '1', 'local', ?, ?, 'x', now()::TIMESTAMP)",
+            rows,
+        )
+    try:
+        got = {(h.journey, h.source, h.target): h for h in retention_between_stages(wh, filters)}
+    finally:
+        with wh.writing() as cur:
+            cur.execute("DELETE FROM evaluations")
+    assert set(got) == set(expected)
+    for key, scores in expected.items():
+        assert got[key].mean_score == pytest.approx(sum(scores) / len(scores)), key
+        assert (got[key].fail_rate.k, got[key].fail_rate.n) == (sum(s < 0.3 for s in scores), len(scores)), key
 
 
 def test_compare_two_cohorts_reports_difference_with_interval(generated):

@@ -210,3 +210,24 @@ def test_batch_repeating_stored_and_own_spans_is_stored_once_and_derived() -> No
     assert (result.accepted, result.duplicates) == (1, 5)
     assert wh.query("SELECT count(*) FROM spans")[0][0] == 3
     assert _visits(wh) == [("sign-up", 1, "completed", 2), ("verify", 1, "open", 1)]
+
+
+def test_channel_path_is_each_journeys_channel_sequence_and_an_older_file_is_upgraded(tmp_path: Path) -> None:
+    """Every visit carries its journey's channel sequence (repeats in a row collapsed); schema 7 files gain it."""
+    import duckdb
+
+    path = tmp_path / "v7.duckdb"
+    j = Journey()
+    email = {"journey.channel": "email"}
+    j.span("sign-up", 0).span("verify", 1, **email).span("verify", 2, **email).span("pay", 3)
+    with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
+        wh.ingest(j.rows)
+        assert wh.query("SELECT list(channel_path ORDER BY position) FROM stage_visits")[0][0] == [
+            "chat→email→chat"
+        ] * 3
+    con = duckdb.connect(str(path))  # as journeyscope 7 left it: no channel paths (the index keeps the column)
+    con.execute("UPDATE stage_visits SET channel_path = NULL")
+    con.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    con.close()
+    with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
+        assert wh.query("SELECT DISTINCT channel_path FROM stage_visits") == [("chat→email→chat",)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import journey_outcomes
-from journeyscope.warehouse.funnel import funnel
+from journeyscope.warehouse.funnel import FunnelReport, funnel
 from journeyscope.warehouse.stats import Difference, difference, rate
 from journeyscope.warehouse.store import Warehouse
 
@@ -57,9 +57,14 @@ class Comparison:
         }
 
 
+def _orders(report: FunnelReport) -> dict[str, list[tuple[str, bool]]]:
+    """:func:`~journeyscope.warehouse.funnel.stage_orders` as the funnel of the same filters ordered them."""
+    return {j.journey: [(s.stage, s.in_map) for s in j.stages] for j in report.journeys}
+
+
 def compare(warehouse: Warehouse, a: Filters, b: Filters) -> Comparison:
     """Stage and journey completion of ``b`` against ``a``."""
-    fa, fb = funnel(warehouse, a), funnel(warehouse, b)
+    fa, fb = funnel(warehouse, a, evaluators=False), funnel(warehouse, b, evaluators=False)
     stages = []
     for jb in fb.journeys:
         ja = next((j for j in fa.journeys if j.journey == jb.journey), None)
@@ -68,7 +73,8 @@ def compare(warehouse: Warehouse, a: Filters, b: Filters) -> Comparison:
             ca = sa.completion if sa else rate(0, 0)
             ra = sa.reentry if sa else rate(0, 0)
             stages.append(StageComparison(jb.journey, sb.stage, difference(ca, sb.completion), difference(ra, sb.reentry)))
-    oa = journey_outcomes(warehouse, a, channel_mix=False)
-    ob = journey_outcomes(warehouse, b, channel_mix=False)
+    # The funnels already hold each side's stage order: the outcomes need not compute it again.
+    oa = journey_outcomes(warehouse, a, channel_mix=False, orders=_orders(fa))
+    ob = journey_outcomes(warehouse, b, channel_mix=False, orders=_orders(fb))
     journeys = {j: difference(oa.overall.get(j, rate(0, 0)), rb) for j, rb in ob.overall.items()}
     return Comparison(a, b, tuple(stages), journeys)

@@ -78,6 +78,11 @@ def pii_entry_points(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def _has_token(column: str) -> str:
+    """SQL: ``column`` holds a redaction token (a cheap LIKE first: a regex on every span costs seconds)."""
+    return f"({column} LIKE '%[%:%]%' AND regexp_matches({column}, '{TOKEN_SQL}'))"
+
+
 def token_flows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The same hashed value carried from the stage where it appeared first into a later stage.
 
@@ -92,8 +97,10 @@ def token_flows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                           '{TOKEN_SQL}', 0)) AS token
             FROM spans
             WHERE journey_id IS NOT NULL AND stage IS NOT NULL
-              AND regexp_matches(coalesce(attributes::VARCHAR, '') || coalesce(events::VARCHAR, '')
-                                 || coalesce(status_message, ''), '{TOKEN_SQL}')
+              -- Column by column, no string built per span (a token never straddles two JSON documents), and
+              -- the regular expression only where a plain LIKE finds "[", ":" and "]" in that order.
+              AND ({_has_token("attributes::VARCHAR")} OR {_has_token("events::VARCHAR")}
+                   OR {_has_token("status_message")})
         ),
         firsts AS (
             SELECT journey_name, journey_id, token,
@@ -112,32 +119,41 @@ def consent_coverage(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Per journey type and stage: journeys, journeys with consent recorded, and per scope.
 
     ``{journey, stage, journeys, recorded, none, scopes: {scope: journeys}, coverage: {scope: rate}}``.
-    A journey's consent in a stage is the union of the scopes on its spans there.
+    A journey's consent in a stage is the union of the scopes on its spans there. Journeys are counted
+    over every staged span, scopes only over the spans that carry consent, and both in SQL: one row per
+    stage and scope comes back, never one per journey.
     """
     rows = _rows(cur, """
+        SELECT journey_name AS journey, stage, count(DISTINCT journey_id) AS journeys
+        FROM spans WHERE stage IS NOT NULL AND journey_id IS NOT NULL
+        GROUP BY ALL ORDER BY journey NULLS LAST, stage""")
+    recorded: dict[tuple[Any, Any], int] = {}
+    scopes: dict[tuple[Any, Any], dict[str, int]] = {}
+    for journey, stage, scope, n in cur.execute("""
         WITH js AS (
             SELECT journey_name, stage, journey_id,
-                   list_distinct(flatten(list(list_transform(string_split(consent, ','), s -> trim(s)))
-                                       FILTER (WHERE consent IS NOT NULL AND consent <> ''))) AS scopes
-            FROM spans WHERE stage IS NOT NULL AND journey_id IS NOT NULL GROUP BY ALL
+                   list_distinct(flatten(list(list_transform(string_split(consent, ','), s -> trim(s))))) AS scopes
+            FROM spans
+            WHERE stage IS NOT NULL AND journey_id IS NOT NULL AND consent IS NOT NULL AND consent <> ''
+            GROUP BY ALL
         )
-        SELECT journey_name AS journey, stage, count(*) AS journeys,
-               count(*) FILTER (WHERE len(scopes) > 0) AS recorded,
-               list(scopes) AS all_scopes
-        FROM js GROUP BY ALL ORDER BY journey NULLS LAST, stage""")
-    out = []
+        SELECT journey_name, stage, NULL AS scope, count(*) FILTER (WHERE len(scopes) > 0) FROM js GROUP BY ALL
+        UNION ALL
+        SELECT journey_name, stage, scope, count(*)
+        FROM (SELECT journey_name, stage, unnest(scopes) AS scope FROM js) WHERE scope <> '' GROUP BY ALL
+        """).fetchall():
+        if scope is None:
+            recorded[(journey, stage)] = int(n)
+        else:
+            scopes.setdefault((journey, stage), {})[scope] = int(n)
     for r in rows:
-        scopes: dict[str, int] = {}
-        for journey_scopes in r.pop("all_scopes"):
-            for scope in journey_scopes or []:
-                if scope:
-                    scopes[scope] = scopes.get(scope, 0) + 1
+        key = (r["journey"], r["stage"])
         n = r["journeys"]
+        r["recorded"] = recorded.get(key, 0)
         r["none"] = n - r["recorded"]
-        r["scopes"] = dict(sorted(scopes.items()))
+        r["scopes"] = dict(sorted(scopes.get(key, {}).items()))
         r["coverage"] = {s: round(c / n, 4) for s, c in r["scopes"].items()} if n else {}
-        out.append(r)
-    return out
+    return rows
 
 
 def active_policy(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:

@@ -30,13 +30,6 @@ from journeyscope.warehouse.visits import OUTCOME_NOW
 
 RETENTION = "customer_agent_context_retention"
 
-_JOURNEYS = f"""
-matched AS (SELECT DISTINCT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {{where}}),
-jv AS (
-    SELECT v.journey_id, v.journey_name, v.cohort, v.stage, v.position, v.channel, {OUTCOME_NOW} AS outcome
-    FROM stage_visits v SEMI JOIN matched USING (journey_id)
-)"""
-
 # The stage each visit led to is stored with it (``next_stage``), so the graph is one GROUP BY. A filter
 # that keeps whole journeys (type, cohort) applies to the visits directly; a channel or time filter
 # selects the journeys with a matching visit and then counts all their steps.
@@ -49,47 +42,24 @@ FROM stage_visits v
 """
 _TRANSITIONS_WHOLE = _TRANSITION_COUNT + "WHERE v.journey_name IS NOT NULL AND {where} GROUP BY ALL ORDER BY 1, 4 DESC"
 _TRANSITIONS_MATCHED = (
-    "WITH matched AS (SELECT DISTINCT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) "
-    + _TRANSITION_COUNT
-    + "SEMI JOIN matched USING (journey_id) GROUP BY ALL ORDER BY 1, 4 DESC"
+    _TRANSITION_COUNT
+    + "SEMI JOIN (SELECT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) m USING (journey_id) "
+    + "GROUP BY ALL ORDER BY 1, 4 DESC"
 )
 
-_PER_JOURNEY = f"""
-WITH {_JOURNEYS},
-finals(journey_name, final_stage) AS (SELECT * FROM (VALUES {{finals}})),
-seq AS (
-    SELECT journey_id, channel, position,
-           channel IS DISTINCT FROM lag(channel) OVER (PARTITION BY journey_id ORDER BY position) AS changed
-    FROM jv
-),
-sequences AS (
-    SELECT journey_id, string_agg(coalesce(channel, '?'), '→' ORDER BY position) AS channels
-    FROM seq WHERE changed GROUP BY journey_id
-),
-per_journey AS (
-    SELECT jv.journey_name, jv.journey_id, any_value(jv.cohort) AS cohort,
-           bool_or(jv.stage = f.final_stage AND jv.outcome = 'completed') AS completed
-    FROM jv LEFT JOIN finals f USING (journey_name)
-    GROUP BY jv.journey_name, jv.journey_id
-)
-SELECT journey_name, cohort, channels, grouping(cohort, channels) AS level,
-       count(*) FILTER (WHERE completed) AS completed, count(*) AS journeys
-FROM per_journey LEFT JOIN sequences USING (journey_id)
-GROUP BY GROUPING SETS ((journey_name), (journey_name, cohort), (journey_name, channels))
-"""
-
+# Each visit with the stage before it (a window over the journeys' visits, carrying the visit's own key
+# for the join with its scores).
 _RETENTION_PAIRS = f"""
-WITH {_JOURNEYS},
-pairs AS (
-    SELECT journey_id, journey_name, stage, position,
-           lag(stage) OVER (PARTITION BY journey_id ORDER BY position) AS from_stage
-    FROM jv
+WITH pairs AS (
+    SELECT v.journey_id, v.journey_name, v.stage, v.visit,
+           lag(v.stage) OVER (PARTITION BY v.journey_id ORDER BY v.position) AS from_stage
+    FROM {{visits}} v
+    WHERE v.journey_name IS NOT NULL AND {{where}}
 )
 SELECT p.journey_name, p.from_stage, p.stage, avg(e.score), count(*),
        count(*) FILTER (WHERE e.passed = false)
 FROM pairs p
-JOIN stage_visits v ON v.journey_id = p.journey_id AND v.position = p.position
-JOIN evaluations e ON e.journey_id = v.journey_id AND e.stage = v.stage AND e.visit = v.visit
+JOIN evaluations e ON e.journey_id = p.journey_id AND e.stage = p.stage AND e.visit = p.visit
 WHERE e.evaluator = '{RETENTION}' AND e.score IS NOT NULL AND e.error IS NULL AND p.from_stage IS NOT NULL
 GROUP BY ALL ORDER BY 1, 4
 """
@@ -186,32 +156,61 @@ def _finals_sql(orders: dict[str, list[tuple[str, bool]]]) -> tuple[str, list[st
     return ", ".join("(?, ?)" for _ in range(len(params) // 2)) or "(NULL, NULL)", params
 
 
-# Without channel mix and with a filter that keeps whole journeys, completion needs no grouping by
-# journey: each journey has one position-0 visit, and its last visit to the final stage says whether
-# any visit there completed.
-_COMPLETION_FAST = """
+# Every visit carries its journey's facts: one position-0 visit per journey, the channel sequence
+# (``channel_path``), and, on the last visit to the journey type's final stage, whether any visit there
+# completed. So completion by cohort and by channel sequence is one GROUP BY over the visits, never a
+# grouping by journey. A filter that keeps whole journeys (type, cohort) applies to the visits directly;
+# a channel or time filter selects the journeys with a matching visit, then counts their visits.
+_COMPLETION = """
 WITH finals(journey_name, final_stage) AS (SELECT * FROM (VALUES {finals}))
-SELECT v.journey_name, v.cohort, NULL AS channels, grouping(v.cohort) * 2 + 1 AS level,
+SELECT v.journey_name, v.cohort, {channels} AS channels, {level} AS level,
        count(*) FILTER (WHERE v.stage = f.final_stage AND v.last_of_stage AND v.stage_completed) AS completed,
        count(*) FILTER (WHERE v.position = 0) AS journeys
-FROM stage_visits v LEFT JOIN finals f USING (journey_name)
-WHERE v.journey_name IS NOT NULL AND {where}
-GROUP BY GROUPING SETS ((v.journey_name), (v.journey_name, v.cohort))
+FROM {visits} v LEFT JOIN finals f USING (journey_name)
+WHERE v.journey_name IS NOT NULL AND (v.position = 0 OR v.last_of_stage AND v.stage_completed) AND {where}
+GROUP BY GROUPING SETS ((v.journey_name), (v.journey_name, v.cohort){mix})
 """
+# All visits of the journeys with a visit passing the filter (no DISTINCT needed: a semi join keeps each
+# visit once however many of its journey's visits matched).
+_MATCHING_VISITS = """(
+    SELECT * FROM stage_visits
+    SEMI JOIN (SELECT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) m USING (journey_id)
+)"""
 
 
 def journey_outcomes(
-    warehouse: Warehouse, filters: Filters | None = None, min_journeys: int = 1, *, channel_mix: bool = True
+    warehouse: Warehouse,
+    filters: Filters | None = None,
+    min_journeys: int = 1,
+    *,
+    channel_mix: bool = True,
+    orders: dict[str, list[tuple[str, bool]]] | None = None,
 ) -> JourneyOutcomes:
-    """Whole-journey completion by journey type, cohort and (unless ``channel_mix=False``) channel sequence."""
+    """Whole-journey completion by journey type, cohort and (unless ``channel_mix=False``) channel sequence.
+
+    ``orders``: the :func:`stage_orders` of ``filters`` when the caller has them already (a funnel of the
+    same filters holds them), which saves a pass over the visits.
+    """
     filters = filters or Filters()
     where, params = filters.where()
-    orders = stage_orders(warehouse, filters)
+    if orders is None:
+        orders = stage_orders(warehouse, filters)
     finals, final_params = _finals_sql(orders)
-    fast = not channel_mix and filters.keeps_whole_journeys
-    sql = (_COMPLETION_FAST if fast else _PER_JOURNEY).format(where=where, finals=finals)
-    rows = warehouse.query(sql, final_params + params if fast else params + final_params)
     # grouping(cohort, channels): 2 = cohort rolled up, 1 = channels rolled up, 3 = both.
+    if channel_mix:
+        grouped = {
+            "channels": "v.channel_path",
+            "level": "grouping(v.cohort, v.channel_path)",
+            "mix": ", (v.journey_name, v.channel_path)",
+        }
+    else:
+        grouped = {"channels": "NULL", "level": "grouping(v.cohort) * 2 + 1", "mix": ""}
+    if filters.keeps_whole_journeys:
+        sql = _COMPLETION.format(finals=finals, visits="stage_visits", where=where, **grouped)
+    else:
+        visits = _MATCHING_VISITS.format(where=where)
+        sql = _COMPLETION.format(finals=finals, visits=visits, where="TRUE", **grouped)
+    rows = warehouse.query(sql, final_params + params)
     overall = {j: rate(int(k), int(n)) for j, _, _, level, k, n in rows if level == 3}
     by_cohort = {(j, c): rate(int(k), int(n)) for j, c, _, level, k, n in rows if level == 1}
     mix = []
@@ -248,8 +247,13 @@ class HandOff:
 
 def retention_between_stages(warehouse: Warehouse, filters: Filters | None = None) -> list[HandOff]:
     """Context-retention scores per stage pair, worst first; empty before anything is evaluated."""
-    where, params = (filters or Filters()).where()
-    rows = warehouse.query(_RETENTION_PAIRS.format(where=where), params)
+    filters = filters or Filters()
+    where, params = filters.where()
+    if filters.keeps_whole_journeys:
+        sql = _RETENTION_PAIRS.format(visits="stage_visits", where=where)
+    else:
+        sql = _RETENTION_PAIRS.format(visits=_MATCHING_VISITS.format(where=where), where="TRUE")
+    rows = warehouse.query(sql, params)
     return [HandOff(j, s, t, float(mean), rate(int(failed), int(n))) for j, s, t, mean, n, failed in rows]
 
 

@@ -30,23 +30,31 @@ from journeyscope.warehouse.stats import Rate, rate, ratio
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.visits import OUTCOME_NOW
 
+# A journey that visited a stage once (``visit = 1 AND last_of_stage``, most of them) is its own group:
+# only the journeys that came back to a stage are grouped by journey, so a channel or time filter over a
+# million journeys groups a few hundred thousand visits instead of every one.
 _PER_STAGE = f"""
 WITH v AS (
     SELECT journey_name, stage, journey_id, visit, position,
            {OUTCOME_NOW} AS outcome,
-           epoch(ended_at - started_at) AS seconds
+           epoch(ended_at - started_at) AS seconds,
+           visit = 1 AND last_of_stage AS single
     FROM stage_visits
     WHERE journey_name IS NOT NULL AND {{where}}
 ),
 per_journey AS (
-    SELECT journey_name, stage, journey_id,
+    SELECT journey_name, stage, 1 AS visits, visit AS max_visit, outcome = 'completed' AS completed,
+           outcome AS last_outcome, position AS first_position, seconds
+    FROM v WHERE single
+    UNION ALL
+    SELECT journey_name, stage,
            count(*) AS visits,
            max(visit) AS max_visit,
            bool_or(outcome = 'completed') AS completed,
            arg_max(outcome, position) AS last_outcome,
            min(position) AS first_position,
            sum(seconds) AS seconds
-    FROM v GROUP BY ALL
+    FROM v WHERE NOT single GROUP BY journey_name, stage, journey_id
 )
 SELECT journey_name, stage,
        count(*) AS entered,
@@ -90,7 +98,7 @@ WHERE journey_name IS NOT NULL AND {where} GROUP BY ALL
 """
 
 _EVALS = f"""
-SELECT v.journey_name, v.stage, e.evaluator,
+SELECT v.journey_name, e.stage, e.evaluator,
        avg(e.score) AS mean_score,
        count(e.score) AS scored,
        count(*) FILTER (WHERE e.passed = false) AS failed
@@ -209,10 +217,23 @@ class FunnelReport:
 
 
 _FIRST_POSITIONS = """
+WITH v AS (
+    SELECT journey_name, stage, journey_id, position, visit = 1 AND last_of_stage AS single
+    FROM stage_visits WHERE journey_name IS NOT NULL AND {where}
+)
 SELECT journey_name, stage, avg(first_position) FROM (
-    SELECT journey_name, stage, journey_id, min(position) AS first_position
-    FROM stage_visits WHERE journey_name IS NOT NULL AND {where} GROUP BY ALL
+    SELECT journey_name, stage, position AS first_position FROM v WHERE single
+    UNION ALL
+    SELECT journey_name, stage, min(position) AS first_position FROM v WHERE NOT single
+    GROUP BY journey_name, stage, journey_id
 ) GROUP BY ALL
+"""
+
+# A journey's first visit to a stage (``visit = 1``) holds its first position there: when the filter keeps
+# whole journeys, no grouping by journey is needed (seconds at a million journeys otherwise).
+_FIRST_POSITIONS_FAST = """
+SELECT journey_name, stage, avg(position) FROM stage_visits
+WHERE journey_name IS NOT NULL AND visit = 1 AND {where} GROUP BY ALL
 """
 
 
@@ -221,9 +242,11 @@ def stage_orders(
 ) -> dict[str, list[tuple[str, bool]]]:
     """Each journey type's ``(stage, in_map)`` in funnel order (map order, else inferred), unmapped ones last."""
     journey_map = journey_map if journey_map is not None else warehouse.journey_map
-    where, params = (filters or Filters()).where()
+    filters = filters or Filters()
+    where, params = filters.where()
+    sql = _FIRST_POSITIONS_FAST if filters.keeps_whole_journeys else _FIRST_POSITIONS
     observed: dict[str, dict[str, float]] = {}
-    for journey, stage, position in warehouse.query(_FIRST_POSITIONS.format(where=where), params):
+    for journey, stage, position in warehouse.query(sql.format(where=where), params):
         observed.setdefault(journey, {})[stage] = position
     return {j: _stage_order(j, stages, journey_map)[0] for j, stages in observed.items()}
 
@@ -239,8 +262,18 @@ def _stage_order(
     return [(s, True) for s in inferred], "inferred", []
 
 
-def funnel(warehouse: Warehouse, filters: Filters | None = None, journey_map: JourneyMap | None = None) -> FunnelReport:
-    """The per-stage funnel of every journey type matching ``filters``."""
+def funnel(
+    warehouse: Warehouse,
+    filters: Filters | None = None,
+    journey_map: JourneyMap | None = None,
+    *,
+    evaluators: bool = True,
+) -> FunnelReport:
+    """The per-stage funnel of every journey type matching ``filters``.
+
+    ``evaluators=False`` leaves out the per-stage evaluator summaries (empty ``evaluators``): joining every
+    score to its visit is most of a funnel's cost on a large warehouse, and a comparison does not show them.
+    """
     filters = filters or Filters()
     journey_map = journey_map if journey_map is not None else warehouse.journey_map
     where, params = filters.where()
@@ -251,7 +284,8 @@ def funnel(warehouse: Warehouse, filters: Filters | None = None, journey_map: Jo
     totals = dict(warehouse.query(totals_sql.format(where=where), params))
     evaluations: dict[tuple[str, str], list[EvaluatorSummary]] = {}
     where_v, params_v = filters.where("v")
-    for journey, stage, evaluator, mean, scored, failed in warehouse.query(_EVALS.format(where=where_v), params_v):
+    summaries = warehouse.query(_EVALS.format(where=where_v), params_v) if evaluators else []
+    for journey, stage, evaluator, mean, scored, failed in summaries:
         evaluations.setdefault((journey, stage), []).append(EvaluatorSummary(evaluator, mean, rate(failed, scored)))
     by_journey: dict[str, dict[str, tuple[Any, ...]]] = {}
     for row in rows:

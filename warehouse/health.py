@@ -24,7 +24,7 @@ from journeyscope.warehouse.journey_map import JourneyMap
 from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
 from journeyscope.warehouse.store import Warehouse
 
-__all__ = ["activity", "health"]
+__all__ = ["activity", "filter_values", "health"]
 
 _SPANS = """
 SELECT count(*) AS spans,
@@ -52,27 +52,59 @@ _LAG = f"""
 SELECT count(*) FILTER (WHERE last_hour), max(lag_s) FILTER (WHERE last_hour), count(*), max(lag_s)
 FROM ({_LAG_BASE})
 """
-_LAG_QUANTILES = f"""
+# The sample is drawn from the window's spans first and the lag computed for the sampled ones only.
+_LAG_QUANTILES = """
 SELECT quantile_cont(lag_s, 0.5) FILTER (WHERE last_hour), quantile_cont(lag_s, 0.95) FILTER (WHERE last_hour),
        quantile_cont(lag_s, 0.5), quantile_cont(lag_s, 0.95)
-FROM (SELECT * FROM ({_LAG_BASE}) USING SAMPLE reservoir(100000 ROWS) REPEATABLE (7))
+FROM (
+    SELECT ingested_at >= ? AS last_hour,
+           epoch(ingested_at - CAST(coalesce(end_time, start_time) AS TIMESTAMP)) AS lag_s
+    FROM (SELECT ingested_at, end_time, start_time FROM spans WHERE ingested_at >= ?
+          USING SAMPLE reservoir(100000 ROWS) REPEATABLE (7))
+)
 """
 
 _STAGES = "SELECT DISTINCT journey_name, stage FROM stage_visits WHERE journey_name IS NOT NULL"
 
+# The filter values and the visit counts every dashboard page needs, in one pass over the visits.
 _DIMENSIONS = """
 SELECT list(DISTINCT journey_name ORDER BY journey_name) FILTER (WHERE journey_name IS NOT NULL),
-       list(DISTINCT cohort ORDER BY cohort) FILTER (WHERE cohort IS NOT NULL)
+       list(DISTINCT cohort ORDER BY cohort) FILTER (WHERE cohort IS NOT NULL),
+       list_sort(list_distinct(flatten(list(DISTINCT channels) FILTER (WHERE channels IS NOT NULL)))),
+       count(*) FILTER (WHERE journey_name IS NOT NULL),
+       min(started_at) FILTER (WHERE journey_name IS NOT NULL),
+       max(started_at) FILTER (WHERE journey_name IS NOT NULL)
 FROM stage_visits
 """
 
-_CHANNELS = "SELECT DISTINCT unnest(channels) AS c FROM stage_visits ORDER BY c"
-
+# The distinct visits scored in a query of their own: a DISTINCT over one key list beats
+# count(DISTINCT (struct)) next to the other aggregates (seconds at millions of results).
 _EVALUATIONS = """
-SELECT count(*), count(DISTINCT (journey_id, stage, visit)), count(error), max(evaluated_at),
-       count(DISTINCT evaluator)
+SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT journey_id, stage, visit FROM evaluations)),
+       count(error), max(evaluated_at), count(DISTINCT evaluator)
 FROM evaluations
 """
+
+
+def filter_values(warehouse: Warehouse) -> dict[str, Any]:
+    """What the dashboard's filters offer and the counts its pages show, without :func:`health`'s span scans.
+
+    ``{"counts": {stage_visits, evaluations}, "dimensions": {journeys, cohorts, channels, first_visit_at,
+    last_visit_at}}``, the same values and shape as in :func:`health`: every page needs them, and a health
+    check over every span (or counting the distinct visits scored) costs seconds at a million journeys.
+    """
+    journeys, cohorts, channels, visits, first, last = warehouse.query(_DIMENSIONS)[0]
+    results = warehouse.query("SELECT count(*) FROM evaluations")[0][0]
+    return {
+        "counts": {"stage_visits": int(visits), "evaluations": int(results)},
+        "dimensions": {
+            "journeys": list(journeys or []),
+            "cohorts": list(cohorts or []),
+            "channels": list(channels or []),
+            "first_visit_at": _iso(first),
+            "last_visit_at": _iso(last),
+        },
+    }
 
 
 def _iso(value: Any) -> str | None:
@@ -153,8 +185,7 @@ def health(
     hour_n, hour_max, day_n, day_max = warehouse.query(_LAG, [hour_ago, day_ago])[0]
     hour_p50, hour_p95, day_p50, day_p95 = warehouse.query(_LAG_QUANTILES, [hour_ago, day_ago])[0]
     unstaged = warehouse.query(_UNSTAGED_BY_NAME)
-    journeys, cohorts = warehouse.query(_DIMENSIONS)[0]
-    channels = [row[0] for row in warehouse.query(_CHANNELS) if row[0] is not None]
+    journeys, cohorts, channels, _, _, _ = warehouse.query(_DIMENSIONS)[0]
     pending = warehouse.query("SELECT count(*) FROM visits_pending")[0][0]
 
     # Which stages the map places: from the distinct (journey, stage) pairs, in the funnel's order.
@@ -237,7 +268,7 @@ def health(
         "dimensions": {
             "journeys": list(journeys or []),
             "cohorts": list(cohorts or []),
-            "channels": channels,
+            "channels": list(channels or []),
             "first_visit_at": everything["first_visit_at"],
             "last_visit_at": everything["last_visit_at"],
         },

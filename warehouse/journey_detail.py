@@ -171,7 +171,7 @@ def journey_detail(warehouse: Warehouse, journey_id: str) -> dict[str, Any] | No
 _SEARCH = """
 WITH recent AS (
     SELECT journey_id, started_at FROM stage_visits
-    WHERE (journey_id ILIKE ? ESCAPE '\\' OR customer_id ILIKE ? ESCAPE '\\') AND {where}
+    WHERE {matches} AND {where}
     ORDER BY journey_id = ? DESC, started_at DESC
     LIMIT ?
 ),
@@ -187,6 +187,9 @@ ORDER BY any_value(p.exact) DESC, any_value(p.last_at) DESC
 """
 
 
+_MATCHES = "(journey_id ILIKE ? ESCAPE '\\' OR customer_id ILIKE ? ESCAPE '\\')"
+
+
 def search_journeys(
     warehouse: Warehouse, query: str = "", filters: Filters | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
@@ -199,8 +202,10 @@ def search_journeys(
     query = (query or "").strip()
     pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     where, params = (filters or Filters()).where()
+    # An empty query matches every id: no pattern to test on every visit.
+    matches, patterns = ("TRUE", []) if not query else (_MATCHES, [pattern, pattern])
     rows = warehouse.query(
-        _SEARCH.format(where=where), [pattern, pattern, *params, query, limit * 20, query, limit]
+        _SEARCH.format(matches=matches, where=where), [*patterns, *params, query, limit * 20, query, limit]
     )
     return [
         {

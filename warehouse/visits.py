@@ -173,13 +173,23 @@ SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS v
        CAST(turns AS INTEGER) AS turns, CAST(spans AS INTEGER) AS spans,
        channel, channels, cohort, make_timestamp_ns(open_until_ns) AS open_until, first_seq, last_seq
 FROM w
+),
+switches AS (
+    SELECT journey_id, position, channel,
+           channel IS DISTINCT FROM lag(channel) OVER (PARTITION BY journey_id ORDER BY position) AS changed
+    FROM final
+),
+paths AS (
+    SELECT journey_id, string_agg(coalesce(channel, '?'), '→' ORDER BY position) FILTER (WHERE changed) AS channel_path
+    FROM switches GROUP BY journey_id
 )
-SELECT *,
+SELECT final.*,
        visit = max(visit) OVER per_stage AS last_of_stage,
        bool_or(outcome = 'completed') OVER per_stage AS stage_completed,
        sum(epoch(ended_at - started_at)) OVER per_stage AS stage_seconds,
-       lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS next_stage
-FROM final
+       lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS next_stage,
+       paths.channel_path
+FROM final JOIN paths USING (journey_id)
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
 """
 

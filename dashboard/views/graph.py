@@ -19,7 +19,7 @@ TITLE = "Journey graph"
 
 def render(ctx: PageContext) -> None:
     st.title("Journey graph")
-    report = ctx.funnel()
+    report = ctx.funnel(evaluators=False)  # the journey types and their stage order only
     journeys = [j["journey"] for j in report.get("journeys", [])]
     if not journeys:
         st.info("No stage visits match these filters. Widen the filters in the sidebar.")

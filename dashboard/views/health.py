@@ -53,7 +53,7 @@ def _lag(ingest: dict[str, Any]) -> None:
 
 def render(ctx: PageContext) -> None:
     st.title("Data health")
-    h = ctx.health
+    h = ctx.full_health()
     counts, missing = h.get("counts", {}), h.get("missing", {})
     cols = st.columns(6)
     cols[0].metric("Spans", f"{counts.get('spans', 0):,}")
