@@ -20,6 +20,7 @@ from journeyscope.server.signals import SignalCache
 from journeyscope.server.workers import WorkerPool
 from journeyscope.server.writer import BatchWriter
 from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,14 @@ class Project:
             return False
         return self.writer.force_flush(timeout_s)
 
+    def _routing_filters(self) -> list[Filters]:
+        """The filters ``/v1/route`` reads: each journey type, and each journey type and cohort."""
+        pairs = self.warehouse.query(
+            "SELECT DISTINCT journey_name, cohort FROM stage_visits WHERE journey_name IS NOT NULL ORDER BY ALL"
+        )
+        names = sorted({name for name, _ in pairs})
+        return [Filters(journey=n) for n in names] + [Filters(journey=n, cohort=c) for n, c in pairs if c]
+
     def data_erased(self) -> None:
         """Journeys were deleted (erasure, retention): forget what memory holds of them."""
         self.erasures += 1
@@ -80,7 +89,7 @@ class Project:
         self.states = JourneyStates(self.warehouse).start()
         self.writer.on_visits_changed.append(self.states.changed)
         self.decisions = DecisionLog(self.writer)
-        self.signals.start()
+        self.signals.start(prime=self._routing_filters)
         privacy = self.warehouse.privacy
         if privacy is not None and privacy.policy.retention_s:
             threading.Thread(target=self._retention_loop, args=(privacy.policy.retention_s,),

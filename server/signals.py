@@ -97,12 +97,14 @@ class SignalCache:
         self.refresh_s = refresh_s
         self.forget_after_s = forget_after_s
         self._entries: dict[Filters, _Entry] = {}
+        self._computing: dict[Filters, threading.Lock] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> SignalCache:
-        self._thread = threading.Thread(target=self._loop, name="journeyscope-signals", daemon=True)
+    def start(self, prime: Callable[[], list[Filters]] | None = None) -> SignalCache:
+        """Start refreshing; first compute the reports of ``prime()`` (the filters routing will ask for)."""
+        self._thread = threading.Thread(target=self._loop, args=(prime,), name="journeyscope-signals", daemon=True)
         self._thread.start()
         return self
 
@@ -112,17 +114,22 @@ class SignalCache:
             self._thread.join(timeout=10)
 
     def report(self, filters: Filters) -> tuple[FunnelReport, float]:
-        """The report for ``filters`` and its age in seconds."""
-        now = time.monotonic()
+        """The report for ``filters`` and its age in seconds (computed once, however many ask at once)."""
+        held = self.cached(filters)
+        if held is not None:
+            return held
         with self._lock:
-            entry = self._entries.get(filters)
-            if entry is not None:
-                entry.last_used = now
-                return entry.report, now - entry.computed_at
-        version = self._version()
-        report = self._compute(filters)
-        with self._lock:
-            self._entries[filters] = _Entry(report, time.monotonic(), version, now)
+            computing = self._computing.setdefault(filters, threading.Lock())
+        with computing:
+            held = self.cached(filters)
+            if held is not None:
+                return held
+            version = self._version()
+            report = self._compute(filters)
+            now = time.monotonic()
+            with self._lock:
+                self._entries[filters] = _Entry(report, now, version, now)
+                self._computing.pop(filters, None)
         return report, 0.0
 
     def cached(self, filters: Filters) -> tuple[FunnelReport, float] | None:
@@ -191,7 +198,15 @@ class SignalCache:
                     entry.views = {}
         return len(stale)
 
-    def _loop(self) -> None:
+    def _loop(self, prime: Callable[[], list[Filters]] | None) -> None:
+        if prime is not None:
+            try:
+                for filters in prime():
+                    if self._stop.is_set():
+                        return
+                    self.report(filters)
+            except Exception:  # noqa: BLE001 - an unprimed filter is computed on its first request
+                logger.exception("journeyscope: precomputing stage signals failed")
         while not self._stop.wait(self.refresh_s / 2):
             try:
                 self.refresh_once()
