@@ -134,13 +134,18 @@ class SignalCache:
 
     def cached(self, filters: Filters) -> tuple[FunnelReport, float] | None:
         """The report for ``filters`` and its age if held (never computes: safe on the event loop)."""
+        entry, age = self._touch(filters)
+        return None if entry is None else (entry.report, age)
+
+    def _touch(self, filters: Filters) -> tuple[_Entry | None, float]:
+        """The held entry (marked as used now) and its age."""
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(filters)
-            if entry is None:
-                return None
-            entry.last_used = now
-            return entry.report, now - entry.computed_at
+            if entry is not None:
+                entry.last_used = now
+                return entry, now - entry.computed_at
+        return None, 0.0
 
     def view(self, filters: Filters, name: str, render: Callable[[FunnelReport], Any]) -> tuple[Any, float] | None:
         """``render(report)`` for a held report, rendered once per refresh (``None`` if not held).
@@ -148,14 +153,12 @@ class SignalCache:
         An answer built from the report (the ``/v1/stages`` body) is then as cheap
         to serve as the report itself.
         """
-        now = time.monotonic()
+        entry, age = self._touch(filters)
+        if entry is None:
+            return None
         with self._lock:
-            entry = self._entries.get(filters)
-            if entry is None:
-                return None
-            entry.last_used = now
             view = entry.views.get(name)
-            report, age = entry.report, now - entry.computed_at
+            report = entry.report
         if view is None:
             view = render(report)
             with self._lock:

@@ -10,12 +10,17 @@ without copying. Small bodies (a few spans, under ``inline_below`` bytes) are
 decoded in place: the round trip would cost more.
 
 The pool is started with ``spawn``: the server process holds DuckDB and threads,
-which ``fork`` must not copy.
+which ``fork`` must not copy. A spawned process imports the parent's ``__main__``
+again, so a program that embeds the server must guard its entry point with
+``if __name__ == "__main__":`` (``journeyscope serve`` and ``python -m
+journeyscope`` do). If workers keep dying at start anyway, the pool is given up
+and everything is decoded in place, with an error in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +33,11 @@ from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse.otlp import DecodedBatch, decode_json, decode_protobuf
 
 __all__ = ["Decoded", "WorkerPool", "decode_body"]
+
+logger = logging.getLogger(__name__)
+
+#: Pools started again before the server stops using worker processes.
+MAX_RESTARTS = 5
 
 
 @dataclass
@@ -86,12 +96,18 @@ class WorkerPool:
         return pool
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:
-        """A worker died (killed from outside, out of memory): start a new pool, once."""
+        """A worker died (killed from outside, out of memory): start a new pool, once; after
+        ``MAX_RESTARTS`` give up on workers (they cannot start here) and work in place."""
         with self._lock:
             if self._pool is broken:
                 broken.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._start()
                 self.restarts += 1
+                if self.restarts > MAX_RESTARTS:
+                    logger.error("journeyscope: worker processes died %d times; decoding and scoring in the server "
+                                 "process from now on (see the workers' error output above)", self.restarts)
+                    self._pool = None
+                else:
+                    self._pool = self._start()
 
     async def decode(self, body: bytes, as_json: bool) -> Decoded:
         """Decode ``body``; raises :class:`InvalidInputError` when it is not a valid OTLP request."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,15 @@ from journeyscope.instrument import JourneySpanProcessor
 
 TESTS = Path(__file__).parent
 STAR = TESTS / "data" / "star"
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Streamlit's AppTest leaves the dashboard script as ``__main__``; the server's spawned worker
+    processes import ``__main__`` again, and would run the dashboard. Put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
