@@ -130,7 +130,8 @@ class Project:
             return 0
         scorer = self.workers.executor if self.workers is not None else None
         try:
-            summary = evaluate_pending(self.warehouse, "local", scorer=scorer, journeys=journeys)
+            # Small batches: every read and write of a batch is one call that holds the GIL the API needs.
+            summary = evaluate_pending(self.warehouse, "local", scorer=scorer, journeys=journeys, batch_journeys=50)
         except BaseException:
             self._rescore(journeys)
             raise

@@ -498,7 +498,8 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
         calls.extend((t, ctx, n) for n in to_judge)
     contexts_, names_ = [j[1] for j in local_jobs], [j[2] for j in local_jobs]
     if scorer is not None and local_jobs:
-        chunks = scorer.map(_run_local_plain, contexts_, names_, chunksize=max(1, len(local_jobs) // 8))
+        # Small chunks: each is pickled (and its answer unpickled) in one call that holds the GIL.
+        chunks = scorer.map(_run_local_plain, contexts_, names_, chunksize=16)
         scored: Iterable[list[EvalResult]] = ([EvalResult(*r) for r in chunk] for chunk in chunks)
     else:
         scored = map(run_local, contexts_, names_)
