@@ -170,8 +170,11 @@ class RouteResponse(BaseModel):
     logged: bool
 
 
-def _decide(project: Any, body: RouteRequest, now_ns: int, *, read: bool) -> dict[str, Any] | None:
-    """The decision for ``body``; with ``read=False`` only from memory (``None`` when something is not held)."""
+def _decide(
+    project: Any, body: RouteRequest, now_ns: int, *, read: bool
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(journey state, decision) for ``body``; with ``read=False`` only from memory (``None`` when
+    something is not held)."""
     states, cache = project.states, project.signals
     state = states.state(body.journey_id, now_ns) if read else states.held_state(body.journey_id, now_ns)
     if state is None:
@@ -197,9 +200,7 @@ def _decide(project: Any, body: RouteRequest, now_ns: int, *, read: bool) -> dic
         cohort_signals=cohort_signals,
     )
     store = project.policies
-    decision = decide(store.active, signals, store.memory).as_dict()
-    decision["requested_by"] = body.requested_by
-    return {"state": state, "decision": decision}
+    return state, decide(store.active, signals, store.memory).as_dict()
 
 
 @router.post("/route", response_model=RouteResponse)
@@ -216,9 +217,9 @@ async def route(caller: Reader, body: RouteRequest) -> JSONResponse:
     if found is None:
         found = await asyncio.to_thread(_decide, project, body, now_ns, read=True)
     assert found is not None
-    decision = found["decision"]
+    state, decision = found
     decision["requested_by"] = body.requested_by or caller.name
-    decision["logged"] = project.decisions.log(decision, found["state"], now_ns)
+    decision["logged"] = project.decisions.log(decision, state, now_ns)
     return JSONResponse(decision)
 
 

@@ -71,8 +71,7 @@ class DecisionLog:
         self.writer = writer
         self.flush_s = flush_s
         self.max_pending = max_pending
-        self.logged = 0
-        self.refused = 0
+        self.refused = 0  #: decisions the full buffer could not take
         self._rows = SpanRows()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -104,7 +103,6 @@ class DecisionLog:
                 rows.extend(self._rows)
                 self._rows = rows
             return False
-        self.logged += len(rows)
         return True
 
     def close(self) -> None:

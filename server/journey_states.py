@@ -17,7 +17,6 @@ Freshness: a change is visible once the writer has derived the journey's visits
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -40,7 +39,8 @@ class JourneyStates:
         self.max_journeys = max_journeys
         self.warm_journeys = min(warm_journeys, max_journeys)
         self.refresh_s = refresh_s
-        self.refreshes = 0  #: background refresh rounds that re-read at least one journey
+        #: Set once the recently active journeys are read (the server then freezes its long-lived heap).
+        self.warmed = threading.Event()
         self._rows: OrderedDict[str, JourneyRows] = OrderedDict()
         self._changed: set[str] = set()
         self._fetching: set[str] = set()  # first reads under way: a change meanwhile must not be lost
@@ -78,24 +78,21 @@ class JourneyStates:
             self._thread.join(timeout=10)
 
     def state(self, journey_id: str, now_ns: int | None = None) -> dict[str, Any] | None:
-        """The journey's live state (``None`` if it has no stage visits)."""
+        """The journey's live state (``None`` if it has no stage visits); reads it if not held."""
+        held = self.held_state(journey_id, now_ns)
+        if held is not None:
+            return held
         with self._lock:
-            rows = self._rows.get(journey_id)
-            if rows is not None:
-                self._rows.move_to_end(journey_id)
-        if rows is None:
+            self._fetching.add(journey_id)
+        rows = None
+        try:
+            rows = journey_rows(self.warehouse, [journey_id]).get(journey_id)
+        finally:
             with self._lock:
-                self._fetching.add(journey_id)
-            try:
-                rows = journey_rows(self.warehouse, [journey_id]).get(journey_id)
-            finally:
-                with self._lock:
-                    self._fetching.discard(journey_id)
-                    if rows is not None:
-                        self._remember(journey_id, rows)
-            if rows is None:
-                return None
-        return render_state(journey_id, rows, now_ns)
+                self._fetching.discard(journey_id)
+                if rows is not None:
+                    self._remember(journey_id, rows)
+        return None if rows is None else render_state(journey_id, rows, now_ns)
 
     def held_state(self, journey_id: str, now_ns: int | None = None) -> dict[str, Any] | None:
         """The state if this journey is held, else ``None`` (never queries: safe on the event loop)."""
@@ -114,16 +111,11 @@ class JourneyStates:
                 self._changed.update(held)
                 self._wake.notify()
 
-    def forget(self, journey_ids: Iterable[str] | None = None) -> None:
-        """Drop journeys (all when ``None``): after an erasure or retention run, nothing of them stays here."""
+    def forget(self) -> None:
+        """Drop every journey held: after an erasure or retention run, nothing of them stays here."""
         with self._lock:
-            if journey_ids is None:
-                self._rows.clear()
-                self._changed.clear()
-            else:
-                for j in journey_ids:
-                    self._rows.pop(j, None)
-                    self._changed.discard(j)
+            self._rows.clear()
+            self._changed.clear()
 
     def refresh_once(self) -> int:
         """Re-read every changed journey still held; return how many were re-read."""
@@ -131,7 +123,12 @@ class JourneyStates:
             ids, self._changed = self._changed, set()
         if not ids:
             return 0
-        fresh = journey_rows(self.warehouse, ids)
+        try:
+            fresh = journey_rows(self.warehouse, ids)
+        except BaseException:
+            with self._lock:
+                self._changed.update(ids)  # still stale: the next round tries them again
+            raise
         with self._lock:
             for j in ids:
                 if j not in self._rows:
@@ -140,7 +137,6 @@ class JourneyStates:
                     self._rows[j] = fresh[j]
                 else:
                     del self._rows[j]  # erased
-        self.refreshes += 1
         return len(ids)
 
     def _remember(self, journey_id: str, rows: JourneyRows) -> None:
@@ -154,10 +150,8 @@ class JourneyStates:
             self.warm()
         except Exception:  # noqa: BLE001 - a cold start only costs the first request of each journey
             logger.exception("journeyscope: reading recent journeys into memory failed")
-        # Everything alive now (the process's modules, the rows just read) lives as long as the server:
-        # out of the collector's sight, a full collection pauses every thread for a few milliseconds
-        # instead of tens (which an API answer would wait for).
-        gc.freeze()
+        finally:
+            self.warmed.set()
         self._loop()
 
     def _loop(self) -> None:

@@ -111,28 +111,35 @@ class WorkerPool:
 
     async def decode(self, body: bytes, as_json: bool) -> Decoded:
         """Decode ``body``; raises :class:`InvalidInputError` when it is not a valid OTLP request."""
-        pool = self._pool
-        if pool is None or len(body) < self.inline_below:
+        pool = self._pool_for(body)
+        if pool is None:
             return decode_body(body, as_json)
-        loop = asyncio.get_running_loop()
         try:
-            ipc, rejected, message = await loop.run_in_executor(pool, _decode_to_ipc, body, as_json)
+            answer = await asyncio.get_running_loop().run_in_executor(pool, _decode_to_ipc, body, as_json)
         except BrokenProcessPool:
             self._restart(pool)
             return decode_body(body, as_json)  # this one here, rather than fail the batch
-        self.offloaded += 1
-        return Decoded(pa.ipc.open_stream(ipc).read_all(), rejected, message)
+        return self._received(answer)
 
     def decode_sync(self, body: bytes, as_json: bool = False) -> Decoded:
         """The same for a caller on a plain thread (the gRPC receiver)."""
-        pool = self._pool
-        if pool is None or len(body) < self.inline_below:
+        pool = self._pool_for(body)
+        if pool is None:
             return decode_body(body, as_json)
         try:
-            ipc, rejected, message = pool.submit(_decode_to_ipc, body, as_json).result()
+            answer = pool.submit(_decode_to_ipc, body, as_json).result()
         except BrokenProcessPool:
             self._restart(pool)
             return decode_body(body, as_json)
+        return self._received(answer)
+
+    def _pool_for(self, body: bytes) -> ProcessPoolExecutor | None:
+        """The pool to decode ``body`` in, or ``None`` to decode it here (no workers, or a small body)."""
+        pool = self._pool
+        return None if pool is None or len(body) < self.inline_below else pool
+
+    def _received(self, answer: tuple[bytes, int, str]) -> Decoded:
+        ipc, rejected, message = answer
         self.offloaded += 1
         return Decoded(pa.ipc.open_stream(ipc).read_all(), rejected, message)
 

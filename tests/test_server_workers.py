@@ -152,3 +152,22 @@ def test_decision_inputs_are_not_scanned_for_pii_but_the_caller_name_is() -> Non
     assert out["route.signals"] == '{"silence_seconds": 4407700900123}'
     assert out["route.reason"] == "retention_fail_rate 0.4 > 0.3"
     assert "jane.doe@example.com" not in out["route.requested_by"] and counts
+
+
+def test_workers_that_keep_dying_are_given_up_and_bodies_decoded_in_place() -> None:
+    from journeyscope.server.workers import MAX_RESTARTS, WorkerPool
+
+    pool = WorkerPool(1)
+    try:
+        for _ in range(MAX_RESTARTS):
+            broken = pool.executor
+            assert broken is not None
+            pool._restart(broken)  # noqa: SLF001 - what a BrokenProcessPool triggers
+            assert pool.executor is not broken  # a fresh pool each time, up to the limit
+        pool._restart(pool.executor)  # noqa: SLF001 - one more: no more pools
+        assert pool.executor is None and pool.restarts == MAX_RESTARTS + 1
+        body = _big_body("j-in-place", trace=5)
+        decoded = pool.decode_sync(body)
+        assert decoded.table.num_rows == 300 and pool.offloaded == 0
+    finally:
+        pool.close()
