@@ -102,7 +102,7 @@ def render_state(journey_id: str, rows: JourneyRows, now_ns: int | None = None) 
     if any(v[4] == "open" for v in visits):
         state["visits"] = [
             {**shown, "outcome": _outcome_at(v, now_ns)} if v[4] == "open" else shown
-            for v, shown in zip(visits, template["visits"])
+            for v, shown in zip(visits, template["visits"], strict=True)
         ]
         state["current_outcome"] = _outcome_at(visits[-1], now_ns)
     return state
