@@ -76,17 +76,18 @@ FROM named, range(3) t(turn)
 
 
 # Synthetic scores for every visit, as the local engine would write them (three evaluators and two friction
-# signals, about a fifth failing), so the dashboard's evaluator views are measured at full size too.
+# signals, about a fifth failing, each row with its visit's journey type and cohort), so the dashboard's
+# evaluator views are measured at full size too.
 _EVALUATIONS = """
 INSERT INTO evaluations BY NAME
 WITH scored AS (
-    SELECT v.journey_id, v.stage, v.visit, e.evaluator,
+    SELECT v.journey_id, v.stage, v.visit, v.journey_name, v.cohort, e.evaluator,
            ((hash(v.journey_id, v.stage, v.visit, e.evaluator) % 1000) / 999.0)::DOUBLE AS score
     FROM stage_visits v,
          (VALUES ('conversation_resolution'), ('customer_agent_conversation_quality'),
                  ('customer_agent_context_retention'), ('friction_latency'), ('friction_repetition')) e(evaluator)
 )
-SELECT journey_id, stage, visit, evaluator, '1' AS version, 'local' AS engine, score, score >= 0.2 AS passed,
+SELECT journey_id, stage, visit, journey_name, cohort, evaluator, '1' AS version, 'local' AS engine, score, score >= 0.2 AS passed,
        CASE WHEN score >= 0.2 THEN 'ok' ELSE 'poor' END AS label,
        'synthetic score ' || round(score, 2) || ' citing turn 1' AS reason,
        '{"turn": 1}'::JSON AS evidence, NULL AS error, 'synthetic' AS input_hash, now()::TIMESTAMP AS evaluated_at

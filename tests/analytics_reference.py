@@ -166,3 +166,78 @@ def journey_completion(
             k, n = result.get(key, (0, 0))
             result[key] = (k + completed, n + 1)
     return result
+
+
+# -- evaluator results ----------------------------------------------------------------------------------
+#: An evaluations row as the reference reads it: (journey_id, stage, visit, evaluator) -> (score, passed, error).
+Scores = dict[tuple[str, str, int, str], tuple[float | None, bool | None, str | None]]
+
+
+def scored_visits(
+    journeys: list[dict[str, Any]],
+    maps: dict[str, list[str]],
+    scores: Scores,
+    *,
+    journey: str | None = None,
+    cohort: str | None = None,
+    channel: str | None = None,
+    since: float | None = None,
+) -> list[dict[str, Any]]:
+    """Every evaluation whose visit (found by the reference's own visit numbering) passes the filters.
+
+    An evaluation whose key names no visit of the journey is nobody's and never counts.
+    """
+    by_journey: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+    for jid, stage, visit, evaluator in scores:
+        by_journey[jid].append((stage, visit, evaluator))
+    out = []
+    for j in journeys:
+        if (journey is not None and j["journey"] != journey) or (cohort is not None and j.get("cohort") != cohort):
+            continue
+        visits = {(v["stage"], v["visit"]): v for v in visits_of(j, maps.get(j["journey"]))}
+        for stage, number, evaluator in by_journey.get(j["journey_id"], []):
+            v = visits.get((stage, number))
+            if v is None or (channel is not None and channel not in v["channels"]):
+                continue
+            if since is not None and v["start"] < since:
+                continue
+            score, passed, error = scores[(j["journey_id"], stage, number, evaluator)]
+            out.append({"journey_id": j["journey_id"], "journey": j["journey"], "stage": stage, "visit": number,
+                        "evaluator": evaluator, "score": score, "passed": passed, "error": error,
+                        "start": v["start"]})
+    return out
+
+
+def evaluator_summaries(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[float, int, int]]:
+    """(journey type, stage, evaluator) -> (mean score, scored, failed) over the rows scored without error."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["error"] is None and r["score"] is not None:
+            groups[(r["journey"], r["stage"], r["evaluator"])].append(r)
+    return {
+        key: (mean(r["score"] for r in rs), len(rs), sum(r["passed"] is False for r in rs))
+        for key, rs in groups.items()
+    }
+
+
+def score_distribution(rows: list[dict[str, Any]], stage: str, bins: int) -> dict[str, dict[str, Any]]:
+    """evaluator -> {"counts", "scored", "unscored", "failed"} at ``stage`` (rows without error)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["stage"] != stage or r["error"] is not None:
+            continue
+        e = out.setdefault(r["evaluator"], {"counts": [0] * bins, "scored": 0, "unscored": 0, "failed": 0})
+        if r["score"] is None:
+            e["unscored"] += 1
+        else:
+            e["counts"][min(int(r["score"] * bins), bins - 1)] += 1
+            e["scored"] += 1
+        e["failed"] += r["passed"] is False
+    return out
+
+
+def failing(rows: list[dict[str, Any]], stage: str, limit: int) -> list[tuple[str, str, int, str]]:
+    """The failed rows at ``stage``, lowest score first (no score last), then latest visit, journey, evaluator."""
+    failed = [r for r in rows if r["stage"] == stage and r["passed"] is False and r["error"] is None]
+    failed.sort(key=lambda r: (r["score"] is None, r["score"] or 0.0, -r["start"], r["journey_id"], r["evaluator"]))
+    return [(r["journey_id"], r["stage"], r["visit"], r["evaluator"]) for r in failed[:limit]]

@@ -14,6 +14,8 @@ import analytics_reference as ref
 from journeyscope.errors import ConfigError
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.compare import compare
+from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
+from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import (
     RETENTION,
@@ -255,6 +257,72 @@ def test_retention_between_stages_matches_the_reference(generated, filters):
     for key, scores in expected.items():
         assert got[key].mean_score == pytest.approx(sum(scores) / len(scores)), key
         assert (got[key].fail_rate.k, got[key].fail_rate.n) == (sum(s < 0.3 for s in scores), len(scores)), key
+
+
+# -- evaluator results: the funnel's summaries, distributions and failing visits ----------------------------
+# Scored by the real local evaluators through the real write path; the reference finds each score's visit
+# by its own numbering. Journey type and cohort filters read the facts each evaluation carries (no join);
+# channel and time filters join the visits: both must give the reference's numbers.
+EVAL_FILTERS = [
+    Filters(),
+    Filters(cohort="A"),
+    Filters(journey="alpha", cohort="B"),
+    Filters(channel="email"),
+    Filters(journey="beta", since=datetime(2025, 4, 1, tzinfo=timezone.utc)),
+]
+EVAL_IDS = ["all", "cohort", "journey-cohort", "channel", "journey-since"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluated")
+    journeys = generate(600, seed=21)
+    path = tmp / "gen.jsonl"
+    path.write_text("\n".join(json.dumps(j) for j in journeys))
+    wh = Warehouse(tmp / "evaluated.duckdb", journey_map=parse_journey_map(MAP_TOML))
+    import_jsonl(wh, path)
+    assert evaluate_pending(wh).results > 0
+    scores = {(j, s, v, e): (score, passed, error) for j, s, v, e, score, passed, error in wh.query(
+        "SELECT journey_id, stage, visit, evaluator, score, passed, error FROM evaluations")}
+    # Worth checking: failures, visits an evaluator could not score, and the journeys of the filters.
+    assert sum(p is False for _, p, _ in scores.values()) > 100
+    assert sum(s is None for s, _, _ in scores.values()) > 100
+    yield wh, journeys, scores
+    wh.close()
+
+
+def _reference_rows(journeys, scores, filters: Filters):
+    since = filters.since.timestamp() if filters.since else None
+    return ref.scored_visits(journeys, MAPS, scores, journey=filters.journey, cohort=filters.cohort,
+                             channel=filters.channel, since=since)
+
+
+@pytest.mark.parametrize("filters", EVAL_FILTERS, ids=EVAL_IDS)
+def test_funnel_evaluator_summaries_match_the_reference(evaluated, filters):
+    wh, journeys, scores = evaluated
+    expected = ref.evaluator_summaries(_reference_rows(journeys, scores, filters))
+    got = {(j.journey, s.stage, e.evaluator): e for j in funnel(wh, filters).journeys
+           for s in j.stages for e in s.evaluators}
+    assert set(got) == set(expected)
+    for key, (mean, scored, failed) in expected.items():
+        assert (got[key].fail_rate.n, got[key].fail_rate.k) == (scored, failed), key
+        assert got[key].mean_score == pytest.approx(mean), key
+
+
+@pytest.mark.parametrize("filters", EVAL_FILTERS, ids=EVAL_IDS)
+def test_score_distributions_and_failing_visits_match_the_reference(evaluated, filters):
+    wh, journeys, scores = evaluated
+    rows = _reference_rows(journeys, scores, filters)
+    for stage in ("b", "y"):
+        expected = ref.score_distribution(rows, stage, 10)
+        got = {e["evaluator"]: e for e in score_distribution(wh, filters, stage=stage)["evaluators"]}
+        assert set(got) == set(expected), stage
+        for name, exp in expected.items():
+            assert {k: got[name][k] for k in exp} == exp, (stage, name)
+        listed = failing_visits(wh, filters, stage=stage, limit=40)
+        assert [(r["journey_id"], r["stage"], r["visit"], r["evaluator"]) for r in listed] == ref.failing(
+            rows, stage, 40), stage
+        assert all(r["journey"] == (filters.journey or r["journey"]) for r in listed)
 
 
 def test_compare_two_cohorts_reports_difference_with_interval(generated):

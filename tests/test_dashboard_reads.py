@@ -342,6 +342,29 @@ def test_api_source_reads_the_same_dicts_as_the_warehouse(demo_db):
         assert api.journey(jid) == direct.journey(jid)
         assert api.journey("no-such-journey") is None
         assert api.activity(params) == direct.activity(params)
+        assert api.filter_values() == direct.filter_values()  # from /v1/filters, not a whole /v1/health
+
+
+def test_api_source_asks_for_the_filter_values_alone_and_falls_back_on_an_older_server():
+    asked: list[str] = []
+    facts = {"counts": {"stage_visits": 3, "evaluations": 2}, "dimensions": {"journeys": ["onboarding"]}}
+
+    def server(new: bool):
+        def answer(request: httpx.Request) -> httpx.Response:
+            asked.append(request.url.path)
+            if request.url.path == "/v1/filters" and new:
+                return httpx.Response(200, json=facts)
+            if request.url.path == "/v1/health":
+                return httpx.Response(200, json={**facts, "counts": {**facts["counts"], "spans": 9}, "lag": {}})
+            return httpx.Response(404, json={"detail": "Not Found"})
+
+        return httpx.MockTransport(answer)
+
+    assert ApiSource("http://api.test", transport=server(new=True)).filter_values() == facts
+    assert asked == ["/v1/filters"]
+    asked.clear()
+    assert ApiSource("http://api.test", transport=server(new=False)).filter_values() == facts
+    assert asked == ["/v1/filters", "/v1/health"]
 
 
 def test_api_source_errors_are_one_clear_sentence():

@@ -136,7 +136,7 @@ def _make_optional_tables(path: Path) -> None:
         con.execute("INSERT INTO evaluations SELECT journey_id, stage, visit, 'conversation_resolution', 'v', "
                     "'local', 1.0, true, NULL, CASE WHEN journey_id = 'j-cust-zq-0001' "
                     "THEN 'Zebediah Quartermaine was helped' ELSE 'helped' END, NULL, NULL, 'h', "
-                    "now()::TIMESTAMP FROM stage_visits")
+                    "now()::TIMESTAMP, journey_name, cohort FROM stage_visits")
 
 
 def test_forget_removes_every_row_and_every_byte(db):

@@ -75,15 +75,24 @@ def _evidence(raw: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _where(filters: Filters | None, stage: str | None, evaluator: str | None) -> tuple[str, list[Any]]:
-    where, params = (filters or Filters()).where("v")
+def _where(filters: Filters | None, stage: str | None, evaluator: str | None) -> tuple[str, list[Any], bool]:
+    """The condition over ``e`` (and ``v``), its parameters, and whether the visits need joining to filter.
+
+    A filter that keeps or drops whole journeys is checked on the journey type and cohort every
+    evaluation carries (:mod:`journeyscope.warehouse.journey_facts`); a NULL type there means what it
+    means on the visit (no visit, or one without a type), so both leave the same rows out.
+    """
+    filters = filters or Filters()
+    alias = "e" if filters.keeps_whole_journeys else "v"
+    where, params = filters.where(alias)
+    where = f"{alias}.journey_name IS NOT NULL AND {where}"
     if stage is not None:
-        where += " AND v.stage = ?"
+        where += " AND e.stage = ?"
         params.append(stage)
     if evaluator is not None:
         where += " AND e.evaluator = ?"
         params.append(evaluator)
-    return where, params
+    return where, params, alias == "v"
 
 
 _FAILING = f"""
@@ -92,7 +101,7 @@ SELECT e.journey_id, v.journey_name, e.stage, e.visit, e.evaluator, e.score, e.l
        {OUTCOME_AT} AS outcome
 FROM evaluations e
 JOIN stage_visits v USING (journey_id, stage, visit)
-WHERE e.passed = false AND e.error IS NULL AND v.journey_name IS NOT NULL AND {{where}}
+WHERE e.passed = false AND e.error IS NULL AND {{where}}
 ORDER BY e.score ASC NULLS LAST, v.started_at DESC, e.journey_id, e.evaluator
 LIMIT ?
 """
@@ -113,7 +122,7 @@ def failing_visits(
     """
     if not 1 <= limit <= MAX_FAILING:
         raise InvalidInputError(f"limit must be between 1 and {MAX_FAILING}, got {limit}")
-    where, params = _where(filters, stage, evaluator)
+    where, params, _ = _where(filters, stage, evaluator)  # the join stays: the rows show their visits
     rows = warehouse.query(_FAILING.format(where=where), [warehouse.clock(), *params, limit])
     out = []
     for (
@@ -168,10 +177,11 @@ SELECT e.evaluator,
        count(*) FILTER (WHERE e.passed = false) AS failed,
        sum(e.score) AS total
 FROM evaluations e
-JOIN stage_visits v USING (journey_id, stage, visit)
-WHERE e.error IS NULL AND v.journey_name IS NOT NULL AND {where}
+{join}
+WHERE e.error IS NULL AND {where}
 GROUP BY ALL
 """
+_JOIN_VISITS = "JOIN stage_visits v USING (journey_id, stage, visit)"
 
 
 def score_distribution(
@@ -199,10 +209,10 @@ def score_distribution(
         "edges": [i / bins for i in range(bins + 1)],
         "evaluators": [],
     }
-    where, params = _where(filters, stage, evaluator)
+    where, params, join = _where(filters, stage, evaluator)
     per: dict[str, dict[str, Any]] = {}
     for name, bin_, n, failed, total in warehouse.query(
-        _DISTRIBUTION.format(where=where), [bins, bins, *params]
+        _DISTRIBUTION.format(where=where, join=_JOIN_VISITS if join else ""), [bins, bins, *params]
     ):
         entry = per.setdefault(
             name,

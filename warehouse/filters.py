@@ -33,8 +33,10 @@ class Filters:
     def keeps_whole_journeys(self) -> bool:
         """Whether the filter keeps or drops journeys whole (type, cohort), never some of a journey's visits.
 
-        Then per-journey facts stored on the visits can be counted directly; a channel or time
-        filter selects some visits of a journey, and queries must group by journey instead.
+        Then per-journey facts stored on the visits can be counted directly, and the filter's
+        condition holds on ``evaluations`` too (which carry ``journey_name`` and ``cohort``,
+        :mod:`journeyscope.warehouse.journey_facts`); a channel or time filter selects some visits
+        of a journey, and queries must group by journey, or join scores to their visits, instead.
         """
         return self.channel is None and self.since is None and self.until is None
 

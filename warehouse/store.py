@@ -24,6 +24,7 @@ import pyarrow as pa
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
+from journeyscope.warehouse.progress import LARGE_VISITS, long_step
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -115,7 +116,7 @@ class Warehouse:
                         "open it once for writing (e.g. 'journeyscope import' or 'serve') to migrate it"
                     )
             else:
-                migrate(self._con)
+                self._migrate()
         except duckdb.Error as exc:
             self._con.close()
             raise _translate(self.path, exc) from None
@@ -130,6 +131,25 @@ class Warehouse:
             self.privacy.record_policy(self._con)
             self._sync_visits_with_map()
 
+    def _is_large(self) -> bool:
+        """Whether a schema upgrade or a full re-derivation will take long enough to report (stderr)."""
+        has_visits = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'stage_visits' AND table_schema = 'main'"
+        ).fetchone()
+        if not has_visits or not has_visits[0]:
+            return False
+        row = self._con.execute("SELECT count(*) FROM stage_visits").fetchone()
+        return bool(row) and int(row[0]) >= LARGE_VISITS
+
+    def _migrate(self) -> None:
+        """Bring the file's schema up to date, saying so on stderr when that takes long."""
+        found = current_version(self._con)
+        if found == 0 or found >= SCHEMA_VERSION or not self._is_large():
+            migrate(self._con)
+            return
+        with long_step(f"upgrading {self.path} from schema {found} to {SCHEMA_VERSION}"):
+            migrate(self._con)
+
     def _sync_visits_with_map(self) -> None:
         """Derive all visits again when the map they were derived with is not this one."""
         digest = self.journey_map.digest()
@@ -140,7 +160,11 @@ class Warehouse:
         cur = self._con.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
-            _visits.rebuild_visits(cur, self.journey_map, self.clock())
+            if self._is_large():
+                with long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
+                    _visits.rebuild_visits(cur, self.journey_map, self.clock(), report)
+            else:
+                _visits.rebuild_visits(cur, self.journey_map, self.clock())
             cur.execute("DELETE FROM visits_pending")
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('journey_map_digest', ?)", [digest])
             cur.execute("COMMIT")

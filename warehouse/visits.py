@@ -45,9 +45,12 @@ at most a few times a second, so one upkeep serves many batches under load.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import pyarrow as pa
 
+from journeyscope.warehouse import journey_facts
 from journeyscope.warehouse.journey_map import JourneyMap
 
 __all__ = [
@@ -209,20 +212,34 @@ def _register_map(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap) -> No
     )
 
 
+# The visits about to be derived again, with their journey facts: read in the scan that finds them, then
+# deleted by row id (a DELETE ... RETURNING costs several times the scan).
+_BEFORE = """
+CREATE OR REPLACE TEMP TABLE js_facts_before AS
+SELECT rowid AS row_id, journey_id, journey_name, cohort FROM stage_visits
+WHERE journey_id IN (SELECT journey_id FROM touched)
+"""
+
+
 def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int, touched_sql: str) -> None:
     """Re-derive the visits of the journeys selected by ``touched_sql`` (a ``SELECT journey_id ...``).
 
     Runs on the caller's cursor, so inside its transaction: the visits of a
-    batch are committed together with its spans, or not at all.
+    batch are committed together with its spans, or not at all. The journey
+    type and cohort its evaluations carry follow the new visits
+    (:func:`journey_facts.refresh_changed`, from the rows deleted and what the INSERT returns).
     """
     _register_map(cur, journey_map)
     cur.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT journey_id FROM ({touched_sql}) "
                 "WHERE journey_id IS NOT NULL")
-    cur.execute("DELETE FROM stage_visits WHERE journey_id IN (SELECT journey_id FROM touched)")
-    cur.execute(
-        "INSERT INTO stage_visits BY NAME " + _DERIVE,
+    cur.execute(_BEFORE)
+    cur.execute("DELETE FROM stage_visits WHERE rowid IN (SELECT row_id FROM js_facts_before)")
+    after = cur.execute(
+        f"INSERT INTO stage_visits BY NAME {_DERIVE} RETURNING journey_id, journey_name, cohort",
         {"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s},
-    )
+    ).to_arrow_table()
+    journey_facts.refresh_changed(cur, "js_facts_before", after)
+    cur.execute("DROP TABLE js_facts_before")
     cur.execute("DROP TABLE touched")
 
 
@@ -246,9 +263,33 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
     return touched
 
 
-def rebuild_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> None:
-    """Derive every journey's visits again (a new journey map, or a migrated file)."""
-    update_visits(cur, journey_map, now_ns, "SELECT DISTINCT journey_id FROM spans WHERE stage IS NOT NULL")
+#: Journeys per part of a full re-derivation: each part's DELETE/INSERT (and what they return) stays
+#: bounded, and progress can be shown between parts.
+REBUILD_PART_JOURNEYS = 100_000
+
+
+def rebuild_visits(
+    cur: duckdb.DuckDBPyConnection,
+    journey_map: JourneyMap,
+    now_ns: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Derive every journey's visits again (a new journey map, or a migrated file), in the caller's transaction.
+
+    Done in parts of about :data:`REBUILD_PART_JOURNEYS` journeys (by hash of the journey id), so memory
+    stays bounded and ``progress(parts_done, parts)`` can tell a user waiting minutes at a million
+    journeys how far it got. Ends by checking every evaluation's journey facts against the new visits.
+    """
+    row = cur.execute("SELECT count(DISTINCT journey_id) FROM spans WHERE stage IS NOT NULL").fetchone()
+    parts = max(1, -(-int(row[0] if row else 0) // REBUILD_PART_JOURNEYS))
+    if progress is not None:
+        progress(0, parts)
+    for part in range(parts):
+        update_visits(cur, journey_map, now_ns, "SELECT DISTINCT journey_id FROM spans WHERE stage IS NOT NULL"
+                      f" AND hash(journey_id) % {parts} = {part}")
+        if progress is not None:
+            progress(part + 1, parts)
+    cur.execute(journey_facts.REFRESH_ALL)
 
 
 def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
