@@ -29,7 +29,7 @@ from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
 from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
-from journeyscope.warehouse.health import activity, health
+from journeyscope.warehouse.health import activity, filter_values, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
@@ -102,14 +102,22 @@ async def stages(caller: Reader, filters: FilterArgs) -> Response:
     for the first time is computed, in a worker thread.
     """
     cache = caller.project.signals
-    held = cache.view(filters, "stages", _stages_json)
-    if held is None:
+    body = held_stages(caller, filters)
+    if body is None:
         await asyncio.to_thread(cache.report, filters)
-        held = cache.view(filters, "stages", _stages_json)
-        assert held is not None
+        body = held_stages(caller, filters)
+        assert body is not None
+    return Response(body, media_type="application/json")
+
+
+def held_stages(caller: Caller, filters: Filters) -> bytes | None:
+    """The ``/v1/stages`` body from the held report (``None`` when this filter's report is not held yet)."""
+    held = caller.project.signals.view(filters, "stages", _stages_json)
+    if held is None:
+        return None
     body, age = held
     head = json.dumps({"as_of_age_s": round(age, 3), "filters": filters.as_dict()}, separators=(",", ":"))
-    return Response(f"{head[:-1]},{body[1:]}", media_type="application/json")
+    return f"{head[:-1]},{body[1:]}".encode()
 
 
 @router.get("/funnel")
@@ -211,16 +219,29 @@ async def route(caller: Reader, body: RouteRequest) -> JSONResponse:
     reports changes), so a route costs no query; a journey or filter asked for
     the first time is read in a worker thread.
     """
-    project = caller.project
     now_ns = time.time_ns()
-    found = _decide(project, body, now_ns, read=False)
+    found = _decide(caller.project, body, now_ns, read=False)
     if found is None:
-        found = await asyncio.to_thread(_decide, project, body, now_ns, read=True)
+        found = await asyncio.to_thread(_decide, caller.project, body, now_ns, read=True)
     assert found is not None
+    return JSONResponse(log_decision(caller, body, found, now_ns))
+
+
+def held_route(caller: Caller, body: RouteRequest) -> dict[str, Any] | None:
+    """The logged decision for ``body`` from memory alone (``None`` when the journey or a signal is not held)."""
+    now_ns = time.time_ns()
+    found = _decide(caller.project, body, now_ns, read=False)
+    return None if found is None else log_decision(caller, body, found, now_ns)
+
+
+def log_decision(
+    caller: Caller, body: RouteRequest, found: tuple[dict[str, Any], dict[str, Any]], now_ns: int
+) -> dict[str, Any]:
+    """Name who asked, hand the decision to the log, and return it as answered."""
     state, decision = found
     decision["requested_by"] = body.requested_by or caller.name
-    decision["logged"] = project.decisions.log(decision, state, now_ns)
-    return JSONResponse(decision)
+    decision["logged"] = caller.project.decisions.log(decision, state, now_ns)
+    return decision
 
 
 @router.get("/decisions")
@@ -272,6 +293,13 @@ def data_health(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
     """Data health (missing journey attributes, stages outside the map, ingest lag) and the filtered window."""
     warehouse = caller.project.warehouse
     return {**health(warehouse), "window": activity(warehouse, filters)}
+
+
+@router.get("/filters")
+def filters_offered(caller: Reader) -> dict[str, Any]:
+    """The filter values (journey types, cohorts, channels, first and last visit) and headline counts: what a
+    dashboard needs on every page, without the span scans of ``/v1/health``."""
+    return filter_values(caller.project.warehouse)
 
 
 @router.get("/evaluations/failing")

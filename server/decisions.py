@@ -17,6 +17,7 @@ import os
 import threading
 from typing import Any
 
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.instrument import conventions as cv
 from journeyscope.server.writer import BatchWriter, Overloaded
 from journeyscope.warehouse.decisions import decision_attributes
@@ -112,6 +113,7 @@ class DecisionLog:
         self.flush()
 
     def _loop(self) -> None:
+        lower_this_thread()
         while not self._stop.wait(self.flush_s):
             try:
                 self.flush()

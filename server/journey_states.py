@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.warehouse.journey_state import JourneyRows, journey_rows, render_state
 from journeyscope.warehouse.store import Warehouse
 
@@ -146,6 +147,7 @@ class JourneyStates:
             self._rows.popitem(last=False)
 
     def _run(self) -> None:
+        lower_this_thread()
         try:
             self.warm()
         except Exception:  # noqa: BLE001 - a cold start only costs the first request of each journey

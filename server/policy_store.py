@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.routing.decide import HysteresisMemory
 from journeyscope.server.routing.policy import PolicySet, load_policies
 
@@ -69,6 +70,7 @@ class PolicyStore:
         """Start the background check for a changed file."""
 
         def loop() -> None:
+            lower_this_thread()
             while not self._stop.wait(interval_s):
                 mtime = self._current_mtime()
                 if mtime is not None and mtime != self._mtime:

@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any
 
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.errors import JourneyscopeError
 from journeyscope.server.decisions import DecisionLog
 from journeyscope.server.journey_states import JourneyStates
@@ -154,6 +155,7 @@ class Project:
         """Delete journeys older than the privacy policy's ``[retention] max_age``, at start and hourly."""
         from journeyscope.warehouse.retention import apply_retention
 
+        lower_this_thread()
         while True:
             try:
                 with self.warehouse.writing() as cur:
@@ -169,6 +171,7 @@ class Project:
 
     def _evaluate_loop(self) -> None:
         """Online scoring: visits are scored within a few seconds of closing."""
+        lower_this_thread()
         while not self._stop.wait(self.settings.evaluate_interval_s):
             try:
                 self.evaluate_now()

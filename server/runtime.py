@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from journeyscope.server.priority import lower_database_threads
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.writer import BatchWriter
 from journeyscope.warehouse import Warehouse, load_journey_map
@@ -30,6 +31,7 @@ class Runtime:
         """Open the warehouse (migrating it) and start its writer."""
         settings = self.settings
         self.warehouse = Warehouse(settings.db, journey_map=load_journey_map(settings.map_file))
+        lower_database_threads(self.warehouse)  # before the writer: queries it starts use lowered workers
         self.writer = BatchWriter(
             self.warehouse,
             max_queue_spans=settings.queue_max_spans,

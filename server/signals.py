@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.routing.decide import StageSignal
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import FunnelReport, StageFunnel
@@ -75,6 +76,8 @@ class _Entry:
     version: Any
     last_used: float
     views: dict[str, Any] = field(default_factory=dict)  #: answers rendered from ``report``, by name
+    #: How each view asked for so far is rendered: a refresh renders them again before swapping the report in.
+    renderers: dict[str, Callable[[FunnelReport], Any]] = field(default_factory=dict)
 
 
 class SignalCache:
@@ -148,10 +151,11 @@ class SignalCache:
         return None, 0.0
 
     def view(self, filters: Filters, name: str, render: Callable[[FunnelReport], Any]) -> tuple[Any, float] | None:
-        """``render(report)`` for a held report, rendered once per refresh (``None`` if not held).
+        """``render(report)`` for a held report (``None`` if not held).
 
         An answer built from the report (the ``/v1/stages`` body) is then as cheap
-        to serve as the report itself.
+        to serve as the report itself: it is rendered on its first request, and
+        from then on by the refresher, with each new report, off the event loop.
         """
         entry, age = self._touch(filters)
         if entry is None:
@@ -162,6 +166,7 @@ class SignalCache:
         if view is None:
             view = render(report)
             with self._lock:
+                entry.renderers[name] = render
                 if entry.report is report:
                     entry.views[name] = view
         return view, age
@@ -195,13 +200,19 @@ class SignalCache:
         for filters in stale:
             report = self._compute(filters)
             with self._lock:
-                if filters in self._entries:
-                    entry = self._entries[filters]
+                held = self._entries.get(filters)
+                renderers = dict(held.renderers) if held is not None else {}
+            views = {name: render(report) for name, render in renderers.items()}
+            with self._lock:
+                entry = self._entries.get(filters)
+                if entry is not None:
                     entry.report, entry.computed_at, entry.version = report, time.monotonic(), version
-                    entry.views = {}
+                    entry.views = {name: view for name, view in views.items()
+                                   if entry.renderers.get(name) is renderers[name]}
         return len(stale)
 
     def _loop(self, prime: Callable[[], list[Filters]] | None) -> None:
+        lower_this_thread()
         if prime is not None:
             try:
                 for filters in prime():

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from journeyscope.errors import InvalidInputError
+from journeyscope.server.priority import lower_this_process
 from journeyscope.warehouse.otlp import DecodedBatch, decode_json, decode_protobuf
 
 __all__ = ["Decoded", "WorkerPool", "decode_body"]
@@ -90,7 +91,8 @@ class WorkerPool:
         return self._pool
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=lower_this_process)
         for _ in range(self.workers):
             pool.submit(_warm)
         return pool

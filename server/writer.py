@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from journeyscope.errors import JourneyscopeError, WarehouseError
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.warehouse import IngestResult, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class BatchWriter:
         return jobs
 
     def _run(self) -> None:
+        lower_this_thread()
         last_sweep = time.monotonic()
         visits_due = 0.0
         visits_pending = False

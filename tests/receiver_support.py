@@ -29,6 +29,7 @@ class RunningServer:
     grpc_target: str
     runtime: Runtime
     project: Project
+    app: Any = None
 
     @property
     def traces_url(self) -> str:
@@ -64,7 +65,7 @@ def running_server(settings: ServerSettings) -> Iterator[RunningServer]:
     try:
         yield RunningServer(
             f"http://127.0.0.1:{port}", f"127.0.0.1:{started.grpc_port}", started.projects["default"].runtime,
-            started.projects["default"],
+            started.projects["default"], app,
         )
     finally:
         server.should_exit = True

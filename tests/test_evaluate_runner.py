@@ -179,6 +179,32 @@ def test_a_run_limited_to_some_journeys_scores_those_alone_and_the_same_way(db: 
         assert scores(whole) == scores(db)  # the same hashes and scores as a run over every journey
 
 
+def test_scoring_in_worker_processes_gives_exactly_the_rows_of_scoring_in_place(tmp_path: Path) -> None:
+    """The server scores in its worker processes: the transcripts cross as Arrow tables, a few journeys per
+    call, and are built and scored there. Every row must be what scoring in place writes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    def fleet(path: Path) -> Warehouse:
+        wh = Warehouse(path, journey_map=JourneyMap(), clock=lambda: LATER)
+        rows = SpanRows()
+        for i in range(40):  # more journeys than one call to a worker takes
+            add_journey(rows, f"j-{i:02d}", BOOKING if i % 3 else SUPPORT, start=T0 + i * S, customer=f"c-{i}")
+        wh.ingest(rows)
+        return wh
+
+    def scores(wh: Warehouse) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "evaluated_at"} for r in rows_of(wh)]
+
+    with fleet(tmp_path / "here.duckdb") as here, fleet(tmp_path / "workers.duckdb") as there:
+        evaluate_pending(here)
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            summary = evaluate_pending(there, scorer=pool)
+        bookings = sum(1 for i in range(40) if i % 3)
+        assert summary.scored == 2 * bookings + (40 - bookings)  # booking journeys have two visits, support one
+        assert scores(there) == scores(here) and len(scores(here)) > 100
+
+
 def test_open_visits_are_skipped_until_they_close(tmp_path: Path) -> None:
     path = tmp_path / "open.duckdb"
     wh = make_db(path, clock=T0 + 400 * S)  # minutes after the last turn: the last visits may still grow

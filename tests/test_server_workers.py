@@ -171,3 +171,62 @@ def test_workers_that_keep_dying_are_given_up_and_bodies_decoded_in_place() -> N
         assert decoded.table.num_rows == 300 and pool.offloaded == 0
     finally:
         pool.close()
+
+
+def _nice(pid_or_tid: int) -> int:
+    """A thread's or process's nice value, from ``/proc`` (field 19 of ``stat``)."""
+    return int(Path(f"/proc/{pid_or_tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="per-thread priorities are read from Linux /proc")
+def test_background_work_runs_below_the_event_loop(server: RunningServer) -> None:
+    """The writer, scoring, refreshers, DuckDB's own worker threads and the worker processes run at a lower
+    priority than the thread that serves requests, so an API request does not wait for a core."""
+    import threading
+
+    from journeyscope.server.priority import BACKGROUND_NICE
+
+    assert BACKGROUND_NICE > 0
+    loop_nice = _nice(threading.get_native_id())  # the server's threads inherited this one's priority
+    lowered = min(19, loop_nice + BACKGROUND_NICE)  # 19 is the lowest there is (a suite run under nice 19)
+    ours = {t.name: _nice(t.native_id) for t in threading.enumerate()
+            if t.name.startswith("journeyscope-") and t.native_id is not None}
+    assert {"journeyscope-writer", "journeyscope-signals", "journeyscope-decisions",
+            "journeyscope-journey-states"} <= ours.keys()
+    assert all(n == lowered for n in ours.values()), ours
+    # DuckDB's worker threads: every thread of this process that Python did not start, minus the interpreter's.
+    python_threads = {t.native_id for t in threading.enumerate()}
+    others = [int(p.name) for p in Path("/proc/self/task").iterdir() if int(p.name) not in python_threads]
+    assert others and any(_nice(tid) == lowered for tid in others)
+    workers = server.app.state.workers
+    assert workers.executor is not None
+    workers.decode_sync(_big_body("j-nice", 91))  # the pool's processes have started
+    assert all(_nice(pid) == lowered for pid in workers.executor._processes)  # noqa: SLF001
+
+
+def test_a_refresh_renders_the_answers_asked_for_so_far_off_the_event_loop() -> None:
+    """An answer rendered from a report (the ``/v1/stages`` body) is rendered on its first request, then by
+    the refresher with each new report, so no request after a refresh pays for rendering it."""
+    import json
+    import threading
+
+    from journeyscope.server.signals import SignalCache
+    from journeyscope.warehouse.filters import Filters
+
+    version = [0]
+    cache = SignalCache(lambda filters: {"version": version[0]}, lambda: version[0], refresh_s=0)  # type: ignore[arg-type, return-value]
+    rendered_by: list[str] = []
+
+    def render(report: object) -> str:
+        rendered_by.append(threading.current_thread().name)
+        return json.dumps(report)
+
+    everything = Filters()
+    cache.report(everything)
+    assert cache.view(everything, "body", render)[0] == '{"version": 0}'  # type: ignore[index]
+    version[0] = 1
+    refresher = threading.Thread(target=cache.refresh_once, name="refresher")
+    refresher.start()
+    refresher.join()
+    assert cache.view(everything, "body", render)[0] == '{"version": 1}'  # type: ignore[index]
+    assert rendered_by == [threading.current_thread().name, "refresher"]

@@ -23,7 +23,8 @@ always run locally.
 
 **Writes** go through the warehouse's one connection under its write lock (the single-writer rule
 of :mod:`journeyscope.warehouse.store`), one ``INSERT OR REPLACE`` of an Arrow batch per batch of
-journeys, together with the LLM verdicts cached while scoring it.
+journeys, together with the LLM verdicts cached while scoring it. Each row also gets its visit's
+journey type and cohort (:mod:`journeyscope.warehouse.journey_facts`), read in the same transaction.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-from journeyscope.evaluators import EvalResult, VisitContext, registered
+from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
+from journeyscope.warehouse import journey_facts
 from journeyscope.warehouse.store import Warehouse
-from journeyscope.warehouse.transcripts import VisitKey, load_contexts, visit_keys_sql
+from journeyscope.warehouse.transcripts import VisitKey, build_contexts, read_batch, visit_keys_sql
 
 from journeyscope.errors import ConfigError, InvalidInputError, WarehouseError
 
@@ -443,11 +445,42 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
     return out
 
 
-def _run_local_plain(ctx: VisitContext, names: Sequence[str]) -> list[tuple[Any, ...]]:
-    """:func:`run_local` in a worker process, answered as plain tuples: unpickling frozen dataclasses
-    goes through ``dataclasses.fields()`` per object, which cost the server more than the scoring saved."""
-    return [(r.evaluator, r.version, r.score, r.passed, r.label, r.reason, r.evidence, r.error)
-            for r in run_local(ctx, names)]
+#: Journeys per call to a worker process: a batch's scoring is spread over the workers in this many.
+SCORER_CHUNK_JOURNEYS = 16
+
+
+def _score_tables(visits: pa.Table, turns: pa.Table,
+                  jobs: list[tuple[str, int, list[str]]]) -> list[list[tuple[Any, ...]]]:
+    """:func:`run_local` in a worker process, from the batch's Arrow tables: the transcripts are built
+    into Python objects there, not in the server, whose GIL the API's event loop needs. Answered as plain
+    tuples: unpickling frozen dataclasses goes through ``dataclasses.fields()`` per object, which cost
+    the server more than the scoring saved."""
+    contexts = build_contexts(visits, turns, [VisitKey(jid, pos) for jid, pos, _ in jobs])
+    return [[(r.evaluator, r.version, r.score, r.passed, r.label, r.reason, r.evidence, r.error)
+             for r in run_local(contexts[VisitKey(jid, pos)], names)] for jid, pos, names in jobs]
+
+
+def _score_elsewhere(scorer: Executor, visits: pa.Table, turns: pa.Table,
+                     jobs: list[tuple[VisitKey, list[str]]]) -> Iterable[list[EvalResult]]:
+    """Results for ``jobs`` (in order) from ``scorer``'s processes, a few journeys per call."""
+    import pyarrow.compute as pc
+
+    chunks: list[list[tuple[str, int, list[str]]]] = []
+    seen: set[str] = set()
+    for key, names in jobs:  # in journey order: a chunk takes whole journeys
+        if key.journey_id not in seen:
+            seen.add(key.journey_id)
+            if not chunks or len(seen) % SCORER_CHUNK_JOURNEYS == 1:
+                chunks.append([])
+        chunks[-1].append((key.journey_id, key.position, names))
+    futures = []
+    for chunk in chunks:
+        ids = pa.array(sorted({jid for jid, _, _ in chunk}), pa.string())
+        futures.append(scorer.submit(_score_tables, visits.filter(pc.is_in(visits["journey_id"], ids)),
+                                     turns.filter(pc.is_in(turns["journey_id"], ids)), chunk))
+    for future in futures:
+        for results in future.result():
+            yield [EvalResult(*r) for r in results]
 
 
 def _no_consent_note(result: EvalResult) -> EvalResult:
@@ -469,18 +502,19 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
                scorer: Executor | None = None) -> None:
     cur = warehouse.cursor()
     try:
-        contexts = load_contexts(cur, journey_ids, warehouse.clock(), [t.key for t in batch])
+        visits, turns = read_batch(cur, journey_ids, warehouse.clock())
     except duckdb.Error as exc:
         raise WarehouseError(f"cannot read transcripts from {warehouse.path}: {str(exc).splitlines()[0]}") from None
     finally:
         cur.close()
+    now_visits = dict(zip(zip(visits["journey_id"].to_pylist(), visits["position"].to_pylist()),
+                          zip(visits["stage"].to_pylist(), visits["visit"].to_pylist())))
     plan = {p.evaluator: p for p in plans}
     rows: list[tuple[_Todo, EvalResult, str]] = []
-    calls: list[tuple[_Todo, VisitContext, str]] = []
-    local_jobs: list[tuple[_Todo, VisitContext, list[str], bool]] = []  # (visit, context, evaluators, no-consent note)
+    calls: list[tuple[_Todo, str]] = []
+    local_jobs: list[tuple[_Todo, list[str], bool]] = []  # (visit, evaluators, no-consent note)
     for t in batch:
-        ctx = contexts.get(t.key)
-        if ctx is None or ctx.visit.stage != t.stage or ctx.visit.visit != t.visit:
+        if now_visits.get((t.key.journey_id, t.key.position)) != (t.stage, t.visit):
             summary.changed += 1  # the journey moved on between the two reads; next run scores it
             continue
         summary.scored += 1
@@ -489,25 +523,27 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
         if to_judge and not t.ai_consent:
             summary.no_consent += 1
             if plan[to_judge[0]].engine_nc == "local":
-                local_jobs.append((t, ctx, to_judge, True))
+                local_jobs.append((t, to_judge, True))
             else:
                 rows.extend((t, _skipped(n, plan[n].version_nc), SKIPPED) for n in to_judge)
             to_judge = []
         if local:
-            local_jobs.append((t, ctx, local, False))
-        calls.extend((t, ctx, n) for n in to_judge)
-    contexts_, names_ = [j[1] for j in local_jobs], [j[2] for j in local_jobs]
+            local_jobs.append((t, local, False))
+        calls.extend((t, n) for n in to_judge)
+    # Contexts as Python objects only where they are used here: the judge's calls, and local scoring
+    # when there are no worker processes.
+    here = [t.key for t, _ in calls] + ([t.key for t, _, _ in local_jobs] if scorer is None else [])
+    contexts = build_contexts(visits, turns, here) if here else {}
+    scored: Iterable[list[EvalResult]]
     if scorer is not None and local_jobs:
-        # Small chunks: each is pickled (and its answer unpickled) in one call that holds the GIL.
-        chunks = scorer.map(_run_local_plain, contexts_, names_, chunksize=16)
-        scored: Iterable[list[EvalResult]] = ([EvalResult(*r) for r in chunk] for chunk in chunks)
+        scored = _score_elsewhere(scorer, visits, turns, [(t.key, names) for t, names, _ in local_jobs])
     else:
-        scored = map(run_local, contexts_, names_)
-    for (t, _, _, note), results in zip(local_jobs, scored):
+        scored = (run_local(contexts[t.key], names) for t, names, _ in local_jobs)
+    for (t, _, note), results in zip(local_jobs, scored):
         rows.extend((t, _no_consent_note(r) if note else r, "local") for r in results)
     if calls:
         assert judge is not None and pool is not None
-        verdicts = pool.map(lambda c: judge.judge(c[1], c[2]), calls)
+        verdicts = pool.map(lambda c: judge.judge(contexts[c[0].key], c[1]), calls)
         rows.extend((c[0], r, "llm") for c, r in zip(calls, verdicts))
     if not rows:
         return
@@ -516,11 +552,13 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
     summary.errors += sum(1 for _, r, _ in rows if r.error is not None)
     table = _to_arrow(rows, plan)
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None
+    written_journeys = sorted({t.key.journey_id for t, _, _ in rows})
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
+        # With the journey facts of the visits as they are now (a visit erased meanwhile gets no row).
         cur.register("js_evaluations", table)
         try:
-            cur.execute("INSERT OR REPLACE INTO evaluations BY NAME SELECT * FROM js_evaluations")
+            journey_facts.write(cur, "js_evaluations", written_journeys)
         finally:
             cur.unregister("js_evaluations")
         if cache is not None:

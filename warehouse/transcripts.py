@@ -27,7 +27,9 @@ import pyarrow as pa
 from journeyscope.evaluators.transcript import StageVisit, Turn, VisitContext
 from journeyscope.warehouse import visits as _visits
 
-__all__ = ["BATCH_TABLE", "VisitKey", "load_contexts", "turns_sql", "visit_keys_sql"]
+__all__ = [
+    "BATCH_TABLE", "VisitKey", "build_contexts", "load_contexts", "read_batch", "turns_sql", "visit_keys_sql",
+]
 
 #: Name of the one-column (``journey_id``) relation a caller registers to select journeys.
 BATCH_TABLE = "js_batch_journeys"
@@ -163,11 +165,22 @@ def load_contexts(cur: duckdb.DuckDBPyConnection, journey_ids: Sequence[str], no
                   wanted: Iterable[VisitKey] | None = None) -> dict[VisitKey, VisitContext]:
     """The ``VisitContext`` of visits of ``journey_ids`` (all, or those in ``wanted``), by key.
 
-    Two queries for the whole batch (visits, turns), read in one transaction so they agree.
     Each context's ``history`` is the journey's earlier visits, oldest first.
     """
     if not journey_ids:
         return {}
+    return build_contexts(*read_batch(cur, journey_ids, now_ns), wanted)
+
+
+def read_batch(
+    cur: duckdb.DuckDBPyConnection, journey_ids: Sequence[str], now_ns: int
+) -> tuple[pa.Table, pa.Table]:
+    """The visits and turns of ``journey_ids`` as Arrow tables, for :func:`build_contexts`.
+
+    Two queries for the whole batch, read in one transaction so they agree. Kept apart from
+    building the contexts so that the Python objects can be built in another process (the
+    server's workers) from the tables, which cross a process boundary cheaply.
+    """
     cur.register(BATCH_TABLE, pa.table({"journey_id": pa.array(list(journey_ids), pa.string())}))
     try:
         cur.execute("BEGIN TRANSACTION")
@@ -182,6 +195,12 @@ def load_contexts(cur: duckdb.DuckDBPyConnection, journey_ids: Sequence[str], no
             cur.execute("COMMIT")
     finally:
         cur.unregister(BATCH_TABLE)
+    return visits, turns
+
+
+def build_contexts(visits: pa.Table, turns: pa.Table,
+                   wanted: Iterable[VisitKey] | None = None) -> dict[VisitKey, VisitContext]:
+    """The contexts of the visits in :func:`read_batch`'s tables (all, or those in ``wanted``), by key."""
     by_visit: dict[tuple[str, int], list[Turn]] = {}
     cols = [_times(turns, n) if n == "ts" else _column(turns, n)
             for n in ("journey_id", "position", "role", "text", "ts", "stage", "channel", "name")]

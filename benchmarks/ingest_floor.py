@@ -1,0 +1,127 @@
+"""What each step of ingest costs in CPU per span, and the fastest rate the steps DuckDB must do allow.
+
+``bench_ingest.py`` measures the receiver end to end. This script takes the same
+request bodies and times each step alone, in this process, in CPU seconds (all
+threads, DuckDB's included) per span:
+
+- parsing the protobuf (upb, C), then walking it into columns (Python), then building the Arrow table;
+- redaction (the privacy policy in force);
+- DuckDB appending the rows, first to a copy of the ``spans`` table without its primary key, then to the
+  real one (the key is what keeps a retried batch from being stored twice);
+- the whole ``Warehouse.ingest`` (redaction, insert, pending-visit marks, redaction log);
+- stage-visit upkeep for everything ingested.
+
+The last lines add up the steps no receiver design can skip on this storage (append with the key,
+visit upkeep) and say what rate they alone allow on the machine's cores, before any byte is decoded
+or any HTTP request is read.
+
+    python benchmarks/ingest_floor.py [--spans 100000] [--batch 2000] [--txn 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_ingest import cached_bodies  # noqa: E402  (a sibling benchmark script, not a package)
+
+from journeyscope.warehouse import Warehouse  # noqa: E402
+from journeyscope.warehouse.otlp import decode_protobuf  # noqa: E402
+from journeyscope.warehouse.redaction import PrivacyHook  # noqa: E402
+from journeyscope.warehouse.schema import _V1  # noqa: E402  (the spans table as created)
+
+
+def cpu(work: Callable[[], object]) -> float:
+    """CPU seconds of every thread of this process while ``work`` runs."""
+    before = time.process_time()
+    work()
+    return time.process_time() - before
+
+
+def _with_columns(table: pa.Table, first_seq: int) -> pa.Table:
+    n = table.num_rows
+    now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
+    return table.append_column("seq", pa.array(np.arange(first_seq, first_seq + n))).append_column("ingested_at", now)
+
+
+def append(ddl: str, table: pa.Table, txn: int) -> float:
+    """CPU seconds to append ``table`` to a fresh file's ``spans`` table in ``txn``-row transactions."""
+    with tempfile.TemporaryDirectory() as tmp:
+        con = duckdb.connect(os.path.join(tmp, "floor.duckdb"))
+        con.execute(ddl)
+        con.execute("SET checkpoint_threshold = '256MB'")  # as the server's writer sets it
+
+        def work() -> None:
+            for start in range(0, table.num_rows, txn):
+                con.register("incoming", table.slice(start, txn))
+                con.execute("BEGIN TRANSACTION")
+                con.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
+                con.execute("COMMIT")
+
+        took = cpu(work)
+        con.close()
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2000, help="spans per request body")
+    parser.add_argument("--txn", type=int, default=20_000, help="spans per DuckDB transaction (the writer groups)")
+    parser.add_argument("--journeys", type=int, default=20_000)
+    args = parser.parse_args()
+    bodies, _ = cached_bodies(args.spans, args.batch, args.journeys)
+    n = args.spans
+    steps: dict[str, float] = {}
+
+    steps["parse protobuf (upb, C)"] = cpu(lambda: [ExportTraceServiceRequest.FromString(b) for b in bodies])
+    decoded: list = []
+    steps["parse + walk into columns (Python)"] = cpu(lambda: decoded.extend(decode_protobuf(b) for b in bodies))
+    tables: list[pa.Table] = []
+    steps["columns to Arrow"] = cpu(lambda: tables.extend(d.rows.to_table() for d in decoded))
+    table = pa.concat_tables(tables)
+    hook = PrivacyHook()
+    redacted: list[pa.Table] = []
+    steps["redaction"] = cpu(lambda: redacted.append(hook.redact(table)[0]))
+    ready = _with_columns(redacted[0], 0)
+    no_key = _V1.replace("PRIMARY KEY (trace_id, span_id)", "CHECK (true)")
+    steps["DuckDB append, no key"] = append(no_key, ready, args.txn)
+    steps["DuckDB append with the span key"] = append(_V1, ready, args.txn)
+    with tempfile.TemporaryDirectory() as tmp:
+        warehouse = Warehouse(Path(tmp) / "floor.duckdb")
+        warehouse.query("SET GLOBAL checkpoint_threshold = '256MB'")
+
+        def ingest() -> None:
+            for start in range(0, table.num_rows, args.txn):
+                warehouse.ingest(table.slice(start, args.txn), update_visits=False)
+
+        steps["Warehouse.ingest (redaction, insert, marks)"] = cpu(ingest)
+        steps["stage-visit upkeep"] = cpu(warehouse.update_visits)
+        warehouse.close()
+
+    cores = os.cpu_count() or 1
+    print(f"{n:,} spans in {len(bodies)} bodies of {args.batch}, transactions of {args.txn:,}; {cores} cores")
+    for name, seconds in steps.items():
+        print(f"  {name:46s} {seconds / n * 1e6:7.1f} µs CPU/span")
+    floor = (steps["DuckDB append with the span key"] + steps["stage-visit upkeep"]) / n
+    print(f"  {'append with key + upkeep (the floor)':46s} {floor * 1e6:7.1f} µs CPU/span"
+          f" -> at most {cores / floor:,.0f} spans/s on {cores} cores, before decoding or HTTP")
+    total = (steps["parse + walk into columns (Python)"] + steps["columns to Arrow"]
+             + steps["Warehouse.ingest (redaction, insert, marks)"] + steps["stage-visit upkeep"]) / n
+    print(f"  {'everything the receiver does today':46s} {total * 1e6:7.1f} µs CPU/span"
+          f" -> at most {cores / total:,.0f} spans/s on {cores} cores")
+
+
+if __name__ == "__main__":
+    main()

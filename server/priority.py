@@ -1,0 +1,96 @@
+"""CPU priority for the server's background work, so the API's event loop runs first.
+
+On two cores, the writer's inserts, visit upkeep, online scoring and signal
+refreshes are all runnable at once while an orchestrator waits for
+``/v1/route``. The operating system shares the cores evenly between runnable
+threads, so a request could wait several milliseconds for a core although it
+needs only a fraction of one. Background threads and worker processes therefore
+lower their own priority (``nice``); the event loop keeps the default, and takes a
+core as soon as it has work. Ingest loses nothing but the cores the API uses.
+
+Linux keeps a nice value per thread, so :func:`lower_this_thread` affects only
+the calling thread. Elsewhere it lowers nothing (the call is a no-op), because
+there ``setpriority`` would lower the whole process, event loop included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from journeyscope.warehouse import Warehouse
+
+__all__ = ["BACKGROUND_NICE", "lower_database_threads", "lower_this_process", "lower_this_thread"]
+
+logger = logging.getLogger(__name__)
+
+
+
+def _background_nice(default: int = 10) -> int:
+    """``JOURNEYSCOPE_BACKGROUND_NICE`` (0-19, 0 turns lowering off); ``default``, with a warning, if invalid."""
+    given = os.environ.get("JOURNEYSCOPE_BACKGROUND_NICE")
+    if given is None:
+        return default
+    try:
+        value = int(given)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        logger.warning("journeyscope: JOURNEYSCOPE_BACKGROUND_NICE=%r is not a whole number from 0 to 19; "
+                       "using %d", given, default)
+        return default
+    return value
+
+
+#: How much lower than the event loop background work runs (a nice increment).
+BACKGROUND_NICE = _background_nice()
+
+
+def lower_this_thread(increment: int = BACKGROUND_NICE) -> None:
+    """Lower the calling thread's priority by ``increment`` (Linux only; a no-op elsewhere)."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + increment))
+    except OSError as exc:  # a sandbox that forbids it: run at the default priority
+        logger.debug("journeyscope: cannot lower thread priority: %s", exc)
+
+
+def lower_this_process(increment: int = BACKGROUND_NICE) -> None:
+    """Lower a whole worker process (every thread it starts after this inherits it)."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except OSError as exc:
+        logger.debug("journeyscope: cannot lower process priority: %s", exc)
+
+
+def lower_database_threads(warehouse: Warehouse) -> None:
+    """Start the database's own worker threads again from a lowered thread, so they inherit its priority.
+
+    DuckDB runs every query on the calling thread plus ``threads - 1`` workers
+    of its own, started when the database opens, at the opener's priority. A
+    new thread inherits its creator's nice value, so asking for one thread and
+    then for the configured number again, from a lowered thread, replaces them
+    with lowered ones. Queries the API runs itself still use the caller's thread
+    at full priority.
+    """
+    if BACKGROUND_NICE <= 0 or not sys.platform.startswith("linux"):
+        return
+
+    def relaunch() -> None:
+        lower_this_thread()
+        threads = int(warehouse.query("SELECT current_setting('threads')")[0][0])
+        warehouse.query("SET threads = 1")
+        warehouse.query(f"SET threads = {threads}")
+
+    thread = threading.Thread(target=relaunch, name="journeyscope-lower-db-threads")
+    thread.start()
+    thread.join()
