@@ -6,8 +6,10 @@ So orchestrator behaviour is observable like any other step (DESIGN.md); see
 Decisions are gathered for a few milliseconds and handed to the writer as one
 batch (:class:`DecisionLog`): at hundreds of routing calls a second, a write
 transaction per decision would cost more than the decisions themselves. The
-answer to ``/v1/route`` does not wait for the commit; a decision the log cannot
-take (its buffer full because the writer refuses work) is reported as not logged.
+answer to ``/v1/route`` does not wait for the commit, nor for its span to be
+built (encoding the attributes costs more than deciding; the log's own thread
+does it); a decision the log cannot take (its buffer full because the writer
+refuses work) is reported as not logged.
 """
 
 from __future__ import annotations
@@ -73,36 +75,42 @@ class DecisionLog:
         self.flush_s = flush_s
         self.max_pending = max_pending
         self.refused = 0  #: decisions the full buffer could not take
-        self._rows = SpanRows()
+        self._pending: list[tuple[dict[str, Any], dict[str, Any], int]] = []  # (decision, state, now_ns)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="journeyscope-decisions", daemon=True)
         self._thread.start()
 
     def log(self, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> bool:
-        """Buffer one decision; ``False`` (and an error in the log) if it cannot be taken."""
+        """Buffer one decision; ``False`` (and an error in the log) if it cannot be taken.
+
+        The span is built from ``decision`` and ``state`` when the buffer is flushed, so what it records
+        must not change after this call.
+        """
         with self._lock:
-            if len(self._rows) >= self.max_pending:
+            if len(self._pending) >= self.max_pending:
                 self.refused += 1
                 logger.error("journeyscope: decision %s not logged: %d decisions wait for the writer",
-                             decision["decision_id"], len(self._rows))
+                             decision["decision_id"], len(self._pending))
                 return False
-            add_decision(self._rows, decision, state, now_ns)
+            self._pending.append((decision, state, now_ns))
         return True
 
     def flush(self) -> bool:
         """Hand the buffered decisions to the writer; ``False`` if it refused them (they stay buffered)."""
         with self._lock:
-            rows, self._rows = self._rows, SpanRows()
-        if not len(rows):
+            pending, self._pending = self._pending, []
+        if not pending:
             return True
+        rows = SpanRows()
+        for decision, state, now_ns in pending:
+            add_decision(rows, decision, state, now_ns)
         try:
             self.writer.submit(rows.to_table())
         except Overloaded as exc:
-            logger.warning("journeyscope: %d decisions wait: %s", len(rows), exc)
+            logger.warning("journeyscope: %d decisions wait: %s", len(pending), exc)
             with self._lock:
-                rows.extend(self._rows)
-                self._rows = rows
+                self._pending[:0] = pending
             return False
         return True
 
