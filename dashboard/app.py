@@ -11,6 +11,7 @@ traceback; the navigation stays usable so the user can fix it and reload.
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import streamlit as st
@@ -44,9 +45,12 @@ def main() -> None:
     uses_filters = next((f for _, title, _, _, f in PAGES if title == selected.title), True)
     selected_url = next((url for _, title, url, _, _ in PAGES if title == selected.title), None)
     st.session_state.pop(CTX_KEY, None)
+    # The page's questions share one open source while this run lasts (WarehouseSource.held), released after.
+    run = ExitStack()
 
     def load() -> None:
         source = data.make_source(settings)
+        run.enter_context(source.held())
         with st.sidebar:
             st.caption(f"Source: {source.describe()}")
             if st.button("Refresh data", icon=":material/refresh:", help="Ask the warehouse again now."):
@@ -63,8 +67,9 @@ def main() -> None:
             st.sidebar.caption("The filters do not apply to this page.")
         st.session_state[CTX_KEY] = PageContext(settings, source, params, facts, pages)
 
-    guarded(load)
-    selected.run()
+    with run:
+        guarded(load)
+        selected.run()
 
 
 main()

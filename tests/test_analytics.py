@@ -249,11 +249,15 @@ def test_retention_between_stages_matches_the_reference(generated, filters):
             rows,
         )
     try:
-        got = {(h.journey, h.source, h.target): h for h in retention_between_stages(wh, filters)}
+        handoffs = retention_between_stages(wh, filters)
     finally:
         with wh.writing() as cur:
             cur.execute("DELETE FROM evaluations")
+    got = {(h.journey, h.source, h.target): h for h in handoffs}
     assert set(got) == set(expected)
+    # Worst first within a journey type, ties by stage pair: the same order on every call.
+    order = [(h.journey, h.mean_score, h.source, h.target) for h in handoffs]
+    assert order == sorted(order)
     for key, scores in expected.items():
         assert got[key].mean_score == pytest.approx(sum(scores) / len(scores)), key
         assert (got[key].fail_rate.k, got[key].fail_rate.n) == (sum(s < 0.3 for s in scores), len(scores)), key

@@ -328,6 +328,57 @@ def test_warehouse_source_says_when_a_writer_holds_the_file(tmp_path, demo_db):
         holder.wait()
 
 
+def _writer_can_open(db: Path) -> bool:
+    """Whether another process can open ``db`` for writing now (DuckDB refuses it while a reader holds it)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()", str(db)],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def test_warehouse_source_holds_the_file_for_one_page_run_only(tmp_path, demo_db):
+    db = tmp_path / "held.duckdb"
+    shutil.copy(demo_db, db)
+    src = WarehouseSource(db)
+    params = FilterParams(journey="onboarding")
+
+    def questions() -> list:
+        return [
+            src.filter_values(),
+            src.funnel(FilterParams()),
+            src.distribution(params, "app-install"),
+            src.failing(params, "app-install", None, 100),
+            src.retention(params),
+        ]
+
+    alone = questions()
+    assert _writer_can_open(db)  # each question closed the file behind it
+    with src.held():
+        assert _writer_can_open(db)  # nothing asked yet: nothing opened
+        inside = questions()
+        assert not _writer_can_open(db)  # held between questions
+        with src.held():  # nested: the outer hold keeps the file
+            assert src.retention(params) == inside[-1]
+        assert not _writer_can_open(db)
+    assert inside == alone
+    assert _writer_can_open(db)
+
+    # A page run that fails still lets the file go, and a failed open holds nothing.
+    with pytest.raises(RuntimeError), src.held():
+        src.retention(params)
+        raise RuntimeError("page failed")
+    assert _writer_can_open(db)
+    missing = WarehouseSource(tmp_path / "missing.duckdb")
+    with missing.held():
+        with pytest.raises(SourceError, match="No warehouse at"):
+            missing.health()
+        shutil.copy(demo_db, tmp_path / "missing.duckdb")
+        assert missing.filter_values() == src.filter_values()  # asked again, not a cached failure
+    assert _writer_can_open(tmp_path / "missing.duckdb")
+
+
 def test_api_source_reads_the_same_dicts_as_the_warehouse(demo_db):
     direct = WarehouseSource(demo_db)
     with api_server(demo_db) as url:

@@ -61,7 +61,7 @@ SELECT p.journey_name, p.from_stage, p.stage, avg(e.score), count(*),
 FROM pairs p
 JOIN evaluations e ON e.journey_id = p.journey_id AND e.stage = p.stage AND e.visit = p.visit
 WHERE e.evaluator = '{RETENTION}' AND e.score IS NOT NULL AND e.error IS NULL AND p.from_stage IS NOT NULL
-GROUP BY ALL ORDER BY 1, 4
+GROUP BY ALL ORDER BY 1, 4, 2, 3
 """
 
 
@@ -246,7 +246,7 @@ class HandOff:
 
 
 def retention_between_stages(warehouse: Warehouse, filters: Filters | None = None) -> list[HandOff]:
-    """Context-retention scores per stage pair, worst first; empty before anything is evaluated."""
+    """Context-retention scores per stage pair, worst first (ties by stage pair); empty before anything is evaluated."""
     filters = filters or Filters()
     where, params = filters.where()
     if filters.keeps_whole_journeys:
