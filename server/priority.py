@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from journeyscope.warehouse import Warehouse
 
-__all__ = ["BACKGROUND_NICE", "lower_database_threads", "lower_this_process", "lower_this_thread"]
+__all__ = [
+    "BACKGROUND_NICE", "database_threads", "lower_database_threads", "lower_this_process", "lower_this_thread",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,24 +74,31 @@ def lower_this_process(increment: int = BACKGROUND_NICE) -> None:
         logger.debug("journeyscope: cannot lower process priority: %s", exc)
 
 
-def lower_database_threads(warehouse: Warehouse) -> None:
-    """Start the database's own worker threads again from a lowered thread, so they inherit its priority.
+def database_threads(configured: int | None = None) -> int:
+    """Threads per DuckDB query in the server: ``configured``, else one fewer than the cores (at least one).
+
+    On two cores, a query on both starves the event loop of a core however low its priority: the
+    API's tail latency under ingest was lower with one (measured with ``benchmarks/bench_api.py``).
+    """
+    return configured if configured is not None else max(1, (os.cpu_count() or 1) - 1)
+
+
+def lower_database_threads(warehouse: Warehouse, threads: int | None = None) -> None:
+    """Give the database :func:`database_threads` threads, started by a lowered thread (they inherit it).
 
     DuckDB runs every query on the calling thread plus ``threads - 1`` workers
     of its own, started when the database opens, at the opener's priority. A
     new thread inherits its creator's nice value, so asking for one thread and
-    then for the configured number again, from a lowered thread, replaces them
-    with lowered ones. Queries the API runs itself still use the caller's thread
-    at full priority.
+    then for the number wanted, from a lowered thread, replaces them with
+    lowered ones. Queries the API runs itself still use the caller's thread at
+    full priority.
     """
-    if BACKGROUND_NICE <= 0 or not sys.platform.startswith("linux"):
-        return
+    wanted = database_threads(threads)
 
     def relaunch() -> None:
         lower_this_thread()
-        threads = int(warehouse.query("SELECT current_setting('threads')")[0][0])
         warehouse.query("SET threads = 1")
-        warehouse.query(f"SET threads = {threads}")
+        warehouse.query(f"SET threads = {wanted}")
 
     thread = threading.Thread(target=relaunch, name="journeyscope-lower-db-threads")
     thread.start()

@@ -31,7 +31,7 @@ class Runtime:
         """Open the warehouse (migrating it) and start its writer."""
         settings = self.settings
         self.warehouse = Warehouse(settings.db, journey_map=load_journey_map(settings.map_file))
-        lower_database_threads(self.warehouse)  # before the writer: queries it starts use lowered workers
+        lower_database_threads(self.warehouse, settings.db_threads)  # before the writer starts querying
         self.writer = BatchWriter(
             self.warehouse,
             max_queue_spans=settings.queue_max_spans,

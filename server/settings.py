@@ -35,6 +35,9 @@ class ServerSettings:
     grpc_workers: int = 8
     #: Processes that decode OTLP bodies and score visits (0: in the server process; journeyscope.server.workers).
     workers: int = 1
+    #: Threads DuckDB runs each query on; ``None``: one fewer than the machine's cores (at least one), so a
+    #: query never takes every core from the API's event loop (journeyscope.server.priority).
+    db_threads: int | None = None
     #: API keys and projects (TOML, see journeyscope.server.auth); None: local-only, one project.
     keys_file: str | None = None
     #: Routing policies (TOML, see journeyscope.server.routing.policy); None: the built-in defaults.

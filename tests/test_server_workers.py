@@ -178,10 +178,23 @@ def _nice(pid_or_tid: int) -> int:
     return int(Path(f"/proc/{pid_or_tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def test_the_database_leaves_a_core_to_the_api(server: RunningServer) -> None:
+    from journeyscope.server.priority import database_threads
+
+    expected = max(1, (os.cpu_count() or 1) - 1)
+    assert database_threads() == expected and database_threads(3) == 3
+    assert server.query("SELECT current_setting('threads')") == [(expected,)]
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="per-thread priorities are read from Linux /proc")
-def test_background_work_runs_below_the_event_loop(server: RunningServer) -> None:
+def test_background_work_runs_below_the_event_loop(tmp_path: Path) -> None:
     """The writer, scoring, refreshers, DuckDB's own worker threads and the worker processes run at a lower
     priority than the thread that serves requests, so an API request does not wait for a core."""
+    with running_server(ServerSettings(db=str(tmp_path / "n.duckdb"), workers=1, db_threads=2)) as server:
+        _check_priorities(server)
+
+
+def _check_priorities(server: RunningServer) -> None:
     import threading
 
     from journeyscope.server.priority import BACKGROUND_NICE

@@ -25,6 +25,8 @@ from journeyscope.errors import ConfigError
               envvar="JOURNEYSCOPE_POLICIES", help="Routing policies (TOML), reloaded when the file changes.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
+@click.option("--db-threads", type=click.IntRange(1, 256),
+              help="Threads per DuckDB query. Default: one fewer than the cores (at least 1), one left for the API.")
 @click.option("--no-evaluate", is_flag=True, help="Do not score stage visits online as they close.")
 def serve(
     db: str,
@@ -36,6 +38,7 @@ def serve(
     keys_file: str | None,
     policies_file: str | None,
     workers: int,
+    db_threads: int | None,
     no_evaluate: bool,
 ) -> None:
     """Receive OTLP traces (HTTP and gRPC), serve the eval API; this process is the warehouse's one writer."""
@@ -52,7 +55,7 @@ def serve(
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
-        evaluate_online=not no_evaluate, workers=workers,
+        evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
     )
     try:
         run_server(settings)
