@@ -75,15 +75,20 @@ def generate(n: int, seed: int) -> list[dict]:
     return journeys
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("analytics")
+def _imported(tmp, name):
+    """600 generated journeys imported into a new warehouse ``name`` under ``tmp``."""
     journeys = generate(600, seed=21)
     path = tmp / "gen.jsonl"
     path.write_text("\n".join(json.dumps(j) for j in journeys))
-    wh = Warehouse(tmp / "gen.duckdb", journey_map=parse_journey_map(MAP_TOML))
+    wh = Warehouse(tmp / name, journey_map=parse_journey_map(MAP_TOML))
     summary = import_jsonl(wh, path)
     assert summary.journeys == 600 and not summary.skipped
+    return wh, journeys
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    wh, journeys = _imported(tmp_path_factory.mktemp("analytics"), "gen.duckdb")
     yield wh, journeys
     wh.close()
 
@@ -279,12 +284,7 @@ EVAL_IDS = ["all", "cohort", "journey-cohort", "channel", "journey-since"]
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("evaluated")
-    journeys = generate(600, seed=21)
-    path = tmp / "gen.jsonl"
-    path.write_text("\n".join(json.dumps(j) for j in journeys))
-    wh = Warehouse(tmp / "evaluated.duckdb", journey_map=parse_journey_map(MAP_TOML))
-    import_jsonl(wh, path)
+    wh, journeys = _imported(tmp_path_factory.mktemp("evaluated"), "evaluated.duckdb")
     assert evaluate_pending(wh).results > 0
     scores = {(j, s, v, e): (score, passed, error) for j, s, v, e, score, passed, error in wh.query(
         "SELECT journey_id, stage, visit, evaluator, score, passed, error FROM evaluations")}
