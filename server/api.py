@@ -101,10 +101,9 @@ async def stages(caller: Reader, filters: FilterArgs) -> Response:
     Answered from the precomputed report on the event loop; only a filter asked
     for the first time is computed, in a worker thread.
     """
-    cache = caller.project.signals
     body = held_stages(caller, filters)
     if body is None:
-        await asyncio.to_thread(cache.report, filters)
+        await asyncio.to_thread(caller.project.signals.report, filters)
         body = held_stages(caller, filters)
         assert body is not None
     return Response(body, media_type="application/json")
@@ -219,12 +218,13 @@ async def route(caller: Reader, body: RouteRequest) -> JSONResponse:
     reports changes), so a route costs no query; a journey or filter asked for
     the first time is read in a worker thread.
     """
-    now_ns = time.time_ns()
-    found = _decide(caller.project, body, now_ns, read=False)
-    if found is None:
+    decision = held_route(caller, body)
+    if decision is None:
+        now_ns = time.time_ns()
         found = await asyncio.to_thread(_decide, caller.project, body, now_ns, read=True)
-    assert found is not None
-    return JSONResponse(log_decision(caller, body, found, now_ns))
+        assert found is not None  # reading, _decide answers or raises 404
+        decision = log_decision(caller, body, found, now_ns)
+    return JSONResponse(decision)
 
 
 def held_route(caller: Caller, body: RouteRequest) -> dict[str, Any] | None:

@@ -21,11 +21,12 @@ single implementation.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -39,7 +40,6 @@ __all__ = ["HotRouteStats", "HotRoutes"]
 _JOURNEYS = "/v1/journeys/"
 #: Query parameters of ``/v1/stages`` answered here; a time window (``since``, ``until``, ``window``) is not.
 _STAGE_FILTERS = frozenset({"journey", "cohort", "channel"})
-_ROUTE_FIELDS = frozenset({"journey_id", "stage", "requested_by"})
 _MAX_BODY = 64 * 1024
 
 
@@ -128,16 +128,12 @@ def _route_request(scope: Scope, body: bytes) -> RouteRequest | None:
         fields = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(fields, dict) or not fields.keys() <= _ROUTE_FIELDS:
+    if not isinstance(fields, dict) or not fields.keys() <= RouteRequest.model_fields.keys():
+        return None  # a field the model would ignore: FastAPI answers, as for any unusual request
+    try:
+        return RouteRequest.model_validate(fields)
+    except ValidationError:
         return None
-    journey_id, stage, requested_by = (fields.get(k) for k in ("journey_id", "stage", "requested_by"))
-    if not isinstance(journey_id, str) or not 1 <= len(journey_id) <= 256:
-        return None
-    if stage is not None and (not isinstance(stage, str) or not 1 <= len(stage) <= 256):
-        return None
-    if requested_by is not None and (not isinstance(requested_by, str) or len(requested_by) > 256):
-        return None
-    return RouteRequest.model_construct(journey_id=journey_id, stage=stage, requested_by=requested_by)
 
 
 async def _read_body(receive: Receive) -> tuple[list[MutableMapping[str, Any]], bytes | None]:

@@ -10,11 +10,11 @@ import logging
 import threading
 from typing import Any
 
-from journeyscope.server.priority import lower_this_thread
 from journeyscope.errors import JourneyscopeError
 from journeyscope.server.decisions import DecisionLog
 from journeyscope.server.journey_states import JourneyStates
 from journeyscope.server.policy_store import PolicyStore
+from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.runtime import Runtime
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.signals import SignalCache

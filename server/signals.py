@@ -182,9 +182,10 @@ class SignalCache:
         if held is None:
             if not compute:
                 return None
-            by_stage = _signals_by_stage(self.report(filters)[0])
-        else:
-            by_stage = held[0]
+            self.report(filters)  # held now, and just used: not forgotten before the next line
+            held = self.view(filters, "stage_signals", _signals_by_stage)
+            assert held is not None
+        by_stage = held[0]
         if journey is not None:
             return by_stage.get((journey, stage), {})
         return next((signals for (_, s), signals in by_stage.items() if s == stage), {})

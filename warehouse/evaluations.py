@@ -418,9 +418,9 @@ def evaluate_pending(
 
 def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationSummary,
                   journeys: list[str] | None = None) -> list[_Todo]:
-    plan_table = pa.table({f: pa.array([getattr(p, f) for p in plans], pa.string()) for f in _Plan.__slots__})
     if journeys is not None and not journeys:
         return []
+    plan_table = pa.table({f: pa.array([getattr(p, f) for p in plans], pa.string()) for f in _Plan.__slots__})
     cur = warehouse.cursor()
     try:
         cur.register("js_plan", plan_table)
@@ -548,11 +548,11 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
     if not rows:
         return
     summary.results += len(rows)
-    summary.journeys.update(t.key.journey_id for t, _, _ in rows)
+    written_journeys = sorted({t.key.journey_id for t, _, _ in rows})
+    summary.journeys.update(written_journeys)
     summary.errors += sum(1 for _, r, _ in rows if r.error is not None)
     table = _to_arrow(rows, plan)
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None
-    written_journeys = sorted({t.key.journey_id for t, _, _ in rows})
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
         # With the journey facts of the visits as they are now (a visit erased meanwhile gets no row).

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["LARGE_VISITS", "long_step"]
+__all__ = ["LARGE_VISITS", "Report", "long_step"]
 
 #: Stage visits from which a full re-derivation or an upgrade takes long enough to be reported.
 LARGE_VISITS = 200_000

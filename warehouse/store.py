@@ -24,7 +24,7 @@ import pyarrow as pa
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
-from journeyscope.warehouse.progress import LARGE_VISITS, long_step
+from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -131,6 +131,10 @@ class Warehouse:
             self.privacy.record_policy(self._con)
             self._sync_visits_with_map()
 
+    def _long_step(self, description: str) -> contextlib.AbstractContextManager[Report | None]:
+        """:func:`long_step` on a file large enough for the step to take a while; on a small one, silence."""
+        return long_step(description) if self._is_large() else contextlib.nullcontext()
+
     def _is_large(self) -> bool:
         """Whether a schema upgrade or a full re-derivation will take long enough to report (stderr)."""
         has_visits = self._con.execute(
@@ -144,10 +148,10 @@ class Warehouse:
     def _migrate(self) -> None:
         """Bring the file's schema up to date, saying so on stderr when that takes long."""
         found = current_version(self._con)
-        if found == 0 or found >= SCHEMA_VERSION or not self._is_large():
+        if found == 0 or found >= SCHEMA_VERSION:  # a new file, or nothing to do
             migrate(self._con)
             return
-        with long_step(f"upgrading {self.path} from schema {found} to {SCHEMA_VERSION}"):
+        with self._long_step(f"upgrading {self.path} from schema {found} to {SCHEMA_VERSION}"):
             migrate(self._con)
 
     def _sync_visits_with_map(self) -> None:
@@ -160,11 +164,8 @@ class Warehouse:
         cur = self._con.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
-            if self._is_large():
-                with long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
-                    _visits.rebuild_visits(cur, self.journey_map, self.clock(), report)
-            else:
-                _visits.rebuild_visits(cur, self.journey_map, self.clock())
+            with self._long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
+                _visits.rebuild_visits(cur, self.journey_map, self.clock(), report)
             cur.execute("DELETE FROM visits_pending")
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('journey_map_digest', ?)", [digest])
             cur.execute("COMMIT")
