@@ -132,12 +132,13 @@ class Project:
         scorer = self.workers.executor if self.workers is not None else None
         try:
             # Small batches: every read and write of a batch is one call that holds the GIL the API needs.
-            summary = evaluate_pending(self.warehouse, "local", scorer=scorer, journeys=journeys, batch_journeys=50)
+            summary = evaluate_pending(self.warehouse, "local", scorer=scorer, journeys=journeys, batch_journeys=50,
+                                       stop=self._stop.is_set)
         except BaseException:
             self._rescore(journeys)
             raise
-        if summary.changed:
-            self._rescore(journeys)  # some moved on while being read: look at them again next pass
+        if summary.changed or summary.stopped:
+            self._rescore(journeys)  # some moved on while being read, or were not reached: again next pass
         if summary.results:
             self.evaluations_written += summary.results
             if self.states is not None:

@@ -1,4 +1,4 @@
-"""The single writer: a bounded queue of decoded batches and one thread that commits them.
+"""The single writer: a bounded queue of decoded batches, one thread that commits them, one that derives visits.
 
 Shaped like OpenTelemetry's ``BatchSpanProcessor``: a bounded queue, one worker
 woken by a condition, ``force_flush``/``shutdown``, and counted refusals. It
@@ -9,11 +9,13 @@ that resolves only once the batch is committed in DuckDB, so a sender is
 acknowledged only for spans that are durably stored.
 
 Queued batches are committed together (group commit): under load, one DuckDB
-transaction serves many requests, and stage-visit upkeep runs after the commit
-(acks do not wait for it) when the queue is empty, and under load at most every
-``visit_interval_s`` or twice the last upkeep's duration, whichever is longer:
-upkeep re-derives whole journeys, so it never takes more than about a third of
-the writer's time, and one upkeep serves many transactions.
+transaction serves many requests. Stage-visit upkeep runs on a second thread, in
+DuckDB transactions of its own beside the commits (the warehouse lets a span
+append and an upkeep overlap, and DuckDB runs each on its caller's thread, so
+they use both cores; acks never wait for upkeep). It runs when spans were
+committed, at most every ``visit_interval_s`` or twice the last upkeep's
+duration, whichever is longer: upkeep re-derives whole journeys, so one upkeep
+serves many transactions and re-derives a busy journey a few times a second at most.
 
 Checkpoints are the writer's too: DuckDB's default (checkpoint whenever the
 write-ahead log passes 16 MB) compresses and rewrites the table's open row
@@ -113,13 +115,19 @@ class BatchWriter:
         self.on_visits_changed: list[Callable[[list[str]], None]] = []
         self._queue: deque[_Job] = deque()
         self._queued_spans = 0
-        self._busy = False
+        self._busy = False  # the writer thread is committing
         self._stopping = False
+        self._writer_done = False  # the writer thread committed the last batch and ended
+        self._visits_pending = False  # spans committed whose visits are not derived yet
+        self._visits_busy = False  # the visits thread is deriving
+        self._flush_waiters = 0  # force_flush calls waiting: the visits thread runs at once for them
         self._flush_requested = False
         self._recent_rate = 0.0  # spans/s of recent commits (for the retry hint)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="journeyscope-writer", daemon=True)
+        self._visits_thread = threading.Thread(target=self._run_visits, name="journeyscope-visits", daemon=True)
         self._thread.start()
+        self._visits_thread.start()
 
     # -- producers -------------------------------------------------------------------
     def would_refuse(self, spans: int = 1) -> bool:
@@ -157,7 +165,7 @@ class BatchWriter:
             self._queued_spans += n
             self.stats.queued_spans = self._queued_spans
             self.stats.spans_submitted += n
-            self._cond.notify()
+            self._cond.notify_all()  # the writer thread, not the visits thread that shares the condition
         return future
 
     def _refuse(self, n: int) -> None:
@@ -170,23 +178,30 @@ class BatchWriter:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             self._flush_requested = True
+            self._flush_waiters += 1
             self._cond.notify_all()
-            while self._queue or self._busy or self._flush_requested:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            try:
+                while (self._queue or self._busy or self._flush_requested
+                       or self._visits_pending or self._visits_busy):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._flush_waiters -= 1
         return True
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
-        """Refuse new batches, commit the queued ones, stop the thread. Idempotent."""
+        """Refuse new batches, commit the queued ones, derive their visits, stop both threads. Idempotent."""
+        deadline = time.monotonic() + timeout_s
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        for thread in (self._thread, self._visits_thread):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not (self._thread.is_alive() or self._visits_thread.is_alive())
 
-    # -- the writer thread -----------------------------------------------------------
+    # -- the writer thread: commits ------------------------------------------------------
     def _take(self) -> list[_Job]:
         jobs: list[_Job] = []
         spans = 0
@@ -201,44 +216,32 @@ class BatchWriter:
 
     def _run(self) -> None:
         lower_this_thread()
-        last_sweep = time.monotonic()
-        visits_due = 0.0
-        visits_pending = False
         checkpoint_due: float | None = None  # set by a commit: checkpoint once ingest pauses this long
         while True:
             with self._cond:
                 while not self._queue and not self._stopping and not self._flush_requested:
-                    due = [self.idle_sweep_s]
-                    if visits_pending:
-                        due.append(visits_due - time.monotonic())
-                    if checkpoint_due is not None:
-                        due.append(checkpoint_due - time.monotonic())
-                    if not self._cond.wait(max(0.0, min(due))):
+                    wait = None if checkpoint_due is None else checkpoint_due - time.monotonic()
+                    if not self._cond.wait(None if wait is None else max(0.0, wait)):
                         break
                 jobs = self._take()
                 stopping = self._stopping and not self._queue
-                flush = self._flush_requested
                 self._flush_requested = False
-                self._busy = bool(jobs) or (visits_pending and (flush or stopping))
+                self._busy = bool(jobs)
             if jobs:
                 self._commit(jobs)
-                visits_pending = True
                 checkpoint_due = time.monotonic() + self.checkpoint_idle_s
-            now = time.monotonic()
-            if visits_pending and (now >= visits_due or flush or stopping):
-                took = self._update_visits()
-                visits_pending = False
-                visits_due = time.monotonic() + max(self.visit_interval_s, 2 * took)
-            elif checkpoint_due is not None and not jobs and not visits_pending and now >= checkpoint_due:
-                checkpoint_due = None if self._checkpoint() else now + self.checkpoint_idle_s
-            if now - last_sweep >= self.idle_sweep_s:
-                last_sweep = now
-                self._sweep()
             with self._cond:
                 self._busy = False
+                if jobs:
+                    self._visits_pending = True
+                if stopping:
+                    self._writer_done = True
                 self._cond.notify_all()
-                if stopping and not self._queue:
+                if stopping:
                     return
+                idle = not self._queue and not self._visits_pending and not self._visits_busy
+            if (not jobs and idle and checkpoint_due is not None and time.monotonic() >= checkpoint_due):
+                checkpoint_due = None if self._checkpoint() else time.monotonic() + self.checkpoint_idle_s
 
     def _commit(self, jobs: list[_Job]) -> None:
         tables = [job.table for job in jobs]
@@ -266,6 +269,42 @@ class BatchWriter:
         for job in jobs:
             if not job.future.cancelled():
                 job.future.set_result(IngestResult(job.table.num_rows, 0))
+
+    # -- the visits thread: stage-visit upkeep -------------------------------------------
+    def _run_visits(self) -> None:
+        """Derive the visits of committed spans, in a DuckDB transaction of its own beside the commits.
+
+        Runs when spans were committed and the last upkeep is far enough back, at once when a
+        flush or a shutdown waits for it; also closes idle journeys' visits every ``idle_sweep_s``.
+        """
+        lower_this_thread()
+        last_sweep = time.monotonic()
+        visits_due = 0.0
+        while True:
+            with self._cond:
+                while True:
+                    now = time.monotonic()
+                    pending = self._visits_pending
+                    run = pending and (now >= visits_due or self._flush_waiters > 0 or self._stopping)
+                    sweep = now - last_sweep >= self.idle_sweep_s
+                    if run or sweep or (self._writer_done and not pending):
+                        break
+                    due = [self.idle_sweep_s - (now - last_sweep)] + ([visits_due - now] if pending else [])
+                    self._cond.wait(max(0.0, min(due)))
+                if not run and not sweep:
+                    return  # the writer is done and every commit's visits are derived
+                if run:
+                    self._visits_pending = False
+                    self._visits_busy = True
+            if run:
+                took = self._update_visits()
+                visits_due = time.monotonic() + max(self.visit_interval_s, 2 * took)
+                with self._cond:
+                    self._visits_busy = False
+                    self._cond.notify_all()
+            if sweep:
+                last_sweep = time.monotonic()
+                self._sweep()
 
     def _update_visits(self) -> float:
         started = time.perf_counter()

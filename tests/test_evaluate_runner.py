@@ -179,6 +179,22 @@ def test_a_run_limited_to_some_journeys_scores_those_alone_and_the_same_way(db: 
         assert scores(whole) == scores(db)  # the same hashes and scores as a run over every journey
 
 
+def test_a_run_asked_to_stop_ends_between_batches_and_leaves_the_rest_pending(db: Warehouse) -> None:
+    asked: list[int] = []
+
+    def stop_after_first_batch() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    first = evaluate_pending(db, batch_journeys=1, stop=stop_after_first_batch)
+    assert first.stopped and len(asked) == 2
+    scored_journeys = {r["journey_id"] for r in rows_of(db)}
+    assert len(scored_journeys) == 1  # one batch of one journey written, then the run ended
+    rest = evaluate_pending(db)
+    assert not rest.stopped and rest.scored == 3 - first.scored and rest.up_to_date == first.scored
+    assert {r["journey_id"] for r in rows_of(db)} == {"j-book", "j-help"}
+
+
 def test_scoring_in_worker_processes_gives_exactly_the_rows_of_scoring_in_place(tmp_path: Path) -> None:
     """The server scores in its worker processes: the transcripts cross as Arrow tables, a few journeys per
     call, and are built and scored there. Every row must be what scoring in place writes."""

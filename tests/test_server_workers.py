@@ -18,10 +18,11 @@ from journeyscope.server.decisions import DecisionLog
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.workers import decode_body
 from journeyscope.server.writer import BatchWriter
-from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse import SpanRows, Warehouse
 from receiver_support import RunningServer, journey_spans, make_request, no_proxy, running_server
 
 PB = {"Content-Type": "application/x-protobuf"}
+T0 = 1_700_000_000_000_000_000
 
 
 @pytest.fixture
@@ -140,6 +141,40 @@ def test_decisions_are_buffered_and_refused_only_when_the_buffer_is_full(tmp_pat
         writer.shutdown()
         logged = wh.query("SELECT count(*) FROM spans WHERE name = 'journey.route'")
     assert logged == [(2,)]
+
+
+def _step_rows(step: int, journeys: int = 30) -> SpanRows:
+    """One step of every journey: a turn in a stage that sometimes goes back (re-entries)."""
+    rows = SpanRows()
+    for j in range(journeys):
+        stage = ["triage", "diagnosis", "resolution"][(step + j) % 4 % 3]
+        rows.add(trace_id=f"{j + 1:032x}", span_id=f"{step * 1000 + j + 1:016x}", parent_span_id=None,
+                 name="journey.turn", start_ns=T0 + step * 60 * 10**9 + j, end_ns=None,
+                 attributes={"journey.id": f"j{j}", "customer.id": f"c{j}", "journey.name": "support",
+                             "journey.stage": stage, "journey.turn.role": "customer", "journey.turn.text": f"{step}"})
+    return rows
+
+
+def test_visits_derived_beside_the_commits_equal_one_derivation_of_everything(tmp_path: Path) -> None:
+    clock = lambda: T0 + 3600 * 10**9  # noqa: E731 - a fixed "now" for both warehouses
+    steps = [_step_rows(step) for step in range(12)]
+    with Warehouse(tmp_path / "live.duckdb", clock=clock) as wh:
+        writer = BatchWriter(wh, visit_interval_s=0.0)  # upkeep after every commit, on its own thread
+        for rows in steps[:-1]:
+            writer.submit(rows.to_table())
+        # An upkeep under way (its lock held) does not hold up commits: they are separate transactions.
+        with wh._visits_lock:
+            writer.submit(steps[-1].to_table()).result(timeout=30)
+        assert writer.force_flush(30)
+        assert writer.shutdown()
+        assert writer.stats.visit_seconds > 0 and wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+        live = wh.stage_visits()
+    everything = SpanRows()
+    for rows in steps:
+        everything.extend(rows)
+    with Warehouse(tmp_path / "once.duckdb", clock=clock) as once:
+        once.ingest(everything)
+        assert live == once.stage_visits() and len(live) > 30
 
 
 def test_decision_inputs_are_not_scanned_for_pii_but_the_caller_name_is() -> None:

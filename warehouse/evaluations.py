@@ -299,6 +299,7 @@ class EvaluationSummary:
     seconds: float = 0.0
     evaluators: list[EvaluatorStats] = field(default_factory=list)
     journeys: set[str] = field(default_factory=set, repr=False)  #: journeys that got new results
+    stopped: bool = False  #: ended early when asked to stop; what was not reached is still pending
 
     @property
     def visits_per_second(self) -> float:
@@ -350,6 +351,7 @@ def evaluate_pending(
     batch_journeys: int = BATCH_JOURNEYS,
     scorer: Executor | None = None,
     journeys: Iterable[str] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> EvaluationSummary:
     """Score every stage visit not yet scored by the current evaluator versions; return a summary.
 
@@ -361,7 +363,9 @@ def evaluate_pending(
     judge calls. ``scorer`` runs the local evaluators (an executor: the server passes its worker
     processes, so scoring does not hold the GIL its event loop needs); by default they run here.
     ``journeys`` limits the run to those journeys (the server's online scoring passes the journeys
-    whose visits changed, so a pass costs what changed, not what is stored).
+    whose visits changed, so a pass costs what changed, not what is stored). ``stop()`` is asked
+    between batches: when it says so, the run ends early (``summary.stopped``), every batch before
+    it written, the rest still pending (a server shutting down must not wait for a long first pass).
     """
     started = time.perf_counter()
     specs = registered()
@@ -398,6 +402,9 @@ def evaluate_pending(
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if judge is not None else None
         try:
             for i in range(0, len(journeys), batch_journeys):
+                if stop is not None and stop():
+                    summary.stopped = True
+                    break
                 batch = [t for j in journeys[i:i + batch_journeys] for t in by_journey[j]]
                 _run_batch(warehouse, batch, journeys[i:i + batch_journeys], judge, pool, plans, summary, scorer)
                 done += len(batch)

@@ -106,7 +106,10 @@ class Warehouse:
             self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise _translate(self.path, exc) from None
-        self._lock = threading.Lock()
+        # Two write locks, so span appends and stage-visit upkeep (separate DuckDB transactions on separate
+        # tables) can run at once on two cores; every other write takes both (:meth:`_exclusive`).
+        self._visits_lock = threading.Lock()
+        self._append_lock = threading.Lock()
         try:
             if read_only:
                 found = current_version(self._con)
@@ -178,7 +181,7 @@ class Warehouse:
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
         """Checkpoint and close the file."""
-        with self._lock:
+        with self._exclusive():
             try:
                 if not self.read_only:
                     self._con.execute("CHECKPOINT")
@@ -214,7 +217,7 @@ class Warehouse:
         assert self.privacy is not None
         # PII never reaches the file: redaction is CPU work, done before taking the write lock.
         table, report = self.privacy.redact(table)
-        with self._lock:
+        with self._append_lock:
             n = table.num_rows
             seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
             now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
@@ -264,7 +267,7 @@ class Warehouse:
         """
         if self.read_only:
             return []
-        with self._lock:
+        with self._visits_lock:
             cur = self._con.cursor()
             now_ns = self.clock()
             try:
@@ -286,7 +289,7 @@ class Warehouse:
         return the journeys whose visits were closed."""
         if self.read_only:
             return []
-        with self._lock:
+        with self._visits_lock:
             cur = self._con.cursor()
             try:
                 closed = _visits.close_idle_visits(cur, self.clock())
@@ -305,7 +308,7 @@ class Warehouse:
         if dest.exists():
             raise WarehouseError(f"snapshot target {dest} exists; choose a new file")
         literal = str(dest).replace("'", "''")
-        with self._lock:
+        with self._exclusive():
             cur = self._con.cursor()
             try:
                 cur.execute(f"ATTACH '{literal}' AS js_snapshot")
@@ -326,19 +329,25 @@ class Warehouse:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for a write that is not span ingest (evaluations, erasure, retention), under the write lock.
+        """A cursor for a write that is not span ingest (evaluations, erasure, retention), under both write locks.
 
-        The single-writer rule holds inside the process too: every write, whatever it
-        writes, is serialised with ingest.
+        The single-writer rule holds inside the process too: every such write is serialised
+        with ingest and with stage-visit upkeep (only those two may overlap each other).
         """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
-        with self._lock:
+        with self._exclusive():
             cur = self._con.cursor()
             try:
                 yield cur
             finally:
                 cur.close()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Both write locks (always in this order): no append and no upkeep runs meanwhile."""
+        with self._visits_lock, self._append_lock:
+            yield
 
     # -- reading ---------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
