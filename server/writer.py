@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from journeyscope.errors import JourneyscopeError, WarehouseError
 from journeyscope.server.priority import lower_this_thread
-from journeyscope.warehouse import IngestResult, Warehouse
+from journeyscope.warehouse import IngestResult, PreparedBatch, Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +77,13 @@ class WriterStats:
 
 @dataclass
 class _Job:
-    table: pa.Table
+    batch: PreparedBatch | pa.Table  # a table not prepared by the receiver is redacted by the writer
+    spans: int
     future: Future[IngestResult]
 
 
 class BatchWriter:
-    """Commits queued span tables to one :class:`Warehouse` from one thread."""
+    """Commits queued span batches to one :class:`Warehouse` from one thread, derives their visits on another."""
 
     def __init__(
         self,
@@ -141,15 +142,18 @@ class BatchWriter:
         drain = self._queued_spans / rate if rate > 0 else 0.0
         return max(self.retry_after_s, min(drain, 30.0)) * random.uniform(1.0, 2.0)
 
-    def submit(self, table: pa.Table) -> Future[IngestResult]:
+    def submit(self, batch: PreparedBatch | pa.Table) -> Future[IngestResult]:
         """Queue a batch; the future resolves once it is committed (or fails with WarehouseError).
+
+        Receivers pass batches already :meth:`~Warehouse.prepare`-d (redacted) on their own
+        threads, so the writer thread only inserts; a plain table is redacted here.
 
         Raises :class:`Overloaded` when the queue is full. A batch larger than the
         whole queue is still taken when the queue is empty, so no batch is
         refused forever (the request size limit bounds it).
         """
         future: Future[IngestResult] = Future()
-        n = table.num_rows
+        n = (batch.table if isinstance(batch, PreparedBatch) else batch).num_rows
         with self._cond:
             self.stats.requests += 1
             if self._stopping:
@@ -161,7 +165,7 @@ class BatchWriter:
                     f"ingest queue full ({self._queued_spans} spans waiting, limit {self.max_queue_spans})",
                     self.retry_hint(),
                 )
-            self._queue.append(_Job(table, future))
+            self._queue.append(_Job(batch, n, future))
             self._queued_spans += n
             self.stats.queued_spans = self._queued_spans
             self.stats.spans_submitted += n
@@ -205,11 +209,11 @@ class BatchWriter:
     def _take(self) -> list[_Job]:
         jobs: list[_Job] = []
         spans = 0
-        while self._queue and (not jobs or spans + self._queue[0].table.num_rows <= self.max_batch_spans):
+        while self._queue and (not jobs or spans + self._queue[0].spans <= self.max_batch_spans):
             job = self._queue.popleft()
             job.future.set_running_or_notify_cancel()  # a cancelled wait is still written
             jobs.append(job)
-            spans += job.table.num_rows
+            spans += job.spans
         self._queued_spans -= spans
         self.stats.queued_spans = self._queued_spans
         return jobs
@@ -244,11 +248,12 @@ class BatchWriter:
                 checkpoint_due = None if self._checkpoint() else time.monotonic() + self.checkpoint_idle_s
 
     def _commit(self, jobs: list[_Job]) -> None:
-        tables = [job.table for job in jobs]
         started = time.perf_counter()
         try:
-            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-            result = self.warehouse.ingest(table, update_visits=False)
+            batch = PreparedBatch.combine([
+                job.batch if isinstance(job.batch, PreparedBatch) else self.warehouse.prepare(job.batch) for job in jobs
+            ])
+            result = self.warehouse.ingest(batch, update_visits=False)
         except Exception as exc:  # noqa: BLE001 - a failed write fails its requests, never the thread
             self.stats.failed_transactions += 1
             error = exc if isinstance(exc, WarehouseError) else WarehouseError(f"write failed: {exc!r}")
@@ -259,7 +264,7 @@ class BatchWriter:
             return
         took = time.perf_counter() - started
         self.stats.write_seconds += took
-        rate = table.num_rows / took if took > 0 else 0.0
+        rate = batch.table.num_rows / took if took > 0 else 0.0
         self._recent_rate = rate if self._recent_rate == 0 else 0.7 * self._recent_rate + 0.3 * rate
         self.stats.transactions += 1
         self.stats.spans_stored += result.accepted
@@ -268,7 +273,7 @@ class BatchWriter:
         # request learns that all its spans are stored, which is what an OTLP ack means.
         for job in jobs:
             if not job.future.cancelled():
-                job.future.set_result(IngestResult(job.table.num_rows, 0))
+                job.future.set_result(IngestResult(job.spans, 0))
 
     # -- the visits thread: stage-visit upkeep -------------------------------------------
     def _run_visits(self) -> None:

@@ -99,6 +99,30 @@ def test_redaction_log_counts_once_even_when_a_batch_is_retried(tmp_path, memory
     assert "@example.com" not in stored.replace("cust-", "")  # only join keys are clear: never e-mails
 
 
+def test_batches_prepared_by_the_receiver_store_and_log_what_ingest_alone_does(tmp_path, memory_tracing):
+    from journeyscope.server.writer import BatchWriter
+
+    start = time.time_ns()
+    tables = [_spans(memory_tracing, start + i * 10**12, [c]) for i, c in enumerate(CUSTOMERS)]
+
+    def stored(warehouse: Warehouse) -> tuple[list, list]:
+        return (warehouse.query("SELECT span_id, attributes::VARCHAR, turns FROM spans ORDER BY seq"),
+                warehouse.query("SELECT * EXCLUDE (logged_at) FROM redaction_log ORDER BY ALL"))
+
+    with _writer(tmp_path / "direct.duckdb") as direct:
+        for table in tables:
+            direct.ingest(table)
+        expected = stored(direct)
+    with _writer(tmp_path / "writer.duckdb") as warehouse:
+        writer = BatchWriter(warehouse)
+        # One request prepared on the receiver's thread, one left to the writer: committed together.
+        futures = [writer.submit(warehouse.prepare(tables[0])), writer.submit(tables[1])]
+        assert [f.result(30).accepted for f in futures] == [t.num_rows for t in tables]
+        assert writer.shutdown()
+        got = stored(warehouse)
+    assert got == expected and expected[1] and "@example.com" not in str(got[0])
+
+
 def test_compliance_view(db):
     with Warehouse(db, read_only=True) as warehouse:
         view = compliance_view(warehouse.cursor())

@@ -29,8 +29,10 @@ from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
 
+from journeyscope.privacy.report import RedactionReport
+
 if TYPE_CHECKING:
-    from journeyscope.privacy import PrivacyPolicy, RedactionReport
+    from journeyscope.privacy import PrivacyPolicy
 
 #: How often (seconds of wall clock) ingest also closes visits whose journey went idle.
 _CLOSE_IDLE_EVERY_S = 5.0
@@ -46,6 +48,26 @@ class IngestResult:
     @property
     def received(self) -> int:
         return self.accepted + self.duplicates
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """Spans redacted and ready to store, with what was redacted: :meth:`Warehouse.prepare`'s answer.
+
+    Redaction is CPU work that needs no lock, so a receiver prepares each request's
+    batch on its own thread and the single writer only inserts.
+    """
+
+    table: pa.Table
+    report: RedactionReport
+
+    @staticmethod
+    def combine(batches: list[PreparedBatch]) -> PreparedBatch:
+        """Several requests' batches as one (group commit), rows and report rows in order."""
+        if len(batches) == 1:
+            return batches[0]
+        report = RedactionReport([row for b in batches for row in b.report.rows], batches[0].report.notes)
+        return PreparedBatch(pa.concat_tables([b.table for b in batches]), report)
 
 
 def _translate(path: str, exc: duckdb.Error) -> WarehouseError:
@@ -199,24 +221,34 @@ class Warehouse:
         return self._con.cursor()
 
     # -- writing ---------------------------------------------------------------------
-    def ingest(self, rows: SpanRows | pa.Table, *, update_visits: bool = True) -> IngestResult:
+    def prepare(self, rows: SpanRows | pa.Table) -> PreparedBatch:
+        """Redact a batch for :meth:`ingest`, on any thread, without the write lock.
+
+        PII never reaches the file: every write path stores what this returns.
+        """
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only")
+        table = rows.to_table() if isinstance(rows, SpanRows) else rows
+        assert self.privacy is not None
+        return PreparedBatch(*self.privacy.redact(table))
+
+    def ingest(self, rows: SpanRows | pa.Table | PreparedBatch, *, update_visits: bool = True) -> IngestResult:
         """Store a batch of spans in one columnar insert; spans already stored are skipped.
 
         The one write path of the warehouse: the OTLP receiver, the importer and
         the in-process exporter all end here. It returns once the batch is
-        committed to the file. The journeys it touched are marked for stage-visit
+        committed to the file. ``rows`` not yet :meth:`prepare`-d are redacted first.
+        The journeys it touched are marked for stage-visit
         upkeep in the same transaction; with ``update_visits`` (the default) their
         visits are derived again right away, else at the next :meth:`update_visits`
         (the server's writer batches that work under load).
         """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
-        table = rows.to_table() if isinstance(rows, SpanRows) else rows
+        prepared = rows if isinstance(rows, PreparedBatch) else self.prepare(rows)
+        table, report = prepared.table, prepared.report
         if table.num_rows == 0:
             return IngestResult(0, 0)
-        assert self.privacy is not None
-        # PII never reaches the file: redaction is CPU work, done before taking the write lock.
-        table, report = self.privacy.redact(table)
         with self._append_lock:
             n = table.num_rows
             seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
