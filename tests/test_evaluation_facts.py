@@ -27,6 +27,7 @@ from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.journey_map import parse_journey_map
 from journeyscope.warehouse.retention import apply_retention
+from journeyscope.warehouse.schema import SCHEMA_VERSION
 
 MIN = 60 * 10**9
 DAY = 24 * 60 * MIN
@@ -236,14 +237,14 @@ def test_a_schema_8_file_is_upgraded_with_its_scores_filled_and_says_so_on_stder
     capfd.readouterr()
     monkeypatch.setattr(store, "LARGE_VISITS", 1)  # report even this small file's upgrade
     with _writer(old) as wh:
-        assert wh.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("9",)]
+        assert wh.query("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
         check(wh)
         upgraded = wh.query("SELECT * FROM evaluations ORDER BY ALL")
     with Warehouse(scored, read_only=True, journey_map=MAP) as wh:
         assert upgraded == wh.query("SELECT * FROM evaluations ORDER BY ALL")
     out, err = capfd.readouterr()
     assert out == ""
-    assert "upgrading" in err and "from schema 8 to 9" in err and "done in" in err
+    assert "upgrading" in err and f"from schema 8 to {SCHEMA_VERSION}" in err and "done in" in err
 
 
 def test_every_visit_derived_again_in_parts_is_the_same_and_reports_progress(

@@ -172,7 +172,8 @@ def test_forget_removes_every_row_and_every_byte(db):
 
     assert result.still_found == [] and result.as_dict()["verified"] is True
     deleted = {table: n for table, n in result.rows.items() if n}  # every keyed table is visited
-    assert deleted == {"evaluations": 2, "redaction_log": 2, "route_decisions": 1, "spans": 4, "stage_visits": 2}
+    assert deleted == {"evaluations": 2, "journey_first_seq": 1, "redaction_log": 2, "route_decisions": 1, "spans": 4,
+                       "stage_visits": 2}
     assert {"visits_pending", "route_decisions", "evaluations"} <= set(result.rows)
     assert file_contains(db, ["cust-bo-0002", "Bathsheba Oyelaran"]) == ["Bathsheba Oyelaran", "cust-bo-0002"]
     with Warehouse(db, read_only=True) as warehouse:
@@ -180,7 +181,7 @@ def test_forget_removes_every_row_and_every_byte(db):
         assert warehouse.query("SELECT count(*) FROM route_decisions") == [(1,)]
         entries = audit.entries(warehouse.cursor())
     erasure = next(e for e in entries if e["action"] == audit.ERASURE)
-    assert erasure["rows"] == 11 and erasure["detail"]["reference"] == "DSAR-7"
+    assert erasure["rows"] == 12 and erasure["detail"]["reference"] == "DSAR-7"
     assert any(e["action"] == audit.COMPACTION for e in entries)
     assert "zq" not in repr(entries).lower()  # the audit log never holds the erased id
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from journeyscope.errors import ConfigError
-from journeyscope.warehouse import SpanRows, Warehouse
+from journeyscope.warehouse import SpanRows, Warehouse, visits
 from journeyscope.warehouse.export import export_table
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map, parse_journey_map
 
@@ -210,6 +210,57 @@ def test_batch_repeating_stored_and_own_spans_is_stored_once_and_derived() -> No
     assert (result.accepted, result.duplicates) == (1, 5)
     assert wh.query("SELECT count(*) FROM spans")[0][0] == 3
     assert _visits(wh) == [("sign-up", 1, "completed", 2), ("verify", 1, "open", 1)]
+
+
+def test_upkeep_reads_from_the_earliest_pending_journeys_first_span_and_misses_nothing() -> None:
+    """Upkeep reads spans only from the first staged span of the earliest journey it re-derives on. A
+    journey that comes back after many others, and one whose only early span is a stand-alone outcome (it
+    has no visit yet, only its first span recorded), come out exactly as deriving everything at once."""
+    back, stated = Journey("j-back"), Journey("j-stated")
+    back.span("sign-up", 0)
+    stated.span("verify", 0.5, turn=False, name="journey.stage.outcome", outcome="failed")
+    others = [Journey(f"j-other-{i}").span("sign-up", 1).span("verify", 2) for i in range(3)]
+    batches = [back.rows, stated.rows] + [o.rows for o in others]
+    wh = _warehouse(10)
+    for rows in batches:
+        wh.ingest(rows)
+    assert wh.stage_visits("j-stated") == []
+    first = dict(wh.query("SELECT journey_id, first_seq FROM journey_first_seq"))
+    assert first["j-back"] < first["j-stated"] < first["j-other-0"]
+
+    def pending_from() -> int:
+        cur = wh.cursor()
+        try:
+            return visits.pending_from(cur)
+        finally:
+            cur.close()
+
+    late = Journey("j-stated")
+    late.n = 10
+    late.span("verify", 0.2)  # starts before the outcome span stored earlier: that outcome is this visit's
+    wh.ingest(late.rows, update_visits=False)
+    assert pending_from() == first["j-stated"]  # not from j-stated's new span, nor from the start
+    again = Journey("j-back")
+    again.n = 10
+    again.span("verify", 3)
+    fresh = Journey("j-new").span("pay", 3)
+    wh.ingest(again.rows, update_visits=False)
+    wh.ingest(fresh.rows, update_visits=False)
+    assert pending_from() == first["j-back"]
+    wh.update_visits()
+    assert _visits(wh, "j-stated") == [("verify", 1, "failed", 1)]
+
+    once = _warehouse(10)
+    everything = SpanRows()
+    for rows in [*batches, late.rows, again.rows, fresh.rows]:
+        everything.extend(rows)
+    once.ingest(everything)
+    assert wh.stage_visits() == once.stage_visits()
+
+    # A backlog left by a file from before the first spans were recorded is read from the start.
+    wh.query("DELETE FROM journey_first_seq WHERE journey_id = 'j-new'")
+    wh.query("INSERT INTO visits_pending VALUES ('j-new', NULL)")
+    assert pending_from() == 0
 
 
 def test_channel_path_is_each_journeys_channel_sequence_and_an_older_file_is_upgraded(tmp_path: Path) -> None:

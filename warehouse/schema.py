@@ -11,8 +11,9 @@ import duckdb
 
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
+from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -179,7 +180,17 @@ ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS cohort VARCHAR;
 {REFRESH_ALL};
 """
 
-_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9}
+# v10: where each journey's staged spans begin in arrival order (``seq``), and the first ``seq`` of each
+# pending batch, so stage-visit upkeep reads spans from the earliest touched journey's first span on (DuckDB's
+# zone maps skip older row groups) instead of every span stored: 1.1 s per upkeep at 9.4 M spans, however few
+# journeys it re-derives. A journey not listed here yet has all its staged spans in ``visits_pending``.
+_V10 = f"""
+ALTER TABLE visits_pending ADD COLUMN IF NOT EXISTS first_seq BIGINT;
+CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, first_seq BIGINT NOT NULL);
+{RECORD_FIRST_SEQ};
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10}
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -38,7 +38,11 @@ spans repeat the same customer message and reply).
 
 Upkeep is incremental: ingest records the journeys a batch touched in
 ``visits_pending`` (same transaction as the spans), and :func:`update_pending`
-re-derives only those, in one DELETE and one INSERT ... SELECT. The warehouse
+re-derives only those, in one DELETE and one INSERT ... SELECT, reading spans
+only from the earliest of those journeys' first staged span on
+(``journey_first_seq``): spans are stored in arrival order, so DuckDB skips the
+row groups before it and an upkeep costs what live journeys hold, not what the
+warehouse holds. The warehouse
 does that right after each ingest by default; the server's writer defers it to
 at most a few times a second, so one upkeep serves many batches under load.
 """
@@ -55,10 +59,12 @@ from journeyscope.warehouse.journey_map import JourneyMap
 
 __all__ = [
     "OUTCOME_AT",
+    "RECORD_FIRST_SEQ",
     "OUTCOME_NOW",
     "STAGE_VISITS_EXPORT",
     "close_idle_visits",
     "mark_pending",
+    "pending_from",
     "rebuild_visits",
     "update_pending",
     "update_visits",
@@ -92,7 +98,7 @@ WITH s AS (
            sp.trace_id, sp.name, sp.turns,
            (sp.name = 'journey.stage.outcome' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only
     FROM spans sp
-    WHERE sp.stage IS NOT NULL AND sp.journey_id IN (SELECT journey_id FROM touched)
+    WHERE sp.seq >= $from_seq AND sp.stage IS NOT NULL AND sp.journey_id IN (SELECT journey_id FROM touched)
 ),
 marked AS (
     SELECT *, CASE WHEN stage IS DISTINCT FROM lag(stage) OVER (PARTITION BY journey_id ORDER BY start_time, seq)
@@ -221,13 +227,16 @@ WHERE journey_id IN (SELECT journey_id FROM touched)
 """
 
 
-def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int, touched_sql: str) -> None:
+def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int, touched_sql: str,
+                  from_seq: int = 0) -> None:
     """Re-derive the visits of the journeys selected by ``touched_sql`` (a ``SELECT journey_id ...``).
 
     Runs on the caller's cursor, so inside its transaction: the visits of a
     batch are committed together with its spans, or not at all. The journey
     type and cohort its evaluations carry follow the new visits
     (:func:`journey_facts.refresh_changed`, from the rows deleted and what the INSERT returns).
+    Only spans from ``seq`` ``from_seq`` on are read: the caller vouches that every staged span
+    of these journeys is at or after it.
     """
     _register_map(cur, journey_map)
     cur.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT journey_id FROM ({touched_sql}) "
@@ -236,31 +245,62 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
     cur.execute("DELETE FROM stage_visits WHERE rowid IN (SELECT row_id FROM js_facts_before)")
     after = cur.execute(
         f"INSERT INTO stage_visits BY NAME {_DERIVE} RETURNING journey_id, journey_name, cohort",
-        {"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s},
+        {"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq},
     ).to_arrow_table()
     journey_facts.refresh_changed(cur, "js_facts_before", after)
     cur.execute("DROP TABLE js_facts_before")
     cur.execute("DROP TABLE touched")
 
 
-def mark_pending(cur: duckdb.DuckDBPyConnection, touched_sql: str) -> None:
-    """Remember the journeys of ``touched_sql`` for the next :func:`update_pending` (inside ingest)."""
+def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
+    """Remember the journeys of ``staged_sql`` (``SELECT journey_id, seq`` of staged spans just stored), with
+    where each one's new spans begin, for the next :func:`update_pending` (inside ingest)."""
     cur.execute(
-        f"INSERT INTO visits_pending SELECT DISTINCT journey_id FROM ({touched_sql}) WHERE journey_id IS NOT NULL"
+        f"INSERT INTO visits_pending SELECT journey_id, min(seq) FROM ({staged_sql}) WHERE journey_id IS NOT NULL "
+        "GROUP BY journey_id"
     )
+
+
+# Where the pending journeys' staged spans begin: a journey already derived once starts at its recorded first
+# span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has no
+# seq: read from the start).
+_PENDING_FROM = """
+SELECT coalesce(min(coalesce(f.first_seq, p.first_seq, 0)), 0)
+FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
+"""
+
+
+def pending_from(cur: duckdb.DuckDBPyConnection) -> int:
+    """The ``seq`` at or after which every staged span of every pending journey lies."""
+    row = cur.execute(_PENDING_FROM).fetchone()
+    return int(row[0]) if row else 0
 
 
 def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> list[str]:
     """Re-derive the visits of every pending journey and clear the backlog (caller's transaction).
 
-    Returns the journeys re-derived, so the server can refresh what it holds of them.
+    Reads spans only from the earliest pending journey's first staged span on, so an upkeep
+    costs what the live journeys hold, not what the warehouse holds. Returns the journeys
+    re-derived, so the server can refresh what it holds of them.
     """
     touched = [r[0] for r in cur.execute("SELECT DISTINCT journey_id FROM visits_pending").fetchall()]
     if not touched:
         return touched
-    update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM visits_pending")
+    update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM visits_pending", pending_from(cur))
+    cur.execute(
+        "INSERT OR IGNORE INTO journey_first_seq SELECT journey_id, min(first_seq) FROM visits_pending "
+        "WHERE first_seq IS NOT NULL GROUP BY journey_id"
+    )
     cur.execute("DELETE FROM visits_pending")
     return touched
+
+
+#: Every journey's first staged span, for those not recorded yet (schema 10 fills the table with it; a full
+#: re-derivation may clear a backlog whose journeys were never derived).
+RECORD_FIRST_SEQ = """
+INSERT OR IGNORE INTO journey_first_seq
+SELECT journey_id, min(seq) FROM spans WHERE stage IS NOT NULL AND journey_id IS NOT NULL GROUP BY journey_id
+"""
 
 
 #: Journeys per part of a full re-derivation: each part's DELETE/INSERT (and what they return) stays
@@ -290,6 +330,7 @@ def rebuild_visits(
         if progress is not None:
             progress(part + 1, parts)
     cur.execute(journey_facts.REFRESH_ALL)
+    cur.execute(RECORD_FIRST_SEQ)
 
 
 def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
