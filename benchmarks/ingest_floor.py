@@ -5,6 +5,7 @@ request bodies and times each step alone, in this process, in CPU seconds (all
 threads, DuckDB's included) per span:
 
 - parsing the protobuf (upb, C), then walking it into columns (Python), then building the Arrow table;
+- the same by the compiled decoder (``_otlp_decode``, body to Arrow table in one step), when it is built;
 - redaction (the privacy policy in force);
 - DuckDB appending the rows, first to a copy of the ``spans`` table without its primary key, then to the
   real one (the key is what keeps a retried batch from being stored twice);
@@ -13,7 +14,7 @@ threads, DuckDB's included) per span:
 
 The last lines add up the steps no receiver design can skip on this storage (append with the key,
 visit upkeep) and say what rate they alone allow on the machine's cores, before any byte is decoded
-or any HTTP request is read.
+or any HTTP request is read; then what the receiver's own steps allow, with each decoder.
 
     python benchmarks/ingest_floor.py [--spans 100000] [--batch 2000] [--txn 20000]
 """
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_ingest import cached_bodies  # noqa: E402  (a sibling benchmark script, not a package)
 
 from journeyscope.warehouse import Warehouse  # noqa: E402
-from journeyscope.warehouse.otlp import decode_protobuf  # noqa: E402
+from journeyscope.warehouse.otlp import ACCELERATED, decode_protobuf, decode_protobuf_table  # noqa: E402
 from journeyscope.warehouse.redaction import PrivacyHook  # noqa: E402
 from journeyscope.warehouse.schema import _V1  # noqa: E402  (the spans table as created)
 
@@ -90,6 +91,9 @@ def main() -> None:
     steps["parse + walk into columns (Python)"] = cpu(lambda: decoded.extend(decode_protobuf(b) for b in bodies))
     tables: list[pa.Table] = []
     steps["columns to Arrow"] = cpu(lambda: tables.extend(d.rows.to_table() for d in decoded))
+    compiled = "decode to Arrow (compiled, _otlp_decode)"
+    if ACCELERATED:
+        steps[compiled] = cpu(lambda: [decode_protobuf_table(b) for b in bodies])
     table = pa.concat_tables(tables)
     hook = PrivacyHook()
     redacted: list[pa.Table] = []
@@ -114,13 +118,19 @@ def main() -> None:
     print(f"{n:,} spans in {len(bodies)} bodies of {args.batch}, transactions of {args.txn:,}; {cores} cores")
     for name, seconds in steps.items():
         print(f"  {name:46s} {seconds / n * 1e6:7.1f} µs CPU/span")
+    if not ACCELERATED:
+        print(f"  {compiled:46s} not built (or JOURNEYSCOPE_PURE_PYTHON is set)")
     floor = (steps["DuckDB append with the span key"] + steps["stage-visit upkeep"]) / n
     print(f"  {'append with key + upkeep (the floor)':46s} {floor * 1e6:7.1f} µs CPU/span"
           f" -> at most {cores / floor:,.0f} spans/s on {cores} cores, before decoding or HTTP")
-    total = (steps["parse + walk into columns (Python)"] + steps["columns to Arrow"]
-             + steps["Warehouse.ingest (redaction, insert, marks)"] + steps["stage-visit upkeep"]) / n
-    print(f"  {'everything the receiver does today':46s} {total * 1e6:7.1f} µs CPU/span"
-          f" -> at most {cores / total:,.0f} spans/s on {cores} cores")
+    storing = steps["Warehouse.ingest (redaction, insert, marks)"] + steps["stage-visit upkeep"]
+    decoders = {"Python": steps["parse + walk into columns (Python)"] + steps["columns to Arrow"]}
+    if ACCELERATED:
+        decoders["compiled"] = steps[compiled]
+    for decoder, decoding in decoders.items():
+        total = (decoding + storing) / n
+        print(f"  {'decode (' + decoder + ') + ingest + upkeep':46s} {total * 1e6:7.1f} µs CPU/span"
+              f" -> at most {cores / total:,.0f} spans/s on {cores} cores")
 
 
 if __name__ == "__main__":

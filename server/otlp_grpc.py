@@ -1,8 +1,8 @@
 """The OTLP/gRPC ``TraceService/Export`` receiver (grpcio, the generated servicer).
 
 Same decoder and writer as OTLP/HTTP: the handler takes the request's raw bytes
-(no deserializer), so the body is decoded in the worker processes like an HTTP
-one, and a body that is not an OTLP message gets ``INVALID_ARGUMENT`` with the
+(no deserializer), so the body is decoded (on this handler's thread with the
+compiled decoder, else in the worker processes) and redacted like an HTTP one, and a body that is not an OTLP message gets ``INVALID_ARGUMENT`` with the
 reason. A full write queue answers
 ``UNAVAILABLE`` with a ``google.rpc.RetryInfo`` delay in the trailers, which the
 OTel exporters honour before retrying; a refused span is reported through
@@ -78,7 +78,12 @@ class TraceReceiver:
         table = batch.table
         if table.num_rows:
             try:
-                future = writer.submit(table)
+                prepared = writer.warehouse.prepare(table)  # redaction on this handler's thread, not the writer's
+            except WarehouseError as exc:
+                context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored: {exc}")
+            try:
+                future = writer.submit(prepared)
             except Overloaded as exc:
                 context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

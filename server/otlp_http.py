@@ -1,9 +1,11 @@
 """``POST /v1/traces``: the OTLP/HTTP trace receiver.
 
 Kept off FastAPI's validation machinery on purpose: the body is read raw
-(bounded), un-gzipped (bounded), parsed by protobuf and walked once into
-columns by :mod:`journeyscope.warehouse.otlp`, in a worker process
-(:mod:`journeyscope.server.workers`); nothing per span goes through pydantic.
+(bounded), un-gzipped (bounded) and decoded into columns by
+:mod:`journeyscope.warehouse.otlp` off the event loop (the compiled decoder on a
+thread, else a worker process: :mod:`journeyscope.server.workers`), then redacted
+on a thread (:meth:`~journeyscope.warehouse.Warehouse.prepare`) before it is
+queued for the writer; nothing per span goes through pydantic.
 Status codes follow the OTLP/HTTP spec: 200 with the
 ``ExportTraceServiceResponse`` (``partial_success`` when spans were refused),
 400 for a payload that is not OTLP, 413 too large, 415 unknown content type,
@@ -115,7 +117,12 @@ async def export_traces(request: Request) -> Response:
     table = batch.table
     if table.num_rows:
         try:
-            future = writer.submit(table)
+            # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
+            prepared = await asyncio.to_thread(writer.warehouse.prepare, table)
+        except WarehouseError as exc:
+            return _error(503, f"spans not stored: {exc}", as_json, _retry_after(writer.retry_hint()))
+        try:
+            future = writer.submit(prepared)
         except Overloaded as exc:
             return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
         try:
@@ -149,4 +156,6 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "failed_transactions": stats.failed_transactions,
         "write_seconds": round(stats.write_seconds, 3),
         "visit_seconds": round(stats.visit_seconds, 3),
+        "checkpoints": stats.checkpoints,
+        "checkpoint_seconds": round(stats.checkpoint_seconds, 3),
     }

@@ -22,6 +22,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
+    # Listening from here on: the ready line is printed during the app's startup, before uvicorn would
+    # call listen(), and a client that connects on reading it must be queued, not refused.
+    sock.listen(2048)  # uvicorn's own backlog
     sock.set_inheritable(True)
     return sock
 

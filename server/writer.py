@@ -13,9 +13,10 @@ transaction serves many requests. Stage-visit upkeep runs on a second thread, in
 DuckDB transactions of its own beside the commits (the warehouse lets a span
 append and an upkeep overlap, and DuckDB runs each on its caller's thread, so
 they use both cores; acks never wait for upkeep). It runs when spans were
-committed, at most every ``visit_interval_s`` or twice the last upkeep's
-duration, whichever is longer: upkeep re-derives whole journeys, so one upkeep
-serves many transactions and re-derives a busy journey a few times a second at most.
+committed: at once when ingest pauses (``pause_s`` with nothing queued or
+committing), and under load at most every ``visit_interval_s`` or twice the last
+upkeep's duration, whichever is longer: upkeep re-derives whole journeys, so one
+upkeep serves many transactions and re-derives a busy journey a few times a second at most.
 
 Checkpoints are the writer's too: DuckDB's default (checkpoint whenever the
 write-ahead log passes 16 MB) compresses and rewrites the table's open row
@@ -94,6 +95,7 @@ class BatchWriter:
         retry_after_s: float = 1.0,
         idle_sweep_s: float = 30.0,
         visit_interval_s: float = 0.5,
+        pause_s: float = 0.1,
         checkpoint_threshold: str | None = "256MB",
         checkpoint_idle_s: float = 2.0,
     ) -> None:
@@ -105,6 +107,7 @@ class BatchWriter:
         self.retry_after_s = retry_after_s
         self.idle_sweep_s = idle_sweep_s
         self.visit_interval_s = visit_interval_s
+        self.pause_s = pause_s
         self.checkpoint_idle_s = checkpoint_idle_s
         if checkpoint_threshold is not None and not warehouse.read_only:
             try:
@@ -122,6 +125,7 @@ class BatchWriter:
         self._visits_pending = False  # spans committed whose visits are not derived yet
         self._visits_busy = False  # the visits thread is deriving
         self._flush_waiters = 0  # force_flush calls waiting: the visits thread runs at once for them
+        self._last_commit = 0.0  # monotonic time the last commit ended
         self._flush_requested = False
         self._recent_rate = 0.0  # spans/s of recent commits (for the retry hint)
         self._cond = threading.Condition()
@@ -238,6 +242,7 @@ class BatchWriter:
                 self._busy = False
                 if jobs:
                     self._visits_pending = True
+                    self._last_commit = time.monotonic()
                 if stopping:
                     self._writer_done = True
                 self._cond.notify_all()
@@ -290,11 +295,17 @@ class BatchWriter:
                 while True:
                     now = time.monotonic()
                     pending = self._visits_pending
-                    run = pending and (now >= visits_due or self._flush_waiters > 0 or self._stopping)
+                    # Ingest paused (nothing queued or committing for a moment): the last spans' visits now,
+                    # not at the next due time.
+                    paused_at = self._last_commit + self.pause_s
+                    paused = not self._queue and not self._busy and now >= paused_at
+                    run = pending and (now >= visits_due or paused or self._flush_waiters > 0 or self._stopping)
                     sweep = now - last_sweep >= self.idle_sweep_s
                     if run or sweep or (self._writer_done and not pending):
                         break
-                    due = [self.idle_sweep_s - (now - last_sweep)] + ([visits_due - now] if pending else [])
+                    due = [self.idle_sweep_s - (now - last_sweep)]
+                    if pending:
+                        due += [visits_due - now] + ([paused_at - now] if not self._queue and not self._busy else [])
                     self._cond.wait(max(0.0, min(due)))
                 if not run and not sweep:
                     return  # the writer is done and every commit's visits are derived

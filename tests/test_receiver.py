@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from journeyscope.server.run import bind_socket
 from journeyscope.server.settings import ServerSettings
 from receiver_support import RunningServer, journey_spans, make_request, make_span, no_proxy, running_server
 
@@ -194,3 +196,15 @@ def test_openinference_agent_and_llm_child_do_not_duplicate_turns(server: Runnin
         ("sess-oi", "u-oi")]
     (visit,) = server.runtime.warehouse.stage_visits("sess-oi")  # type: ignore[union-attr]
     assert visit["turns"] == 4  # parcel question + answer once, then thanks + reply
+
+
+def test_the_socket_listens_before_the_ready_line_so_early_clients_are_queued_not_refused() -> None:
+    """``serve`` prints its ready line during the app's startup, before uvicorn starts accepting: a client
+    that connects on reading it must wait in the backlog (before, one of eight senders was refused)."""
+    listening = bind_socket("127.0.0.1", 0)
+    try:
+        clients = [socket.create_connection(listening.getsockname(), timeout=5) for _ in range(8)]
+        for client in clients:
+            client.close()
+    finally:
+        listening.close()

@@ -1,5 +1,6 @@
 """Durability with real processes: a sender process loads the server, the server is SIGKILLed mid-load,
-and after a restart every span the server acknowledged is in the warehouse."""
+its worker processes end with it, and after a restart every span the server acknowledged is in the
+warehouse."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def _start_server(db: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, int(match.group(1))
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux ``/proc``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return found
+
+
 @pytest.mark.slow
 def test_sigkill_mid_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
@@ -63,9 +76,16 @@ def test_sigkill_mid_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the sender made no progress"
             assert sender.poll() is None
             time.sleep(0.05)
+        workers = _children(server.pid)
+        assert workers, "the server runs worker processes (scoring, JSON bodies)"
         os.kill(server.pid, signal.SIGKILL)  # mid-load: the sender is still sending
         server.wait(10)
         sender.wait(60)
+        # Its worker processes do not outlive it (orphans would wait on their queue forever).
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     finally:
         for proc in (sender, server):
             if proc.poll() is None:

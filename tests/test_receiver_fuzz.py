@@ -1,5 +1,6 @@
 """The decoder never crashes on input: arbitrary bytes, mutated valid messages and arbitrary JSON either
-decode (and the batch can be stored) or fail with InvalidInputError (the receiver's 400)."""
+decode (and the batch can be stored) or fail with InvalidInputError (the receiver's 400). Protobuf bodies
+go through both the Python decoder and the receiver's own path (the compiled decoder when it is built)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse import Warehouse
-from journeyscope.warehouse.otlp import DecodedBatch, decode_json, decode_protobuf
+from journeyscope.warehouse.otlp import DecodedBatch, decode_json, decode_protobuf, decode_protobuf_table
 from receiver_support import journey_spans, make_request, make_span
 
 VALID = make_request(
@@ -45,10 +46,21 @@ def _decodes_or_refuses(decode: object, body: bytes) -> None:
     _WAREHOUSE.ingest(table)
 
 
+def _protobuf_decodes_or_refuses(body: bytes) -> None:
+    _decodes_or_refuses(decode_protobuf, body)
+    try:
+        decoded = decode_protobuf_table(body)
+    except InvalidInputError:
+        return
+    decoded.table.validate(full=True)
+    assert decoded.table.num_rows + decoded.rejected >= 0
+    _WAREHOUSE.ingest(decoded.table)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400))
 def test_random_bytes(body: bytes) -> None:
-    _decodes_or_refuses(decode_protobuf, body)
+    _protobuf_decodes_or_refuses(body)
 
 
 @settings(max_examples=300, deadline=None)
@@ -58,7 +70,7 @@ def test_mutated_valid_protobuf(flips: list[tuple[int, int]], cut: int) -> None:
     body = bytearray(VALID)
     for index, value in flips:
         body[index] = value
-    _decodes_or_refuses(decode_protobuf, bytes(body[: max(cut, 1)]))
+    _protobuf_decodes_or_refuses(bytes(body[: max(cut, 1)]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,3 +122,11 @@ span_doc = st.fixed_dictionaries(
 def test_span_shaped_json(spans: list[dict[str, object]]) -> None:
     document = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
     _decodes_or_refuses(decode_json, json.dumps(document).encode())
+
+
+def test_genai_messages_nested_past_the_json_parser_are_no_turns_not_a_crash() -> None:
+    # The attribute is text the sender chose: JSON nested deeper than the parser's recursion limit.
+    span = make_span(1, 1, name="chat", gen_ai__input__messages="[" * 100_000 + "]" * 100_000)
+    body = make_request([span]).SerializeToString()
+    for decoded in (decode_protobuf(body).rows.to_table(), decode_protobuf_table(body).table):
+        assert decoded.num_rows == 1 and decoded.column("turns").to_pylist() == [None]

@@ -1,10 +1,17 @@
-"""OTLP trace payloads (protobuf or OTLP/JSON) decoded into :class:`SpanRows`.
+"""OTLP trace payloads (protobuf or OTLP/JSON) decoded into :class:`SpanRows` or straight into a table.
 
 Shared by the HTTP and the gRPC receiver, so both validate alike. The payload
 is parsed by protobuf's C implementation (upb) into one
 ``ExportTraceServiceRequest``; OTLP/JSON is parsed into the *same* message
 (after turning its hex ids into the base64 protobuf's JSON mapping expects), so
-there is one span walk to keep correct and fast, not two.
+there is one span walk to keep correct, :func:`span_values`, not two.
+
+Protobuf bodies bound for storage go through :func:`decode_protobuf_table`,
+which uses the optional compiled decoder (``_otlp_decode.c``, about ten times
+faster, and without the GIL) when it is built and ``JOURNEYSCOPE_PURE_PYTHON``
+is not set. It gives exactly the Python decoder's table: it leaves every body
+with anything unusual to the Python decoder, and calls :func:`span_values` for
+the rare spans it does not write itself.
 
 Invalid spans (ids of the wrong length, all-zero ids, a missing start time) are
 rejected one by one and counted, the valid spans of the batch are kept: the
@@ -18,26 +25,39 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import pyarrow as pa
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from journeyscope.errors import InvalidInputError
 from journeyscope.instrument import conventions as cv
-from journeyscope.warehouse.rows import SpanRows, explicit_outcome, json_text
+from journeyscope.warehouse.rows import _ALIASES as lift_aliases
+from journeyscope.warehouse.rows import SPAN_SCHEMA, TURN_TYPE, SpanRows, explicit_outcome, json_text
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
 from journeyscope.warehouse.turns import extract_turns
 
-__all__ = ["DecodedBatch", "decode_json", "decode_protobuf", "decode_request", "encode_response"]
+__all__ = [
+    "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "batch_table",
+    "decode_json", "decode_protobuf", "decode_protobuf_table", "decode_request", "encode_response",
+    "resource_values", "rules_arguments", "span_values",
+]
+
+logger = logging.getLogger(__name__)
 
 _KINDS = (None, "internal", "server", "client", "producer", "consumer")
 _STATUS = ("unset", "ok", "error")
@@ -45,11 +65,27 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 #: OTLP times are unsigned 64-bit; stored times are signed 64-bit nanoseconds (up to the year 2262).
 _MAX_NS = 2**63 - 1
+#: Why a span is refused, in the order :func:`span_values` checks (the compiled decoder names them by index).
+REJECTIONS = (
+    "invalid trace_id: expected 16 bytes, not all zero",
+    "invalid span_id: expected 8 bytes, not all zero",
+    "invalid parent_span_id: expected 8 bytes or empty",
+    "missing start_time_unix_nano",
+    "span time out of range: after the year 2262",
+)
+_BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT, _NO_START, _OUT_OF_RANGE = REJECTIONS
+#: The columns of a :func:`span_values` row: all but the resource's and the scope's.
+SPAN_VALUE_COLUMNS = (*SPAN_SCHEMA.names[:18], "attributes", "events", "links")
 #: OTLP/JSON fields that hold ids as hex (protobuf's JSON mapping wants base64 for bytes).
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 _CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
 _JOURNEY_CHANNEL, _JOURNEY_COHORT, _CUSTOMER_CONSENT = cv.JOURNEY_CHANNEL, cv.JOURNEY_COHORT, cv.CUSTOMER_CONSENT
 _TURN_ROLE, _TURN_TEXT, _TURN_NAME, _TURN_ROLES = cv.TURN_ROLE, cv.TURN_TEXT, cv.TURN_NAME, cv.TURN_ROLES
+#: Keys (and key prefixes) by which turns.extract_turns reads other instrumentations' turns; the compiled
+#: decoder leaves a span holding one to span_values (keep in step with turns.py).
+_FOREIGN_TURN_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "openinference.span.kind")
+_FOREIGN_TURN_PREFIXES = ("llm.input_messages.", "llm.output_messages.")
+_SERVICE_NAME = "service.name"
 
 
 @dataclass
@@ -64,6 +100,14 @@ class DecodedBatch:
         self.rejected += 1
         if not self.error_message:
             self.error_message = reason
+
+
+class DecodedTable(NamedTuple):
+    """The valid spans of one request as an Arrow table, how many spans were refused, the first reason."""
+
+    table: pa.Table
+    rejected: int = 0
+    error_message: str = ""
 
 
 def _value(v: Any) -> Any:
@@ -92,129 +136,183 @@ def _attributes(kvs: Any) -> dict[str, Any]:
     return {kv.key: v.string_value or _value(v) for kv in kvs for v in (kv.value,)}
 
 
+def resource_values(resource: Resource) -> tuple[str | None, str | None]:
+    """The service name and the JSON text of a resource (its spans share both)."""
+    attributes = _attributes(resource.attributes)
+    service = attributes.get(_SERVICE_NAME)
+    service_name = str(service) if service not in (None, "") else None
+    return service_name, (json_text(attributes) if attributes else None)
+
+
+def span_values(span: Span) -> tuple[Any, ...] | str:
+    """A span's row in :data:`SPAN_VALUE_COLUMNS` order, or why it is refused (one of :data:`REJECTIONS`).
+
+    The one implementation of the span rules: the Python decoder calls it for
+    every span, the compiled one (``_otlp_decode.c``) for the few spans it does
+    not write itself (events, links, map values, foreign turn conventions...),
+    so both decode alike by construction. It is the receiver's hot loop in the
+    Python decoder: the per-span journey lifting of :meth:`SpanRows.add_fast`
+    is inlined here (same rules, see ``rows.py``).
+    """
+    trace_id = span.trace_id
+    span_id = span.span_id
+    parent = span.parent_span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return _BAD_TRACE_ID
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return _BAD_SPAN_ID
+    if parent and len(parent) != 8:
+        return _BAD_PARENT
+    start = span.start_time_unix_nano
+    if not start:
+        return _NO_START
+    end = span.end_time_unix_nano
+    if start > _MAX_NS or end > _MAX_NS:
+        return _OUT_OF_RANGE
+    name = span.name
+    attributes = _attributes(span.attributes)
+    get = attributes.get
+    if span.events:
+        events = [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
+                  for e in span.events]
+        outcome = explicit_outcome(events)
+        events_json = json_text(events)
+    else:
+        outcome = events_json = None
+    links_json = json_text([
+        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(), "attributes": _attributes(ln.attributes)}
+        for ln in span.links
+    ]) if span.links else None
+    status = span.status
+    code = status.code
+    kind = span.kind
+    value = get(_CUSTOMER_ID)
+    customer = value if type(value) is str and value else lift(attributes, "customer_id")
+    value = get(_JOURNEY_ID)
+    journey = value if type(value) is str and value else lift(attributes, "journey_id")
+    value = get(_JOURNEY_NAME)
+    journey_name = value if type(value) is str and value else opt_str(value)
+    value = get(_JOURNEY_STAGE)
+    stage = value if type(value) is str and value else opt_str(value)
+    value = get(_JOURNEY_CHANNEL)
+    journey_channel = channel(value) if value is not None else None
+    value = get(_JOURNEY_COHORT)
+    cohort = None if value is None else opt_str(value)
+    value = get(_CUSTOMER_CONSENT)
+    consent = None if value is None else opt_str(value)
+    role = get(_TURN_ROLE)
+    text = get(_TURN_TEXT)
+    if type(role) is str and role in _TURN_ROLES and text is not None:
+        # journeyscope's own turn span: extract_turns' first rule, without the call
+        turn_name = get(_TURN_NAME)
+        turns = [{"role": role, "text": text if type(text) is str else str(text),
+                  "name": None if turn_name in (None, "") else str(turn_name)}]
+    elif type(role) in (list, dict):
+        turns = None  # an array or map names no role: no turn (and unhashable for extract_turns)
+    else:
+        turns = extract_turns(name, attributes) or None
+    return (
+        trace_id.hex(), span_id.hex(), parent.hex() if parent and parent != _ZERO_SPAN else None, name,
+        _KINDS[kind] if 0 <= kind < len(_KINDS) else None, start, end or None,
+        _STATUS[code] if 0 <= code < len(_STATUS) else None, status.message or None,
+        customer, journey, journey_name, stage, journey_channel, cohort, consent, outcome, turns,
+        json_text(attributes), events_json, links_json,
+    )
+
+
 def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
     """Walk every span of a parsed request into columnar rows, rejecting invalid spans.
 
-    The receiver's hot loop (it runs on the event loop for every span): the
-    column lists are bound once per request, resource and scope work is done
-    once per resource/scope, and the per-span journey lifting of
-    :meth:`SpanRows.add_fast` is inlined here (same rules, see ``rows.py``).
+    Resource and scope work is done once per resource/scope; the rows are
+    gathered as tuples and turned into columns once, at the end.
     """
     batch = DecodedBatch()
-    c = batch.rows.columns
-    trace_ids, span_ids, parents, names, kinds = (
-        c["trace_id"].append, c["span_id"].append, c["parent_span_id"].append, c["name"].append, c["kind"].append)
-    starts, ends, status_codes, status_messages = (
-        c["start_time"].append, c["end_time"].append, c["status_code"].append, c["status_message"].append)
-    customers, journeys, journey_names, stages, channels, cohorts, consents, outcomes, turns_col = (
-        c["customer_id"].append, c["journey_id"].append, c["journey_name"].append, c["stage"].append,
-        c["channel"].append, c["cohort"].append, c["consent"].append, c["outcome"].append, c["turns"].append)
-    services, scopes, attributes_col, events_col, links_col, resources = (
-        c["service_name"].append, c["scope_name"].append, c["attributes"].append, c["events"].append,
-        c["links"].append, c["resource"].append)
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
     reject = batch.reject
-    kinds_by_number, status_by_number = _KINDS, _STATUS
+    services: list[str | None] = []
+    scopes: list[str | None] = []
+    resources: list[str | None] = []
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        resource_json = json_text(resource) if resource else None
-        service = resource.get("service.name")
-        service_name = str(service) if service not in (None, "") else None
+        service_name, resource_json = resource_values(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name or None
+            before = len(rows)
             for span in scope_spans.spans:
-                trace_id = span.trace_id
-                span_id = span.span_id
-                parent = span.parent_span_id
-                if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-                    reject("invalid trace_id: expected 16 bytes, not all zero")
-                    continue
-                if len(span_id) != 8 or span_id == _ZERO_SPAN:
-                    reject("invalid span_id: expected 8 bytes, not all zero")
-                    continue
-                if parent and len(parent) != 8:
-                    reject("invalid parent_span_id: expected 8 bytes or empty")
-                    continue
-                start = span.start_time_unix_nano
-                if not start:
-                    reject("missing start_time_unix_nano")
-                    continue
-                end = span.end_time_unix_nano
-                if start > _MAX_NS or end > _MAX_NS:
-                    reject("span time out of range: after the year 2262")
-                    continue
-                name = span.name
-                attributes = _attributes(span.attributes)
-                get = attributes.get
-                if span.events:
-                    events = [
-                        {"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
-                        for e in span.events
-                    ]
-                    outcomes(explicit_outcome(events))
-                    events_col(json_text(events))
+                values = span_values(span)
+                if type(values) is str:
+                    reject(values)
                 else:
-                    outcomes(None)
-                    events_col(None)
-                if span.links:
-                    links_col(json_text([
-                        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(),
-                         "attributes": _attributes(ln.attributes)}
-                        for ln in span.links
-                    ]))
-                else:
-                    links_col(None)
-                status = span.status
-                code = status.code
-                kind = span.kind
-                trace_ids(trace_id.hex())
-                span_ids(span_id.hex())
-                parents(parent.hex() if parent and parent != _ZERO_SPAN else None)
-                names(name)
-                kinds(kinds_by_number[kind] if 0 <= kind < 6 else None)
-                starts(start)
-                ends(end or None)
-                status_codes(status_by_number[code] if 0 <= code < 3 else None)
-                status_messages(status.message or None)
-                value = get(_CUSTOMER_ID)
-                customers(value if type(value) is str and value else lift(attributes, "customer_id"))
-                value = get(_JOURNEY_ID)
-                journeys(value if type(value) is str and value else lift(attributes, "journey_id"))
-                value = get(_JOURNEY_NAME)
-                journey_names(value if type(value) is str and value else opt_str(value))
-                value = get(_JOURNEY_STAGE)
-                stages(value if type(value) is str and value else opt_str(value))
-                value = get(_JOURNEY_CHANNEL)
-                channels(channel(value) if value is not None else None)
-                value = get(_JOURNEY_COHORT)
-                cohorts(None if value is None else opt_str(value))
-                value = get(_CUSTOMER_CONSENT)
-                consents(None if value is None else opt_str(value))
-                role = get(_TURN_ROLE)
-                text = get(_TURN_TEXT)
-                if type(role) is str and role in _TURN_ROLES and text is not None:
-                    # journeyscope's own turn span: extract_turns' first rule, without the call
-                    turn_name = get(_TURN_NAME)
-                    turns_col([{"role": role, "text": text if type(text) is str else str(text),
-                                "name": None if turn_name in (None, "") else str(turn_name)}])
-                elif type(role) in (list, dict):
-                    turns_col(None)  # an array or map names no role: no turn (and unhashable for extract_turns)
-                else:
-                    turns_col(extract_turns(name, attributes) or None)
-                services(service_name)
-                scopes(scope_name)
-                attributes_col(json_text(attributes))
-                resources(resource_json)
+                    add(values)
+            added = len(rows) - before
+            services += [service_name] * added
+            scopes += [scope_name] * added
+            resources += [resource_json] * added
+    columns = batch.rows.columns
+    for name, column in zip(SPAN_VALUE_COLUMNS, zip(*rows)):
+        columns[name] += column
+    columns["service_name"] += services
+    columns["scope_name"] += scopes
+    columns["resource"] += resources
     return batch
 
 
 def decode_protobuf(body: bytes) -> DecodedBatch:
-    """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``)."""
+    """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``), decoded in Python."""
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise InvalidInputError(f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
     return decode_request(request)
+
+
+def batch_table(batch: DecodedBatch) -> DecodedTable:
+    """A decoded batch as one Arrow table (raises :class:`InvalidInputError` if Arrow refuses a value)."""
+    try:
+        table = batch.rows.to_table()
+    except (ValueError, TypeError, OverflowError, UnicodeError) as exc:  # arrow refused a value
+        raise InvalidInputError(f"unreadable span values: {exc}") from None
+    return DecodedTable(table, batch.rejected, batch.error_message)
+
+
+def decode_protobuf_table(body: bytes, *, rules: Any = None) -> DecodedTable:
+    """A binary ``ExportTraceServiceRequest`` straight to an Arrow table: what the receiver stores.
+
+    Decoded by the compiled decoder when it is built (it gives back the GIL
+    while it works, so threads decode in parallel with the event loop), else,
+    or when the body has anything unusual, by the Python decoder: the result
+    is the same either way. Raises :class:`InvalidInputError` for a body that
+    is not an OTLP request. ``rules``: other ``_otlp_decode.Rules`` than this
+    module's (tests count what they leave to Python).
+    """
+    rules = rules or _RULES
+    if rules is not None:
+        decoded = rules.decode(body if type(body) is bytes else bytes(body))
+        if decoded is not None:
+            rows, rejected, error_message, columns = decoded
+            return DecodedTable(_table(rows, columns), rejected, error_message)
+    return batch_table(decode_protobuf(body))
+
+
+def _buffers(parts: tuple[Any, ...]) -> list[pa.Buffer | None]:
+    """The compiled decoder's buffers (objects that own their memory) as Arrow buffers, without a copy."""
+    return [None if part is None else pa.py_buffer(part) for part in parts]
+
+
+def _table(rows: int, columns: tuple[tuple[Any, ...], ...]) -> pa.Table:
+    """The compiled decoder's column buffers (Arrow layout, :data:`SPAN_SCHEMA` order) as a table."""
+    arrays = []
+    for column, parts in zip(SPAN_SCHEMA, columns):
+        if column.name == "turns":
+            validity, offsets, turns, *fields = parts
+            children = [pa.Array.from_buffers(pa.string(), turns, _buffers(f)) for f in fields]
+            turn = pa.Array.from_buffers(TURN_TYPE, turns, [None], children=children)
+            lists = _buffers((validity, offsets))
+            arrays.append(pa.Array.from_buffers(column.type, rows, lists, children=[turn]))
+        else:
+            arrays.append(pa.Array.from_buffers(column.type, rows, _buffers(parts)))
+    return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 
 
 def _hex_to_b64(value: Any) -> Any:
@@ -270,3 +368,86 @@ def encode_response(rejected: int = 0, error_message: str = "", *, as_json: bool
     if as_json:
         return json.dumps(json_format.MessageToDict(response)).encode()
     return response.SerializeToString()
+
+
+def _span_values_of(raw: bytes) -> tuple[Any, ...] | str:
+    return span_values(Span.FromString(raw))
+
+
+def _resource_values_of(raw: bytes) -> tuple[str | None, str | None]:
+    return resource_values(Resource.FromString(raw))
+
+
+#: How each protobuf field type is laid out on the wire (every type not named here is a varint).
+_WIRE_LAYOUT = {
+    FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_MESSAGE: "message", FieldDescriptor.TYPE_GROUP: "group",
+    FieldDescriptor.TYPE_DOUBLE: "fixed64", FieldDescriptor.TYPE_FIXED64: "fixed64",
+    FieldDescriptor.TYPE_SFIXED64: "fixed64", FieldDescriptor.TYPE_FLOAT: "fixed32",
+    FieldDescriptor.TYPE_FIXED32: "fixed32", FieldDescriptor.TYPE_SFIXED32: "fixed32",
+}
+
+
+def _same_wire_fields(messages: dict[str, tuple[tuple[int, str, str, bool], ...]]) -> bool:
+    """Whether the installed OTLP protos have exactly the fields the compiled decoder was written for.
+
+    A field it does not know is stepped over, as upb steps over unknown fields;
+    a field a newer opentelemetry-proto added would be read by upb, so the
+    decoder is only used when the two agree.
+    """
+    pool = ExportTraceServiceRequest.DESCRIPTOR.file.pool
+    for name, fields in messages.items():
+        try:
+            descriptor = pool.FindMessageTypeByName(name)
+        except KeyError:
+            return False
+        installed = {
+            (f.number, f.name, _WIRE_LAYOUT.get(f.type, "varint"),
+             f.is_repeated if hasattr(f, "is_repeated") else f.label == FieldDescriptor.LABEL_REPEATED)
+            for f in descriptor.fields
+        }
+        if installed != set(fields):
+            return False
+    return True
+
+
+def rules_arguments() -> dict[str, Any]:
+    """What the compiled decoder is told of journeyscope's conventions (``_otlp_decode.Rules``' arguments)."""
+    return {
+        "span": _span_values_of,
+        "resource": _resource_values_of,
+        "reasons": REJECTIONS,
+        "kinds": _KINDS,
+        "statuses": _STATUS,
+        # the journey columns, in rows.SPAN_SCHEMA order, each with the keys it is lifted from, first first
+        "lifted": (lift_aliases["customer_id"], lift_aliases["journey_id"], (_JOURNEY_NAME,),
+                   (_JOURNEY_STAGE,), (_JOURNEY_CHANNEL,), (_JOURNEY_COHORT,), (_CUSTOMER_CONSENT,)),
+        "channel_aliases": dict(cv.CHANNEL_ALIASES),
+        "turn_keys": (_TURN_ROLE, _TURN_TEXT, _TURN_NAME),
+        "turn_span": cv.TURN_SPAN,
+        "turn_roles": sorted(_TURN_ROLES),
+        "turn_sources": _FOREIGN_TURN_KEYS,
+        "turn_prefixes": _FOREIGN_TURN_PREFIXES,
+        "service_key": _SERVICE_NAME,
+    }
+
+
+def _compiled_rules() -> Any:
+    """The compiled decoder, set up with this module's rules; ``None`` to decode in Python (not built,
+    turned off with ``JOURNEYSCOPE_PURE_PYTHON=1``, or built for other protos or another span schema)."""
+    if os.environ.get("JOURNEYSCOPE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from journeyscope.warehouse import _otlp_decode
+    except ImportError:
+        return None
+    if _otlp_decode.COLUMNS != tuple(SPAN_SCHEMA.names) or not _same_wire_fields(_otlp_decode.MESSAGES):
+        logger.warning("journeyscope: the compiled OTLP decoder does not match the installed OTLP protos "
+                       "or the span schema (rebuild it); decoding in Python")
+        return None
+    return _otlp_decode.Rules(**rules_arguments())
+
+
+_RULES = _compiled_rules()
+#: Whether :func:`decode_protobuf_table` uses the compiled decoder.
+ACCELERATED = _RULES is not None

@@ -75,7 +75,7 @@ def _genai_messages(raw: Any) -> list[Turn]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             return []
     if not isinstance(raw, list):
         return []
