@@ -59,8 +59,8 @@ from journeyscope.warehouse.journey_map import JourneyMap
 
 __all__ = [
     "OUTCOME_AT",
-    "RECORD_FIRST_SEQ",
     "OUTCOME_NOW",
+    "RECORD_FIRST_SEQ",
     "STAGE_VISITS_EXPORT",
     "close_idle_visits",
     "mark_pending",
