@@ -106,7 +106,7 @@ class DecisionLog:
         for decision, state, now_ns in pending:
             add_decision(rows, decision, state, now_ns)
         try:
-            self.writer.submit(rows.to_table())
+            self.writer.submit(self.writer.warehouse.prepare(rows))
         except Overloaded as exc:
             logger.warning("journeyscope: %d decisions wait: %s", len(pending), exc)
             with self._lock:

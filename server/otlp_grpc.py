@@ -77,11 +77,7 @@ class TraceReceiver:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         table = batch.table
         if table.num_rows:
-            try:
-                prepared = writer.warehouse.prepare(table)  # redaction on this handler's thread, not the writer's
-            except WarehouseError as exc:
-                context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored: {exc}")
+            prepared = writer.warehouse.prepare(table)  # redaction on this handler's thread, not the writer's
             try:
                 future = writer.submit(prepared)
             except Overloaded as exc:

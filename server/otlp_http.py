@@ -116,11 +116,8 @@ async def export_traces(request: Request) -> Response:
         return _error(400, str(exc), as_json)
     table = batch.table
     if table.num_rows:
-        try:
-            # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
-            prepared = await asyncio.to_thread(writer.warehouse.prepare, table)
-        except WarehouseError as exc:
-            return _error(503, f"spans not stored: {exc}", as_json, _retry_after(writer.retry_hint()))
+        # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
+        prepared = await asyncio.to_thread(writer.warehouse.prepare, table)
         try:
             future = writer.submit(prepared)
         except Overloaded as exc:

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import pyarrow as pa
 
 from journeyscope.errors import JourneyscopeError, WarehouseError
 from journeyscope.server.priority import lower_this_thread
@@ -78,9 +77,12 @@ class WriterStats:
 
 @dataclass
 class _Job:
-    batch: PreparedBatch | pa.Table  # a table not prepared by the receiver is redacted by the writer
-    spans: int
+    batch: PreparedBatch
     future: Future[IngestResult]
+
+    @property
+    def spans(self) -> int:
+        return self.batch.table.num_rows
 
 
 class BatchWriter:
@@ -146,18 +148,18 @@ class BatchWriter:
         drain = self._queued_spans / rate if rate > 0 else 0.0
         return max(self.retry_after_s, min(drain, 30.0)) * random.uniform(1.0, 2.0)
 
-    def submit(self, batch: PreparedBatch | pa.Table) -> Future[IngestResult]:
+    def submit(self, batch: PreparedBatch) -> Future[IngestResult]:
         """Queue a batch; the future resolves once it is committed (or fails with WarehouseError).
 
-        Receivers pass batches already :meth:`~Warehouse.prepare`-d (redacted) on their own
-        threads, so the writer thread only inserts; a plain table is redacted here.
+        Callers :meth:`~Warehouse.prepare` (redact) the batch on their own thread, so the
+        writer thread only inserts.
 
         Raises :class:`Overloaded` when the queue is full. A batch larger than the
         whole queue is still taken when the queue is empty, so no batch is
         refused forever (the request size limit bounds it).
         """
         future: Future[IngestResult] = Future()
-        n = (batch.table if isinstance(batch, PreparedBatch) else batch).num_rows
+        n = batch.table.num_rows
         with self._cond:
             self.stats.requests += 1
             if self._stopping:
@@ -169,7 +171,7 @@ class BatchWriter:
                     f"ingest queue full ({self._queued_spans} spans waiting, limit {self.max_queue_spans})",
                     self.retry_hint(),
                 )
-            self._queue.append(_Job(batch, n, future))
+            self._queue.append(_Job(batch, future))
             self._queued_spans += n
             self.stats.queued_spans = self._queued_spans
             self.stats.spans_submitted += n
@@ -255,9 +257,7 @@ class BatchWriter:
     def _commit(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         try:
-            batch = PreparedBatch.combine([
-                job.batch if isinstance(job.batch, PreparedBatch) else self.warehouse.prepare(job.batch) for job in jobs
-            ])
+            batch = PreparedBatch.combine([job.batch for job in jobs])
             result = self.warehouse.ingest(batch, update_visits=False)
         except Exception as exc:  # noqa: BLE001 - a failed write fails its requests, never the thread
             self.stats.failed_transactions += 1

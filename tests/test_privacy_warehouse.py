@@ -115,8 +115,8 @@ def test_batches_prepared_by_the_receiver_store_and_log_what_ingest_alone_does(t
         expected = stored(direct)
     with _writer(tmp_path / "writer.duckdb") as warehouse:
         writer = BatchWriter(warehouse)
-        # One request prepared on the receiver's thread, one left to the writer: committed together.
-        futures = [writer.submit(warehouse.prepare(tables[0])), writer.submit(tables[1])]
+        # Two requests prepared on their receivers' threads, committed together.
+        futures = [writer.submit(warehouse.prepare(table)) for table in tables]
         assert [f.result(30).accepted for f in futures] == [t.num_rows for t in tables]
         assert writer.shutdown()
         got = stored(warehouse)

@@ -180,10 +180,10 @@ def test_visits_derived_beside_the_commits_equal_one_derivation_of_everything(tm
     with Warehouse(tmp_path / "live.duckdb", clock=clock) as wh:
         writer = BatchWriter(wh, visit_interval_s=0.0)  # upkeep after every commit, on its own thread
         for rows in steps[:-1]:
-            writer.submit(rows.to_table())
+            writer.submit(wh.prepare(rows))
         # An upkeep under way (its lock held) does not hold up commits: they are separate transactions.
         with wh._visits_lock:
-            writer.submit(steps[-1].to_table()).result(timeout=30)
+            writer.submit(wh.prepare(steps[-1])).result(timeout=30)
         assert writer.force_flush(30)
         assert writer.shutdown()
         assert writer.stats.visit_seconds > 0 and wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
