@@ -1,8 +1,9 @@
 """``Warehouse``: the DuckDB file every part of journeyscope reads and writes.
 
 One process writes a warehouse file (DuckDB allows one writer); inside that
-process all writes go through :meth:`Warehouse.ingest`, serialised by a lock,
-while reads use their own cursors. Other processes read through the server's
+process span writes go through :meth:`Warehouse.ingest`; span appends and
+stage-visit upkeep each hold a lock of their own (they may overlap), every other
+write holds both, and reads use their own cursors. Other processes read through the server's
 API or open the file read-only when no writer holds it (DESIGN.md, single
 writer).
 """
