@@ -12,56 +12,59 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from datetime import datetime, timezone
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from journeyscope.errors import InvalidInputError, JourneyscopeError
+from journeyscope.errors import InvalidInputError
 from journeyscope.server.access import Caller, caller_for
 from journeyscope.server.routing import Signals, decide
 from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.compliance import compliance_view
 from journeyscope.warehouse.decisions import decisions as logged_decisions
 from journeyscope.warehouse.erasure import erase_customer
-from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.filters import EARLIEST, LATEST, MAX_WINDOW, Filters, window_start
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
 from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
 from journeyscope.warehouse.health import activity, filter_values, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
-from journeyscope.warehouse.journey_map import parse_duration
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
 
 Reader = Annotated[Caller, Depends(caller_for("read"))]
+T = TypeVar("T")
+_RANGE = f"from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
 
 
 async def _filters(  # async: parsing query parameters is no reason for a thread hop
     journey: str | None = Query(None, description="Journey type, e.g. onboarding"),
     cohort: str | None = Query(None),
     channel: str | None = Query(None),
-    since: datetime | None = Query(None, description="Visits that started at or after (ISO 8601, UTC)"),
-    until: datetime | None = Query(None, description="Visits that started before (ISO 8601, UTC)"),
-    window: str | None = Query(None, description="Instead of since: the last 15m, 1h, 24h, 7d..."),
+    since: datetime | None = Query(None, description=f"Visits that started at or after (ISO 8601, UTC; {_RANGE})"),
+    until: datetime | None = Query(None, description=f"Visits that started before (ISO 8601, UTC; {_RANGE})"),
+    window: str | None = Query(
+        None, description=f"Instead of since: the last 15m, 1h, 24h, 7d... (at most {MAX_WINDOW.days}d)"
+    ),
 ) -> Filters:
     if window is not None:
         if since is not None:
-            raise HTTPException(422, "give either since or window, not both")
-        try:
-            seconds = parse_duration(window, "window")
-        except JourneyscopeError as exc:
-            raise HTTPException(422, str(exc)) from None
-        # Rounded down to the minute so that repeated "last hour" queries share one cached result.
-        start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(seconds=seconds)
-        since = start
+            raise HTTPException(422, "window: give either since or window, not both")
+        since = _valid(window_start, window, datetime.now(timezone.utc))
+    return _valid(Filters, journey=journey, cohort=cohort, channel=channel, since=since, until=until)
+
+
+def _valid(make: Callable[..., T], *args: Any, prefix: str = "", **kwargs: Any) -> T:
+    """``make(...)``, its :class:`InvalidInputError` (which names the parameter) turned into a 422."""
     try:
-        return Filters(journey=journey, cohort=cohort, channel=channel, since=since, until=until)
+        return make(*args, **kwargs)
     except InvalidInputError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, f"{prefix}{exc}") from None
 
 
 FilterArgs = Annotated[Filters, Depends(_filters)]
@@ -283,7 +286,7 @@ def flow_retention(caller: Reader, filters: FilterArgs) -> list[dict[str, Any]]:
 
 
 @router.get("/outcomes")
-def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, ge=1)) -> dict[str, Any]:
+def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, ge=1, le=1_000_000_000)) -> dict[str, Any]:
     """Journey completion overall, by cohort and by channel sequence (channel-mix lift)."""
     return journey_outcomes(caller.project.warehouse, filters, min_journeys=min_journeys).as_dict()
 
@@ -372,9 +375,8 @@ def compare_route(
     journey: str | None = None,
 ) -> dict[str, Any]:
     """Two periods or cohorts side by side: per-stage differences (B − A) with 95% intervals."""
-    try:
-        a = Filters(journey=a_journey or journey, cohort=a_cohort, channel=a_channel, since=a_since, until=a_until)
-        b = Filters(journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since, until=b_until)
-    except InvalidInputError as exc:
-        raise HTTPException(422, str(exc)) from None
+    a = _valid(Filters, journey=a_journey or journey, cohort=a_cohort, channel=a_channel, since=a_since,
+               until=a_until, prefix="a_")
+    b = _valid(Filters, journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since,
+               until=b_until, prefix="b_")
     return compare(caller.project.warehouse, a, b).as_dict()
