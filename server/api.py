@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from journeyscope.errors import InvalidInputError
 from journeyscope.server.access import Caller, caller_for
+from journeyscope.server.paths import PathId
 from journeyscope.server.routing import Signals, decide
 from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.compliance import compliance_view
@@ -138,7 +139,7 @@ def journeys(
 
 
 @router.get("/journeys/{journey_id}/detail")
-def journey_full(caller: Reader, journey_id: str) -> dict[str, Any]:
+def journey_full(caller: Reader, journey_id: PathId) -> dict[str, Any]:
     """Everything about one journey: visits, transcripts, evaluations with the turns they cite, decisions."""
     detail = journey_detail(caller.project.warehouse, journey_id)
     if detail is None:
@@ -147,7 +148,7 @@ def journey_full(caller: Reader, journey_id: str) -> dict[str, Any]:
 
 
 @router.get("/journeys/{journey_id}")
-async def journey(caller: Reader, journey_id: str) -> JSONResponse:
+async def journey(caller: Reader, journey_id: PathId) -> JSONResponse:
     """The live state of one journey: where it is, its visits, latest scores and friction signals."""
     states = caller.project.states
     state = states.held_state(journey_id)
@@ -337,7 +338,7 @@ def compliance(caller: Reader) -> dict[str, Any]:
 
 @router.post("/customers/{customer_id}/forget")
 def forget(
-    caller: Annotated[Caller, Depends(caller_for("admin"))], customer_id: str, reference: str | None = None
+    caller: Annotated[Caller, Depends(caller_for("admin"))], customer_id: PathId, reference: str | None = None
 ) -> dict[str, Any]:
     """Erase a customer's spans, visits, evaluations, decisions and redaction log now (audited).
 

@@ -29,6 +29,7 @@ from journeyscope.server import api, otlp_http
 from journeyscope.server.access import AccessDenied, Caller, caller_for, identify
 from journeyscope.server.auth import DEFAULT_PROJECT, load_keys
 from journeyscope.server.hot_routes import HotRouteStats, HotRoutes
+from journeyscope.server.paths import OpaquePaths
 from journeyscope.server.workers import WorkerPool
 from journeyscope.server.policy_store import PolicyStore
 from journeyscope.server.project import Project
@@ -111,6 +112,7 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
     app.include_router(api.router)
     app.state.hot_routes = HotRouteStats()
     app.add_middleware(HotRoutes, stats=app.state.hot_routes)
+    app.add_middleware(OpaquePaths)  # added last, so it runs first: the hot routes see the kept segments too
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
