@@ -49,6 +49,7 @@ from journeyscope.warehouse.rows import SPAN_SCHEMA, TURN_TYPE, SpanRows, explic
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
+from journeyscope.warehouse.otlp_wire import ResourcePart, split_request
 from journeyscope.warehouse.turns import extract_turns
 
 __all__ = [
@@ -72,8 +73,12 @@ REJECTIONS = (
     "invalid parent_span_id: expected 8 bytes or empty",
     "missing start_time_unix_nano",
     "span time out of range: after the year 2262",
+    f"customer id longer than {cv.MAX_VALUE_LENGTH} characters",
+    f"journey id longer than {cv.MAX_VALUE_LENGTH} characters",
 )
-_BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT, _NO_START, _OUT_OF_RANGE = REJECTIONS
+_BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT, _NO_START, _OUT_OF_RANGE, _LONG_CUSTOMER, _LONG_JOURNEY = REJECTIONS
+#: The longest customer or journey id stored: the API finds every stored id by the same limit.
+_MAX_ID = cv.MAX_VALUE_LENGTH
 #: The columns of a :func:`span_values` row: all but the resource's and the scope's.
 SPAN_VALUE_COLUMNS = (*SPAN_SCHEMA.names[:18], "attributes", "events", "links")
 #: OTLP/JSON fields that hold ids as hex (protobuf's JSON mapping wants base64 for bytes).
@@ -190,6 +195,10 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     customer = value if type(value) is str and value else lift(attributes, "customer_id")
     value = get(_JOURNEY_ID)
     journey = value if type(value) is str and value else lift(attributes, "journey_id")
+    if customer is not None and len(customer) > _MAX_ID:
+        return _LONG_CUSTOMER
+    if journey is not None and len(journey) > _MAX_ID:
+        return _LONG_JOURNEY
     value = get(_JOURNEY_NAME)
     journey_name = value if type(value) is str and value else opt_str(value)
     value = get(_JOURNEY_STAGE)
@@ -220,11 +229,13 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     )
 
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
+def decode_request(request: ExportTraceServiceRequest, refused: dict[int, str] | None = None) -> DecodedBatch:
     """Walk every span of a parsed request into columnar rows, rejecting invalid spans.
 
     Resource and scope work is done once per resource/scope; the rows are
-    gathered as tuples and turned into columns once, at the end.
+    gathered as tuples and turned into columns once, at the end. ``refused``:
+    spans already refused, by their index in the request, with the reason
+    (placeholders of spans that could not be read).
     """
     batch = DecodedBatch()
     rows: list[tuple[Any, ...]] = []
@@ -233,13 +244,17 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
     services: list[str | None] = []
     scopes: list[str | None] = []
     resources: list[str | None] = []
+    index = 0
     for resource_spans in request.resource_spans:
         service_name, resource_json = resource_values(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name or None
             before = len(rows)
             for span in scope_spans.spans:
-                values = span_values(span)
+                values = refused.get(index, None) if refused else None
+                index += 1
+                if values is None:
+                    values = span_values(span)
                 if type(values) is str:
                     reject(values)
                 else:
@@ -258,13 +273,55 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
 
 
 def decode_protobuf(body: bytes) -> DecodedBatch:
-    """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``), decoded in Python."""
+    """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``), decoded in Python.
+
+    A body upb refuses as a whole (a string with invalid UTF-8, a value nested too deep) is decoded
+    span by span instead, so only the spans that cannot be read are refused.
+    """
+    parts = split_request(body)  # refuses what is not an OTLP request, which upb might read as an empty one
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        raise InvalidInputError(f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
+    except (DecodeError, ValueError, RuntimeError):
+        return _decode_parts(parts)
     return decode_request(request)
+
+
+def _unreadable(what: str, exc: Exception) -> str:
+    """Why a piece upb refused is refused: its last words, without the message type."""
+    return f"unreadable {what}: {str(exc).rpartition(': ')[2] or type(exc).__name__}"
+
+
+def _decode_parts(parts: list[ResourcePart]) -> DecodedBatch:
+    """:func:`decode_request` over a request split on the wire: each resource, scope and span parsed alone."""
+    request = ExportTraceServiceRequest()
+    refused: list[tuple[int, str]] = []  # (span index in the rebuilt request, reason)
+    index = 0
+    for part in parts:
+        resource_spans = request.resource_spans.add()
+        try:
+            resource_spans.resource.ParseFromString(part.resource)
+            resource_error = None
+        except (DecodeError, ValueError, RuntimeError) as exc:
+            resource_error = _unreadable("resource", exc)
+        for scope_part in part.scopes:
+            scope_spans = resource_spans.scope_spans.add()
+            try:
+                scope_spans.scope.ParseFromString(scope_part.scope)
+                scope_error = None
+            except (DecodeError, ValueError, RuntimeError) as exc:
+                scope_error = _unreadable("instrumentation scope", exc)
+            for raw in scope_part.spans:
+                span = scope_spans.spans.add()
+                try:
+                    span.ParseFromString(raw)
+                except (DecodeError, ValueError, RuntimeError) as exc:
+                    refused.append((index, _unreadable("span", exc)))
+                else:
+                    if resource_error or scope_error:
+                        refused.append((index, resource_error or scope_error))
+                index += 1
+    return decode_request(request, refused=dict(refused))
 
 
 def batch_table(batch: DecodedBatch) -> DecodedTable:
@@ -342,7 +399,11 @@ def _fix_ids(node: Any) -> None:
 
 
 def decode_json(body: bytes) -> DecodedBatch:
-    """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids, string 64-bit ints, enum numbers)."""
+    """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids, string 64-bit ints, enum numbers).
+
+    A span protobuf's JSON mapping refuses (a field of the wrong type, an unreadable value) is refused
+    alone; the request's own structure (lists of resource spans, scope spans, spans) must hold.
+    """
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -352,10 +413,64 @@ def decode_json(body: bytes) -> DecodedBatch:
     try:
         _fix_ids(document)
         request = json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {text}") from None
+    except _JSON_ERRORS as exc:
+        request, refused = _json_parts(document, exc)
+        return decode_request(request, refused=refused)
     return decode_request(request)
+
+
+_JSON_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error)
+
+
+def _json_error(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _json_list(node: dict[str, Any], *names: str) -> list[Any]:
+    """The list under the first of ``names`` in ``node`` (``[]`` when absent); ``None`` when not a list."""
+    for name in names:
+        if name in node:
+            value = node[name]
+            if value is None:
+                return []
+            if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+                return value
+            raise InvalidInputError(
+                f"body is not an OTLP/JSON ExportTraceServiceRequest: {name} must be a list of objects"
+            )
+    return []
+
+
+def _json_parts(document: dict[str, Any], whole: BaseException) -> tuple[ExportTraceServiceRequest, dict[int, str]]:
+    """The request rebuilt one resource, scope and span at a time, and the spans that could not be read."""
+    request = ExportTraceServiceRequest()
+    refused: dict[int, str] = {}
+    index = 0
+
+    def parse(node: Any, message: Any) -> str | None:
+        try:
+            json_format.ParseDict(node, message, ignore_unknown_fields=True)
+        except _JSON_ERRORS as exc:
+            return _json_error(exc)
+        return None
+
+    for rs_node in _json_list(document, "resourceSpans", "resource_spans"):
+        resource_spans = request.resource_spans.add()
+        resource_node = rs_node.get("resource")
+        resource_error = parse(resource_node, resource_spans.resource) if resource_node is not None else None
+        for ss_node in _json_list(rs_node, "scopeSpans", "scope_spans"):
+            scope_spans = resource_spans.scope_spans.add()
+            scope_node = ss_node.get("scope")
+            scope_error = parse(scope_node, scope_spans.scope) if scope_node is not None else None
+            for span_node in _json_list(ss_node, "spans"):
+                error = parse(span_node, scope_spans.spans.add())
+                if error or resource_error or scope_error:
+                    what = "span" if error else "resource" if resource_error else "instrumentation scope"
+                    refused[index] = f"unreadable {what}: {error or resource_error or scope_error}"
+                index += 1
+    if not refused:  # the whole failed and no piece did: something outside the spans is wrong
+        raise InvalidInputError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {_json_error(whole)}")
+    return request, refused
 
 
 def encode_response(rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
@@ -429,6 +544,7 @@ def rules_arguments() -> dict[str, Any]:
         "turn_sources": _FOREIGN_TURN_KEYS,
         "turn_prefixes": _FOREIGN_TURN_PREFIXES,
         "service_key": _SERVICE_NAME,
+        "max_id_length": _MAX_ID,
     }
 
 
