@@ -87,6 +87,15 @@ def _text_field(record: dict[str, Any], key: str, where: str, *, required: bool)
     return value.strip()
 
 
+def _id_field(record: dict[str, Any], key: str) -> str:
+    """A journey's or customer's id: what the receiver would store (at most the ids' length limit)."""
+    value = _text_field(record, key, "journey", required=True)
+    assert value is not None
+    if len(value) > cv.MAX_VALUE_LENGTH:
+        raise InvalidInputError(f"journey: {key!r} is {len(value)} characters long; at most {cv.MAX_VALUE_LENGTH}")
+    return value
+
+
 def journey_rows(record: Any, rows: SpanRows) -> int:
     """Append the spans of one journey record to ``rows``; return how many.
 
@@ -95,9 +104,8 @@ def journey_rows(record: Any, rows: SpanRows) -> int:
     """
     if not isinstance(record, dict):
         raise InvalidInputError("a line must be a JSON object (one journey)")
-    journey_id = _text_field(record, "journey_id", "journey", required=True)
-    customer_id = _text_field(record, "customer_id", "journey", required=True)
-    assert journey_id is not None and customer_id is not None
+    journey_id = _id_field(record, "journey_id")
+    customer_id = _id_field(record, "customer_id")
     base: dict[str, Any] = {cv.JOURNEY_ID: journey_id, cv.CUSTOMER_ID: customer_id}
     name = _text_field(record, "journey", "journey", required=False)
     if name:

@@ -45,7 +45,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from journeyscope.errors import InvalidInputError
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse.rows import _ALIASES as lift_aliases
-from journeyscope.warehouse.rows import SPAN_SCHEMA, TURN_TYPE, SpanRows, explicit_outcome, json_text
+from journeyscope.warehouse.rows import (
+    LONG_CUSTOMER_ID, LONG_JOURNEY_ID, SPAN_SCHEMA, TURN_TYPE, SpanRows, explicit_outcome, json_text,
+)
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
@@ -73,8 +75,8 @@ REJECTIONS = (
     "invalid parent_span_id: expected 8 bytes or empty",
     "missing start_time_unix_nano",
     "span time out of range: after the year 2262",
-    f"customer id longer than {cv.MAX_VALUE_LENGTH} characters",
-    f"journey id longer than {cv.MAX_VALUE_LENGTH} characters",
+    LONG_CUSTOMER_ID,
+    LONG_JOURNEY_ID,
 )
 _BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT, _NO_START, _OUT_OF_RANGE, _LONG_CUSTOMER, _LONG_JOURNEY = REJECTIONS
 #: The longest customer or journey id stored: the API finds every stored id by the same limit.

@@ -60,6 +60,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 
 _HEX = frozenset("0123456789abcdef")
 
+#: Why a span is refused for its ids: the API finds journeys and customers by ids of at most this length.
+LONG_CUSTOMER_ID = f"customer id longer than {cv.MAX_VALUE_LENGTH} characters"
+LONG_JOURNEY_ID = f"journey id longer than {cv.MAX_VALUE_LENGTH} characters"
+
 
 _encoder = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=lambda v: _json_default(v)
@@ -125,6 +129,16 @@ def _first(attributes: Mapping[str, Any], keys: Sequence[str]) -> str | None:
 def _lift(attributes: Mapping[str, Any], column: str) -> str | None:
     """``customer_id``/``journey_id`` from the attributes: the journey key, else the first alias present."""
     return _first(attributes, _ALIASES[column])
+
+
+def long_id(attributes: Mapping[str, Any]) -> str | None:
+    """Why a span's customer or journey id cannot be stored (longer than the limit), or ``None``."""
+    customer, journey = _lift(attributes, "customer_id"), _lift(attributes, "journey_id")
+    if customer is not None and len(customer) > cv.MAX_VALUE_LENGTH:
+        return LONG_CUSTOMER_ID
+    if journey is not None and len(journey) > cv.MAX_VALUE_LENGTH:
+        return LONG_JOURNEY_ID
+    return None
 
 
 def _opt_str(value: Any) -> str | None:
