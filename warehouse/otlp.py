@@ -51,7 +51,7 @@ from journeyscope.warehouse.rows import (
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
-from journeyscope.warehouse.otlp_wire import ResourcePart, split_request
+from journeyscope.warehouse.otlp_wire import ResourcePart, check_structure, split_request
 from journeyscope.warehouse.turns import extract_turns
 
 __all__ = [
@@ -280,12 +280,12 @@ def decode_protobuf(body: bytes) -> DecodedBatch:
     A body upb refuses as a whole (a string with invalid UTF-8, a value nested too deep) is decoded
     span by span instead, so only the spans that cannot be read are refused.
     """
-    parts = split_request(body)  # refuses what is not an OTLP request, which upb might read as an empty one
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except (DecodeError, ValueError, RuntimeError):
-        return _decode_parts(parts)
+        return _decode_parts(split_request(body))  # split_request refuses what is not a request at all
+    check_structure(request)  # upb reads a container field of the wrong wire type as nothing: refuse it
     return decode_request(request)
 
 

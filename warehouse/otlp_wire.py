@@ -4,8 +4,9 @@ Two jobs upb does not do for the receiver:
 
 - **Structure.** upb keeps a field sent with the wrong wire type aside as an unknown field, so a body whose
   ``resource_spans`` are varints parses as an empty request: the sender would be told all is well and
-  nothing stored. :func:`split_request` refuses such a body (a wrong wire type on ``resource_spans``,
-  ``resource``, ``scope_spans``, ``scope`` or ``spans``), as it refuses truncated data.
+  nothing stored. :func:`check_structure` (on a parsed request, from its unknown fields) and
+  :func:`split_request` (on the wire) refuse such a body: a wrong wire type on ``resource_spans``,
+  ``resource``, ``scope_spans``, ``scope`` or ``spans``.
 - **Salvage.** upb refuses a whole message for one string with invalid UTF-8 or one value nested past its
   depth limit. With the request split here, every span is parsed on its own, so one bad span is refused
   and its valid siblings are kept (:func:`journeyscope.warehouse.otlp.decode_protobuf`).
@@ -18,14 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
 from journeyscope.errors import InvalidInputError
 
-__all__ = ["ResourcePart", "ScopePart", "split_request"]
+__all__ = ["ResourcePart", "ScopePart", "check_structure", "split_request"]
 
 _VARINT, _FIXED64, _LEN, _GROUP_START, _GROUP_END, _FIXED32 = 0, 1, 2, 3, 4, 5
 _WIRE_NAMES = {_VARINT: "varint", _FIXED64: "64-bit", _LEN: "length-delimited", _GROUP_START: "group start",
                _GROUP_END: "group end", _FIXED32: "32-bit"}
 _NOT_OTLP = "body is not an OTLP ExportTraceServiceRequest"
+#: The container fields, by number, of a request, a ResourceSpans and a ScopeSpans (all messages).
+_REQUEST = {1: "resource_spans"}
+_RESOURCE_SPANS = {1: "resource", 2: "scope_spans"}
+_SCOPE_SPANS = {1: "scope", 2: "spans"}
 
 
 class _Malformed(Exception):
@@ -116,6 +124,12 @@ def _group_end(data: bytes, pos: int, end: int, number: int) -> int:
             raise _Malformed("a group runs past the end of its message")
 
 
+def _wrong_wire_type(where: str, name: str, wire: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"{_NOT_OTLP}: {where}{name} has wire type {_WIRE_NAMES.get(wire, wire)}, expected length-delimited"
+    )
+
+
 def _messages(data: bytes, pos: int, end: int, where: str, names: dict[int, str]) -> list[tuple[int, int, int]]:
     """The message fields among ``names`` (by number) of one message, checked to be length-delimited."""
     found = []
@@ -124,11 +138,28 @@ def _messages(data: bytes, pos: int, end: int, where: str, names: dict[int, str]
         if name is None:
             continue
         if wire != _LEN:
-            raise InvalidInputError(
-                f"{_NOT_OTLP}: {where}{name} has wire type {_WIRE_NAMES.get(wire, wire)}, expected length-delimited"
-            )
+            raise _wrong_wire_type(where, name, wire)
         found.append((number, start, stop))
     return found
+
+
+def _check_known(message: Message, where: str, names: dict[int, str]) -> None:
+    for unknown in UnknownFieldSet(message):
+        name = names.get(unknown.field_number)
+        if name is not None:  # a field upb knows, kept aside: it came with another wire type
+            raise _wrong_wire_type(where, name, unknown.wire_type)
+
+
+def check_structure(request: Message) -> None:
+    """Refuse a parsed ``ExportTraceServiceRequest`` whose container fields came with a wrong wire type.
+
+    Reads the unknown fields of the container messages only (a few per request), not of the spans.
+    """
+    _check_known(request, "", _REQUEST)
+    for resource_spans in request.resource_spans:  # type: ignore[attr-defined]
+        _check_known(resource_spans, "resource_spans.", _RESOURCE_SPANS)
+        for scope_spans in resource_spans.scope_spans:
+            _check_known(scope_spans, "scope_spans.", _SCOPE_SPANS)
 
 
 def split_request(body: bytes) -> list[ResourcePart]:
@@ -136,17 +167,16 @@ def split_request(body: bytes) -> list[ResourcePart]:
     container levels are not an OTLP request (malformed wire data, a wrong wire type)."""
     try:
         parts = []
-        for _, rs_start, rs_stop in _messages(body, 0, len(body), "", {1: "resource_spans"}):
+        for _, rs_start, rs_stop in _messages(body, 0, len(body), "", _REQUEST):
             part = ResourcePart()
             resource = []
-            for number, start, stop in _messages(body, rs_start, rs_stop, "resource_spans.",
-                                                 {1: "resource", 2: "scope_spans"}):
+            for number, start, stop in _messages(body, rs_start, rs_stop, "resource_spans.", _RESOURCE_SPANS):
                 if number == 1:
                     resource.append(body[start:stop])
                     continue
                 scope_part = ScopePart()
                 scope = []
-                for inner, s_start, s_stop in _messages(body, start, stop, "scope_spans.", {1: "scope", 2: "spans"}):
+                for inner, s_start, s_stop in _messages(body, start, stop, "scope_spans.", _SCOPE_SPANS):
                     (scope if inner == 1 else scope_part.spans).append(body[s_start:s_stop])
                 scope_part.scope = b"".join(scope)
                 part.scopes.append(scope_part)
