@@ -8,7 +8,8 @@
  * varint, invalid UTF-8, deep nesting: whatever upb might read otherwise or refuse), and it hands the rare
  * valid spans it does not write itself to the Python rules one by one (Rules.span, otlp.span_values): spans
  * with events or links, key-value list values, duplicate keys, a journey key holding anything but a
- * string, a non-ASCII channel, the turn conventions of other instrumentations.
+ * string, a customer or journey id of more bytes than the id limit has characters, a non-ASCII channel, the
+ * turn conventions of other instrumentations.
  *
  * A body is decoded in four steps:
  *   1. parse  (no GIL)  the whole body, checked, into resource, span and attribute records; each span is

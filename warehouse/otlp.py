@@ -13,11 +13,15 @@ is not set. It gives exactly the Python decoder's table: it leaves every body
 with anything unusual to the Python decoder, and calls :func:`span_values` for
 the rare spans it does not write itself.
 
-Invalid spans (ids of the wrong length, all-zero ids, a missing start time) are
+Invalid spans (ids of the wrong length, all-zero ids, a missing start time, a
+customer or journey id over the length limit, a span upb cannot read) are
 rejected one by one and counted, the valid spans of the batch are kept: the
 receiver reports the count through OTLP ``partial_success`` (OTLP spec,
-"Partial Success"). A payload that is not an OTLP message at all raises
-:class:`~journeyscope.errors.InvalidInputError`.
+"Partial Success"). When upb refuses a whole body for one span (invalid UTF-8,
+nesting past its depth limit), the body is split on the wire
+(:mod:`journeyscope.warehouse.otlp_wire`) and each span parsed alone. A payload
+that is not an OTLP message at all, or whose containers came with the wrong
+wire type, raises :class:`~journeyscope.errors.InvalidInputError`.
 """
 
 from __future__ import annotations
