@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from journeyscope.errors import JourneyscopeError, InvalidInputError
+from journeyscope.errors import InvalidInputError, JourneyscopeError
 from journeyscope.warehouse.journey_map import parse_duration
 
 __all__ = ["EARLIEST", "LATEST", "MAX_WINDOW", "Filters", "check_time", "window_start"]
