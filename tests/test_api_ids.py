@@ -46,6 +46,10 @@ def test_an_encoded_slash_is_never_a_sub_route(server: RunningServer) -> None:
     # journey "plain" exists; "plain%2Fdetail" is the journey "plain/detail", not plain's detail page
     state = httpx.get(f"{server.base_url}/v1/journeys/plain%2Fdetail").json()
     assert state["journey_id"] == "plain/detail"
+    hot = server.app.state.hot_routes  # and once held, the hot route answers it from memory, as itself
+    answered = hot.answered
+    assert httpx.get(f"{server.base_url}/v1/journeys/plain%2Fdetail").json()["journey_id"] == "plain/detail"
+    assert hot.answered == answered + 1
     missing = httpx.get(f"{server.base_url}/v1/journeys/nobody%2Fdetail")
     assert missing.status_code == 404 and "nobody/detail" in missing.json()["detail"]
 
