@@ -301,7 +301,7 @@ def _unreadable(what: str, exc: Exception) -> str:
 def _decode_parts(parts: list[ResourcePart]) -> DecodedBatch:
     """:func:`decode_request` over a request split on the wire: each resource, scope and span parsed alone."""
     request = ExportTraceServiceRequest()
-    refused: list[tuple[int, str]] = []  # (span index in the rebuilt request, reason)
+    refused: dict[int, str] = {}  # span index in the rebuilt request -> why it is refused
     index = 0
     for part in parts:
         resource_spans = request.resource_spans.add()
@@ -322,12 +322,12 @@ def _decode_parts(parts: list[ResourcePart]) -> DecodedBatch:
                 try:
                     span.ParseFromString(raw)
                 except (DecodeError, ValueError, RuntimeError) as exc:
-                    refused.append((index, _unreadable("span", exc)))
+                    refused[index] = _unreadable("span", exc)
                 else:
                     if resource_error or scope_error:
-                        refused.append((index, resource_error or scope_error))
+                        refused[index] = resource_error or scope_error
                 index += 1
-    return decode_request(request, refused=dict(refused))
+    return decode_request(request, refused=refused)
 
 
 def batch_table(batch: DecodedBatch) -> DecodedTable:
