@@ -674,3 +674,18 @@ def test_a_json_span_of_the_wrong_shape_is_refused_alone() -> None:
     assert decoded.error_message.startswith("unreadable span")
     with pytest.raises(otlp.InvalidInputError, match="resourceSpans must be a list"):
         otlp.decode_json(json.dumps({"resourceSpans": 5, "x": {"y": 1}}).encode())
+
+
+@examples(150)
+@given(st.lists(st.binary(max_size=40) | st.sampled_from([b"\x2a\x01\xff", b"\x0a\x03\xff\xfe\xfd"]),
+                min_size=1, max_size=3), st.data())
+def test_valid_spans_survive_any_bad_siblings(bad: list[bytes], data: st.DataObject) -> None:
+    valid = [s.SerializeToString() for s in journey_spans("j-survive", 4, trace=88)]
+    spans = list(valid)
+    for raw in bad:  # each bad span where the draw puts it
+        spans.insert(data.draw(st.integers(0, len(spans))), raw)
+    decoded = assert_same(_request_of(*spans))
+    assert not isinstance(decoded, Exception), decoded  # what is inside a span never fails the body
+    kept = set(decoded.table.column("span_id").to_pylist())
+    assert {Span.FromString(raw).span_id.hex() for raw in valid} <= kept
+    assert decoded.table.num_rows + decoded.rejected == len(spans)
