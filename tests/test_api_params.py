@@ -5,6 +5,7 @@ so a route added later is fuzzed without touching this file."""
 from __future__ import annotations
 
 import http.client
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -144,3 +145,18 @@ def test_times_inside_the_range_are_answered(api) -> None:
         assert status == 200, (path, body)
         status, body = _get(connection, f"{path}?window={MAX_WINDOW.days}d")
         assert status == 200, (path, body)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journey_id=odd_text, stage=st.none() | odd_text, requested_by=st.none() | odd_text)
+def test_no_route_body_makes_a_5xx_or_drops_the_connection(api, journey_id, stage, requested_by) -> None:
+    connection, _ = api
+    body = json.dumps({"journey_id": journey_id, "stage": stage, "requested_by": requested_by})
+    connection.request("POST", "/v1/route", body=body.encode(), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = response.read()
+    assert response.status < 500, (body, answer[:500])
+    sock = connection.sock
+    assert sock is not None
+    status, _ = _get(connection, "/v1/policies")
+    assert status == 200 and connection.sock is sock
