@@ -21,7 +21,7 @@ from journeyscope.instrument.context import (
 from journeyscope.instrument.conventions import register_channel
 from journeyscope.instrument.processor import JourneySpanProcessor
 from journeyscope.instrument.tracing import Tracing, default_db_path, otlp_exporter, setup
-from journeyscope.instrument.turns import record_outcome, record_turn
+from journeyscope.instrument.turns import record_feedback, record_outcome, record_turn
 
 __all__ = [
     "Journey",
@@ -34,6 +34,7 @@ __all__ = [
     "inject_headers",
     "journey",
     "otlp_exporter",
+    "record_feedback",
     "record_outcome",
     "record_turn",
     "register_channel",

@@ -45,7 +45,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from journeyscope.errors import InvalidInputError
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse.rows import _ALIASES as lift_aliases
-from journeyscope.warehouse.rows import SPAN_SCHEMA, TURN_TYPE, SpanRows, explicit_outcome, json_text
+from journeyscope.warehouse.rows import (
+    SPAN_SCHEMA,
+    TURN_TYPE,
+    SpanRows,
+    checked_events,
+    explicit_outcome,
+    json_text,
+)
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
@@ -173,8 +180,10 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     attributes = _attributes(span.attributes)
     get = attributes.get
     if span.events:
-        events = [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
-                  for e in span.events]
+        events = checked_events(
+            [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)} for e in span.events],
+            span_id.hex(),
+        )
         outcome = explicit_outcome(events)
         events_json = json_text(events)
     else:
