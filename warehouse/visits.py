@@ -89,7 +89,9 @@ STAGE_VISITS_EXPORT = f"""
            strftime(started_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS started_at,
            strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS ended_at,
            {OUTCOME_NOW} AS outcome, turns,
-           channel, channels, cohort, spans, position, outcome_source
+           channel, channels, cohort, spans, position, outcome_source,
+           csat, ces, nps, feedback_comment, strftime(feedback_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS feedback_at,
+           coalesce(feedback_responses, 0) AS feedback_responses
     FROM stage_visits ORDER BY journey_id, position
 """
 
