@@ -245,3 +245,23 @@ def welch_difference(a_n: int, a_mean: float | None, a_var: float | None,
         df = (va + vb) ** 2 / (va**2 / (a_n - 1) + vb**2 / (b_n - 1))
         multiplier = t_quantile_975(max(1, math.floor(df)))
     return MeanDifference(a_n, b_n, d, d - multiplier * se, d + multiplier * se)
+
+
+def auroc_interval(auroc: float, n_positive: int, n_negative: int) -> tuple[float | None, float | None]:
+    """Hanley & McNeil's (1982) 95% interval for an AUROC from ``n_positive`` and ``n_negative`` cases."""
+    if n_positive < 1 or n_negative < 1:
+        return None, None
+    q1, q2 = auroc / (2 - auroc), 2 * auroc * auroc / (1 + auroc)
+    var = (auroc * (1 - auroc) + (n_positive - 1) * (q1 - auroc**2) + (n_negative - 1) * (q2 - auroc**2)) / (
+        n_positive * n_negative
+    )
+    half = Z95 * math.sqrt(max(0.0, var))
+    return max(0.0, auroc - half), min(1.0, auroc + half)
+
+
+def spearman_interval(rho: float, n: int) -> tuple[float | None, float | None]:
+    """95% interval for Spearman's rho: Fisher's z with Fieller, Hartley & Pearson's variance 1.06 / (n − 3)."""
+    if n <= 3 or not -1 < rho < 1:
+        return None, None
+    z, half = math.atanh(rho), Z95 * math.sqrt(1.06 / (n - 3))
+    return math.tanh(z - half), math.tanh(z + half)
