@@ -332,3 +332,76 @@ def test_evaluator_agreement_with_csat_matches_the_reference(surveyed):
         if expected_rho is not None:
             assert a.spearman == pytest.approx(expected_rho), key
     assert checked > 10
+
+
+# -- the API and routing on what customers reported ---------------------------------------------------------
+
+ROUTING_POLICY = """
+version = "feedback-test"
+
+[[stage_rules]]
+name = "customers-unhappy-here"
+signal = "csat_mean"
+below = 3.0
+journey = "support"
+stage = "resolve"
+min_sample = 5
+action = "clarify"
+
+[[journey_rules]]
+name = "rated-us-badly"
+signal = "csat_min"
+at_most = 2
+action = "human_handoff"
+"""
+
+
+def _support_journey(i: int, contact_csat: int, resolve_csat: int) -> dict:
+    day = f"2025-02-{1 + i % 20:02d}"
+    return {"journey_id": f"s-{i}", "customer_id": f"c-{i}", "journey": "support", "turns": [
+        {"role": "customer", "text": "where is my parcel", "ts": f"{day}T10:00:00Z", "stage": "contact"},
+        {"role": "agent", "text": "checking", "ts": f"{day}T10:00:05Z", "stage": "contact"},
+        {"event": "feedback", "stage": "contact", "ts": f"{day}T10:00:30Z", "csat": contact_csat},
+        {"role": "customer", "text": "any news", "ts": f"{day}T10:01:00Z", "stage": "resolve"},
+        {"event": "feedback", "stage": "resolve", "ts": f"{day}T10:02:00Z", "csat": resolve_csat, "ces": 6},
+    ]}
+
+
+@pytest.mark.slow
+def test_routing_and_stage_signals_use_what_customers_reported(tmp_path):
+    journeys = [_support_journey(0, 1, 4)] + [_support_journey(i, 4, 2 if i % 2 else 3) for i in range(1, 11)]
+    path = tmp_path / "support.jsonl"
+    path.write_text("\n".join(json.dumps(j) for j in journeys))
+    db = tmp_path / "w.duckdb"
+    with Warehouse(db) as wh:
+        import_jsonl(wh, path)
+        evaluate_pending(wh)
+    policies = tmp_path / "policies.toml"
+    policies.write_text(ROUTING_POLICY)
+    no_proxy()
+    import httpx
+
+    with running_server(ServerSettings(db=str(db), policies_file=str(policies))) as server:
+        with httpx.Client(base_url=server.base_url) as http:
+            stages = http.get("/v1/stages", params={"journey": "support"}).json()
+            unhappy = http.post("/v1/route", json={"journey_id": "s-0"}).json()
+            at_bound = http.post("/v1/route", json={"journey_id": "s-1", "stage": "contact"}).json()
+            content = http.post("/v1/route", json={"journey_id": "s-2", "stage": "contact"}).json()
+            agreement = http.get("/v1/evaluators/feedback-agreement", params={"journey": "support"})
+            state = http.get("/v1/journeys/s-0").json()
+    resolve = next(s for s in stages["journeys"][0]["stages"] if s["stage"] == "resolve")["signals"]
+    assert resolve["csat_mean"]["n"] == 11 and resolve["csat_mean"]["value"] == pytest.approx((4 + 5 * 2 + 5 * 3) / 11)
+    assert resolve["csat_mean"]["ci_low"] < resolve["csat_mean"]["value"] < resolve["csat_mean"]["ci_high"]
+    assert resolve["ces_mean"]["value"] == 6 and resolve["feedback_response_rate"]["value"] == 1.0
+    # s-0 rated contact 1: a human takes over, whatever the stage's average says
+    assert unhappy["action"] == "human_handoff"
+    assert "csat_min = 1 (<= 2) for journey s-0" in unhappy["reason"]
+    assert {f["rule"] for f in unhappy["fired"]} == {"rated-us-badly", "customers-unhappy-here"}
+    assert state["signals"]["csat_last"] == 4 and state["signals"]["csat_min"] == 1 and state["signals"]["ces_last"] == 6
+    assert state["visits"][0]["feedback"]["csat"] == 1
+    # s-1 rated 4 then 2: its lowest answer is at the policy's bound; s-2 (4, then 3) is not handed off
+    assert at_bound["action"] == "human_handoff"
+    assert content["action"] == "continue"
+    assert agreement.status_code == 200
+    rows = agreement.json()["evaluators"]
+    assert rows and all(r["n"] >= 1 for r in rows) and any(r["stage"] is None for r in rows)
