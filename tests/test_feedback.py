@@ -9,6 +9,8 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
+import httpx
 import pytest
 from click.testing import CliRunner
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -19,8 +21,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 import analytics_reference as ref
 from journeyscope import instrument
 from journeyscope.cli import cli
-from journeyscope.errors import InvalidJourneyError
+from journeyscope.errors import ConfigError, InvalidJourneyError
+from journeyscope.server.routing import parse_policies
+from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.compare import compare
+from journeyscope.warehouse.erasure import forget_customer
 from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.exporter import DuckDBSpanExporter
 from journeyscope.warehouse.feedback import csat_by_window, feedback_by_stage
@@ -31,7 +37,6 @@ from journeyscope.warehouse.importer import import_jsonl
 from journeyscope.warehouse.journey_map import parse_journey_map
 from journeyscope.warehouse.stats import net_promoter, t_quantile_975
 from receiver_support import no_proxy, running_server
-from journeyscope.server.settings import ServerSettings
 
 S = 1_000_000_000
 FEEDBACK_COLUMNS = "stage, visit, feedback_responses, csat, ces, nps, feedback_comment"
@@ -379,8 +384,6 @@ def test_routing_and_stage_signals_use_what_customers_reported(tmp_path):
     policies = tmp_path / "policies.toml"
     policies.write_text(ROUTING_POLICY)
     no_proxy()
-    import httpx
-
     with running_server(ServerSettings(db=str(db), policies_file=str(policies))) as server:
         with httpx.Client(base_url=server.base_url) as http:
             stages = http.get("/v1/stages", params={"journey": "support"}).json()
@@ -405,3 +408,58 @@ def test_routing_and_stage_signals_use_what_customers_reported(tmp_path):
     assert agreement.status_code == 200
     rows = agreement.json()["evaluators"]
     assert rows and all(r["n"] >= 1 for r in rows) and any(r["stage"] is None for r in rows)
+
+
+def test_compare_reports_the_csat_and_nps_differences_of_two_cohorts(surveyed):
+    wh, journeys = surveyed
+    a, b = Filters(journey="alpha", cohort="A"), Filters(journey="alpha", cohort="B")
+    stage = compare(wh, a, b).stage("alpha", "b")
+    ea = ref.feedback(journeys, MAPS, cohort="A")[("alpha", "b")]
+    eb = ref.feedback(journeys, MAPS, cohort="B")[("alpha", "b")]
+    assert stage.csat is not None and stage.nps is not None
+    assert (stage.csat.a_n, stage.csat.b_n) == (len(ea["csat"]), len(eb["csat"]))
+    assert stage.csat.value == pytest.approx(ref.mean_and_sd(eb["csat"])[1] - ref.mean_and_sd(ea["csat"])[1])
+    assert stage.csat.low < stage.csat.value < stage.csat.high
+    assert stage.nps.value == pytest.approx(ref.nps(eb["nps"])[3] - ref.nps(ea["nps"])[3])
+    assert set(stage.as_dict()) >= {"csat", "nps", "completion", "reentry"}
+
+
+def test_forgetting_a_customer_erases_their_feedback(tmp_path):
+    path = tmp_path / "fb.jsonl"
+    path.write_text(json.dumps(_support_journey(0, 1, 2)) + "\n" + json.dumps(_support_journey(1, 5, 5)))
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        import_jsonl(wh, path)
+    forget_customer(tmp_path / "w.duckdb", "c-0")
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        assert wh.query("SELECT DISTINCT customer_id FROM stage_visits WHERE csat IS NOT NULL") == [("c-1",)]
+        assert wh.query("SELECT count(*) FROM spans WHERE events LIKE '%journey.feedback%' AND customer_id = 'c-0'") == [(0,)]
+
+
+def test_an_older_warehouse_gets_its_feedback_on_upgrade(tmp_path):
+    path = tmp_path / "fb.jsonl"
+    path.write_text(json.dumps(_support_journey(3, 2, 5)))
+    db = tmp_path / "w.duckdb"
+    with Warehouse(db) as wh:
+        import_jsonl(wh, path)
+        expected = _visits(wh, "s-3")
+    assert expected[0][3] == 2.0
+    with duckdb.connect(str(db)) as con:  # as schema 10 left it: no feedback columns
+        con.execute("DROP INDEX stage_visits_journey")
+        for column in ("feedback_responses", "csat", "ces", "nps", "feedback_comment", "feedback_at"):
+            con.execute(f"ALTER TABLE stage_visits DROP COLUMN {column}")
+        con.execute("CREATE INDEX stage_visits_journey ON stage_visits (journey_id)")
+        con.execute("UPDATE meta SET value = '10' WHERE key = 'schema_version'")
+    with Warehouse(db) as wh:
+        assert _visits(wh, "s-3") == expected
+
+
+@pytest.mark.parametrize("rule, message", [
+    ('signal = "csat_min"\naction = "clarify"', "exactly one of 'at_least' and 'at_most'"),
+    ('signal = "csat_min"\nat_least = 1\nat_most = 2\naction = "clarify"', "exactly one of"),
+    ('signal = "csat_avg"\nat_most = 2\naction = "clarify"', "signal must be one of"),
+])
+def test_journey_rules_on_feedback_are_checked(rule, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_policies(f"[[journey_rules]]\n{rule}\n")
+    ok = parse_policies('[[journey_rules]]\nsignal = "ces_last"\nat_least = 6\naction = "clarify"\n')
+    assert ok.journey_rules[0].fires(6) and not ok.journey_rules[0].fires(5)
