@@ -32,6 +32,7 @@ from journeyscope.warehouse.exporter import DuckDBSpanExporter
 from journeyscope.warehouse.feedback import csat_by_window, feedback_by_stage
 from journeyscope.warehouse.feedback_agreement import feedback_agreement
 from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.health import health
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.importer import import_jsonl
 from journeyscope.warehouse.journey_map import parse_journey_map
@@ -133,6 +134,7 @@ def test_feedback_from_another_sdk_over_otlp_keeps_the_span_and_leaves_out_bad_v
         assert "journey.feedback.ces must be a number from 1 to 7, got 'very hard'" in rejected
         assert any("journey.feedback value left out" in r.getMessage() for r in caplog.records)
         assert "7700" not in attributes["journey.feedback.comment"]
+        assert health(server.runtime.warehouse)["missing"]["spans_with_feedback_left_out"] == 1
         visits = _visits(server.runtime.warehouse, "j-otlp")
         assert visits == [("contact", 1, 1, None, None, 3.0, "ring [PHONE]"), ("resolve", 1, None, None, None, None, None)]
 
