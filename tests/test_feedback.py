@@ -79,6 +79,21 @@ def test_record_feedback_through_the_instrumentation_lands_on_the_right_visits(t
         assert stored == []  # no copy of the address anywhere
 
 
+def test_a_hand_made_event_with_a_bad_score_keeps_the_span_through_the_in_process_exporter(tmp_path):
+    exporter = DuckDBSpanExporter(tmp_path / "w.duckdb")
+    provider = TracerProvider()
+    tracing = instrument.setup(exporter=exporter, provider=provider, batch=False, instrument_threads=False)
+    with instrument.journey("j-hand", "c-hand", stage="a"):
+        with provider.get_tracer("agent").start_as_current_span("step") as span:
+            span.add_event("journey.feedback", {"journey.feedback.csat": 0, "journey.feedback.ces": 3})
+    tracing.shutdown()
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert _visits(wh, "j-hand") == [("a", 1, 1, None, 3.0, None, None)]
+        (events,), = wh.query("SELECT events FROM spans WHERE name = 'step'")
+        assert json.loads(events)[0]["attributes"]["journey.feedback.rejected"] == (
+            "journey.feedback.csat 0 is outside its scale 1-5")
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"csat": 6}, "outside its scale 1-5"),
     ({"ces": 0}, "outside its scale 1-7"),

@@ -59,6 +59,11 @@ def ratio(k: int, n: int) -> Rate:
     return rate(k, n)
 
 
+def excludes_zero(low: float | None, high: float | None) -> bool:
+    """Whether a difference's interval lies wholly on one side of zero (the difference is significant)."""
+    return low is not None and high is not None and (low > 0 or high < 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Difference:
     """``b - a`` of two rates with Newcombe's 95% interval; None where either side is empty."""
@@ -72,7 +77,7 @@ class Difference:
     @property
     def significant(self) -> bool:
         """The interval excludes zero."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+        return excludes_zero(self.low, self.high)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -216,7 +221,7 @@ class MeanDifference:
 
     @property
     def significant(self) -> bool:
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+        return excludes_zero(self.low, self.high)
 
     def as_dict(self) -> dict[str, object]:
         return {"a_n": self.a_n, "b_n": self.b_n, "difference": self.value, "ci_low": self.low,
