@@ -7,6 +7,7 @@
 ...     instrument.record_turn("customer", "Hi, I'd like to sign up")
 ...     j.advance("payment")
 ...     instrument.record_outcome("completed")
+...     instrument.record_feedback(csat=5, comment="quick and easy")   # what the customer reported
 """
 
 from journeyscope.instrument.context import (
