@@ -32,6 +32,13 @@ journey's last activity plus its idle timeout), and readers apply
 :data:`OUTCOME_NOW` so an ``open`` visit past that time reads as ``abandoned``
 even before the writer's next :func:`close_idle_visits`.
 
+**Feedback** (``journey.feedback`` events, on any span of the journey): an
+answer belongs to the stage its event names (``journey.stage``, else its span's),
+in the latest visit of that stage that began at or before it (else the stage's
+first visit); per visit the latest answer to each question (CSAT, CES, NPS,
+comment) is kept with how many answers came. A stand-alone ``journey.feedback``
+span, like an outcome span, never starts or breaks a visit.
+
 Turns: turns of ``journey.turn`` spans count as recorded; turns read from
 OpenInference/GenAI spans count once per trace (an AGENT span and its child LLM
 spans repeat the same customer message and reply).
