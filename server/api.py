@@ -31,6 +31,7 @@ from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.filters import EARLIEST, LATEST, MAX_WINDOW, Filters, window_start
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
 from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
+from journeyscope.warehouse.feedback_agreement import feedback_agreement
 from journeyscope.warehouse.health import activity, filter_values, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.server.signals import stage_signal_set
@@ -324,6 +325,12 @@ def distribution(
 ) -> dict[str, Any]:
     """Score histograms per evaluator (binned in SQL)."""
     return score_distribution(caller.project.warehouse, filters, stage=stage, evaluator=evaluator)
+
+
+@router.get("/evaluators/feedback-agreement")
+def evaluators_feedback_agreement(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
+    """Each evaluator's agreement with the customers' CSAT (AUROC low vs high CSAT, Spearman), overall and per stage."""
+    return {"evaluators": [a.as_dict() for a in feedback_agreement(caller.project.warehouse, filters)]}
 
 
 @router.get("/compliance")

@@ -50,7 +50,14 @@ from journeyscope.errors import InvalidInputError
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse.rows import _ALIASES as lift_aliases
 from journeyscope.warehouse.rows import (
-    LONG_CUSTOMER_ID, LONG_JOURNEY_ID, SPAN_SCHEMA, TURN_TYPE, SpanRows, explicit_outcome, json_text,
+    LONG_CUSTOMER_ID,
+    LONG_JOURNEY_ID,
+    SPAN_SCHEMA,
+    TURN_TYPE,
+    SpanRows,
+    checked_events,
+    explicit_outcome,
+    json_text,
 )
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
@@ -184,8 +191,10 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     attributes = _attributes(span.attributes)
     get = attributes.get
     if span.events:
-        events = [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
-                  for e in span.events]
+        events = checked_events(
+            [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)} for e in span.events],
+            span_id.hex(),
+        )
         outcome = explicit_outcome(events)
         events_json = json_text(events)
     else:

@@ -13,7 +13,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -190,7 +190,23 @@ CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, fi
 {RECORD_FIRST_SEQ};
 """
 
-_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10}
+# v11: what customers reported about each stage visit (``journey.feedback`` events: the latest CSAT, effort and
+# NPS answer, comment and time, and how many responses), derived with the visits (journeyscope.warehouse.visits),
+# so feedback per stage is a GROUP BY of the visits and goes wherever they go (filters, erasure, retention).
+# Visits are derived again on the next writable open.
+_V11 = """
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_responses INTEGER;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS csat DOUBLE;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS ces DOUBLE;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS nps DOUBLE;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_comment VARCHAR;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMP_NS;
+DELETE FROM meta WHERE key = 'journey_map_digest';
+"""
+
+_MIGRATIONS: dict[int, str] = {
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11,
+}
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -286,7 +286,7 @@ class Warehouse:
             cur.execute("BEGIN TRANSACTION")
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
-            _visits.mark_pending(cur, "SELECT journey_id, seq FROM incoming WHERE stage IS NOT NULL")
+            _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         cur.execute("COMMIT")
