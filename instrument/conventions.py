@@ -44,6 +44,8 @@ OUTCOME_SPAN: Final = "journey.stage.outcome"
 OUTCOMES: Final = frozenset({"completed", "abandoned", "escalated", "failed"})
 
 ROUTE_SPAN: Final = "journey.route"
+#: A monitor's alert firing or resolving (journeyscope.warehouse.monitors); its attributes are ``alert.*``.
+ALERT_SPAN: Final = "journey.alert"
 #: Attributes of a ``journey.route`` span that the server builds from numbers, policy names and its
 #: own ids (the decision's inputs and output); ``route.requested_by`` comes from the caller, so it is
 #: not one of them.
