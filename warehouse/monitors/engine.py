@@ -24,10 +24,10 @@ import numpy as np
 from journeyscope.warehouse.filters import _naive_utc
 from journeyscope.warehouse.monitors.rules import Baseline, Episode, run_rule
 from journeyscope.warehouse.monitors.signals import DIMENSIONS, Signal, bucket_sql, params_for, signals
-from journeyscope.warehouse.monitors.spec import Monitor, MonitorSet
+from journeyscope.warehouse.monitors.spec import Monitor, MonitorSet, check_scopes
 from journeyscope.warehouse.store import Warehouse
 
-__all__ = ["Alert", "backtest", "data_span", "firing_now", "iso", "known_scopes", "lookback"]
+__all__ = ["Alert", "backtest", "data_span", "firing_now", "iso", "known_scopes", "lookback", "validate"]
 
 _HOUR = timedelta(hours=1)
 Key = tuple[str | None, ...]
@@ -108,40 +108,23 @@ class _Grid:
         return (self.start + index * _HOUR).replace(tzinfo=timezone.utc)
 
 
-def _buckets(warehouse: Warehouse, signal: Signal, grid: _Grid, now_ns: int) -> list[tuple[Any, ...]]:
-    sql = bucket_sql(signal)
-    params = params_for(sql, {"now_ns": now_ns, "since": grid.start, "until": _naive_utc(grid.until)})
+def _fold(warehouse: Warehouse, signal: Signal, spec: dict[str, str | None], grid: _Grid,
+          now_ns: int) -> dict[Key, np.ndarray]:
+    """Hourly (n, k, s, ss) per scope key, from SQL: ``None`` pools a dimension, ``*`` splits it."""
+    sql, params = bucket_sql(signal, spec)
+    params.update({"now_ns": now_ns, "since": grid.start, "until": _naive_utc(grid.until)})
     cur = warehouse.cursor()
     try:
-        return cur.execute(sql, params).fetchall()
+        rows = cur.execute(sql, params_for(sql, params)).fetchall()
     finally:
         cur.close()
-
-
-def _fold(rows: list[tuple[Any, ...]], spec: dict[str, str | None], grid: _Grid) -> dict[Key, np.ndarray]:
-    """Hourly (n, k, s, ss) per scope key: ``None`` pools a dimension, ``*`` splits it, a name keeps that value."""
     out: dict[Key, np.ndarray] = {}
     nd = len(DIMENSIONS)
     for row in rows:
-        key: list[str | None] = []
-        for dim, have in zip(DIMENSIONS, row[:nd]):
-            want = spec.get(dim)
-            if want is None:
-                key.append(None)
-            elif want == "*":
-                if have is None:
-                    break
-                key.append(have)
-            elif have == want:
-                key.append(have)
-            else:
-                break
-        else:
-            index = int((row[nd] - grid.start) / _HOUR)
-            if not 0 <= index < grid.hours:
-                continue
-            series = out.setdefault(tuple(key), np.zeros((4, grid.hours)))
-            series[:, index] += [row[nd + 1], row[nd + 2], row[nd + 3] or 0.0, row[nd + 4] or 0.0]
+        index = int((row[nd] - grid.start) / _HOUR)
+        if 0 <= index < grid.hours:
+            series = out.setdefault(tuple(row[:nd]), np.zeros((4, grid.hours)))
+            series[:, index] = (row[nd + 1], row[nd + 2], row[nd + 3] or 0.0, row[nd + 4] or 0.0)
     return out
 
 
@@ -183,46 +166,42 @@ def _sd(n: float, s: float, ss: float) -> float:
     return float(np.sqrt(max(ss / n - mean * mean, 0.0) * n / max(n - 1, 1)))
 
 
-def _comparison(monitor: Monitor, key: Key, rows: list[tuple[Any, ...]], grid: _Grid,
-                cache: dict[str, dict[Key, np.ndarray]]) -> np.ndarray | None:
+def _comparison(monitor: Monitor, signal: Signal, key: Key, folds: dict[str, dict[Key, np.ndarray]],
+                fold: Any) -> np.ndarray | None:
     """The series a peer or other-cohort/stage/channel baseline reads for scope ``key``."""
     dims = dict(zip(DIMENSIONS, key))
     if monitor.baseline == "peers":
-        spec = {**monitor.scope, "stage": None}
-        pooled_key = tuple(None if d == "stage" else dims[d] for d in DIMENSIONS)
-        if "peers" not in cache:
-            cache["peers"] = _fold(rows, spec, grid)
-        pooled = cache["peers"].get(pooled_key)
-        own = cache["own"][key]
-        return None if pooled is None else pooled - own
+        if "peers" not in folds:
+            folds["peers"] = fold({**monitor.scope, "stage": None})
+        pooled = folds["peers"].get(tuple(None if d == "stage" else dims[d] for d in DIMENSIONS))
+        return None if pooled is None else pooled - folds["own"][key]
     dim, value = monitor.baseline, monitor.baseline_value
-    spec = {**monitor.scope, dim: value}
-    if dim not in cache:
-        cache[dim] = _fold(rows, spec, grid)
-    return cache[dim].get(tuple(value if d == dim else dims[d] for d in DIMENSIONS))
+    if dim not in folds:
+        folds[dim] = fold({**monitor.scope, dim: value})
+    return folds[dim].get(tuple(value if d == dim else dims[d] for d in DIMENSIONS))
 
 
 def _evaluate(warehouse: Warehouse, monitors: MonitorSet, grid: _Grid, now_ns: int) -> list[Alert]:
     known = signals()
-    rows_by_signal: dict[str, list[tuple[Any, ...]]] = {}
     alerts: list[Alert] = []
     for monitor in monitors.monitors:
         signal = known[monitor.signal]
-        if signal.name not in rows_by_signal:
-            rows_by_signal[signal.name] = _buckets(warehouse, signal, grid, now_ns)
-        rows = rows_by_signal[signal.name]
-        cache: dict[str, dict[Key, np.ndarray]] = {"own": _fold(rows, monitor.scope, grid)}
-        for key, own in sorted(cache["own"].items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+
+        def fold(spec: dict[str, str | None], signal: Signal = signal) -> dict[Key, np.ndarray]:
+            return _fold(warehouse, signal, spec, grid, now_ns)
+
+        folds = {"own": fold(monitor.scope)}
+        for key, own in sorted(folds["own"].items(), key=lambda kv: tuple(str(x) for x in kv[0])):
             scope = dict(zip(DIMENSIONS, key))
-            if monitor.baseline == "peers" and scope.get("stage") is None:
-                continue  # peers of a stage need the stage split out
             other = None
             if monitor.baseline not in ("history", "target"):
-                other = _comparison(monitor, key, rows, grid, cache)
-                if other is None:
-                    continue
                 if monitor.baseline != "peers" and scope.get(monitor.baseline) == monitor.baseline_value:
                     continue  # the comparison group itself
+                if monitor.baseline == "peers" and scope.get("stage") is None:
+                    continue  # peers of a stage need the stage split out
+                other = _comparison(monitor, signal, key, folds, fold)
+                if other is None:
+                    continue
             shift = monitor.shift if monitor.shift is not None else (2.0 if signal.kind == "rate" else 0.5)
             episodes = run_rule(
                 signal.kind, signal.worse, own[0], own[1], own[2], own[3], _baselines(monitor, signal, own, other),
@@ -280,13 +259,14 @@ def backtest(warehouse: Warehouse, monitors: MonitorSet, *, since: datetime | No
              until: datetime | None = None) -> list[Alert]:
     """Replay history as if live: every alarm that fired or was still firing in ``[since, until)``.
 
-    ``since`` defaults to the first data, ``until`` to the warehouse clock. History before ``since``
-    (up to :func:`lookback`) warms the baselines up.
+    ``since`` defaults to the first data, ``until`` to an hour after the last visit ended (never past
+    the warehouse clock): an alarm still open then stays open, as it would live. History before ``since`` (up to :func:`lookback`) warms the baselines up.
     """
     now = datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)
-    until = until or now
+    span = data_span(warehouse)
+    if until is None:
+        until = min(now, span[1] + _HOUR) if span else now
     if since is None:
-        span = data_span(warehouse)
         since = span[0] if span else until
     since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
     until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
@@ -312,8 +292,15 @@ def firing_now(warehouse: Warehouse, monitors: MonitorSet, *, since: datetime,
     return [a for a in _evaluate(warehouse, monitors, _grid(since, now), now_ns) if a.resolved_at is None]
 
 
+def validate(warehouse: Warehouse, monitors: MonitorSet) -> None:
+    """Refuse monitors naming a journey type, stage or evaluator this warehouse does not know (a ConfigError)."""
+    from journeyscope.evaluators import registered
+
+    check_scopes(monitors, known_scopes(warehouse), set(registered()))
+
+
 def known_scopes(warehouse: Warehouse) -> dict[str, set[str]]:
-    """Each journey type's stages, from the journey map and the visits (what :func:`.spec.check_scopes` reads)."""
+    """Each journey type's stages, from the journey map and the visits."""
     known: dict[str, set[str]] = {}
     for name, journey in warehouse.journey_map.journeys.items():
         known.setdefault(name, set()).update(journey.stages)

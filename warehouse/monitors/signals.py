@@ -83,20 +83,30 @@ def params_for(sql: str, params: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in params.items() if f"${name}" in sql}
 
 
-def bucket_sql(signal: Signal) -> str:
+def bucket_sql(signal: Signal, spec: dict[str, str | None]) -> tuple[str, dict[str, object]]:
     """Hourly sums per scope: ``n``, bad ``k``, ``s`` = sum of values, ``ss`` = sum of squares.
 
-    Parameters ``$now_ns``, ``$since``, ``$until`` (naive UTC timestamps).
+    ``spec`` per dimension: None pools it (NULL in the result), ``"*"`` splits by it, a name keeps
+    only that value. Parameters still to bind: ``$now_ns``, ``$since``, ``$until`` (naive UTC).
     """
-    dims = ", ".join(DIMENSIONS)
-    return f"""
-        SELECT {dims}, time_bucket(INTERVAL 1 HOUR, CAST(observed_at AS TIMESTAMP)) AS bucket,
+    select, where, params = [], ["observed_at >= $since", "observed_at < $until"], {}
+    for dim in DIMENSIONS:
+        want = spec.get(dim)
+        select.append(f"NULL::VARCHAR AS {dim}" if want is None else dim)
+        if want == "*":
+            where.append(f"{dim} IS NOT NULL")
+        elif want is not None:
+            where.append(f"{dim} = $scope_{dim}")
+            params[f"scope_{dim}"] = want
+    sql = f"""
+        SELECT {', '.join(select)}, time_bucket(INTERVAL 1 HOUR, CAST(observed_at AS TIMESTAMP)) AS bucket,
                count(*) AS n, count(*) FILTER (WHERE bad) AS k,
                sum(value) AS s, sum(value * value) AS ss
         FROM ({signal.sql}) o
-        WHERE observed_at >= $since AND observed_at < $until
+        WHERE {' AND '.join(where)}
         GROUP BY ALL
     """
+    return sql, params
 
 
 def failing_sql(signal: Signal, scope: dict[str, str | None], limit: int) -> tuple[str, dict[str, object]]:
