@@ -151,11 +151,11 @@ def _baselines(monitor: Monitor, signal: Signal, own: np.ndarray, other: np.ndar
     for n, k, s, ss in sums.T:
         if monitor.baseline == "target":
             sd = _sd(n, s, ss) if signal.kind == "mean" and n >= 2 else None
-            out.append(Baseline(monitor.target or 0.0, int(n), sd))
+            out.append(Baseline(monitor.target or 0.0, int(n), sd, exact=True))
         elif n < monitor.min_baseline:
             out.append(None)
         elif signal.kind == "rate":
-            out.append(Baseline((k + 0.5) / (n + 1), int(n)))
+            out.append(Baseline((k + 0.5) / (n + 1), int(n), k=float(k)))
         else:
             out.append(Baseline(s / n, int(n), _sd(n, s, ss)))
     return out

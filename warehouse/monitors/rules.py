@@ -14,8 +14,10 @@ observations' ratios, so hourly sums from SQL give the per-visit statistic
 To fire, three things must hold: the CUSUM has crossed ``threshold``; the run
 that pushed it there (observations since it last left zero: the change-point
 estimate) holds ``min_window`` observations and ``min_events`` bad ones; and
-the run's 95% interval (Wilson for a rate, the normal interval for a mean)
-excludes the baseline. Once firing, the baseline is frozen and a second CUSUM
+the run differs from the baseline beyond the 95% intervals journeyscope reports
+elsewhere (Newcombe's interval of the difference of two rates, whose Wilson
+intervals account for the baseline's own sample; Wilson alone against a target;
+the normal interval for means). Once firing, the baseline is frozen and a second CUSUM
 collects evidence that the signal is back at it rather than at the level seen
 since the alarm's run began (at least the shifted level); the alert resolves
 when that one crosses ``resolve_threshold`` (hysteresis: no flapping around a
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journeyscope.warehouse.stats import Z95, wilson
+from journeyscope.warehouse.stats import Z95, difference, rate, wilson
 
 __all__ = ["Baseline", "Episode", "run_rule"]
 
@@ -42,11 +44,16 @@ _SD_FLOOR = 0.01
 
 @dataclass
 class Baseline:
-    """The baseline at one bucket: a rate (``value``, ``sd`` None) or a mean and its standard deviation."""
+    """The baseline at one bucket: a rate (``value``, ``sd`` None) or a mean and its standard deviation.
+
+    ``k`` (bad observations) and ``n`` say how sure it is; a target is certain (``exact``).
+    """
 
     value: float
     n: int
     sd: float | None = None
+    k: float = 0.0
+    exact: bool = False
 
 
 @dataclass
@@ -115,13 +122,16 @@ def run_rule(
                     continue
                 low, high = wilson(run_k, run_n)
                 value = run_k / run_n
-                beyond = low > base.value
+                beyond = _rate_beyond(base, run_k, run_n)
             else:
                 value = run_s / run_n
                 var = max(run_ss / run_n - value * value, 0.0) * run_n / max(run_n - 1, 1)
                 half = Z95 * math.sqrt(var / run_n)
                 low, high = value - half, value + half
-                beyond = low > base.value if sign > 0 else high < base.value
+                # The difference's interval, with the baseline's own uncertainty unless it is a target.
+                base_se2 = 0.0 if base.exact or not base.n else (base.sd or 0.0) ** 2 / base.n
+                margin = Z95 * math.sqrt(var / run_n + base_se2)
+                beyond = sign * (value - base.value) > margin
             if beyond:
                 firing = Episode(i, run_start, value, base, run_n, run_k, low, high, up)
                 frozen, down = base, 0.0
@@ -138,6 +148,14 @@ def run_rule(
     return episodes
 
 
+def _rate_beyond(base: Baseline, k: int, n: int) -> bool:
+    """The run's bad rate is above the baseline: its Wilson interval above a target, or the Newcombe
+    interval of the difference above zero (the baseline, history or peers, is itself a sample)."""
+    if base.exact:
+        return wilson(k, n)[0] > base.value
+    return difference(rate(int(round(base.k)), base.n), rate(k, n)).significant and k / n > base.k / base.n
+
+
 def _back(kind: str, sign: float, base: Baseline, shift: float, seen: tuple[int, int, float],
           n: int, k: int, s: float) -> float:
     """Log-likelihood ratio of one bucket: back at the baseline against still at the alarm's level."""
@@ -146,7 +164,8 @@ def _back(kind: str, sign: float, base: Baseline, shift: float, seen: tuple[int,
     seen_n, seen_k, seen_s = seen
     if kind == "rate":
         p0 = min(max(base.value, _P_FLOOR), 1 - _P_FLOOR)
-        level = min(max(_llr_rate(p0, shift)[0], seen_k / max(seen_n, 1)), 1 - _P_FLOOR)
+        # The level seen, shrunk a little (a run of 10 bad out of 10 is not a certainty of failure).
+        level = min(max(_llr_rate(p0, shift)[0], (seen_k + 0.5) / (seen_n + 1)), 1 - _P_FLOOR)
         return k * math.log(p0 / level) + (n - k) * math.log((1 - p0) / (1 - level))
     sd = max(base.sd or 0.0, _SD_FLOOR)
     delta = max(shift * sd, sign * (seen_s / max(seen_n, 1) - base.value))

@@ -87,6 +87,7 @@ class Monitor:
     resolve_threshold: float = 5.0
     description: str = ""
     line: str = ""  # where it is declared, for errors found later
+    key_lines: dict[str, str] = field(default_factory=dict, compare=False)  # and its journey, stage, evaluator
 
     def describe_baseline(self) -> str:
         if self.baseline == "target":
@@ -119,7 +120,14 @@ class MonitorSet:
     version: str = ""
     source: str = "(built-in monitors)"
     digest: str = ""
-    lines: dict[str, str] = field(default_factory=dict)
+
+
+class _Problem(ValueError):
+    """A problem with one key of an entry (its line is named)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _positive(value: Any, what: str, *, whole: bool = False) -> float:
@@ -151,19 +159,19 @@ def _monitor(raw: Any, defaults: dict[str, Any], index: int, where: str) -> Moni
         raise ValueError("a [[monitors]] entry must be a table")
     unknown = sorted(set(raw) - _MONITOR_KEYS)
     if unknown:
-        raise ValueError(f"unknown key(s): {', '.join(unknown)} (allowed: {', '.join(sorted(_MONITOR_KEYS))})")
+        raise _Problem(unknown[0], f"unknown key(s): {', '.join(unknown)} (allowed: {', '.join(sorted(_MONITOR_KEYS))})")
     known = signals()
     name = raw.get("signal")
     if name not in known:
-        raise ValueError(f"unknown signal {name!r} (known: {', '.join(sorted(known))})")
+        raise _Problem("signal", f"unknown signal {name!r} (known: {', '.join(sorted(known))})")
     signal = known[name]
     scope: dict[str, str | None] = {}
     for dim in DIMENSIONS:
         value = raw.get(dim)
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ValueError(f"{dim} must be a name or \"*\", got {value!r}")
+            raise _Problem(dim, f"{dim} must be a name or \"*\", got {value!r}")
         if value is not None and dim not in signal.dimensions:
-            raise ValueError(f"signal {name!r} cannot be split by {dim} (it has: {', '.join(signal.dimensions)})")
+            raise _Problem(dim, f"signal {name!r} cannot be split by {dim} (it has: {', '.join(signal.dimensions)})")
         scope[dim] = value
     fields: dict[str, Any] = {**_rule(defaults, where), **_rule(raw, where)}
     baseline = raw.get("baseline", "history" if "target" not in raw else "target")
@@ -174,13 +182,14 @@ def _monitor(raw: Any, defaults: dict[str, Any], index: int, where: str) -> Moni
         if isinstance(target, bool) or not isinstance(target, (int, float)):
             raise ValueError(f"target must be a number, got {target!r}")
         if signal.kind == "rate" and not 0 < target < 1:
-            raise ValueError(f"the target of a rate must be between 0 and 1 (exclusive), got {target!r}")
+            raise _Problem("target", f"the target of a rate must be between 0 and 1 (exclusive), got {target!r}")
         fields["target"] = float(target)
     if not isinstance(baseline, str):
         raise ValueError(f"baseline must be a string, got {baseline!r}")
     kind, _, other = baseline.partition(":")
     if kind not in _BASELINE_KINDS or (kind in ("cohort", "stage", "channel")) != bool(other):
-        raise ValueError(f"baseline must be history, peers, cohort:NAME, stage:NAME or channel:NAME, got {baseline!r}")
+        raise _Problem("baseline",
+                       f"baseline must be history, peers, cohort:NAME, stage:NAME or channel:NAME, got {baseline!r}")
     if kind == "target" and "target" not in raw:
         raise ValueError("baseline = \"target\" needs target = NUMBER")
     if kind == "peers" and "stage" not in signal.dimensions:
@@ -229,14 +238,18 @@ def _webhook(raw: Any) -> Webhook:
     return Webhook(url, fmt, secret, frozenset(only) if only is not None else None, attempts)
 
 
-def _nth_line(text: str, needle: str, occurrence: int) -> str:
-    count = -1
+def _nth_line(text: str, header: str, occurrence: int, key: str | None = None) -> str:
+    """The line of the ``occurrence``-th ``header`` table, or of ``key`` inside it."""
+    count, inside = -1, False
     for number, line in enumerate(text.splitlines(), 1):
-        if line.strip().startswith(needle):
-            count += 1
-            if count == occurrence:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            inside = stripped.startswith(header) and (count := count + 1) == occurrence
+            if inside and key is None:
                 return f"line {number}"
-    return "the file"
+        elif inside and key is not None and stripped.split("=", 1)[0].strip() == key:
+            return f"line {number}"
+    return _nth_line(text, header, occurrence) if key is not None else "the file"
 
 
 def parse_monitors(text: str, source: str = "monitors.toml") -> MonitorSet:
@@ -264,9 +277,12 @@ def parse_monitors(text: str, source: str = "monitors.toml") -> MonitorSet:
     for i, raw in enumerate(raw_monitors):
         where = f"{source}, {_nth_line(text, '[[monitors]]', i)}"
         try:
-            monitors.append(replace(_monitor(raw, defaults, i, where), line=where))
+            monitor = _monitor(raw, defaults, i, where)
         except ValueError as exc:
-            raise ConfigError(f"{where} (monitor {i + 1}): {exc}") from None
+            at = _nth_line(text, "[[monitors]]", i, getattr(exc, "key", None))
+            raise ConfigError(f"{source}, {at} (monitor {i + 1}): {exc}") from None
+        lines = {d: f"{source}, {_nth_line(text, '[[monitors]]', i, d)}" for d in ("journey", "stage", "evaluator")}
+        monitors.append(replace(monitor, line=where, key_lines=lines))
     names = [m.name for m in monitors]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -309,15 +325,18 @@ def check_scopes(monitors: MonitorSet, known: dict[str, set[str]], evaluators: s
     for m in monitors.monitors:
         journey, stage, evaluator = m.scope.get("journey"), m.scope.get("stage"), m.scope.get("evaluator")
         stage_names = [s for s in (stage, m.baseline_value if m.baseline == "stage" else None) if s and s != "*"]
+        def at(key: str) -> str:
+            return m.key_lines.get(key, m.line)
+
         if known and journey not in (None, "*") and journey not in known:
-            raise ConfigError(f"{m.line}: monitor {m.name!r}: unknown journey {journey!r} "
+            raise ConfigError(f"{at('journey')}: monitor {m.name!r}: unknown journey {journey!r} "
                               f"(known: {', '.join(sorted(known))})")
         stages = known.get(journey, set()) if journey not in (None, "*") else all_stages
         for name in stage_names:
             if stages and name not in stages:
                 of = f" of journey {journey!r}" if journey not in (None, "*") else ""
-                raise ConfigError(f"{m.line}: monitor {m.name!r}: unknown stage {name!r}{of} "
+                raise ConfigError(f"{at('stage')}: monitor {m.name!r}: unknown stage {name!r}{of} "
                                   f"(known: {', '.join(sorted(stages))})")
         if evaluator not in (None, "*") and evaluator not in evaluators:
-            raise ConfigError(f"{m.line}: monitor {m.name!r}: unknown evaluator {evaluator!r} "
+            raise ConfigError(f"{at('evaluator')}: monitor {m.name!r}: unknown evaluator {evaluator!r} "
                               f"(known: {', '.join(sorted(evaluators))})")
