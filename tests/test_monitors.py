@@ -213,3 +213,31 @@ baseline = "cohort:premium"
     peers = {a.scope["stage"] for a in alerts if a.monitor == "vs-peers"}
     assert "app-install" in peers and "sign-up" not in peers  # the lagging stage against its journey's others
     assert all(a.scope["cohort"] != "premium" for a in alerts if a.monitor == "vs-premium")
+
+
+@pytest.mark.slow
+def test_stored_alerts_keep_evidence_and_erasure_removes_a_customers_visits_from_it(demo_warehouse, tmp_path):
+    import shutil
+
+    from journeyscope.warehouse.erasure import erase_customer
+    from journeyscope.warehouse.monitors.alerts import alerts, record
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(demo_warehouse, db)
+    with Warehouse(db) as warehouse:
+        caught = [a for a in backtest(warehouse, load_monitors(None)) if a.signal == "completion"]
+        (opened,) = record(warehouse, caught)
+        assert opened.event == "fired" and opened.alert["status"] == "firing"
+        visits = opened.alert["failing_visits"]
+        assert visits and all(v["reason"].startswith("visit ") and v["stage"] == "resolve" for v in visits)
+        # Nothing fires any more: the stored alert resolves, once.
+        (closed,) = record(warehouse, [])
+        assert closed.event == "resolved" and closed.alert["id"] == opened.alert["id"]
+        assert record(warehouse, []) == []
+        customer = warehouse.query("SELECT customer_id FROM stage_visits WHERE journey_id = ? LIMIT 1",
+                                   [visits[0]["journey_id"]])[0][0]
+        with warehouse.writing() as cur:
+            erase_customer(cur, customer, actor="test")
+        (kept,) = alerts(warehouse)
+        assert visits[0]["journey_id"] not in {v["journey_id"] for v in kept["failing_visits"]}
+        assert len(kept["failing_visits"]) == len(visits) - 1
