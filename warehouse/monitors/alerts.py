@@ -45,28 +45,28 @@ def _key(monitor: str, scope: dict[str, str | None]) -> tuple[str | None, ...]:
 
 def record(warehouse: Warehouse, firing: list[Alert], *, version: str = "", now: datetime | None = None
            ) -> list[AlertEvent]:
-    """Make the stored alerts match ``firing``: open the new ones, resolve the ones no longer firing."""
+    """Make the stored alerts match ``firing``: open the new ones, resolve the ones no longer firing.
+
+    Only the monitoring pass writes alerts, so reading them before taking the write lock is safe.
+    """
     now = now or datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)
     wanted = {a.key: a for a in firing}
+    stored = warehouse.query(
+        "SELECT id, monitor, journey_name, stage, cohort, channel, evaluator FROM alerts WHERE status = 'firing'"
+    )
+    open_keys = {tuple(row[1:]): row[0] for row in stored}
+    resolved = [alert_id for key, alert_id in open_keys.items() if key not in wanted]
+    new = [alert for key, alert in wanted.items() if key not in open_keys]
+    if not resolved and not new:
+        return []  # the usual pass: nothing to write, so no write lock taken from ingest
     opened: list[str] = []
-    resolved: list[str] = []
     with warehouse.writing() as cur:
-        stored = cur.execute(
-            "SELECT id, monitor, journey_name, stage, cohort, channel, evaluator FROM alerts WHERE status = 'firing'"
-        ).fetchall()
-        open_keys = {}
-        for row in stored:
-            open_keys[tuple(row[1:])] = row[0]
         cur.execute("BEGIN TRANSACTION")
         try:
-            for key, alert_id in open_keys.items():
-                if key not in wanted:
-                    cur.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ?",
-                                [_naive_utc(now), _naive_utc(now), alert_id])
-                    resolved.append(alert_id)
-            for key, alert in wanted.items():
-                if key not in open_keys:
-                    opened.append(_insert(cur, alert, version, now))
+            for alert_id in resolved:
+                cur.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ?",
+                            [_naive_utc(now), _naive_utc(now), alert_id])
+            opened = [_insert(cur, alert, version, now) for alert in new]
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")

@@ -1,11 +1,10 @@
 """Evaluating monitors over the warehouse: one replay that serves backtests and live monitoring alike.
 
-For each monitor the signal's hourly sums come from one SQL query
-(:func:`.signals.bucket_sql`); Python folds them into the monitor's scopes
-(``*`` expands to each value seen), builds each scope's baseline per hour (its
-own history before the recent window, its journey's other stages, another
-cohort/stage/channel over the same hours, or a target) and runs the sequential
-rule (:mod:`.rules`) hour by hour. The result is every alarm episode, with when
+For each monitor the signal's hourly sums per scope come from one SQL query
+(:func:`.signals.bucket_sql`, ``*`` grouping by each value seen); Python builds
+each scope's baseline per hour (its own history before the recent window, its
+journey's other stages, another cohort/stage/channel over the same hours, or a
+target) and runs the sequential rule (:mod:`.rules`) hour by hour. The result is every alarm episode, with when
 it fired and resolved.
 
 A backtest (:func:`backtest`) replays a stretch of history; live monitoring
@@ -166,7 +165,7 @@ def _sd(n: float, s: float, ss: float) -> float:
     return float(np.sqrt(max(ss / n - mean * mean, 0.0) * n / max(n - 1, 1)))
 
 
-def _comparison(monitor: Monitor, signal: Signal, key: Key, folds: dict[str, dict[Key, np.ndarray]],
+def _comparison(monitor: Monitor, key: Key, folds: dict[str, dict[Key, np.ndarray]],
                 fold: Any) -> np.ndarray | None:
     """The series a peer or other-cohort/stage/channel baseline reads for scope ``key``."""
     dims = dict(zip(DIMENSIONS, key))
@@ -199,7 +198,7 @@ def _evaluate(warehouse: Warehouse, monitors: MonitorSet, grid: _Grid, now_ns: i
                     continue  # the comparison group itself
                 if monitor.baseline == "peers" and scope.get("stage") is None:
                     continue  # peers of a stage need the stage split out
-                other = _comparison(monitor, signal, key, folds, fold)
+                other = _comparison(monitor, key, folds, fold)
                 if other is None:
                     continue
             shift = monitor.shift if monitor.shift is not None else (2.0 if signal.kind == "rate" else 0.5)
@@ -208,7 +207,7 @@ def _evaluate(warehouse: Warehouse, monitors: MonitorSet, grid: _Grid, now_ns: i
                 shift=shift, threshold=monitor.threshold, resolve_threshold=monitor.resolve_threshold,
                 min_window=monitor.min_window, min_events=monitor.min_events,
             )
-            alerts.extend(_alert(monitor, signal, scope, e, grid, own) for e in episodes)
+            alerts.extend(_alert(monitor, signal, scope, e, grid, own, shift) for e in episodes)
     return alerts
 
 
@@ -217,7 +216,7 @@ def _shown(signal: Signal, value: float) -> float:
 
 
 def _alert(monitor: Monitor, signal: Signal, scope: dict[str, str | None], e: Episode, grid: _Grid,
-           own: np.ndarray) -> Alert:
+           own: np.ndarray, shift: float) -> Alert:
     fired_at = grid.end_of(e.fired)
     recent = own[:, max(0, e.fired + 1 - int(monitor.window_s // 3600)): e.fired + 1].sum(axis=1)
     evidence = {
@@ -233,7 +232,7 @@ def _alert(monitor: Monitor, signal: Signal, scope: dict[str, str | None], e: Ep
         "window": {"from": iso(fired_at - timedelta(seconds=monitor.window_s)), "to": iso(fired_at),
                    "n": int(recent[0]), "bad": int(recent[1]) if signal.kind == "rate" else None},
         "rule": {"cusum": round(e.cusum, 3), "threshold": monitor.threshold,
-                 "resolve_threshold": monitor.resolve_threshold, "shift": monitor.shift,
+                 "resolve_threshold": monitor.resolve_threshold, "shift": shift,
                  "min_window": monitor.min_window, "min_events": monitor.min_events},
     }
     return Alert(
