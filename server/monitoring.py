@@ -6,7 +6,8 @@ evaluations (at most every ``min_interval_s``), and every ``idle_interval_s``
 anyway, since the clock alone turns idle visits abandoned and ends alarms'
 windows. Each pass replays from a start fixed when the server started (less
 the monitors' look-back), stores what fired and resolved, emits each change as
-a ``journey.alert`` span through the writer, and queues the webhooks.
+a ``journey.alert`` span through the writer, and queues the webhooks (at start,
+also the deliveries a previous server left waiting for a retry).
 
 The file is reloaded when it changes; an invalid file is logged and kept as
 ``last_error`` (``GET /v1/alerts`` shows it) while the previous monitors stay in force.
@@ -29,7 +30,7 @@ from journeyscope.server.webhooks import WebhookSender
 from journeyscope.server.writer import BatchWriter, Overloaded
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.monitors import MonitorSet, firing_now, load_monitors
-from journeyscope.warehouse.monitors.alerts import AlertEvent, alert_attributes, record
+from journeyscope.warehouse.monitors.alerts import AlertEvent, alert_attributes, interrupted_deliveries, record
 from journeyscope.warehouse.monitors.engine import lookback, validate
 from journeyscope.warehouse.rows import SpanRows
 
@@ -79,6 +80,10 @@ class MonitorService:
         self._thread = threading.Thread(target=self._loop, name="journeyscope-monitors", daemon=True)
 
     def start(self) -> MonitorService:
+        by_url = {w.url: w for w in self.active.webhooks}
+        for event, url, attempts in interrupted_deliveries(self.warehouse):
+            if url in by_url:
+                self.sender.resume(event, by_url[url], attempts)
         self._thread.start()
         return self
 

@@ -102,6 +102,12 @@ class WebhookSender:
                     heapq.heappush(self._queue, _Delivery(time.monotonic(), next(self._order), event, webhook))
             self._wake.notify()
 
+    def resume(self, event: AlertEvent, webhook: Webhook, attempts: int) -> None:
+        """Queue a delivery a previous server began (``attempts`` already recorded); at once, as if due."""
+        with self._wake:
+            heapq.heappush(self._queue, _Delivery(time.monotonic(), next(self._order), event, webhook, attempts + 1))
+            self._wake.notify()
+
     def pending(self) -> int:
         with self._wake:
             return len(self._queue)

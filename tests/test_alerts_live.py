@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from journeyscope import instrument
 from journeyscope.server.settings import ServerSettings
-from journeyscope.warehouse.monitors.alerts import deliveries
+from journeyscope.warehouse.monitors.alerts import deliveries, record_delivery
 from receiver_support import no_proxy, running_server
 
 SECRET = "s3cret"
@@ -165,6 +165,17 @@ max_attempts = 3
         resolved = _wait(lambda: http.get("/v1/alerts", params={"status": "resolved"}).json()["alerts"])
         assert resolved[0]["id"] == alert["id"] and resolved[0]["resolved_at"] >= alert["fired_at"]
         assert _wait(lambda: any(json.loads(b)["event"] == "resolved" for _, b in up.requests))
+        # As if the Slack receiver had answered 503 to a second try just before the server stopped.
+        record_delivery(warehouse, alert["id"], "fired", slack.url, 2, "retrying", 503, "HTTP 503")
+
+    # A restarted server carries on with a delivery the previous one left waiting for a retry.
+    before = len(slack.requests)
+    with running_server(settings) as running:
+        _wait(lambda: len(slack.requests) > before)
+        resumed = _wait(lambda: [(d["attempt"], d["status"]) for d in deliveries(running.project.warehouse, alert["id"])
+                                 if d["url"] == slack.url and d["event"] == "fired" and d["attempt"] == 3])
+        assert resumed == [(3, "delivered")]
+        assert "FIRING" in json.loads(slack.requests[-1][1])["text"]
 
 
 def test_an_invalid_monitors_file_keeps_the_previous_set(tmp_path):

@@ -23,7 +23,8 @@ from journeyscope.warehouse.monitors.engine import Alert, iso
 from journeyscope.warehouse.monitors.signals import DIMENSIONS, failing_sql, params_for, signals
 from journeyscope.warehouse.store import Warehouse
 
-__all__ = ["AlertEvent", "alert_attributes", "alerts", "deliveries", "firing_by_stage", "record", "record_delivery"]
+__all__ = ["AlertEvent", "alert_attributes", "alerts", "deliveries", "firing_by_stage", "interrupted_deliveries",
+           "record", "record_delivery"]
 
 #: Failing visits kept as an alert's evidence.
 EVIDENCE_VISITS = 5
@@ -157,6 +158,18 @@ def record_delivery(warehouse: Warehouse, alert_id: str, event: str, url: str, a
             [alert_id, event, url, attempt, _naive_utc(datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)),
              status, http_status, error],
         )
+
+
+def interrupted_deliveries(warehouse: Warehouse) -> list[tuple[AlertEvent, str, int]]:
+    """Deliveries whose last recorded attempt was to be retried (the server stopped meanwhile):
+    ``(event, url, attempts so far)``, so a restarted server carries on where it left off."""
+    rows = warehouse.query(
+        "SELECT alert_id, event, url, max(attempt) FROM alert_deliveries GROUP BY ALL "
+        "HAVING arg_max(status, attempt) = 'retrying' ORDER BY min(attempted_at)"
+    )
+    stored = {a["id"]: a for a in alerts(warehouse, ids=sorted({r[0] for r in rows}), limit=len(rows) or 1)}
+    return [(AlertEvent(event, stored[alert_id]), url, int(attempts))
+            for alert_id, event, url, attempts in rows if alert_id in stored]
 
 
 def deliveries(warehouse: Warehouse, alert_id: str | None = None) -> list[dict[str, Any]]:
