@@ -182,6 +182,9 @@ def test_backtest_command_json_and_bad_input(demo_warehouse, tmp_path, capsys):
     bad.write_text('[[monitors]]\nsignal = "completion"\njourney = "support"\nstage = "resolution"\n')
     assert run_cli(cli, ["monitors", "backtest", "--db", str(demo_warehouse), "--monitors", str(bad)]) == 1
     assert "unknown stage 'resolution' of journey 'support'" in capsys.readouterr().err
+    # serve checks the same before it starts (it would otherwise block here).
+    assert run_cli(cli, ["serve", "--db", str(demo_warehouse), "--monitors", str(bad), "--port", "0"]) == 1
+    assert "line 4: monitor 'monitor-1': unknown stage 'resolution'" in capsys.readouterr().err
     bad.write_text('[[monitors]]\nsignal = "eval_fail"\nevaluator = "tone"\n')
     assert run_cli(cli, ["monitors", "backtest", "--db", str(demo_warehouse), "--monitors", str(bad)]) == 1
     assert "unknown evaluator 'tone'" in capsys.readouterr().err

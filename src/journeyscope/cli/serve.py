@@ -57,9 +57,7 @@ def serve(
     load_keys(keys_file)
     load_policies(policies_file)
     if monitors_file is not None:
-        from journeyscope.warehouse.monitors import load_monitors
-
-        load_monitors(monitors_file)
+        _check_monitors(monitors_file, db, map_file)
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
@@ -69,3 +67,24 @@ def serve(
         run_server(settings)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_monitors(monitors_file: str, db: str, map_file: str | None) -> None:
+    """A bad monitors file, or one naming a journey, stage or evaluator the warehouse lacks, stops here."""
+    from pathlib import Path
+
+    from journeyscope.errors import WarehouseError
+    from journeyscope.warehouse import Warehouse, load_journey_map
+    from journeyscope.warehouse.monitors import load_monitors
+    from journeyscope.warehouse.monitors.engine import validate
+
+    monitors = load_monitors(monitors_file)
+    if not Path(db).exists():
+        return
+    try:
+        warehouse = Warehouse(db, read_only=True, journey_map=load_journey_map(map_file))
+    except WarehouseError:
+        return  # older schema or held by another process: the server checks again once it has the file
+    with warehouse:
+        validate(warehouse, monitors)
+
