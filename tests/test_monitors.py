@@ -213,9 +213,32 @@ baseline = "cohort:premium"
         monitors = parse_monitors(text)
         validate(warehouse, monitors)
         alerts = backtest(warehouse, monitors)
-    peers = {a.scope["stage"] for a in alerts if a.monitor == "vs-peers"}
-    assert "app-install" in peers and "sign-up" not in peers  # the lagging stage against its journey's others
+    peers = [a for a in alerts if a.monitor == "vs-peers"]
+    # The stage that lags its journey's other stages from the start, until the bridge ships on day 10.
+    assert {a.scope["stage"] for a in peers} == {"app-install"}
+    bridge = DEMO_END - timedelta(days=4)
+    assert all(a.fired_at < bridge and a.resolved_at is not None and a.resolved_at > bridge for a in peers)
     assert all(a.scope["cohort"] != "premium" for a in alerts if a.monitor == "vs-premium")
+
+
+@pytest.mark.slow
+def test_every_registered_signal_runs_and_its_evidence_reads(demo_warehouse):
+    from journeyscope.warehouse.monitors import signals
+    from journeyscope.warehouse.monitors.alerts import failing_visits
+
+    with Warehouse(demo_warehouse, read_only=True) as warehouse:
+        for name, signal in signals().items():
+            scope = "".join(f'{d} = "*"\n' for d in ("journey", "stage") if d in signal.dimensions)
+            alerts = backtest(warehouse, parse_monitors(f'[[monitors]]\nname = "m"\nsignal = "{name}"\n{scope}'
+                                                         "threshold = 3.0\nmin_baseline = 20\n"))
+            cur = warehouse.cursor()
+            for a in alerts:
+                assert a.signal == name and a.n >= 20 and a.evidence["baseline"]["n"] >= 20
+                if signal.kind == "rate":
+                    assert 0 <= a.baseline <= 1 and 0 <= a.value <= 1
+                visits = failing_visits(cur, a)
+                assert visits and all(v[5] for v in visits), (name, a.as_dict())
+            cur.close()
 
 
 @pytest.mark.slow

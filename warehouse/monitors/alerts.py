@@ -23,7 +23,7 @@ from journeyscope.warehouse.monitors.engine import Alert, iso
 from journeyscope.warehouse.monitors.signals import DIMENSIONS, failing_sql, params_for, signals
 from journeyscope.warehouse.store import Warehouse
 
-__all__ = ["AlertEvent", "alert_attributes", "alerts", "deliveries", "firing_by_stage", "interrupted_deliveries",
+__all__ = ["AlertEvent", "alert_attributes", "alerts", "deliveries", "failing_visits", "firing_by_stage", "interrupted_deliveries",
            "record", "record_delivery"]
 
 #: Failing visits kept as an alert's evidence.
@@ -85,17 +85,23 @@ def _insert(cur: duckdb.DuckDBPyConnection, alert: Alert, version: str, now: dat
          s.get("evaluator"), "firing", _naive_utc(alert.fired_at), None, alert.value, alert.baseline, alert.n,
          json.dumps(alert.evidence), version, _naive_utc(now)],
     )
+    for journey_id, stage, visit, observed_at, _value, reason in failing_visits(cur, alert):
+        cur.execute("INSERT INTO alert_visits VALUES (?, ?, ?, ?, ?, ?)",
+                    [alert_id, journey_id, stage, visit, observed_at, reason])
+    return alert_id
+
+
+def failing_visits(cur: duckdb.DuckDBPyConnection, alert: Alert, limit: int = EVIDENCE_VISITS) -> list[tuple[Any, ...]]:
+    """The latest bad observations of the run that made ``alert`` fire:
+    ``(journey_id, stage, visit, observed_at, value, reason)``."""
     signal = signals()[alert.signal]
     run = alert.evidence.get("run", {})
-    sql, params = failing_sql(signal, alert.scope, EVIDENCE_VISITS)
+    sql, params = failing_sql(signal, alert.scope, limit)
     since = datetime.strptime(run.get("from") or iso(alert.fired_at), "%Y-%m-%dT%H:%M:%SZ")
     threshold = alert.evidence["baseline"]["value"]
     params.update({"since": since, "until": _naive_utc(alert.fired_at), "now_ns": int(alert.fired_at.timestamp() * 1e9),
                    "threshold": math.log1p(threshold) if signal.log_scale else threshold})
-    for journey_id, stage, visit, observed_at, _value, reason in cur.execute(sql, params_for(sql, params)).fetchall():
-        cur.execute("INSERT INTO alert_visits VALUES (?, ?, ?, ?, ?, ?)",
-                    [alert_id, journey_id, stage, visit, observed_at, reason])
-    return alert_id
+    return cur.execute(sql, params_for(sql, params)).fetchall()
 
 
 def alerts(warehouse: Warehouse, *, status: str | None = None, journey: str | None = None,

@@ -13,8 +13,8 @@ rule; ``[[webhooks]]`` say where alerts go::
     min_events = 5              # bad observations in the run before it may fire
     shift = 2.0                 # the change to detect fast: a rate's odds of a bad outcome x shift (> 1);
                                 # a mean's move, in baseline standard deviations (default 0.5)
-    threshold = 5.0             # CUSUM decision threshold (log-likelihood ratio) to fire
-    resolve_threshold = 5.0     # the same, for the evidence that the baseline is back
+    threshold = 8.0             # CUSUM decision threshold (log-likelihood ratio) to fire
+    resolve_threshold = 8.0     # the same, for the evidence that the baseline is back
 
     [[monitors]]
     name = "completion-drop"
@@ -83,8 +83,8 @@ class Monitor:
     min_window: int = 20
     min_events: int = 5
     shift: float | None = None  # None: 2.0 (odds ratio) for a rate, 0.5 (standard deviations) for a mean
-    threshold: float = 5.0
-    resolve_threshold: float = 5.0
+    threshold: float = 8.0
+    resolve_threshold: float = 8.0
     description: str = ""
     line: str = ""  # where it is declared, for errors found later
     key_lines: dict[str, str] = field(default_factory=dict, compare=False)  # and its journey, stage, evaluator
