@@ -4,8 +4,9 @@ The engine (:mod:`journeyscope.warehouse.monitors`) does the work; this module
 only decides when: whenever the writer derived visits or online scoring wrote
 evaluations (at most every ``min_interval_s``), and every ``idle_interval_s``
 anyway, since the clock alone turns idle visits abandoned and ends alarms'
-windows. Each pass replays from a start fixed when the server started (less
-the monitors' look-back), stores what fired and resolved, emits each change as
+windows. Each pass replays from a start fixed while any alert is firing (so an
+alarm keeps its history; else it trails the clock by twice the monitors'
+look-back), stores what fired and resolved, emits each change as
 a ``journey.alert`` span through the writer, and queues the webhooks (at start,
 also the deliveries a previous server left waiting for a retry).
 
@@ -126,8 +127,13 @@ class MonitorService:
             self.reload()
         monitors = self.active
         now_ns = self.warehouse.clock()
-        events = record(self.warehouse, firing_now(self.warehouse, monitors, since=self.since, now_ns=now_ns),
-                        version=monitors.version)
+        firing = firing_now(self.warehouse, monitors, since=self.since, now_ns=now_ns)
+        events = record(self.warehouse, firing, version=monitors.version)
+        if not firing:
+            # Nothing open: the replay may start later without changing any alert, so it stays the
+            # look-back long instead of growing with the server's uptime.
+            now = datetime.fromtimestamp(now_ns / 1e9, timezone.utc)
+            self.since = max(self.since, now - 2 * lookback(monitors))
         self.passes += 1
         if events:
             try:
