@@ -40,6 +40,7 @@ __all__ = ["Baseline", "Episode", "run_rule"]
 
 _P_FLOOR = 1e-3
 _SD_FLOOR = 0.01
+_Z_CLIP = 3.0
 
 
 @dataclass
@@ -169,7 +170,7 @@ def _back(kind: str, sign: float, base: Baseline, shift: float, seen: tuple[int,
         return k * math.log(p0 / level) + (n - k) * math.log((1 - p0) / (1 - level))
     sd = max(base.sd or 0.0, _SD_FLOOR)
     delta = max(shift * sd, sign * (seen_s / max(seen_n, 1) - base.value))
-    return delta / (sd * sd) * (n * delta / 2 - sign * (s - n * base.value))
+    return -delta / sd * math.sqrt(n) * _z(sign, base.value, sd, n, s) + n * delta * delta / (2 * sd * sd)
 
 
 def _increment(kind: str, sign: float, base: Baseline, shift: float, n: int, k: int, s: float) -> float:
@@ -182,4 +183,12 @@ def _increment(kind: str, sign: float, base: Baseline, shift: float, n: int, k: 
         return k * bad + (n - k) * good
     sd = max(base.sd or 0.0, _SD_FLOOR)
     delta = shift * sd
-    return delta / (sd * sd) * (sign * (s - n * base.value) - n * delta / 2)
+    return delta / sd * math.sqrt(n) * _z(sign, base.value, sd, n, s) - n * delta * delta / (2 * sd * sd)
+
+
+def _z(sign: float, mean: float, sd: float, n: int, s: float) -> float:
+    """The bucket mean's distance from the baseline in standard errors, worse-positive, clipped to
+    ``±_Z_CLIP``: per-visit scores and times are far from Gaussian (mostly 1.0 with rare zeros; long
+    tails), and one outlier must not count as many observations' worth of evidence (a Huber-type CUSUM)."""
+    z = sign * (s - n * mean) / (sd * math.sqrt(n))
+    return min(max(z, -_Z_CLIP), _Z_CLIP)
