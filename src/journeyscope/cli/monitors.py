@@ -53,7 +53,8 @@ def monitors() -> None:
 @click.option("--monitors", "monitors_file", type=click.Path(dir_okay=False),
               help="Monitors file (TOML). Default: the shipped default set.")
 @click.option("--since", type=click.DateTime(), help="Replay from this UTC time (default: the first data).")
-@click.option("--until", type=click.DateTime(), help="Replay up to this UTC time (default: now).")
+@click.option("--until", type=click.DateTime(),
+              help="Replay up to this UTC time (default: an hour after the last visit ended, at most now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def backtest_command(db: str, map_file: str | None, monitors_file: str | None, since: datetime | None,
                      until: datetime | None, fmt: str) -> None:
