@@ -28,6 +28,7 @@ PAGES = (
     ("journeys", "Journey explorer", "journeys", ":material/forum:", False),
     ("graph", "Journey graph", "graph", ":material/account_tree:", True),
     ("compare", "Compare", "compare", ":material/compare_arrows:", True),
+    ("alerts", "Alerts", "alerts", ":material/notifications_active:", False),
     ("health", "Data health", "health", ":material/health_and_safety:", False),
     ("compliance", "Compliance", "compliance", ":material/policy:", False),
 )

@@ -64,6 +64,9 @@ class PageContext:
     def compliance(self) -> dict[str, Any]:
         return data.compliance(self.source, self.key)
 
+    def alerts(self) -> list[dict[str, Any]]:
+        return data.alerts(self.source, self.key)
+
     def full_health(self) -> dict[str, Any]:
         """The whole health check (span scans, ingest lag): the data-health page's."""
         return data.health(self.source, self.key)

@@ -71,6 +71,11 @@ def compliance(_source: Source, key: str) -> dict[str, Any]:
 
 
 @_cache
+def alerts(_source: Source, key: str) -> list[dict[str, Any]]:
+    return _source.alerts()
+
+
+@_cache
 def activity(_source: Source, key: str, params: FilterParams) -> dict[str, Any]:
     return _source.activity(params)
 

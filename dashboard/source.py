@@ -138,6 +138,9 @@ class Source(Protocol):
     def feedback_agreement(self, params: FilterParams) -> list[dict[str, Any]]:
         """``[FeedbackAgreement.as_dict()]``: each evaluator's scores against the customers' CSAT."""
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """:func:`journeyscope.warehouse.monitors.alerts.alerts`: monitors' alerts, newest first."""
+
 
 # -- the warehouse file ---------------------------------------------------------------------------
 class WarehouseSource:
@@ -262,6 +265,12 @@ class WarehouseSource:
 
         with self._open() as wh:
             return filter_values(wh)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        from journeyscope.warehouse.monitors.alerts import alerts
+
+        with self._open() as wh:
+            return alerts(wh, limit=500)
 
     def compliance(self) -> dict[str, Any]:
         from journeyscope.warehouse.compliance import compliance_view
@@ -445,6 +454,10 @@ class ApiSource:
 
     def compliance(self) -> dict[str, Any]:
         return dict(self._get("/v1/compliance"))
+
+    def alerts(self) -> list[dict[str, Any]]:
+        found = self._get("/v1/alerts", {"limit": 500}, missing_ok=True)  # a server without monitors: none
+        return list(found["alerts"]) if found else []
 
     def activity(self, params: FilterParams) -> dict[str, Any]:
         # /v1/health?<filters> carries the filtered window under "window".

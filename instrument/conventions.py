@@ -61,6 +61,8 @@ NPS_PROMOTER_MIN: Final = 9
 NPS_DETRACTOR_MAX: Final = 6
 
 ROUTE_SPAN: Final = "journey.route"
+#: A monitor's alert firing or resolving (journeyscope.warehouse.monitors); its attributes are ``alert.*``.
+ALERT_SPAN: Final = "journey.alert"
 #: Attributes of a ``journey.route`` span that the server builds from numbers, policy names and its
 #: own ids (the decision's inputs and output); ``route.requested_by`` comes from the caller, so it is
 #: not one of them.

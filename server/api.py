@@ -36,6 +36,7 @@ from journeyscope.warehouse.health import activity, filter_values, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
+from journeyscope.warehouse.monitors.alerts import alerts as stored_alerts
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
 
@@ -273,6 +274,22 @@ def reload_policies(caller: Annotated[Caller, Depends(caller_for("admin"))]) -> 
     if result["last_error"]:
         raise HTTPException(422, result["last_error"])
     return {"changed": changed, **result}
+
+
+@router.get("/alerts")
+def alerts_route(
+    caller: Reader,
+    status: Literal["firing", "resolved"] | None = None,
+    journey: str | None = None,
+    stage: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Monitors' alerts, newest first, with their evidence and failing visits; ``monitors`` says what runs."""
+    monitors = caller.project.monitors
+    return {
+        "alerts": stored_alerts(caller.project.warehouse, status=status, journey=journey, stage=stage, limit=limit),
+        "monitors": monitors.describe() if monitors is not None else None,
+    }
 
 
 @router.get("/flows/transitions")

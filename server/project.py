@@ -13,6 +13,7 @@ from typing import Any
 from journeyscope.errors import JourneyscopeError
 from journeyscope.server.decisions import DecisionLog
 from journeyscope.server.journey_states import JourneyStates
+from journeyscope.server.monitoring import MonitorService
 from journeyscope.server.policy_store import PolicyStore
 from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.runtime import Runtime
@@ -42,6 +43,7 @@ class Project:
         self.signals = SignalCache(lambda f: funnel(self.warehouse, f), self.data_version, refresh_s=settings.signals_refresh_s)
         self.states: JourneyStates | None = None
         self.decisions: DecisionLog | None = None
+        self.monitors: MonitorService | None = None
         self._to_score: set[str] | None = None  # journeys whose visits changed since the last pass (None: all)
         self._to_score_lock = threading.Lock()
         self._stop = threading.Event()
@@ -91,6 +93,9 @@ class Project:
         self.writer.on_visits_changed.append(self.states.changed)
         self.decisions = DecisionLog(self.writer)
         self.signals.start(prime=self._routing_filters)
+        if self.settings.monitors_file is not None:
+            self.monitors = MonitorService(self.warehouse, self.writer, self.settings.monitors_file).start()
+            self.writer.on_visits_changed.append(self.monitors.changed)
         privacy = self.warehouse.privacy
         if privacy is not None and privacy.policy.retention_s:
             threading.Thread(target=self._retention_loop, args=(privacy.policy.retention_s,),
@@ -106,6 +111,8 @@ class Project:
         self.signals.stop()
         if self._evaluator is not None:
             self._evaluator.join(timeout=30)
+        if self.monitors is not None:
+            self.monitors.stop()
         if self.decisions is not None:
             self.decisions.close()
         if self.states is not None:
@@ -143,6 +150,8 @@ class Project:
             self.evaluations_written += summary.results
             if self.states is not None:
                 self.states.changed(summary.journeys)
+            if self.monitors is not None:
+                self.monitors.changed(summary.journeys)
         return summary.results
 
     def _rescore(self, journeys: set[str] | None) -> None:

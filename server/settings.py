@@ -42,6 +42,8 @@ class ServerSettings:
     keys_file: str | None = None
     #: Routing policies (TOML, see journeyscope.server.routing.policy); None: the built-in defaults.
     policies_file: str | None = None
+    #: Monitors (TOML, see journeyscope.warehouse.monitors.spec); None: no live monitoring.
+    monitors_file: str | None = None
     #: Score stage visits with the local evaluators as they close (within ``evaluate_interval_s``).
     evaluate_online: bool = True
     evaluate_interval_s: float = 2.0

@@ -19,7 +19,7 @@ from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import funnel
 from streamlit.testing.v1 import AppTest
 
-PAGES = ["stage", "journeys", "graph", "compare", "health", "compliance"]
+PAGES = ["stage", "journeys", "graph", "compare", "alerts", "health", "compliance"]
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +102,28 @@ def test_stage_detail_lists_failing_visits_worst_first(monkeypatch, demo_db):
     failing = at.dataframe[0].value
     assert len(failing) > 0 and list(failing["score"]) == sorted(failing["score"])
     assert set(failing["journey_id"]).issubset(set(at.selectbox(key="sd_open_pick").options))
+
+
+def test_alerts_page_and_stage_badge_show_a_stored_alert(monkeypatch, demo_db, tmp_path):
+    from journeyscope.warehouse.monitors import backtest, parse_monitors
+    from journeyscope.warehouse.monitors.alerts import record
+
+    db = tmp_path / "alerting.duckdb"
+    shutil.copy(demo_db, db)
+    monitors = parse_monitors('[[monitors]]\nname = "context-lost"\nsignal = "eval_fail"\njourney = "onboarding"\n'
+                              'stage = "app-install"\nevaluator = "customer_agent_context_retention"\ntarget = 0.5\n')
+    with Warehouse(db) as wh:
+        caught = backtest(wh, monitors)
+        assert caught
+        (event,) = record(wh, caught[:1])
+    at = app(monkeypatch, db=db, page="alerts")
+    assert not messages(at)["exception"]
+    assert metrics(at)["Firing now"] == "1"
+    assert any("context-lost" in e.label and "onboarding / app-install" in e.label for e in at.expander)
+    failing = at.dataframe[0].value
+    assert set(failing["journey_id"]) == {v["journey_id"] for v in event.alert["failing_visits"]}
+    at = app(monkeypatch, db=db, page="stage")
+    assert any("1 alert(s) firing on this stage: context-lost" in e for e in messages(at)["error"])
 
 
 def test_journey_explorer_shows_a_transcript(monkeypatch, demo_db):

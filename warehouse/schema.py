@@ -204,6 +204,49 @@ ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMP_NS;
 DELETE FROM meta WHERE key = 'journey_map_digest';
 """
 
+# v12: monitors' alerts (journeyscope.warehouse.monitors.alerts): one row per alarm of a monitor on a scope, firing
+# until resolved, with its evidence; the failing visits behind it (keyed by journey, so erasure removes them); and
+# every webhook delivery attempt.
+_V12 = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id              VARCHAR PRIMARY KEY,
+    monitor         VARCHAR NOT NULL,
+    signal          VARCHAR NOT NULL,
+    journey_name    VARCHAR,
+    stage           VARCHAR,
+    cohort          VARCHAR,
+    channel         VARCHAR,
+    evaluator       VARCHAR,
+    status          VARCHAR NOT NULL,
+    fired_at        TIMESTAMP NOT NULL,
+    resolved_at     TIMESTAMP,
+    value           DOUBLE,
+    baseline        DOUBLE,
+    n               BIGINT,
+    evidence        JSON,
+    monitors_version VARCHAR,
+    updated_at      TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_visits (
+    alert_id        VARCHAR NOT NULL,
+    journey_id      VARCHAR,
+    stage           VARCHAR,
+    visit           INTEGER,
+    observed_at     VARCHAR,
+    reason          VARCHAR
+);
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    alert_id        VARCHAR NOT NULL,
+    event           VARCHAR NOT NULL,
+    url             VARCHAR NOT NULL,
+    attempt         INTEGER NOT NULL,
+    attempted_at    TIMESTAMP NOT NULL,
+    status          VARCHAR NOT NULL,
+    http_status     INTEGER,
+    error           VARCHAR
+);
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11,
 }

@@ -16,6 +16,7 @@ import streamlit as st
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import RETENTION, pct, rate_text, reported_text, worst_stage
+from journeyscope.dashboard.views.alerts import firing_badge
 from journeyscope.dashboard.widgets import not_evaluated, stage_picker
 
 TITLE = "Stage detail"
@@ -171,6 +172,7 @@ def render(ctx: PageContext) -> None:
     journey_name, stage_name = picked
     journey = next(j for j in report["journeys"] if j["journey"] == journey_name)
     s = next(x for x in journey["stages"] if x["stage"] == stage_name)
+    firing_badge(ctx, journey_name, stage_name)
     _metrics(s)
     if not ctx.evaluated:
         not_evaluated("score distribution, failing visit or friction signal")

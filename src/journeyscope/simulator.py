@@ -11,7 +11,10 @@ hand, so the demo exercises the same path as production.
 It includes the case study of ``seeds/001``: a streaming company's onboarding
 journey whose app-install agent does not see the content-prefs context, so that
 stage completes far less often (78% against about 90%), until a context bridge
-ships and lifts it. Everything is deterministic under a seed.
+ships and lifts it. A second, shorter regression starts mid-period so a monitor
+watching a stage against its own history has something to catch: the support
+journey's ``resolve`` stage resolves far less often from day 6 until a fix on
+day 11 (:data:`SUPPORT_RESOLVE_REGRESSION`). Everything is deterministic under a seed.
 
 Customers answer a post-visit survey about a quarter of the time, the way they
 would: satisfied after a visit that went well (CSAT 4-5, little effort), not
@@ -51,14 +54,34 @@ class SeededIdGenerator(IdGenerator):
 
 
 @dataclass(frozen=True)
+class Regression:
+    """A stage whose completion falls to ``completion`` for journeys starting on days ``[start_day, end_day)``."""
+
+    journey: str
+    stage: str
+    start_day: int
+    end_day: int
+    completion: float
+
+    def applies(self, journey: str, stage: str, day: int) -> bool:
+        return journey == self.journey and stage == self.stage and self.start_day <= day < self.end_day
+
+
+#: The demo's second regression: a refund-policy change leaves the resolve agent offering vouchers only.
+SUPPORT_RESOLVE_REGRESSION = Regression("support", "resolve", start_day=6, end_day=11, completion=0.45)
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate. ``bridge_day`` is the day the app-install context bridge ships (None: never)."""
+    """What to simulate. ``bridge_day`` is the day the app-install context bridge ships (None: never);
+    ``regression`` a stage that fails more often for a few days (None: none)."""
 
     journeys: int = 2000
     seed: int = 7
     days: int = 14
     end: datetime | None = None
     bridge_day: int | None = 10
+    regression: Regression | None = SUPPORT_RESOLVE_REGRESSION
     mix: dict[str, float] = field(default_factory=lambda: {"onboarding": 0.5, "support": 0.3, "returns": 0.2})
 
 
@@ -162,6 +185,9 @@ class Simulator:
             script: StageScript = jtype.scripts[stages[i]]
             channel = script.channel_for(rnd, channel)
             success_p = script.completion(bridge=bridge, cohort=cohort)
+            regression = self.config.regression
+            if regression is not None and regression.applies(jtype.name, script.name, day):
+                success_p = regression.completion
             succeeded = rnd.random() < success_p
             visit = self._visit(script, facts, channel, t, succeeded, bridge, visits, final=i == len(stages) - 1)
             visit.feedback = survey(self.survey_random, visit, succeeded=succeeded, last=i == len(stages) - 1,

@@ -21,6 +21,7 @@ from journeyscope.cli.forget import forget
 from journeyscope.cli.funnel import funnel_command
 from journeyscope.cli.importer import import_
 from journeyscope.cli.keys import keys
+from journeyscope.cli.monitors import monitors
 from journeyscope.cli.privacy import privacy
 from journeyscope.cli.retention import retention
 from journeyscope.cli.serve import serve
@@ -40,6 +41,7 @@ cli.add_command(forget)
 cli.add_command(funnel_command)
 cli.add_command(import_)
 cli.add_command(keys)
+cli.add_command(monitors)
 cli.add_command(privacy)
 cli.add_command(retention)
 cli.add_command(serve)

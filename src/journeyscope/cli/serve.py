@@ -23,6 +23,9 @@ from journeyscope.errors import ConfigError
               help="API keys and projects (TOML). Without it the server accepts local requests only.")
 @click.option("--policies", "policies_file", type=click.Path(dir_okay=False, exists=True),
               envvar="JOURNEYSCOPE_POLICIES", help="Routing policies (TOML), reloaded when the file changes.")
+@click.option("--monitors", "monitors_file", type=click.Path(dir_okay=False, exists=True),
+              envvar="JOURNEYSCOPE_MONITORS",
+              help="Monitors (TOML): evaluated as data arrives, alerts stored and sent; reloaded when it changes.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
 @click.option("--db-threads", type=click.IntRange(1, 256),
@@ -37,6 +40,7 @@ def serve(
     queue_spans: int,
     keys_file: str | None,
     policies_file: str | None,
+    monitors_file: str | None,
     workers: int,
     db_threads: int | None,
     no_evaluate: bool,
@@ -52,12 +56,35 @@ def serve(
     load_journey_map(map_file)
     load_keys(keys_file)
     load_policies(policies_file)
+    if monitors_file is not None:
+        _check_monitors(monitors_file, db, map_file)
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
-        evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
+        monitors_file=monitors_file, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
     )
     try:
         run_server(settings)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_monitors(monitors_file: str, db: str, map_file: str | None) -> None:
+    """A bad monitors file, or one naming a journey, stage or evaluator the warehouse lacks, stops here."""
+    from pathlib import Path
+
+    from journeyscope.errors import WarehouseError
+    from journeyscope.warehouse import Warehouse, load_journey_map
+    from journeyscope.warehouse.monitors import load_monitors
+    from journeyscope.warehouse.monitors.engine import validate
+
+    monitors = load_monitors(monitors_file)
+    if not Path(db).exists():
+        return
+    try:
+        warehouse = Warehouse(db, read_only=True, journey_map=load_journey_map(map_file))
+    except WarehouseError:
+        return  # older schema or held by another process: the server checks again once it has the file
+    with warehouse:
+        validate(warehouse, monitors)
+
