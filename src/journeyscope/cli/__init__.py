@@ -23,6 +23,7 @@ from journeyscope.cli.importer import import_
 from journeyscope.cli.keys import keys
 from journeyscope.cli.privacy import privacy
 from journeyscope.cli.retention import retention
+from journeyscope.cli.reviews import reviews
 from journeyscope.cli.serve import serve
 
 
@@ -42,6 +43,7 @@ cli.add_command(import_)
 cli.add_command(keys)
 cli.add_command(privacy)
 cli.add_command(retention)
+cli.add_command(reviews)
 cli.add_command(serve)
 
 
