@@ -41,7 +41,7 @@ import duckdb
 import pyarrow as pa
 from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
-from journeyscope.warehouse import journey_facts
+from journeyscope.warehouse import journey_facts, thresholds
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import VisitKey, build_contexts, read_batch, visit_keys_sql
 
@@ -568,6 +568,7 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
             journey_facts.write(cur, "js_evaluations", written_journeys)
         finally:
             cur.unregister("js_evaluations")
+        thresholds.apply(cur, written_journeys)  # an adopted threshold decides ``passed``
         if cache is not None:
             cache.write_pending(cur, {r.evidence["cache_key"]: t.key.journey_id for t, r, engine in rows
                                       if engine == "llm" and "cache_key" in r.evidence})

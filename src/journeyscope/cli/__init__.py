@@ -16,6 +16,7 @@ from journeyscope.cli.common import run_cli
 from journeyscope.cli.dashboard import dashboard
 from journeyscope.cli.demo import demo
 from journeyscope.cli.evaluate import evaluate
+from journeyscope.cli.evaluators import evaluators
 from journeyscope.cli.export import export
 from journeyscope.cli.forget import forget
 from journeyscope.cli.funnel import funnel_command
@@ -36,6 +37,7 @@ def cli() -> None:
 cli.add_command(dashboard)
 cli.add_command(demo)
 cli.add_command(evaluate)
+cli.add_command(evaluators)
 cli.add_command(export)
 cli.add_command(forget)
 cli.add_command(funnel_command)
