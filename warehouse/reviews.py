@@ -42,6 +42,7 @@ __all__ = [
     "add_reviews",
     "import_reviews",
     "known_evaluators",
+    "review_queue",
 ]
 
 #: Where a review came from (stored with it).
@@ -304,3 +305,65 @@ def import_reviews(warehouse: Warehouse, path: str | Path, *, reviewer: str) -> 
     result = add_reviews(warehouse, records, reviewer=reviewer, source="import")
     result.rejected = sorted([*broken, *result.rejected], key=lambda r: r.where)
     return result
+
+
+#: Score bands of the queue's strata: tenths of the score range.
+QUEUE_BANDS = 10
+#: How much more often the band holding the threshold is sampled than a band at the far end of the range.
+_NEAR_WEIGHT = 4.0
+
+_QUEUE = f"""
+WITH c AS (
+    SELECT e.journey_id, e.stage, e.visit, e.evaluator, e.engine, e.journey_name, e.score, e.passed, e.label,
+           e.reason, coalesce(t.threshold, $builtin) AS threshold
+    FROM evaluations e
+    LEFT JOIN evaluator_thresholds t ON t.version = e.threshold_version
+    WHERE e.evaluator = $evaluator AND e.score IS NOT NULL AND e.error IS NULL
+      AND ($stage IS NULL OR e.stage = $stage) AND ($journey IS NULL OR e.journey_name = $journey)
+      AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.superseded_at IS NULL AND r.journey_id = e.journey_id
+                      AND r.stage = e.stage AND r.visit = e.visit AND r.evaluator = e.evaluator)
+),
+b AS (
+    SELECT *, least(floor(score * {QUEUE_BANDS}), {QUEUE_BANDS - 1}) AS band, abs(score - threshold) AS distance
+    FROM c
+),
+s AS (
+    SELECT *, row_number() OVER (PARTITION BY stage, band ORDER BY distance, hash(journey_id, visit)) AS nth,
+           abs((band + 0.5) / {QUEUE_BANDS} - threshold) AS band_distance
+    FROM b
+)
+SELECT journey_id, stage, visit, evaluator, engine, journey_name, score, passed, threshold, label, reason
+FROM s
+ORDER BY nth * (1 + {_NEAR_WEIGHT} * band_distance), distance, hash(journey_id, visit)
+LIMIT $limit
+"""
+
+
+def review_queue(
+    warehouse: Warehouse,
+    evaluator: str,
+    *,
+    stage: str | None = None,
+    journey: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Visits scored by ``evaluator`` that nobody has reviewed yet, those a review teaches most first.
+
+    Strata are (stage, tenth of the score range), taken in turn so every stage and every score band
+    appears early; a stratum's next visit is the one nearest the threshold that decided it; and the
+    bands near the threshold come round about :data:`_NEAR_WEIGHT` times as often as those at the ends
+    (near the threshold a label moves the suggested threshold; far from it, it finds confident errors).
+    """
+    from journeyscope.warehouse.thresholds import builtin_threshold
+
+    builtin = builtin_threshold(evaluator)
+    cur = warehouse.cursor()
+    try:
+        cur.execute(_QUEUE, {"evaluator": evaluator, "stage": stage, "journey": journey, "limit": int(limit),
+                             "builtin": 0.5 if builtin is None else builtin})
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot read evaluations from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+    finally:
+        cur.close()
