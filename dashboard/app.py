@@ -30,6 +30,7 @@ PAGES = (
     ("compare", "Compare", "compare", ":material/compare_arrows:", True),
     ("health", "Data health", "health", ":material/health_and_safety:", False),
     ("compliance", "Compliance", "compliance", ":material/policy:", False),
+    ("review", "Review", "review", ":material/rate_review:", False),
 )
 
 

@@ -35,7 +35,7 @@ from journeyscope.warehouse.journey_detail import journey_detail, search_journey
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
 from journeyscope.warehouse.journey_map import parse_duration
-from journeyscope.warehouse.reviews import add_reviews, review_queue
+from journeyscope.warehouse.reviews import add_reviews, review_queue, review_summary
 from journeyscope.warehouse.thresholds import ENGINES, adopt, history
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
@@ -395,6 +395,12 @@ def post_reviews(caller: Annotated[Caller, Depends(caller_for("write"))], body: 
     result = add_reviews(caller.project.warehouse, enumerate(records, 1), reviewer=caller.name, source="api")
     status = 200 if result.accepted else 422
     return JSONResponse(result.as_dict(), status_code=status)
+
+
+@router.get("/reviews/summary")
+def reviews_summary(caller: Reader) -> dict[str, Any]:
+    """Per evaluator with scores: its stages, results scored, and visits reviewed (the review page's choices)."""
+    return review_summary(caller.project.warehouse)
 
 
 @router.get("/reviews/queue")

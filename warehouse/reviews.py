@@ -43,6 +43,7 @@ __all__ = [
     "import_reviews",
     "known_evaluators",
     "review_queue",
+    "review_summary",
 ]
 
 #: Where a review came from (stored with it).
@@ -367,3 +368,20 @@ def review_queue(
         raise WarehouseError(f"cannot read evaluations from {warehouse.path}: {str(exc).splitlines()[0]}") from None
     finally:
         cur.close()
+
+
+def review_summary(warehouse: Warehouse) -> dict[str, Any]:
+    """What the review page offers: per evaluator with scores, its stages, results scored and reviews current."""
+    rows = warehouse.query(
+        f"""
+        SELECT e.evaluator, list(DISTINCT e.stage ORDER BY e.stage) AS stages, count(*) AS scored,
+               count(r.reviewed) AS reviewed
+        FROM evaluations e
+        LEFT JOIN (SELECT DISTINCT journey_id, stage, visit, evaluator, true AS reviewed FROM ({CURRENT})) r
+               USING (journey_id, stage, visit, evaluator)
+        WHERE e.score IS NOT NULL AND e.error IS NULL
+        GROUP BY e.evaluator ORDER BY e.evaluator
+        """
+    )
+    return {"evaluators": [{"evaluator": ev, "stages": list(stages), "scored": int(scored), "reviewed": int(reviewed)}
+                           for ev, stages, scored, reviewed in rows]}
