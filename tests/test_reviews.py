@@ -4,9 +4,7 @@ the local engine) with the STAR visit labels as one reviewer's verdicts."""
 
 from __future__ import annotations
 
-import gzip
 import json
-import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,30 +21,18 @@ from journeyscope.warehouse import Warehouse, audit
 from journeyscope.warehouse.agreement import MIN_PER_VERDICT, agreement, agreement_report
 from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.export import export_table
-from journeyscope.warehouse.importer import import_jsonl
 from journeyscope.warehouse.reviews import add_reviews, review_queue
 from journeyscope.warehouse.thresholds import adopt, builtin_threshold, history
 from receiver_support import running_server
+from review_support import QUALITY, RESOLUTION, build_star, noisy_reviews, star_reviews
 
-DATA = Path(__file__).parent / "data" / "star"
 EXE = shutil.which("journeyscope")
-JOURNEYS = 150
-RESOLUTION = "conversation_resolution"
-QUALITY = "customer_agent_conversation_quality"
 
 
 @pytest.fixture(scope="module")
 def star_db(tmp_path_factory) -> Path:
-    """The first STAR dev journeys, imported and scored by the local engine (built once, copied per test)."""
-    folder = tmp_path_factory.mktemp("reviews")
-    source = folder / "star.jsonl"
-    with gzip.open(DATA / "dev.jsonl.gz", "rt") as handle:
-        source.write_text("".join(line for _, line in zip(range(JOURNEYS), handle)))
-    db = folder / "star.duckdb"
-    with Warehouse(db) as warehouse:
-        import_jsonl(warehouse, source)
-        evaluate_pending(warehouse)
-    return db
+    """Built once per module, copied per test."""
+    return build_star(tmp_path_factory.mktemp("reviews"))
 
 
 @pytest.fixture
@@ -54,30 +40,6 @@ def db(star_db, tmp_path) -> Path:
     copy = tmp_path / "star.duckdb"
     shutil.copy(star_db, copy)
     return copy
-
-
-def star_reviews(db: Path) -> list[dict]:
-    """The STAR annotators' visit-level resolution labels, as reviews of the resolution evaluator."""
-    with Warehouse(db, read_only=True) as warehouse:
-        journeys = {r[0] for r in warehouse.query("SELECT DISTINCT journey_id FROM stage_visits")}
-    out = []
-    with gzip.open(DATA / "dev-labels.jsonl.gz", "rt") as handle:
-        for line in handle:
-            label = json.loads(line)
-            if label["journey_id"] in journeys and label.get("stage") and label.get("resolved") is not None:
-                out.append({"journey_id": label["journey_id"], "stage": label["stage"], "visit": label["visit"],
-                            "evaluator": RESOLUTION, "passed": bool(label["resolved"]), "reviewer": "star"})
-    return out
-
-
-def noisy_reviews(db: Path, evaluator: str, seed: int, flip: float, reviewer: str) -> list[dict]:
-    """A reviewer who disagrees with the evaluator's ``passed`` on a random ``flip`` share of its visits."""
-    rng = random.Random(seed)
-    with Warehouse(db, read_only=True) as warehouse:
-        rows = warehouse.query("SELECT journey_id, stage, visit, passed FROM evaluations WHERE evaluator = ? "
-                               "AND score IS NOT NULL ORDER BY ALL", [evaluator])
-    return [{"journey_id": j, "stage": s, "visit": v, "evaluator": evaluator, "passed": bool(p) != (rng.random() < flip),
-             "reviewer": reviewer} for j, s, v, p in rows]
 
 
 def store(db: Path, records: list[dict], reviewer: str = "tester"):
