@@ -15,6 +15,7 @@ import pytest
 import agreement_reference as ref
 from journeyscope.cli import cli as command_group
 from journeyscope.cli.common import run_cli
+from journeyscope.evaluators.rubrics import RUBRIC_VERSION
 from journeyscope.server.auth import new_token
 from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse, audit
@@ -339,3 +340,49 @@ def test_api_reviews_agreement_queue_and_thresholds(db, tmp_path):
         assert [(t["version"], t["threshold"]) for t in listed] == [(1, 0.55)]
     with Warehouse(db, read_only=True) as warehouse:
         assert warehouse.query("SELECT DISTINCT reviewer, source FROM reviews") == [("star", "api")]
+
+
+# -- local and llm side by side --------------------------------------------------------------------------
+def _judge(body: dict) -> tuple[int, dict]:
+    """A crude judge behind the OpenAI-compatible stand-in (a hosted LLM cannot run here): a visit is resolved
+    when its transcript says something was done."""
+    from support.openai_server import completion
+
+    text = body["messages"][-1]["content"].lower()
+    done = any(w in text for w in ("confirmed", "booked", "unlocked", "reserved", "scheduled", "has been"))
+    verdict = {"score": 0.85 if done else 0.25, "label": "resolved" if done else "unresolved",
+               "reason": "[s#1:1] stand-in verdict."}
+    return 200, completion(json.dumps(verdict), model=body["model"])
+
+
+def test_local_and_llm_agreement_side_by_side_on_the_same_reviews(db, cli, monkeypatch):
+    from support.openai_server import openai_server
+
+    reviews = star_reviews(db)
+    store(db, reviews)
+    kept_back = reviews[0]["journey_id"]
+    with Warehouse(db) as warehouse:  # this customer did not consent to AI evaluation
+        warehouse.query("UPDATE spans SET consent = 'analytics' WHERE journey_id = ?", [kept_back])
+        local_before = next(a for a in agreement(warehouse) if a.journey is None)
+    with openai_server(_judge) as (url, seen):
+        monkeypatch.setenv("JOURNEYSCOPE_LLM_BASE_URL", url)
+        monkeypatch.setenv("JOURNEYSCOPE_LLM_MODEL", "stand-in-judge")
+        first = cli("evaluators", "agreement", "--db", str(db), "--score-reviewed", "--format", "json")
+        calls = len(seen)
+        again = cli("evaluators", "agreement", "--db", str(db), "--score-reviewed", "--format", "json")
+        assert len(seen) == calls  # up to date: no second call
+    assert first.returncode == 0, first.stderr
+    judged = {(r["journey_id"], r["stage"], r["visit"]) for r in reviews if r["journey_id"] != kept_back}
+    assert calls == len(judged) and "llm: " in first.stderr and "1 kept from the judge (no consent)" in first.stderr
+    assert all(kept_back not in json.dumps(s["body"]) for s in seen)
+    rows = {(r["engine"], r["journey"], r["stage"]): r for r in json.loads(again.stdout)["evaluators"]}
+    local, llm = rows[("local", None, None)], rows[("llm", None, None)]
+    assert local["n"] == local_before.n == len(reviews) and local["auroc"] == local_before.auroc
+    assert llm["n"] == len(judged) and llm["evaluator"] == local["evaluator"] == RESOLUTION
+    with Warehouse(db, read_only=True) as warehouse:
+        pairs = warehouse.query(
+            "SELECT s.score, r.passed FROM review_scores s JOIN reviews r USING (journey_id, stage, visit, evaluator) "
+            "WHERE s.engine = 'llm' AND r.superseded_at IS NULL")
+        versions = warehouse.query("SELECT DISTINCT version FROM review_scores")
+    assert llm["auroc"] == pytest.approx(ref.auroc([p[0] for p in pairs], [p[1] for p in pairs]), abs=1e-12)
+    assert versions == [(f"{RUBRIC_VERSION}/stand-in-judge",)]

@@ -4,7 +4,6 @@ and in headless chromium, the keyboard: one key press stores a verdict and bring
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 

@@ -12,6 +12,8 @@ from rich.table import Table
 from journeyscope.cli.common import db_option
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.agreement import agreement_report
+from journeyscope.warehouse.review_scoring import llm_configured
+from journeyscope.warehouse.review_scoring import score_reviewed as score_reviewed_visits
 from journeyscope.warehouse.thresholds import ENGINES, adopt, history
 
 
@@ -42,9 +44,20 @@ def _scope(row: dict) -> str:
 @click.option("--evaluator", help="Only this evaluator.")
 @click.option("--engine", type=click.Choice(ENGINES), help="Only results of this engine.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def agreement_command(db: str, evaluator: str | None, engine: str | None, fmt: str) -> None:
+@click.option("--score-reviewed", is_flag=True,
+              help="First score the reviewed visits with each engine that has not scored them yet: local, and llm "
+                   "when JOURNEYSCOPE_LLM_BASE_URL and _MODEL are set (cached), so both show on the same reviews.")
+def agreement_command(db: str, evaluator: str | None, engine: str | None, fmt: str, score_reviewed: bool) -> None:
     """Each evaluator against the reviews: n, AUROC, Cohen's kappa, precision and recall of 'passed' (95%
     intervals), the threshold in force and a suggested one; overall, per journey type and per stage."""
+    if score_reviewed:
+        with Warehouse(db) as warehouse:
+            for name in ("local", "llm") if llm_configured() else ("local",):
+                done = score_reviewed_visits(warehouse, name)
+                calls = f", {done.llm_calls} judge calls" if done.llm_calls else ""
+                kept = f", {done.no_consent} kept from the judge (no consent)" if done.no_consent else ""
+                click.echo(f"{name}: {done.scored} reviewed results scored, {done.up_to_date} already scored"
+                           f"{kept}{calls}", err=True)
     with Warehouse(db, read_only=True) as warehouse:
         report = agreement_report(warehouse, evaluator, engine)
     if fmt == "json":
