@@ -310,7 +310,8 @@ def import_reviews(warehouse: Warehouse, path: str | Path, *, reviewer: str) -> 
 
 #: Score bands of the queue's strata: tenths of the score range.
 QUEUE_BANDS = 10
-#: How much more often the band holding the threshold is sampled than a band at the far end of the range.
+#: A stratum's turn comes every ``1 + _NEAR_WEIGHT * distance`` rounds (distance of its band's centre from the
+#: threshold): the band at the threshold two to three times as often as one at the end of the score range.
 _NEAR_WEIGHT = 4.0
 
 _QUEUE = f"""
@@ -352,8 +353,8 @@ def review_queue(
 
     Strata are (stage, tenth of the score range), taken in turn so every stage and every score band
     appears early; a stratum's next visit is the one nearest the threshold that decided it; and the
-    bands near the threshold come round about :data:`_NEAR_WEIGHT` times as often as those at the ends
-    (near the threshold a label moves the suggested threshold; far from it, it finds confident errors).
+    bands near the threshold come round two to three times as often as those at the ends (near the
+    threshold a label moves the suggested threshold; far from it, it finds confident errors).
     """
     from journeyscope.warehouse.thresholds import builtin_threshold
 
