@@ -133,12 +133,17 @@ def test_one_key_press_stores_a_verdict_in_the_browser(db):
             page.keyboard.press("f")
             page.get_by_text(f"Saved: fail for {first['journey_id']}").wait_for()
             wait_for_app(page)
+            note = page.get_by_label("Note (optional)")
+            note.click()
+            page.keyboard.type("paid on the second try")  # P and F typed into the note box are text, not verdicts
+            page.keyboard.press("Tab")  # the documented way out of the box (Esc keeps the focus there)
             page.keyboard.press("p")
             page.get_by_text("Saved: pass for").wait_for()
         finally:
             browser.close()
     with Warehouse(db, read_only=True) as warehouse:
-        stored = warehouse.query("SELECT journey_id, stage, visit, passed, source FROM reviews ORDER BY id")
+        stored = warehouse.query("SELECT journey_id, stage, visit, passed, note, source FROM reviews ORDER BY id")
     key = (first["journey_id"], first["stage"], first["visit"])
-    assert len(stored) == 2 and stored[0] == (*key, False, "dashboard")
-    assert stored[1][:3] != key and stored[1][3:] == (True, "dashboard")  # the key press reviewed the next visit
+    assert len(stored) == 2 and stored[0] == (*key, False, None, "dashboard")
+    # the second key press reviewed the next visit, with the note typed before it
+    assert stored[1][:3] != key and stored[1][3:] == (True, "paid on the second try", "dashboard")

@@ -3,8 +3,8 @@
 Pick an evaluator (and a stage); the queue shows the unreviewed visit whose label teaches most (near the
 threshold that decided it, stratified over stages and score bands: :func:`journeyscope.warehouse.reviews.
 review_queue`), with the evaluator's verdict, its reason and the visit's transcript. Keys (Streamlit button
-shortcuts, anywhere on the page but inside a text box): **P** pass, **F** fail, **S** skip; type a note
-first if you like (press Esc to leave the note box, then the key), or click. Each verdict is stored at once
+shortcuts, anywhere on the page but inside a text box): **P** pass, **F** fail, **S** skip; to add a note,
+type it, press Tab (Esc does not leave the box), then the key; or click. Each verdict is stored at once
 through the warehouse (or the API) with your name and the time, and the next visit comes up.
 
 The second tab is the agreement of the evaluator with the reviews (overall, per journey type and stage,
@@ -104,7 +104,7 @@ def _queue(ctx: PageContext, evaluator: str, stage: str | None, reviewer: str) -
         skipped.add(_key(item))
         st.rerun()
     st.caption(f"{len(queue) - 1}{'+' if len(ahead) >= AHEAD + len(skipped) else ''} more in the queue. "
-               f"Keys: {KEYS['pass']} pass · {KEYS['fail']} fail · {KEYS['skip']} skip (Esc leaves the note box).")
+               f"Keys: {KEYS['pass']} pass · {KEYS['fail']} fail · {KEYS['skip']} skip (after a note: Tab, then the key).")
     _visit(ctx, item)
 
 
