@@ -164,22 +164,13 @@ def _write(warehouse: Warehouse, results: list[tuple[VisitKey, str, int, str, An
         "scored_at": pa.array([now] * len(results), pa.timestamp("us")),
     })
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None
-    with warehouse.writing() as cur:
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            cur.register("js_review_scores", table)
-            cur.execute("INSERT OR REPLACE INTO review_scores BY NAME SELECT * FROM js_review_scores")
-            cur.unregister("js_review_scores")
-            thresholds.apply(cur, sorted({k.journey_id for k, *_ in results}))
-            if cache is not None:
-                cache.write_pending(cur, {r.evidence["cache_key"]: k.journey_id for k, *_, r in results
-                                          if "cache_key" in r.evidence})
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise WarehouseError(f"cannot write review scores to {warehouse.path}: {str(exc).splitlines()[0]}") from None
+    with warehouse.transaction("write review scores") as cur:
+        cur.register("js_review_scores", table)
+        cur.execute("INSERT OR REPLACE INTO review_scores BY NAME SELECT * FROM js_review_scores")
+        cur.unregister("js_review_scores")
+        thresholds.apply(cur, sorted({k.journey_id for k, *_ in results}))
+        if cache is not None:
+            cache.write_pending(cur, {r.evidence["cache_key"]: k.journey_id for k, *_, r in results
+                                      if "cache_key" in r.evidence})
     summary.scored = len(results)
     summary.errors = sum(1 for *_, r in results if r.error is not None)

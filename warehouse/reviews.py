@@ -234,40 +234,31 @@ def _store(warehouse: Warehouse, reviews: list[_Review], source: str) -> tuple[i
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     # Within one batch, a later review of the same key supersedes an earlier one (file order).
     last = {r.key: i for i, r in enumerate(reviews)}
-    with warehouse.writing() as cur:
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            row = cur.execute("SELECT coalesce(max(id), 0) FROM reviews").fetchone()
-            first_id = (int(row[0]) if row else 0) + 1
-            table = pa.table({
-                "id": pa.array(range(first_id, first_id + len(reviews)), pa.int64()),
-                "journey_id": pa.array([r.journey_id for r in reviews], pa.string()),
-                "stage": pa.array([r.stage for r in reviews], pa.string()),
-                "visit": pa.array([r.visit for r in reviews], pa.int32()),
-                "evaluator": pa.array([r.evaluator for r in reviews], pa.string()),
-                "passed": pa.array([r.passed for r in reviews], pa.bool_()),
-                "reviewer": pa.array([r.reviewer for r in reviews], pa.string()),
-                "note": pa.array(notes, pa.string()),
-                "latest": pa.array([last[r.key] == i for i, r in enumerate(reviews)], pa.bool_()),
-            })
-            cur.register("js_reviews", table)
-            superseded = cur.execute(
-                "UPDATE reviews SET superseded_at = $now FROM (SELECT DISTINCT journey_id, stage, visit, evaluator, "
-                "reviewer FROM js_reviews) n WHERE reviews.superseded_at IS NULL AND reviews.journey_id = n.journey_id "
-                "AND reviews.stage = n.stage AND reviews.visit = n.visit AND reviews.evaluator = n.evaluator "
-                "AND reviews.reviewer = n.reviewer", {"now": now}).fetchone()
-            cur.execute(
-                "INSERT INTO reviews BY NAME SELECT * EXCLUDE (latest), $source AS source, $now AS reviewed_at, "
-                "CASE WHEN latest THEN NULL ELSE $now END AS superseded_at FROM js_reviews",
-                {"source": source, "now": now})
-            cur.unregister("js_reviews")
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise WarehouseError(f"cannot write reviews to {warehouse.path}: {str(exc).splitlines()[0]}") from None
+    with warehouse.transaction("write reviews") as cur:
+        row = cur.execute("SELECT coalesce(max(id), 0) FROM reviews").fetchone()
+        first_id = (int(row[0]) if row else 0) + 1
+        table = pa.table({
+            "id": pa.array(range(first_id, first_id + len(reviews)), pa.int64()),
+            "journey_id": pa.array([r.journey_id for r in reviews], pa.string()),
+            "stage": pa.array([r.stage for r in reviews], pa.string()),
+            "visit": pa.array([r.visit for r in reviews], pa.int32()),
+            "evaluator": pa.array([r.evaluator for r in reviews], pa.string()),
+            "passed": pa.array([r.passed for r in reviews], pa.bool_()),
+            "reviewer": pa.array([r.reviewer for r in reviews], pa.string()),
+            "note": pa.array(notes, pa.string()),
+            "latest": pa.array([last[r.key] == i for i, r in enumerate(reviews)], pa.bool_()),
+        })
+        cur.register("js_reviews", table)
+        superseded = cur.execute(
+            "UPDATE reviews SET superseded_at = $now FROM (SELECT DISTINCT journey_id, stage, visit, evaluator, "
+            "reviewer FROM js_reviews) n WHERE reviews.superseded_at IS NULL AND reviews.journey_id = n.journey_id "
+            "AND reviews.stage = n.stage AND reviews.visit = n.visit AND reviews.evaluator = n.evaluator "
+            "AND reviews.reviewer = n.reviewer", {"now": now}).fetchone()
+        cur.execute(
+            "INSERT INTO reviews BY NAME SELECT * EXCLUDE (latest), $source AS source, $now AS reviewed_at, "
+            "CASE WHEN latest THEN NULL ELSE $now END AS superseded_at FROM js_reviews",
+            {"source": source, "now": now})
+        cur.unregister("js_reviews")
     in_batch = len(reviews) - len(last)
     return len(reviews), (int(superseded[0]) if superseded else 0) + in_batch
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.errors import InvalidInputError
 from journeyscope.evaluators import registered
 from journeyscope.warehouse import audit
 from journeyscope.warehouse.store import Warehouse
@@ -203,27 +203,18 @@ def adopt(
     if not reason or not reason.strip():
         raise InvalidInputError("say why this threshold is adopted (--reason): it is kept with the version")
     actor = actor or audit.default_actor()
-    with warehouse.writing() as cur:
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            previous, previous_version = resolve(in_force(cur), evaluator, engine, journey, stage)
-            row = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM evaluator_thresholds").fetchone()
-            version = int(row[0]) if row else 1
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
-            n_reviews = _reviews_in_scope(cur, evaluator, journey, stage)
-            adopted = Threshold(version, evaluator, engine, journey, stage, float(threshold), previous,
-                                previous_version, reason.strip(), actor, now, n_reviews)
-            cur.execute("INSERT INTO evaluator_thresholds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [version, evaluator, engine, journey, stage, adopted.threshold, previous, previous_version,
-                         adopted.reason, actor, now, n_reviews])
-            decided = apply(cur, evaluator=evaluator)
-            detail = {k: v for k, v in adopted.as_dict().items() if k not in ("actor", "adopted_at")}
-            audit.record(cur, audit.THRESHOLD_ADOPTED, rows=decided, detail=detail, actor=actor)
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise WarehouseError(f"cannot adopt a threshold in {warehouse.path}: {str(exc).splitlines()[0]}") from None
+    with warehouse.transaction("adopt a threshold") as cur:
+        previous, previous_version = resolve(in_force(cur), evaluator, engine, journey, stage)
+        row = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM evaluator_thresholds").fetchone()
+        version = int(row[0]) if row else 1
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        n_reviews = _reviews_in_scope(cur, evaluator, journey, stage)
+        adopted = Threshold(version, evaluator, engine, journey, stage, float(threshold), previous,
+                            previous_version, reason.strip(), actor, now, n_reviews)
+        cur.execute("INSERT INTO evaluator_thresholds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [version, evaluator, engine, journey, stage, adopted.threshold, previous, previous_version,
+                     adopted.reason, actor, now, n_reviews])
+        decided = apply(cur, evaluator=evaluator)
+        detail = {k: v for k, v in adopted.as_dict().items() if k not in ("actor", "adopted_at")}
+        audit.record(cur, audit.THRESHOLD_ADOPTED, rows=decided, detail=detail, actor=actor)
     return adopted, decided
