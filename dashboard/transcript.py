@@ -29,6 +29,7 @@ TRANSCRIPT_CSS = """
 
 
 def clock(ts: str | None) -> str:
+    """``2026-11-12T09:39:02.918Z`` → ``09:39:02``."""
     return ts[11:19] if ts and len(ts) >= 19 else (ts or "")
 
 

@@ -256,6 +256,10 @@ def test_adopting_a_threshold_is_versioned_audited_and_reproducible(db, tmp_path
         per_stage = next(a for a in agreement(warehouse, QUALITY) if a.stage == stage)
     assert (overall.threshold, overall.threshold_version) == (0.75, 1)
     assert (per_stage.threshold, per_stage.threshold_version) == (0.4, 2)
+    with Warehouse(db, read_only=True) as warehouse:  # the export says which version decided each verdict
+        export_table(warehouse, "evaluations", "jsonl", tmp_path / "evaluations.jsonl")
+    exported = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
+    assert {r["threshold_version"] for r in exported if r["evaluator"] == QUALITY and r["score"] is not None} == {1, 2}
 
     adopted = cli("evaluators", "adopt", QUALITY, "--threshold", "0.7", "--reason", "ticket 12", "--journey", "assistant",
               "--db", str(db))

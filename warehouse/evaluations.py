@@ -84,6 +84,7 @@ _ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 EVALUATIONS_EXPORT = f"""
     SELECT journey_id, stage, visit, evaluator, score, passed, label, reason,
            version, engine, error, strftime(evaluated_at, {_ISO}) AS evaluated_at, evidence, input_hash,
+           threshold_version,
            json_merge_patch('{{}}', json_object(
                '{GENAI_EVALUATION_NAME}', evaluator,
                '{GENAI_EVALUATION_SCORE_VALUE}', score,
