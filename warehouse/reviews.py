@@ -307,8 +307,7 @@ _NEAR_WEIGHT = 4.0
 
 _QUEUE = f"""
 WITH c AS (
-    SELECT e.journey_id, e.stage, e.visit, e.evaluator, e.engine, e.journey_name, e.score, e.passed, e.label,
-           e.reason, coalesce(t.threshold, $builtin) AS threshold
+    SELECT e.journey_id, e.stage, e.visit, e.score, coalesce(t.threshold, $builtin) AS threshold
     FROM evaluations e
     LEFT JOIN evaluator_thresholds t ON t.version = e.threshold_version
     WHERE e.evaluator = $evaluator AND e.score IS NOT NULL AND e.error IS NULL
@@ -317,18 +316,24 @@ WITH c AS (
                       AND r.stage = e.stage AND r.visit = e.visit AND r.evaluator = e.evaluator)
 ),
 b AS (
-    SELECT *, least(floor(score * {QUEUE_BANDS}), {QUEUE_BANDS - 1}) AS band, abs(score - threshold) AS distance
+    SELECT *, least(floor(score * {QUEUE_BANDS}), {QUEUE_BANDS - 1}) AS band, abs(score - threshold) AS distance,
+           hash(journey_id, visit) AS tie
     FROM c
 ),
 s AS (
-    SELECT *, row_number() OVER (PARTITION BY stage, band ORDER BY distance, hash(journey_id, visit)) AS nth,
+    SELECT *, row_number() OVER (PARTITION BY stage, band ORDER BY distance, tie) AS nth,
            abs((band + 0.5) / {QUEUE_BANDS} - threshold) AS band_distance
     FROM b
+),
+top AS (
+    SELECT journey_id, stage, visit, threshold, nth * (1 + {_NEAR_WEIGHT} * band_distance) AS priority, distance, tie
+    FROM s ORDER BY priority, distance, tie LIMIT $limit
 )
-SELECT journey_id, stage, visit, evaluator, engine, journey_name, score, passed, threshold, label, reason
-FROM s
-ORDER BY nth * (1 + {_NEAR_WEIGHT} * band_distance), distance, hash(journey_id, visit)
-LIMIT $limit
+SELECT e.journey_id, e.stage, e.visit, e.evaluator, e.engine, e.journey_name, e.score, e.passed, top.threshold,
+       e.label, e.reason
+FROM top JOIN evaluations e USING (journey_id, stage, visit)
+WHERE e.evaluator = $evaluator
+ORDER BY top.priority, top.distance, top.tie
 """
 
 
