@@ -35,6 +35,7 @@ from journeyscope.warehouse.journey_detail import journey_detail, search_journey
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
 from journeyscope.warehouse.journey_map import parse_duration
+from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
 from journeyscope.warehouse.reviews import add_reviews, review_queue, review_summary
 from journeyscope.warehouse.thresholds import ENGINES, adopt, history
 
@@ -421,6 +422,16 @@ def evaluators_agreement(
 ) -> dict[str, Any]:
     """Each evaluator against the reviews: n, AUROC, kappa, precision, recall (95% intervals), thresholds."""
     return agreement_report(caller.project.warehouse, evaluator, engine)
+
+
+@router.post("/evaluators/agreement/score")
+def score_reviewed_visits(caller: Annotated[Caller, Depends(caller_for("write"))]) -> dict[str, Any]:
+    """Score the reviewed visits with each engine that has not scored them (local; llm when the server has
+    ``JOURNEYSCOPE_LLM_*`` set), so agreement shows the engines side by side on the same reviews."""
+    engines = ("local", "llm") if llm_configured() else ("local",)
+    done = [score_reviewed(caller.project.warehouse, name) for name in engines]
+    return {"engines": [{"engine": d.engine, "scored": d.scored, "up_to_date": d.up_to_date,
+                         "no_consent": d.no_consent, "errors": d.errors, "llm_calls": d.llm_calls} for d in done]}
 
 
 @router.get("/evaluators/thresholds")

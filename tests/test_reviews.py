@@ -331,6 +331,11 @@ def test_api_reviews_agreement_queue_and_thresholds(db, tmp_path):
         assert overall["evaluator"] == RESOLUTION and overall["n"] == len(reviews)
         assert call("GET", "/v1/evaluators/agreement?engine=nope", "reader").status_code == 422
 
+        assert call("POST", "/v1/evaluators/agreement/score", "reader").status_code == 403
+        scored = call("POST", "/v1/evaluators/agreement/score", "writer").json()["engines"]
+        assert scored == [{"engine": "local", "scored": 0, "up_to_date": len(reviews), "no_consent": 0, "errors": 0,
+                           "llm_calls": 0}]  # no llm configured; the local engine made these evaluations already
+
         queue = call("GET", f"/v1/reviews/queue?evaluator={QUALITY}&limit=5", "reader").json()
         assert len(queue) == 5 and all(q["evaluator"] == QUALITY for q in queue)
 
