@@ -153,6 +153,10 @@ class Source(Protocol):
     def add_reviews(self, reviews: list[dict[str, Any]], reviewer: str) -> dict[str, Any]:
         """Store reviews (:func:`journeyscope.warehouse.reviews.add_reviews`); ``ReviewResult.as_dict()``."""
 
+    def score_reviewed(self) -> list[dict[str, Any]]:
+        """Score the reviewed visits with each engine that has not (:func:`journeyscope.warehouse.review_scoring.
+        score_reviewed`: local, and llm where configured); what each engine did."""
+
     def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
                         journey: str | None = None, stage: str | None = None,
                         actor: str | None = None) -> dict[str, Any]:
@@ -415,6 +419,14 @@ class WarehouseSource:
         with self._writing() as wh:
             return add_reviews(wh, enumerate(reviews, 1), reviewer=reviewer, source="dashboard").as_dict()
 
+    def score_reviewed(self) -> list[dict[str, Any]]:
+        from dataclasses import asdict
+
+        from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
+
+        with self._writing() as wh:
+            return [asdict(score_reviewed(wh, name)) for name in (("local", "llm") if llm_configured() else ("local",))]
+
     def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
                         journey: str | None = None, stage: str | None = None,
                         actor: str | None = None) -> dict[str, Any]:
@@ -598,6 +610,9 @@ class ApiSource:
         # The API answers 422 with the same body when no review could be stored: the page shows the reasons.
         return dict(self._call("POST", "/v1/reviews", body=[{"reviewer": reviewer, **r} for r in reviews],
                                accept=(422,)))
+
+    def score_reviewed(self) -> list[dict[str, Any]]:
+        return list(self._call("POST", "/v1/evaluators/agreement/score")["engines"])
 
     def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
                         journey: str | None = None, stage: str | None = None,

@@ -87,6 +87,8 @@ def test_agreement_tab_shows_the_reviews_and_adopts_a_threshold(db, monkeypatch)
     frame = table(at, "AUROC")
     overall = frame[frame["scope"] == "overall"].iloc[0]
     assert overall["n"] == len(reviews) and overall["engine"] == "local"
+    button(at, "Score the reviewed visits").click().run()
+    assert not problems(at) and f"local: 0 scored, {len(reviews)} already scored" in at.success[0].value
     at.number_input(key="rv_adopt_threshold").set_value(0.42)
     button(at, "Adopt threshold").click().run()
     assert [e.value for e in at.error] == ["Say why: the reason is kept with the version."]

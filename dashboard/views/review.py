@@ -138,6 +138,14 @@ def _agreement(ctx: PageContext, evaluator: str, stage: str | None, reviewer: st
         } for r in rows])
         st.dataframe(frame, hide_index=True, key="rv_agreement")
         st.caption(f"Intervals: {report['intervals']}. Suggested threshold: {report['suggestion_rule']}.")
+        if st.button("Score the reviewed visits with the other engine", icon=":material/compare:",
+                     help="Local, and the llm judge where JOURNEYSCOPE_LLM_* is configured (for the API: on the "
+                          "server), so both engines show on the same reviews. Cached: a second press asks nothing."):
+            done = ctx.source.score_reviewed()
+            data.clear()
+            st.success("; ".join(f"{d['engine']}: {d['scored']} scored, {d['up_to_date']} already scored"
+                                 + (f", {d['no_consent']} kept from the judge (no consent)" if d["no_consent"] else "")
+                                 for d in done))
         _adopt(ctx, evaluator, rows, reviewer)
     history = [t for t in data.thresholds(ctx.source, ctx.key, evaluator)]
     st.subheader("Adopted thresholds")
