@@ -31,6 +31,7 @@ PAGES = (
     ("alerts", "Alerts", "alerts", ":material/notifications_active:", False),
     ("health", "Data health", "health", ":material/health_and_safety:", False),
     ("compliance", "Compliance", "compliance", ":material/policy:", False),
+    ("review", "Review", "review", ":material/rate_review:", False),
 )
 
 

@@ -17,6 +17,7 @@ from journeyscope.dashboard.source import ApiSource, FilterParams, Source, Wareh
 
 __all__ = [
     "activity",
+    "agreement",
     "clear",
     "compare",
     "distribution",
@@ -29,6 +30,7 @@ __all__ = [
     "outcomes",
     "retention",
     "search",
+    "thresholds",
     "transitions",
 ]
 
@@ -139,3 +141,13 @@ def distribution(
 @_cache
 def feedback_agreement(_source: Source, key: str, params: FilterParams) -> list[dict[str, Any]]:
     return _source.feedback_agreement(params)
+
+
+@_cache
+def agreement(_source: Source, key: str, evaluator: str | None = None) -> dict[str, Any]:
+    return _source.agreement(evaluator)
+
+
+@_cache
+def thresholds(_source: Source, key: str, evaluator: str | None = None) -> list[dict[str, Any]]:
+    return _source.thresholds(evaluator)

@@ -30,7 +30,7 @@ class DashboardSettings:
     api: str | None = None
     api_key: str | None = None
     map_file: str | None = None
-    #: The page shown at ``/`` (``overview``, ``stage``, ``journeys``, ``graph``, ``compare``, ``health``).
+    #: The page shown at ``/`` (``overview``, ``stage``, ``journeys``, ``graph``, ``compare``, ``health``, ``review``, ...).
     page: str = "overview"
 
     def key(self) -> str:

@@ -141,6 +141,33 @@ class Source(Protocol):
     def alerts(self) -> list[dict[str, Any]]:
         """:func:`journeyscope.warehouse.monitors.alerts.alerts`: monitors' alerts, newest first."""
 
+    # Reviews and calibration: reads, and the page's two writes (through the warehouse, or the API).
+    def review_summary(self) -> dict[str, Any]:
+        """:func:`journeyscope.warehouse.reviews.review_summary`."""
+
+    def review_queue(
+        self, evaluator: str, stage: str | None = None, journey: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """:func:`journeyscope.warehouse.reviews.review_queue`."""
+
+    def agreement(self, evaluator: str | None = None) -> dict[str, Any]:
+        """:func:`journeyscope.warehouse.agreement.agreement_report`."""
+
+    def thresholds(self, evaluator: str | None = None) -> list[dict[str, Any]]:
+        """Every adopted threshold (:func:`journeyscope.warehouse.thresholds.history`), oldest first."""
+
+    def add_reviews(self, reviews: list[dict[str, Any]], reviewer: str) -> dict[str, Any]:
+        """Store reviews (:func:`journeyscope.warehouse.reviews.add_reviews`); ``ReviewResult.as_dict()``."""
+
+    def score_reviewed(self) -> list[dict[str, Any]]:
+        """Score the reviewed visits with each engine that has not (:func:`journeyscope.warehouse.review_scoring.
+        score_reviewed`: local, and llm where configured); what each engine did."""
+
+    def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
+                        journey: str | None = None, stage: str | None = None,
+                        actor: str | None = None) -> dict[str, Any]:
+        """Adopt a threshold (:func:`journeyscope.warehouse.thresholds.adopt`); the version as a dict."""
+
 
 # -- the warehouse file ---------------------------------------------------------------------------
 class WarehouseSource:
@@ -354,6 +381,80 @@ class WarehouseSource:
         with self._open() as wh:
             return [a.as_dict() for a in feedback_agreement(wh, params.to_filters())]
 
+    def review_summary(self) -> dict[str, Any]:
+        from journeyscope.warehouse.reviews import review_summary
+
+        with self._open() as wh:
+            return review_summary(wh)
+
+    def review_queue(
+        self, evaluator: str, stage: str | None = None, journey: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        from journeyscope.warehouse.reviews import review_queue
+
+        with self._open() as wh:
+            return review_queue(wh, evaluator, stage=stage, journey=journey, limit=limit)
+
+    def agreement(self, evaluator: str | None = None) -> dict[str, Any]:
+        from journeyscope.warehouse.agreement import agreement_report
+
+        with self._open() as wh:
+            return agreement_report(wh, evaluator)
+
+    def thresholds(self, evaluator: str | None = None) -> list[dict[str, Any]]:
+        from journeyscope.warehouse.thresholds import history
+
+        with self._open() as wh:
+            return [t.as_dict() for t in history(wh.cursor(), evaluator)]
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """The file opened for writing for one write (the page's reads hold it read-only: let go of that first).
+
+        Fails with a hint when another process (``journeyscope serve``) holds the file: then the dashboard
+        reads and writes through the API.
+        """
+        from journeyscope.warehouse import Warehouse
+
+        held = getattr(self._run, "warehouse", None)
+        if held is not None:
+            held.close()
+            self._run.warehouse = None
+        try:
+            warehouse = Warehouse(self.path, journey_map=self.journey_map)
+        except WarehouseError as exc:
+            raise self._explain(exc) from None
+        try:
+            yield warehouse
+        except JourneyscopeError as exc:
+            raise SourceError(str(exc)) from None
+        finally:
+            warehouse.close()
+
+    def add_reviews(self, reviews: list[dict[str, Any]], reviewer: str) -> dict[str, Any]:
+        from journeyscope.warehouse.reviews import add_reviews
+
+        with self._writing() as wh:
+            return add_reviews(wh, enumerate(reviews, 1), reviewer=reviewer, source="dashboard").as_dict()
+
+    def score_reviewed(self) -> list[dict[str, Any]]:
+        from dataclasses import asdict
+
+        from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
+
+        with self._writing() as wh:
+            return [asdict(score_reviewed(wh, name)) for name in (("local", "llm") if llm_configured() else ("local",))]
+
+    def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
+                        journey: str | None = None, stage: str | None = None,
+                        actor: str | None = None) -> dict[str, Any]:
+        from journeyscope.warehouse.thresholds import adopt
+
+        with self._writing() as wh:
+            adopted, decided = adopt(wh, evaluator, threshold, reason=reason, engine=engine, journey=journey,
+                                     stage=stage, actor=actor)
+        return {**adopted.as_dict(), "decided": decided}
+
 
 def _probe_version(path: str) -> int | None:
     """The schema version of a file that ``Warehouse`` refused, or None when it cannot be read at all."""
@@ -395,11 +496,15 @@ class ApiSource:
         return nullcontext()
 
     def _get(self, path: str, params: dict[str, Any] | None = None, *, missing_ok: bool = False) -> Any:
+        return self._call("GET", path, params, missing_ok=missing_ok)
+
+    def _call(self, method: str, path: str, params: dict[str, Any] | None = None, *, body: Any = None,
+              missing_ok: bool = False, accept: tuple[int, ...] = ()) -> Any:
         import httpx
 
         try:
-            response = self._client.get(
-                path, params={k: v for k, v in (params or {}).items() if v is not None}
+            response = self._client.request(
+                method, path, params={k: v for k, v in (params or {}).items() if v is not None}, json=body
             )
         except httpx.ConnectError:
             raise SourceError(
@@ -417,15 +522,16 @@ class ApiSource:
             return None
         if response.status_code in (401, 403):
             raise SourceError(
-                f"The API at {self.base_url} refused the request ({response.status_code}).",
-                "Pass an API key: JOURNEYSCOPE_API_KEY=... journeyscope dashboard --api URL",
+                f"The API at {self.base_url} refused the request ({response.status_code}: {_detail(response)}).",
+                "Pass an API key with the scope it needs ('read'; 'write' to review, 'admin' to adopt a threshold): "
+                "JOURNEYSCOPE_API_KEY=... journeyscope dashboard --api URL",
             )
         if response.status_code == 404:
             raise SourceError(
                 f"The API at {self.base_url} has no {path} (404).",
                 "Is it a journeyscope server of the same version as this dashboard?",
             )
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in accept:
             raise SourceError(
                 f"The API at {self.base_url} answered {response.status_code} to {path}: {_detail(response)}"
             )
@@ -509,6 +615,37 @@ class ApiSource:
 
     def feedback_agreement(self, params: FilterParams) -> list[dict[str, Any]]:
         return list(self._get("/v1/evaluators/feedback-agreement", params.query())["evaluators"])
+
+    def review_summary(self) -> dict[str, Any]:
+        return dict(self._get("/v1/reviews/summary"))
+
+    def review_queue(
+        self, evaluator: str, stage: str | None = None, journey: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        return list(self._get("/v1/reviews/queue",
+                              {"evaluator": evaluator, "stage": stage, "journey": journey, "limit": limit}))
+
+    def agreement(self, evaluator: str | None = None) -> dict[str, Any]:
+        return dict(self._get("/v1/evaluators/agreement", {"evaluator": evaluator}))
+
+    def thresholds(self, evaluator: str | None = None) -> list[dict[str, Any]]:
+        return list(self._get("/v1/evaluators/thresholds", {"evaluator": evaluator})["thresholds"])
+
+    def add_reviews(self, reviews: list[dict[str, Any]], reviewer: str) -> dict[str, Any]:
+        # The API answers 422 with the same body when no review could be stored: the page shows the reasons.
+        return dict(self._call("POST", "/v1/reviews", body=[{"reviewer": reviewer, **r} for r in reviews],
+                               accept=(422,)))
+
+    def score_reviewed(self) -> list[dict[str, Any]]:
+        return list(self._call("POST", "/v1/evaluators/agreement/score")["engines"])
+
+    def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
+                        journey: str | None = None, stage: str | None = None,
+                        actor: str | None = None) -> dict[str, Any]:
+        # The server records the API key as who adopted it.
+        return dict(self._call("POST", "/v1/evaluators/thresholds", body={
+            "evaluator": evaluator, "threshold": threshold, "reason": reason, "engine": engine,
+            "journey": journey, "stage": stage}))
 
 
 def _detail(response: Any) -> str:

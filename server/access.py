@@ -42,7 +42,7 @@ def identify(request_headers: Any, client_host: str | None, state: Any, scope: s
     if keys is None:
         if not is_loopback(client_host):
             raise AccessDenied(403, "this server has no API keys configured and accepts local requests only")
-        return Caller("local", frozenset({"ingest", "read", "admin"}), projects[DEFAULT_PROJECT])
+        return Caller("local", frozenset({"ingest", "read", "write", "admin"}), projects[DEFAULT_PROJECT])
     token = bearer(request_headers.get("authorization"))
     if token is None:
         raise AccessDenied(401, "missing 'Authorization: Bearer <api key>'")

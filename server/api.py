@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,7 @@ from journeyscope.errors import InvalidInputError
 from journeyscope.server.access import Caller, caller_for
 from journeyscope.server.paths import PathId
 from journeyscope.server.routing import Signals, decide
+from journeyscope.warehouse.agreement import agreement_report
 from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.compliance import compliance_view
 from journeyscope.warehouse.decisions import decisions as logged_decisions
@@ -37,6 +38,9 @@ from journeyscope.warehouse.journey_detail import journey_detail, search_journey
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
 from journeyscope.warehouse.monitors.alerts import alerts as stored_alerts
+from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
+from journeyscope.warehouse.reviews import add_reviews, review_queue, review_summary
+from journeyscope.warehouse.thresholds import ENGINES, adopt, history
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
 
@@ -405,3 +409,84 @@ def compare_route(
     b = _valid(Filters, journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since,
                until=b_until, prefix="b_")
     return compare(caller.project.warehouse, a, b).as_dict()
+
+
+# -- reviews and calibration --------------------------------------------------------------------------
+@router.post("/reviews")
+def post_reviews(caller: Annotated[Caller, Depends(caller_for("write"))], body: Any = Body(...)) -> JSONResponse:
+    """One review or a list: ``{"journey_id", "stage", "visit", "evaluator", "passed", "reviewer"?, "note"?}``.
+
+    The good ones are stored (reviewer defaults to the API key's name); each bad one is listed with its
+    index (from 1) and why. 200 when any was stored, 422 when none could be.
+    """
+    records = body if isinstance(body, list) else [body]
+    result = add_reviews(caller.project.warehouse, enumerate(records, 1), reviewer=caller.name, source="api")
+    status = 200 if result.accepted else 422
+    return JSONResponse(result.as_dict(), status_code=status)
+
+
+@router.get("/reviews/summary")
+def reviews_summary(caller: Reader) -> dict[str, Any]:
+    """Per evaluator with scores: its stages, results scored, and visits reviewed (the review page's choices)."""
+    return review_summary(caller.project.warehouse)
+
+
+@router.get("/reviews/queue")
+def reviews_queue(
+    caller: Reader,
+    evaluator: str,
+    stage: str | None = None,
+    journey: str | None = None,
+    limit: int = Query(20, ge=1, le=500),
+) -> list[dict[str, Any]]:
+    """Unreviewed visits of ``evaluator`` whose review teaches most first (near the threshold, stratified)."""
+    return review_queue(caller.project.warehouse, evaluator, stage=stage, journey=journey, limit=limit)
+
+
+@router.get("/evaluators/agreement")
+def evaluators_agreement(
+    caller: Reader, evaluator: str | None = None, engine: Literal["local", "llm"] | None = None
+) -> dict[str, Any]:
+    """Each evaluator against the reviews: n, AUROC, kappa, precision, recall (95% intervals), thresholds."""
+    return agreement_report(caller.project.warehouse, evaluator, engine)
+
+
+@router.post("/evaluators/agreement/score")
+def score_reviewed_visits(caller: Annotated[Caller, Depends(caller_for("write"))]) -> dict[str, Any]:
+    """Score the reviewed visits with each engine that has not scored them (local; llm when the server has
+    ``JOURNEYSCOPE_LLM_*`` set), so agreement shows the engines side by side on the same reviews."""
+    engines = ("local", "llm") if llm_configured() else ("local",)
+    done = [score_reviewed(caller.project.warehouse, name) for name in engines]
+    return {"engines": [{"engine": d.engine, "scored": d.scored, "up_to_date": d.up_to_date,
+                         "no_consent": d.no_consent, "errors": d.errors, "llm_calls": d.llm_calls} for d in done]}
+
+
+@router.get("/evaluators/thresholds")
+def evaluators_thresholds(caller: Reader, evaluator: str | None = None) -> dict[str, Any]:
+    """Every threshold ever adopted, oldest first."""
+    cur = caller.project.warehouse.cursor()
+    try:
+        return {"thresholds": [t.as_dict() for t in history(cur, evaluator)]}
+    finally:
+        cur.close()
+
+
+class AdoptRequest(BaseModel):
+    """A threshold to adopt: a new version, recorded with who, when and why."""
+
+    evaluator: str = Field(min_length=1, max_length=256)
+    threshold: float = Field(ge=0.0, le=1.0)
+    reason: str = Field(min_length=1, max_length=2000)
+    engine: Literal[ENGINES] = "local"  # type: ignore[valid-type]
+    journey: str | None = Field(None, min_length=1, max_length=256)
+    stage: str | None = Field(None, min_length=1, max_length=256)
+
+
+@router.post("/evaluators/thresholds")
+def adopt_threshold(caller: Annotated[Caller, Depends(caller_for("admin"))], body: AdoptRequest) -> dict[str, Any]:
+    """Adopt a threshold (admin scope): stored results it covers are decided again; audited."""
+    adopted, decided = adopt(caller.project.warehouse, body.evaluator, body.threshold, reason=body.reason,
+                             engine=body.engine, journey=body.journey, stage=body.stage,
+                             actor=f"api-key:{caller.name}")
+    caller.project.evaluations_changed()  # held signals count ``passed``: read them again
+    return {**adopted.as_dict(), "decided": decided}

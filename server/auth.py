@@ -9,7 +9,7 @@ Keys live in a TOML file (``journeyscope serve --keys FILE`` or
     [[keys]]
     name = "acme-agents"              # shown in logs and the decision log, never the token
     project = "acme"
-    scopes = ["ingest"]               # ingest | read | admin
+    scopes = ["ingest"]               # ingest | read | write | admin
     sha256 = "9f86d081884c7d65..."    # journeyscope keys new --project acme --scopes ingest
 
 A project's data sits in its own DuckDB file, so a key can only ever reach
@@ -37,7 +37,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as _toml
 
-SCOPES = frozenset({"ingest", "read", "admin"})
+#: ``write``: data people give through the API that is not telemetry (reviews of evaluator results).
+SCOPES = frozenset({"ingest", "read", "write", "admin"})
 DEFAULT_PROJECT = "default"
 
 

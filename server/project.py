@@ -81,6 +81,10 @@ class Project:
         names = sorted({name for name, _ in pairs})
         return [Filters(journey=n) for n in names] + [Filters(journey=n, cohort=c) for n, c in pairs if c]
 
+    def evaluations_changed(self) -> None:
+        """Stored evaluations were decided again (an adopted threshold): signals held on them are stale."""
+        self.evaluations_written += 1
+
     def data_erased(self) -> None:
         """Journeys were deleted (erasure, retention): forget what memory holds of them."""
         self.erasures += 1

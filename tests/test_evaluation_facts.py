@@ -226,10 +226,10 @@ def test_a_schema_8_file_is_upgraded_with_its_scores_filled_and_says_so_on_stder
     with duckdb.connect(str(old)) as con:  # as journeyscope left it at schema 8: no journey facts on scores
         ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'evaluations'").fetchone()[0]
         assert ", journey_name VARCHAR, cohort VARCHAR," in ddl
-        con.execute("CREATE TABLE v8_rows AS SELECT * EXCLUDE (journey_name, cohort) FROM evaluations")
+        con.execute("CREATE TABLE v8_rows AS SELECT * EXCLUDE (journey_name, cohort, threshold_version) FROM evaluations")
         con.execute("DROP INDEX evaluations_journey")
         con.execute("DROP TABLE evaluations")
-        con.execute(ddl.replace(", journey_name VARCHAR, cohort VARCHAR,", ","))
+        con.execute(ddl.replace(", journey_name VARCHAR, cohort VARCHAR,", ",").replace(" threshold_version BIGINT,", ""))
         con.execute("INSERT INTO evaluations SELECT * FROM v8_rows")
         con.execute("DROP TABLE v8_rows")
         con.execute("CREATE INDEX evaluations_journey ON evaluations (journey_id)")

@@ -152,7 +152,7 @@ def test_a_policy_change_is_audited_once(db):
 
 
 def _make_optional_tables(path: Path) -> None:
-    """Tables other parts add (routing decisions), as they may exist in a user's file."""
+    """Tables other parts add (routing decisions), as they may exist in a user's file; scores and a review."""
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE route_decisions (decision_id VARCHAR, journey_id VARCHAR, action VARCHAR)")
         con.execute("INSERT INTO route_decisions VALUES ('d1', 'j-cust-zq-0001', 'clarify'), "
@@ -160,7 +160,10 @@ def _make_optional_tables(path: Path) -> None:
         con.execute("INSERT INTO evaluations SELECT journey_id, stage, visit, 'conversation_resolution', 'v', "
                     "'local', 1.0, true, NULL, CASE WHEN journey_id = 'j-cust-zq-0001' "
                     "THEN 'Zebediah Quartermaine was helped' ELSE 'helped' END, NULL, NULL, 'h', "
-                    "now()::TIMESTAMP, journey_name, cohort FROM stage_visits")
+                    "now()::TIMESTAMP, journey_name, cohort, NULL FROM stage_visits")
+        con.execute("INSERT INTO reviews SELECT row_number() OVER (), journey_id, stage, visit, "
+                    "'conversation_resolution', true, 'reviewer', 'looked fine', 'import', now()::TIMESTAMP, NULL "
+                    "FROM stage_visits WHERE journey_id = 'j-cust-zq-0001' LIMIT 1")
 
 
 def test_forget_removes_every_row_and_every_byte(db):
@@ -172,8 +175,8 @@ def test_forget_removes_every_row_and_every_byte(db):
 
     assert result.still_found == [] and result.as_dict()["verified"] is True
     deleted = {table: n for table, n in result.rows.items() if n}  # every keyed table is visited
-    assert deleted == {"evaluations": 2, "journey_first_seq": 1, "redaction_log": 2, "route_decisions": 1, "spans": 4,
-                       "stage_visits": 2}
+    assert deleted == {"evaluations": 2, "journey_first_seq": 1, "redaction_log": 2, "reviews": 1, "route_decisions": 1,
+                       "spans": 4, "stage_visits": 2}
     assert {"visits_pending", "route_decisions", "evaluations"} <= set(result.rows)
     assert file_contains(db, ["cust-bo-0002", "Bathsheba Oyelaran"]) == ["Bathsheba Oyelaran", "cust-bo-0002"]
     with Warehouse(db, read_only=True) as warehouse:
@@ -181,7 +184,7 @@ def test_forget_removes_every_row_and_every_byte(db):
         assert warehouse.query("SELECT count(*) FROM route_decisions") == [(1,)]
         entries = audit.entries(warehouse.cursor())
     erasure = next(e for e in entries if e["action"] == audit.ERASURE)
-    assert erasure["rows"] == 12 and erasure["detail"]["reference"] == "DSAR-7"
+    assert erasure["rows"] == 13 and erasure["detail"]["reference"] == "DSAR-7"
     assert any(e["action"] == audit.COMPACTION for e in entries)
     assert "zq" not in repr(entries).lower()  # the audit log never holds the erased id
 

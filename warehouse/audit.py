@@ -1,4 +1,5 @@
-"""The audit log: every erasure, retention run and privacy-policy change, recorded in the warehouse.
+"""The audit log: every erasure, retention run, privacy-policy change and adopted evaluator threshold, recorded
+in the warehouse.
 
 An entry says who (the OS user, or the API key's name the server passes), when,
 what, and how many rows; its ``detail`` holds counts per table, the policy as
@@ -22,6 +23,7 @@ ERASURE: Final = "erasure"
 RETENTION: Final = "retention"
 POLICY_CHANGE: Final = "policy_change"
 COMPACTION: Final = "compaction"
+THRESHOLD_ADOPTED: Final = "threshold_adopted"
 
 #: Overrides the OS user as the actor (e.g. a service account in a scheduled job).
 ACTOR_ENV: Final = "JOURNEYSCOPE_ACTOR"

@@ -41,7 +41,7 @@ import duckdb
 import pyarrow as pa
 from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
-from journeyscope.warehouse import journey_facts
+from journeyscope.warehouse import journey_facts, thresholds
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import VisitKey, build_contexts, read_batch, visit_keys_sql
 
@@ -84,6 +84,7 @@ _ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 EVALUATIONS_EXPORT = f"""
     SELECT journey_id, stage, visit, evaluator, score, passed, label, reason,
            version, engine, error, strftime(evaluated_at, {_ISO}) AS evaluated_at, evidence, input_hash,
+           threshold_version,
            json_merge_patch('{{}}', json_object(
                '{GENAI_EVALUATION_NAME}', evaluator,
                '{GENAI_EVALUATION_SCORE_VALUE}', score,
@@ -568,6 +569,7 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
             journey_facts.write(cur, "js_evaluations", written_journeys)
         finally:
             cur.unregister("js_evaluations")
+        thresholds.apply(cur, written_journeys)  # an adopted threshold decides ``passed``
         if cache is not None:
             cache.write_pending(cur, {r.evidence["cache_key"]: t.key.journey_id for t, r, engine in rows
                                       if engine == "llm" and "cache_key" in r.evidence})

@@ -13,7 +13,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -244,11 +244,64 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     status          VARCHAR NOT NULL,
     http_status     INTEGER,
     error           VARCHAR
+"""
+
+# v13: people's verdicts on stage visits (journeyscope.warehouse.reviews), one row per review ever made: a later
+# review of the same (visit, evaluator, reviewer) sets ``superseded_at`` on the earlier one, which is kept as
+# history; the evaluator thresholds adopted from them (journeyscope.warehouse.thresholds), one row per adoption
+# (``version``), never updated; the version that decided each evaluation's ``passed`` (NULL: the evaluator's
+# built-in threshold); and scores of reviewed visits by the engine the evaluations were not made with, so local
+# and llm agreement are measured on the same reviews.
+_V13 = """
+CREATE TABLE IF NOT EXISTS reviews (
+    id              BIGINT PRIMARY KEY,
+    journey_id      VARCHAR NOT NULL,
+    stage           VARCHAR NOT NULL,
+    visit           INTEGER NOT NULL,
+    evaluator       VARCHAR NOT NULL,
+    passed          BOOLEAN NOT NULL,
+    reviewer        VARCHAR NOT NULL,
+    note            VARCHAR,
+    source          VARCHAR NOT NULL,
+    reviewed_at     TIMESTAMP NOT NULL,
+    superseded_at   TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS reviews_journey ON reviews (journey_id);
+
+CREATE TABLE IF NOT EXISTS evaluator_thresholds (
+    version         BIGINT PRIMARY KEY,
+    evaluator       VARCHAR NOT NULL,
+    engine          VARCHAR NOT NULL,
+    journey_name    VARCHAR,
+    stage           VARCHAR,
+    threshold       DOUBLE NOT NULL,
+    previous        DOUBLE,
+    previous_version BIGINT,
+    reason          VARCHAR NOT NULL,
+    actor           VARCHAR NOT NULL,
+    adopted_at      TIMESTAMP NOT NULL,
+    reviews         INTEGER
+);
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS threshold_version BIGINT;
+
+CREATE TABLE IF NOT EXISTS review_scores (
+    journey_id      VARCHAR NOT NULL,
+    stage           VARCHAR NOT NULL,
+    visit           INTEGER NOT NULL,
+    evaluator       VARCHAR NOT NULL,
+    engine          VARCHAR NOT NULL,
+    version         VARCHAR NOT NULL,
+    score           DOUBLE,
+    passed          BOOLEAN,
+    error           VARCHAR,
+    threshold_version BIGINT,
+    scored_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (journey_id, stage, visit, evaluator, engine)
 );
 """
 
 _MIGRATIONS: dict[int, str] = {
-    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12,
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
 }
 
 

@@ -377,6 +377,21 @@ class Warehouse:
                 cur.close()
 
     @contextlib.contextmanager
+    def transaction(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """:meth:`writing` in one transaction: committed when the block ends, rolled back when it raises; a DuckDB
+        error becomes ``WarehouseError("cannot {what} in PATH: ...")``."""
+        with self.writing() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException as exc:
+                _rollback(cur)
+                if isinstance(exc, duckdb.Error):
+                    raise WarehouseError(f"cannot {what} in {self.path}: {str(exc).splitlines()[0]}") from None
+                raise
+
+    @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         """Both write locks (always in this order): no append and no upkeep runs meanwhile."""
         with self._visits_lock, self._append_lock:

@@ -16,25 +16,9 @@ import streamlit as st
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import pct
+from journeyscope.dashboard.transcript import TRANSCRIPT_CSS, clock, turn_html
 
 TITLE = "Journey explorer"
-
-_CSS = """
-<style>
-.js-visit { margin: 0.2rem 0 1.2rem 0; }
-.js-turn { border-left: 3px solid #d0d5db; padding: 0.25rem 0.75rem; margin: 0.3rem 0; border-radius: 4px; }
-.js-turn.js-customer { border-left-color: #3b6fd8; }
-.js-turn.js-agent { border-left-color: #2e9d5b; }
-.js-turn.js-tool, .js-turn.js-system { border-left-color: #9aa3ad; opacity: 0.8; font-size: 0.9em; }
-.js-turn.js-cited { background: #fff3cd; border-left-color: #d6453d; border-left-width: 5px; }
-.js-turn.js-cited-ok { background: #f3faf5; }
-.js-meta { color: #6b7280; font-size: 0.78rem; }
-.js-text { white-space: pre-wrap; }
-.js-cite { color: #b42318; font-size: 0.78rem; font-weight: 600; }
-.js-cite-ok { color: #2e7d4f; font-size: 0.78rem; }
-</style>
-"""
-
 
 def _pick(ctx: PageContext) -> str | None:
     """The journey to show: a link's id, else what the search box finds."""
@@ -114,49 +98,8 @@ def _scores(detail: dict[str, Any]) -> None:
     )
 
 
-def _time(ts: str | None) -> str:
-    return ts[11:19] if ts and len(ts) >= 19 else (ts or "")
-
-
-def _turn_html(turn: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str:
-    """One turn; turns cited by a failing score are highlighted, those cited by a passing one marked quietly."""
-    role = turn["role"] or "?"
-    cited = turn.get("cited_by") or []
-    failing = [n for n in cited if scores.get(n, {}).get("passed") is False]
-    passing = [n for n in cited if n not in failing]
-    classes = f"js-turn js-{html.escape(role)}" + (
-        " js-cited" if failing else " js-cited-ok" if passing else ""
-    )
-    who = role + (f" ({turn['name']})" if turn.get("name") else "")
-    meta = " · ".join(
-        x
-        for x in (
-            f"#{turn['index']}",
-            who,
-            _time(turn.get("ts")),
-            turn.get("channel") or "",
-            turn.get("stage") or "",
-        )
-        if x
-    )
-
-    def named(names: list[str]) -> str:
-        parts = []
-        for name in names:
-            score = scores.get(name, {}).get("score")
-            parts.append(f"{name} ({score:.2f})" if isinstance(score, float) else name)
-        return html.escape(", ".join(parts))
-
-    cite = f'<div class="js-cite">✗ cited by {named(failing)}</div>' if failing else ""
-    cite += f'<div class="js-cite-ok">✓ cited by {named(passing)}</div>' if passing else ""
-    return (
-        f'<div class="{classes}" data-turn="{turn["index"]}"><div class="js-meta">{html.escape(meta)}</div>'
-        f'<div class="js-text">{html.escape(turn.get("text") or "")}</div>{cite}</div>'
-    )
-
-
 def _transcript(detail: dict[str, Any]) -> None:
-    st.markdown(_CSS, unsafe_allow_html=True)
+    st.markdown(TRANSCRIPT_CSS, unsafe_allow_html=True)
     only_cited = st.toggle("Only visits with failing scores", key="jx_only_cited")
     for v in detail["visits"]:
         scores = {e["evaluator"]: e for e in v["evaluations"]}
@@ -165,7 +108,7 @@ def _transcript(detail: dict[str, Any]) -> None:
             continue
         title = (
             f"**{v['stage']}** · visit {v['visit']} · {v.get('channel') or '?'} · {v['outcome']} · "
-            f"{_time(v['started_at'])}–{_time(v['ended_at'])}"
+            f"{clock(v['started_at'])}–{clock(v['ended_at'])}"
         )
         if failed:
             title += f" · :red[{len(failed)} failing score(s)]"
@@ -175,7 +118,7 @@ def _transcript(detail: dict[str, Any]) -> None:
                 f"✗ {e['evaluator']} {e['score'] if e['score'] is None else round(e['score'], 2)}: {e['reason']}"
             )
         body = (
-            "".join(_turn_html(t, scores) for t in v["transcript"]) or '<div class="js-meta">no turns</div>'
+            "".join(turn_html(t, scores) for t in v["transcript"]) or '<div class="js-meta">no turns</div>'
         )
         st.markdown(f'<div class="js-visit">{body}</div>', unsafe_allow_html=True)
 

@@ -16,6 +16,7 @@ from journeyscope.cli.common import run_cli
 from journeyscope.cli.dashboard import dashboard
 from journeyscope.cli.demo import demo
 from journeyscope.cli.evaluate import evaluate
+from journeyscope.cli.evaluators import evaluators
 from journeyscope.cli.export import export
 from journeyscope.cli.forget import forget
 from journeyscope.cli.funnel import funnel_command
@@ -24,6 +25,7 @@ from journeyscope.cli.keys import keys
 from journeyscope.cli.monitors import monitors
 from journeyscope.cli.privacy import privacy
 from journeyscope.cli.retention import retention
+from journeyscope.cli.reviews import reviews
 from journeyscope.cli.serve import serve
 
 
@@ -36,6 +38,7 @@ def cli() -> None:
 cli.add_command(dashboard)
 cli.add_command(demo)
 cli.add_command(evaluate)
+cli.add_command(evaluators)
 cli.add_command(export)
 cli.add_command(forget)
 cli.add_command(funnel_command)
@@ -44,6 +47,7 @@ cli.add_command(keys)
 cli.add_command(monitors)
 cli.add_command(privacy)
 cli.add_command(retention)
+cli.add_command(reviews)
 cli.add_command(serve)
 
 
