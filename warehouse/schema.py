@@ -244,6 +244,7 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     status          VARCHAR NOT NULL,
     http_status     INTEGER,
     error           VARCHAR
+);
 """
 
 # v13: people's verdicts on stage visits (journeyscope.warehouse.reviews), one row per review ever made: a later
