@@ -21,6 +21,7 @@ from typing import Any
 
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.journey_map import JourneyMap
+from journeyscope.warehouse.markers import markers
 from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
 from journeyscope.warehouse.store import Warehouse
 
@@ -103,6 +104,7 @@ def filter_values(warehouse: Warehouse) -> dict[str, Any]:
             "channels": list(channels or []),
             "first_visit_at": _iso(first),
             "last_visit_at": _iso(last),
+            "markers": markers(warehouse),
         },
     }
 
@@ -271,5 +273,6 @@ def health(
             "channels": list(channels or []),
             "first_visit_at": everything["first_visit_at"],
             "last_visit_at": everything["last_visit_at"],
+            "markers": markers(warehouse),
         },
     }

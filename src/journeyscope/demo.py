@@ -17,10 +17,14 @@ from journeyscope.instrument import setup
 from journeyscope.simulator import SeededIdGenerator, SimulationConfig, Simulator
 from journeyscope.warehouse import Warehouse, load_journey_map
 from journeyscope.warehouse.evaluations import EvaluationSummary, evaluate_pending
+from journeyscope.warehouse.markers import record_marker
 
 # Journeys between explicit flushes: bounds the exporter queue, so a long demo
 # never drops spans however fast the simulator produces them.
 _FLUSH_EVERY = 250
+
+#: The marker the demo leaves where the context bridge ships (the compare page splits there by default).
+BRIDGE_MARKER = "context bridge ships (demo)"
 
 #: The demo's journey map (the simulated journey types' stages in order), shipped with the package.
 DEMO_MAP = Path(__file__).with_name("demo_journeys.toml")
@@ -99,6 +103,8 @@ def run_demo(
     finally:
         tracing.shutdown()
     try:
+        if simulator.bridge_at is not None:
+            record_marker(warehouse, BRIDGE_MARKER, simulator.bridge_at)
         warehouse.update_visits()
         evaluation = evaluate_pending(warehouse, "local", progress=eval_progress) if evaluate else None
         summary = warehouse.summary()
