@@ -6,11 +6,10 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from journeyscope.cli.common import db_option, map_option
+from journeyscope.cli.common import console, db_option, map_option
 from journeyscope.demo import demo_map_beside, run_demo
 from journeyscope.ports import ensure_free
 from journeyscope.simulator import SimulationConfig
@@ -49,7 +48,7 @@ def demo(
         ensure_free(host, port)
     if map_file is None and Path(db).resolve().parent.is_dir():
         map_file = str(demo_map_beside(db))
-    console = Console(stderr=True)
+    err = console(stderr=True)
     config = SimulationConfig(journeys=journeys, seed=seed, days=days, bridge_day=bridge_day if bridge_day < days else None)
     started = time.perf_counter()
     with Progress(
@@ -57,7 +56,7 @@ def demo(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=err,
         transient=True,
         disable=journeys < 200,
     ) as progress:
@@ -75,7 +74,7 @@ def demo(
         )
     elapsed = time.perf_counter() - started
     summary = result.summary
-    out = Console()
+    out = console()
     out.print(
         f"[bold]{journeys}[/] journeys simulated, {result.spans_recorded} spans recorded in {elapsed:.1f}s "
         f"→ {result.db}: {summary['spans']} spans, {summary['journeys']} journeys, {summary['customers']} customers"

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from journeyscope.cli.common import db_option, map_option
+from journeyscope.cli.common import console, db_option, map_option
+from journeyscope.cli.output import SHORT_LEGEND, TABLE_FORMATS, emit_csv, emit_json, short_name, table
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import FunnelReport, funnel
 from journeyscope.warehouse.journey_map import load_journey_map
+from journeyscope.warehouse.stats import Rate
 
 
 def _pct(value: float | None) -> str:
@@ -31,32 +31,69 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
+def _rate(r: Rate) -> str:
+    return _pct(r.value) + _ci(r.low, r.high)
+
+
 def render(report: FunnelReport, console: Console) -> None:
-    """Print one table per journey type, rates with their 95% intervals."""
+    """Per journey type: the funnel, re-entry and time in stage, then each evaluator at each stage.
+
+    Three narrow tables rather than one wide one, so an 80-column terminal shows every column with
+    no name cut; rates carry their 95% intervals, evaluator fail rates the visits they count.
+    """
     if report.note:
         console.print(report.note)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     for journey in report.journeys:
         order = "journey map order" if journey.order == "map" else "order inferred from first entries (no journey map)"
-        table = Table(title=f"{journey.journey}: {journey.total} journeys ({order})", title_justify="left")
-        for column in ("stage", "entered", "completed", "completion [95% CI]", "conversion", "dropped",
-                       "re-entered", "re-entry", "visits", "time median/p90"):
-            table.add_column(column, justify="left" if column == "stage" else "right")
+        console.print(f"[bold]{journey.journey}[/]: {journey.total} journeys ({order})")
+        names = [s.stage + ("" if s.in_map else " (not in map)") for s in journey.stages]
+        flow = table(None, ("stage", "entered", "completed", "completion [95% CI]", "conversion", "dropped"),
+                     text=("stage",))
+        for name, s in zip(names, journey.stages):
+            flow.add_row(name, str(s.entered), str(s.completed), _rate(s.completion),
+                         _pct(s.conversion.value) if s.conversion else "–", str(s.dropped))
+        console.print(flow)
+        again = table(None, ("stage", "re-entered", "re-entry [95% CI]", "visits", "time median / p90"),
+                      text=("stage",))
+        for name, s in zip(names, journey.stages):
+            again.add_row(name, str(s.reentered), _rate(s.reentry), str(s.visits),
+                          f"{_duration(s.median_seconds)} / {_duration(s.p90_seconds)}")
+        console.print(again)
+        scores = table(None, ("stage", "evaluator", "mean", "fail [95% CI]", "n", "unscored"),
+                       text=("stage", "evaluator"))
+        for name, s in zip(names, journey.stages):
+            for e in s.evaluators:
+                mean = "–" if e.mean_score is None else f"{e.mean_score:.2f}"
+                scores.add_row(name, short_name(e.evaluator), mean, _rate(e.fail_rate), str(e.fail_rate.n),
+                               str(e.unscored))
+        if scores.row_count:
+            console.print(scores)
+    if any(s.evaluators for j in report.journeys for s in j.stages):
+        console.print(f"evaluator: {SHORT_LEGEND}. fail: of the n visits the evaluator could score; "
+                      "unscored visits (no evidence, unsupported language) are counted apart.")
+
+
+def csv_rows(report: FunnelReport) -> list[dict[str, Any]]:
+    """One row per journey type and stage: the JSON stage record flattened, then ``EVALUATOR.field`` columns."""
+    rows = []
+    for journey in report.journeys:
         for s in journey.stages:
-            table.add_row(
-                s.stage + ("" if s.in_map else " (not in map)"),
-                str(s.entered),
-                str(s.completed),
-                _pct(s.completion.value) + _ci(s.completion.low, s.completion.high),
-                _pct(s.conversion.value) if s.conversion else "–",
-                str(s.dropped),
-                str(s.reentered),
-                _pct(s.reentry.value),
-                str(s.visits),
-                f"{_duration(s.median_seconds)} / {_duration(s.p90_seconds)}",
-            )
-        console.print(table)
+            record = s.as_dict()
+            evaluators = record.pop("evaluators")
+            row: dict[str, Any] = {"journey": journey.journey, "journey_total": journey.total}
+            for key, value in record.items():
+                if key.endswith("_ci"):  # an interval, or None
+                    row[f"{key}_low"], row[f"{key}_high"] = value if value else (None, None)
+                else:
+                    row[key] = value
+            for e in evaluators:
+                name = e["evaluator"]
+                row.update({f"{name}.mean_score": e["mean_score"], f"{name}.fail_rate": e["fail_rate"],
+                            f"{name}.scored": e["scored"], f"{name}.unscored": e["unscored"]})
+            rows.append(row)
+    return rows
 
 
 @click.command("funnel")
@@ -67,7 +104,8 @@ def render(report: FunnelReport, console: Console) -> None:
 @click.option("--channel", help="Only visits on this channel.")
 @click.option("--since", type=click.DateTime(), help="Visits that started at or after this UTC time.")
 @click.option("--until", type=click.DateTime(), help="Visits that started before this UTC time.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="table", show_default=True,
+              help="table for people; json (DESIGN.md shape) or csv (one row per stage) for scripts.")
 def funnel_command(
     db: str,
     map_file: str | None,
@@ -78,12 +116,13 @@ def funnel_command(
     until: datetime | None,
     fmt: str,
 ) -> None:
-    """Per-stage funnel: entered, completed, conversion, drop-off, re-entry (with 95% intervals)."""
+    """Per-stage funnel: entered, completed, conversion, drop-off, re-entry, time in stage, evaluator scores."""
     filters = Filters(journey=journey, cohort=cohort, channel=channel, since=since, until=until)
     with Warehouse(db, read_only=True, journey_map=load_journey_map(map_file)) as warehouse:
         report = funnel(warehouse, filters)
     if fmt == "json":
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        emit_json(report.as_dict())
+    elif fmt == "csv":
+        emit_csv(csv_rows(report))
     else:
-        # Piped output has no terminal width: give the table room rather than folding every cell.
-        render(report, Console(width=None if sys.stdout.isatty() else 150))
+        render(report, console())
