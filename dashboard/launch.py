@@ -70,7 +70,7 @@ def command(
     cmd = [
         sys.executable,
         "-m",
-        "streamlit",
+        "journeyscope.dashboard.serve",  # streamlit's own command line, with the pages' libraries warmed
         "run",
         str(APP),
         "--server.address",
