@@ -267,3 +267,17 @@ def test_a_stages_figures_are_one_number_everywhere(demo_db, tmp_path):
         for s in j["stages"]
     }
     assert api == expected
+
+
+def test_the_compliance_page_shows_words_not_json():
+    from journeyscope.dashboard.views.compliance import _audit_rows, _consent_rows
+
+    consent = _consent_rows([{"journey": "j", "stage": "s", "journeys": 4, "recorded": 4, "none": 0,
+                              "scopes": {"analytics": 4, "ai_evaluation": 3},
+                              "coverage": {"analytics": 1.0, "ai_evaluation": 0.75}}])
+    assert consent == [{"journey": "j", "stage": "s", "journeys": 4, "recorded": 4, "none": 0,
+                        "ai_evaluation": "3 of 4 (75%)", "analytics": "4 of 4 (100%)"}]
+    audit = _audit_rows([{"id": 1, "action": "policy_change", "rows": 0,
+                          "detail": {"from": None, "policy": {"source": "built-in defaults", "types": {}},
+                                     "to": "16927023", "tables": ["spans", "evaluations"]}}])
+    assert audit[0]["detail"] == "policy: built-in defaults; to: 16927023; tables: spans, evaluations"
