@@ -1,9 +1,11 @@
 """Starting the dashboard: ``streamlit run`` on :mod:`journeyscope.dashboard.app` with our settings.
 
 Used by ``journeyscope dashboard`` and ``journeyscope demo``. Streamlit runs in
-a child process (its own server, signal handling and file watcher), bound to
-127.0.0.1 unless told otherwise; settings travel after ``--`` and in the
-environment (see :mod:`journeyscope.dashboard.settings`).
+a child process (its own server and signal handling), bound to 127.0.0.1 unless
+told otherwise, always headless and configured by ``STREAMLIT_*`` variables
+(:data:`STREAMLIT_ENV`), so it never prompts and never writes to the user's home;
+the dashboard's settings travel after ``--`` and in the environment (see
+:mod:`journeyscope.dashboard.settings`).
 """
 
 from __future__ import annotations
