@@ -26,10 +26,11 @@ import httpx
 import pytest
 from dashboard_support import CHROMIUM, CHROMIUM_ARGS, build_demo, chromium_available, wait_for_app
 
-from journeyscope.demo import DEMO_MAP
+from journeyscope.demo import BRIDGE_MARKER, DEMO_MAP
 from journeyscope.warehouse import Warehouse, load_journey_map
 from journeyscope.warehouse.flows import transitions
 from journeyscope.warehouse.funnel import funnel
+from journeyscope.warehouse.health import filter_values
 
 EXE = shutil.which("journeyscope") or str(Path(sys.executable).with_name("journeyscope"))
 
@@ -228,6 +229,8 @@ def test_a_stages_figures_are_one_number_everywhere(demo_db, tmp_path):
     with Warehouse(demo_db, read_only=True, journey_map=journey_map) as wh:
         report = funnel(wh)
         edges = transitions(wh)
+        marks = filter_values(wh)["dimensions"]["markers"]
+    assert [m["name"] for m in marks] == [BRIDGE_MARKER]  # where the compare page splits by default
     expected = {
         (j.journey, s.stage): (s.entered, s.completed, s.dropped, s.reentered, s.visits)
         for j in report.journeys
@@ -281,3 +284,18 @@ def test_the_compliance_page_shows_words_not_json():
                           "detail": {"from": None, "policy": {"source": "built-in defaults", "types": {}},
                                      "to": "16927023", "tables": ["spans", "evaluations"]}}])
     assert audit[0]["detail"] == "policy: built-in defaults; to: 16927023; tables: spans, evaluations"
+
+
+def test_compare_splits_at_the_latest_marker_else_the_last_7_days():
+    from datetime import date
+
+    from journeyscope.dashboard.views.compare import _default_split
+
+    first, last = date(2025, 5, 18), date(2025, 5, 31)
+    marked = {"markers": [{"name": "old", "at": "2025-05-20T00:00:00Z"},
+                          {"name": "context bridge ships (demo)", "at": "2025-05-28T13:05:00Z"}]}
+    assert _default_split(marked, first, last)[0] == date(2025, 5, 29)  # the first whole day after it
+    assert _default_split({"markers": [{"name": "m", "at": "2025-05-25T00:00:00Z"}]}, first, last)[0] == date(
+        2025, 5, 25)
+    outside = {"markers": [{"name": "later", "at": "2025-07-01T00:00:00Z"}]}
+    assert _default_split(outside, first, last)[0] == _default_split({}, first, last)[0] == date(2025, 5, 25)
