@@ -16,7 +16,7 @@ browser, which on a busy 2-core machine is a second or more of every visit whate
     python benchmarks/bench_funnel.py --evaluated    # then, the same million journeys with evaluator scores:
     python benchmarks/bench_dashboard.py --db benchmarks/.data/funnel-1000000-evaluated.duckdb
     python benchmarks/bench_dashboard.py --db FILE [--map journeys.toml] [--pages overview,graph]
-    python benchmarks/bench_dashboard.py --demo 2000 --pages overview   # `journeyscope demo`'s warehouse, scored
+    python benchmarks/bench_dashboard.py --demo 2000 --pages overview   # the demo's warehouse, scored
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="warehouse file (default: bench_funnel's of --journeys journeys)")
     parser.add_argument("--journeys", type=int, default=10_000, help="size of the default warehouse")
     parser.add_argument("--demo", type=int, metavar="N",
-                        help="measure the warehouse `journeyscope demo --journeys N` writes (built once, scored)")
+                        help="the warehouse `journeyscope demo --journeys N` writes (built once, scored)")
     parser.add_argument("--map", help="journey map file (default: bench_funnel's map for its warehouses)")
     parser.add_argument("--pages", default=",".join(PAGES), help="comma-separated")
     parser.add_argument("--warm-rounds", type=int, default=2)

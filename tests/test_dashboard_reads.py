@@ -514,8 +514,8 @@ def test_insights_on_small_inputs():
     assert alert.sentence() == "j: b completes 70.0% vs ≥ 90.0% at every other stage"
     # "rare" failed every visit it scored, but it scored 9, fewer than MIN_SCORED: no finding, no colour.
     assert (
-        evaluator_hotspot(journey, "b") == "friction_x fails on 50% of 90 scored visits here vs 5% of 100 at the "
-        "other stages (mean score 0.50)"
+        evaluator_hotspot(journey, "b")
+        == "friction_x fails on 50% of 90 scored visits here vs 5% of 100 at the other stages (mean score 0.50)"
     )
     stages, evaluators, rates, sizes = fail_matrix(journey)
     assert evaluators == ["rare", "friction_x"]

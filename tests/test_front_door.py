@@ -71,7 +71,8 @@ def test_demo_from_a_script_serves_the_dashboard_without_a_prompt(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOURNEYSCOPE_", "STREAMLIT_", "DISPLAY"))}
+    ours = ("JOURNEYSCOPE_", "STREAMLIT_", "DISPLAY")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env.update(HOME=str(home), WAYLAND_DISPLAY="")
     err_path = work / "stderr.txt"
     with err_path.open("w") as err:
@@ -255,7 +256,9 @@ def test_a_stages_figures_are_one_number_everywhere(demo_db, tmp_path):
     as_csv = cli_run("funnel", "--db", str(demo_db), "--map", str(DEMO_MAP), "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert {
-        (r["journey"], r["stage"]): tuple(int(r[k]) for k in ("entered", "completed", "dropped", "reentered", "visits"))
+        (r["journey"], r["stage"]): tuple(
+            int(r[k]) for k in ("entered", "completed", "dropped", "reentered", "visits")
+        )
         for r in rows
     } == expected
     # the API (a copy: the server is its file's one writer)

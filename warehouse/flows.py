@@ -26,13 +26,12 @@ from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import FunnelReport, funnel, stage_orders
 from journeyscope.warehouse.stats import Difference, Rate, difference, rate
 from journeyscope.warehouse.store import Warehouse
-from journeyscope.warehouse.visits import OUTCOME_NOW
 
 RETENTION = "customer_agent_context_retention"
 
 # The stage each visit led to is stored with it (``next_stage``), so the graph's stage-to-stage links are one
-# GROUP BY. A filter that keeps whole journeys (type, cohort) applies to the visits directly; a channel or time
-# filter selects the journeys with a matching visit and then counts all their steps. Where journeys end
+# GROUP BY. A filter that keeps whole journeys (type, cohort) applies to the visits directly; a channel or
+# time filter selects the journeys with a matching visit and then counts all their steps. Where journeys end
 # (completed, exit, in progress) is not counted here but taken from the funnel: one definition per figure.
 _TRANSITION_COUNT = """
 SELECT v.journey_name, v.stage AS from_stage, v.next_stage AS to_stage, count(*) AS journeys
@@ -40,7 +39,8 @@ FROM stage_visits v
 """
 _TRANSITIONS_WHOLE = (
     _TRANSITION_COUNT
-    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL AND {where} GROUP BY ALL ORDER BY 1, 4 DESC"
+    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL AND {where} "
+    + "GROUP BY ALL ORDER BY 1, 4 DESC"
 )
 _TRANSITIONS_MATCHED = (
     _TRANSITION_COUNT
@@ -112,7 +112,8 @@ def transitions(warehouse: Warehouse, filters: Filters | None = None) -> list[Tr
         mapped = [s for s in j.stages if s.in_map]
         last = mapped[-1].stage if mapped else None
         for s in j.stages:
-            ends = ((COMPLETED, s.completed if s.stage == last else 0), (EXIT, s.dropped), (IN_PROGRESS, s.open))
+            completed = s.completed if s.stage == last else 0
+            ends = ((COMPLETED, completed), (EXIT, s.dropped), (IN_PROGRESS, s.open))
             result.extend(Transition(j.journey, s.stage, target, n, False) for target, n in ends if n)
     return result
 

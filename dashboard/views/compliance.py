@@ -24,7 +24,8 @@ def _consent_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         row = {k: v for k, v in r.items() if k not in ("scopes", "coverage")}
         for scope, count in sorted((r.get("scopes") or {}).items()):
-            row[scope] = f"{count:,} of {r['journeys']:,} ({(r.get('coverage') or {}).get(scope, 0) * 100:.0f}%)"
+            share = (r.get("coverage") or {}).get(scope, 0)
+            row[scope] = f"{count:,} of {r['journeys']:,} ({share * 100:.0f}%)"
         out.append(row)
     return out
 

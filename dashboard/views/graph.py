@@ -55,7 +55,8 @@ def render(ctx: PageContext) -> None:
         for t in ends:
             by_stage[(t["from"], t["to"])] = by_stage.get((t["from"], t["to"]), 0) + t["journeys"]
         rows = [
-            {"stage": s, "end": e.strip("()"), "journeys": n, "share": f"{pct(n / total)} n={total:,}" if total else "–"}
+            {"stage": s, "end": e.strip("()"), "journeys": n,
+             "share": f"{pct(n / total)} n={total:,}" if total else "–"}
             for (s, e), n in sorted(by_stage.items(), key=lambda kv: -kv[1])
         ]
         st.table(pd.DataFrame(rows))

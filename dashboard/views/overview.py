@@ -83,7 +83,9 @@ def _table(journey: dict[str, Any], highlight: str | None) -> None:
                 "entered": s["entered"],
                 "completed": s["completed"],
                 "dropped": s["dropped"],
-                "completion [95% CI]": rate_text(s["completion_rate"], s.get("completion_rate_ci"), s["entered"]),
+                "completion [95% CI]": rate_text(
+                    s["completion_rate"], s.get("completion_rate_ci"), s["entered"]
+                ),
                 "conversion": pct(conversion, 1) + (f" n={previous:,}" if conversion is not None else ""),
                 "re-entry [95% CI]": rate_text(s["reentry_rate"], s.get("reentry_rate_ci"), s["entered"]),
                 "visits": s["visits"],

@@ -20,8 +20,8 @@ def ensure_free(host: str, port: int, what: str = "", option: str = "--port") ->
     """Raise :class:`ConfigError` ("cannot listen on HOST:PORT ...") unless ``host:port`` can be bound now.
 
     Port 0 (the system picks one) is always free. ``what`` names the listener in the message
-    (e.g. ``"for gRPC"``), ``option`` the flag that picks another port. Binds with ``SO_REUSEADDR``, as the servers do, so a port whose last
-    connections are in TIME_WAIT counts as free.
+    (e.g. ``"for gRPC"``), ``option`` the flag that picks another port. Binds with ``SO_REUSEADDR``,
+    as the servers do, so a port whose last connections are in TIME_WAIT counts as free.
     """
     if port == 0:
         return

@@ -23,7 +23,8 @@ from journeyscope.errors import ConfigError, InvalidInputError
 @click.option(
     "--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Dashboard port."
 )
-@click.option("--no-browser", is_flag=True, help="Do not open a browser (one opens only where a desktop can show it).")
+@click.option("--no-browser", is_flag=True,
+              help="Do not open a browser (one opens only where a desktop can show it).")
 def dashboard(db: str, api: str | None, map_file: str | None, host: str, port: int, no_browser: bool) -> None:
     """Serve the dashboard until Ctrl-C: funnels, stage detail, journeys, flows, comparisons and data health.
 

@@ -30,13 +30,14 @@ from journeyscope.simulator import SimulationConfig
 )
 @click.option("--fresh", is_flag=True, help="Delete the warehouse file first.")
 @click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard afterwards.")
-@click.option("--port", "--dashboard-port", "port", default=8501, show_default=True, type=click.IntRange(1, 65535),
-              help="Dashboard port.")
+@click.option("--port", "--dashboard-port", "port", default=8501, show_default=True,
+              type=click.IntRange(1, 65535), help="Dashboard port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the dashboard on.")
-@click.option("--no-browser", is_flag=True, help="Do not open a browser (one opens only where a desktop can show it).")
+@click.option("--no-browser", is_flag=True,
+              help="Do not open a browser (one opens only where a desktop can show it).")
 def demo(
-    db: str, map_file: str | None, journeys: int, seed: int, days: int, bridge_day: int, fresh: bool, no_dashboard: bool, port: int,
-    host: str, no_browser: bool,
+    db: str, map_file: str | None, journeys: int, seed: int, days: int, bridge_day: int, fresh: bool,
+    no_dashboard: bool, port: int, host: str, no_browser: bool,
 ) -> None:
     """Simulate customer journeys through the real instrumentation into the warehouse.
 

@@ -57,8 +57,9 @@ def _print_summary(summary: EvaluationSummary, out: Console, fmt: str = "table")
     rows = table("Evaluations in the warehouse",
                  ("evaluator", "visits", "scored", "mean score", "fail rate", "errors"), text=("evaluator",))
     for s in summary.evaluators:
-        rows.add_row(short_name(s.evaluator), str(s.results), str(s.scored),
-                     "-" if s.mean_score is None else f"{s.mean_score:.3f}", _percent(s.fail_rate), str(s.errors))
+        mean = "-" if s.mean_score is None else f"{s.mean_score:.3f}"
+        rows.add_row(short_name(s.evaluator), str(s.results), str(s.scored), mean, _percent(s.fail_rate),
+                     str(s.errors))
     out.print(rows)
     out.print(f"evaluator: {SHORT_LEGEND}; fail rate: of the scored visits.")
 

@@ -36,7 +36,9 @@ def forget(
     result = forget_customer(db, customer_id, reference=reference, compact=not no_compact,
                              verify=not no_compact, also_check=list(also_check))
     if not result.total:
-        checked = f"; its bytes were checked and do not contain {customer_id!r}" if result.still_found == [] else ""
+        checked = ""
+        if result.still_found == []:
+            checked = f"; its bytes were checked and do not contain {customer_id!r}"
         raise WarehouseError(
             f"no such customer: {db} holds no rows of customer {customer_id!r}, nothing was erased "
             f"(the request is recorded as audit entry {result.audit_id}{checked}); check the id"

@@ -76,7 +76,7 @@ def render(report: FunnelReport, console: Console) -> None:
 
 
 def csv_rows(report: FunnelReport) -> list[dict[str, Any]]:
-    """One row per journey type and stage: the JSON stage record flattened, then ``EVALUATOR.field`` columns."""
+    """One row per journey type and stage: the JSON stage record flattened, then ``EVALUATOR.field``s."""
     rows = []
     for journey in report.journeys:
         for s in journey.stages:
@@ -116,7 +116,7 @@ def funnel_command(
     until: datetime | None,
     fmt: str,
 ) -> None:
-    """Per-stage funnel: entered, completed, conversion, drop-off, re-entry, time in stage, evaluator scores."""
+    """Per-stage funnel: entered, completed, conversion, drop-off, re-entry, time in stage, scores."""
     filters = Filters(journey=journey, cohort=cohort, channel=channel, since=since, until=until)
     with Warehouse(db, read_only=True, journey_map=load_journey_map(map_file)) as warehouse:
         report = funnel(warehouse, filters)

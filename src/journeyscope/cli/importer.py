@@ -68,4 +68,5 @@ def import_(file: str, db: str, map_file: str | None) -> None:
         f"({summary.new_spans} new, {summary.duplicates} already stored) into {db}"
     )
     if summary.skipped:
-        click.echo(f"skipped {len(summary.skipped)} of {summary.journeys + len(summary.skipped)} lines", err=True)
+        lines = summary.journeys + len(summary.skipped)
+        click.echo(f"skipped {len(summary.skipped)} of {lines} lines", err=True)
