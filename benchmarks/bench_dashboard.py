@@ -16,6 +16,7 @@ browser, which on a busy 2-core machine is a second or more of every visit whate
     python benchmarks/bench_funnel.py --evaluated    # then, the same million journeys with evaluator scores:
     python benchmarks/bench_dashboard.py --db benchmarks/.data/funnel-1000000-evaluated.duckdb
     python benchmarks/bench_dashboard.py --db FILE [--map journeys.toml] [--pages overview,graph]
+    python benchmarks/bench_dashboard.py --demo 2000 --pages overview   # the demo's warehouse, scored
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, wait_until_settled
 from journeyscope.dashboard.launch import background_process
+from journeyscope.demo import DEMO_MAP
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_funnel  # the synthetic warehouse and its journey map
@@ -142,6 +144,21 @@ def _check_schema(db: Path, map_file: str | None, upgrade: bool) -> None:
         print(f"migrated {db} in {time.perf_counter() - started:.0f} s")
 
 
+def _demo_warehouse(journeys: int) -> Path:
+    """The demo's warehouse of ``journeys`` journeys (seed 7, scored), as ``journeyscope demo`` writes it."""
+    from journeyscope.demo import run_demo
+    from journeyscope.simulator import SimulationConfig
+
+    db = Path(__file__).parent / ".data" / f"demo-{journeys}.duckdb"
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        partial = db.with_suffix(".partial.duckdb")
+        partial.unlink(missing_ok=True)
+        run_demo(partial, SimulationConfig(journeys=journeys))
+        partial.rename(db)
+    return db
+
+
 def _s(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -163,6 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="warehouse file (default: bench_funnel's of --journeys journeys)")
     parser.add_argument("--journeys", type=int, default=10_000, help="size of the default warehouse")
+    parser.add_argument("--demo", type=int, metavar="N",
+                        help="the warehouse `journeyscope demo --journeys N` writes (built once, scored)")
     parser.add_argument("--map", help="journey map file (default: bench_funnel's map for its warehouses)")
     parser.add_argument("--pages", default=",".join(PAGES), help="comma-separated")
     parser.add_argument("--warm-rounds", type=int, default=2)
@@ -176,6 +195,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="js-bench-dashboard-"))
     try:
         db = args.db
+        if args.demo:
+            db, args.map = _demo_warehouse(args.demo), args.map or str(DEMO_MAP)
         if db is None:
             db = Path(bench_funnel.__file__).parent / ".data" / f"funnel-{args.journeys}.duckdb"
             if not db.exists():

@@ -35,15 +35,24 @@ PAGES = (
 )
 
 
+def _forward() -> None:
+    """The hidden page at "/": never drawn (the entry script forwards to the start page first)."""
+
+
 def main() -> None:
     st.set_page_config(page_title="journeyscope", page_icon=":material/route:", layout="wide")
     settings = load_settings(sys.argv[1:])
     start = settings.page if settings.page in {p[2] for p in PAGES} else "overview"
     pages = {
-        url: st.Page(PAGES_DIR / f"{name}.py", title=title, url_path=url, icon=icon, default=url == start)
+        url: st.Page(PAGES_DIR / f"{name}.py", title=title, url_path=url, icon=icon)
         for name, title, url, icon, _ in PAGES
     }
-    selected = st.navigation(list(pages.values()))
+    # Streamlit serves its default page at "/" only, so every page gets its own address (/overview too):
+    # "/" is a hidden page that forwards to the start page, query parameters kept.
+    home = st.Page(_forward, title="journeyscope", url_path="home", default=True, visibility="hidden")
+    selected = st.navigation([*pages.values(), home])
+    if selected is home:
+        st.switch_page(pages[start], query_params=st.query_params.to_dict())
     uses_filters = next((f for _, title, _, _, f in PAGES if title == selected.title), True)
     selected_url = next((url for _, title, url, _, _ in PAGES if title == selected.title), None)
     st.session_state.pop(CTX_KEY, None)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
-from journeyscope.dashboard.insights import pct
+from journeyscope.dashboard.insights import NOT_ENOUGH, pct
 
 __all__ = [
     "compare_chart",
@@ -162,8 +162,18 @@ def fail_heatmap(
     sizes: Sequence[Sequence[int]],
     highlight: str | None = None,
 ) -> go.Figure:
-    """Fail rate of every evaluator at every stage (darker = fails more), with the visits scored."""
-    text = [[pct(r) if r is not None else "" for r in row] for row in rates]
+    """Fail rate of every evaluator at every stage (darker = fails more), with the visits scored.
+
+    A cell without a rate (fewer scored visits than :data:`~journeyscope.dashboard.insights.MIN_SCORED`,
+    see :func:`~journeyscope.dashboard.insights.fail_matrix`) has no colour and says "not enough data".
+    """
+    text = [
+        [
+            f"{pct(r)} n={n:,}" if r is not None else (f"{NOT_ENOUGH} (n={n})" if n else "")
+            for r, n in zip(row, size)
+        ]
+        for row, size in zip(rates, sizes)
+    ]
     fig = go.Figure(
         go.Heatmap(
             z=[[r if r is not None else None for r in row] for row in rates],
@@ -175,7 +185,7 @@ def fail_heatmap(
             zmin=0,
             zmax=max(0.3, _max(rates)),
             customdata=sizes,
-            hovertemplate="%{y} at %{x}: fails %{z:.1%} of %{customdata} visits<extra></extra>",
+            hovertemplate="%{y} at %{x}: %{text} (visits it could not score are left out)<extra></extra>",
             colorbar={"title": "fail rate", "tickformat": ".0%"},
             xgap=2,
             ygap=2,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "MIN_SCORED",
+    "NOT_ENOUGH",
     "RETENTION",
     "StageAlert",
     "ci_text",
@@ -27,6 +29,11 @@ RETENTION = "customer_agent_context_retention"
 MIN_ENTERED = 20
 #: Completion this far (in points) below every other stage makes the worst stage an alert, not a footnote.
 ALERT_GAP = 0.05
+#: An evaluator's fail rate at a stage needs this many scored visits before it is shown as a rate or a
+#: colour (below it, a 1-of-3 "33%" would look like a finding). Documented in the README.
+MIN_SCORED = 20
+#: What a cell below :data:`MIN_SCORED` says instead of a rate.
+NOT_ENOUGH = "not enough data"
 
 
 def pct(value: float | None, digits: int = 0) -> str:
@@ -41,11 +48,12 @@ def ci_text(ci: Any) -> str:
     return f"[{ci[0] * 100:.0f}–{ci[1] * 100:.0f}%]"
 
 
-def rate_text(value: float | None, ci: Any, digits: int = 1) -> str:
-    """A rate with its 95% interval, e.g. ``"81.6% [73–88%]"``."""
+def rate_text(value: float | None, ci: Any, n: int | None = None, digits: int = 1) -> str:
+    """A rate with its 95% interval and sample size, e.g. ``"81.6% [73–88%] n=120"``."""
     text = pct(value, digits)
     interval = ci_text(ci)
-    return f"{text} {interval}" if interval else text
+    text = f"{text} {interval}" if interval else text
+    return text if n is None else f"{text} n={n:,}"
 
 
 def reported_text(record: dict[str, Any] | None, key: str = "mean", digits: int = 2) -> str:
@@ -112,52 +120,55 @@ def worst_stage(journey: dict[str, Any], min_entered: int = MIN_ENTERED) -> Stag
     )
 
 
-def evaluator_hotspot(journey: dict[str, Any], stage: str, min_visits: int = 10) -> str | None:
+def evaluator_hotspot(journey: dict[str, Any], stage: str, min_scored: int = MIN_SCORED) -> str | None:
     """The evaluator failing most at ``stage`` compared with the journey's other stages, as a sentence.
 
-    Failures are counted against all the stage's visits, not only those the
-    evaluator could score: an evaluator that scored 20 of 107 visits and failed
-    them all is not "failing 100%" of the stage. Ranked by the difference
-    (here minus elsewhere, visits pooled), so an evaluator that fails
-    everywhere does not hide the one that fails here.
+    The fail rate is the heat map's: failures among the visits the evaluator could score, with
+    at least ``min_scored`` of them (an evaluator that scored 3 of 107 visits and failed all three
+    says nothing about the stage). Ranked by the difference (here minus elsewhere, scored visits
+    pooled), so an evaluator that fails everywhere does not hide the one that fails here.
     """
     here: dict[str, tuple[int, int, float]] = {}
     rest: dict[str, list[int]] = {}
     for s in journey.get("stages", []):
-        visits = int(s.get("visits") or 0)
         for e in s.get("evaluators", []):
-            if e.get("fail_rate") is None or not e.get("scored") or not visits:
+            scored = int(e.get("scored") or 0)
+            if e.get("fail_rate") is None or not scored:
                 continue
-            failed = round(e["fail_rate"] * e["scored"])
+            failed = round(e["fail_rate"] * scored)
             if s["stage"] == stage:
-                here[e["evaluator"]] = (failed, visits, e.get("mean_score") or 0.0)
+                here[e["evaluator"]] = (failed, scored, e.get("mean_score") or 0.0)
             else:
                 agg = rest.setdefault(e["evaluator"], [0, 0])
                 agg[0] += failed
-                agg[1] += visits
+                agg[1] += scored
     best: tuple[float, str] | None = None
-    for name, (failed, visits, _mean) in here.items():
-        if visits < min_visits:
+    for name, (failed, scored, _mean) in here.items():
+        if scored < min_scored:
             continue
-        failed_rest, visits_rest = rest.get(name, [0, 0])
-        lift = failed / visits - (failed_rest / visits_rest if visits_rest else 0.0)
+        failed_rest, scored_rest = rest.get(name, [0, 0])
+        lift = failed / scored - (failed_rest / scored_rest if scored_rest else 0.0)
         if lift > 0 and (best is None or lift > best[0]):
             best = (lift, name)
     if best is None:
         return None
     name = best[1]
-    failed, visits, mean = here[name]
-    failed_rest, visits_rest = rest.get(name, [0, 0])
-    text = f"{name} fails on {pct(failed / visits)} of visits here"
-    if visits_rest:
-        text += f" vs {pct(failed_rest / visits_rest)} at the other stages"
+    failed, scored, mean = here[name]
+    failed_rest, scored_rest = rest.get(name, [0, 0])
+    text = f"{name} fails on {pct(failed / scored)} of {scored:,} scored visits here"
+    if scored_rest:
+        text += f" vs {pct(failed_rest / scored_rest)} of {scored_rest:,} at the other stages"
     return text + f" (mean score {mean:.2f})"
 
 
 def fail_matrix(
     journey: dict[str, Any],
 ) -> tuple[list[str], list[str], list[list[float | None]], list[list[int]]]:
-    """Stages (funnel order), evaluators (retention and the judged ones first), fail rates and sample sizes."""
+    """Stages (funnel order), evaluators, fail rates and scored visits per cell.
+
+    A cell with fewer than :data:`MIN_SCORED` scored visits has no rate (None): it is drawn as
+    "not enough data", never as a colour. Visits an evaluator could not score are not in ``sizes``.
+    """
     stages = [s["stage"] for s in journey.get("stages", [])]
     names: set[str] = set()
     for s in journey.get("stages", []):
@@ -170,8 +181,9 @@ def fail_matrix(
         size: list[int] = []
         for s in journey.get("stages", []):
             e = next((x for x in s.get("evaluators", []) if x["evaluator"] == name), None)
-            row.append(e["fail_rate"] if e else None)
-            size.append(e["scored"] if e else 0)
+            scored = int(e["scored"]) if e else 0
+            row.append(e["fail_rate"] if e and scored >= MIN_SCORED else None)
+            size.append(scored)
         rates.append(row)
         sizes.append(size)
     return stages, evaluators, rates, sizes

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from dashboard_support import build_demo, api_server, free_port
 from journeyscope.dashboard import charts
-from journeyscope.dashboard.insights import evaluator_hotspot, fail_matrix, rate_text, worst_stage
+from journeyscope.dashboard.insights import NOT_ENOUGH, evaluator_hotspot, fail_matrix, rate_text, worst_stage
 from journeyscope.dashboard.settings import load_settings
 from journeyscope.dashboard.source import ApiSource, FilterParams, SourceError, WarehouseSource
 from journeyscope.warehouse import Warehouse
@@ -512,13 +512,19 @@ def test_insights_on_small_inputs():
     alert = worst_stage(journey)
     assert (alert.stage, alert.is_alert) == ("b", True)  # c has too few journeys to be called the worst
     assert alert.sentence() == "j: b completes 70.0% vs ≥ 90.0% at every other stage"
-    # "rare" failed every visit it scored, but those are 9 of 90: friction_x explains more of the stage.
+    # "rare" failed every visit it scored, but it scored 9, fewer than MIN_SCORED: no finding, no colour.
     assert (
-        evaluator_hotspot(journey, "b") == "friction_x fails on 50% of visits here vs 5% at the other stages "
-        "(mean score 0.50)"
+        evaluator_hotspot(journey, "b")
+        == "friction_x fails on 50% of 90 scored visits here vs 5% of 100 at the other stages (mean score 0.50)"
     )
-    assert fail_matrix(journey)[1] == ["rare", "friction_x"]
+    stages, evaluators, rates, sizes = fail_matrix(journey)
+    assert evaluators == ["rare", "friction_x"]
+    assert rates[0] == [None, None, None] and sizes[0] == [0, 9, 0]  # "rare": not enough data at b
+    assert rates[1][:2] == [0.05, 0.5] and sizes[1][:2] == [100, 90]
+    heat = charts.fail_heatmap(stages, evaluators, rates, sizes).to_dict()["data"][0]
+    assert heat["z"][0][1] is None and heat["text"][0][1].startswith(NOT_ENOUGH)
     assert rate_text(0.816, [0.73, 0.88]) == "81.6% [73–88%]" and rate_text(None, None) == "–"
+    assert rate_text(0.816, [0.73, 0.88], 120) == "81.6% [73–88%] n=120"
     assert worst_stage({"journey": "j", "stages": []}) is None
 
 

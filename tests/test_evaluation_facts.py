@@ -93,7 +93,8 @@ def _writer(path: Path | str = ":memory:") -> Warehouse:
 def _scores_of(wh: Warehouse, filters: Filters) -> dict[str, Any]:
     """Everything the pages read from scores under ``filters``: summaries, distributions, failing visits."""
     report = funnel(wh, filters)
-    summaries = {(j.journey, s.stage, e.evaluator): (e.fail_rate.n, e.fail_rate.k, round(e.mean_score, 9))
+    summaries = {(j.journey, s.stage, e.evaluator): (e.fail_rate.n, e.fail_rate.k, e.unscored,
+                                                     None if e.mean_score is None else round(e.mean_score, 9))
                  for j in report.journeys for s in j.stages for e in s.evaluators}
     stages = sorted({s for _, s, _ in summaries})
     distributions = {}
@@ -130,11 +131,11 @@ def test_scores_read_without_the_join_equal_the_joined_read() -> None:
     wh = _evaluated()
     seen = check(wh)
     everything = seen[(None, None)]
-    assert any(failed for _, failed, _ in everything["summaries"].values())  # something to rank and count
+    assert any(failed for _, failed, _, _ in everything["summaries"].values())  # something to rank and count
     assert len(everything["failing"]) > 10
     # Filters narrow: the trial cohort's scored visits are a strict part of all of them.
-    scored = sum(n for n, _, _ in everything["summaries"].values())
-    assert 0 < sum(n for n, _, _ in seen[(None, "trial")]["summaries"].values()) < scored
+    scored = sum(n for n, _, _, _ in everything["summaries"].values())
+    assert 0 < sum(n for n, _, _, _ in seen[(None, "trial")]["summaries"].values()) < scored
 
 
 def test_scores_follow_a_journey_whose_type_or_cohort_changes_as_spans_arrive() -> None:
@@ -155,7 +156,7 @@ def test_scores_follow_a_journey_whose_type_or_cohort_changes_as_spans_arrive() 
         ("support", "late")]
     assert wh.query("SELECT DISTINCT journey_name FROM evaluations WHERE journey_id = 'j4'") == [("onboarding",)]
     seen = check(wh, ("trial", "premium", "late"))
-    assert sum(n for n, _, _ in seen[(None, "late")]["summaries"].values()) == j2_rows
+    assert sum(n for n, _, _, _ in seen[(None, "late")]["summaries"].values()) == j2_rows
     evaluate_pending(wh)  # the changed journeys are scored again, through the write path
     check(wh, ("trial", "premium", "late"))
 

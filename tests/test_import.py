@@ -104,7 +104,7 @@ def test_broken_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     assert summary.journeys == 3 and journeys == [("j-1",), ("j-2",), ("k" * 256,)]
     assert summary.skipped_lines == [2, 3, 4, 5, 7, 9]
     messages = [e.detail for e in summary.skipped]
-    assert "not valid JSON" in messages[0] and "journey_id" in messages[1] and "robot" in messages[2]
+    assert "not JSON" in messages[0] and "journey_id" in messages[1] and "robot" in messages[2]
     assert "ts" in messages[3] and "won" in messages[4]
     assert messages[5] == "journey: 'journey_id' is 257 characters long; at most 256"
 
@@ -122,7 +122,8 @@ def test_cli_import_then_export_stage_visits(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["import", str(source), "--db", db])
     assert result.exit_code == 0, result.output
-    assert "imported 1 journeys, 5 spans" in result.output and "skipped 1 lines: 2" in result.output
+    assert "imported 1 journeys, 5 spans" in result.output and "skipped 1 of 2 lines" in result.output
+    assert f"skipped {source}:2: not JSON" in result.output
     out = tmp_path / "visits.jsonl"
     result = runner.invoke(cli, ["export", "stage-visits", "--db", db, "--output", str(out)])
     assert result.exit_code == 0, result.output

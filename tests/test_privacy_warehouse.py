@@ -216,6 +216,10 @@ def test_forget_command(db):
                  "--also-check", "Zebediah Quartermaine", cwd=db.parent)
     assert result.returncode == 0, result.stderr
     assert "verified: none of 3 identifier(s) remain" in result.stdout
+    again = run("forget", "--customer", "cust-zq-0001", "--db", str(db), cwd=db.parent)
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.startswith(f"error: no such customer: {db} holds no rows of customer 'cust-zq-0001'")
+    assert "audit entry" in again.stderr and again.stderr.count("\n") == 1
     missing = run("forget", "--customer", "x", "--db", str(db.parent / "nope.duckdb"), cwd=db.parent)
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"error: no warehouse at {db.parent / 'nope.duckdb'}"

@@ -260,7 +260,7 @@ def forget_customer(
             result = erase_customer(cur, customer_id, actor=actor, reference=reference)
         finally:
             cur.close()
-    if compact:
+    if compact and result.total:  # nothing deleted, nothing to rewrite
         result.compaction = compact_file(path)
         with duckdb.connect(str(path)) as con:
             audit.record(con, audit.COMPACTION, rows=0, actor=actor,

@@ -23,29 +23,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import FunnelReport, stage_orders
+from journeyscope.warehouse.funnel import FunnelReport, funnel, stage_orders
 from journeyscope.warehouse.stats import Difference, Rate, difference, rate
 from journeyscope.warehouse.store import Warehouse
-from journeyscope.warehouse.visits import OUTCOME_NOW
 
 RETENTION = "customer_agent_context_retention"
 
-# The stage each visit led to is stored with it (``next_stage``), so the graph is one GROUP BY. A filter
-# that keeps whole journeys (type, cohort) applies to the visits directly; a channel or time filter
-# selects the journeys with a matching visit and then counts all their steps.
-_TRANSITION_COUNT = f"""
-SELECT v.journey_name, v.stage AS from_stage,
-       coalesce(v.next_stage, CASE {OUTCOME_NOW} WHEN 'completed' THEN '(completed)' WHEN 'open' THEN '(in progress)'
-                                                 ELSE '(exit)' END) AS to_stage,
-       count(*) AS journeys
+# The stage each visit led to is stored with it (``next_stage``), so the graph's stage-to-stage links are one
+# GROUP BY. A filter that keeps whole journeys (type, cohort) applies to the visits directly; a channel or
+# time filter selects the journeys with a matching visit and then counts all their steps. Where journeys end
+# (completed, exit, in progress) is not counted here but taken from the funnel: one definition per figure.
+_TRANSITION_COUNT = """
+SELECT v.journey_name, v.stage AS from_stage, v.next_stage AS to_stage, count(*) AS journeys
 FROM stage_visits v
 """
-_TRANSITIONS_WHOLE = _TRANSITION_COUNT + "WHERE v.journey_name IS NOT NULL AND {where} GROUP BY ALL ORDER BY 1, 4 DESC"
+_TRANSITIONS_WHOLE = (
+    _TRANSITION_COUNT
+    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL AND {where} "
+    + "GROUP BY ALL ORDER BY 1, 4 DESC"
+)
 _TRANSITIONS_MATCHED = (
     _TRANSITION_COUNT
     + "SEMI JOIN (SELECT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) m USING (journey_id) "
-    + "GROUP BY ALL ORDER BY 1, 4 DESC"
+    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL GROUP BY ALL ORDER BY 1, 4 DESC"
 )
+
+#: Where the graph's end links go: the funnel's ``completed`` (at a journey type's last stage),
+#: ``dropped`` and ``open`` figures of each stage.
+COMPLETED, EXIT, IN_PROGRESS = "(completed)", "(exit)", "(in progress)"
 
 # Each visit with the stage before it (a window over the journeys' visits, carrying the visit's own key
 # for the join with its scores).
@@ -86,16 +91,30 @@ class Transition:
 
 
 def transitions(warehouse: Warehouse, filters: Filters | None = None) -> list[Transition]:
-    """The stage-to-stage graph, with exits, of the journeys matching ``filters``."""
+    """The stage-to-stage graph, with its ends, of the journeys matching ``filters``.
+
+    Links between stages count the steps journeys took (a journey that went back and forth counts
+    each time). The ends are the funnel's figures, so every page shows one number for them:
+    ``(exit)`` from a stage is its ``dropped``, ``(in progress)`` its ``open``, and ``(completed)``
+    from the last stage of the journey type its ``completed``.
+    """
     filters = filters or Filters()
     where, params = filters.where()
-    orders = stage_orders(warehouse, filters)
+    report = funnel(warehouse, filters, evaluators=False)
+    orders = {j.journey: [s.stage for s in j.stages] for j in report.journeys}
     result = []
     sql = (_TRANSITIONS_WHOLE if filters.keeps_whole_journeys else _TRANSITIONS_MATCHED).format(where=where)
     for journey, source, target, count in warehouse.query(sql, params):
-        order = [stage for stage, _ in orders.get(journey, [])]
+        order = orders.get(journey, [])
         backtrack = source in order and target in order and order.index(target) < order.index(source)
         result.append(Transition(journey, source, target, int(count), backtrack))
+    for j in report.journeys:
+        mapped = [s for s in j.stages if s.in_map]
+        last = mapped[-1].stage if mapped else None
+        for s in j.stages:
+            completed = s.completed if s.stage == last else 0
+            ends = ((COMPLETED, completed), (EXIT, s.dropped), (IN_PROGRESS, s.open))
+            result.extend(Transition(j.journey, s.stage, target, n, False) for target, n in ends if n)
     return result
 
 

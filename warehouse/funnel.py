@@ -11,7 +11,9 @@ stage, over the visits that pass the :class:`Filters`:
 - ``conversion_from_previous``: entered here / entered at the previous stage
   (above 1 where a non-linear journey enters a stage without the one before);
 - time in stage: per journey, the summed duration of its visits (median, p90);
-- per evaluator: mean score and fail rate of the visits' evaluations;
+- per evaluator: mean score and fail rate of the visits it could score (``scored``); the visits it
+  could not (no evidence, an unsupported language: a result without a score) are ``unscored``, counted
+  apart and never in the fail rate.
 - what customers reported (where any did): response rate, CSAT, CES and NPS
   (:mod:`journeyscope.warehouse.feedback`).
 
@@ -104,10 +106,11 @@ _EVALS = """
 SELECT v.journey_name, e.stage, e.evaluator,
        avg(e.score) AS mean_score,
        count(e.score) AS scored,
-       count(*) FILTER (WHERE e.passed = false) AS failed
+       count(*) FILTER (WHERE e.passed = false AND e.score IS NOT NULL) AS failed,
+       count(*) FILTER (WHERE e.score IS NULL) AS unscored
 FROM stage_visits v
 JOIN evaluations e USING (journey_id, stage, visit)
-WHERE v.journey_name IS NOT NULL AND {where} AND e.error IS NULL AND e.score IS NOT NULL
+WHERE v.journey_name IS NOT NULL AND {where} AND e.error IS NULL
 GROUP BY ALL
 """
 
@@ -118,20 +121,23 @@ _EVALS_FAST = """
 SELECT journey_name, stage, evaluator,
        avg(score) AS mean_score,
        count(score) AS scored,
-       count(*) FILTER (WHERE passed = false) AS failed
+       count(*) FILTER (WHERE passed = false AND score IS NOT NULL) AS failed,
+       count(*) FILTER (WHERE score IS NULL) AS unscored
 FROM evaluations
-WHERE journey_name IS NOT NULL AND {where} AND error IS NULL AND score IS NOT NULL
+WHERE journey_name IS NOT NULL AND {where} AND error IS NULL
 GROUP BY ALL
 """
 
 
 @dataclass(frozen=True)
 class EvaluatorSummary:
-    """One evaluator's scores over a stage's visits."""
+    """One evaluator's scores over a stage's visits: the fail rate is of the ``scored`` ones only."""
 
     evaluator: str
-    mean_score: float
+    mean_score: float | None
     fail_rate: Rate
+    #: Visits the evaluator looked at but could not score (no evidence, unsupported language).
+    unscored: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +145,7 @@ class EvaluatorSummary:
             "mean_score": self.mean_score,
             "fail_rate": self.fail_rate.value,
             "scored": self.fail_rate.n,
+            "unscored": self.unscored,
             "fail_rate_ci": [self.fail_rate.low, self.fail_rate.high],
         }
 
@@ -305,8 +312,10 @@ def funnel(
         (_EVALS_FAST, (where, params)) if filters.keeps_whole_journeys else (_EVALS, filters.where("v"))
     )
     summaries = warehouse.query(evals_sql.format(where=where_e), params_e) if evaluators else []
-    for journey, stage, evaluator, mean, scored, failed in summaries:
-        evaluations.setdefault((journey, stage), []).append(EvaluatorSummary(evaluator, mean, rate(failed, scored)))
+    for journey, stage, evaluator, mean, scored, failed, unscored in summaries:
+        evaluations.setdefault((journey, stage), []).append(
+            EvaluatorSummary(evaluator, mean, rate(failed, scored), unscored)
+        )
     by_journey: dict[str, dict[str, tuple[Any, ...]]] = {}
     for row in rows:
         by_journey.setdefault(row[0], {})[row[1]] = row

@@ -22,6 +22,7 @@ from typing import Any
 
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.journey_map import JourneyMap
+from journeyscope.warehouse.markers import markers
 from journeyscope.warehouse.schema import SCHEMA_VERSION, current_version
 from journeyscope.warehouse.store import Warehouse
 
@@ -105,6 +106,7 @@ def filter_values(warehouse: Warehouse) -> dict[str, Any]:
             "channels": list(channels or []),
             "first_visit_at": _iso(first),
             "last_visit_at": _iso(last),
+            "markers": markers(warehouse),
         },
     }
 
@@ -275,5 +277,6 @@ def health(
             "channels": list(channels or []),
             "first_visit_at": everything["first_visit_at"],
             "last_visit_at": everything["last_visit_at"],
+            "markers": markers(warehouse),
         },
     }

@@ -219,7 +219,7 @@ def _lines(handle: IO[str], path: Path) -> Iterator[tuple[int, str | None, str |
 
 
 def import_jsonl(
-    warehouse: Warehouse,
+    warehouse: Warehouse | Callable[[], Warehouse],
     path: str | Path,
     *,
     on_progress: Callable[[int], None] | None = None,
@@ -227,6 +227,8 @@ def import_jsonl(
 ) -> ImportSummary:
     """Import a JSONL (or ``.jsonl.gz``) file of journeys into ``warehouse``.
 
+    ``warehouse`` may be a function that opens one: it is called at the first valid journey, so a
+    file without one creates and changes nothing (``summary.journeys == 0``).
     ``on_progress`` gets the bytes read so far of the underlying file (for a progress bar);
     ``on_skip`` is told about each broken line as it is met.
     """
@@ -238,10 +240,14 @@ def import_jsonl(
     pending = 0
     raw = source.open("rb")
 
+    target: Warehouse | None = warehouse if isinstance(warehouse, Warehouse) else None
+
     def flush() -> None:
-        nonlocal rows, pending
+        nonlocal rows, pending, target
         if len(rows):
-            result = warehouse.ingest(rows)
+            if target is None:
+                target = warehouse()  # type: ignore[operator]
+            result = target.ingest(rows)
             summary.new_spans += result.accepted
             summary.duplicates += result.duplicates
         rows, pending = SpanRows(), 0
@@ -262,7 +268,7 @@ def import_jsonl(
                 try:
                     record = json.loads(line)
                 except ValueError as exc:
-                    raise InvalidInputError(f"not valid JSON ({exc})") from None
+                    raise InvalidInputError(f"not JSON ({exc})") from None
                 scratch = SpanRows()
                 left_out: list[str] = []
                 count = journey_rows(record, scratch, left_out)

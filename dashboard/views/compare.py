@@ -3,6 +3,10 @@
 Uses :func:`journeyscope.warehouse.compare.compare`: completion and re-entry
 of side B against side A per stage, with Newcombe 95% intervals; a difference
 whose interval excludes zero is marked significant.
+
+Two periods: B runs from the split day to the last day with data, A is as many days before
+the split (or from the first day). The split starts at the latest marker in the data (the
+first whole day after it; the demo marks its context bridge), otherwise B is the last 7 days.
 """
 
 from __future__ import annotations
@@ -74,18 +78,31 @@ def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
     if first is None or last is None or first == last:
         st.info("Comparing periods needs visits on at least two different days.")
         return None
-    middle = min(last, first + timedelta(days=max(1, (last - first).days // 2 + 1)))
+    default_split, why = _default_split(dims, first, last)
     split = st.slider(
         "Split day (B starts here, UTC)",
         min_value=first + timedelta(days=1),
         max_value=last,
         key="cmp_split",
         format="YYYY-MM-DD",
-        **_default("cmp_split", value=middle),
+        help=why,
+        **_default("cmp_split", value=default_split),
     )
-    a = FilterParams(since=_start(first), until=_start(split))
+    start_a = max(first, split - (last - split) - timedelta(days=1))
+    a = FilterParams(since=_start(start_a), until=_start(split))
     b = FilterParams(since=_start(split), until=_start(last + timedelta(days=1)))
-    return a, b, f"{first} – {split - timedelta(days=1)} (A) vs {split} – {last} (B)"
+    return a, b, f"{start_a} – {split - timedelta(days=1)} (A) vs {split} – {last} (B)"
+
+
+def _default_split(dims: dict[str, Any], first: date, last: date) -> tuple[date, str]:
+    """The first whole day after the latest marker inside the data, else the start of the last 7 days."""
+    lowest, highest = first + timedelta(days=1), last
+    for marker in reversed(dims.get("markers") or []):
+        at = datetime.fromisoformat(marker["at"].replace("Z", "+00:00")).astimezone(timezone.utc)
+        day = at.date() + (timedelta(days=1) if at.time() != datetime.min.time() else timedelta(0))
+        if lowest <= day <= highest:
+            return day, f"Starts at the marker \"{marker['name']}\" ({marker['at']})."
+    return max(lowest, last - timedelta(days=6)), "Starts so that B is the last 7 days with data."
 
 
 def _table(comparison: dict[str, Any], journey: str) -> pd.DataFrame:
@@ -147,7 +164,10 @@ def render(ctx: PageContext) -> None:
         d = diffs.get(journey)
         head = f"{journey}"
         if d and d["difference"] is not None:
-            head += f" · whole journey {pct(d['a']['value'], 1)} → {pct(d['b']['value'], 1)} ({_diff(d)})"
+            head += (
+                f" · whole journey {pct(d['a']['value'], 1)} → {pct(d['b']['value'], 1)} ({_diff(d)}; "
+                f"n={d['a']['n']:,} / {d['b']['n']:,})"
+            )
         st.subheader(head)
         left, right = st.columns(2)
         with left:

@@ -8,12 +8,46 @@ retention run and policy change.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 from journeyscope.dashboard.context import PageContext, run_page
 
 TITLE = "Compliance"
+
+
+def _consent_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One column per consent scope ("92 of 103 (89%)") instead of the raw scope and coverage maps."""
+    out = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k not in ("scopes", "coverage")}
+        for scope, count in sorted((r.get("scopes") or {}).items()):
+            share = (r.get("coverage") or {}).get(scope, 0)
+            row[scope] = f"{count:,} of {r['journeys']:,} ({share * 100:.0f}%)"
+        out.append(row)
+    return out
+
+
+def _detail_text(detail: Any) -> str:
+    """An audit entry's detail in words: ``key: value`` pairs; a nested setting by its source or size."""
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+    parts = []
+    for key, value in detail.items():
+        if value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, dict):
+            value = value.get("source") or f"{len(value)} settings"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def _audit_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "detail": _detail_text(r.get("detail"))} for r in rows]
 
 
 def _table(rows: list[dict] | None, empty: str) -> None:
@@ -49,7 +83,7 @@ def render(ctx: PageContext) -> None:
         chart = stages.assign(where=stages["journey"].fillna("?") + " / " + stages["stage"].fillna("(no stage)"))
         fig = px.bar(chart, x="where", y="values", color="pii_type", barmode="stack",
                      hover_data=["action", "journeys"], title="PII values by stage and type (what was done: hover)")
-        st.plotly_chart(fig, use_container_width=True)
+        st.plotly_chart(fig, width="stretch")
         st.dataframe(stages, hide_index=True)
 
     left, right = st.columns(2)
@@ -61,10 +95,10 @@ def render(ctx: PageContext) -> None:
         _table(view.get("flows"), "No hashed value seen again in a later stage.")
 
     st.subheader("Consent coverage per stage")
-    _table(view.get("consent"), "No stage visits yet.")
+    _table(_consent_rows(view.get("consent") or []), "No stage visits yet.")
 
     st.subheader("Audit log (erasures, retention runs, policy changes)")
-    _table(view.get("audit"), "Nothing recorded yet.")
+    _table(_audit_rows(view.get("audit") or []), "Nothing recorded yet.")
 
 
 if __name__ == "__main__":  # executed by st.navigation as a page

@@ -46,12 +46,17 @@ def render(ctx: PageContext) -> None:
             st.caption("No journey went back to an earlier stage.")
     with right:
         st.subheader("Where journeys end")
+        st.caption(
+            "The funnel's figures: exit = entered the stage and never completed it (its drop-off), "
+            "completed = completed the last stage, in progress = may still move on."
+        )
         ends = [t for t in flows if t["to"].startswith("(")]
         by_stage: dict[tuple[str, str], int] = {}
         for t in ends:
             by_stage[(t["from"], t["to"])] = by_stage.get((t["from"], t["to"]), 0) + t["journeys"]
         rows = [
-            {"last stage": s, "end": e.strip("()"), "journeys": n, "share": pct(n / total) if total else "–"}
+            {"stage": s, "end": e.strip("()"), "journeys": n,
+             "share": f"{pct(n / total)} n={total:,}" if total else "–"}
             for (s, e), n in sorted(by_stage.items(), key=lambda kv: -kv[1])
         ]
         st.table(pd.DataFrame(rows))

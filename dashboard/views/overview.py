@@ -14,7 +14,16 @@ import pandas as pd
 import streamlit as st
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
-from journeyscope.dashboard.insights import RETENTION, fail_matrix, pct, rate_text, reported_text, worst_stage
+from journeyscope.dashboard.insights import (
+    MIN_SCORED,
+    NOT_ENOUGH,
+    RETENTION,
+    fail_matrix,
+    pct,
+    rate_text,
+    reported_text,
+    worst_stage,
+)
 from journeyscope.dashboard.widgets import not_evaluated
 
 TITLE = "Overview"
@@ -55,15 +64,19 @@ def _alerts(ctx: PageContext, report: dict[str, Any]) -> None:
 def _retention_at(journey: dict[str, Any], stage: str) -> str | None:
     s = next((x for x in journey["stages"] if x["stage"] == stage), None)
     e = next((x for x in (s or {}).get("evaluators", []) if x["evaluator"] == RETENTION), None)
-    if not e:
+    if not e or e.get("mean_score") is None:
         return None
-    return f"mean {e['mean_score']:.2f}, fails {pct(e['fail_rate'])} of {e['scored']} visits"
+    if e["scored"] < MIN_SCORED:
+        return f"{NOT_ENOUGH} ({e['scored']} scored visits)"
+    return f"mean {e['mean_score']:.2f}, fails {pct(e['fail_rate'])} of {e['scored']:,} scored visits"
 
 
 def _table(journey: dict[str, Any], highlight: str | None) -> None:
     rows = []
     reported = any("csat" in s for s in journey["stages"])
+    previous: int | None = None
     for s in journey["stages"]:
+        conversion = s.get("conversion_from_previous")
         rows.append(
             {
                 "stage": s["stage"]
@@ -72,13 +85,17 @@ def _table(journey: dict[str, Any], highlight: str | None) -> None:
                 "entered": s["entered"],
                 "completed": s["completed"],
                 "dropped": s["dropped"],
-                "completion [95% CI]": rate_text(s["completion_rate"], s.get("completion_rate_ci")),
-                "conversion": pct(s.get("conversion_from_previous"), 1),
-                "re-entry [95% CI]": rate_text(s["reentry_rate"], s.get("reentry_rate_ci")),
+                "completion [95% CI]": rate_text(
+                    s["completion_rate"], s.get("completion_rate_ci"), s["entered"]
+                ),
+                "conversion": pct(conversion, 1) + (f" n={previous:,}" if conversion is not None else ""),
+                "re-entry [95% CI]": rate_text(s["reentry_rate"], s.get("reentry_rate_ci"), s["entered"]),
                 "visits": s["visits"],
                 **({"CSAT [95% CI]": reported_text(s.get("csat"))} if reported else {}),
             }
         )
+        if s.get("in_map", True):
+            previous = s["entered"]
     st.table(pd.DataFrame(rows).set_index("stage"))
 
 
@@ -96,6 +113,10 @@ def _journey_section(ctx: PageContext, journey: dict[str, Any]) -> None:
     _table(journey, highlight)
     stages, evaluators, rates, sizes = fail_matrix(journey)
     if evaluators:
+        st.caption(
+            f"Evaluator fail rates count only the visits each evaluator could score (n); a cell with fewer "
+            f"than {MIN_SCORED} scored visits shows \"{NOT_ENOUGH}\" and no colour."
+        )
         st.plotly_chart(
             charts.fail_heatmap(stages, evaluators, rates, sizes, highlight),
             key=f"fails_{journey['journey']}",

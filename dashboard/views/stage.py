@@ -15,7 +15,15 @@ import pandas as pd
 import streamlit as st
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
-from journeyscope.dashboard.insights import RETENTION, pct, rate_text, reported_text, worst_stage
+from journeyscope.dashboard.insights import (
+    MIN_SCORED,
+    NOT_ENOUGH,
+    RETENTION,
+    pct,
+    rate_text,
+    reported_text,
+    worst_stage,
+)
 from journeyscope.dashboard.views.alerts import firing_badge
 from journeyscope.dashboard.widgets import not_evaluated, stage_picker
 
@@ -43,24 +51,30 @@ def _default(ctx: PageContext, report: dict[str, Any]) -> tuple[str, str] | None
 def _metrics(s: dict[str, Any]) -> None:
     cols = st.columns(5)
     cols[0].metric("Journeys entered", f"{s['entered']:,}")
+    n = f"n={s['entered']:,}"
     cols[1].metric(
-        "Completed",
+        f"Completed · {n}",
         pct(s["completion_rate"], 1),
-        help=rate_text(s["completion_rate"], s.get("completion_rate_ci")),
+        help=rate_text(s["completion_rate"], s.get("completion_rate_ci"), s["entered"]),
     )
     cols[2].metric(
-        "Re-entered", pct(s["reentry_rate"], 1), help=rate_text(s["reentry_rate"], s.get("reentry_rate_ci"))
+        f"Re-entered · {n}",
+        pct(s["reentry_rate"], 1),
+        help=rate_text(s["reentry_rate"], s.get("reentry_rate_ci"), s["entered"]),
     )
     median = s.get("median_time_in_stage_s")
     p90 = s.get("p90_time_in_stage_s")
     cols[3].metric("Time in stage (median)", _duration(median), help=f"p90 {_duration(p90)}")
     retention = next((e for e in s.get("evaluators", []) if e["evaluator"] == RETENTION), None)
+    scored = int(retention["scored"]) if retention else 0
+    enough = retention is not None and retention.get("mean_score") is not None and scored >= MIN_SCORED
     cols[4].metric(
-        "Context retention (mean)",
-        f"{retention['mean_score']:.2f}" if retention else "–",
-        help=f"fails {pct(retention['fail_rate'])} of {retention['scored']} visits"
-        if retention
-        else "not evaluated yet",
+        f"Context retention (mean) · n={scored:,}",
+        f"{retention['mean_score']:.2f}" if enough and retention else ("–" if not scored else NOT_ENOUGH),
+        help=f"fails {pct(retention['fail_rate'])} of {scored:,} scored visits "
+        f"({retention.get('unscored', 0):,} could not be scored)"
+        if enough and retention
+        else f"fewer than {MIN_SCORED} scored visits" if scored else "not evaluated yet",
     )
 
 
@@ -205,8 +219,8 @@ def render(ctx: PageContext) -> None:
                     st.caption(
                         "Into this stage: "
                         + "; ".join(
-                            f"from {h['from']} mean {h['mean_retention']:.2f}, fails {pct(h['fail_rate'])} of "
-                            f"{h['visits']}"
+                            f"from {h['from']} mean {h['mean_retention']:.2f}, fails {pct(h['fail_rate'])} "
+                            f"n={h['visits']:,}"
                             for h in into
                         )
                     )

@@ -152,6 +152,13 @@ class Simulator:
         self.end_ns = int(end.timestamp()) * S
         self.start_ns = self.end_ns - config.days * 86_400 * S
 
+    @property
+    def bridge_at(self) -> datetime | None:
+        """When the context bridge ships (journeys started from then on have it), or None."""
+        if self.config.bridge_day is None or self.config.bridge_day >= self.config.days:
+            return None
+        return datetime.fromtimestamp(self.start_ns // S + self.config.bridge_day * 86_400, timezone.utc)
+
     # -- planning --------------------------------------------------------------------
     def _journey_type(self) -> JourneyType:
         names = list(self.config.mix)

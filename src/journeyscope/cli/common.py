@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from journeyscope.errors import JourneyscopeError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Width of tables written to a file or a pipe when ``COLUMNS`` does not say (a terminal's own width wins).
+PIPE_WIDTH = 120
+
+
+def console(stderr: bool = False) -> Console:
+    """The rich console every command prints through: text is never hard-wrapped.
+
+    ``soft_wrap``: a message is one line however long, so a log or a terminal folds it, not rich at
+    80 columns. Tables take the terminal's width, or ``$COLUMNS``, or :data:`PIPE_WIDTH` when the
+    output is a file or a pipe.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else PIPE_WIDTH
+    return Console(stderr=stderr, soft_wrap=True, width=width, highlight=False)
 
 
 def db_option(fn: F) -> F:

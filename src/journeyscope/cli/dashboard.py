@@ -23,9 +23,13 @@ from journeyscope.errors import ConfigError, InvalidInputError
 @click.option(
     "--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Dashboard port."
 )
-@click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
+@click.option("--no-browser", is_flag=True,
+              help="Do not open a browser (one opens only where a desktop can show it).")
 def dashboard(db: str, api: str | None, map_file: str | None, host: str, port: int, no_browser: bool) -> None:
-    """Open the dashboard: funnels, stage detail, journeys, flows, comparisons and data health."""
+    """Serve the dashboard until Ctrl-C: funnels, stage detail, journeys, flows, comparisons and data health.
+
+    Never prompts (stdin need not be a terminal) and writes nothing to your home directory.
+    """
     if api and not api.startswith(("http://", "https://")):
         raise InvalidInputError(f"--api must be an http(s) URL, got {api!r}")
     if not api and not Path(db).exists():
@@ -35,9 +39,7 @@ def dashboard(db: str, api: str | None, map_file: str | None, host: str, port: i
     from journeyscope.dashboard.launch import run
 
     where = api or db
-    click.echo(f"journeyscope dashboard on http://{host}:{port} reading {where} (Ctrl-C to stop)", err=True)
-    code = run(
-        db=None if api else db, api=api, map_file=map_file, host=host, port=port, open_browser=not no_browser
+    run(
+        db=None if api else db, api=api, map_file=map_file, host=host, port=port, open_browser=not no_browser,
+        announce=lambda url_line: click.echo(f"journeyscope {url_line}, reading {where}", err=True),
     )
-    if code not in (0, -2, 130):
-        raise click.exceptions.Exit(code)

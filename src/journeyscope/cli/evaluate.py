@@ -14,9 +14,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
-from journeyscope.cli.common import db_option, map_option
+from journeyscope.cli.common import console, db_option, map_option
+from journeyscope.cli.output import SHORT_LEGEND, TABLE_FORMATS, emit_csv, emit_json, short_name, table
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.evaluators import registered
 from journeyscope.warehouse import Warehouse, load_journey_map
@@ -32,7 +32,13 @@ def _percent(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _print_summary(summary: EvaluationSummary, out: Console) -> None:
+def _print_summary(summary: EvaluationSummary, out: Console, fmt: str = "table") -> None:
+    if fmt == "json":
+        emit_json(summary.as_dict())
+        return
+    if fmt == "csv":
+        emit_csv(summary.as_dict()["evaluators"])
+        return
     rate = f" ({summary.visits_per_second:,.0f} visits/s)" if summary.scored else ""
     out.print(
         f"{summary.scored} stage visits scored with the {summary.engine} engine in {summary.seconds:.1f}s{rate}; "
@@ -48,12 +54,14 @@ def _print_summary(summary: EvaluationSummary, out: Console) -> None:
         out.print(f"{summary.llm_calls} LLM judge calls", highlight=False)
     if not summary.evaluators:
         return
-    table = Table("evaluator", "visits", "scored", "mean score", "fail rate", "errors",
-                  title="Evaluations in the warehouse")
+    rows = table("Evaluations in the warehouse",
+                 ("evaluator", "visits", "scored", "mean score", "fail rate", "errors"), text=("evaluator",))
     for s in summary.evaluators:
-        table.add_row(s.evaluator, str(s.results), str(s.scored),
-                      "-" if s.mean_score is None else f"{s.mean_score:.3f}", _percent(s.fail_rate), str(s.errors))
-    out.print(table)
+        mean = "-" if s.mean_score is None else f"{s.mean_score:.3f}"
+        rows.add_row(short_name(s.evaluator), str(s.results), str(s.scored), mean, _percent(s.fail_rate),
+                     str(s.errors))
+    out.print(rows)
+    out.print(f"evaluator: {SHORT_LEGEND}; fail rate: of the scored visits.")
 
 
 @click.command()
@@ -68,8 +76,10 @@ def _print_summary(summary: EvaluationSummary, out: Console) -> None:
                    "score them locally, or skip them.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=64), default=8, show_default=True,
               help="Parallel LLM judge calls.")
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="table", show_default=True,
+              help="How to print the summary: table for people, json or csv for scripts.")
 def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, ...], on_no_consent: str,
-             concurrency: int) -> None:
+             concurrency: int, fmt: str) -> None:
     """Score every stage visit not yet scored by the current evaluator versions.
 
     Visits whose outcome is still open are skipped (they may still grow); re-running adds nothing
@@ -81,10 +91,10 @@ def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, 
         raise InvalidInputError(f"unknown evaluator(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if db != ":memory:" and not Path(db).exists():
         raise WarehouseError(f"no warehouse at {db}: create one with 'journeyscope demo' or 'journeyscope import'")
-    console = Console(stderr=True)
+    err = console(stderr=True)
     with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse, Progress(
         TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        console=err, transient=True,
     ) as progress:
         task = progress.add_task("visits", total=None)
 
@@ -93,4 +103,4 @@ def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, 
 
         summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,
                                    on_no_consent=on_no_consent, concurrency=concurrency)
-    _print_summary(summary, Console())
+    _print_summary(summary, console(), fmt)

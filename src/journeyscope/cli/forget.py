@@ -27,11 +27,22 @@ def forget(
     The warehouse is rewritten into a fresh file (deleted rows leave no bytes behind)
     and its raw bytes are searched for the customer id, their journey ids and every
     --also-check value. Stop 'journeyscope serve' first: the file must not be open.
+
+    An id with no rows is an error (exit 1), so a mistyped id is never taken for an erasure
+    done; the request is still recorded in the audit log, and the file checked for the id.
     """
     if not Path(db).is_file():
         raise WarehouseError(f"no warehouse at {db}")
     result = forget_customer(db, customer_id, reference=reference, compact=not no_compact,
                              verify=not no_compact, also_check=list(also_check))
+    if not result.total:
+        checked = ""
+        if result.still_found == []:
+            checked = f"; its bytes were checked and do not contain {customer_id!r}"
+        raise WarehouseError(
+            f"no such customer: {db} holds no rows of customer {customer_id!r}, nothing was erased "
+            f"(the request is recorded as audit entry {result.audit_id}{checked}); check the id"
+        )
     for table, count in result.rows.items():
         click.echo(f"  {table:<16} {count:>8} rows deleted")
     click.echo(f"erased {result.total} rows of {result.journeys} journeys (audit entry {result.audit_id})")

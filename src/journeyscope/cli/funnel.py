@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from journeyscope.cli.common import db_option, map_option
+from journeyscope.cli.common import console, db_option, map_option
+from journeyscope.cli.output import SHORT_LEGEND, TABLE_FORMATS, emit_csv, emit_json, short_name, table
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import FunnelReport, StageFunnel, funnel
+from journeyscope.warehouse.funnel import FunnelReport, funnel
 from journeyscope.warehouse.journey_map import load_journey_map
+from journeyscope.warehouse.stats import Mean, Rate
 
 
 def _pct(value: float | None) -> str:
@@ -31,40 +31,40 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
-def _csat(stage: StageFunnel) -> str:
-    csat = stage.feedback.csat if stage.feedback is not None else None
-    return "–" if csat is None or csat.mean is None else f"{csat.mean:.2f} (n={csat.n})"
+def _between(low: float | None, high: float | None, digits: int) -> str:
+    return "" if low is None or high is None else f" [{low:.{digits}f}–{high:.{digits}f}]"
+
+
+def _mean(m: Mean) -> str:
+    return "–" if m.mean is None else f"{m.mean:.2f}" + _between(m.low, m.high, 1)
+
+
+def _rate(r: Rate) -> str:
+    return _pct(r.value) + _ci(r.low, r.high)
 
 
 def render(report: FunnelReport, console: Console) -> None:
-    """Print one table per journey type, rates with their 95% intervals."""
+    """Per journey type: the funnel, re-entry and time in stage, then each evaluator at each stage.
+
+    Three narrow tables rather than one wide one, so an 80-column terminal shows every column with
+    no name cut; rates carry their 95% intervals, evaluator fail rates the visits they count.
+    """
     if report.note:
         console.print(report.note)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     for journey in report.journeys:
         order = "journey map order" if journey.order == "map" else "order inferred from first entries (no journey map)"
-        table = Table(title=f"{journey.journey}: {journey.total} journeys ({order})", title_justify="left")
-        reported = any(s.feedback is not None for s in journey.stages)
-        columns = ["stage", "entered", "completed", "completion [95% CI]", "conversion", "dropped",
-                   "re-entered", "re-entry", "visits", "time median/p90"] + (["CSAT"] if reported else [])
-        for column in columns:
-            table.add_column(column, justify="left" if column == "stage" else "right")
-        for s in journey.stages:
-            table.add_row(
-                s.stage + ("" if s.in_map else " (not in map)"),
-                str(s.entered),
-                str(s.completed),
-                _pct(s.completion.value) + _ci(s.completion.low, s.completion.high),
-                _pct(s.conversion.value) if s.conversion else "–",
-                str(s.dropped),
-                str(s.reentered),
-                _pct(s.reentry.value),
-                str(s.visits),
-                f"{_duration(s.median_seconds)} / {_duration(s.p90_seconds)}",
-                *([_csat(s)] if reported else []),
-            )
-        console.print(table)
+def _between(low: float | None, high: float | None, digits: int) -> str:
+    return "" if low is None or high is None else f" [{low:.{digits}f}–{high:.{digits}f}]"
+
+
+def _mean(m: Mean) -> str:
+    return "–" if m.mean is None else f"{m.mean:.2f}" + _between(m.low, m.high, 1)
+
+
+def _rate(r: Rate) -> str:
+    return _pct(r.value) + _ci(r.low, r.high)
 
 
 @click.command("funnel")
@@ -75,7 +75,8 @@ def render(report: FunnelReport, console: Console) -> None:
 @click.option("--channel", help="Only visits on this channel.")
 @click.option("--since", type=click.DateTime(), help="Visits that started at or after this UTC time.")
 @click.option("--until", type=click.DateTime(), help="Visits that started before this UTC time.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="table", show_default=True,
+              help="table for people; json (DESIGN.md shape) or csv (one row per stage) for scripts.")
 def funnel_command(
     db: str,
     map_file: str | None,
@@ -86,12 +87,13 @@ def funnel_command(
     until: datetime | None,
     fmt: str,
 ) -> None:
-    """Per-stage funnel: entered, completed, conversion, drop-off, re-entry (with 95% intervals)."""
+    """Per-stage funnel: entered, completed, conversion, drop-off, re-entry, time in stage, scores."""
     filters = Filters(journey=journey, cohort=cohort, channel=channel, since=since, until=until)
     with Warehouse(db, read_only=True, journey_map=load_journey_map(map_file)) as warehouse:
         report = funnel(warehouse, filters)
     if fmt == "json":
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        emit_json(report.as_dict())
+    elif fmt == "csv":
+        emit_csv(csv_rows(report))
     else:
-        # Piped output has no terminal width: give the table room rather than folding every cell.
-        render(report, Console(width=None if sys.stdout.isatty() else 150))
+        render(report, console())

@@ -6,6 +6,7 @@ import click
 
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError
+from journeyscope.ports import ensure_free
 
 
 @click.command()
@@ -52,7 +53,11 @@ def serve(
     from journeyscope.server.settings import ServerSettings
     from journeyscope.warehouse import load_journey_map
 
-    # Bad config is one clear line now, not an error inside the server's start-up.
+    # Bad config is one clear line now, not an error inside the server's start-up; a taken port too,
+    # before the warehouse file is created.
+    ensure_free(host, port)
+    if grpc_port > 0:
+        ensure_free(host, grpc_port, "for gRPC", option="--grpc-port")
     load_journey_map(map_file)
     load_keys(keys_file)
     load_policies(policies_file)
