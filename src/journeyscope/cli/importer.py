@@ -67,10 +67,10 @@ def import_(file: str, db: str, map_file: str | None) -> None:
         f"imported {summary.journeys} journeys, {summary.spans} spans "
         f"({summary.new_spans} new, {summary.duplicates} already stored) into {db}"
     )
-    for warning in summary.warnings[:_MAX_LISTED]:
+    for warning in summary.warnings[:MAX_LISTED]:
         click.echo(f"left out {file}:{warning.line}: {warning.detail}", err=True)
-    if len(summary.warnings) > _MAX_LISTED:
-        click.echo(f"left out values on {len(summary.warnings) - _MAX_LISTED} more items", err=True)
+    if len(summary.warnings) > MAX_LISTED:
+        click.echo(f"left out values on {len(summary.warnings) - MAX_LISTED} more items", err=True)
     if summary.skipped:
         lines = summary.journeys + len(summary.skipped)
         click.echo(f"skipped {len(summary.skipped)} of {lines} lines", err=True)
