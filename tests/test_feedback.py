@@ -173,7 +173,8 @@ def test_import_feedback_items_left_out_values_are_reported_and_the_rest_kept(tm
     assert "imported 1 journeys" in result.output
     assert f"left out {path}:1: turns[3]: journey.feedback.ces 12 is outside its scale 1-7" in result.output
     assert "journey.feedback.nps must be a number from 0 to 10, got 'x'" in result.output
-    assert "skipped 1 lines: 2" in result.output
+    assert f"skipped {path}:2: turns[0]: a feedback item needs at least one of" in result.output
+    assert "skipped 1 of 2 lines" in result.output
     with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
         assert _visits(wh, "j-imp") == [
             ("contact", 1, 1, 1.0, None, None, "mail me at [EMAIL]"),

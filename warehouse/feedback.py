@@ -31,10 +31,12 @@ __all__ = ["StageFeedback", "WindowFeedback", "csat_by_window", "feedback_by_sta
 
 _SCALE = {m: (low, high) for m, (_key, low, high) in cv.FEEDBACK_SCALES.items()}
 
+# Means and spreads rounded to 12 places: DuckDB's parallel sums differ in the last bits with the thread count,
+# and the same question must give the same figure from the file, the API and the dashboard.
 _ANSWERS = f"""
     count(*) AS responses,
-    count(csat), avg(csat), stddev_samp(csat),
-    count(ces), avg(ces), stddev_samp(ces),
+    count(csat), round(avg(csat), 12), round(stddev_samp(csat), 12),
+    count(ces), round(avg(ces), 12), round(stddev_samp(ces), 12),
     count(nps), count(*) FILTER (WHERE nps >= {cv.NPS_PROMOTER_MIN}),
     count(*) FILTER (WHERE nps <= {cv.NPS_DETRACTOR_MAX})
 """
