@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from journeyscope.evaluators.base import clamp, guard, memo_last, no_evidence
 from journeyscope.evaluators.facts import (
+    KIND_LABELS as _LABELS,
     PERSONAL_KINDS,
     Ask,
     complains_repeated,
@@ -29,6 +30,7 @@ from journeyscope.evaluators.facts import (
     restates,
     same_kind,
     says_already,
+    stated_values,
     volunteered,
 )
 from journeyscope.evaluators.lexicon import outcome_polarity
@@ -37,7 +39,8 @@ from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = "customer_agent_context_retention"
-VERSION = "local-2"  # 2: redacted values read as opaque; "I already told you" after any question
+VERSION = "local-3"  # 3: e-mail, phone and IBAN values count as given whatever was asked; "I just gave it to you"
+# 2: redacted values read as opaque; "I already told you" after any question
 PASS_AT = 0.5
 
 # Failure weights (score = 1 - the strongest): how sure each pattern is that context was lost.
@@ -141,6 +144,8 @@ def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
                     if " or " not in ask.sentence and key_tokens(f.value) <= key_tokens(ask.sentence) \
                             and key_tokens(f.value):
                         continue  # the agent repeats the value back to confirm it
+                    if any(kind == f.kind for kind, _ in stated_values(ask.sentence)):
+                        continue  # the agent quotes an address or number of that kind: confirming, not asking
                     reply = next((x for _, _, x in seq[order + 1:] if x.role != AGENT), None)
                     findings.append(_reask(f, line, reply, cur, stale=f.order < last_reset))
                 for name, (r_pos, r_stage, r_turn) in rejected.items():
@@ -175,6 +180,10 @@ def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
         for kind, value in volunteered(line.text):
             if not (answered and same_kind(answered[0].kind, kind)):
                 facts.append(_Fact(kind, kind.replace("_", " "), value, stage, pos, line.index, True, order))
+        for kind, value in stated_values(line.text):
+            # A value with a shape of its own is given as surely as an answer, whatever the question was.
+            if not (answered and answered[0].kind == kind):
+                facts.append(_Fact(kind, _LABELS[kind], value, stage, pos, line.index, False, order))
         pending = ()
 
     evidence: dict[str, object] = {"clarifications": clarifications, "truncated_turns": list(vt.truncated)}
@@ -221,7 +230,8 @@ def _reask(f: _Fact, line: Line, reply: Line | None, cur: int, stale: bool) -> _
     ev: dict[str, object] = {"fact": f.label, "kind": f.kind, "first_given": {"stage": f.stage,
                              "visit_position": f.visit_pos, "turn": f.turn}, "value": quote(f.value, 80)}
     base = f"Turn {line.index}: the agent asked again for the customer's {f.label} ({given})"
-    restated = reply is not None and (says_already(reply.text) or restates(reply.text, f.value)
+    restated = reply is not None and (says_already(reply.text) or complains_repeated(reply.text)
+                                      or restates(reply.text, f.value)
                                       or (f.unknown and evasive(reply.text)))
     if reply is not None:
         ev["reply_turn"] = reply.index
