@@ -162,9 +162,9 @@ _ALREADY = re.compile(
 )
 _CHANGE = re.compile(r"\b(?:actually|instead|change|changed|rather|wait|on second thought|make (?:it|that)|switch|"
                      r"correction|typo|i meant|sorry,? i meant|different|another|other)\b")
-_CORRECT = re.compile(r"^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b|\bthat'?s (?:not (?:right|"
-                      r"correct|what)|wrong|incorrect)\b|\bi (?:said|asked for|meant)\b|\bnot what i (?:said|asked)\b"
-                      r"|\byou got (?:it|that|me) wrong\b")
+_CORRECT = re.compile(r"\b(?:that'?s (?:not (?:right|correct|what)|wrong|incorrect)\b|i (?:said|asked for|meant)\b"
+                      r"|not what i (?:said|asked)\b|you got (?:it|that|me) wrong\b)"
+                      r"|^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b")
 _NUMBER = re.compile(r"\b\d[\d,./:-]*\b")
 _WEEKDAY = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\btoday\b|\btomorrow\b|\btonight\b")
 _TIME = re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'?clock)\b|\bnoon\b|\bmidnight\b")
