@@ -72,7 +72,7 @@ def objects(low: str) -> bool:
 
 #: Customer annoyance or distress with the agent.
 ANNOYED = re.compile(  # one \b before the group, not one per word: that is ten times faster in ``re``
-    r"\b(?:(?:not|aren'?t|are not) listening\b|useless\b|stupid\b|idiot|dumb\b|ridiculous\b|annoy"
+    r"\b(?:(?:not|aren'?t|are not|are you even) listening\b|useless\b|stupid\b|idiot|dumb\b|ridiculous\b|annoy"
     r"|frustrat|waste of (?:my )?time\b|terrible\b|awful\b|horrible\b|incompetent\b|wtf\b|omg\b"
     r"|f+u+c+k|shit|damn|crap\b|hell\b|bitch|ugh+\b|seriously\b|are you (?:even )?(?:a )?"
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
