@@ -166,6 +166,7 @@ _CORRECT = re.compile(r"\b(?:that'?s (?:not (?:right|correct|what)|wrong|incorre
                       r"|not what i (?:said|asked)\b|you got (?:it|that|me) wrong\b)"
                       r"|^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b")
 _NUMBER = re.compile(r"\b\d[\d,./:-]*\b")
+_DIGIT = re.compile(r"\d")
 _WEEKDAY = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\btoday\b|\btomorrow\b|\btonight\b")
 _TIME = re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'?clock)\b|\bnoon\b|\bmidnight\b")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b"
@@ -233,19 +234,22 @@ def corrects(text: str) -> bool:
 def volunteered(text: str) -> tuple[tuple[str, str], ...]:
     """Facts a customer turn states on its own, as (kind, value), for asks the agent has not made yet."""
     low = text.lower()
+    digits = bool(_DIGIT.search(text))  # most patterns need a digit: skip them on turns without one
     out: list[tuple[str, str]] = []
     for m in _NAME.finditer(text):
         first = m.group(1).split()[0]
         if first not in _NOT_NAMES:
             out.append(("name", m.group(1)))
-    for kind, pat, src in (("account_number", _ACCOUNT, low), ("pin", _PIN, text), ("reference_id", _REF, text)):
-        for m in pat.finditer(src):
-            out.append((kind, m.group(1)))
+    if digits:
+        for kind, pat, src in (("account_number", _ACCOUNT, low), ("pin", _PIN, text), ("reference_id", _REF, text)):
+            for m in pat.finditer(src):
+                out.append((kind, m.group(1)))
     for m in _COUNT.finditer(low):
         out.append(("count", m.group(0)))
-    for m in _TIME.finditer(low):
-        out.append(("time", m.group(0)))
-    for pat in (_WEEKDAY, _MONTH):
+    if digits or "noon" in low or "midnight" in low:
+        for m in _TIME.finditer(low):
+            out.append(("time", m.group(0)))
+    for pat in (_WEEKDAY, _MONTH) if digits else (_WEEKDAY,):
         for m in pat.finditer(low):
             out.append(("day", m.group(0)))
     return tuple(out)
@@ -287,7 +291,8 @@ def key_tokens(text: str) -> frozenset[str]:
     if opaque:
         text = _REDACTED.sub(" ", text)
     toks = {w for w in words(text) if w not in _STOP and len(w) > 1} | opaque
-    toks |= {m.group(0).replace(" ", "") for m in _TIME.finditer(text.lower())}
+    if _DIGIT.search(text) or "noon" in toks or "midnight" in toks:
+        toks |= {m.group(0).replace(" ", "") for m in _TIME.finditer(text.lower())}
     return frozenset(toks)
 
 
