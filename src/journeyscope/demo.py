@@ -16,7 +16,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.instrument import setup
 from journeyscope.simulator import SeededIdGenerator, SimulationConfig, Simulator
 from journeyscope.warehouse import Warehouse
-from journeyscope.warehouse.evaluations import EvaluationSummary, evaluate_pending
+from journeyscope.warehouse.evaluations import DEFAULT_WORKERS, EvaluationSummary, evaluate_pending
 
 # Journeys between explicit flushes: bounds the exporter queue, so a long demo
 # never drops spans however fast the simulator produces them.
@@ -80,7 +80,8 @@ def run_demo(
         tracing.shutdown()
     try:
         warehouse.update_visits()
-        evaluation = evaluate_pending(warehouse, "local", progress=eval_progress) if evaluate else None
+        evaluation = evaluate_pending(warehouse, "local", progress=eval_progress,
+                                      workers=DEFAULT_WORKERS) if evaluate else None
         summary = warehouse.summary()
     finally:
         warehouse.close()
