@@ -279,7 +279,7 @@ def stated_values(text: str) -> tuple[tuple[str, str], ...]:
             kind = _VALUE_KINDS.get(m.group(1).lower())
             if kind is not None:
                 out.append((m.start(), kind, m.group(0)))
-    if "@" in text or any(c.isdigit() for c in text):
+    if "@" in text or _DIGIT.search(text):
         out.extend((f.start, _VALUE_KINDS[f.pii_type], text[f.start:f.end]) for f in find_pii(text, _VALUE_TYPES))
     return tuple((kind, value) for _, kind, value in sorted(out))
 
