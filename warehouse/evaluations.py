@@ -476,7 +476,8 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
     return out
 
 
-#: Journeys per call to a worker process: a batch's scoring is spread over the workers in this many.
+#: Fewest journeys per call to a worker process (a batch's scoring is spread over the workers in calls of
+#: this many or an eighth of the batch, whichever is more).
 SCORER_CHUNK_JOURNEYS = 16
 #: Scoring processes ``journeyscope evaluate`` and the demo start: one per CPU this process may use.
 DEFAULT_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -527,12 +528,15 @@ def _score_elsewhere(scorer: Executor, visits: pa.Table, turns: pa.Table,
     """
     import pyarrow.compute as pc
 
+    # Whole journeys per call, at least SCORER_CHUNK_JOURNEYS and at most an eighth of the batch: fewer,
+    # larger calls cost less to send and answer; eight keep both processes busy to the batch's end.
+    per_call = max(SCORER_CHUNK_JOURNEYS, -(-len({key.journey_id for key, _ in jobs}) // 8))
     chunks: list[list[tuple[str, int, list[str]]]] = []
     seen: set[str] = set()
     for key, names in jobs:  # in journey order: a chunk takes whole journeys
         if key.journey_id not in seen:
             seen.add(key.journey_id)
-            if not chunks or len(seen) % SCORER_CHUNK_JOURNEYS == 1:
+            if not chunks or len(seen) % per_call == 1 or per_call == 1:
                 chunks.append([])
         chunks[-1].append((key.journey_id, key.position, names))
     futures = []
