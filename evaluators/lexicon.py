@@ -24,6 +24,9 @@ SUCCESS = re.compile(
     r"|\bis on (?:its|the|her|his) way\b|\bwill (?:knock|pick you up|be there|be delivered|arrive)\b"
     r"|\b(?:request|order|booking|reservation|report|payment|appointment|ticket) (?:is|was|has been) "
     r"(?:received|accepted|approved|in)\b|\bgood to go\b"
+    # The information asked for, given: "your current balance is 5,703", "the total comes to $42.10".
+    r"|\byour (?:\w+ )?(?:balance|total|amount due|order status|tracking number|refund amount|credit limit|"
+    r"due date|wait time|estimated (?:arrival|delivery)(?: time| date)?) (?:is|was|comes to|will be)\b(?=[^?]*\d)"
 )
 FAILURE = re.compile(
     r"\bunfortunately\b|\bunsuccessful(?:ly)?\b|\bfail(?:ed|s|ure)?\b|\bunable\b|\bcannot\b|\bcan'?t\b|\bcan not\b"
