@@ -3,7 +3,7 @@
 The floors are the figures measured when this was written, minus a small margin for harmless
 refactoring; they are not lowered to make a change pass. The labels are the corrected ones (success
 actions that STAR names differently count, the visit's last outcome decides), which lifted resolution
-from 0.962 to 0.982 with no change to the evaluator. The held-out STAR split, not this one, judges the
+from 0.962 to 0.982 with no change to the evaluator; reading a delivered value as an outcome then 0.9915. The held-out STAR split, not this one, judges the
 evaluators.
 """
 
@@ -51,16 +51,17 @@ def test_grouping_matches_the_labelled_visits() -> None:
 
 
 def test_resolution_auroc(figures: object) -> None:
-    assert figures.resolution_auroc >= 0.975  # measured 0.9818 (odd 0.9839, even 0.9797) on the corrected labels
+    assert figures.resolution_auroc >= 0.985  # measured 0.9915 (odd 0.9915, even 0.9915) on the corrected labels
 
 
 def test_retention_auroc_and_recall(figures: object) -> None:
-    assert figures.retention_auroc >= 0.97  # measured 0.990
-    assert figures.retention_recall5 >= 0.9  # measured 1.000 at 5% false-positive rate
+    assert figures.retention_auroc >= 0.97  # measured 0.9886
+    assert figures.retention_recall5 >= 0.9  # measured 0.974 at 5% false-positive rate (1.000 before two
+    # complained-about re-asks, which the dev labels miss, were caught: see evaluators/README.md)
 
 
 def test_quality_auroc(figures: object) -> None:
-    assert figures.quality_auroc >= 0.6  # measured 0.640 (journey mean); calm_helpful is a noisy label
+    assert figures.quality_auroc >= 0.6  # measured 0.638 (journey mean, direct); calm_helpful is a noisy label
 
 
 def test_auroc_rank_formula_handles_ties() -> None:
