@@ -528,8 +528,8 @@ def _score_elsewhere(scorer: Executor, visits: pa.Table, turns: pa.Table,
     """
     import pyarrow.compute as pc
 
-    # Whole journeys per call, at least SCORER_CHUNK_JOURNEYS and at most an eighth of the batch: fewer,
-    # larger calls cost less to send and answer; eight keep both processes busy to the batch's end.
+    # Whole journeys per call: an eighth of the batch, at least SCORER_CHUNK_JOURNEYS. Fewer, larger calls
+    # cost less to send and answer; eight of them still keep the processes busy to the batch's end.
     per_call = max(SCORER_CHUNK_JOURNEYS, -(-len({key.journey_id for key, _ in jobs}) // 8))
     chunks: list[list[tuple[str, int, list[str]]]] = []
     seen: set[str] = set()
