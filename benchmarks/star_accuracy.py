@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import sys
 import tempfile
 import time
@@ -349,7 +350,7 @@ def markdown(rows: list[tuple[str, Figures]]) -> str:
                 + " | ".join(f"vs {k} (pos/neg)" for k in PROXIES) + " |",
             "|---|---|" + "---|" * len(PROXIES)]
     for name, f in rows:
-        cells = [f"{a:.4f} ({n[0]}/{n[1]})" if a == a else "n/a (no labels)" if not sum(n) else "n/a (one class)"
+        cells = [f"{a:.4f} ({n[0]}/{n[1]})" if not math.isnan(a) else "n/a (no labels)" if not sum(n) else "n/a (one class)"
                  for a, n in f.quality_proxies.values()]
         out.append(f"| {name} | {f.quality_auroc:.4f} / {f.quality_min_auroc:.4f} ({f.quality_n[0]}/{f.quality_n[1]}) | "
                    + " | ".join(cells) + " |")

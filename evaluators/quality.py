@@ -19,6 +19,7 @@ and a customer who ends by thanking the agent, rather than with a complaint, is 
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from journeyscope.evaluators.base import clamp, guard
 from journeyscope.evaluators.facts import complains_repeated, corrects, key_tokens
@@ -78,7 +79,7 @@ def _repeated_asks(customer: tuple[Line, ...]) -> list[Line]:
 
 def _slow_replies(lines: tuple[Line, ...]) -> list[Line]:
     out = []
-    for a, b in zip(lines, lines[1:]):
+    for a, b in pairwise(lines):
         if a.role == CUSTOMER and b.role == AGENT and a.turn.ts is not None and b.turn.ts is not None:
             try:
                 gap = (b.turn.ts - a.turn.ts).total_seconds()
