@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -494,14 +495,14 @@ def _warm() -> None:
 def scoring_processes(workers: int) -> ProcessPoolExecutor:
     """``workers`` processes to score stage visits in (:func:`evaluate_pending`'s ``scorer``), started now.
 
-    Forked where the platform has ``fork``: a forked process has every module this one imported, so it
+    Forked on Linux (spawned elsewhere): a forked process has every module this one imported, so it
     starts in milliseconds instead of the seconds a spawned one spends importing DuckDB, Arrow and the
     evaluators again. It runs only the evaluators on Arrow tables it is sent (never the DuckDB
     connection), so the threads it leaves behind do not matter. Long-running programs that start
     threads of their own (the server) start their pool with ``spawn`` instead
     (:mod:`journeyscope.server.workers`).
     """
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    method = "fork" if sys.platform.startswith("linux") else "spawn"  # macOS: fork is unsafe with its frameworks
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     for _ in range(workers):
         pool.submit(_warm)
