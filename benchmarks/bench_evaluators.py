@@ -2,8 +2,11 @@
 
 Run:  python benchmarks/bench_evaluators.py [--data tests/data/star/dev.jsonl.gz] [--repeat 3]
 
-The target (DESIGN.md) is >= 1,000 stage visits/s per core. Each repeat scores fresh copies of the
-visits, so the per-text caches start cold every time and the figure is not flattered by them.
+Each repeat scores fresh copies of the visits, so the per-text caches start cold every time and the
+figure is not flattered by them. Besides the wall-clock rate it prints the CPU time per visit
+(``time.process_time``), overall and per evaluator, which a machine shared with other work changes
+much less than the wall clock. The end-to-end rate of ``journeyscope evaluate`` (warehouse reads,
+scoring, writes) is ``benchmarks/bench_evaluate.py``.
 """
 
 from __future__ import annotations
@@ -38,18 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     contexts = load_visit_contexts(args.data)
     names = sorted(registered())
-    best = 0.0
+    best, best_cpu = 0.0, float("inf")
     for i in range(args.repeat):
         batch = copy.deepcopy(contexts)
         _clear_caches()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         n_results = sum(len(evaluate_visit(c, evaluators=names)) for c in batch)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         rate = len(batch) / dt
-        best = max(best, rate)
-        print(f"run {i + 1}: {len(batch)} visits, {n_results} results in {dt:.2f} s = {rate:,.0f} visits/s "
-              f"({len(names)} evaluators, cold caches)")
-    print(f"best: {best:,.0f} stage visits/s on one core (target >= 1,000)")
+        best, best_cpu = max(best, rate), min(best_cpu, cpu)
+        print(f"run {i + 1}: {len(batch)} visits, {n_results} results in {dt:.2f} s = {rate:,.0f} visits/s; "
+              f"CPU {cpu / len(batch) * 1e6:,.0f} µs/visit ({len(names)} evaluators, cold caches)")
+    print(f"best: {best:,.0f} stage visits/s on one core; CPU {best_cpu / len(contexts) * 1e6:,.0f} µs/visit")
+    # Per evaluator, in the engine's order (later ones reuse the verdicts of earlier ones on the same visit).
+    batch = copy.deepcopy(contexts)
+    _clear_caches()
+    spent = dict.fromkeys(names, 0.0)
+    for c in batch:
+        for n in names:
+            c0 = time.process_time()
+            evaluate_visit(c, evaluators=[n])
+            spent[n] += time.process_time() - c0
+    for n in names:
+        print(f"  {n}: {spent[n] / len(batch) * 1e6:,.0f} µs/visit CPU")
     return 0
 
 

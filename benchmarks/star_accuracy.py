@@ -10,9 +10,10 @@ calls the evaluators directly (no warehouse; visit outcomes unknown).
 
 Prints AUROC of ``conversation_resolution`` against ``resolved``, AUROC and recall at 5% false-positive
 rate of (1 - ``customer_agent_context_retention``) against ``retention_failure``, AUROC of journey-level
-``customer_agent_conversation_quality`` (mean and min over a journey's visits) against ``calm_helpful``, on all journeys and on odd and even
-journeys separately (a split the evaluators were never tuned on separately, to show figures that
-do not hinge on one half). ``--by-task`` adds the resolution AUROC per STAR task (= stage) and without
+``customer_agent_conversation_quality`` (mean and min over a journey's visits) against ``calm_helpful`` and,
+journey mean only, against the weaker proxies ``task_success``, completion (the customer did not disconnect)
+and ``user_annoyed``; on all journeys, on odd and even journeys, and on two halves of the tasks (by a
+journey's first task), so figures that hinge on one half, or on one half's phrasing, show. ``--by-task`` adds the resolution AUROC per STAR task (= stage) and without
 each task (leave-one-task-out: a rule change must not help the aggregate by hurting one task), and, with
 ``--direct``, where the remaining resolution rank errors sit (by the outcome pattern the evaluator saw).
 Labels are read only here, never by an evaluator.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import sys
 import tempfile
 import time
@@ -135,6 +137,10 @@ class Figures:
     quality_auroc: float  #: journey score = mean of its visits' quality
     quality_min_auroc: float  #: journey score = worst visit's quality
     quality_n: tuple[int, int]
+    #: quality (journey mean) against the weaker proxies of satisfaction: ``task_success`` (the customer's own
+    #: answer), journey completion (1: Complete, 0: the customer disconnected), ``user_annoyed`` (1 = annoyed
+    #: counts as the negative class); each (AUROC, (pos, neg)); NaN when the labels have one class only.
+    quality_proxies: dict[str, tuple[float, tuple[int, int]]]
 
 
 def _load_labels(path: Path) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -212,12 +218,19 @@ def figures_of(items: Sequence[tuple[str, dict[str, Any] | None, dict[str, float
         if q is not None:
             quality.setdefault(jid, []).append(q)
     q_mean, q_min, q_y = [], [], []
+    proxies: dict[str, tuple[list[float], list[int]]] = {k: ([], []) for k in PROXIES}
     for jid, qs in quality.items():
-        ch = jlabels.get(jid, {}).get("calm_helpful")
+        jl = jlabels.get(jid, {})
+        ch = jl.get("calm_helpful")
         if ch is not None:
             q_mean.append(sum(qs) / len(qs))
             q_min.append(min(qs))
             q_y.append(int(ch))
+        for name, to_y in PROXIES.items():
+            y = to_y(jl)
+            if y is not None:
+                proxies[name][0].append(sum(qs) / len(qs))
+                proxies[name][1].append(y)
     n_j = len({jid for jid, _, _ in items if keep(jid)})
     flagged = [s > 0.5 for s in ret_s]
     pos, neg = max(1, sum(ret_y)), max(1, len(ret_y) - sum(ret_y))
@@ -226,7 +239,23 @@ def figures_of(items: Sequence[tuple[str, dict[str, Any] | None, dict[str, float
     return Figures(n_j, auroc(res_s, res_y), (sum(res_y), len(res_y) - sum(res_y)),
                    auroc(ret_s, ret_y), recall_at_fpr(ret_s, ret_y), (sum(ret_y), len(ret_y) - sum(ret_y)),
                    fail_recall, fail_fpr,
-                   auroc(q_mean, q_y), auroc(q_min, q_y), (sum(q_y), len(q_y) - sum(q_y)))
+                   auroc(q_mean, q_y), auroc(q_min, q_y), (sum(q_y), len(q_y) - sum(q_y)),
+                   {k: (auroc(sc, ys), (sum(ys), len(ys) - sum(ys))) for k, (sc, ys) in proxies.items()})
+
+
+def _bool_label(key: str, good_when: bool = True) -> Callable[[dict[str, Any]], int | None]:
+    def to_y(jl: dict[str, Any]) -> int | None:
+        v = jl.get(key)
+        return None if v is None else int(bool(v) == good_when)
+    return to_y
+
+
+#: Journey-level proxies of a satisfied customer (1 = satisfied), besides ``calm_helpful``.
+PROXIES: dict[str, Callable[[dict[str, Any]], int | None]] = {
+    "task_success": _bool_label("task_success"),
+    "completion": lambda jl: None if jl.get("completion") is None else int(jl["completion"] == "Complete"),
+    "user_annoyed": _bool_label("user_annoyed", good_when=False),
+}
 
 
 @dataclass
@@ -299,14 +328,32 @@ def _is_odd(jid: str) -> bool:
     return bool(digits) and int(digits) % 2 == 1
 
 
+def _tasks_a(first_stage: dict[str, str]) -> Callable[[str], bool]:
+    """Journeys whose first task is in the alphabetically even half of the tasks (the other half: ``not``).
+
+    A split by task rather than by journey number: wording is shared within a task, so a rule fitted to
+    one half's tasks and tested on the other's shows whether it generalises beyond the phrasing it saw.
+    """
+    tasks = sorted(set(first_stage.values()))
+    half = {t for i, t in enumerate(tasks) if i % 2 == 0}
+    return lambda jid: first_stage.get(jid) in half
+
+
 def markdown(rows: list[tuple[str, Figures]]) -> str:
-    """The figures as a markdown table."""
+    """The figures as markdown tables: resolution and retention, then quality against each label."""
     out = [("| split | journeys | resolution AUROC (pos/neg) | retention AUROC | retention recall@5%FPR "
-            "(pos/neg) | quality AUROC journey mean / min (pos/neg) |"), "|---|---|---|---|---|---|"]
+            "(pos/neg) |"), "|---|---|---|---|---|"]
     for name, f in rows:
         out.append(f"| {name} | {f.journeys} | {f.resolution_auroc:.4f} ({f.resolution_n[0]}/{f.resolution_n[1]}) | "
-                   f"{f.retention_auroc:.4f} | {f.retention_recall5:.3f} ({f.retention_n[0]}/{f.retention_n[1]}) | "
-                   f"{f.quality_auroc:.4f} / {f.quality_min_auroc:.4f} ({f.quality_n[0]}/{f.quality_n[1]}) |")
+                   f"{f.retention_auroc:.4f} | {f.retention_recall5:.3f} ({f.retention_n[0]}/{f.retention_n[1]}) |")
+    out += ["", "| split | quality AUROC vs calm_helpful, journey mean / min (pos/neg) | "
+                + " | ".join(f"vs {k} (pos/neg)" for k in PROXIES) + " |",
+            "|---|---|" + "---|" * len(PROXIES)]
+    for name, f in rows:
+        cells = [f"{a:.4f} ({n[0]}/{n[1]})" if not math.isnan(a) else "n/a (no labels)" if not sum(n) else "n/a (one class)"
+                 for a, n in f.quality_proxies.values()]
+        out.append(f"| {name} | {f.quality_auroc:.4f} / {f.quality_min_auroc:.4f} ({f.quality_n[0]}/{f.quality_n[1]}) | "
+                   + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -332,9 +379,13 @@ def main(argv: list[str] | None = None) -> int:
         by_key = {(lab["journey_id"], lab["stage"], lab["visit"]): lab for lab in vlabels.values()}
         items, n, dt = score_through_warehouse(args.data, by_key)
         how = "through the warehouse (import, evaluate_pending, evaluations table)"
+    first_stage = {lab["journey_id"]: lab["stage"] for lab in vlabels.values() if lab["position"] == 0}
+    in_a = _tasks_a(first_stage)
     rows = [("all", figures_of(items, jlabels, lambda j: True)),
             ("odd journeys", figures_of(items, jlabels, _is_odd)),
-            ("even journeys", figures_of(items, jlabels, lambda j: not _is_odd(j)))]
+            ("even journeys", figures_of(items, jlabels, lambda j: not _is_odd(j))),
+            ("tasks A (first task)", figures_of(items, jlabels, in_a)),
+            ("tasks B (first task)", figures_of(items, jlabels, lambda j: not in_a(j)))]
     print(f"{n} stage visits scored {how} in {dt:.2f} s (3 evaluators, {n / dt:.0f} visits/s)\n")
     print(markdown(rows))
     f = rows[0][1]

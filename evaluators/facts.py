@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from journeyscope.evaluators.text import sentences, words
+from journeyscope.privacy.detectors import EMAIL, IBAN, PHONE, find_pii
 
 # Questions that offer, close or route rather than ask for a fact ("Can I book it?", "Anything else?").
 _OFFER = re.compile(
@@ -73,6 +74,8 @@ _KINDS: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("rank", "rank or role", r"\brank\b|\brole\b|\bposition\b|\btitle\b"),
     )
 )
+#: The readable label of each fact kind, for reasons.
+KIND_LABELS = {k: label for k, label, _ in _KINDS}
 _CHOICE = re.compile(r"\b(?:what|which|what kind of|what type of|who is your|at what|at which) (?:kind of |type of )?"
                      r"([a-z]{3,})\b")
 _NOT_NOUNS = frozenset("would are is do does did can could should will was were have has kind type sort the a an "
@@ -159,10 +162,11 @@ _ALREADY = re.compile(
 )
 _CHANGE = re.compile(r"\b(?:actually|instead|change|changed|rather|wait|on second thought|make (?:it|that)|switch|"
                      r"correction|typo|i meant|sorry,? i meant|different|another|other)\b")
-_CORRECT = re.compile(r"^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b|\bthat'?s (?:not (?:right|"
-                      r"correct|what)|wrong|incorrect)\b|\bi (?:said|asked for|meant)\b|\bnot what i (?:said|asked)\b"
-                      r"|\byou got (?:it|that|me) wrong\b")
+_CORRECT = re.compile(r"\b(?:that'?s (?:not (?:right|correct|what)|wrong|incorrect)\b|i (?:said|asked for|meant)\b"
+                      r"|not what i (?:said|asked)\b|you got (?:it|that|me) wrong\b)"
+                      r"|^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b")
 _NUMBER = re.compile(r"\b\d[\d,./:-]*\b")
+_DIGIT = re.compile(r"\d")
 _WEEKDAY = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\btoday\b|\btomorrow\b|\btonight\b")
 _TIME = re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'?clock)\b|\bnoon\b|\bmidnight\b")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b"
@@ -197,8 +201,13 @@ def says_already(text: str) -> bool:
 #: Stricter than :data:`_ALREADY`: the customer says they were asked this before ("I already told you",
 #: "like I said", "again?"), not merely that something already exists ("I already have an account").
 _COMPLAINT = re.compile(
-    r"\balready (?:told|said|gave|given|mentioned|answered|provided|explained)\b|\bas i (?:said|mentioned|told)\b"
-    r"|\blike i (?:said|told|mentioned)\b|\bi (?:just said|(?:just )?told you)\b|\bsaid (?:that |this |it )?(?:before|earlier)\b"
+    r"\balready (?:told|said|gave|given|mentioned|answered|provided|explained|sent|shared|entered|typed|asked)\b"
+    r"|\bas i (?:said|mentioned|told)\b|\blike i (?:said|told|mentioned)\b"
+    r"|\bi (?:just said|(?:just )?told you|just (?:gave|sent|shared|typed|entered|provided))\b"
+    r"|\bi (?:gave|sent|provided) (?:it|that|this|you)\b|\bi'?ve (?:just )?(?:given|sent|provided) (?:it|that|this|you)\b"
+    r"|\bsaid (?:that |this |it )?(?:before|earlier)\b|\bdid(?:n'?t| not)? i (?:not )?(?:just )?(?:say|tell|give|send)\b"
+    r"|\b(?:you|u) (?:just |already )?(?:asked|had|have) (?:me )?(?:that|this|it) (?:already|before|earlier)\b"
+    r"|\b(?:it'?s|it is|that'?s|see) (?:right )?(?:above|up there)\b|\bscroll up\b|\bsame as (?:before|earlier|above)\b"
     r"|\bagain\?|\bhow many times\b"
 )
 
@@ -225,19 +234,22 @@ def corrects(text: str) -> bool:
 def volunteered(text: str) -> tuple[tuple[str, str], ...]:
     """Facts a customer turn states on its own, as (kind, value), for asks the agent has not made yet."""
     low = text.lower()
+    digits = bool(_DIGIT.search(text))  # most patterns need a digit: skip them on turns without one
     out: list[tuple[str, str]] = []
     for m in _NAME.finditer(text):
         first = m.group(1).split()[0]
         if first not in _NOT_NAMES:
             out.append(("name", m.group(1)))
-    for kind, pat, src in (("account_number", _ACCOUNT, low), ("pin", _PIN, text), ("reference_id", _REF, text)):
-        for m in pat.finditer(src):
-            out.append((kind, m.group(1)))
+    if digits:
+        for kind, pat, src in (("account_number", _ACCOUNT, low), ("pin", _PIN, text), ("reference_id", _REF, text)):
+            for m in pat.finditer(src):
+                out.append((kind, m.group(1)))
     for m in _COUNT.finditer(low):
         out.append(("count", m.group(0)))
-    for m in _TIME.finditer(low):
-        out.append(("time", m.group(0)))
-    for pat in (_WEEKDAY, _MONTH):
+    if digits or "noon" in low or "midnight" in low:
+        for m in _TIME.finditer(low):
+            out.append(("time", m.group(0)))
+    for pat in (_WEEKDAY, _MONTH) if digits else (_WEEKDAY,):
         for m in pat.finditer(low):
             out.append(("day", m.group(0)))
     return tuple(out)
@@ -247,6 +259,29 @@ def volunteered(text: str) -> tuple[tuple[str, str], ...]:
 #: hashed. It stands for a value, not for the word "email": an agent asking "what is your email?" does
 #: not repeat it, and two equal hashed tokens are the same value given twice.
 _REDACTED = re.compile(r"\[([A-Z][A-Z0-9_]*)(?::([0-9a-f]{6,}))?\]")
+#: Fact kinds whose values have a shape of their own (the privacy detectors' rules), so a customer turn that
+#: carries one has given that fact whatever was asked: "you can reach me at jane@example.com" gives the
+#: e-mail address as surely as an answer to "what is your e-mail?". Redaction tokens of these types too.
+_VALUE_KINDS = {EMAIL: "email", PHONE: "phone", IBAN: "account_number"}
+_VALUE_TYPES = frozenset(_VALUE_KINDS)
+
+
+@lru_cache(maxsize=65536)
+def stated_values(text: str) -> tuple[tuple[str, str], ...]:
+    """Facts of a known kind a customer turn carries by their shape, as (kind, value), in text order.
+
+    The value is the address, number or redaction token itself (``[EMAIL]``, ``[PHONE:3fa9c1d2e4b5]``),
+    so a later restatement is recognised by :func:`restates` on raw and redacted transcripts alike.
+    """
+    out: list[tuple[int, str, str]] = []
+    if "[" in text:
+        for m in _REDACTED.finditer(text):
+            kind = _VALUE_KINDS.get(m.group(1).lower())
+            if kind is not None:
+                out.append((m.start(), kind, m.group(0)))
+    if "@" in text or _DIGIT.search(text):
+        out.extend((f.start, _VALUE_KINDS[f.pii_type], text[f.start:f.end]) for f in find_pii(text, _VALUE_TYPES))
+    return tuple((kind, value) for _, kind, value in sorted(out))
 
 
 @lru_cache(maxsize=65536)
@@ -256,7 +291,8 @@ def key_tokens(text: str) -> frozenset[str]:
     if opaque:
         text = _REDACTED.sub(" ", text)
     toks = {w for w in words(text) if w not in _STOP and len(w) > 1} | opaque
-    toks |= {m.group(0).replace(" ", "") for m in _TIME.finditer(text.lower())}
+    if _DIGIT.search(text) or "noon" in toks or "midnight" in toks:
+        toks |= {m.group(0).replace(" ", "") for m in _TIME.finditer(text.lower())}
     return frozenset(toks)
 
 

@@ -24,6 +24,9 @@ SUCCESS = re.compile(
     r"|\bis on (?:its|the|her|his) way\b|\bwill (?:knock|pick you up|be there|be delivered|arrive)\b"
     r"|\b(?:request|order|booking|reservation|report|payment|appointment|ticket) (?:is|was|has been) "
     r"(?:received|accepted|approved|in)\b|\bgood to go\b"
+    # The information asked for, given: "your current balance is 5,703", "the total comes to $42.10".
+    r"|\byour (?:\w+ )?(?:balance|total|amount due|order status|tracking number|refund amount|credit limit|"
+    r"due date|wait time|estimated (?:arrival|delivery)(?: time| date)?) (?:is|was|comes to|will be)\b(?=[^?]*\d)"
 )
 FAILURE = re.compile(
     r"\bunfortunately\b|\bunsuccessful(?:ly)?\b|\bfail(?:ed|s|ure)?\b|\bunable\b|\bcannot\b|\bcan'?t\b|\bcan not\b"
@@ -56,9 +59,9 @@ THANKS = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bty\b|\bappreciate\b|\bperfect
 #: "wrong" counts only as a verdict on something ("that's wrong", "the wrong date", "you got it wrong") and
 #: "I didn't want" only about the result ("I didn't want that"), so "I didn't want to go any earlier, great!"
 #: or "don't tell anyone if I get it wrong" are not objections.
-OBJECTION = re.compile(r"\bnot what i\b|\bincorrect\b|\bmistake\b|\bi didn'?t (?:ask for|order|say (?:that|this)|"
-                       r"want (?:that|this|it)\b)|\buseless\b|\bterrible\b|\bunacceptable\b|^no,? i (?:said|asked|wanted)\b"
-                       r"|\bthat'?s not (?:right|it|what)\b")
+OBJECTION = re.compile(r"\b(?:not what i\b|incorrect\b|mistake\b|i didn'?t (?:ask for|order|say (?:that|this)|"
+                       r"want (?:that|this|it)\b)|useless\b|terrible\b|unacceptable\b|that'?s not (?:right|it|what)\b)"
+                       r"|^no,? i (?:said|asked|wanted)\b")
 WRONG_VERDICT = re.compile(
     r"\b(?:is|was|are|were|that'?s|it'?s|all|got (?:it|that|this|them|my \w+)|have|has|had|the|a) (?:\w+ )?wrong\b"
     r"|\bwrong (?:\w+ )?(?:date|day|time|name|number|address|amount|item|order|size|colou?r|account|person|one|room"
@@ -71,12 +74,12 @@ def objects(low: str) -> bool:
 
 
 #: Customer annoyance or distress with the agent.
-ANNOYED = re.compile(
-    r"\b(?:not|aren'?t|are not) listening\b|\buseless\b|\bstupid\b|\bidiot|\bdumb\b|\bridiculous\b|\bannoy"
-    r"|\bfrustrat|\bwaste of (?:my )?time\b|\bterrible\b|\bawful\b|\bhorrible\b|\bincompetent\b|\bwtf\b|\bomg\b"
-    r"|\bf+u+c+k|\bshit|\bdamn|\bcrap\b|\bhell\b|\bbitch|\bugh+\b|\bseriously\b|\bare you (?:even )?(?:a )?"
-    r"(?:bot|robot|kidding|serious)\b|\bwhat is wrong with you\b|\bforget it\b|\bnever ?mind\b|\bi give up\b"
-    r"|\bunacceptable\b|\bpathetic\b|\bhurry\b|\bjust do\b|\bnot what i\b|\bwhy (?:do|did|are) you\b|\?{2,}|!{3,}"
+ANNOYED = re.compile(  # one \b before the group, not one per word: that is ten times faster in ``re``
+    r"\b(?:(?:not|aren'?t|are not|are you even) listening\b|useless\b|stupid\b|idiot|dumb\b|ridiculous\b|annoy"
+    r"|frustrat|waste of (?:my )?time\b|terrible\b|awful\b|horrible\b|incompetent\b|wtf\b|omg\b"
+    r"|f+u+c+k|shit|damn|crap\b|hell\b|bitch|ugh+\b|seriously\b|are you (?:even )?(?:a )?"
+    r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
+    r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)|\?{2,}|!{3,}"
 )
 #: Unprofessional agent language.
 RUDE = re.compile(r"\bshut up\b|\bcalm down\b|\bwhatever\b|\bnot my problem\b|\bstupid\b|\bidiot|\bdumb\b|\bf+u+c+k"
@@ -84,8 +87,8 @@ RUDE = re.compile(r"\bshut up\b|\bcalm down\b|\bwhatever\b|\bnot my problem\b|\b
 #: The customer says they are leaving or giving up.
 LEAVING = re.compile(r"\b(?:i'?ll|i will) (?:go|leave|try (?:somewhere|elsewhere|another|later)|call back|come back)"
                      r"|\bforget it\b|\bnever ?mind\b|\bi give up\b|\bgoodbye\b|\bbye\b|\bgotta go\b")
-HESITATION = re.compile(r"\b(?:um+|uh+|er+m?|hmm+|hm+)\b|\bnot sure\b|\bi guess\b|\bi think\b|\bmaybe\b|\bperhaps\b"
-                        r"|\blet me (?:think|check|see)\b|\bwait\b|\bi don'?t know\b|\bactually\b|\.{3,}|…")
+HESITATION = re.compile(r"\b(?:(?:um+|uh+|er+m?|hmm+|hm+)\b|not sure\b|i guess\b|i think\b|maybe\b|perhaps\b"
+                        r"|let me (?:think|check|see)\b|wait\b|i don'?t know\b|actually\b)|\.{3,}|…")
 
 
 @lru_cache(maxsize=65536)
@@ -124,10 +127,10 @@ _KEY = r"\b(?:status|state|result|outcome)[\"']?\s*[:=]\s*[\"']?"
 TOOL_FAILURE = re.compile(
     _KEY + r"(?:error|errored|fail(?:ed|ure)?|declined|denied|rejected|invalid|not[ _-]?found|unavailable|"
     r"unauthori[sz]ed|forbidden|timeout|timed[ _-]?out|no[ _-]?match|insufficient[ _-]funds|unsuccessful)\b"
-    r"|\b(?:success|succeeded|ok|available|found|approved)[\"']?\s*[:=]\s*(?:false|0)\b"
-    r"|\b(?:errors?|error_message|error_code|exception)[\"']?\s*[:=](?!\s*(?:[\"']{2}|\[\s*\]|\{\s*\}|null\b|none\b|"
+    r"|\b(?:(?:success|succeeded|ok|available|found|approved)[\"']?\s*[:=]\s*(?:false|0)\b"
+    r"|(?:errors?|error_message|error_code|exception)[\"']?\s*[:=](?!\s*(?:[\"']{2}|\[\s*\]|\{\s*\}|null\b|none\b|"
     r"false\b|0\b|[\"']?(?:none|null|ok)\b))"
-    r"|\b(?:status_?code|http_?status)[\"']?\s*[:=]\s*[45]\d\d\b|^\s*(?:error|exception|traceback)\b"
+    r"|(?:status_?code|http_?status)[\"']?\s*[:=]\s*[45]\d\d\b)|^\s*(?:error|exception|traceback)\b"
 )
 TOOL_SUCCESS = re.compile(
     _KEY + r"(?:ok|okay|success|successful|succeeded|completed?|confirmed|booked|reserved|scheduled|approved|"

@@ -1,82 +1,165 @@
-"""``customer_agent_conversation_quality``: effective, professional, efficient, responsive?
+"""``customer_agent_conversation_quality``: would the customer leave this stage satisfied?
 
-Four parts, each in [0, 1], averaged with weights and then capped by the worst hard signal:
-- effectiveness: the visit's resolution score (an unresolved visit is not an effective one);
-- tone: rude or dismissive agent language, and the customer's annoyance at the agent;
-- efficiency: agent messages repeated word for word (loops), re-asked facts, long visits;
-- responsiveness: agent turns that did not understand or could not handle the request.
+A satisfied customer got what they came for without a fight. So the score is the visit's
+effectiveness (its resolution score) combined with what the customer had to go through, each a
+count of turns (the reason names the first):
+- frustration: a customer turn that is annoyed, objects to the outcome ("that's not what I asked"),
+  corrects the agent ("no, I said Tuesday"), says they were asked before, or is negative (VADER, :mod:`.sentiment`) about the agent or the
+  conversation rather than about the problem they came with;
+- repeated asks: the customer asks again for what they asked for earlier in the visit (rephrasing
+  included: most of the same content words);
+- dead ends: the agent says it cannot understand or cannot help ("I can only help with ...");
+- agent errors: apologies and errors in the agent's words ("sorry", "my mistake", "an error");
+- unprofessional agent language; lost context (the retention verdict); word-for-word agent loops;
+- long or slow exchanges: agent turns beyond :data:`LONG_VISIT_AGENT_TURNS`, replies slower than
+  :data:`SLOW_REPLY_S`;
+and a customer who ends by thanking the agent, rather than with a complaint, is the best sign there is.
 """
 
 from __future__ import annotations
 
+import re
+from itertools import pairwise
+
 from journeyscope.evaluators.base import clamp, guard
-from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, RUDE, THANKS
+from journeyscope.evaluators.facts import complains_repeated, corrects, key_tokens
+from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, RUDE, THANKS, objects
 from journeyscope.evaluators.resolution import conversation_resolution
 from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.retention import customer_agent_context_retention
-from journeyscope.evaluators.text import quote, read_visit
+from journeyscope.evaluators.sentiment import NEGATIVE, negativity
+from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = "customer_agent_conversation_quality"
-VERSION = "local-1"
+VERSION = "local-2"  # 2: frustration (VADER), repeated asks, dead ends, apologies, slow replies, closing words
 PASS_AT = 0.6
-#: Agent turns beyond this in one visit start to cost efficiency.
+#: Agent turns beyond this in one visit start to cost.
 LONG_VISIT_AGENT_TURNS = 12
+#: An agent reply slower than this (seconds after the customer's turn) is slow.
+SLOW_REPLY_S = 120.0
+
+_APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|apologies|my (?:mistake|bad)|an error|went wrong|inconvenience)\b")
+
+# What each finding costs the experience part (1 = a smooth visit), per turn, and the most it can cost.
+COST = {"frustration": (0.3, 0.6), "rude": (0.5, 1.0), "repeated_ask": (0.2, 0.4), "dead_end": (0.25, 0.5),
+        "apology": (0.1, 0.3), "lost_context": (0.3, 0.3), "loop": (0.2, 0.4), "slow": (0.1, 0.3)}
+#: What a closing thank-you from the customer adds to the experience part (without one it is at most 1 - this).
+CLOSING_BONUS = 0.1
 
 
-@register(NAME, VERSION, "Was the agent effective, professional, efficient and responsive?")
+#: Words that turn a customer's negative words towards the agent or the conversation ("you're useless",
+#: "this is taking forever"), not the situation they came with ("my card was stolen").
+_DIRECTED = re.compile(r"\b(?:you|your|you'?re|u|this|that'?s|it'?s)\b")
+
+
+def _frustrated(line: Line, opening: bool) -> bool:
+    """The customer is annoyed, objects, says they were asked before, or is negative about the agent or the
+    conversation (not in the turn that states their problem; a thank-you is never frustration)."""
+    if THANKS.search(line.low):
+        return False
+    if bool(ANNOYED.search(line.low)) or objects(line.low) or corrects(line.text) or complains_repeated(line.text):
+        return True
+    return not opening and negativity(line.text) <= NEGATIVE and bool(_DIRECTED.search(line.low))
+
+
+def _repeated_asks(customer: tuple[Line, ...]) -> list[Line]:
+    """Customer turns that ask again what an earlier turn of the visit asked (most content words shared)."""
+    asked: list[frozenset[str]] = []
+    out: list[Line] = []
+    for line in customer:
+        toks = key_tokens(line.text)
+        if len(toks) < 3:
+            continue
+        if any(len(toks & prev) / len(toks | prev) >= 0.6 for prev in asked):
+            out.append(line)
+        asked.append(toks)
+    return out
+
+
+def _slow_replies(lines: tuple[Line, ...]) -> list[Line]:
+    out = []
+    for a, b in pairwise(lines):
+        if a.role == CUSTOMER and b.role == AGENT and a.turn.ts is not None and b.turn.ts is not None:
+            try:
+                gap = (b.turn.ts - a.turn.ts).total_seconds()
+            except TypeError:  # naive and aware timestamps mixed
+                continue
+            if gap >= SLOW_REPLY_S:
+                out.append(b)
+    return out
+
+
+@register(NAME, VERSION, "Would the customer leave this stage satisfied: effective, smooth, professional?")
 def customer_agent_conversation_quality(ctx: VisitContext) -> EvalResult:
-    """Weighted effectiveness, tone, efficiency and responsiveness; the reason names the weakest part."""
+    """Effectiveness (resolution) and experience (what the customer went through); the reason names the worst."""
     vt = read_visit(ctx.visit)
     bad = guard(NAME, VERSION, vt)
     if bad:
         return bad
-    notes: list[tuple[float, str]] = []
-
     res = conversation_resolution(ctx)
     effectiveness = 0.7 if res.score is None else res.score
-    if res.score is not None and res.score < 0.5:
-        notes.append((res.score, f"unresolved: {res.reason}"))
-
-    rude = [x for x in vt.agent if RUDE.search(x.low)]
-    annoyed = [x for x in vt.customer if ANNOYED.search(x.low) and not THANKS.search(x.low)]
-    tone = 1.0 - 0.5 * len(rude) - 0.25 * len(annoyed)
-    if rude:
-        notes.append((0.0, f"turn {rude[0].index}: unprofessional agent language ({quote(rude[0].text, 40)!r})"))
-    if annoyed:
-        notes.append((0.3, f"turn {annoyed[0].index}: the customer was annoyed ({quote(annoyed[0].text, 40)!r})"))
 
     seen: dict[str, int] = {}
-    loops: list[int] = []
+    loops: list[Line] = []
     for x in vt.agent:
         key = " ".join(x.low.split())
         if key in seen and len(key) > 25 and "anything else" not in key:
-            loops.append(x.index)
+            loops.append(x)
         seen.setdefault(key, x.index)
     ret = customer_agent_context_retention(ctx)
-    efficiency = 1.0 - 0.2 * len(loops) - max(0, len(vt.agent) - LONG_VISIT_AGENT_TURNS) * 0.03
-    if ret.score is not None and ret.score < 0.5:
-        efficiency -= 0.3
-        notes.append((ret.score, f"lost context: {ret.reason}"))
-    if loops:
-        notes.append((0.4, f"turn {loops[0]}: the agent repeated an earlier message word for word"))
+    found: dict[str, list[Line]] = {
+        "frustration": [x for i, x in enumerate(vt.customer) if _frustrated(x, opening=i == 0)],
+        "rude": [x for x in vt.agent if RUDE.search(x.low)],
+        "repeated_ask": _repeated_asks(vt.customer),
+        "dead_end": [x for x in vt.agent if CONFUSED.search(x.low)],
+        "apology": [x for x in vt.agent if _APOLOGY.search(x.low)],
+        "lost_context": [vt.lines[0]] if ret.score is not None and ret.score < 0.5 else [],
+        "loop": loops,
+        "slow": _slow_replies(vt.lines),
+    }
+    cost = {k: min(COST[k][1], COST[k][0] * len(v)) for k, v in found.items() if v}
+    long_by = max(0, len(vt.agent) - LONG_VISIT_AGENT_TURNS)
+    if long_by:
+        cost["long"] = min(0.3, 0.03 * long_by)
+    last = vt.customer[-1] if vt.customer else None
+    closed = last is not None and bool(THANKS.search(last.low)) and last not in found["frustration"]
+    experience = clamp(1.0 - CLOSING_BONUS - sum(cost.values()) + (CLOSING_BONUS if closed else 0.0))
+    score = clamp(0.5 * effectiveness + 0.5 * experience)
 
-    confused = [x for x in vt.agent if CONFUSED.search(x.low)]
-    responsiveness = 1.0 - 0.35 * len(confused)
-    if confused:
-        notes.append((0.35, f"turn {confused[0].index}: the agent did not understand or could not help "
-                            f"({quote(confused[0].text, 40)!r})"))
-
-    parts = {"effectiveness": clamp(effectiveness), "tone": clamp(tone), "efficiency": clamp(efficiency),
-             "responsiveness": clamp(responsiveness)}
-    score = clamp(0.35 * parts["effectiveness"] + 0.3 * parts["tone"] + 0.15 * parts["efficiency"]
-                  + 0.2 * parts["responsiveness"])
+    notes = _notes(found, res, ret, long_by, len(vt.agent))
     if notes:
-        notes.sort(key=lambda n: n[0])
-        reason = "; ".join(n[1] for n in notes[:2])
+        reason = "; ".join(notes[:2])
     else:
-        reason = f"Professional and responsive over {len(vt.agent)} agent turn(s); no loops, re-asks or complaints"
+        reason = f"Effective and smooth over {len(vt.agent)} agent turn(s): no frustration, repeated asks or dead ends"
+    if closed:
+        reason += f"; the customer closed with thanks at turn {last.index}"  # type: ignore[union-attr]
     label = "good" if score >= 0.8 else "fair" if score >= PASS_AT else "poor"
-    return EvalResult(NAME, VERSION, score, score >= PASS_AT, label, reason + vt.note() + ".",
-                      {**parts, "rude_turns": [x.index for x in rude], "annoyed_turns": [x.index for x in annoyed],
-                       "loop_turns": loops, "confused_turns": [x.index for x in confused]})
+    evidence: dict[str, object] = {"effectiveness": clamp(effectiveness), "experience": experience,
+                                   **{f"{k}_turns": [x.index for x in v] for k, v in found.items() if v},
+                                   "closed_with_thanks": closed}
+    return EvalResult(NAME, VERSION, score, score >= PASS_AT, label, reason + vt.note() + ".", evidence)
+
+
+def _notes(found: dict[str, list[Line]], res: EvalResult, ret: EvalResult, long_by: int, agent_turns: int) -> list[str]:
+    """The findings as reason clauses, the most costly first."""
+    out: list[tuple[float, str]] = []
+    if res.score is not None and res.score < 0.5:
+        out.append((1.0, f"unresolved: {res.reason.rstrip('.')}"))
+    what = {"frustration": "the customer was frustrated", "rude": "unprofessional agent language",
+            "repeated_ask": "the customer had to ask again", "dead_end": "the agent could not understand or help",
+            "apology": "the agent apologised or reported an error", "loop": "the agent repeated a message word for word",
+            "slow": "a slow agent reply"}
+    for k, lines in found.items():
+        if not lines:
+            continue
+        if k == "lost_context":
+            out.append((COST[k][0], f"lost context: {ret.reason.rstrip('.')}"))
+            continue
+        x = lines[0]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        out.append((COST[k][0] * len(lines), f"turn {x.index}: {what[k]} ({quote(x.text, 40)!r}){more}"))
+    if long_by:
+        out.append((0.03 * long_by, f"a long visit ({agent_turns} agent turns)"))
+    out.sort(key=lambda n: -n[0])
+    return [n[1] for n in out]

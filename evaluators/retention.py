@@ -13,11 +13,12 @@ the customer rejected, is a contradiction.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from journeyscope.evaluators.base import clamp, guard, memo_last, no_evidence
 from journeyscope.evaluators.facts import (
+    KIND_LABELS as _LABELS,
     PERSONAL_KINDS,
     Ask,
     complains_repeated,
@@ -29,15 +30,17 @@ from journeyscope.evaluators.facts import (
     restates,
     same_kind,
     says_already,
+    stated_values,
     volunteered,
 )
 from journeyscope.evaluators.lexicon import outcome_polarity
 from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
-from journeyscope.evaluators.transcript import VisitContext
+from journeyscope.evaluators.transcript import StageVisit, VisitContext
 
 NAME = "customer_agent_context_retention"
-VERSION = "local-2"  # 2: redacted values read as opaque; "I already told you" after any question
+VERSION = "local-3"  # 3: e-mail, phone and IBAN values count as given whatever was asked; "I just gave it to you"
+# 2: redacted values read as opaque; "I already told you" after any question
 PASS_AT = 0.5
 
 # Failure weights (score = 1 - the strongest): how sure each pattern is that context was lost.
@@ -102,6 +105,91 @@ def _find(facts: list[_Fact], ask: Ask, stage: str) -> _Fact | None:
     return None
 
 
+@dataclass
+class _Memory:
+    """What the journey has told the agent up to a point: facts given, options rejected, the last reset."""
+
+    facts: list[_Fact] = field(default_factory=list)
+    rejected: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    last_reset: int = -1  #: order of the last failure report or change of mind
+    pending: tuple[Ask, ...] = ()  #: the asks of the last agent line, until the customer answers
+    order: int = 0  #: lines read so far
+    last: Line | None = None  #: the last line read
+    agent_seen: bool = False
+
+    def copy(self) -> _Memory:
+        return _Memory(list(self.facts), dict(self.rejected), self.last_reset, self.pending, self.order, self.last,
+                       self.agent_seen)
+
+    def agent_said(self, line: Line) -> tuple[Ask, ...]:
+        if outcome_polarity(line.text) < 0:
+            self.last_reset = self.order
+        self.pending = asks_in(line.text)
+        self.agent_seen = True
+        return self.pending
+
+    def customer_said(self, pos: int, stage: str, line: Line) -> None:
+        order = self.order
+        if changes_mind(line.text):
+            self.last_reset = order
+        for name in _rejections(line.text):
+            self.rejected[name] = (pos, stage, line.index)
+        answered = [a for a in self.pending if not a.clarifying]
+        if answered:
+            a = answered[0]
+            self.facts.append(_Fact(a.kind, a.label, line.text, stage, pos, line.index, False, order,
+                                    unknown=evasive(line.text)))
+        for kind, value in volunteered(line.text):
+            if not (answered and same_kind(answered[0].kind, kind)):
+                self.facts.append(_Fact(kind, kind.replace("_", " "), value, stage, pos, line.index, True, order))
+        for kind, value in stated_values(line.text):
+            # A value with a shape of its own is given as surely as an answer, whatever the question was.
+            if not (answered and answered[0].kind == kind):
+                self.facts.append(_Fact(kind, _LABELS[kind], value, stage, pos, line.index, False, order))
+        self.pending = ()
+
+    def read(self, line: Line) -> None:
+        """Count ``line`` as read (after its role's handler)."""
+        self.order += 1
+        self.last = line
+
+
+_MEMORIES: dict[int, tuple[tuple[StageVisit, ...], _Memory]] = {}
+_MEMORIES_MAX = 4096
+
+
+def _memory(history: tuple[StageVisit, ...]) -> _Memory:
+    """The memory after a journey's earlier visits (not to be changed: copy it first).
+
+    A journey's visits are scored in order and each one's history is the one before plus one visit,
+    so memories are kept by the identity of their history's visits and extended one visit at a time:
+    reading a journey costs its length, not its length squared.
+    """
+    k = len(history)
+    mem: _Memory | None = None
+    while k > 0:
+        hit = _MEMORIES.get(id(history[k - 1]))
+        if hit is not None and len(hit[0]) == k and all(a is b for a, b in zip(hit[0], history)):
+            mem = hit[1]
+            break
+        k -= 1
+    if mem is None:
+        mem = _Memory()
+    for pos in range(k, len(history)):
+        mem = mem.copy()
+        visit = history[pos]
+        for line in read_visit(visit).lines:
+            if line.role == AGENT:
+                mem.agent_said(line)
+            else:
+                mem.customer_said(pos, visit.stage, line)
+            mem.read(line)
+        if len(_MEMORIES) >= _MEMORIES_MAX:
+            _MEMORIES.pop(next(iter(_MEMORIES)))
+        _MEMORIES[id(visit)] = (history[:pos + 1], mem)
+    return mem
+
+
 @register(NAME, VERSION, "Did the agent keep what the customer already said, across stages and hand-offs?")
 @memo_last
 def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
@@ -111,75 +199,56 @@ def customer_agent_context_retention(ctx: VisitContext) -> EvalResult:
     if bad:
         return bad
     cur = len(ctx.history)
-    seq: list[tuple[int, str, Line]] = []
-    for pos, v in enumerate(ctx.history):
-        seq.extend((pos, v.stage, line) for line in read_visit(v).lines)
-    seq.extend((cur, ctx.visit.stage, line) for line in vt.lines)
-
-    facts: list[_Fact] = []
-    rejected: dict[str, tuple[int, str, int]] = {}
+    stage = ctx.visit.stage
+    mem = _memory(ctx.history).copy()
+    lines = vt.lines
     findings: list[_Finding] = []
     clarifications: list[int] = []
-    pending: tuple[Ask, ...] = ()
-    last_reset = -1  # order of the last failure report or change of mind
-    for order, (pos, stage, line) in enumerate(seq):
+    for i, line in enumerate(lines):
         if line.role == AGENT:
-            if outcome_polarity(line.text) < 0:
-                last_reset = order
-            asks = asks_in(line.text)
-            if pos == cur:
-                for ask in asks:
-                    if ask.clarifying:
-                        clarifications.append(line.index)
-                        continue
-                    f = _find(facts, ask, stage)
-                    if f is None:
-                        reply = next((x for _, _, x in seq[order + 1:] if x.role != AGENT), None)
-                        if reply is not None and complains_repeated(reply.text):
-                            findings.append(_complained(ask, line, reply, facts, cur))
-                        continue
-                    if " or " not in ask.sentence and key_tokens(f.value) <= key_tokens(ask.sentence) \
-                            and key_tokens(f.value):
-                        continue  # the agent repeats the value back to confirm it
-                    reply = next((x for _, _, x in seq[order + 1:] if x.role != AGENT), None)
-                    findings.append(_reask(f, line, reply, cur, stale=f.order < last_reset))
-                for name, (r_pos, r_stage, r_turn) in rejected.items():
-                    if name.lower() in line.low and _OFFERING.search(line.low) and pos == cur:
-                        findings.append(_Finding(W_REOFFER, "rejected option", line.index,
-                                                 f"Turn {line.index}: the agent offered {name!r} again, which the "
-                                                 f"customer rejected at turn {r_turn} of stage {r_stage!r}.",
-                                                 {"rejected": name, "rejected_turn": r_turn}))
-                        rejected.pop(name)
-                        break
-            pending = asks
-            continue
-        # customer line
-        if changes_mind(line.text):
-            last_reset = order
-        for name in _rejections(line.text):
-            rejected[name] = (pos, stage, line.index)
-        if pos == cur and corrects(line.text) and order > 0 and not seq[order - 1][2].low.rstrip().endswith("?"):
-            prior = next((f for f in reversed(facts) if restates(line.text, f.value)), None)
-            if prior is not None and order > 0 and seq[order - 1][2].role == AGENT:
-                agent_line = seq[order - 1][2]
-                findings.append(_Finding(
-                    W_CONTRADICTION, prior.kind, agent_line.index,
-                    f"Turn {agent_line.index}: the agent's statement contradicted the customer's {prior.label} "
-                    f"({quote(prior.value, 40)!r}, given at {_where(prior, cur)}); the customer corrected it at "
-                    f"turn {line.index}.", {"fact": prior.label, "first_given": [prior.stage, prior.turn]}))
-        answered = [a for a in pending if not a.clarifying]
-        if answered:
-            a = answered[0]
-            facts.append(_Fact(a.kind, a.label, line.text, stage, pos, line.index, False, order,
-                               unknown=evasive(line.text)))
-        for kind, value in volunteered(line.text):
-            if not (answered and same_kind(answered[0].kind, kind)):
-                facts.append(_Fact(kind, kind.replace("_", " "), value, stage, pos, line.index, True, order))
-        pending = ()
+            facts = mem.facts
+            for ask in mem.agent_said(line):
+                if ask.clarifying:
+                    clarifications.append(line.index)
+                    continue
+                f = _find(facts, ask, stage)
+                reply = next((x for x in lines[i + 1:] if x.role != AGENT), None)
+                if f is None:
+                    if reply is not None and complains_repeated(reply.text):
+                        findings.append(_complained(ask, line, reply, facts, cur))
+                    continue
+                if " or " not in ask.sentence and key_tokens(f.value) <= key_tokens(ask.sentence) \
+                        and key_tokens(f.value):
+                    continue  # the agent repeats the value back to confirm it
+                if any(kind == f.kind for kind, _ in stated_values(ask.sentence)):
+                    continue  # the agent quotes an address or number of that kind: confirming, not asking
+                findings.append(_reask(f, line, reply, cur, stale=f.order < mem.last_reset))
+            for name, (r_pos, r_stage, r_turn) in mem.rejected.items():
+                if name.lower() in line.low and _OFFERING.search(line.low):
+                    findings.append(_Finding(W_REOFFER, "rejected option", line.index,
+                                             f"Turn {line.index}: the agent offered {name!r} again, which the "
+                                             f"customer rejected at turn {r_turn} of stage {r_stage!r}.",
+                                             {"rejected": name, "rejected_turn": r_turn}))
+                    mem.rejected.pop(name)
+                    break
+        else:
+            prev = lines[i - 1] if i else mem.last
+            if corrects(line.text) and prev is not None and not prev.low.rstrip().endswith("?") \
+                    and prev.role == AGENT:
+                prior = next((f for f in reversed(mem.facts) if restates(line.text, f.value)), None)
+                if prior is not None:
+                    findings.append(_Finding(
+                        W_CONTRADICTION, prior.kind, prev.index,
+                        f"Turn {prev.index}: the agent's statement contradicted the customer's {prior.label} "
+                        f"({quote(prior.value, 40)!r}, given at {_where(prior, cur)}); the customer corrected it at "
+                        f"turn {line.index}.", {"fact": prior.label, "first_given": [prior.stage, prior.turn]}))
+            mem.customer_said(cur, stage, line)
+        mem.read(line)
+    facts = mem.facts
 
     evidence: dict[str, object] = {"clarifications": clarifications, "truncated_turns": list(vt.truncated)}
     if not findings:
-        if not facts and not any(ln.role == AGENT for _, _, ln in seq):
+        if not facts and not mem.agent_seen:
             return no_evidence(NAME, VERSION, "No agent turn to judge retention by.")
         extra = f"; {len(clarifications)} clarifying question(s) are not counted" if clarifications else ""
         return EvalResult(NAME, VERSION, 1.0, True, "retained",
@@ -221,7 +290,8 @@ def _reask(f: _Fact, line: Line, reply: Line | None, cur: int, stale: bool) -> _
     ev: dict[str, object] = {"fact": f.label, "kind": f.kind, "first_given": {"stage": f.stage,
                              "visit_position": f.visit_pos, "turn": f.turn}, "value": quote(f.value, 80)}
     base = f"Turn {line.index}: the agent asked again for the customer's {f.label} ({given})"
-    restated = reply is not None and (says_already(reply.text) or restates(reply.text, f.value)
+    restated = reply is not None and (says_already(reply.text) or complains_repeated(reply.text)
+                                      or restates(reply.text, f.value)
                                       or (f.unknown and evasive(reply.text)))
     if reply is not None:
         ev["reply_turn"] = reply.index

@@ -74,7 +74,7 @@ def looks_english(texts: list[str]) -> bool:
             return True
         if sum(1 for c in letters if not c.isascii()) / len(letters) > 0.3:
             return False
-    toks = [w for w in words(joined) if not w.isdigit()]
+    toks = [w for w in _WORD.findall(joined.lower()) if not w.isdigit()]  # not words(): a one-off text
     if len(toks) < 6:
         return True
     common = sum(1 for w in toks if w in _ENGLISH_COMMON)

@@ -24,6 +24,7 @@ from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse import JourneyMap, SpanRows, Warehouse
 from journeyscope.warehouse.evaluations import (
     GENAI_EVALUATION_EVENT,
+    MIN_JOURNEYS_FOR_WORKERS,
     WarehouseVerdictCache,
     evaluate_pending,
     genai_evaluation_attributes,
@@ -196,15 +197,18 @@ def test_a_run_asked_to_stop_ends_between_batches_and_leaves_the_rest_pending(db
 
 
 def test_scoring_in_worker_processes_gives_exactly_the_rows_of_scoring_in_place(tmp_path: Path) -> None:
-    """The server scores in its worker processes: the transcripts cross as Arrow tables, a few journeys per
-    call, and are built and scored there. Every row must be what scoring in place writes."""
+    """The server scores in its worker processes, ``journeyscope evaluate`` in processes of its own
+    (``workers``), reading the next batch while they score: the transcripts cross as Arrow tables, a few
+    journeys per call, and are built and scored there. Every row must be what scoring in place writes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
+    n = MIN_JOURNEYS_FOR_WORKERS + 6  # enough for a run to start its own processes
 
     def fleet(path: Path) -> Warehouse:
         wh = Warehouse(path, journey_map=JourneyMap(), clock=lambda: LATER)
         rows = SpanRows()
-        for i in range(40):  # more journeys than one call to a worker takes
+        for i in range(n):  # more journeys than one call to a worker takes
             add_journey(rows, f"j-{i:02d}", BOOKING if i % 3 else SUPPORT, start=T0 + i * S, customer=f"c-{i}")
         wh.ingest(rows)
         return wh
@@ -212,13 +216,21 @@ def test_scoring_in_worker_processes_gives_exactly_the_rows_of_scoring_in_place(
     def scores(wh: Warehouse) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k != "evaluated_at"} for r in rows_of(wh)]
 
-    with fleet(tmp_path / "here.duckdb") as here, fleet(tmp_path / "workers.duckdb") as there:
+    bookings = sum(1 for i in range(n) if i % 3)
+    with fleet(tmp_path / "here.duckdb") as here, fleet(tmp_path / "workers.duckdb") as there, \
+            fleet(tmp_path / "own.duckdb") as own:
         evaluate_pending(here)
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
             summary = evaluate_pending(there, scorer=pool)
-        bookings = sum(1 for i in range(40) if i % 3)
-        assert summary.scored == 2 * bookings + (40 - bookings)  # booking journeys have two visits, support one
+        assert summary.scored == 2 * bookings + (n - bookings)  # booking journeys have two visits, support one
         assert scores(there) == scores(here) and len(scores(here)) > 100
+        seen: list[tuple[int, int]] = []
+        summary = evaluate_pending(own, workers=2, batch_journeys=16, progress=lambda d, t: seen.append((d, t)))
+        assert summary.scored == 2 * bookings + (n - bookings)
+        assert scores(own) == scores(here)
+        # every batch reported once, in order, the last one complete
+        assert len(seen) == -(-n // 16) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+        assert seen[-1] == (summary.scored, summary.scored)
 
 
 def test_open_visits_are_skipped_until_they_close(tmp_path: Path) -> None:

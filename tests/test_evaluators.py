@@ -136,6 +136,20 @@ def test_success_after_failure_ranks_between_clean_success_and_failure() -> None
     assert failed < mixed < clean
 
 
+@pytest.mark.parametrize("answer, resolved", [
+    ("Your current balance is $5,703.20.", True),
+    ("Your order status is: shipped on May 3, tracking 1Z999.", True),
+    ("Your total comes to 42.10 dollars.", True),
+    ("Your balance is low, would you like to top up?", False),  # no value given: not an answer
+    ("Could you tell me what your balance is?", False),
+])
+def test_the_information_asked_for_given_with_its_value_is_an_outcome(answer: str, resolved: bool) -> None:
+    lines = [(C, "Hi, can you check something on my account for me?"), (A, "Sure, what is your account number?"),
+             (C, "It's 778812."), (A, answer), (C, "Ok, now I'd like to book a table for tonight.")]
+    r = run(ctx_of(make_visit("bank", lines)), "conversation_resolution")
+    assert (r.label == "resolved") is resolved, r.reason
+
+
 def test_small_talk_without_outcome_has_no_score() -> None:
     lines = [(C, "Lovely weather today."), (A, "It is indeed.")]
     r = run(ctx_of(make_visit("chat", lines)), "conversation_resolution")

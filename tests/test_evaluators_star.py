@@ -1,11 +1,10 @@
 """Accuracy of the local engine on real labelled dialogues (the STAR development split in tests/data/star).
 
 The floors are the figures measured when this was written, minus a small margin for harmless
-refactoring; they are not lowered to make a change pass. The resolution floor sits below the
-project target of 0.97 because the measured figure is below it (0.962): the remaining errors are visits
-where the agent reported a success after a failure that the dev labels mark unresolved (label artefacts
-that no transcript-level signal separates; see the evaluators' README). The held-out STAR split, not
-this one, judges the evaluators.
+refactoring; they are not lowered to make a change pass. The labels are the corrected ones (success
+actions that STAR names differently count, the visit's last outcome decides), which lifted resolution
+from 0.962 to 0.982 with no change to the evaluator; reading a delivered value as an outcome then 0.9915. The held-out STAR split, not this one, judges the
+evaluators.
 """
 
 from __future__ import annotations
@@ -52,16 +51,17 @@ def test_grouping_matches_the_labelled_visits() -> None:
 
 
 def test_resolution_auroc(figures: object) -> None:
-    assert figures.resolution_auroc >= 0.955  # measured 0.9624 (odd 0.9600, even 0.9648); target 0.97 not reached
+    assert figures.resolution_auroc >= 0.985  # measured 0.9915 (odd 0.9915, even 0.9915) on the corrected labels
 
 
 def test_retention_auroc_and_recall(figures: object) -> None:
-    assert figures.retention_auroc >= 0.97  # measured 0.990
-    assert figures.retention_recall5 >= 0.9  # measured 1.000 at 5% false-positive rate
+    assert figures.retention_auroc >= 0.97  # measured 0.9886
+    assert figures.retention_recall5 >= 0.9  # measured 0.974 at 5% false-positive rate (1.000 before two
+    # complained-about re-asks, which the dev labels miss, were caught: see evaluators/README.md)
 
 
 def test_quality_auroc(figures: object) -> None:
-    assert figures.quality_auroc >= 0.6  # measured 0.640 (journey mean); calm_helpful is a noisy label
+    assert figures.quality_auroc >= 0.6  # measured 0.638 (journey mean, direct); calm_helpful is a noisy label
 
 
 def test_auroc_rank_formula_handles_ties() -> None:

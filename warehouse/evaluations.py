@@ -30,10 +30,13 @@ journey type and cohort (:mod:`journeyscope.warehouse.journey_facts`), read in t
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from journeyscope.evaluators.llm import LLMEngine
 
 __all__ = [
+    "DEFAULT_WORKERS",
     "EVALUATIONS_EXPORT",
     "GENAI_EVALUATION_EVENT",
     "EvaluationSummary",
@@ -59,6 +63,7 @@ __all__ = [
     "evaluate_pending",
     "evaluator_stats",
     "genai_evaluation_attributes",
+    "scoring_processes",
 ]
 
 ENGINES = ("local", "llm")
@@ -353,6 +358,7 @@ def evaluate_pending(
     scorer: Executor | None = None,
     journeys: Iterable[str] | None = None,
     stop: Callable[[], bool] | None = None,
+    workers: int = 0,
 ) -> EvaluationSummary:
     """Score every stage visit not yet scored by the current evaluator versions; return a summary.
 
@@ -367,6 +373,8 @@ def evaluate_pending(
     whose visits changed, so a pass costs what changed, not what is stored). ``stop()`` is asked
     between batches: when it says so, the run ends early (``summary.stopped``), every batch before
     it written, the rest still pending (a server shutting down must not wait for a long first pass).
+    ``workers`` > 0 (and no ``scorer``) starts that many scoring processes for this run
+    (:func:`scoring_processes`), when there are at least :data:`MIN_JOURNEYS_FOR_WORKERS` journeys to score.
     """
     started = time.perf_counter()
     specs = registered()
@@ -401,19 +409,36 @@ def evaluate_pending(
         total = len(todo)
         done = 0
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if judge is not None else None
+        own_scorer = None
+        if scorer is None and workers > 0 and len(journeys) >= MIN_JOURNEYS_FOR_WORKERS:
+            scorer = own_scorer = scoring_processes(workers)
         try:
+            # Batch i+1 is read and handed to the scoring processes before batch i is collected and
+            # written, so the processes score while this one reads and writes.
+            in_flight: tuple[_Started, int] | None = None
             for i in range(0, len(journeys), batch_journeys):
                 if stop is not None and stop():
                     summary.stopped = True
                     break
-                batch = [t for j in journeys[i:i + batch_journeys] for t in by_journey[j]]
-                _run_batch(warehouse, batch, journeys[i:i + batch_journeys], judge, pool, plans, summary, scorer)
-                done += len(batch)
+                ids = journeys[i:i + batch_journeys]
+                batch = [t for j in ids for t in by_journey[j]]
+                following = (_start_batch(warehouse, batch, ids, plans, summary, scorer), len(batch))
+                if in_flight is not None:
+                    _finish_batch(warehouse, in_flight[0], judge, pool, plans, summary)
+                    done += in_flight[1]
+                    if progress is not None:
+                        progress(done, total)
+                in_flight = following
+            if in_flight is not None:
+                _finish_batch(warehouse, in_flight[0], judge, pool, plans, summary)
+                done += in_flight[1]
                 if progress is not None:
                     progress(done, total)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+            if own_scorer is not None:
+                own_scorer.shutdown(wait=True, cancel_futures=True)
         if judge is not None:
             summary.llm_calls = judge.calls
     finally:
@@ -453,8 +478,36 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
     return out
 
 
-#: Journeys per call to a worker process: a batch's scoring is spread over the workers in this many.
+#: Fewest journeys per call to a worker process (a batch's scoring is spread over the workers in calls of
+#: this many or an eighth of the batch, whichever is more).
 SCORER_CHUNK_JOURNEYS = 16
+#: Scoring processes ``journeyscope evaluate`` and the demo start: one per CPU this process may use.
+DEFAULT_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+#: Fewer journeys than this are scored in this process even when ``workers`` are asked for: starting
+#: processes would cost more than they save.
+MIN_JOURNEYS_FOR_WORKERS = 4 * SCORER_CHUNK_JOURNEYS
+
+
+def _warm() -> None:
+    """Imports done when a scoring process starts, not on its first batch."""
+    import journeyscope.evaluators  # noqa: F401 - registers the built-in evaluators
+
+
+def scoring_processes(workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes to score stage visits in (:func:`evaluate_pending`'s ``scorer``), started now.
+
+    Forked on Linux (spawned elsewhere): a forked process has every module this one imported, so it
+    starts in milliseconds instead of the seconds a spawned one spends importing DuckDB, Arrow and the
+    evaluators again. It runs only the evaluators on Arrow tables it is sent (never the DuckDB
+    connection), so the threads it leaves behind do not matter. Long-running programs that start
+    threads of their own (the server) start their pool with ``spawn`` instead
+    (:mod:`journeyscope.server.workers`).
+    """
+    method = "fork" if sys.platform.startswith("linux") else "spawn"  # macOS: fork is unsafe with its frameworks
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    for _ in range(workers):
+        pool.submit(_warm)
+    return pool
 
 
 def _score_tables(visits: pa.Table, turns: pa.Table,
@@ -470,15 +523,22 @@ def _score_tables(visits: pa.Table, turns: pa.Table,
 
 def _score_elsewhere(scorer: Executor, visits: pa.Table, turns: pa.Table,
                      jobs: list[tuple[VisitKey, list[str]]]) -> Iterable[list[EvalResult]]:
-    """Results for ``jobs`` (in order) from ``scorer``'s processes, a few journeys per call."""
+    """Results for ``jobs`` (in order) from ``scorer``'s processes, a few journeys per call.
+
+    The calls are submitted now (the processes score while the caller goes on); the results are
+    collected as the returned iterator is read.
+    """
     import pyarrow.compute as pc
 
+    # Whole journeys per call: an eighth of the batch, at least SCORER_CHUNK_JOURNEYS. Fewer, larger calls
+    # cost less to send and answer; eight of them still keep the processes busy to the batch's end.
+    per_call = max(SCORER_CHUNK_JOURNEYS, -(-len({key.journey_id for key, _ in jobs}) // 8))
     chunks: list[list[tuple[str, int, list[str]]]] = []
     seen: set[str] = set()
     for key, names in jobs:  # in journey order: a chunk takes whole journeys
         if key.journey_id not in seen:
             seen.add(key.journey_id)
-            if not chunks or len(seen) % SCORER_CHUNK_JOURNEYS == 1:
+            if not chunks or len(seen) % per_call == 1 or per_call == 1:
                 chunks.append([])
         chunks[-1].append((key.journey_id, key.position, names))
     futures = []
@@ -486,9 +546,13 @@ def _score_elsewhere(scorer: Executor, visits: pa.Table, turns: pa.Table,
         ids = pa.array(sorted({jid for jid, _, _ in chunk}), pa.string())
         futures.append(scorer.submit(_score_tables, visits.filter(pc.is_in(visits["journey_id"], ids)),
                                      turns.filter(pc.is_in(turns["journey_id"], ids)), chunk))
-    for future in futures:
-        for results in future.result():
-            yield [EvalResult(*r) for r in results]
+    return (results for future in futures for results in _results_of(future))
+
+
+def _results_of(future: Future[list[list[tuple[Any, ...]]]]) -> Iterable[list[EvalResult]]:
+    """The result tuples of one worker call, one list per visit."""
+    for results in future.result():
+        yield [EvalResult(*r) for r in results]
 
 
 def _no_consent_note(result: EvalResult) -> EvalResult:
@@ -505,9 +569,19 @@ def _skipped(name: str, version: str) -> EvalResult:
                       "lacks ai_evaluation).", {"consent": "no_ai_evaluation"})
 
 
-def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str], judge: LLMEngine | None,
-               pool: ThreadPoolExecutor | None, plans: list[_Plan], summary: EvaluationSummary,
-               scorer: Executor | None = None) -> None:
+@dataclass
+class _Started:
+    """A batch read and classified; with worker processes, being scored while the caller writes the one before."""
+
+    rows: list[tuple[_Todo, EvalResult, str]]
+    local_jobs: list[tuple[_Todo, list[str], bool]]  #: (visit, evaluators, no-consent note)
+    scored: Iterable[list[EvalResult]]  #: the local results of ``local_jobs``, in order
+    calls: list[tuple[_Todo, str]]  #: (visit, evaluator) for the judge
+    contexts: dict[VisitKey, Any]
+
+
+def _start_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str], plans: list[_Plan],
+                 summary: EvaluationSummary, scorer: Executor | None = None) -> _Started:
     cur = warehouse.cursor()
     try:
         visits, turns = read_batch(cur, journey_ids, warehouse.clock())
@@ -520,7 +594,7 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
     plan = {p.evaluator: p for p in plans}
     rows: list[tuple[_Todo, EvalResult, str]] = []
     calls: list[tuple[_Todo, str]] = []
-    local_jobs: list[tuple[_Todo, list[str], bool]] = []  # (visit, evaluators, no-consent note)
+    local_jobs: list[tuple[_Todo, list[str], bool]] = []
     for t in batch:
         if now_visits.get((t.key.journey_id, t.key.position)) != (t.stage, t.visit):
             summary.changed += 1  # the journey moved on between the two reads; next run scores it
@@ -547,7 +621,14 @@ def _run_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str],
         scored = _score_elsewhere(scorer, visits, turns, [(t.key, names) for t, names, _ in local_jobs])
     else:
         scored = (run_local(contexts[t.key], names) for t, names, _ in local_jobs)
-    for (t, _, note), results in zip(local_jobs, scored):
+    return _Started(rows, local_jobs, scored, calls, contexts)
+
+
+def _finish_batch(warehouse: Warehouse, started: _Started, judge: LLMEngine | None, pool: ThreadPoolExecutor | None,
+                  plans: list[_Plan], summary: EvaluationSummary) -> None:
+    rows, contexts, calls = started.rows, started.contexts, started.calls
+    plan = {p.evaluator: p for p in plans}
+    for (t, _, note), results in zip(started.local_jobs, started.scored):
         rows.extend((t, _no_consent_note(r) if note else r, "local") for r in results)
     if calls:
         assert judge is not None and pool is not None

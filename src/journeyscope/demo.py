@@ -16,7 +16,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.instrument import setup
 from journeyscope.simulator import SeededIdGenerator, SimulationConfig, Simulator
 from journeyscope.warehouse import Warehouse, load_journey_map
-from journeyscope.warehouse.evaluations import EvaluationSummary, evaluate_pending
+from journeyscope.warehouse.evaluations import DEFAULT_WORKERS, EvaluationSummary, evaluate_pending
 from journeyscope.warehouse.markers import record_marker
 
 # Journeys between explicit flushes: bounds the exporter queue, so a long demo
@@ -106,7 +106,8 @@ def run_demo(
         if simulator.bridge_at is not None:
             record_marker(warehouse, BRIDGE_MARKER, simulator.bridge_at)
         warehouse.update_visits()
-        evaluation = evaluate_pending(warehouse, "local", progress=eval_progress) if evaluate else None
+        evaluation = evaluate_pending(warehouse, "local", progress=eval_progress,
+                                      workers=DEFAULT_WORKERS) if evaluate else None
         summary = warehouse.summary()
     finally:
         warehouse.close()

@@ -21,6 +21,7 @@ from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.evaluators import registered
 from journeyscope.warehouse import Warehouse, load_journey_map
 from journeyscope.warehouse.evaluations import (
+    DEFAULT_WORKERS,
     ENGINES,
     NO_CONSENT_POLICIES,
     EvaluationSummary,
@@ -76,10 +77,12 @@ def _print_summary(summary: EvaluationSummary, out: Console, fmt: str = "table")
                    "score them locally, or skip them.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=64), default=8, show_default=True,
               help="Parallel LLM judge calls.")
+@click.option("--workers", type=click.IntRange(min=0, max=64), default=DEFAULT_WORKERS, show_default=True,
+              help="Processes that run the local evaluators (0: all in this process). Default: one per CPU.")
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="table", show_default=True,
               help="How to print the summary: table for people, json or csv for scripts.")
 def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, ...], on_no_consent: str,
-             concurrency: int, fmt: str) -> None:
+             concurrency: int, workers: int, fmt: str) -> None:
     """Score every stage visit not yet scored by the current evaluator versions.
 
     Visits whose outcome is still open are skipped (they may still grow); re-running adds nothing
@@ -102,5 +105,5 @@ def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, 
             progress.update(task, completed=done, total=total)
 
         summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,
-                                   on_no_consent=on_no_consent, concurrency=concurrency)
+                                   on_no_consent=on_no_consent, concurrency=concurrency, workers=workers)
     _print_summary(summary, console(), fmt)

@@ -1,0 +1,80 @@
+"""Conversation quality tells a satisfied customer from one who is not, one signal at a time.
+
+Each test starts from the same resolved booking and adds one thing a dissatisfied customer goes
+through (frustration, a repeated ask, a dead end, an agent error, a slow reply), so a failure names
+the signal that broke. Accuracy on real labelled text is in ``benchmarks/star_accuracy.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from journeyscope.evaluators import StageVisit, Turn, VisitContext
+from journeyscope.evaluators.quality import customer_agent_conversation_quality as quality
+from journeyscope.evaluators.sentiment import NEGATIVE, negativity
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+C, A = "customer", "agent"
+
+OPEN = [(C, "Hi, I'd like to book a table for two tonight at 7pm."), (A, "Sure, under what name?"), (C, "Maria Lopez")]
+DONE = [(A, "Thanks Maria, your table for two at 7 pm is confirmed."), (C, "Thank you!")]
+
+
+def score(lines: list[tuple[str, str]], gaps: list[float] | None = None) -> tuple[float, dict[str, object], str]:
+    gaps = gaps or [20.0] * len(lines)
+    stamps = [T0 + timedelta(seconds=sum(gaps[:i])) for i in range(len(lines))]
+    visit = StageVisit("j", "booking", 1, tuple(Turn(r, t, ts, "booking") for (r, t), ts in zip(lines, stamps)))
+    r = quality(VisitContext(visit))
+    assert r.score is not None
+    return r.score, r.evidence, r.reason
+
+
+def test_a_smooth_resolved_visit_closed_with_thanks_is_good() -> None:
+    s, ev, reason = score(OPEN + DONE)
+    assert s >= 0.9 and ev["closed_with_thanks"] is True and "thanks" in reason
+
+
+@pytest.mark.parametrize("middle, signal", [
+    ([(A, "Is that for tonight?"), (C, "Are you even listening? I said tonight.")], "frustration"),
+    ([(A, "Which day?"), (C, "That's not what I asked, I said tonight at 7.")], "frustration"),
+    ([(A, "Which restaurant?"), (C, "Why is this so slow? You are hopeless.")], "frustration"),
+    ([(A, "Noted."), (C, "Can you book a table for two tonight at 7pm?")], "repeated_ask"),
+    ([(A, "I'm sorry, I don't understand what you mean."), (C, "A table for two, tonight, 7pm.")], "dead_end"),
+    ([(A, "Sorry, an error occurred on my side, one moment."), (C, "Ok.")], "apology"),
+], ids=["directed-annoyance", "not-what-i-asked", "negative-about-the-agent", "asks-again", "dead-end", "agent-error"])
+def test_each_sign_of_dissatisfaction_lowers_the_score_and_is_named(middle: list[tuple[str, str]],
+                                                                   signal: str) -> None:
+    smooth, _, _ = score(OPEN + DONE)
+    s, ev, reason = score(OPEN + middle + DONE)
+    assert s < smooth - 0.05, reason
+    assert ev[f"{signal}_turns"], ev
+    assert f"turn {len(OPEN) + 1}" in reason or f"turn {len(OPEN)}" in reason
+
+
+def test_negative_words_about_the_situation_are_not_frustration_with_the_agent() -> None:
+    assert negativity("The debit card, someone stole it from my bag and I'm so upset.") <= NEGATIVE
+    _, ev, _ = score([(C, "My card was stolen and I hate this, can you block it?"), (A, "Which card?"),
+                      (C, "The debit card, someone stole it from my bag and I'm so upset."),
+                      (A, "Done, your debit card is blocked."), (C, "Thanks!")])
+    assert "frustration_turns" not in ev
+
+
+def test_a_slow_reply_costs() -> None:
+    lines = OPEN + DONE
+    fast, _, _ = score(lines)
+    slow, ev, reason = score(lines, gaps=[20.0, 20.0, 600.0, 20.0, 20.0])
+    assert slow < fast and ev["slow_turns"] == [3] and "slow" in reason
+
+
+def test_an_unresolved_visit_with_a_complaint_is_poor() -> None:
+    s, _, reason = score(OPEN + [(A, "Unfortunately we are fully booked tonight, sorry."),
+                                 (C, "This is ridiculous, I booked here last week.")])
+    assert s < 0.5 and "unresolved" in reason
+
+
+def test_negativity_is_vader_negative_part() -> None:
+    assert negativity("for 7 pm, please") == 0.0
+    assert negativity("Thanks, that's great!") == 0.0
+    assert negativity("This is useless and you are not helpful") < -0.5
+    assert negativity("not helpful") < 0  # a negation of a positive word: VADER runs, not the shortcut
