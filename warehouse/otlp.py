@@ -49,7 +49,7 @@ from journeyscope.warehouse.rows import SPAN_SCHEMA, TURN_TYPE, SpanRows, explic
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
-from journeyscope.warehouse.turns import extract_turns
+from journeyscope.warehouse.turns import TURN_KEYS, TURN_PREFIXES, extract_turns
 
 __all__ = [
     "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "batch_table",
@@ -81,10 +81,6 @@ _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_
 _CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
 _JOURNEY_CHANNEL, _JOURNEY_COHORT, _CUSTOMER_CONSENT = cv.JOURNEY_CHANNEL, cv.JOURNEY_COHORT, cv.CUSTOMER_CONSENT
 _TURN_ROLE, _TURN_TEXT, _TURN_NAME, _TURN_ROLES = cv.TURN_ROLE, cv.TURN_TEXT, cv.TURN_NAME, cv.TURN_ROLES
-#: Keys (and key prefixes) by which turns.extract_turns reads other instrumentations' turns; the compiled
-#: decoder leaves a span holding one to span_values (keep in step with turns.py).
-_FOREIGN_TURN_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "openinference.span.kind")
-_FOREIGN_TURN_PREFIXES = ("llm.input_messages.", "llm.output_messages.")
 _SERVICE_NAME = "service.name"
 
 
@@ -426,8 +422,9 @@ def rules_arguments() -> dict[str, Any]:
         "turn_keys": (_TURN_ROLE, _TURN_TEXT, _TURN_NAME),
         "turn_span": cv.TURN_SPAN,
         "turn_roles": sorted(_TURN_ROLES),
-        "turn_sources": _FOREIGN_TURN_KEYS,
-        "turn_prefixes": _FOREIGN_TURN_PREFIXES,
+        # a span holding one of these keys is left to span_values (turns.extract_turns' other rules)
+        "turn_sources": TURN_KEYS,
+        "turn_prefixes": TURN_PREFIXES,
         "service_key": _SERVICE_NAME,
     }
 
