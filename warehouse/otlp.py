@@ -52,9 +52,9 @@ from journeyscope.warehouse.rows import _opt_str as opt_str
 from journeyscope.warehouse.turns import TURN_KEYS, TURN_PREFIXES, extract_turns
 
 __all__ = [
-    "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "batch_table",
-    "decode_json", "decode_protobuf", "decode_protobuf_table", "decode_request", "encode_response",
-    "resource_values", "rules_arguments", "span_values",
+    "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "attribute_values",
+    "batch_table", "decode_json", "decode_protobuf", "decode_protobuf_table", "decode_request", "encode_response",
+    "fix_json_ids", "resource_values", "rules_arguments", "span_values", "value_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class DecodedTable(NamedTuple):
     error_message: str = ""
 
 
-def _value(v: Any) -> Any:
+def value_of(v: Any) -> Any:
     """An OTLP ``AnyValue`` as the plain Python value it carries."""
     which = v.WhichOneof("value")
     if which == "string_value":
@@ -118,23 +118,23 @@ def _value(v: Any) -> Any:
     if which == "bool_value":
         return v.bool_value
     if which == "array_value":
-        return [_value(x) for x in v.array_value.values]
+        return [value_of(x) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: value_of(kv.value) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode("ascii")
     return None
 
 
-def _attributes(kvs: Any) -> dict[str, Any]:
+def attribute_values(kvs: Any) -> dict[str, Any]:
     # The common case (a non-empty string) in one attribute read, no WhichOneof dispatch; a comprehension,
     # since each upb field read is the cost here (about a microsecond per attribute).
-    return {kv.key: v.string_value or _value(v) for kv in kvs for v in (kv.value,)}
+    return {kv.key: v.string_value or value_of(v) for kv in kvs for v in (kv.value,)}
 
 
 def resource_values(resource: Resource) -> tuple[str | None, str | None]:
     """The service name and the JSON text of a resource (its spans share both)."""
-    attributes = _attributes(resource.attributes)
+    attributes = attribute_values(resource.attributes)
     service = attributes.get(_SERVICE_NAME)
     service_name = str(service) if service not in (None, "") else None
     return service_name, (json_text(attributes) if attributes else None)
@@ -166,17 +166,17 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     if start > _MAX_NS or end > _MAX_NS:
         return _OUT_OF_RANGE
     name = span.name
-    attributes = _attributes(span.attributes)
+    attributes = attribute_values(span.attributes)
     get = attributes.get
     if span.events:
-        events = [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
+        events = [{"name": e.name, "time": e.time_unix_nano, "attributes": attribute_values(e.attributes)}
                   for e in span.events]
         outcome = explicit_outcome(events)
         events_json = json_text(events)
     else:
         outcome = events_json = None
     links_json = json_text([
-        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(), "attributes": _attributes(ln.attributes)}
+        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(), "attributes": attribute_values(ln.attributes)}
         for ln in span.links
     ]) if span.links else None
     status = span.status
@@ -322,19 +322,19 @@ def _hex_to_b64(value: Any) -> Any:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _fix_ids(node: Any) -> None:
-    """Rewrite hex ids in place, wherever they occur (spans, links)."""
+def fix_json_ids(node: Any) -> None:
+    """Rewrite OTLP/JSON's hex ids in place, wherever they occur (spans, links, log records)."""
     if isinstance(node, dict):
         for key in _ID_KEYS:
             if key in node:
                 node[key] = _hex_to_b64(node[key])
         for value in node.values():
             if isinstance(value, (dict, list)):
-                _fix_ids(value)
+                fix_json_ids(value)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, (dict, list)):
-                _fix_ids(item)
+                fix_json_ids(item)
 
 
 def decode_json(body: bytes) -> DecodedBatch:
@@ -346,7 +346,7 @@ def decode_json(body: bytes) -> DecodedBatch:
     if not isinstance(document, dict):
         raise InvalidInputError("body is not an OTLP/JSON ExportTraceServiceRequest: expected a JSON object")
     try:
-        _fix_ids(document)
+        fix_json_ids(document)
         request = json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -32,9 +32,11 @@ journey's last activity plus its idle timeout), and readers apply
 :data:`OUTCOME_NOW` so an ``open`` visit past that time reads as ``abandoned``
 even before the writer's next :func:`close_idle_visits`.
 
-Turns: turns of ``journey.turn`` spans count as recorded; turns read from
-OpenInference/GenAI spans count once per trace (an AGENT span and its child LLM
-spans repeat the same customer message and reply).
+Turns: turns of ``journey.turn`` spans count as recorded; turns read from other
+conventions' spans and GenAI log records (:mod:`~journeyscope.warehouse.foreign_turns`,
+which also places log records in their span's visit) count once per trace (an AGENT
+span and its child LLM spans repeat the same customer message and reply). A log
+record stored after its span marks the span's journey for upkeep like a span does.
 
 Upkeep is incremental: ingest records the journeys a batch touched in
 ``visits_pending`` (same transaction as the spans), and :func:`update_pending`
@@ -55,6 +57,7 @@ import duckdb
 import pyarrow as pa
 
 from journeyscope.warehouse import journey_facts
+from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 from journeyscope.warehouse.journey_map import JourneyMap
 
 __all__ = [
@@ -111,9 +114,8 @@ runs AS (
     FROM marked
 ),
 derived_turns AS (
-    SELECT journey_id, position, count(DISTINCT (trace_id, t.role, t.text)) AS n
-    FROM (SELECT journey_id, position, trace_id, unnest(turns) AS t
-          FROM runs WHERE name <> 'journey.turn' AND len(turns) > 0)
+    SELECT journey_id, position, count(DISTINCT (trace_id, turn.role, turn.text)) AS n
+    FROM (FOREIGN_TURNS)
     GROUP BY ALL
 ),
 v AS (
@@ -200,7 +202,8 @@ SELECT final.*,
        paths.channel_path
 FROM final JOIN paths USING (journey_id)
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
-"""
+""".replace("FOREIGN_TURNS", foreign_turns_sql(
+    "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
 
 
 def _register_map(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap) -> None:
