@@ -30,10 +30,13 @@ _KINDS = ", ".join(f"'{kind}'" for kind in FALLBACK_KINDS)
 def foreign_turns_sql(runs: str, span_filter: str = "") -> str:
     """A SELECT of the turns other conventions recorded, one row per turn.
 
-    Columns ``(journey_id, position, stage, channel, trace_id, start_time, end_time, seq, turn, idx)``.
+    Columns ``(journey_id, position, stage, channel, trace_id, ts, seq, turn, idx)``.
     ``runs`` names a relation of ``(journey_id, seq, position)``: the staged spans and the visit each
-    falls in; ``span_filter`` (``AND ...`` on ``sp``, the spans) narrows what is read. Within a visit,
-    ``(start_time, seq, idx)`` orders the turns; ``end_time`` is when the agent's reply of a span exists.
+    falls in; ``span_filter`` (``AND ...`` on ``sp``, the spans) narrows what is read. ``ts`` is when
+    the turn happened: a customer's message when its span (the model call) starts, the agent's reply,
+    tool calls and tool results when their span ends (they exist only then; an ``invoke_agent`` span
+    that repeats its calls' answer ends after them); a log record's turns at the record's time.
+    Within a visit, ``(ts, seq, idx)`` orders the turns.
     """
     return f"""
 WITH fr_spans AS (
@@ -65,8 +68,8 @@ fr AS (
     SELECT * EXCLUDE (fallback) FROM fr_all o
     WHERE NOT o.fallback OR NOT EXISTS (SELECT 1 FROM fr_all x WHERE x.trace_id = o.trace_id AND NOT x.fallback)
 )
-SELECT journey_id, position, stage, channel, trace_id, start_time, end_time, seq,
-       unnest(turns) AS turn, generate_subscripts(turns, 1) AS idx
-FROM fr
+SELECT journey_id, position, stage, channel, trace_id,
+       CASE WHEN turn.role = 'customer' THEN start_time ELSE end_time END AS ts, seq, turn, idx
+FROM (SELECT *, unnest(turns) AS turn, generate_subscripts(turns, 1) AS idx FROM fr)
 """
 

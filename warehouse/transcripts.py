@@ -7,12 +7,12 @@ the rules that look across spans). A span's turns belong to the visit
 its position falls in, found exactly as :mod:`journeyscope.warehouse.visits` derives visits (spans
 with a stage ordered by ``(start_time, seq)``; a new run at each change of stage; stand-alone
 outcome spans never start or break a run), so a transcript always lines up with its
-``stage_visits`` row. Within a visit turns are ordered by ``(start_time, seq, index in span)``.
+``stage_visits`` row. Within a visit turns are ordered by ``(time, seq, index in span)`` (a turn's time: below).
 
 Turns read from other conventions are kept once per trace (an AGENT span and its child LLM
 spans repeat the same customer message and reply), and not at all when a ``journey.turn`` span of
-the same trace already recorded them. Such a turn's time is the span's start for the input side
-and its end for the agent's reply (the reply exists only once the model call returns).
+the same trace already recorded them. Such a turn's time is the span's start for the customer's
+message and its end for the agent's reply and tool calls (they exist only once the call returns).
 
 Everything is done in DuckDB and fetched as Arrow, a batch of journeys per query.
 """
@@ -46,7 +46,7 @@ def turns_sql(journeys: str | None = None) -> str:
 
     ``journeys`` names a relation with a ``journey_id`` column to select journeys (``None``: every
     journey). ``position`` is
-    the visit's ``stage_visits.position``; ``(start_time, seq, idx)`` orders turns within a journey.
+    the visit's ``stage_visits.position``; ``(start_time, seq, idx)`` orders turns within a journey (``start_time`` is the turn's time, ``ts``).
     Runs are found on a narrow projection (no text carried through the window sort) and the turns
     joined back by ``seq``.
     """
@@ -67,16 +67,16 @@ runs AS (
     FROM s
 ),
 own AS (
-    SELECT r.journey_id, r.position, sp.stage, sp.channel, sp.trace_id, sp.start_time, sp.start_time AS end_time,
-           sp.seq, unnest(sp.turns) AS turn, generate_subscripts(sp.turns, 1) AS idx, true AS is_own
+    SELECT r.journey_id, r.position, sp.stage, sp.channel, sp.trace_id, sp.start_time AS ts,
+           sp.seq, unnest(sp.turns) AS turn, generate_subscripts(sp.turns, 1) AS idx
     FROM spans sp JOIN runs r ON r.seq = sp.seq AND r.journey_id = sp.journey_id
     WHERE sp.name = '{cv.TURN_SPAN}' AND len(sp.turns) > 0 {where_sp}
 ),
 derived AS (
     SELECT * EXCLUDE (nth) FROM (
-        SELECT o.*, false AS is_own,
+        SELECT o.*,
                row_number() OVER (PARTITION BY o.journey_id, o.position, o.trace_id, o.turn.role, o.turn.text
-                                  ORDER BY o.start_time, o.seq, o.idx) AS nth
+                                  ORDER BY o.ts, o.seq, o.idx) AS nth
         FROM ({foreign_turns_sql("runs", where_sp)}) o
         WHERE NOT EXISTS (SELECT 1 FROM own j
                           WHERE j.journey_id = o.journey_id AND j.position = o.position AND j.trace_id = o.trace_id
@@ -85,8 +85,7 @@ derived AS (
 )
 SELECT journey_id, CAST(position AS INTEGER) AS position,
        turn.role AS role, coalesce(turn.text, '') AS text, turn.name AS name, stage, channel,
-       CASE WHEN NOT is_own AND turn.role = 'agent' THEN end_time ELSE start_time END AS ts,
-       start_time, seq, idx
+       ts, ts AS start_time, seq, idx
 FROM (SELECT * FROM own UNION ALL SELECT * FROM derived)
 """
 

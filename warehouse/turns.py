@@ -117,6 +117,15 @@ def _text(value: Any) -> str:
         return str(value)
 
 
+def _tool_text(value: Any) -> str:
+    """Tool arguments or a result as turn text: JSON (structured, or its text) in one compact spelling, so
+    the same call recorded by two spans (a model call's output and an ``execute_tool`` span) is one turn."""
+    if isinstance(value, str):
+        parsed = _parsed(value) if value[:1] in ("{", "[") else None
+        return _text(parsed) if isinstance(parsed, (dict, list)) else value
+    return _text(value)
+
+
 def _parsed(raw: Any) -> Any:
     """A structured attribute value, or the JSON text of one (``None`` when it is neither)."""
     if isinstance(raw, str):
@@ -133,13 +142,13 @@ def _message_turns(role: str | None, content: Any, tool_calls: list[tuple[Any, A
     turns = []
     if role == "tool":
         if content not in (None, ""):
-            turns.append(_turn("tool", _text(content), _opt(name)))
+            turns.append(_turn("tool", _tool_text(content), _opt(name)))
         return turns
     if role in ("customer", "agent") and content not in (None, ""):
         turns.append(_turn(role, _text(content), _opt(name) if role == "customer" else None))
     if role == "agent":
-        turns += [_turn("tool", _text(arguments if arguments is not None else ""), _opt(tool)) for tool, arguments
-                  in tool_calls]
+        turns += [_turn("tool", _tool_text(arguments if arguments is not None else ""), _opt(tool))
+                  for tool, arguments in tool_calls]
     return turns
 
 
@@ -194,12 +203,12 @@ def _genai_message(message: Any) -> tuple[str | None, list[Turn]]:
         if kind == "text" and part.get("content") not in (None, ""):
             texts.append(_text(part["content"]))
         elif kind == "tool_call":
-            turns.append(_turn("tool", _text(part.get("arguments") if part.get("arguments") is not None else ""),
-                               _opt(part.get("name"))))
+            arguments = part.get("arguments")
+            turns.append(_turn("tool", _tool_text(arguments if arguments is not None else ""), _opt(part.get("name"))))
         elif kind == "tool_call_response":
             response = part.get("response", part.get("result"))
             if response not in (None, ""):
-                turns.append(_turn("tool", _text(response), _opt(part.get("name") or part.get("id"))))
+                turns.append(_turn("tool", _tool_text(response), _opt(part.get("name") or part.get("id"))))
     if texts and role in ("customer", "agent", "tool"):
         name = _opt(message.get("name")) if role != "agent" else None
         turns.insert(0, _turn(role, "\n".join(texts), name))
@@ -260,7 +269,7 @@ def extract_turns(span_name: str, attributes: Mapping[str, Any]) -> list[Turn]:
                             _genai_messages(attributes.get("gen_ai.output.messages")))
     if "gen_ai.tool.call.arguments" in attributes or "gen_ai.tool.call.result" in attributes:
         tool = _opt(attributes.get("gen_ai.tool.name"))
-        return [_turn("tool", _text(attributes[key]), tool)
+        return [_turn("tool", _tool_text(attributes[key]), tool)
                 for key in ("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
                 if attributes.get(key) not in (None, "")]
     if str(attributes.get("openinference.span.kind", "")).upper() in FALLBACK_KINDS:
