@@ -189,7 +189,7 @@ def _genai_message(message: Any) -> tuple[str | None, list[Turn]]:
         return None, []
     role = _role(message.get("role"))
     parts = message.get("parts")
-    if not isinstance(parts, list):
+    if not isinstance(parts, (list, tuple)):
         content = message.get("content")
         calls = [(c.get("function", {}).get("name"), c.get("function", {}).get("arguments"))
                  for c in message.get("tool_calls") or [] if isinstance(c, dict) and isinstance(c.get("function"), dict)]
