@@ -269,7 +269,6 @@ class Warehouse:
         if prepared.rows == 0:
             return IngestResult(0, 0)
         with self._append_lock:
-            n = table.num_rows
             batch = self._numbered(table)
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
             cur = self._con.cursor()

@@ -36,7 +36,7 @@ last assistant message are taken, then its output: a customer message, a tool re
 System and developer messages are the agent's instructions, context rather than turns of the
 conversation: they stay in the span's attributes. A tool call is a ``tool`` turn named after the tool,
 its text the arguments; a tool result a ``tool`` turn, its text the result. The per-message log records
-of one call are trimmed the same way when the transcript is built (:mod:`transcripts`), since they may
+of one call are trimmed the same way when visits and transcripts are built (:mod:`foreign_turns`): they may
 arrive in several requests.
 """
 
@@ -58,9 +58,12 @@ Turn = dict[str, Any]
 #: Span keys (and key prefixes) from which :func:`extract_turns` reads another convention's turns; the
 #: compiled decoder leaves a span holding one to the Python rules.
 TURN_KEYS = (
-    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "openinference.span.kind",
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+    "openinference.span.kind",
 )
-TURN_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.input.messages.", "gen_ai.output.messages.")
+TURN_PREFIXES = (
+    "llm.input_messages.", "llm.output_messages.", "gen_ai.input.messages.", "gen_ai.output.messages.",
+)
 #: OpenInference span kinds whose ``input.value``/``output.value`` are turns only when no LLM span of the
 #: trace carries the messages (the transcript query drops them otherwise).
 FALLBACK_KINDS = ("AGENT", "CHAIN")
