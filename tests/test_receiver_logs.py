@@ -153,3 +153,33 @@ def test_otlp_json_gzip_logs_partial_success_and_the_rule_for_other_records(serv
     turns = transcript(server, "j-json")
     assert [role for role, _ in turns] == ["customer", "agent"] and turns[1][1] == "It left the depot"
     assert visit_turns(server, "j-json") == [2]
+
+
+def test_forget_and_retention_take_the_log_records_of_a_customers_traces(tmp_path: Path) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from journeyscope.warehouse import SpanRows, Warehouse
+    from journeyscope.warehouse.erasure import erase_customer
+    from journeyscope.warehouse.log_records import decode_logs
+    from journeyscope.warehouse.retention import apply_retention
+
+    now = time.time_ns()
+    spans = SpanRows()
+    for n, customer in enumerate(("c-gone", "c-kept")):
+        spans.add(trace_id=f"{n + 1:032x}", span_id=f"{n + 1:016x}", parent_span_id=None, name="chat", start_ns=now,
+                  end_ns=now + 10, attributes={**JOURNEY, "journey.id": f"j-{customer}", "customer.id": customer})
+    records = [{"time_unix_nano": now, "trace_id": bytes.fromhex(f"{n:032x}"), "span_id": bytes.fromhex(f"{n:016x}"),
+                "event_name": "gen_ai.user.message",
+                "body": {"kvlist_value": {"values": [{"key": "content", "value": {"string_value": f"hello {n}"}}]}}}
+               for n in (1, 2, 3)]  # the third record's span never comes
+    request = ExportLogsServiceRequest(resource_logs=[{"scope_logs": [{"log_records": records}]}])
+    with Warehouse(tmp_path / "w.duckdb") as warehouse:
+        warehouse.ingest(spans)
+        warehouse.ingest(warehouse.prepare_logs(decode_logs(request.SerializeToString()).table))
+        assert [v["turns"] for v in warehouse.stage_visits()] == [1, 1]
+        with warehouse.writing() as cur:
+            result = erase_customer(cur, "c-gone")
+            assert result.rows["log_records"] == 1
+            assert warehouse.query("SELECT trace_id FROM log_records ORDER BY trace_id") == [(f"{2:032x}",), (f"{3:032x}",)]
+            assert apply_retention(cur, 1, now_ns=now + 2 * 10**9).rows["log_records"] == 2
+        assert warehouse.query("SELECT count(*) FROM log_records") == [(0,)]
