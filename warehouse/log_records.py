@@ -23,21 +23,19 @@ takes its place once the span arrives, and one stored after it re-derives its jo
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsPartialSuccess,
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
 
 from journeyscope.errors import InvalidInputError
-from journeyscope.warehouse.otlp import attribute_values, fix_json_ids, resource_values, value_of
+from journeyscope.warehouse.otlp import (
+    attribute_values, parse_json, parse_protobuf, resource_values, response_body, value_of,
+)
 from journeyscope.warehouse.rows import TURN_TYPE, json_text
 from journeyscope.warehouse.turns import log_record_turns
 
@@ -109,35 +107,10 @@ def decode_logs_request(request: ExportLogsServiceRequest) -> DecodedLogs:
 
 def decode_logs(body: bytes, as_json: bool = False) -> DecodedLogs:
     """A binary (``application/x-protobuf``) or OTLP/JSON ``ExportLogsServiceRequest``, decoded."""
-    request = ExportLogsServiceRequest()
-    if not as_json:
-        try:
-            request.ParseFromString(body)
-        except (DecodeError, ValueError, RuntimeError) as exc:
-            raise InvalidInputError(f"body is not an OTLP ExportLogsServiceRequest: {exc}") from None
-        return decode_logs_request(request)
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidInputError(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidInputError("body is not an OTLP/JSON ExportLogsServiceRequest: expected a JSON object")
-    try:
-        fix_json_ids(document)
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"body is not an OTLP/JSON ExportLogsServiceRequest: {text}") from None
-    return decode_logs_request(request)
+    parse = parse_json if as_json else parse_protobuf
+    return decode_logs_request(parse(body, ExportLogsServiceRequest()))
 
 
 def encode_logs_response(rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
     """The OTLP ``ExportLogsServiceResponse``, carrying ``partial_success`` when records were refused."""
-    response = ExportLogsServiceResponse()
-    if rejected or error_message:
-        response.partial_success.CopyFrom(
-            ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=error_message)
-        )
-    if as_json:
-        return json.dumps(json_format.MessageToDict(response)).encode()
-    return response.SerializeToString()
+    return response_body(ExportLogsServiceResponse(), rejected, error_message, as_json=as_json)

@@ -33,9 +33,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
@@ -54,7 +53,8 @@ from journeyscope.warehouse.turns import TURN_KEYS, TURN_PREFIXES, extract_turns
 __all__ = [
     "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "attribute_values",
     "batch_table", "decode_json", "decode_protobuf", "decode_protobuf_table", "decode_request", "encode_response",
-    "fix_json_ids", "resource_values", "rules_arguments", "span_values", "value_of",
+    "fix_json_ids", "parse_json", "parse_protobuf", "resource_values", "response_body", "rules_arguments", "span_values",
+    "value_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -253,14 +253,19 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
     return batch
 
 
+def parse_protobuf(body: bytes, message: Message) -> Message:
+    """A binary OTLP body parsed into ``message``, an empty request of the signal's type;
+    :class:`InvalidInputError` naming that type when the body is not one."""
+    try:
+        message.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"body is not an OTLP {type(message).__name__}: {exc}") from None
+    return message
+
+
 def decode_protobuf(body: bytes) -> DecodedBatch:
     """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``), decoded in Python."""
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        raise InvalidInputError(f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
-    return decode_request(request)
+    return decode_request(parse_protobuf(body, ExportTraceServiceRequest()))
 
 
 def batch_table(batch: DecodedBatch) -> DecodedTable:
@@ -337,33 +342,45 @@ def fix_json_ids(node: Any) -> None:
                 fix_json_ids(item)
 
 
-def decode_json(body: bytes) -> DecodedBatch:
-    """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids, string 64-bit ints, enum numbers)."""
+def parse_json(body: bytes, message: Message) -> Message:
+    """An OTLP/JSON body (hex ids, string 64-bit ints, enum numbers) parsed into ``message``, an empty request
+    of the signal's type; :class:`InvalidInputError` naming that type when the body is not one."""
+    kind = type(message).__name__
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInputError(f"body is not JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise InvalidInputError("body is not an OTLP/JSON ExportTraceServiceRequest: expected a JSON object")
+        raise InvalidInputError(f"body is not an OTLP/JSON {kind}: expected a JSON object")
     try:
         fix_json_ids(document)
-        request = json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {text}") from None
-    return decode_request(request)
+        raise InvalidInputError(f"body is not an OTLP/JSON {kind}: {text}") from None
+
+
+def decode_json(body: bytes) -> DecodedBatch:
+    """An OTLP/JSON ``ExportTraceServiceRequest``."""
+    return decode_request(parse_json(body, ExportTraceServiceRequest()))
+
+
+def response_body(response: Message, rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
+    """An OTLP export response (an empty one of the signal's type given), with ``partial_success`` (its
+    ``rejected_*`` count and the reason) when items were refused, in the request's encoding."""
+    if rejected or error_message:
+        partial = response.partial_success  # type: ignore[attr-defined]
+        count = next(f.name for f in partial.DESCRIPTOR.fields if f.name.startswith("rejected_"))
+        setattr(partial, count, rejected)
+        partial.error_message = error_message
+    if as_json:
+        return json.dumps(json_format.MessageToDict(response)).encode()
+    return response.SerializeToString()
 
 
 def encode_response(rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
     """The OTLP ``ExportTraceServiceResponse``, carrying ``partial_success`` when spans were refused."""
-    response = ExportTraceServiceResponse()
-    if rejected or error_message:
-        response.partial_success.CopyFrom(
-            ExportTracePartialSuccess(rejected_spans=rejected, error_message=error_message)
-        )
-    if as_json:
-        return json.dumps(json_format.MessageToDict(response)).encode()
-    return response.SerializeToString()
+    return response_body(ExportTraceServiceResponse(), rejected, error_message, as_json=as_json)
 
 
 def _span_values_of(raw: bytes) -> tuple[Any, ...] | str:
