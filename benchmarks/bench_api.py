@@ -110,7 +110,7 @@ def main() -> None:
         names = [j["journey"] for j in funnel["journeys"]]
         import duckdb  # the server holds the file: read the journey ids from a snapshot
 
-        snap = httpx.post(base + "/v1/ingest/snapshot", timeout=60).json()["snapshot"]
+        snap = db.with_name(httpx.post(base + "/v1/ingest/snapshot", timeout=60).json()["snapshot"])
         journeys = [r[0] for r in duckdb.connect(snap, read_only=True).execute(
             "SELECT DISTINCT journey_id FROM stage_visits").fetchall()]
         loader = None

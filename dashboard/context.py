@@ -100,6 +100,10 @@ class PageContext:
     ) -> dict[str, Any]:
         return data.distribution(self.source, self.key, params or self.params, stage, evaluator)
 
+    def feedback_agreement(self, params: FilterParams | None = None) -> list[dict[str, Any]]:
+        """Each evaluator's agreement with the customers' CSAT, overall and per stage."""
+        return data.feedback_agreement(self.source, self.key, params or self.params)
+
     @property
     def evaluated(self) -> bool:
         """Whether anything was scored yet (pages show how to run the evaluators otherwise)."""

@@ -129,3 +129,8 @@ def distribution(
     _source: Source, key: str, params: FilterParams, stage: str | None, evaluator: str | None = None
 ) -> dict[str, Any]:
     return _source.distribution(params, stage, evaluator)
+
+
+@_cache
+def feedback_agreement(_source: Source, key: str, params: FilterParams) -> list[dict[str, Any]]:
+    return _source.feedback_agreement(params)

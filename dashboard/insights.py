@@ -48,6 +48,17 @@ def rate_text(value: float | None, ci: Any, digits: int = 1) -> str:
     return f"{text} {interval}" if interval else text
 
 
+def reported_text(record: dict[str, Any] | None, key: str = "mean", digits: int = 2) -> str:
+    """A customer-reported figure (the funnel's ``csat``/``ces``/``nps`` record) with its interval and n,
+    e.g. ``"4.03 [3.90–4.16] n=212"``; ``–`` where nobody answered."""
+    if not record or record.get(key) is None:
+        return "–"
+    text = f"{record[key]:.{digits}f}"
+    if record.get("ci_low") is not None and record.get("ci_high") is not None:
+        text += f" [{record['ci_low']:.{digits}f}–{record['ci_high']:.{digits}f}]"
+    return f"{text} n={record['n']}"
+
+
 @dataclass(frozen=True)
 class StageAlert:
     """The stage of one journey type that completes least often, against the others."""

@@ -135,6 +135,9 @@ class Source(Protocol):
     ) -> dict[str, Any]:
         """:func:`journeyscope.warehouse.evaluation_reads.score_distribution`."""
 
+    def feedback_agreement(self, params: FilterParams) -> list[dict[str, Any]]:
+        """``[FeedbackAgreement.as_dict()]``: each evaluator's scores against the customers' CSAT."""
+
 
 # -- the warehouse file ---------------------------------------------------------------------------
 class WarehouseSource:
@@ -336,6 +339,12 @@ class WarehouseSource:
         with self._open() as wh:
             return score_distribution(wh, params.to_filters(), stage=stage, evaluator=evaluator)
 
+    def feedback_agreement(self, params: FilterParams) -> list[dict[str, Any]]:
+        from journeyscope.warehouse.feedback_agreement import feedback_agreement
+
+        with self._open() as wh:
+            return [a.as_dict() for a in feedback_agreement(wh, params.to_filters())]
+
 
 def _probe_version(path: str) -> int | None:
     """The schema version of a file that ``Warehouse`` refused, or None when it cannot be read at all."""
@@ -484,6 +493,9 @@ class ApiSource:
                 "/v1/evaluations/distribution", {"stage": stage, "evaluator": evaluator, **params.query()}
             )
         )
+
+    def feedback_agreement(self, params: FilterParams) -> list[dict[str, Any]]:
+        return list(self._get("/v1/evaluators/feedback-agreement", params.query())["evaluators"])
 
 
 def _detail(response: Any) -> str:

@@ -7,6 +7,7 @@
 ...     instrument.record_turn("customer", "Hi, I'd like to sign up")
 ...     j.advance("payment")
 ...     instrument.record_outcome("completed")
+...     instrument.record_feedback(csat=5, comment="quick and easy")   # what the customer reported
 """
 
 from journeyscope.instrument.context import (
@@ -21,7 +22,7 @@ from journeyscope.instrument.context import (
 from journeyscope.instrument.conventions import register_channel
 from journeyscope.instrument.processor import JourneySpanProcessor
 from journeyscope.instrument.tracing import Tracing, default_db_path, otlp_exporter, setup
-from journeyscope.instrument.turns import record_outcome, record_turn
+from journeyscope.instrument.turns import record_feedback, record_outcome, record_turn
 
 __all__ = [
     "Journey",
@@ -34,6 +35,7 @@ __all__ = [
     "inject_headers",
     "journey",
     "otlp_exporter",
+    "record_feedback",
     "record_outcome",
     "record_turn",
     "register_channel",

@@ -43,6 +43,23 @@ OUTCOME_ATTRIBUTE: Final = "journey.stage.outcome"
 OUTCOME_SPAN: Final = "journey.stage.outcome"
 OUTCOMES: Final = frozenset({"completed", "abandoned", "escalated", "failed"})
 
+#: Customer-reported signals (DESIGN.md): an event on the span of the stage they are about (or naming it in
+#: ``journey.stage``), or a stand-alone span of that name carrying the event.
+FEEDBACK_EVENT: Final = "journey.feedback"
+FEEDBACK_SPAN: Final = "journey.feedback"
+FEEDBACK_COMMENT: Final = "journey.feedback.comment"
+#: Why a value of a feedback event was not kept (set at ingest; the rest of the span is kept).
+FEEDBACK_REJECTED: Final = "journey.feedback.rejected"
+#: Each score's attribute and its scale (inclusive): CSAT 1-5, customer effort 1-7, NPS 0-10.
+FEEDBACK_SCALES: Final = {
+    "csat": ("journey.feedback.csat", 1, 5),
+    "ces": ("journey.feedback.ces", 1, 7),
+    "nps": ("journey.feedback.nps", 0, 10),
+}
+#: NPS categories: promoters answer 9-10, detractors 0-6 (Reichheld's definition).
+NPS_PROMOTER_MIN: Final = 9
+NPS_DETRACTOR_MAX: Final = 6
+
 ROUTE_SPAN: Final = "journey.route"
 #: Attributes of a ``journey.route`` span that the server builds from numbers, policy names and its
 #: own ids (the decision's inputs and output); ``route.requested_by`` comes from the caller, so it is
@@ -157,3 +174,48 @@ def normalize_role(value: object) -> str:
             f"unknown turn role {value!r}; expected one of {', '.join(sorted(TURN_ROLES))}"
         )
     return role
+
+
+def feedback_score(measure: str, value: object) -> float:
+    """A customer-reported score on its scale (:data:`FEEDBACK_SCALES`), or InvalidJourneyError saying why not.
+
+    Numbers, and text that reads as one (a survey form posts text), are accepted; booleans, other text and
+    anything outside the scale are not: a 9 on a 1-5 CSAT scale is a mistake to report, not a score to clip.
+    """
+    key, low, high = FEEDBACK_SCALES[measure]
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number != number or number in (float("inf"), float("-inf")):
+        raise InvalidJourneyError(f"{key} must be a number from {low} to {high}, got {value!r}")
+    if not low <= number <= high:
+        raise InvalidJourneyError(f"{key} {value!r} is outside its scale {low}-{high}")
+    return number
+
+
+def clean_feedback(attributes: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+    """A ``journey.feedback`` event's attributes with only valid scores kept, and why the others were not.
+
+    The one rule every write path applies (instrumentation, OTLP, import): the event and the span are kept,
+    an out-of-range or non-numeric score is left out and named in :data:`FEEDBACK_REJECTED`.
+    """
+    kept = dict(attributes)
+    problems: list[str] = []
+    for measure, (key, _low, _high) in FEEDBACK_SCALES.items():
+        if key not in kept:
+            continue
+        try:
+            score = feedback_score(measure, kept[key])
+        except InvalidJourneyError as exc:
+            del kept[key]
+            problems.append(str(exc))
+        else:
+            kept[key] = int(score) if score.is_integer() else score
+    if problems:
+        kept[FEEDBACK_REJECTED] = "; ".join(problems)
+    return kept, problems

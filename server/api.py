@@ -12,56 +12,61 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from journeyscope.errors import InvalidInputError, JourneyscopeError
+from journeyscope.errors import InvalidInputError
 from journeyscope.server.access import Caller, caller_for
+from journeyscope.server.paths import PathId
 from journeyscope.server.routing import Signals, decide
 from journeyscope.warehouse.compare import compare
 from journeyscope.warehouse.compliance import compliance_view
 from journeyscope.warehouse.decisions import decisions as logged_decisions
 from journeyscope.warehouse.erasure import erase_customer
-from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.filters import EARLIEST, LATEST, MAX_WINDOW, Filters, window_start
 from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
 from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
+from journeyscope.warehouse.feedback_agreement import feedback_agreement
 from journeyscope.warehouse.health import activity, filter_values, health
 from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
 from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
-from journeyscope.warehouse.journey_map import parse_duration
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
 
 Reader = Annotated[Caller, Depends(caller_for("read"))]
+T = TypeVar("T")
+_RANGE = f"from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
 
 
 async def _filters(  # async: parsing query parameters is no reason for a thread hop
     journey: str | None = Query(None, description="Journey type, e.g. onboarding"),
     cohort: str | None = Query(None),
     channel: str | None = Query(None),
-    since: datetime | None = Query(None, description="Visits that started at or after (ISO 8601, UTC)"),
-    until: datetime | None = Query(None, description="Visits that started before (ISO 8601, UTC)"),
-    window: str | None = Query(None, description="Instead of since: the last 15m, 1h, 24h, 7d..."),
+    since: datetime | None = Query(None, description=f"Visits that started at or after (ISO 8601, UTC; {_RANGE})"),
+    until: datetime | None = Query(None, description=f"Visits that started before (ISO 8601, UTC; {_RANGE})"),
+    window: str | None = Query(
+        None, description=f"Instead of since: the last 15m, 1h, 24h, 7d... (at most {MAX_WINDOW.days}d)"
+    ),
 ) -> Filters:
     if window is not None:
         if since is not None:
-            raise HTTPException(422, "give either since or window, not both")
-        try:
-            seconds = parse_duration(window, "window")
-        except JourneyscopeError as exc:
-            raise HTTPException(422, str(exc)) from None
-        # Rounded down to the minute so that repeated "last hour" queries share one cached result.
-        start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(seconds=seconds)
-        since = start
+            raise HTTPException(422, "window: give either since or window, not both")
+        since = _valid(window_start, window, datetime.now(timezone.utc))
+    return _valid(Filters, journey=journey, cohort=cohort, channel=channel, since=since, until=until)
+
+
+def _valid(make: Callable[..., T], *args: Any, prefix: str = "", **kwargs: Any) -> T:
+    """``make(...)``, its :class:`InvalidInputError` (which names the parameter) turned into a 422."""
     try:
-        return Filters(journey=journey, cohort=cohort, channel=channel, since=since, until=until)
+        return make(*args, **kwargs)
     except InvalidInputError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, f"{prefix}{exc}") from None
 
 
 FilterArgs = Annotated[Filters, Depends(_filters)]
@@ -135,7 +140,7 @@ def journeys(
 
 
 @router.get("/journeys/{journey_id}/detail")
-def journey_full(caller: Reader, journey_id: str) -> dict[str, Any]:
+def journey_full(caller: Reader, journey_id: PathId) -> dict[str, Any]:
     """Everything about one journey: visits, transcripts, evaluations with the turns they cite, decisions."""
     detail = journey_detail(caller.project.warehouse, journey_id)
     if detail is None:
@@ -144,7 +149,7 @@ def journey_full(caller: Reader, journey_id: str) -> dict[str, Any]:
 
 
 @router.get("/journeys/{journey_id}")
-async def journey(caller: Reader, journey_id: str) -> JSONResponse:
+async def journey(caller: Reader, journey_id: PathId) -> JSONResponse:
     """The live state of one journey: where it is, its visits, latest scores and friction signals."""
     states = caller.project.states
     state = states.held_state(journey_id)
@@ -283,7 +288,7 @@ def flow_retention(caller: Reader, filters: FilterArgs) -> list[dict[str, Any]]:
 
 
 @router.get("/outcomes")
-def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, ge=1)) -> dict[str, Any]:
+def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, ge=1, le=1_000_000_000)) -> dict[str, Any]:
     """Journey completion overall, by cohort and by channel sequence (channel-mix lift)."""
     return journey_outcomes(caller.project.warehouse, filters, min_journeys=min_journeys).as_dict()
 
@@ -322,6 +327,12 @@ def distribution(
     return score_distribution(caller.project.warehouse, filters, stage=stage, evaluator=evaluator)
 
 
+@router.get("/evaluators/feedback-agreement")
+def evaluators_feedback_agreement(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
+    """Each evaluator's agreement with the customers' CSAT (AUROC low vs high CSAT, Spearman), overall and per stage."""
+    return {"evaluators": [a.as_dict() for a in feedback_agreement(caller.project.warehouse, filters)]}
+
+
 @router.get("/compliance")
 def compliance(caller: Reader) -> dict[str, Any]:
     """PII per stage and what was done to it, where it entered, consent coverage, the audit log (counts only)."""
@@ -334,7 +345,7 @@ def compliance(caller: Reader) -> dict[str, Any]:
 
 @router.post("/customers/{customer_id}/forget")
 def forget(
-    caller: Annotated[Caller, Depends(caller_for("admin"))], customer_id: str, reference: str | None = None
+    caller: Annotated[Caller, Depends(caller_for("admin"))], customer_id: PathId, reference: str | None = None
 ) -> dict[str, Any]:
     """Erase a customer's spans, visits, evaluations, decisions and redaction log now (audited).
 
@@ -372,9 +383,8 @@ def compare_route(
     journey: str | None = None,
 ) -> dict[str, Any]:
     """Two periods or cohorts side by side: per-stage differences (B − A) with 95% intervals."""
-    try:
-        a = Filters(journey=a_journey or journey, cohort=a_cohort, channel=a_channel, since=a_since, until=a_until)
-        b = Filters(journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since, until=b_until)
-    except InvalidInputError as exc:
-        raise HTTPException(422, str(exc)) from None
+    a = _valid(Filters, journey=a_journey or journey, cohort=a_cohort, channel=a_channel, since=a_since,
+               until=a_until, prefix="a_")
+    b = _valid(Filters, journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since,
+               until=b_until, prefix="b_")
     return compare(caller.project.warehouse, a, b).as_dict()

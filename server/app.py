@@ -29,6 +29,7 @@ from journeyscope.server import api, otlp_http
 from journeyscope.server.access import AccessDenied, Caller, caller_for, identify
 from journeyscope.server.auth import DEFAULT_PROJECT, load_keys
 from journeyscope.server.hot_routes import HotRouteStats, HotRoutes
+from journeyscope.server.paths import OpaquePaths
 from journeyscope.server.workers import WorkerPool
 from journeyscope.server.policy_store import PolicyStore
 from journeyscope.server.project import Project
@@ -111,6 +112,7 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
     app.include_router(api.router)
     app.state.hot_routes = HotRouteStats()
     app.add_middleware(HotRoutes, stats=app.state.hot_routes)
+    app.add_middleware(OpaquePaths)  # added last, so it runs first: the hot routes see the kept segments too
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -130,17 +132,28 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
     async def project_error(request: Request, exc: JourneyscopeError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503 if isinstance(exc, WarehouseError) else 400)
 
+    snapshot_lock = asyncio.Lock()
+
     @app.post("/v1/ingest/snapshot")
-    async def snapshot(caller: Caller = Depends(caller_for("read"))) -> dict[str, str]:
-        """Write a consistent copy of the warehouse next to it, for readers in other processes."""
-        base = Path(caller.project.settings.db)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        target = base.with_name(f"{base.stem}.snapshot-{stamp}-{next(_snapshots)}.duckdb")
-        try:
-            path = await asyncio.to_thread(caller.project.warehouse.snapshot, target)
-        except WarehouseError as exc:
-            raise HTTPException(500, str(exc)) from None
-        return {"snapshot": str(path)}
+    async def snapshot(caller: Caller = Depends(caller_for("admin"))) -> JSONResponse:
+        """Write a consistent copy of the warehouse next to it, for readers in other processes.
+
+        Admin only, one at a time (each writes a full copy of the database); the answer names the new
+        file, never the server's directories.
+        """
+        if snapshot_lock.locked():
+            return JSONResponse({"detail": "a snapshot is being written; retry when it is done"},
+                                status_code=429, headers={"Retry-After": "5"})
+        async with snapshot_lock:
+            base = Path(caller.project.settings.db)
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            target = base.with_name(f"{base.stem}.snapshot-{stamp}-{next(_snapshots)}.duckdb")
+            try:
+                path = await asyncio.to_thread(caller.project.warehouse.snapshot, target)
+            except WarehouseError as exc:
+                logger.error("journeyscope: snapshot failed: %s", exc)
+                raise HTTPException(503, "the snapshot could not be written; the server log says why") from None
+        return JSONResponse({"snapshot": path.name})
 
     return app
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import secrets
 import sys
 from dataclasses import dataclass
@@ -73,6 +74,22 @@ def new_token() -> tuple[str, str]:
     return token, hashlib.sha256(token.encode()).hexdigest()
 
 
+def _toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: JSON's escapes are TOML's, and TOML also wants DEL escaped."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def key_entry(name: str, project: str, scopes: list[str], digest: str) -> str:
+    """The ``[[keys]]`` table of a key file for one key, every value escaped (:func:`parse_keys` reads it back)."""
+    return "\n".join([
+        "[[keys]]",
+        f"name = {_toml_string(name)}",
+        f"project = {_toml_string(project)}",
+        f"scopes = [{', '.join(_toml_string(s) for s in scopes)}]",
+        f"sha256 = {_toml_string(digest)}",
+    ])
+
+
 def bearer(header: str | None) -> str | None:
     """The token of an ``Authorization: Bearer ...`` header, if there is one."""
     if not header:
@@ -82,13 +99,19 @@ def bearer(header: str | None) -> str | None:
 
 
 def is_loopback(host: str | None) -> bool:
-    """Whether a client address is this machine (the only clients a key-less server accepts)."""
+    """Whether a client address is this machine (the only clients a key-less server accepts).
+
+    On a dual-stack socket (bound to ``::``) an IPv4 client shows as ``::ffff:127.0.0.1``: the address
+    it maps is what counts.
+    """
     if host in (None, "localhost", "testclient"):
         return host is not None
     try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        address = ipaddress.ip_address(host.split("%")[0])
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def _line(text: str, needle: str, occurrence: int = 0) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from journeyscope.errors import InvalidInputError, JourneyscopeError
+from journeyscope.server.paths import path_segment
 
 
 class ApiError(JourneyscopeError):
@@ -112,7 +112,7 @@ class Client:
 
     def journey(self, journey_id: str) -> dict[str, Any]:
         """The live state of one journey."""
-        return self._call("GET", f"/v1/journeys/{quote(journey_id, safe='')}")
+        return self._call("GET", f"/v1/journeys/{path_segment(journey_id)}")
 
     def funnel(self, **filters: Any) -> dict[str, Any]:
         """The DESIGN.md funnel."""

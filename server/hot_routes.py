@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from journeyscope.errors import InvalidInputError
 from journeyscope.server.access import AccessDenied, Caller, identify
 from journeyscope.server.api import RouteRequest, held_route, held_stages
+from journeyscope.server.paths import path_id
 from journeyscope.warehouse.filters import Filters
 
 __all__ = ["HotRouteStats", "HotRoutes"]
@@ -101,9 +102,13 @@ class HotRoutes:
         caller = _caller(scope)
         return None if caller is None else held_stages(caller, filters)
 
-    def _journey(self, scope: Scope, journey_id: str) -> bytes | None:
-        caller = _caller(scope) if journey_id and not scope["query_string"] else None
+    def _journey(self, scope: Scope, segment: str) -> bytes | None:
+        caller = _caller(scope) if segment and not scope["query_string"] else None
         if caller is None:
+            return None
+        try:
+            journey_id = path_id(segment)
+        except ValueError:
             return None
         state = caller.project.states.held_state(journey_id)
         return None if state is None else JSONResponse(state).body

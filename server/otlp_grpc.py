@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent import futures
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -100,8 +101,8 @@ class TraceReceiver:
 
 
 def _peer_host(peer: str) -> str:
-    """``ipv4:127.0.0.1:5000`` / ``ipv6:[::1]:5000`` → the address."""
-    _, _, rest = peer.partition(":")
+    """``ipv4:127.0.0.1:5000`` / ``ipv6:[::1]:5000`` (gRPC percent-encodes it: ``ipv6:%5B::1%5D:5000``) → the address."""
+    _, _, rest = unquote(peer).partition(":")
     host = rest.rsplit(":", 1)[0] if rest.count(":") >= 1 else rest
     return host.strip("[]")
 

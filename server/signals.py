@@ -61,6 +61,15 @@ def stage_signal_set(stage: StageFunnel) -> dict[str, StageSignal]:
     if scored:
         r = rate(fails, scored)
         signals["eval_fail_rate"] = _signal(r.value, scored, r.low, r.high)
+    feedback = stage.feedback
+    if feedback is not None:  # what customers reported; n counts answers (visits), not journeys
+        rr = feedback.response_rate
+        signals["feedback_response_rate"] = _signal(rr.value, rr.n, rr.low, rr.high)
+        for name, mean in (("csat_mean", feedback.csat), ("ces_mean", feedback.ces)):
+            if mean.n:
+                signals[name] = _signal(mean.mean, mean.n, mean.low, mean.high)
+        if feedback.nps.n:
+            signals["nps"] = _signal(feedback.nps.score, feedback.nps.n, feedback.nps.low, feedback.nps.high)
     return signals
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from statistics import mean
+from statistics import mean, stdev
+import math
 from typing import Any
 
 
@@ -24,6 +25,8 @@ def visits_of(journey: dict[str, Any], map_stages: list[str] | None) -> list[dic
     visits: list[dict[str, Any]] = []
     counts: dict[str, int] = defaultdict(int)
     for _, item in items:
+        if item.get("event") == "feedback":
+            continue  # about a stage, not in it: neither starts nor breaks a visit
         if item.get("event") == "outcome":
             owner = next(v for v in reversed(visits) if v["stage"] == item["stage"])
             owner["explicit"] = item["outcome"]
@@ -241,3 +244,121 @@ def failing(rows: list[dict[str, Any]], stage: str, limit: int) -> list[tuple[st
     failed = [r for r in rows if r["stage"] == stage and r["passed"] is False and r["error"] is None]
     failed.sort(key=lambda r: (r["score"] is None, r["score"] or 0.0, -r["start"], r["journey_id"], r["evaluator"]))
     return [(r["journey_id"], r["stage"], r["visit"], r["evaluator"]) for r in failed[:limit]]
+
+
+# -- customer-reported feedback (DESIGN.md: journey.feedback) ------------------------------------------
+SCALES = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
+
+
+def visit_feedback(journey: dict[str, Any], visits: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """position → the visit's answers: each question's latest valid answer, the latest comment, the response count.
+
+    A feedback item belongs to the latest visit of its stage that began at or before it, else the stage's first.
+    """
+    out: dict[int, dict[str, Any]] = {}
+    for item in journey["turns"]:
+        if item.get("event") != "feedback":
+            continue
+        at = ts(item["ts"])
+        answers = {m: item[m] for m, (lo, hi) in SCALES.items()
+                   if isinstance(item.get(m), (int, float)) and lo <= item[m] <= hi}
+        comment = item.get("comment") or None
+        if not answers and comment is None:
+            continue
+        same = [v for v in visits if v["stage"] == item["stage"]]
+        if not same:
+            continue
+        started = [v for v in same if v["start"] <= at]
+        owner = started[-1] if started else same[0]
+        got = out.setdefault(owner["position"], {"responses": 0, "at": {}})
+        got["responses"] += 1
+        for m, value in list(answers.items()) + ([("comment", comment)] if comment is not None else []):
+            if m not in got["at"] or at >= got["at"][m]:
+                got[m], got["at"][m] = value, at
+    return out
+
+
+def feedback(
+    journeys: list[dict[str, Any]],
+    maps: dict[str, list[str]],
+    *,
+    cohort: str | None = None,
+    channel: str | None = None,
+    since: float | None = None,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """(journey type, stage) → visits, responses, and per question the answers of the visits passing the filters."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for j in journeys:
+        if cohort is not None and j.get("cohort") != cohort:
+            continue
+        visits = visits_of(j, maps.get(j["journey"]))
+        answers = visit_feedback(j, visits)
+        for v in visits:
+            if (channel is not None and channel not in v["channels"]) or (since is not None and v["start"] < since):
+                continue
+            s = out.setdefault((j["journey"], v["stage"]), {"visits": 0, "responses": 0, "csat": [], "ces": [], "nps": []})
+            s["visits"] += 1
+            a = answers.get(v["position"])
+            if a:
+                s["responses"] += 1
+                for m in SCALES:
+                    if m in a:
+                        s[m].append(a[m])
+    return out
+
+
+def mean_and_sd(values: list[float]) -> tuple[int, float | None, float | None]:
+    return len(values), (mean(values) if values else None), (stdev(values) if len(values) > 1 else None)
+
+
+def nps(values: list[float]) -> tuple[int, int, int, float | None]:
+    """n, promoters (9-10), detractors (0-6), score in points."""
+    promoters = sum(1 for v in values if v >= 9)
+    detractors = sum(1 for v in values if v <= 6)
+    return len(values), promoters, detractors, ((promoters - detractors) / len(values) * 100 if values else None)
+
+
+def t_975(df: int) -> float:
+    """Student's t 97.5% quantile by integrating the density (Simpson's rule) and bisection: a second way."""
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def mass(t: float, steps: int = 4000) -> float:  # P(0 < T < t)
+        h = t / steps
+        f = [math.exp(log_c - (df + 1) / 2 * math.log1p((i * h) ** 2 / df)) for i in range(steps + 1)]
+        return h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    low, high = 1.0, 15.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mass(mid) < 0.475 else (low, mid)
+    return (low + high) / 2
+
+
+def auroc(pairs: list[tuple[float, float]]) -> float | None:
+    """P(score of a CSAT>=4 visit > score of a CSAT<=2 visit), ties half: every pair compared."""
+    happy = [s for s, c in pairs if c >= 4]
+    unhappy = [s for s, c in pairs if c <= 2]
+    if not happy or not unhappy:
+        return None
+    wins = sum(1.0 if h > u else 0.5 if h == u else 0.0 for h in happy for u in unhappy)
+    return wins / (len(happy) * len(unhappy))
+
+
+def _mean_ranks(values: list[float]) -> list[float]:
+    ordered = sorted(values)
+    first = {}
+    for i, v in enumerate(ordered):
+        first.setdefault(v, i)
+    counts = {v: ordered.count(v) for v in set(values)}
+    return [first[v] + 1 + (counts[v] - 1) / 2 for v in values]
+
+
+def spearman(pairs: list[tuple[float, float]]) -> float | None:
+    """Pearson correlation of the mean ranks."""
+    if len(pairs) < 2:
+        return None
+    a, b = _mean_ranks([p[0] for p in pairs]), _mean_ranks([p[1] for p in pairs])
+    ma, mb = mean(a), mean(b)
+    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    saa, sbb = sum((x - ma) ** 2 for x in a), sum((y - mb) ** 2 for y in b)
+    return None if saa == 0 or sbb == 0 else sab / math.sqrt(saa * sbb)

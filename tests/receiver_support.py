@@ -46,11 +46,12 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(settings: ServerSettings) -> Iterator[RunningServer]:
-    """The real app under uvicorn in a thread, HTTP and gRPC on free ports of 127.0.0.1."""
-    sock = bind_socket("127.0.0.1", 0)
+def running_server(settings: ServerSettings, host: str = "127.0.0.1") -> Iterator[RunningServer]:
+    """The real app under uvicorn in a thread, HTTP and gRPC on free ports of ``host`` (``base_url`` and
+    ``grpc_target`` always name 127.0.0.1)."""
+    sock = bind_socket(host, 0)
     port = sock.getsockname()[1]
-    settings = replace(settings, host="127.0.0.1", port=port, grpc_port=0)
+    settings = replace(settings, host=host, port=port, grpc_port=0)
     ready: list[Started] = []
     app = create_app(settings, on_ready=ready.append)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))

@@ -203,3 +203,20 @@ def test_compliance_page_shows_the_redaction_counts(monkeypatch, demo_db):
     assert shown["Values redacted on ingest"] == f"{expected['values_redacted']:,}"
     assert expected["values_redacted"] > 0  # the simulated customers give e-mail addresses and phone numbers
     assert shown["Journeys that carried PII"] == f"{expected['journeys_with_pii']:,}"
+
+
+def test_stage_detail_shows_what_customers_reported_and_which_evaluator_predicts_it(monkeypatch, demo_db):
+    at = app(monkeypatch, db=demo_db, page="stage")
+    assert not messages(at)["exception"]
+    with Warehouse(demo_db, read_only=True) as wh:
+        install = funnel(wh).journey("onboarding").stage("app-install").feedback
+    assert install is not None and install.csat.n > 0  # the demo's customers answer surveys
+    assert metrics(at)["CSAT (1-5)"] == f"{install.csat.mean:.2f}"
+    assert metrics(at)["Responses"] == f"{install.responses:,}"
+    agreement = next(d.value for d in at.dataframe if "AUROC [95% CI]" in d.value.columns)
+    assert "customer_agent_conversation_quality" in set(agreement["evaluator"])
+    assert (agreement["rated visits"] <= install.csat.n).all()
+    # the overview's stage table carries the same CSAT
+    overview = app(monkeypatch, db=demo_db)
+    table = next(t for t in overview.table if "app-install ⚠" in t.value.index)
+    assert table.value.loc["app-install ⚠"]["CSAT [95% CI]"].startswith(f"{install.csat.mean:.2f} [")

@@ -93,17 +93,20 @@ def test_broken_lines_are_reported_and_skipped(tmp_path: Path) -> None:
         "",
         json.dumps(bad_outcome),
         json.dumps(_journey("j-2")),
+        json.dumps(_journey("j" * 257)),  # an id the receiver and the API refuse
+        json.dumps(_journey("k" * 256)),
     ]
     source = tmp_path / "mixed.jsonl"
     source.write_text("\n".join(lines) + "\n")
     with Warehouse(tmp_path / "w.duckdb") as warehouse:
         summary = import_jsonl(warehouse, source)
         journeys = warehouse.query("SELECT DISTINCT journey_id FROM spans ORDER BY 1")
-    assert summary.journeys == 2 and journeys == [("j-1",), ("j-2",)]
-    assert summary.skipped_lines == [2, 3, 4, 5, 7]
+    assert summary.journeys == 3 and journeys == [("j-1",), ("j-2",), ("k" * 256,)]
+    assert summary.skipped_lines == [2, 3, 4, 5, 7, 9]
     messages = [e.detail for e in summary.skipped]
     assert "not valid JSON" in messages[0] and "journey_id" in messages[1] and "robot" in messages[2]
     assert "ts" in messages[3] and "won" in messages[4]
+    assert messages[5] == "journey: 'journey_id' is 257 characters long; at most 256"
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -136,6 +136,8 @@ WORDS = [
 ]
 text = st.sampled_from(WORDS) | st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 key = st.sampled_from(KEYS) | st.text(max_size=6)
+#: Ids at the length limit (256 characters) and past it, in one- and two-byte characters.
+ids = text | st.sampled_from(["x" * 256, "x" * 257, "é" * 128, "é" * 129, "é" * 256, "é" * 257, "🙂" * 257])
 int64 = st.integers(-(2**63), 2**63 - 1)
 int32 = st.integers(-(2**31), 2**31 - 1)
 doubles = st.floats() | st.sampled_from([0.0, -0.0, 1e16, 1e-7, 0.1, 1.5e300, 5e-324, float("-inf")])
@@ -189,7 +191,7 @@ attributes = st.one_of(
 @st.composite
 def journey_attributes(draw: st.DrawFn) -> list[KeyValue]:
     """journeyscope's own span attributes (its turn span's rule, mostly), a few random ones mixed in."""
-    found = [KeyValue(key=k, value=AnyValue(string_value=draw(text)))
+    found = [KeyValue(key=k, value=AnyValue(string_value=draw(ids if k.endswith(".id") else text)))
              for k in ("customer.id", "journey.id", "journey.name", "journey.stage", "journey.channel")
              if draw(st.booleans())]
     if draw(st.booleans()):
@@ -570,3 +572,120 @@ def test_the_server_decodes_protobuf_in_process_and_json_in_its_workers() -> Non
     expected = batch_table(decode_protobuf(body)).table
     assert threaded.table.equals(expected) and in_place.table.equals(expected)
     assert from_json.table.equals(expected)
+
+
+# ---------------------------------------------------------------- one bad span costs only itself
+
+
+def _request_of(*spans: bytes, resource: bytes = b"") -> bytes:
+    """A request of one resource and scope holding these span messages (wire bytes, however odd)."""
+    scope_spans = b"".join(_len_field(2, raw) for raw in spans)
+    return _len_field(1, (_len_field(1, resource) if resource else b"") + _len_field(2, scope_spans))
+
+
+def _valid_spans(n: int, journey: str = "j-ok") -> list[bytes]:
+    return [raw.SerializeToString() for raw in journey_spans(journey, n, trace=77)]
+
+
+def _kvlist_nested(depth: int) -> bytes:
+    """An AnyValue holding ``depth`` nested kvlists, as wire bytes (protobuf would refuse to build it)."""
+    inner = _len_field(1, b"leaf")
+    for _ in range(depth):
+        inner = _len_field(6, _len_field(1, _len_field(1, b"k") + _len_field(2, inner)))
+    return inner
+
+
+def _span_with(*attributes: KeyValue, span_id: int = 99) -> bytes:
+    return Span(trace_id=bytes(range(1, 17)), span_id=span_id.to_bytes(8, "big"), start_time_unix_nano=5,
+                name="odd", attributes=list(attributes)).SerializeToString()
+
+
+def test_a_span_with_invalid_utf8_is_refused_alone() -> None:
+    bad = _span_with(span_id=99).replace(b"odd", b"od\xff")
+    decoded = assert_same(_request_of(*_valid_spans(5), bad))
+    assert decoded.table.num_rows == 5 and decoded.rejected == 1
+    assert decoded.error_message == "unreadable span: String field had bad UTF-8"
+
+
+def test_a_resource_with_invalid_utf8_costs_its_own_spans_only() -> None:
+    bad_resource = Resource(attributes=[KeyValue(key="service.name", value=_string("svc"))]).SerializeToString()
+    body = _request_of(*_valid_spans(2, "j-a"), resource=bad_resource.replace(b"svc", b"sv\xff")) + _request_of(
+        *_valid_spans(3, "j-b"))
+    decoded = assert_same(body)
+    assert decoded.table.column("journey_id").to_pylist() == ["j-b"] * 3 and decoded.rejected == 2
+    assert decoded.error_message.startswith("unreadable resource")
+
+
+@pytest.mark.parametrize("depth, kept", [(32, 6), (40, 5)])
+def test_a_deeply_nested_value_costs_at_most_its_span(depth: int, kept: int) -> None:
+    # upb refuses a message nested past 100 deep: 32 kvlist levels under a request, not under a span alone
+    deep = _span_with() + _attribute(b"deep", _kvlist_nested(depth))
+    decoded = assert_same(_request_of(*_valid_spans(5), deep))
+    assert decoded.table.num_rows == kept and decoded.rejected == 6 - kept
+
+
+@pytest.mark.parametrize("body, where", [
+    pytest.param(b"\x08\x01" + _request_of(*_valid_spans(1)), "resource_spans", id="resource_spans varint"),
+    pytest.param(_len_field(1, b"\x10\x05"), "resource_spans.scope_spans", id="scope_spans varint"),
+    pytest.param(_len_field(1, b"\x09" + bytes(8)), "resource_spans.resource", id="resource fixed64"),
+    pytest.param(_len_field(1, _len_field(2, b"\x15" + bytes(4))), "scope_spans.spans", id="spans fixed32"),
+    pytest.param(_len_field(1, _len_field(2, b"\x08\x07")), "scope_spans.scope", id="scope varint"),
+])
+def test_a_container_field_of_the_wrong_wire_type_is_a_bad_body(body: bytes, where: str) -> None:
+    refused = assert_same(body)
+    assert isinstance(refused, otlp.InvalidInputError) and where in str(refused)
+
+
+ID_CASES = [("journey.id", "x" * 256, True), ("journey.id", "x" * 257, False), ("journey.id", "é" * 256, True),
+            ("journey.id", "é" * 257, False), ("session.id", "s" * 257, False), ("customer.id", "c" * 257, False),
+            ("user.id", "🙂" * 256, True)]
+
+
+@pytest.mark.parametrize("key, value, stored", ID_CASES)
+def test_ids_over_the_limit_are_refused_per_span(key: str, value: str, stored: bool) -> None:
+    odd = _span_with(KeyValue(key=key, value=_string(value)))
+    decoded = assert_same(_request_of(*_valid_spans(2), odd))
+    assert (decoded.table.num_rows, decoded.rejected) == ((3, 0) if stored else (2, 1))
+    if not stored:
+        assert decoded.error_message == f"{key.split('.')[0].replace('user', 'customer').replace('session', 'journey')}" \
+            " id longer than 256 characters"
+
+
+@needs_compiled
+def test_only_spans_whose_id_may_be_too_long_go_to_python() -> None:
+    counting = CountingRules()
+    ids = ["x" * 256, "é" * 128, "é" * 129, "x" * 257]  # bytes: 256, 256, 258, 257
+    body = _request_of(*(_span_with(KeyValue(key="journey.id", value=_string(i)), span_id=n + 1)
+                         for n, i in enumerate(ids)))
+    assert_same(body, counting.rules)
+    assert counting.spans == 2
+
+
+def _json_span(span_id: str, **fields: Any) -> dict[str, Any]:
+    return {"traceId": "ab" * 16, "spanId": span_id, "name": "turn", "startTimeUnixNano": "5",
+            "attributes": [{"key": "journey.id", "value": {"stringValue": "j-json"}}], **fields}
+
+
+def test_a_json_span_of_the_wrong_shape_is_refused_alone() -> None:
+    spans = [_json_span(f"{i:016x}") for i in range(1, 4)] + [_json_span("00000000000000ff", startTimeUnixNano="soon")]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    decoded = batch_table(otlp.decode_json(body))
+    assert decoded.table.num_rows == 3 and decoded.rejected == 1
+    assert decoded.error_message.startswith("unreadable span")
+    with pytest.raises(otlp.InvalidInputError, match="resourceSpans must be a list"):
+        otlp.decode_json(json.dumps({"resourceSpans": 5, "x": {"y": 1}}).encode())
+
+
+@examples(150)
+@given(st.lists(st.binary(max_size=40) | st.sampled_from([b"\x2a\x01\xff", b"\x0a\x03\xff\xfe\xfd"]),
+                min_size=1, max_size=3), st.data())
+def test_valid_spans_survive_any_bad_siblings(bad: list[bytes], data: st.DataObject) -> None:
+    valid = [s.SerializeToString() for s in journey_spans("j-survive", 4, trace=88)]
+    spans = list(valid)
+    for raw in bad:  # each bad span where the draw puts it
+        spans.insert(data.draw(st.integers(0, len(spans))), raw)
+    decoded = assert_same(_request_of(*spans))
+    assert not isinstance(decoded, Exception), decoded  # what is inside a span never fails the body
+    kept = set(decoded.table.column("span_id").to_pylist())
+    assert {Span.FromString(raw).span_id.hex() for raw in valid} <= kept
+    assert decoded.table.num_rows + decoded.rejected == len(spans)

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from google.rpc import status_pb2
@@ -208,3 +209,44 @@ def test_the_socket_listens_before_the_ready_line_so_early_clients_are_queued_no
             client.close()
     finally:
         listening.close()
+
+
+def _export_grpc(server: RunningServer, body: bytes) -> ExportTraceServiceResponse:
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                     request_serializer=None,
+                                     response_deserializer=ExportTraceServiceResponse.FromString)
+        return export(body, timeout=30)
+
+
+def _five_valid_and_odd_ones(journey: str, trace: int) -> bytes:
+    """Five valid spans, one whose name is not UTF-8 and one whose journey id is over the limit, one request."""
+    spans = journey_spans(journey, 5, trace=trace)
+    spans.append(make_span(trace, 90, "PLACEHOLDER", journey__id=journey))
+    spans.append(make_span(trace, 91, journey__id="j" * 257))
+    return make_request(spans).SerializeToString().replace(b"PLACEHOLDER", b"PLACEHOLDE\xff")
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_each_bad_span_is_reported_and_its_valid_siblings_kept(server: RunningServer, transport: str) -> None:
+    body = _five_valid_and_odd_ones(f"j-siblings-{transport}", trace=40 if transport == "http" else 41)
+    if transport == "http":
+        answer = httpx.post(server.traces_url, content=body, headers=PB)
+        assert answer.status_code == 200, answer.content
+        partial = ExportTraceServiceResponse.FromString(answer.content).partial_success
+    else:
+        partial = _export_grpc(server, body).partial_success
+    assert partial.rejected_spans == 2 and "unreadable span" in partial.error_message
+    assert server.query("SELECT count(*) FROM spans WHERE journey_id = ?", [f"j-siblings-{transport}"]) == [(5,)]
+
+
+def test_a_body_of_the_wrong_structure_is_a_400_or_invalid_argument(server: RunningServer) -> None:
+    # resource_spans (field 1) sent as a varint: upb would read an empty request, and nothing would be stored
+    body = b"\x08\x01" + make_request(journey_spans("j-wire", 1, trace=42)).SerializeToString()
+    answer = httpx.post(server.traces_url, content=body, headers=PB)
+    assert answer.status_code == 400
+    assert "resource_spans has wire type varint" in status_pb2.Status.FromString(answer.content).message
+    with pytest.raises(grpc.RpcError) as refused:
+        _export_grpc(server, body)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert server.query("SELECT count(*) FROM spans WHERE journey_id = 'j-wire'") == [(0,)]

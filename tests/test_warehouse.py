@@ -129,3 +129,14 @@ def test_exporter_reports_failure_instead_of_raising(tmp_path):
         provider.get_tracer("t").start_span("x").end()  # must not raise into the host
     tracing.shutdown()
     assert exporter.exported == 0
+
+
+def test_the_exporter_leaves_out_spans_whose_id_is_too_long(memory_tracing, caplog):
+    provider, sink = memory_tracing
+    tracer = provider.get_tracer("agent")
+    for session in ("s" * 256, "s" * 257):  # another instrumentation's session id, lifted as the journey id
+        with tracer.start_as_current_span("llm", attributes={"session.id": session}):
+            pass
+    rows = rows_from_spans(sink.get_finished_spans())
+    assert rows.columns["journey_id"] == ["s" * 256]
+    assert "journey id longer than 256 characters" in caplog.text

@@ -8,7 +8,8 @@
  * varint, invalid UTF-8, deep nesting: whatever upb might read otherwise or refuse), and it hands the rare
  * valid spans it does not write itself to the Python rules one by one (Rules.span, otlp.span_values): spans
  * with events or links, key-value list values, duplicate keys, a journey key holding anything but a
- * string, a non-ASCII channel, the turn conventions of other instrumentations.
+ * string, a customer or journey id of more bytes than the id limit has characters, a non-ASCII channel, the
+ * turn conventions of other instrumentations.
  *
  * A body is decoded in four steps:
  *   1. parse  (no GIL)  the whole body, checked, into resource, span and attribute records; each span is
@@ -187,7 +188,7 @@ enum {
     N_LIFTED
 };
 enum { W_LIFT, W_ROLE, W_TEXT, W_NAME, W_SOURCE }; /* what a watched attribute key is for */
-#define N_REASONS 5
+#define N_REASONS 7
 #define MAX_KEYS 8
 #define MAX_WATCH 48
 #define MAX_NAMES 64
@@ -211,11 +212,14 @@ typedef struct {
     Text prefixes[MAX_NAMES], roles[MAX_NAMES];
     int n_prefixes, n_roles;
     Text turn_span, service_key;
+    Py_ssize_t max_id_length; /* characters of a customer or journey id; longer ones are refused */
     Text alias_from[MAX_NAMES], alias_to[MAX_NAMES];
     int n_aliases;
 } RulesObject;
 
-enum { REASON_TRACE_ID, REASON_SPAN_ID, REASON_PARENT, REASON_START, REASON_TIME_RANGE };
+/* The last two (an id too long) are the Python rules' verdict: a span whose id may be too long is SLOW. */
+enum { REASON_TRACE_ID, REASON_SPAN_ID, REASON_PARENT, REASON_START, REASON_TIME_RANGE, REASON_LONG_CUSTOMER,
+       REASON_LONG_JOURNEY };
 
 /* ================================================================ records of step 1 */
 
@@ -579,6 +583,12 @@ static int classify_span(Decoder *d, SpanRec *s, int *fast)
             if (a[i].len && s->lifted[column] < 0)
                 s->lifted[column] = (int32_t)s->first_attr + i;
         }
+    }
+    /* An id of more bytes than the limit has characters: the Python rules count them and may refuse it. */
+    for (int column = LIFT_CUSTOMER; column <= LIFT_JOURNEY; column++) {
+        int32_t id = s->lifted[column];
+        if (id >= 0 && (Py_ssize_t)VEC(d->attrs, Attr)[id].len > rules->max_id_length)
+            return OK;
     }
     int32_t channel = s->lifted[LIFT_CHANNEL];
     if (channel >= 0 && !is_ascii(VEC(d->attrs, Attr)[channel].data, VEC(d->attrs, Attr)[channel].len))
@@ -1598,6 +1608,7 @@ static int add_watches(RulesObject *self, PyObject *keys, int what, uint8_t *ind
 typedef struct {
     PyObject *span, *resource, *reasons, *kinds, *statuses, *lifted, *channel_aliases, *turn_keys;
     PyObject *turn_span, *turn_roles, *turn_sources, *turn_prefixes, *service_key;
+    Py_ssize_t max_id_length;
 } RulesArgs;
 
 static int setup_rules(RulesObject *self, const RulesArgs *args)
@@ -1606,6 +1617,11 @@ static int setup_rules(RulesObject *self, const RulesArgs *args)
         PyErr_SetString(PyExc_TypeError, "Rules: span and resource must be callables");
         return -1;
     }
+    if (args->max_id_length < 0) {
+        PyErr_SetString(PyExc_ValueError, "Rules: max_id_length must not be negative");
+        return -1;
+    }
+    self->max_id_length = args->max_id_length;
     Py_INCREF(args->span);
     self->span = args->span;
     Py_INCREF(args->resource);
@@ -1677,12 +1693,12 @@ static PyObject *Rules_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"span", "resource", "reasons", "kinds", "statuses", "lifted",
                                "channel_aliases", "turn_keys", "turn_span", "turn_roles", "turn_sources",
-                               "turn_prefixes", "service_key", NULL};
+                               "turn_prefixes", "service_key", "max_id_length", NULL};
     RulesArgs a;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOO:Rules", keywords, &a.span, &a.resource,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOOn:Rules", keywords, &a.span, &a.resource,
                                      &a.reasons, &a.kinds, &a.statuses, &a.lifted, &a.channel_aliases,
                                      &a.turn_keys, &a.turn_span, &a.turn_roles, &a.turn_sources,
-                                     &a.turn_prefixes, &a.service_key))
+                                     &a.turn_prefixes, &a.service_key, &a.max_id_length))
         return NULL;
     RulesObject *self = (RulesObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -1728,7 +1744,7 @@ static PyMethodDef Rules_methods[] = {
 
 PyDoc_STRVAR(Rules_doc,
 "Rules(span, resource, reasons, kinds, statuses, lifted, channel_aliases, turn_keys, turn_span, turn_roles,\n"
-"      turn_sources, turn_prefixes, service_key)\n\n"
+"      turn_sources, turn_prefixes, service_key, max_id_length)\n\n"
 "The journeyscope conventions the decoder applies (see otlp.py), and its decode() method.");
 
 static PyTypeObject RulesType = {

@@ -3,7 +3,9 @@
 Each side is a :class:`Filters` (before/after a release: two windows; an A/B
 test: two cohorts). For every stage of every journey type both sides saw, the
 completion and re-entry rates of each side and their difference (B − A) with a
-Newcombe 95% interval; ``significant`` when the interval excludes zero.
+Newcombe 95% interval; ``significant`` when the interval excludes zero. Where
+customers answered surveys on either side, mean CSAT and NPS too (B − A, with
+Welch's interval; NPS's from the multinomial variance).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.flows import journey_outcomes
 from journeyscope.warehouse.funnel import FunnelReport, funnel
-from journeyscope.warehouse.stats import Difference, difference, rate
+from journeyscope.warehouse.feedback import StageFeedback
+from journeyscope.warehouse.stats import Difference, MeanDifference, difference, rate, welch_difference
 from journeyscope.warehouse.store import Warehouse
 
 
@@ -26,14 +29,38 @@ class StageComparison:
     stage: str
     completion: Difference
     reentry: Difference
+    csat: MeanDifference | None = None
+    nps: MeanDifference | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "journey": self.journey,
             "stage": self.stage,
             "completion": self.completion.as_dict(),
             "reentry": self.reentry.as_dict(),
         }
+        if self.csat is not None:
+            out["csat"] = self.csat.as_dict()
+        if self.nps is not None:
+            out["nps"] = self.nps.as_dict()
+        return out
+
+
+def _reported(a: StageFeedback | None, b: StageFeedback | None) -> tuple[MeanDifference | None, MeanDifference | None]:
+    """Mean CSAT and NPS of side B against side A, where either side has answers."""
+    if a is None and b is None:
+        return None, None
+    ca, cb = (a.csat if a else None), (b.csat if b else None)
+    na, nb = (a.nps if a else None), (b.nps if b else None)
+    csat = welch_difference(
+        ca.n if ca else 0, ca.mean if ca else None, ca.sd**2 if ca and ca.sd is not None else None,
+        cb.n if cb else 0, cb.mean if cb else None, cb.sd**2 if cb and cb.sd is not None else None,
+    )
+    nps = welch_difference(
+        na.n if na else 0, na.score if na else None, na.variance if na else None,
+        nb.n if nb else 0, nb.score if nb else None, nb.variance if nb else None, normal=True,
+    )
+    return csat, nps
 
 
 @dataclass(frozen=True)
@@ -72,7 +99,9 @@ def compare(warehouse: Warehouse, a: Filters, b: Filters) -> Comparison:
             sa = next((s for s in ja.stages if s.stage == sb.stage), None) if ja else None
             ca = sa.completion if sa else rate(0, 0)
             ra = sa.reentry if sa else rate(0, 0)
-            stages.append(StageComparison(jb.journey, sb.stage, difference(ca, sb.completion), difference(ra, sb.reentry)))
+            csat, nps = _reported(sa.feedback if sa else None, sb.feedback)
+            stages.append(StageComparison(jb.journey, sb.stage, difference(ca, sb.completion), difference(ra, sb.reentry),
+                                          csat, nps))
     # The funnels already hold each side's stage order: the outcomes need not compute it again.
     oa = journey_outcomes(warehouse, a, channel_mix=False, orders=_orders(fa))
     ob = journey_outcomes(warehouse, b, channel_mix=False, orders=_orders(fb))

@@ -16,18 +16,22 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from journeyscope.errors import JourneyscopeError
-from journeyscope.warehouse.rows import SpanRows
+from journeyscope.warehouse.rows import SpanRows, long_id
 from journeyscope.warehouse.store import Warehouse
 
 logger = logging.getLogger(__name__)
 
 
 def rows_from_spans(spans: Sequence[ReadableSpan]) -> SpanRows:
-    """SDK spans as one columnar batch."""
+    """SDK spans as one columnar batch (a span whose id is too long to be found is left out, logged)."""
     rows = SpanRows()
     for span in spans:
         ctx = span.context
         if ctx is None:
+            continue
+        problem = long_id(span.attributes or {})
+        if problem is not None:
+            logger.warning("journeyscope: span %r not exported: %s", span.name, problem)
             continue
         parent = span.parent
         resource = span.resource.attributes if span.resource is not None else {}

@@ -11,7 +11,9 @@ stage, over the visits that pass the :class:`Filters`:
 - ``conversion_from_previous``: entered here / entered at the previous stage
   (above 1 where a non-linear journey enters a stage without the one before);
 - time in stage: per journey, the summed duration of its visits (median, p90);
-- per evaluator: mean score and fail rate of the visits' evaluations.
+- per evaluator: mean score and fail rate of the visits' evaluations;
+- what customers reported (where any did): response rate, CSAT, CES and NPS
+  (:mod:`journeyscope.warehouse.feedback`).
 
 Stages come in journey-map order; a journey type absent from the map is ordered
 by where its stages are first entered on average, and says so
@@ -24,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from journeyscope.warehouse.feedback import StageFeedback, feedback_by_stage
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.journey_map import JourneyMap
 from journeyscope.warehouse.stats import Rate, rate, ratio
@@ -157,6 +160,7 @@ class StageFunnel:
     median_seconds: float | None
     p90_seconds: float | None
     evaluators: tuple[EvaluatorSummary, ...] = ()
+    feedback: StageFeedback | None = None
 
     @property
     def dropped(self) -> int:
@@ -182,6 +186,7 @@ class StageFunnel:
             "median_time_in_stage_s": self.median_seconds,
             "p90_time_in_stage_s": self.p90_seconds,
             "evaluators": [e.as_dict() for e in self.evaluators],
+            **(self.feedback.as_dict() if self.feedback is not None else {}),
         }
 
 
@@ -305,6 +310,7 @@ def funnel(
     by_journey: dict[str, dict[str, tuple[Any, ...]]] = {}
     for row in rows:
         by_journey.setdefault(row[0], {})[row[1]] = row
+    feedback = feedback_by_stage(warehouse, filters, {(r[0], r[1]): int(r[6]) for r in rows})
     journeys = []
     warnings = []
     for journey in sorted(by_journey):
@@ -332,6 +338,7 @@ def funnel(
                     median_seconds=row[7] if row else None,
                     p90_seconds=row[8] if row else None,
                     evaluators=tuple(sorted(evaluations.get((journey, stage), []), key=lambda e: e.evaluator)),
+                    feedback=feedback.get((journey, stage)),
                 )
             )
             if in_map:

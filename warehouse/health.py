@@ -3,7 +3,8 @@
 A funnel is only as good as its tagging. Spans without ``journey.id`` cannot be
 attributed to any journey; spans with a journey but no ``journey.stage`` never
 form a stage visit (a journey's root span legitimately has none, so they are
-broken down by span name); stages the journey map does not place are counted
+broken down by span name); survey answers left out at ingest (a score off its
+scale) are counted; stages the journey map does not place are counted
 but cannot be ordered; and a receiver that falls behind makes "live" numbers
 stale. :func:`health` measures all of it in a handful of aggregate queries,
 and also lists the values the filters can take (journey types, cohorts,
@@ -31,7 +32,8 @@ SELECT count(*) AS spans,
        count(*) FILTER (WHERE journey_id IS NULL) AS without_journey_id,
        count(*) FILTER (WHERE journey_id IS NOT NULL AND stage IS NULL) AS without_stage,
        count(*) FILTER (WHERE journey_id IS NULL AND stage IS NOT NULL) AS stage_without_journey_id,
-       min(start_time), max(start_time), max(ingested_at)
+       min(start_time), max(start_time), max(ingested_at),
+       count(*) FILTER (WHERE events LIKE '%"journey.feedback.rejected"%') AS feedback_left_out
 FROM spans
 """
 
@@ -249,6 +251,8 @@ def health(
             "without_stage_by_name": [
                 {"name": n, "spans": int(c), "journeys": int(j)} for n, c, j in unstaged
             ],
+            # spans whose journey.feedback event had a score left out (journey.feedback.rejected says which)
+            "spans_with_feedback_left_out": int(spans[7]),
         },
         "journey_map": {
             "source": journey_map.source,

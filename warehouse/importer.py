@@ -2,14 +2,17 @@
 
 Each line becomes the spans the instrumentation would have produced for it:
 one ``journey.turn`` span per turn (``journey.turn.role/text/name`` and the
-journey attributes, at the turn's original time) and one
-``journey.stage.outcome`` span carrying the outcome event per outcome item.
+journey attributes, at the turn's original time), one
+``journey.stage.outcome`` span carrying the outcome event per outcome item, and
+one ``journey.feedback`` span carrying the feedback event per feedback item.
 Ids are derived from the journey id and the item's index (SHA-256), so
 importing the same file again adds nothing (the warehouse ignores spans it
 already has), and spans are written in line order, so turns that share a
 timestamp keep their order (``seq``; also ``journey.turn.index``).
 
 A broken line is reported with its number and skipped; every good line is kept.
+A feedback score that is out of its scale or not a number is reported with its
+line and left out; the rest of the line, and of the item, is kept.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class ImportSummary:
     new_spans: int = 0
     duplicates: int = 0
     skipped: list[ImportLineError] = field(default_factory=list)
+    #: Values left out of lines that were kept (a feedback score outside its scale).
+    warnings: list[ImportLineError] = field(default_factory=list)
 
     @property
     def skipped_lines(self) -> list[int]:
@@ -87,17 +92,44 @@ def _text_field(record: dict[str, Any], key: str, where: str, *, required: bool)
     return value.strip()
 
 
-def journey_rows(record: Any, rows: SpanRows) -> int:
+def _id_field(record: dict[str, Any], key: str) -> str:
+    """A journey's or customer's id: what the receiver would store (at most the ids' length limit)."""
+    value = _text_field(record, key, "journey", required=True)
+    assert value is not None
+    if len(value) > cv.MAX_VALUE_LENGTH:
+        raise InvalidInputError(f"journey: {key!r} is {len(value)} characters long; at most {cv.MAX_VALUE_LENGTH}")
+    return value
+
+
+def _feedback_event(item: dict[str, Any], stage: str, start: int, where: str, warnings: list[str]) -> dict[str, Any]:
+    """The ``journey.feedback`` event of a feedback item; a bad score is left out and reported in ``warnings``."""
+    attributes: dict[str, Any] = {cv.JOURNEY_STAGE: stage}
+    for measure in cv.FEEDBACK_SCALES:
+        if item.get(measure) is not None:
+            attributes[cv.FEEDBACK_SCALES[measure][0]] = item[measure]
+    comment = item.get("comment")
+    if comment is not None:
+        if not isinstance(comment, str):
+            raise InvalidInputError(f"{where}: 'comment' must be a string, got {comment!r}")
+        attributes[cv.FEEDBACK_COMMENT] = comment
+    if len(attributes) == 1:
+        raise InvalidInputError(f"{where}: a feedback item needs at least one of csat, ces, nps or comment")
+    attributes, problems = cv.clean_feedback(attributes)
+    warnings.extend(f"{where}: {p} (left out; the rest is kept)" for p in problems)
+    return {"name": cv.FEEDBACK_EVENT, "time": start, "attributes": attributes}
+
+
+def journey_rows(record: Any, rows: SpanRows, warnings: list[str] | None = None) -> int:
     """Append the spans of one journey record to ``rows``; return how many.
 
     Validates the whole record before appending anything, so a bad item never
-    leaves half a journey behind.
+    leaves half a journey behind. Feedback scores left out are described in ``warnings``.
     """
+    warnings = warnings if warnings is not None else []
     if not isinstance(record, dict):
         raise InvalidInputError("a line must be a JSON object (one journey)")
-    journey_id = _text_field(record, "journey_id", "journey", required=True)
-    customer_id = _text_field(record, "customer_id", "journey", required=True)
-    assert journey_id is not None and customer_id is not None
+    journey_id = _id_field(record, "journey_id")
+    customer_id = _id_field(record, "customer_id")
     base: dict[str, Any] = {cv.JOURNEY_ID: journey_id, cv.CUSTOMER_ID: customer_id}
     name = _text_field(record, "journey", "journey", required=False)
     if name:
@@ -123,9 +155,14 @@ def journey_rows(record: Any, rows: SpanRows) -> int:
         if item_channel:
             attrs[cv.JOURNEY_CHANNEL] = item_channel.lower()
         attrs[TURN_INDEX] = index
+        if item.get("event") == "feedback":
+            assert stage is not None
+            event = _feedback_event(item, stage, start, where, warnings)
+            spans.append({"name": cv.FEEDBACK_SPAN, "start": start, "attrs": attrs, "events": [event]})
+            continue
         if "event" in item:
             if item["event"] != "outcome":
-                raise InvalidInputError(f"{where}: unknown event {item['event']!r}; expected 'outcome'")
+                raise InvalidInputError(f"{where}: unknown event {item['event']!r}; expected 'outcome' or 'feedback'")
             try:
                 outcome = cv.normalize_outcome(item.get("outcome"))
             except InvalidJourneyError as exc:
@@ -227,7 +264,9 @@ def import_jsonl(
                 except ValueError as exc:
                     raise InvalidInputError(f"not valid JSON ({exc})") from None
                 scratch = SpanRows()
-                count = journey_rows(record, scratch)
+                left_out: list[str] = []
+                count = journey_rows(record, scratch, left_out)
+                summary.warnings.extend(ImportLineError(number, w) for w in left_out)
             except InvalidInputError as exc:
                 problem = ImportLineError(number, str(exc))
                 summary.skipped.append(problem)

@@ -1,9 +1,10 @@
 """The live state of one journey, as an orchestrator needs it to decide the next step.
 
 Where the journey is (current stage, channel, last activity), how it got there
-(its visits with outcomes), what the evaluators last said, and the journey-level
-friction signals the routing policies read (re-entries, context-retention and
-resolution failures, silence, channel switches).
+(its visits with outcomes and what the customer reported about them), what the
+evaluators last said, and the journey-level signals the routing policies read
+(re-entries, context-retention and resolution failures, silence, channel
+switches, and the customer's own CSAT and effort answers).
 
 Reading and rendering are split: :func:`journey_rows` reads the stored rows of
 many journeys in two queries, and :func:`render_state` turns one journey's rows
@@ -31,7 +32,7 @@ RESOLUTION = "conversation_resolution"
 
 _VISITS = """
 SELECT journey_id, stage, visit, started_at, ended_at, outcome, epoch_ns(open_until), turns, channel, channels,
-       journey_name, customer_id, cohort
+       journey_name, customer_id, cohort, csat, ces, nps, feedback_at
 FROM stage_visits WHERE journey_id IN ({wanted}) ORDER BY journey_id, position
 """
 
@@ -138,6 +139,8 @@ def _template(journey_id: str, rows: JourneyRows) -> dict[str, Any]:
             {
                 "stage": v[0], "visit": v[1], "started_at": _iso(v[2]), "ended_at": _iso(v[3]),
                 "outcome": v[4], "turns": v[6], "channel": v[7],
+                **({"feedback": {"csat": v[12], "ces": v[13], "nps": v[14], "at": _iso(v[15])}}
+                   if v[15] is not None else {}),
             }
             for v in visits
         ],
@@ -150,9 +153,23 @@ def _template(journey_id: str, rows: JourneyRows) -> dict[str, Any]:
             "resolution_failures": failures[RESOLUTION],
             "silence_seconds": 0.0,
             "channel_switches": switches,
+            **_reported(visits),
         },
         "_last_ns": _epoch_ns(last_activity),
     }
+
+
+def _reported(visits: list[tuple[Any, ...]]) -> dict[str, float]:
+    """The customer's own answers as journey signals (none until they answer): latest and worst CSAT and effort."""
+    answered = sorted((v for v in visits if v[15] is not None), key=lambda v: v[15])
+    out: dict[str, float] = {}
+    csat = [v[12] for v in answered if v[12] is not None]
+    ces = [v[13] for v in answered if v[13] is not None]
+    if csat:
+        out["csat_last"], out["csat_min"] = csat[-1], min(csat)
+    if ces:
+        out["ces_last"], out["ces_max"] = ces[-1], max(ces)
+    return out
 
 
 def _outcome_at(visit: tuple[Any, ...], now_ns: int) -> str:

@@ -13,11 +13,15 @@ is not set. It gives exactly the Python decoder's table: it leaves every body
 with anything unusual to the Python decoder, and calls :func:`span_values` for
 the rare spans it does not write itself.
 
-Invalid spans (ids of the wrong length, all-zero ids, a missing start time) are
+Invalid spans (ids of the wrong length, all-zero ids, a missing start time, a
+customer or journey id over the length limit, a span upb cannot read) are
 rejected one by one and counted, the valid spans of the batch are kept: the
 receiver reports the count through OTLP ``partial_success`` (OTLP spec,
-"Partial Success"). A payload that is not an OTLP message at all raises
-:class:`~journeyscope.errors.InvalidInputError`.
+"Partial Success"). When upb refuses a whole body for one span (invalid UTF-8,
+nesting past its depth limit), the body is split on the wire
+(:mod:`journeyscope.warehouse.otlp_wire`) and each span parsed alone. A payload
+that is not an OTLP message at all, or whose containers came with the wrong
+wire type, raises :class:`~journeyscope.errors.InvalidInputError`.
 """
 
 from __future__ import annotations
@@ -44,10 +48,20 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from journeyscope.errors import InvalidInputError
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse.rows import _ALIASES as lift_aliases
-from journeyscope.warehouse.rows import SPAN_SCHEMA, TURN_TYPE, SpanRows, explicit_outcome, json_text
+from journeyscope.warehouse.rows import (
+    LONG_CUSTOMER_ID,
+    LONG_JOURNEY_ID,
+    SPAN_SCHEMA,
+    TURN_TYPE,
+    SpanRows,
+    checked_events,
+    explicit_outcome,
+    json_text,
+)
 from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
+from journeyscope.warehouse.otlp_wire import ResourcePart, check_structure, split_request
 from journeyscope.warehouse.turns import TURN_KEYS, TURN_PREFIXES, extract_turns
 
 __all__ = [
@@ -72,8 +86,12 @@ REJECTIONS = (
     "invalid parent_span_id: expected 8 bytes or empty",
     "missing start_time_unix_nano",
     "span time out of range: after the year 2262",
+    LONG_CUSTOMER_ID,
+    LONG_JOURNEY_ID,
 )
-_BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT, _NO_START, _OUT_OF_RANGE = REJECTIONS
+_BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT, _NO_START, _OUT_OF_RANGE, _LONG_CUSTOMER, _LONG_JOURNEY = REJECTIONS
+#: The longest customer or journey id stored: the API finds every stored id by the same limit.
+_MAX_ID = cv.MAX_VALUE_LENGTH
 #: The columns of a :func:`span_values` row: all but the resource's and the scope's.
 SPAN_VALUE_COLUMNS = (*SPAN_SCHEMA.names[:18], "attributes", "events", "links")
 #: OTLP/JSON fields that hold ids as hex (protobuf's JSON mapping wants base64 for bytes).
@@ -169,8 +187,10 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     attributes = attribute_values(span.attributes)
     get = attributes.get
     if span.events:
-        events = [{"name": e.name, "time": e.time_unix_nano, "attributes": attribute_values(e.attributes)}
-                  for e in span.events]
+        events = checked_events(
+            [{"name": e.name, "time": e.time_unix_nano, "attributes": attribute_values(e.attributes)} for e in span.events],
+            span_id.hex(),
+        )
         outcome = explicit_outcome(events)
         events_json = json_text(events)
     else:
@@ -186,6 +206,10 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     customer = value if type(value) is str and value else lift(attributes, "customer_id")
     value = get(_JOURNEY_ID)
     journey = value if type(value) is str and value else lift(attributes, "journey_id")
+    if customer is not None and len(customer) > _MAX_ID:
+        return _LONG_CUSTOMER
+    if journey is not None and len(journey) > _MAX_ID:
+        return _LONG_JOURNEY
     value = get(_JOURNEY_NAME)
     journey_name = value if type(value) is str and value else opt_str(value)
     value = get(_JOURNEY_STAGE)
@@ -216,11 +240,13 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     )
 
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
+def decode_request(request: ExportTraceServiceRequest, refused: dict[int, str] | None = None) -> DecodedBatch:
     """Walk every span of a parsed request into columnar rows, rejecting invalid spans.
 
     Resource and scope work is done once per resource/scope; the rows are
-    gathered as tuples and turned into columns once, at the end.
+    gathered as tuples and turned into columns once, at the end. ``refused``:
+    spans already refused, by their index in the request, with the reason
+    (placeholders of spans that could not be read).
     """
     batch = DecodedBatch()
     rows: list[tuple[Any, ...]] = []
@@ -229,13 +255,17 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedBatch:
     services: list[str | None] = []
     scopes: list[str | None] = []
     resources: list[str | None] = []
+    index = 0
     for resource_spans in request.resource_spans:
         service_name, resource_json = resource_values(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name or None
             before = len(rows)
             for span in scope_spans.spans:
-                values = span_values(span)
+                values = refused.get(index, None) if refused else None
+                index += 1
+                if values is None:
+                    values = span_values(span)
                 if type(values) is str:
                     reject(values)
                 else:
@@ -264,8 +294,55 @@ def parse_protobuf(body: bytes, message: Message) -> Message:
 
 
 def decode_protobuf(body: bytes) -> DecodedBatch:
-    """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``), decoded in Python."""
-    return decode_request(parse_protobuf(body, ExportTraceServiceRequest()))
+    """A binary ``ExportTraceServiceRequest`` (OTLP/HTTP ``application/x-protobuf``), decoded in Python.
+
+    A body upb refuses as a whole (a string with invalid UTF-8, a value nested too deep) is decoded
+    span by span instead, so only the spans that cannot be read are refused.
+    """
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError):
+        return _decode_parts(split_request(body))  # split_request refuses what is not a request at all
+    check_structure(request)  # upb reads a container field of the wrong wire type as nothing: refuse it
+    return decode_request(request)
+
+
+def _unreadable(what: str, exc: Exception) -> str:
+    """Why a piece upb refused is refused: its last words, without the message type."""
+    return f"unreadable {what}: {str(exc).rpartition(': ')[2] or type(exc).__name__}"
+
+
+def _decode_parts(parts: list[ResourcePart]) -> DecodedBatch:
+    """:func:`decode_request` over a request split on the wire: each resource, scope and span parsed alone."""
+    request = ExportTraceServiceRequest()
+    refused: dict[int, str] = {}  # span index in the rebuilt request -> why it is refused
+    index = 0
+    for part in parts:
+        resource_spans = request.resource_spans.add()
+        try:
+            resource_spans.resource.ParseFromString(part.resource)
+            resource_error = None
+        except (DecodeError, ValueError, RuntimeError) as exc:
+            resource_error = _unreadable("resource", exc)
+        for scope_part in part.scopes:
+            scope_spans = resource_spans.scope_spans.add()
+            try:
+                scope_spans.scope.ParseFromString(scope_part.scope)
+                scope_error = None
+            except (DecodeError, ValueError, RuntimeError) as exc:
+                scope_error = _unreadable("instrumentation scope", exc)
+            for raw in scope_part.spans:
+                span = scope_spans.spans.add()
+                try:
+                    span.ParseFromString(raw)
+                except (DecodeError, ValueError, RuntimeError) as exc:
+                    refused[index] = _unreadable("span", exc)
+                else:
+                    if resource_error or scope_error:
+                        refused[index] = resource_error or scope_error
+                index += 1
+    return decode_request(request, refused=refused)
 
 
 def batch_table(batch: DecodedBatch) -> DecodedTable:
@@ -342,27 +419,97 @@ def fix_json_ids(node: Any) -> None:
                 fix_json_ids(item)
 
 
-def parse_json(body: bytes, message: Message) -> Message:
-    """An OTLP/JSON body (hex ids, string 64-bit ints, enum numbers) parsed into ``message``, an empty request
-    of the signal's type; :class:`InvalidInputError` naming that type when the body is not one."""
-    kind = type(message).__name__
+def _json_document(body: bytes, kind: str) -> dict[str, Any]:
+    """The JSON object of an OTLP/JSON body, its hex ids rewritten for protobuf's JSON mapping."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInputError(f"body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidInputError(f"body is not an OTLP/JSON {kind}: expected a JSON object")
-    try:
-        fix_json_ids(document)
-        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"body is not an OTLP/JSON {kind}: {text}") from None
+    fix_json_ids(document)
+    return document
 
 
 def decode_json(body: bytes) -> DecodedBatch:
-    """An OTLP/JSON ``ExportTraceServiceRequest``."""
-    return decode_request(parse_json(body, ExportTraceServiceRequest()))
+    """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids, string 64-bit ints, enum numbers).
+
+    A span protobuf's JSON mapping refuses (a field of the wrong type, an unreadable value) is refused
+    alone; the request's own structure (lists of resource spans, scope spans, spans) must hold.
+    """
+    document = _json_document(body, "ExportTraceServiceRequest")
+    try:
+        request = json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except _JSON_ERRORS as exc:
+        request, refused = _json_parts(document, exc)
+        return decode_request(request, refused=refused)
+    return decode_request(request)
+
+
+_JSON_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error)
+
+
+def _json_error(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _json_list(node: dict[str, Any], *names: str) -> list[Any]:
+    """The list under the first of ``names`` in ``node`` (``[]`` when absent); ``None`` when not a list."""
+    for name in names:
+        if name in node:
+            value = node[name]
+            if value is None:
+                return []
+            if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+                return value
+            raise InvalidInputError(
+                f"body is not an OTLP/JSON ExportTraceServiceRequest: {name} must be a list of objects"
+            )
+    return []
+
+
+def _json_parts(document: dict[str, Any], whole: BaseException) -> tuple[ExportTraceServiceRequest, dict[int, str]]:
+    """The request rebuilt one resource, scope and span at a time, and the spans that could not be read."""
+    request = ExportTraceServiceRequest()
+    refused: dict[int, str] = {}
+    index = 0
+
+    def parse(node: Any, message: Any) -> str | None:
+        try:
+            json_format.ParseDict(node, message, ignore_unknown_fields=True)
+        except _JSON_ERRORS as exc:
+            return _json_error(exc)
+        return None
+
+    for rs_node in _json_list(document, "resourceSpans", "resource_spans"):
+        resource_spans = request.resource_spans.add()
+        resource_node = rs_node.get("resource")
+        resource_error = parse(resource_node, resource_spans.resource) if resource_node is not None else None
+        for ss_node in _json_list(rs_node, "scopeSpans", "scope_spans"):
+            scope_spans = resource_spans.scope_spans.add()
+            scope_node = ss_node.get("scope")
+            scope_error = parse(scope_node, scope_spans.scope) if scope_node is not None else None
+            for span_node in _json_list(ss_node, "spans"):
+                error = parse(span_node, scope_spans.spans.add())
+                if error or resource_error or scope_error:
+                    what = "span" if error else "resource" if resource_error else "instrumentation scope"
+                    refused[index] = f"unreadable {what}: {error or resource_error or scope_error}"
+                index += 1
+    if not refused:  # the whole failed and no piece did: something outside the spans is wrong
+        raise InvalidInputError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {_json_error(whole)}")
+    return request, refused
+
+
+def parse_json(body: bytes, message: Message) -> Message:
+    """An OTLP/JSON body (hex ids, string 64-bit ints, enum numbers) parsed whole into ``message``, an empty
+    request of another signal's type (traces: :func:`decode_json`, which salvages span by span);
+    :class:`InvalidInputError` naming that type when the body is not one."""
+    kind = type(message).__name__
+    document = _json_document(body, kind)
+    try:
+        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except _JSON_ERRORS as exc:
+        raise InvalidInputError(f"body is not an OTLP/JSON {kind}: {_json_error(exc)}") from None
 
 
 def response_body(response: Message, rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
@@ -443,6 +590,7 @@ def rules_arguments() -> dict[str, Any]:
         "turn_sources": TURN_KEYS,
         "turn_prefixes": TURN_PREFIXES,
         "service_key": _SERVICE_NAME,
+        "max_id_length": _MAX_ID,
     }
 
 

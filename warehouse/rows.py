@@ -13,6 +13,7 @@ aliases other conventions use (DESIGN.md: ``session.id`` and
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse.turns import extract_turns
+
+logger = logging.getLogger(__name__)
 
 TURN_TYPE = pa.struct([("role", pa.string()), ("text", pa.string()), ("name", pa.string())])
 
@@ -59,6 +62,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 _HEX = frozenset("0123456789abcdef")
+
+#: Why a span is refused for its ids: the API finds journeys and customers by ids of at most this length.
+LONG_CUSTOMER_ID = f"customer id longer than {cv.MAX_VALUE_LENGTH} characters"
+LONG_JOURNEY_ID = f"journey id longer than {cv.MAX_VALUE_LENGTH} characters"
 
 
 _encoder = json.JSONEncoder(
@@ -127,6 +134,16 @@ def _lift(attributes: Mapping[str, Any], column: str) -> str | None:
     return _first(attributes, _ALIASES[column])
 
 
+def long_id(attributes: Mapping[str, Any]) -> str | None:
+    """Why a span's customer or journey id cannot be stored (longer than the limit), or ``None``."""
+    customer, journey = _lift(attributes, "customer_id"), _lift(attributes, "journey_id")
+    if customer is not None and len(customer) > cv.MAX_VALUE_LENGTH:
+        return LONG_CUSTOMER_ID
+    if journey is not None and len(journey) > cv.MAX_VALUE_LENGTH:
+        return LONG_JOURNEY_ID
+    return None
+
+
 def _opt_str(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -156,6 +173,25 @@ def explicit_outcome(events: Sequence[Mapping[str, Any]]) -> str | None:
             if value in cv.OUTCOMES:
                 outcome = value
     return outcome
+
+
+def checked_events(events: Sequence[Mapping[str, Any]], span_id: str) -> Sequence[Mapping[str, Any]]:
+    """``events`` with each ``journey.feedback`` event's invalid scores left out (:func:`conventions.clean_feedback`).
+
+    The span and the event are kept; what was left out is named on the event (``journey.feedback.rejected``)
+    and logged, the way every write path (OTLP, the in-process exporter, import) reports a value it refused.
+    """
+    if not any(e.get("name") == cv.FEEDBACK_EVENT for e in events):
+        return events
+    out = []
+    for event in events:
+        if event.get("name") == cv.FEEDBACK_EVENT:
+            attributes, problems = cv.clean_feedback(dict(event.get("attributes") or {}))
+            if problems:
+                logger.warning("span %s: journey.feedback value left out: %s", span_id, "; ".join(problems))
+                event = {**event, "attributes": attributes}
+        out.append(event)
+    return out
 
 
 @dataclass
@@ -252,6 +288,8 @@ class SpanRows:
         c["channel"].append(_channel(get(cv.JOURNEY_CHANNEL)))
         c["cohort"].append(_opt_str(get(cv.JOURNEY_COHORT)))
         c["consent"].append(_opt_str(get(cv.CUSTOMER_CONSENT)))
+        if events:
+            events = checked_events(events, span_id)
         c["outcome"].append(explicit_outcome(events) if events else None)
         c["turns"].append(extract_turns(name, attributes) or None)
         c["service_name"].append(service_name)

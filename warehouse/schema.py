@@ -13,7 +13,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -190,11 +190,25 @@ CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, fi
 {RECORD_FIRST_SEQ};
 """
 
-# v11: GenAI log records (OTLP logs: the official OpenAI instrumentation's message events), each with the turns
+# v11: what customers reported about each stage visit (``journey.feedback`` events: the latest CSAT, effort and
+# NPS answer, comment and time, and how many responses), derived with the visits (journeyscope.warehouse.visits),
+# so feedback per stage is a GROUP BY of the visits and goes wherever they go (filters, erasure, retention).
+# Visits are derived again on the next writable open.
+_V11 = """
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_responses INTEGER;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS csat DOUBLE;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS ces DOUBLE;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS nps DOUBLE;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_comment VARCHAR;
+ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMP_NS;
+DELETE FROM meta WHERE key = 'journey_map_digest';
+"""
+
+# v12: GenAI log records (OTLP logs: the official OpenAI instrumentation's message events), each with the turns
 # read from it, kept apart from their span and joined to it by (trace_id, span_id) when transcripts and visits
 # are built, so a record stored before its span arrives is placed as soon as the span is (warehouse.log_records).
 # ``record_id`` (an MD5 of the record's bytes, with its resource and scope) stores a retried batch once.
-_V11 = """
+_V12 = """
 CREATE TABLE IF NOT EXISTS log_records (
     record_id       VARCHAR PRIMARY KEY,
     trace_id        VARCHAR NOT NULL,
@@ -214,7 +228,7 @@ CREATE TABLE IF NOT EXISTS log_records (
 """
 
 _MIGRATIONS: dict[int, str] = {
-    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11,
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12,
 }
 
 

@@ -314,12 +314,12 @@ class Warehouse:
             cur.execute("BEGIN TRANSACTION")
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
-            _visits.mark_pending(cur, "SELECT journey_id, seq FROM incoming WHERE stage IS NOT NULL")
+            _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
         if with_logs:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
             _visits.mark_pending(cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l "
-                                      "ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE sp.stage IS NOT NULL")
+                                      f"ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         cur.execute("COMMIT")

@@ -32,6 +32,13 @@ journey's last activity plus its idle timeout), and readers apply
 :data:`OUTCOME_NOW` so an ``open`` visit past that time reads as ``abandoned``
 even before the writer's next :func:`close_idle_visits`.
 
+**Feedback** (``journey.feedback`` events, on any span of the journey): an
+answer belongs to the stage its event names (``journey.stage``, else its span's),
+in the latest visit of that stage that began at or before it (else the stage's
+first visit); per visit the latest answer to each question (CSAT, CES, NPS,
+comment) is kept with how many answers came. A stand-alone ``journey.feedback``
+span, like an outcome span, never starts or breaks a visit.
+
 Turns: turns of ``journey.turn`` spans count as recorded; turns read from other
 conventions' spans and GenAI log records (:mod:`~journeyscope.warehouse.foreign_turns`,
 which also places log records in their span's visit) count once per trace (an AGENT
@@ -56,6 +63,7 @@ from collections.abc import Callable
 import duckdb
 import pyarrow as pa
 
+from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse import journey_facts
 from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 from journeyscope.warehouse.journey_map import JourneyMap
@@ -64,6 +72,7 @@ __all__ = [
     "OUTCOME_AT",
     "OUTCOME_NOW",
     "RECORD_FIRST_SEQ",
+    "STAGED",
     "STAGE_VISITS_EXPORT",
     "close_idle_visits",
     "mark_pending",
@@ -90,23 +99,42 @@ STAGE_VISITS_EXPORT = f"""
            strftime(started_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS started_at,
            strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS ended_at,
            {OUTCOME_NOW} AS outcome, turns,
-           channel, channels, cohort, spans, position, outcome_source
+           channel, channels, cohort, spans, position, outcome_source,
+           csat, ces, nps, feedback_comment, strftime(feedback_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS feedback_at,
+           coalesce(feedback_responses, 0) AS feedback_responses
     FROM stage_visits ORDER BY journey_id, position
 """
 
-_DERIVE = """
+#: Spans that may carry a ``journey.feedback`` event (its name, quoted, in the events' JSON text).
+_HAS_FEEDBACK = "events LIKE '%\"journey.feedback\"%'"
+#: Spans whose journeys' visits must be derived again when they arrive: staged spans, and feedback events
+#: (which name their stage on the event, so may come on a span without one).
+STAGED = f"(stage IS NOT NULL OR {_HAS_FEEDBACK})"
+
+
+def _score(measure: str) -> str:
+    """A feedback event's score, kept only on its scale (ingest already left out the rest; older rows may not)."""
+    key, low, high = cv.FEEDBACK_SCALES[measure]
+    value = f"""TRY_CAST(e->'attributes'->>'$."{key}"' AS DOUBLE)"""
+    return f"CASE WHEN {value} BETWEEN {low} AND {high} THEN {value} END AS {measure}"
+
+
+_DERIVE = f"""
 WITH s AS (
     SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
            sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
            sp.trace_id, sp.name, sp.turns,
-           (sp.name = 'journey.stage.outcome' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only
+           (sp.name = '{cv.OUTCOME_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only,
+           (sp.name = '{cv.FEEDBACK_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS feedback_only,
+           CASE WHEN sp.{_HAS_FEEDBACK} THEN sp.events END AS feedback_events
     FROM spans sp
-    WHERE sp.seq >= $from_seq AND sp.stage IS NOT NULL AND sp.journey_id IN (SELECT journey_id FROM touched)
+    WHERE sp.seq >= $from_seq AND (sp.stage IS NOT NULL OR sp.{_HAS_FEEDBACK})
+      AND sp.journey_id IN (SELECT journey_id FROM touched)
 ),
 marked AS (
     SELECT *, CASE WHEN stage IS DISTINCT FROM lag(stage) OVER (PARTITION BY journey_id ORDER BY start_time, seq)
                    THEN 1 ELSE 0 END AS brk
-    FROM s WHERE NOT outcome_only
+    FROM s WHERE NOT outcome_only AND NOT feedback_only AND stage IS NOT NULL
 ),
 runs AS (
     SELECT *, sum(brk) OVER (PARTITION BY journey_id ORDER BY start_time, seq ROWS UNBOUNDED PRECEDING) - 1
@@ -141,6 +169,34 @@ stated AS (
     ASOF JOIN v ON o.journey_id = v.journey_id AND o.stage = v.stage AND o.start_time >= v.started_at
     GROUP BY ALL
 ),
+-- Feedback belongs to the stage it names (else its span's), in the latest visit of that stage that began at or
+-- before it (else the stage's first visit: a clock running behind); the latest answer to each question wins.
+feedback_items AS (
+    SELECT journey_id, coalesce(e->'attributes'->>'$."{cv.JOURNEY_STAGE}"', stage) AS stage,
+           coalesce(nullif(TRY_CAST(e->>'time' AS BIGINT), 0), epoch_ns(start_time)) AS at_ns,
+           {_score("csat")}, {_score("ces")}, {_score("nps")},
+           nullif(e->'attributes'->>'$."{cv.FEEDBACK_COMMENT}"', '') AS comment
+    FROM (SELECT journey_id, stage, start_time, unnest(CAST(feedback_events AS JSON[])) AS e
+          FROM s WHERE feedback_events IS NOT NULL)
+    WHERE e->>'name' = '{cv.FEEDBACK_EVENT}'
+),
+feedback_owned AS (
+    SELECT f.*, v.position AS at_position FROM feedback_items f
+    ASOF LEFT JOIN v ON f.journey_id = v.journey_id AND f.stage = v.stage AND make_timestamp_ns(f.at_ns) >= v.started_at
+    WHERE f.csat IS NOT NULL OR f.ces IS NOT NULL OR f.nps IS NOT NULL OR f.comment IS NOT NULL
+),
+feedback AS (
+    SELECT f.journey_id, coalesce(f.at_position, fv.first_position) AS position,
+           CAST(count(*) AS INTEGER) AS feedback_responses,
+           arg_max(f.csat, f.at_ns) FILTER (WHERE f.csat IS NOT NULL) AS csat,
+           arg_max(f.ces, f.at_ns) FILTER (WHERE f.ces IS NOT NULL) AS ces,
+           arg_max(f.nps, f.at_ns) FILTER (WHERE f.nps IS NOT NULL) AS nps,
+           arg_max(f.comment, f.at_ns) FILTER (WHERE f.comment IS NOT NULL) AS feedback_comment,
+           make_timestamp_ns(max(f.at_ns)) AS feedback_at
+    FROM feedback_owned f
+    JOIN (SELECT journey_id, stage, min(position) AS first_position FROM v GROUP BY ALL) fv USING (journey_id, stage)
+    GROUP BY ALL
+),
 first_entry AS (
     SELECT journey_id, stage, dense_rank() OVER (PARTITION BY journey_id ORDER BY min(position)) AS first_rank
     FROM v GROUP BY journey_id, stage
@@ -149,7 +205,8 @@ placed AS (
     SELECT v.*, j.customer_id, j.journey_name, j.cohort, m.pos AS map_pos, f.first_rank,
            coalesce(st.outcome, v.event_outcome) AS explicit_outcome,
            coalesce(d.n, 0) + v.own_turns AS turns,
-           CAST(coalesce(t.idle_s, $default_idle_s) * 1e9 AS BIGINT) AS idle_ns
+           CAST(coalesce(t.idle_s, $default_idle_s) * 1e9 AS BIGINT) AS idle_ns,
+           fb.feedback_responses, fb.csat, fb.ces, fb.nps, fb.feedback_comment, fb.feedback_at
     FROM v
     JOIN journey j USING (journey_id)
     JOIN first_entry f USING (journey_id, stage)
@@ -157,6 +214,7 @@ placed AS (
     LEFT JOIN map_timeouts t ON t.journey_name = j.journey_name
     LEFT JOIN stated st USING (journey_id, position)
     LEFT JOIN derived_turns d USING (journey_id, position)
+    LEFT JOIN feedback fb USING (journey_id, position)
 ),
 w AS (
     SELECT *,
@@ -182,7 +240,8 @@ SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS v
        END AS outcome,
        CASE WHEN explicit_outcome IS NOT NULL THEN 'explicit' ELSE 'derived' END AS outcome_source,
        CAST(turns AS INTEGER) AS turns, CAST(spans AS INTEGER) AS spans,
-       channel, channels, cohort, make_timestamp_ns(open_until_ns) AS open_until, first_seq, last_seq
+       channel, channels, cohort, make_timestamp_ns(open_until_ns) AS open_until, first_seq, last_seq,
+       feedback_responses, csat, ces, nps, feedback_comment, feedback_at
 FROM w
 ),
 switches AS (

@@ -90,6 +90,7 @@ def _sides(ctx: PageContext) -> tuple[FilterParams, FilterParams, str] | None:
 
 def _table(comparison: dict[str, Any], journey: str) -> pd.DataFrame:
     rows = []
+    reported = any("csat" in s for s in comparison["stages"] if s["journey"] == journey)
     for s in comparison["stages"]:
         if s["journey"] != journey:
             continue
@@ -104,6 +105,7 @@ def _table(comparison: dict[str, Any], journey: str) -> pd.DataFrame:
                 "re-entry B": pct(r["b"]["value"], 1),
                 "Δ re-entry [95% CI]": _diff(r),
                 "journeys A / B": f"{c['a']['n']} / {c['b']['n']}",
+                **({"Δ CSAT [95% CI]": _mean_diff(s["csat"]) if "csat" in s else "–"} if reported else {}),
             }
         )
     return pd.DataFrame(rows).set_index("stage") if rows else pd.DataFrame()
@@ -114,6 +116,14 @@ def _diff(d: dict[str, Any]) -> str:
         return "–"
     text = f"{d['difference'] * 100:+.1f} pts [{d['ci_low'] * 100:+.0f}, {d['ci_high'] * 100:+.0f}]"
     return text + (" ★" if d["significant"] else "")
+
+
+def _mean_diff(d: dict[str, Any]) -> str:
+    """A difference of mean CSAT (B − A) with its interval and the answers on each side."""
+    if d["difference"] is None:
+        return "–"
+    interval = f" [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]" if d["ci_low"] is not None else ""
+    return f"{d['difference']:+.2f}{interval} n={d['a_n']}/{d['b_n']}" + (" ★" if d["significant"] else "")
 
 
 def render(ctx: PageContext) -> None:

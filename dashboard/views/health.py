@@ -82,6 +82,11 @@ def render(ctx: PageContext) -> None:
             f"{missing['stage_without_journey_id']:,} spans carry journey.stage but no journey.id: "
             "their instrumentation sets the stage outside a journey context."
         )
+    if missing.get("spans_with_feedback_left_out"):
+        st.warning(
+            f"{missing['spans_with_feedback_left_out']:,} spans carried a survey score off its scale or not a number: "
+            "the score was left out, the rest kept (journey.feedback.rejected on the event says which)."
+        )
     by_name = missing.get("without_stage_by_name") or []
     if by_name:
         st.caption("Spans without a stage, by span name (a journey root span per journey is expected):")

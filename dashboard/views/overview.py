@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
-from journeyscope.dashboard.insights import RETENTION, fail_matrix, pct, rate_text, worst_stage
+from journeyscope.dashboard.insights import RETENTION, fail_matrix, pct, rate_text, reported_text, worst_stage
 from journeyscope.dashboard.widgets import not_evaluated
 
 TITLE = "Overview"
@@ -62,6 +62,7 @@ def _retention_at(journey: dict[str, Any], stage: str) -> str | None:
 
 def _table(journey: dict[str, Any], highlight: str | None) -> None:
     rows = []
+    reported = any("csat" in s for s in journey["stages"])
     for s in journey["stages"]:
         rows.append(
             {
@@ -75,6 +76,7 @@ def _table(journey: dict[str, Any], highlight: str | None) -> None:
                 "conversion": pct(s.get("conversion_from_previous"), 1),
                 "re-entry [95% CI]": rate_text(s["reentry_rate"], s.get("reentry_rate_ci")),
                 "visits": s["visits"],
+                **({"CSAT [95% CI]": reported_text(s.get("csat"))} if reported else {}),
             }
         )
     st.table(pd.DataFrame(rows).set_index("stage"))

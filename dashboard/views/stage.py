@@ -2,8 +2,9 @@
 
 Score distributions per evaluator (binned in SQL), the failing visits worst
 first with their reasons (one click opens the conversation), context
-retention across the hand-offs into each stage, and the friction signals
-against the journey's other stages.
+retention across the hand-offs into each stage, the friction signals
+against the journey's other stages, and what customers reported about the
+stage (CSAT, effort, NPS) with how well each evaluator predicts it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
-from journeyscope.dashboard.insights import RETENTION, pct, rate_text, worst_stage
+from journeyscope.dashboard.insights import RETENTION, pct, rate_text, reported_text, worst_stage
 from journeyscope.dashboard.widgets import not_evaluated, stage_picker
 
 TITLE = "Stage detail"
@@ -118,6 +119,46 @@ def _failing(ctx: PageContext, journey: str, stage: str, evaluators: list[str]) 
         ctx.open_journey(choice)
 
 
+def _reported(ctx: PageContext, journey: str, stage: str, s: dict[str, Any]) -> None:
+    """CSAT, effort and NPS as customers reported them, and each evaluator's agreement with their CSAT."""
+    st.subheader("What customers reported")
+    if not s.get("feedback_responses"):
+        st.info("No customer answered a survey about this stage for these filters (journey.feedback events).")
+        return
+    cols = st.columns(4)
+    cols[0].metric("Responses", f"{s['feedback_responses']:,}",
+                   help="visits with an answer: " + rate_text(s.get("feedback_response_rate"),
+                                                               s.get("feedback_response_rate_ci")))
+    for col, label, record, key, digits in (
+        (cols[1], "CSAT (1-5)", s.get("csat"), "mean", 2),
+        (cols[2], "Effort, CES (1-7, lower is easier)", s.get("ces"), "mean", 2),
+        (cols[3], "NPS (-100..100)", s.get("nps"), "score", 0),
+    ):
+        value = "–" if not record or record.get(key) is None else f"{record[key]:.{digits}f}"
+        col.metric(label, value, help=reported_text(record, key, digits))
+    if not ctx.evaluated:
+        return
+    rows = [a for a in ctx.feedback_agreement(ctx.params.replace(journey=journey))
+            if a["journey"] == journey and a["stage"] == stage]
+    if not rows:
+        return
+    st.caption("Do the evaluators predict it? AUROC: how often a happy customer's visit (CSAT 4-5) scored above an "
+               "unhappy one's (CSAT 1-2); 0.5 is chance. Spearman: rank correlation of score and CSAT.")
+    st.dataframe(
+        pd.DataFrame([
+            {"evaluator": a["evaluator"], "rated visits": a["n"], "CSAT 1-2": a["n_low_csat"],
+             "CSAT 4-5": a["n_high_csat"],
+             "AUROC [95% CI]": reported_text({"mean": a["auroc"], "ci_low": a["auroc_ci"][0],
+                                              "ci_high": a["auroc_ci"][1], "n": a["n_low_csat"] + a["n_high_csat"]}),
+             "Spearman [95% CI]": reported_text({"mean": a["spearman"], "ci_low": a["spearman_ci"][0],
+                                                 "ci_high": a["spearman_ci"][1], "n": a["n"]})}
+            for a in sorted(rows, key=lambda a: -(a["auroc"] if a["auroc"] is not None else -1))
+        ]),
+        hide_index=True,
+        key="sd_feedback_agreement",
+    )
+
+
 def render(ctx: PageContext) -> None:
     st.title("Stage detail")
     report = ctx.funnel()
@@ -175,6 +216,7 @@ def render(ctx: PageContext) -> None:
                 st.plotly_chart(charts.friction_chart(journey, stage_name), key="sd_friction")
             else:
                 st.info("No friction signals were recorded for this stage.")
+    _reported(ctx, journey_name, stage_name, s)
 
 
 if __name__ == "__main__":  # executed by st.navigation as a page

@@ -154,9 +154,10 @@ def _journey_rule(rule: JourneyRule, signals: Signals) -> Fired | None:
     if rule.stage is not None and rule.stage != signals.stage:
         return None
     value = signals.journey.get(rule.signal)
-    if value is None or value < rule.at_least:
+    if value is None or not rule.fires(value):
         return None
-    reason = f"{rule.signal} = {value:g} (>= {rule.at_least:g}) for journey {signals.journey_id}"
+    bound = f">= {rule.at_least:g}" if rule.at_least is not None else f"<= {rule.at_most:g}"
+    reason = f"{rule.signal} = {value:g} ({bound}) for journey {signals.journey_id}"
     return Fired(rule.name, rule.action, reason, 0.9, rule.signal, value)
 
 

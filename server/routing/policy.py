@@ -25,6 +25,12 @@ minimum sample and the action::
     at_least = 2
     action = "clarify"
 
+    [[journey_rules]]
+    name = "unhappy-customer"
+    signal = "csat_min"               # what the customer reported (absent until they answer)
+    at_most = 2                       # or: at_least = ...
+    action = "human_handoff"
+
     [autonomy]                        # graduated autonomy: high-risk stages only recommend
     recommend_only = ["payment"]      # a human decides; routine stages: the orchestrator acts
 
@@ -52,7 +58,8 @@ else:  # pragma: no cover - Python 3.10
 #: Actions by increasing severity.
 ACTIONS = ("continue", "clarify", "human_handoff", "escalate")
 
-#: Per-stage signals a stage rule may test (rates in [0, 1], means of scores in [0, 1]).
+#: Per-stage signals a stage rule may test (rates in [0, 1], means of scores in [0, 1]; what customers reported on
+#: its own scale: mean CSAT 1-5, mean effort 1-7, NPS -100..100, with ``n`` counting answers).
 STAGE_SIGNALS = frozenset(
     {
         "completion_rate",
@@ -63,6 +70,10 @@ STAGE_SIGNALS = frozenset(
         "retention_mean",
         "retention_fail_rate",
         "eval_fail_rate",
+        "feedback_response_rate",
+        "csat_mean",
+        "ces_mean",
+        "nps",
     }
 )
 
@@ -76,6 +87,11 @@ JOURNEY_SIGNALS = frozenset(
         "silence_seconds",  # since the journey's last activity
         "channel_switches",
         "visits",
+        # what this customer reported (absent until they answer a survey): CSAT 1-5, effort 1-7
+        "csat_last",  # their latest CSAT answer
+        "csat_min",  # their lowest CSAT answer in the journey
+        "ces_last",  # their latest effort answer (higher: more effort)
+        "ces_max",
     }
 )
 
@@ -117,12 +133,17 @@ class JourneyRule:
 
     name: str
     signal: str
-    at_least: float
+    at_least: float | None
     action: str
     stage: str | None = None
+    at_most: float | None = None  #: instead of ``at_least``: fire at or below (a low CSAT answer)
+
+    def fires(self, value: float) -> bool:
+        return value >= self.at_least if self.at_least is not None else value <= self.at_most  # type: ignore[operator]
 
     def describe(self) -> str:
-        return f"{self.signal} >= {self.at_least:g}" + (f" at {self.stage}" if self.stage else "")
+        bound = f">= {self.at_least:g}" if self.at_least is not None else f"<= {self.at_most:g}"
+        return f"{self.signal} {bound}" + (f" at {self.stage}" if self.stage else "")
 
 
 @dataclass(frozen=True)
@@ -203,18 +224,19 @@ def _stage_rule(raw: Any, defaults: dict[str, Any], index: int) -> StageRule:
 def _journey_rule(raw: Any, index: int) -> JourneyRule:
     if not isinstance(raw, dict):
         raise ValueError("a [[journey_rules]] entry must be a table")
-    _check_keys(raw, {"name", "signal", "at_least", "action", "stage"}, "[[journey_rules]]")
+    _check_keys(raw, {"name", "signal", "at_least", "at_most", "action", "stage"}, "[[journey_rules]]")
     signal = raw.get("signal")
     if signal not in JOURNEY_SIGNALS:
         raise ValueError(f"signal must be one of {', '.join(sorted(JOURNEY_SIGNALS))}; got {signal!r}")
-    if "at_least" not in raw:
-        raise ValueError("a journey rule needs 'at_least'")
+    if ("at_least" in raw) == ("at_most" in raw):
+        raise ValueError("a journey rule needs exactly one of 'at_least' and 'at_most'")
     if "stage" in raw and not isinstance(raw["stage"], str):
         raise ValueError("stage must be a string")
     return JourneyRule(
         name=raw.get("name") or f"journey-rule-{index + 1}",
         signal=signal,
-        at_least=_number(raw["at_least"], "at_least"),
+        at_least=_number(raw["at_least"], "at_least") if "at_least" in raw else None,
+        at_most=_number(raw["at_most"], "at_most") if "at_most" in raw else None,
         action=_action(raw.get("action")),
         stage=raw.get("stage"),
     )

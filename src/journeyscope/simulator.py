@@ -4,13 +4,21 @@ It generates realistic customer journeys (several journey types across
 channels, customers who hesitate, switch channels, repeat themselves, come back
 to a stage, get slow replies or leave) and records them through
 :mod:`journeyscope.instrument` exactly as an agent would: journey contexts,
-stage spans, turn spans and outcome events, with simulated timestamps. Nothing
-here writes rows by hand, so the demo exercises the same path as production.
+stage spans, turn spans, outcome events and the customers' survey answers
+(``journey.feedback``), with simulated timestamps. Nothing here writes rows by
+hand, so the demo exercises the same path as production.
 
 It includes the case study of ``seeds/001``: a streaming company's onboarding
 journey whose app-install agent does not see the content-prefs context, so that
 stage completes far less often (78% against about 90%), until a context bridge
 ships and lifts it. Everything is deterministic under a seed.
+
+Customers answer a post-visit survey about a quarter of the time, the way they
+would: satisfied after a visit that went well (CSAT 4-5, little effort), not
+after one they left or that made them repeat themselves, wait for slow replies
+or answer a question again; the last stage of a journey also asks for NPS. The
+answers draw from their own random stream, so every journey, turn and outcome
+is the same with or without them.
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ from datetime import datetime, timezone
 from opentelemetry import trace
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from journeyscope.instrument import journey, record_outcome, record_turn
-from journeyscope.simulator_scripts import SCRIPTS, Facts, JourneyType, StageScript
+from journeyscope.instrument import journey, record_feedback, record_outcome, record_turn
+from journeyscope.simulator_scripts import SCRIPTS, SURVEY_COMMENTS, Facts, JourneyType, StageScript
 
 S = 1_000_000_000  # nanoseconds per second
 
@@ -72,6 +80,41 @@ class SimulatedVisit:
     channel: str
     turns: list[SimulatedTurn]
     outcome: str | None = None  # explicit outcome event, when the agent records one
+    feedback: dict[str, object] | None = None  # the survey answers, when the customer gave any (and "at")
+
+
+#: Share of visits whose customer answers the survey (a little lower after a visit they left).
+RESPONSE_RATE = 0.26
+RESPONSE_RATE_LEFT = 0.2
+
+
+def _clip(value: float, low: int, high: int) -> int:
+    return max(low, min(high, round(value)))
+
+
+def survey(rnd: random.Random, visit: SimulatedVisit, *, succeeded: bool, reasked: bool, last: bool,
+           facts: Facts) -> dict[str, object] | None:
+    """A customer's answers about one visit, following how it went (None: no answer), ``rnd`` its own stream."""
+    if rnd.random() >= (RESPONSE_RATE if succeeded else RESPONSE_RATE_LEFT):
+        return None
+    turns = visit.turns
+    slow = sum(1 for a, b in zip(turns, turns[1:]) if b.role == "agent" and b.at - a.at > 180 * S)
+    repeats = sum(1 for t in turns if t.role == "customer" and t.text.startswith("Hello? "))
+    friction = 0.7 * slow + 0.5 * repeats + (1.1 if reasked else 0.0)
+    csat = _clip((4.4 if succeeded else 2.0) - friction + rnd.gauss(0, 0.7), 1, 5)
+    answers: dict[str, object] = {
+        "csat": csat,
+        "ces": _clip((2.2 if succeeded else 5.0) + 1.1 * friction + rnd.gauss(0, 0.9), 1, 7),
+        "at": turns[-1].at + rnd.randint(2, 15) * S,
+    }
+    if last or not succeeded:
+        answers["nps"] = _clip(2.1 * csat - 0.6 + rnd.gauss(0, 1.3), 0, 10)
+    if rnd.random() < 0.3:
+        mood = "low" if csat <= 2 else "mid" if csat == 3 else "high"
+        comment = rnd.choice(SURVEY_COMMENTS[mood])
+        # Some customers leave a number to call back: redaction must catch it before it is stored.
+        answers["comment"] = f"{comment} Call me on {facts.phone}." if mood == "low" and rnd.random() < 0.3 else comment
+    return answers
 
 
 class Simulator:
@@ -81,6 +124,7 @@ class Simulator:
         self.config = config
         self.tracer = tracer
         self.random = random.Random(config.seed)
+        self.survey_random = random.Random(config.seed ^ 0xFEEDBAC)  # its own stream: outcomes do not shift
         end = config.end or datetime.now(timezone.utc).replace(microsecond=0)
         self.end_ns = int(end.timestamp()) * S
         self.start_ns = self.end_ns - config.days * 86_400 * S
@@ -120,6 +164,8 @@ class Simulator:
             success_p = script.completion(bridge=bridge, cohort=cohort)
             succeeded = rnd.random() < success_p
             visit = self._visit(script, facts, channel, t, succeeded, bridge, visits, final=i == len(stages) - 1)
+            visit.feedback = survey(self.survey_random, visit, succeeded=succeeded, last=i == len(stages) - 1,
+                                    reasked=script.reasks_without_bridge and not bridge, facts=facts)
             visits.append(visit)
             t = visit.turns[-1].at + rnd.randint(20, 600) * S
             if not succeeded:
@@ -215,6 +261,11 @@ class Simulator:
                     spans += 1
             if visit.outcome:
                 record_outcome(visit.outcome, timestamp=visit.turns[-1].at)
+            if visit.feedback:
+                answers = dict(visit.feedback)
+                at = answers.pop("at")
+                assert isinstance(at, int)
+                record_feedback(**answers, timestamp=at)  # type: ignore[arg-type]
         stage_span.end(end_time=visit.turns[-1].at + S)
         return spans
 

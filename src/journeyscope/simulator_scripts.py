@@ -67,6 +67,8 @@ class StageScript:
     slow_reply_rate: float = 0.04
     backtrack_rate: float = 0.03
     failure_outcomes: tuple[str, ...] = ("abandoned", "failed", "escalated")
+    #: The agent asks again for what an earlier stage collected, unless the context bridge has shipped.
+    reasks_without_bridge: bool = False
 
     def completion(self, *, bridge: bool, cohort: str) -> float:
         rate = self.completion_with_bridge if bridge and self.completion_with_bridge is not None else self.completion_rate
@@ -234,6 +236,7 @@ ONBOARDING = JourneyType(
             channels=("chat", "app"),
             switch_rate=0.08,
             backtrack_rate=0.08,
+            reasks_without_bridge=True,
         ),
         "first-watch": StageScript("first-watch", _first_watch, 0.88, channels=("app",)),
     },
@@ -317,3 +320,12 @@ RETURNS = JourneyType(
 )
 
 SCRIPTS: dict[str, JourneyType] = {t.name: t for t in (ONBOARDING, SUPPORT, RETURNS)}
+
+
+# -- what customers say in a post-visit survey's comment box -------------------------------
+SURVEY_COMMENTS = {
+    "low": ("Had to repeat myself.", "Took forever to get a reply.", "Still not sorted.",
+            "Why did it ask me the same thing twice?", "Gave up in the end."),
+    "mid": ("Got there eventually.", "Fine, a bit slow.", "Okay."),
+    "high": ("Quick and easy, thanks!", "Very helpful.", "Sorted in minutes."),
+}

@@ -13,7 +13,7 @@ from rich.table import Table
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import FunnelReport, funnel
+from journeyscope.warehouse.funnel import FunnelReport, StageFunnel, funnel
 from journeyscope.warehouse.journey_map import load_journey_map
 
 
@@ -31,6 +31,11 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
+def _csat(stage: StageFunnel) -> str:
+    csat = stage.feedback.csat if stage.feedback is not None else None
+    return "–" if csat is None or csat.mean is None else f"{csat.mean:.2f} (n={csat.n})"
+
+
 def render(report: FunnelReport, console: Console) -> None:
     """Print one table per journey type, rates with their 95% intervals."""
     if report.note:
@@ -40,8 +45,10 @@ def render(report: FunnelReport, console: Console) -> None:
     for journey in report.journeys:
         order = "journey map order" if journey.order == "map" else "order inferred from first entries (no journey map)"
         table = Table(title=f"{journey.journey}: {journey.total} journeys ({order})", title_justify="left")
-        for column in ("stage", "entered", "completed", "completion [95% CI]", "conversion", "dropped",
-                       "re-entered", "re-entry", "visits", "time median/p90"):
+        reported = any(s.feedback is not None for s in journey.stages)
+        columns = ["stage", "entered", "completed", "completion [95% CI]", "conversion", "dropped",
+                   "re-entered", "re-entry", "visits", "time median/p90"] + (["CSAT"] if reported else [])
+        for column in columns:
             table.add_column(column, justify="left" if column == "stage" else "right")
         for s in journey.stages:
             table.add_row(
@@ -55,6 +62,7 @@ def render(report: FunnelReport, console: Console) -> None:
                 _pct(s.reentry.value),
                 str(s.visits),
                 f"{_duration(s.median_seconds)} / {_duration(s.p90_seconds)}",
+                *([_csat(s)] if reported else []),
             )
         console.print(table)
 

@@ -47,5 +47,9 @@ def import_(file: str, db: str, map_file: str | None) -> None:
         f"imported {summary.journeys} journeys, {summary.spans} spans "
         f"({summary.new_spans} new, {summary.duplicates} already stored) into {db}"
     )
+    for warning in summary.warnings[:_MAX_LISTED]:
+        click.echo(f"left out {file}:{warning.line}: {warning.detail}", err=True)
+    if len(summary.warnings) > _MAX_LISTED:
+        click.echo(f"left out values on {len(summary.warnings) - _MAX_LISTED} more items", err=True)
     if summary.skipped:
         click.echo(f"skipped {len(summary.skipped)} lines: {lines}{more}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from journeyscope.server.auth import SCOPES, new_token
+from journeyscope.server.auth import SCOPES, key_entry, new_token
 
 
 @click.group()
@@ -26,4 +26,4 @@ def new(name: str, project: str, scopes: str) -> None:
                                  param_hint="--scopes")
     token, digest = new_token()
     click.echo(f"token (shown once; the server keeps only its digest): {token}", err=True)
-    click.echo(f'[[keys]]\nname = "{name}"\nproject = "{project}"\nscopes = {wanted!r}\nsha256 = "{digest}"'.replace("'", '"'))
+    click.echo(key_entry(name, project, wanted, digest))
