@@ -1,4 +1,4 @@
-"""The OTLP/gRPC ``TraceService/Export`` receiver (grpcio, the generated servicer).
+"""The OTLP/gRPC ``TraceService/Export`` and ``LogsService/Export`` receivers (grpcio, generic handlers).
 
 Same decoder and writer as OTLP/HTTP: the handler takes the request's raw bytes
 (no deserializer), so the body is decoded (on this handler's thread with the
@@ -19,16 +19,14 @@ from urllib.parse import unquote
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
-    ExportTraceServiceResponse,
-)
 
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.server.access import AccessDenied
 from journeyscope.server.workers import WorkerPool
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.writer import BatchWriter, Overloaded
+from journeyscope.warehouse.log_records import decode_logs, encode_logs_response
+from journeyscope.warehouse.otlp import encode_response
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +47,25 @@ _GRPC_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMI
 
 
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 class TraceReceiver:
-    """``Export``: check the caller, decode, queue for its project's single writer, answer once committed."""
+    """``Export``: check the caller, decode, queue for its project's single writer, answer once committed.
 
-    def __init__(self, resolve: WriterResolver, settings: ServerSettings, workers: WorkerPool) -> None:
+    ``logs=True``: the ``LogsService`` (GenAI log records, :mod:`journeyscope.warehouse.log_records`).
+    """
+
+    def __init__(self, resolve: WriterResolver, settings: ServerSettings, workers: WorkerPool,
+                 *, logs: bool = False) -> None:
         self._resolve = resolve
         self._settings = settings
         self._workers = workers
+        self._logs = logs
 
     def Export(  # noqa: N802 - the service's method name
         self, request: bytes, context: grpc.ServicerContext
-    ) -> ExportTraceServiceResponse:
+    ) -> bytes:
         metadata = {key.lower(): value for key, value in context.invocation_metadata() if isinstance(value, str)}
         try:
             writer = self._resolve(metadata, _peer_host(context.peer()))
@@ -73,12 +77,13 @@ class TraceReceiver:
             context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
             context.abort(grpc.StatusCode.UNAVAILABLE, "ingest queue full; retry later")
         try:
-            batch = self._workers.decode_sync(request)
+            batch = decode_logs(request) if self._logs else self._workers.decode_sync(request)
         except InvalidInputError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         table = batch.table
         if table.num_rows:
-            prepared = writer.warehouse.prepare(table)  # redaction on this handler's thread, not the writer's
+            # redaction on this handler's thread, not the writer's
+            prepared = writer.warehouse.prepare_logs(table) if self._logs else writer.warehouse.prepare(table)
             try:
                 future = writer.submit(prepared)
             except Overloaded as exc:
@@ -88,13 +93,11 @@ class TraceReceiver:
                 future.result(timeout=self._settings.ack_timeout_s)
             except (WarehouseError, futures.TimeoutError) as exc:
                 context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored: {exc or 'write not committed in time'}")
-        response = ExportTraceServiceResponse()
-        if batch.rejected:
-            response.partial_success.CopyFrom(
-                ExportTracePartialSuccess(rejected_spans=batch.rejected, error_message=batch.error_message)
-            )
-        return response
+                what = "log records" if self._logs else "spans"
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"{what} not stored: {exc or 'write not committed in time'}")
+        if self._logs:
+            return encode_logs_response(batch.rejected, batch.error_message)
+        return encode_response(batch.rejected, batch.error_message)
 
 
 def _peer_host(peer: str) -> str:
@@ -115,11 +118,14 @@ def start_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    receiver = TraceReceiver(resolve, settings, workers)
-    export = grpc.unary_unary_rpc_method_handler(
-        receiver.Export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {"Export": export}),))
+    handlers = []
+    for service, logs in ((_SERVICE, False), (_LOGS_SERVICE, True)):
+        receiver = TraceReceiver(resolve, settings, workers, logs=logs)
+        # the response is serialised by the receiver (bytes), as the request is left for it to decode
+        export = grpc.unary_unary_rpc_method_handler(receiver.Export, request_deserializer=None,
+                                                     response_serializer=None)
+        handlers.append(grpc.method_handlers_generic_handler(service, {"Export": export}))
+    server.add_generic_rpc_handlers(tuple(handlers))
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     port = server.add_insecure_port(f"{host}:{settings.grpc_port or 0}")
     if port == 0:

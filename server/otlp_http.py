@@ -1,4 +1,4 @@
-"""``POST /v1/traces``: the OTLP/HTTP trace receiver.
+"""``POST /v1/traces`` and ``POST /v1/logs``: the OTLP/HTTP receivers (one path, two signals).
 
 Kept off FastAPI's validation machinery on purpose: the body is read raw
 (bounded), un-gzipped (bounded) and decoded into columns by
@@ -17,6 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import pyarrow as pa
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from google.rpc import status_pb2
@@ -24,6 +28,8 @@ from google.rpc import status_pb2
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.server.access import AccessDenied, identify
 from journeyscope.server.writer import Overloaded
+from journeyscope.warehouse import PreparedBatch, Warehouse
+from journeyscope.warehouse.log_records import decode_logs, encode_logs_response
 from journeyscope.warehouse.otlp import encode_response
 
 PROTOBUF = "application/x-protobuf"
@@ -83,6 +89,38 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 @router.post("/v1/traces")
 async def export_traces(request: Request) -> Response:
     """Receive one OTLP ``ExportTraceServiceRequest``; answer once its spans are committed."""
+    return await _export(request, _TRACES)
+
+
+@router.post("/v1/logs")
+async def export_logs(request: Request) -> Response:
+    """Receive one OTLP ``ExportLogsServiceRequest``; answer once its GenAI records are committed
+    (other records are accepted and dropped: :mod:`journeyscope.warehouse.log_records`)."""
+    return await _export(request, _LOGS)
+
+
+class _Signal(NamedTuple):
+    """What differs between the trace and the log receiver: decoding, redaction, the response."""
+
+    what: str
+    decode: Callable[[Request, bytes, bool], Awaitable[Any]]
+    prepare: Callable[[Warehouse, pa.Table], PreparedBatch]
+    respond: Callable[..., bytes]
+
+
+async def _decode_traces(request: Request, body: bytes, as_json: bool) -> Any:
+    return await request.app.state.workers.decode(body, as_json)
+
+
+async def _decode_logs(request: Request, body: bytes, as_json: bool) -> Any:
+    return await asyncio.to_thread(decode_logs, body, as_json)
+
+
+_TRACES = _Signal("spans", _decode_traces, Warehouse.prepare, encode_response)
+_LOGS = _Signal("log records", _decode_logs, Warehouse.prepare_logs, encode_logs_response)
+
+
+async def _export(request: Request, signal: _Signal) -> Response:
     settings = request.app.state.settings
     try:
         caller = identify(request.headers, request.client.host if request.client else None, request.app.state, "ingest")
@@ -111,13 +149,13 @@ async def export_traces(request: Request) -> Response:
         writer.stats.refused_requests += 1
         return _error(503, "ingest queue full; retry later", as_json, _retry_after(writer.retry_hint()))
     try:
-        batch = await request.app.state.workers.decode(body, as_json)
+        batch = await signal.decode(request, body, as_json)
     except InvalidInputError as exc:
         return _error(400, str(exc), as_json)
     table = batch.table
     if table.num_rows:
         # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
-        prepared = await asyncio.to_thread(writer.warehouse.prepare, table)
+        prepared = await asyncio.to_thread(signal.prepare, writer.warehouse, table)
         try:
             future = writer.submit(prepared)
         except Overloaded as exc:
@@ -126,8 +164,8 @@ async def export_traces(request: Request) -> Response:
             await asyncio.wait_for(asyncio.wrap_future(future), settings.ack_timeout_s)
         except (WarehouseError, asyncio.TimeoutError) as exc:
             message = str(exc) or "write not committed in time"
-            return _error(503, f"spans not stored: {message}", as_json, _retry_after(writer.retry_hint()))
-    body = encode_response(batch.rejected, batch.error_message, as_json=as_json)
+            return _error(503, f"{signal.what} not stored: {message}", as_json, _retry_after(writer.retry_hint()))
+    body = signal.respond(batch.rejected, batch.error_message, as_json=as_json)
     return Response(body, status_code=200, media_type=JSON if as_json else PROTOBUF)
 
 

@@ -82,7 +82,8 @@ class _Job:
 
     @property
     def spans(self) -> int:
-        return self.batch.table.num_rows
+        """Spans and log records: what the queue is bounded by."""
+        return self.batch.rows
 
 
 class BatchWriter:
@@ -159,7 +160,7 @@ class BatchWriter:
         refused forever (the request size limit bounds it).
         """
         future: Future[IngestResult] = Future()
-        n = batch.table.num_rows
+        n = batch.rows
         with self._cond:
             self.stats.requests += 1
             if self._stopping:

@@ -80,12 +80,33 @@ def test_export_spans_to_stdout_csv_and_parquet(demo_db, tmp_path):
     assert duckdb.sql(f"SELECT count(*) FROM '{parquet}'").fetchone()[0] == len(rows)
 
 
+def test_export_to_stdout_appends_to_a_redirected_file_and_streams_into_a_pipe(demo_db, tmp_path):
+    """``>>`` keeps what the file held, ``>`` starts it afresh, a pipe gets every record; parquet too."""
+    assert EXE
+    spans = duckdb.connect(str(demo_db), read_only=True).execute("SELECT count(*) FROM spans").fetchone()[0]
+    appended = tmp_path / "appended.jsonl"
+    appended.write_text("kept line\n")
+    with appended.open("ab") as sink:
+        assert subprocess.run([EXE, "export", "spans", "--db", str(demo_db)], stdout=sink, timeout=300).returncode == 0
+    lines = appended.read_text().splitlines()
+    assert lines[0] == "kept line" and len(lines) == 1 + spans
+    assert json.loads(lines[-1])["trace_id"]
+    redirected = tmp_path / "redirected.csv"  # one redirection for a block: the export follows what came before
+    block = f"{{ echo '# spans'; '{EXE}' export spans --db '{demo_db}' --format csv; }} > '{redirected}'"
+    assert subprocess.run(block, shell=True, timeout=300).returncode == 0
+    first, *records = redirected.read_text().splitlines()
+    assert first == "# spans" and len(list(csv.DictReader(records))) == spans
+    piped = subprocess.run(f"'{EXE}' export spans --db '{demo_db}' --format parquet | cat > '{tmp_path}/p.parquet'",
+                           shell=True, timeout=300)
+    assert piped.returncode == 0
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/p.parquet'").fetchone()[0] == spans
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["demo", "--db", "/nonexistent-dir/x.duckdb", "--journeys", "5", "--no-dashboard"], "does not exist"),
         (["export", "spans", "--db", "missing.duckdb"], "no warehouse at missing.duckdb"),
-        (["export", "spans", "--format", "parquet"], "needs --output"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_nonzero_exit(args, message, tmp_path):

@@ -9,7 +9,8 @@ of these). Only a fresh file holds no old blocks, so erasure is three steps:
 1. :func:`erase_customer`: one transaction deletes the customer's rows from every
    table keyed by ``customer_id`` or ``journey_id`` (spans, stage visits, pending
    upkeep, evaluations, routing decisions, the redaction log, and tables added
-   later with those columns), and writes the audit entry (counts, never the id);
+   later with those columns) and the GenAI log records of their traces, and
+   writes the audit entry (counts, never the id);
 2. :func:`compact_file`: ``COPY FROM DATABASE`` into a new file, then an atomic
    rename over the old one (the file must not be open in another process);
 3. :func:`file_contains`: read the raw bytes of the file (and its WAL) and
@@ -100,6 +101,12 @@ def delete_journeys(
     cur.register(_SELECTION, pa.table({"journey_id": pa.array(journey_ids, pa.string())}))
     counts: dict[str, int] = {}
     try:
+        # GenAI log records carry no journey: those of the journeys' traces go, before their spans do.
+        row = cur.execute(
+            f"DELETE FROM log_records WHERE trace_id IN (SELECT trace_id FROM spans "
+            f"WHERE journey_id IN (SELECT journey_id FROM {_SELECTION}))"
+        ).fetchone()
+        counts["log_records"] = int(row[0]) if row else 0
         for table, columns in sorted(keyed_tables(cur).items()):
             conditions, params = [], []
             if "journey_id" in columns:

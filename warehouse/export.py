@@ -1,12 +1,18 @@
 """Exports of the warehouse tables in the DESIGN.md record shapes (JSONL, CSV, Parquet).
 
 Written by DuckDB's own ``COPY`` (streaming, columnar), so exporting ten
-million spans never builds them in Python memory.
+million spans never builds them in Python memory. To a stream (standard output)
+``COPY`` writes a temporary file that is then copied to the stream: ``COPY ... TO
+'/dev/stdout'`` would reopen the descriptor's target, which truncates a redirected
+file and writes over an appended one from its start.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -42,8 +48,17 @@ def export_names() -> list[str]:
     return sorted(_EXPORTS)
 
 
-def export_table(warehouse: Warehouse, name: str, fmt: str, output: str | Path) -> int:
-    """Write table ``name`` to ``output`` in ``fmt``; return the number of records written."""
+def export_table(warehouse: Warehouse, name: str, fmt: str, output: str | Path | BinaryIO) -> int:
+    """Write table ``name`` to ``output`` (a path, or a binary stream written from its current position)
+    in ``fmt``; return the number of records written."""
+    if not isinstance(output, (str, Path)):
+        with tempfile.TemporaryDirectory(prefix="journeyscope-export-") as folder:
+            staged = Path(folder) / f"{name}.{fmt}"
+            count = export_table(warehouse, name, fmt, staged)
+            with staged.open("rb") as source:
+                shutil.copyfileobj(source, output, 1 << 20)
+            output.flush()
+            return count
     if name not in _EXPORTS:
         raise InvalidInputError(f"unknown export {name!r}; choose one of {', '.join(export_names())}")
     if fmt not in FORMATS:

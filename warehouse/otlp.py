@@ -37,9 +37,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
@@ -63,12 +62,13 @@ from journeyscope.warehouse.rows import _channel as channel
 from journeyscope.warehouse.rows import _lift as lift
 from journeyscope.warehouse.rows import _opt_str as opt_str
 from journeyscope.warehouse.otlp_wire import ResourcePart, check_structure, split_request
-from journeyscope.warehouse.turns import extract_turns
+from journeyscope.warehouse.turns import TURN_KEYS, TURN_PREFIXES, extract_turns
 
 __all__ = [
-    "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "batch_table",
-    "decode_json", "decode_protobuf", "decode_protobuf_table", "decode_request", "encode_response",
-    "resource_values", "rules_arguments", "span_values",
+    "ACCELERATED", "REJECTIONS", "SPAN_VALUE_COLUMNS", "DecodedBatch", "DecodedTable", "attribute_values",
+    "batch_table", "decode_json", "decode_protobuf", "decode_protobuf_table", "decode_request", "encode_response",
+    "fix_json_ids", "parse_json", "parse_protobuf", "resource_values", "response_body", "rules_arguments", "span_values",
+    "value_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,6 @@ _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_
 _CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
 _JOURNEY_CHANNEL, _JOURNEY_COHORT, _CUSTOMER_CONSENT = cv.JOURNEY_CHANNEL, cv.JOURNEY_COHORT, cv.CUSTOMER_CONSENT
 _TURN_ROLE, _TURN_TEXT, _TURN_NAME, _TURN_ROLES = cv.TURN_ROLE, cv.TURN_TEXT, cv.TURN_NAME, cv.TURN_ROLES
-#: Keys (and key prefixes) by which turns.extract_turns reads other instrumentations' turns; the compiled
-#: decoder leaves a span holding one to span_values (keep in step with turns.py).
-_FOREIGN_TURN_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "openinference.span.kind")
-_FOREIGN_TURN_PREFIXES = ("llm.input_messages.", "llm.output_messages.")
 _SERVICE_NAME = "service.name"
 
 
@@ -128,7 +124,7 @@ class DecodedTable(NamedTuple):
     error_message: str = ""
 
 
-def _value(v: Any) -> Any:
+def value_of(v: Any) -> Any:
     """An OTLP ``AnyValue`` as the plain Python value it carries."""
     which = v.WhichOneof("value")
     if which == "string_value":
@@ -140,23 +136,23 @@ def _value(v: Any) -> Any:
     if which == "bool_value":
         return v.bool_value
     if which == "array_value":
-        return [_value(x) for x in v.array_value.values]
+        return [value_of(x) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: value_of(kv.value) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode("ascii")
     return None
 
 
-def _attributes(kvs: Any) -> dict[str, Any]:
+def attribute_values(kvs: Any) -> dict[str, Any]:
     # The common case (a non-empty string) in one attribute read, no WhichOneof dispatch; a comprehension,
     # since each upb field read is the cost here (about a microsecond per attribute).
-    return {kv.key: v.string_value or _value(v) for kv in kvs for v in (kv.value,)}
+    return {kv.key: v.string_value or value_of(v) for kv in kvs for v in (kv.value,)}
 
 
 def resource_values(resource: Resource) -> tuple[str | None, str | None]:
     """The service name and the JSON text of a resource (its spans share both)."""
-    attributes = _attributes(resource.attributes)
+    attributes = attribute_values(resource.attributes)
     service = attributes.get(_SERVICE_NAME)
     service_name = str(service) if service not in (None, "") else None
     return service_name, (json_text(attributes) if attributes else None)
@@ -188,11 +184,11 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     if start > _MAX_NS or end > _MAX_NS:
         return _OUT_OF_RANGE
     name = span.name
-    attributes = _attributes(span.attributes)
+    attributes = attribute_values(span.attributes)
     get = attributes.get
     if span.events:
         events = checked_events(
-            [{"name": e.name, "time": e.time_unix_nano, "attributes": _attributes(e.attributes)} for e in span.events],
+            [{"name": e.name, "time": e.time_unix_nano, "attributes": attribute_values(e.attributes)} for e in span.events],
             span_id.hex(),
         )
         outcome = explicit_outcome(events)
@@ -200,7 +196,7 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     else:
         outcome = events_json = None
     links_json = json_text([
-        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(), "attributes": _attributes(ln.attributes)}
+        {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(), "attributes": attribute_values(ln.attributes)}
         for ln in span.links
     ]) if span.links else None
     status = span.status
@@ -285,6 +281,16 @@ def decode_request(request: ExportTraceServiceRequest, refused: dict[int, str] |
     columns["scope_name"] += scopes
     columns["resource"] += resources
     return batch
+
+
+def parse_protobuf(body: bytes, message: Message) -> Message:
+    """A binary OTLP body parsed into ``message``, an empty request of the signal's type;
+    :class:`InvalidInputError` naming that type when the body is not one."""
+    try:
+        message.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"body is not an OTLP {type(message).__name__}: {exc}") from None
+    return message
 
 
 def decode_protobuf(body: bytes) -> DecodedBatch:
@@ -398,19 +404,31 @@ def _hex_to_b64(value: Any) -> Any:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _fix_ids(node: Any) -> None:
-    """Rewrite hex ids in place, wherever they occur (spans, links)."""
+def fix_json_ids(node: Any) -> None:
+    """Rewrite OTLP/JSON's hex ids in place, wherever they occur (spans, links, log records)."""
     if isinstance(node, dict):
         for key in _ID_KEYS:
             if key in node:
                 node[key] = _hex_to_b64(node[key])
         for value in node.values():
             if isinstance(value, (dict, list)):
-                _fix_ids(value)
+                fix_json_ids(value)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, (dict, list)):
-                _fix_ids(item)
+                fix_json_ids(item)
+
+
+def _json_document(body: bytes, kind: str) -> dict[str, Any]:
+    """The JSON object of an OTLP/JSON body, its hex ids rewritten for protobuf's JSON mapping."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidInputError(f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"body is not an OTLP/JSON {kind}: expected a JSON object")
+    fix_json_ids(document)
+    return document
 
 
 def decode_json(body: bytes) -> DecodedBatch:
@@ -419,14 +437,8 @@ def decode_json(body: bytes) -> DecodedBatch:
     A span protobuf's JSON mapping refuses (a field of the wrong type, an unreadable value) is refused
     alone; the request's own structure (lists of resource spans, scope spans, spans) must hold.
     """
+    document = _json_document(body, "ExportTraceServiceRequest")
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidInputError(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidInputError("body is not an OTLP/JSON ExportTraceServiceRequest: expected a JSON object")
-    try:
-        _fix_ids(document)
         request = json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
     except _JSON_ERRORS as exc:
         request, refused = _json_parts(document, exc)
@@ -488,16 +500,34 @@ def _json_parts(document: dict[str, Any], whole: BaseException) -> tuple[ExportT
     return request, refused
 
 
-def encode_response(rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
-    """The OTLP ``ExportTraceServiceResponse``, carrying ``partial_success`` when spans were refused."""
-    response = ExportTraceServiceResponse()
+def parse_json(body: bytes, message: Message) -> Message:
+    """An OTLP/JSON body (hex ids, string 64-bit ints, enum numbers) parsed whole into ``message``, an empty
+    request of another signal's type (traces: :func:`decode_json`, which salvages span by span);
+    :class:`InvalidInputError` naming that type when the body is not one."""
+    kind = type(message).__name__
+    document = _json_document(body, kind)
+    try:
+        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except _JSON_ERRORS as exc:
+        raise InvalidInputError(f"body is not an OTLP/JSON {kind}: {_json_error(exc)}") from None
+
+
+def response_body(response: Message, rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
+    """An OTLP export response (an empty one of the signal's type given), with ``partial_success`` (its
+    ``rejected_*`` count and the reason) when items were refused, in the request's encoding."""
     if rejected or error_message:
-        response.partial_success.CopyFrom(
-            ExportTracePartialSuccess(rejected_spans=rejected, error_message=error_message)
-        )
+        partial = response.partial_success  # type: ignore[attr-defined]
+        count = next(f.name for f in partial.DESCRIPTOR.fields if f.name.startswith("rejected_"))
+        setattr(partial, count, rejected)
+        partial.error_message = error_message
     if as_json:
         return json.dumps(json_format.MessageToDict(response)).encode()
     return response.SerializeToString()
+
+
+def encode_response(rejected: int = 0, error_message: str = "", *, as_json: bool = False) -> bytes:
+    """The OTLP ``ExportTraceServiceResponse``, carrying ``partial_success`` when spans were refused."""
+    return response_body(ExportTraceServiceResponse(), rejected, error_message, as_json=as_json)
 
 
 def _span_values_of(raw: bytes) -> tuple[Any, ...] | str:
@@ -556,8 +586,9 @@ def rules_arguments() -> dict[str, Any]:
         "turn_keys": (_TURN_ROLE, _TURN_TEXT, _TURN_NAME),
         "turn_span": cv.TURN_SPAN,
         "turn_roles": sorted(_TURN_ROLES),
-        "turn_sources": _FOREIGN_TURN_KEYS,
-        "turn_prefixes": _FOREIGN_TURN_PREFIXES,
+        # a span holding one of these keys is left to span_values (turns.extract_turns' other rules)
+        "turn_sources": TURN_KEYS,
+        "turn_prefixes": TURN_PREFIXES,
         "service_key": _SERVICE_NAME,
         "max_id_length": _MAX_ID,
     }

@@ -80,6 +80,10 @@ def apply_retention(
             "DELETE FROM spans WHERE journey_id IS NULL AND start_time < make_timestamp_ns(?)", [cutoff]
         ).fetchone()
         rows["spans"] = rows.get("spans", 0) + (int(loose[0]) if loose else 0)
+        records = cur.execute(  # GenAI log records whose span never came, or went with its journey
+            "DELETE FROM log_records WHERE time < make_timestamp_ns(?)", [cutoff]
+        ).fetchone()
+        rows["log_records"] = rows.get("log_records", 0) + (int(records[0]) if records else 0)
         verdicts = cur.execute(
             "DELETE FROM llm_verdicts WHERE created_at < make_timestamp_ns(?)::TIMESTAMP", [cutoff]
         ).fetchone()

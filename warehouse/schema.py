@@ -13,7 +13,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -301,8 +301,31 @@ CREATE TABLE IF NOT EXISTS review_scores (
 );
 """
 
+# v14: GenAI log records (OTLP logs: the official OpenAI instrumentation's message events), each with the turns
+# read from it, kept apart from their span and joined to it by (trace_id, span_id) when transcripts and visits
+# are built, so a record stored before its span arrives is placed as soon as the span is (warehouse.log_records).
+# ``record_id`` (an MD5 of the record's bytes, with its resource and scope) stores a retried batch once.
+_V14 = """
+CREATE TABLE IF NOT EXISTS log_records (
+    record_id       VARCHAR PRIMARY KEY,
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    name            VARCHAR NOT NULL,
+    time            TIMESTAMP_NS NOT NULL,
+    side            VARCHAR NOT NULL,
+    turns           STRUCT(role VARCHAR, text VARCHAR, name VARCHAR)[],
+    severity        VARCHAR,
+    attributes      JSON,
+    body            JSON,
+    resource        JSON,
+    scope_name      VARCHAR,
+    seq             BIGINT NOT NULL,
+    ingested_at     TIMESTAMP NOT NULL
+);
+"""
+
 _MIGRATIONS: dict[int, str] = {
-    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13, 14: _V14,
 }
 
 

@@ -27,7 +27,7 @@ from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
 from journeyscope.warehouse.redaction import PrivacyHook
-from journeyscope.warehouse.rows import SpanRows
+from journeyscope.warehouse.rows import SPAN_SCHEMA, SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
 
 from journeyscope.privacy.report import RedactionReport
@@ -53,7 +53,8 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
-    """Spans redacted and ready to store, with what was redacted: :meth:`Warehouse.prepare`'s answer.
+    """Spans (and GenAI log records) redacted and ready to store, with what was redacted:
+    :meth:`Warehouse.prepare`'s (or :meth:`Warehouse.prepare_logs`') answer.
 
     Redaction is CPU work that needs no lock, so a receiver prepares each request's
     batch on its own thread and the single writer only inserts.
@@ -61,6 +62,12 @@ class PreparedBatch:
 
     table: pa.Table
     report: RedactionReport
+    logs: pa.Table | None = None  #: rows of ``log_records`` (:data:`~journeyscope.warehouse.log_records.LOG_SCHEMA`)
+
+    @property
+    def rows(self) -> int:
+        """Spans and log records: what the writer's queue is bounded by."""
+        return self.table.num_rows + (self.logs.num_rows if self.logs is not None else 0)
 
     @staticmethod
     def combine(batches: list[PreparedBatch]) -> PreparedBatch:
@@ -68,7 +75,9 @@ class PreparedBatch:
         if len(batches) == 1:
             return batches[0]
         report = RedactionReport([row for b in batches for row in b.report.rows], batches[0].report.notes)
-        return PreparedBatch(pa.concat_tables([b.table for b in batches]), report)
+        logs = [b.logs for b in batches if b.logs is not None and b.logs.num_rows]
+        return PreparedBatch(pa.concat_tables([b.table for b in batches]), report,
+                             pa.concat_tables(logs) if logs else None)
 
 
 def _translate(path: str, exc: duckdb.Error) -> WarehouseError:
@@ -233,6 +242,15 @@ class Warehouse:
         assert self.privacy is not None
         return PreparedBatch(*self.privacy.redact(table))
 
+    def prepare_logs(self, logs: pa.Table) -> PreparedBatch:
+        """:meth:`prepare` for GenAI log records (a :data:`~journeyscope.warehouse.log_records.LOG_SCHEMA`
+        table): redacted like spans (their turns, attributes, body and resource), stored by :meth:`ingest`."""
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only")
+        assert self.privacy is not None
+        redacted, report = self.privacy.redact(logs)
+        return PreparedBatch(SPAN_SCHEMA.empty_table(), report, redacted)
+
     def ingest(self, rows: SpanRows | pa.Table | PreparedBatch, *, update_visits: bool = True) -> IngestResult:
         """Store a batch of spans in one columnar insert; spans already stored are skipped.
 
@@ -248,30 +266,40 @@ class Warehouse:
             raise WarehouseError(f"{self.path} is open read-only")
         prepared = rows if isinstance(rows, PreparedBatch) else self.prepare(rows)
         table, report = prepared.table, prepared.report
-        if table.num_rows == 0:
+        if prepared.rows == 0:
             return IngestResult(0, 0)
         with self._append_lock:
-            n = table.num_rows
-            seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
-            now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
-            batch = table.append_column("seq", seq).append_column("ingested_at", now)
+            batch = self._numbered(table)
+            logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
             cur = self._con.cursor()
             try:
                 cur.register("incoming", batch)
-                inserted = self._insert(cur, report)
+                if logs is not None:
+                    cur.register("incoming_logs", logs)
+                inserted = self._insert(cur, report, logs is not None)
             except duckdb.Error as exc:
                 _rollback(cur)
                 raise WarehouseError(f"cannot write to {self.path}: {str(exc).splitlines()[0]}") from None
             finally:
                 cur.close()
-            self._next_seq += n
         accepted = int(inserted[0]) if inserted else 0
         if update_visits:
             self.update_visits()
         return IngestResult(accepted, table.num_rows - accepted)
 
-    def _insert(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport) -> tuple[Any, ...] | None:
-        """Insert ``incoming`` in one transaction; return the inserted-row count (a one-tuple).
+    def _numbered(self, table: pa.Table) -> pa.Table:
+        """``table`` with the next ``seq`` numbers (arrival order, shared by spans and log records) and the
+        ingest time; the caller holds the append lock."""
+        n = table.num_rows
+        seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
+        now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
+        self._next_seq += n
+        return table.append_column("seq", seq).append_column("ingested_at", now)
+
+    def _insert(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport,
+                with_logs: bool = False) -> tuple[Any, ...] | None:
+        """Insert ``incoming`` (and ``incoming_logs``) in one transaction; return the inserted-span count
+        (a one-tuple).
 
         A plain ``INSERT`` first: the primary key still refuses a stored span, but
         without ``OR IGNORE``'s per-row conflict handling, which costs about as
@@ -287,6 +315,11 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+        if with_logs:
+            # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
+            cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
+            _visits.mark_pending(cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l "
+                                      f"ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         cur.execute("COMMIT")

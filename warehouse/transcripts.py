@@ -1,16 +1,18 @@
 """Stage-visit transcripts rebuilt from the warehouse, as the evaluators read them (``VisitContext``).
 
-Turns come from ``spans.turns`` (ingest has already normalised journeyscope ``journey.turn`` spans,
-OpenInference and OTel GenAI spans into ``{role, text, name}``). A span's turns belong to the visit
+Turns come from ``spans.turns`` and ``log_records.turns`` (ingest has already normalised journeyscope
+``journey.turn`` spans, OpenInference, traceAI and OTel GenAI spans and GenAI log records into
+``{role, text, name}``; :mod:`~journeyscope.warehouse.foreign_turns` places the log records and applies
+the rules that look across spans). A span's turns belong to the visit
 its position falls in, found exactly as :mod:`journeyscope.warehouse.visits` derives visits (spans
 with a stage ordered by ``(start_time, seq)``; a new run at each change of stage; stand-alone
 outcome spans never start or break a run), so a transcript always lines up with its
-``stage_visits`` row. Within a visit turns are ordered by ``(start_time, seq, index in span)``.
+``stage_visits`` row. Within a visit turns are ordered by ``(time, seq, index in span)`` (a turn's time: below).
 
-Turns read from OpenInference/GenAI spans are kept once per trace (an AGENT span and its child LLM
+Turns read from other conventions are kept once per trace (an AGENT span and its child LLM
 spans repeat the same customer message and reply), and not at all when a ``journey.turn`` span of
-the same trace already recorded them. Such a turn's time is the span's start for the input side
-and its end for the agent's reply (the reply exists only once the model call returns).
+the same trace already recorded them. Such a turn's time is the span's start for the customer's
+message and its end for the agent's reply and tool calls (they exist only once the call returns).
 
 Everything is done in DuckDB and fetched as Arrow, a batch of journeys per query.
 """
@@ -25,7 +27,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from journeyscope.evaluators.transcript import StageVisit, Turn, VisitContext
+from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse import visits as _visits
+from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 
 __all__ = [
     "BATCH_TABLE", "VisitKey", "build_contexts", "load_contexts", "read_batch", "turns_sql", "visit_keys_sql",
@@ -42,7 +46,7 @@ def turns_sql(journeys: str | None = None) -> str:
 
     ``journeys`` names a relation with a ``journey_id`` column to select journeys (``None``: every
     journey). ``position`` is
-    the visit's ``stage_visits.position``; ``(start_time, seq, idx)`` orders turns within a journey.
+    the visit's ``stage_visits.position``; ``(start_time, seq, idx)`` orders turns within a journey (``start_time`` is the turn's time, ``ts``).
     Runs are found on a narrow projection (no text carried through the window sort) and the turns
     joined back by ``seq``.
     """
@@ -62,29 +66,26 @@ runs AS (
            sum(brk) OVER (PARTITION BY journey_id ORDER BY start_time, seq ROWS UNBOUNDED PRECEDING) - 1 AS position
     FROM s
 ),
-t AS (
-    SELECT r.journey_id, r.position, sp.stage, sp.channel, sp.name AS span_name, sp.trace_id, sp.start_time,
-           coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq,
-           unnest(sp.turns) AS turn, generate_subscripts(sp.turns, 1) AS idx
+own AS (
+    SELECT r.journey_id, r.position, sp.stage, sp.channel, sp.trace_id, sp.start_time AS ts,
+           sp.seq, unnest(sp.turns) AS turn, generate_subscripts(sp.turns, 1) AS idx
     FROM spans sp JOIN runs r ON r.seq = sp.seq AND r.journey_id = sp.journey_id
-    WHERE sp.stage IS NOT NULL AND len(sp.turns) > 0 {where_sp}
+    WHERE sp.name = '{cv.TURN_SPAN}' AND len(sp.turns) > 0 {where_sp}
 ),
-own AS (SELECT * FROM t WHERE span_name = 'journey.turn'),
 derived AS (
     SELECT * EXCLUDE (nth) FROM (
-        SELECT o.*, row_number() OVER (PARTITION BY o.journey_id, o.position, o.trace_id, o.turn.role, o.turn.text
-                                       ORDER BY o.start_time, o.seq, o.idx) AS nth
-        FROM t o
-        WHERE o.span_name <> 'journey.turn'
-          AND NOT EXISTS (SELECT 1 FROM own j
+        SELECT o.*,
+               row_number() OVER (PARTITION BY o.journey_id, o.position, o.trace_id, o.turn.role, o.turn.text
+                                  ORDER BY o.ts, o.seq, o.idx) AS nth
+        FROM ({foreign_turns_sql("runs", where_sp)}) o
+        WHERE NOT EXISTS (SELECT 1 FROM own j
                           WHERE j.journey_id = o.journey_id AND j.position = o.position AND j.trace_id = o.trace_id
                             AND j.turn.role = o.turn.role AND j.turn.text = o.turn.text)
     ) WHERE nth = 1
 )
 SELECT journey_id, CAST(position AS INTEGER) AS position,
        turn.role AS role, coalesce(turn.text, '') AS text, turn.name AS name, stage, channel,
-       CASE WHEN span_name <> 'journey.turn' AND turn.role = 'agent' THEN end_time ELSE start_time END AS ts,
-       start_time, seq, idx
+       ts, ts AS start_time, seq, idx
 FROM (SELECT * FROM own UNION ALL SELECT * FROM derived)
 """
 

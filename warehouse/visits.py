@@ -39,9 +39,11 @@ first visit); per visit the latest answer to each question (CSAT, CES, NPS,
 comment) is kept with how many answers came. A stand-alone ``journey.feedback``
 span, like an outcome span, never starts or breaks a visit.
 
-Turns: turns of ``journey.turn`` spans count as recorded; turns read from
-OpenInference/GenAI spans count once per trace (an AGENT span and its child LLM
-spans repeat the same customer message and reply).
+Turns: turns of ``journey.turn`` spans count as recorded; turns read from other
+conventions' spans and GenAI log records (:mod:`~journeyscope.warehouse.foreign_turns`,
+which also places log records in their span's visit) count once per trace (an AGENT
+span and its child LLM spans repeat the same customer message and reply). A log
+record stored after its span marks the span's journey for upkeep like a span does.
 
 Upkeep is incremental: ingest records the journeys a batch touched in
 ``visits_pending`` (same transaction as the spans), and :func:`update_pending`
@@ -63,6 +65,7 @@ import pyarrow as pa
 
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse import journey_facts
+from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 from journeyscope.warehouse.journey_map import JourneyMap
 
 __all__ = [
@@ -139,9 +142,8 @@ runs AS (
     FROM marked
 ),
 derived_turns AS (
-    SELECT journey_id, position, count(DISTINCT (trace_id, t.role, t.text)) AS n
-    FROM (SELECT journey_id, position, trace_id, unnest(turns) AS t
-          FROM runs WHERE name <> 'journey.turn' AND len(turns) > 0)
+    SELECT journey_id, position, count(DISTINCT (trace_id, turn.role, turn.text)) AS n
+    FROM (FOREIGN_TURNS)
     GROUP BY ALL
 ),
 v AS (
@@ -259,7 +261,8 @@ SELECT final.*,
        paths.channel_path
 FROM final JOIN paths USING (journey_id)
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
-"""
+""".replace("FOREIGN_TURNS", foreign_turns_sql(
+    "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
 
 
 def _register_map(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap) -> None:

@@ -7,7 +7,6 @@ import sys
 import click
 
 from journeyscope.cli.common import db_option
-from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.export import FORMATS, export_names, export_table
 
@@ -19,10 +18,8 @@ from journeyscope.warehouse.export import FORMATS, export_names, export_table
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (default: standard output).")
 def export(table: str, db: str, fmt: str, output: str | None) -> None:
     """Export spans, stage visits or evaluations in the documented record shapes."""
-    if output is None and fmt == "parquet":
-        raise InvalidInputError("--format parquet needs --output FILE (it is binary)")
     with Warehouse(db, read_only=True) as warehouse:
         sys.stdout.flush()
-        count = export_table(warehouse, table, fmt, output or "/dev/stdout")
+        count = export_table(warehouse, table, fmt, output or sys.stdout.buffer)
     if output:
         click.echo(f"wrote {count} {table} records to {output}", err=True)

@@ -1,4 +1,5 @@
-"""Redact a whole span batch (:data:`~journeyscope.warehouse.rows.SPAN_SCHEMA`) column by column.
+"""Redact a whole span batch (:data:`~journeyscope.warehouse.rows.SPAN_SCHEMA`) column by column
+(or a batch of log records, whose columns of the same names are redacted alike, and their ``body``).
 
 The expensive part of redaction is looking; most spans carry no PII. So each
 column is first screened with one vectorised RE2 pass (``pyarrow.compute``) for
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 TEXT_COLUMNS = ("name", "status_message")
 MAP_COLUMNS = ("attributes", "resource")  #: a JSON object of attributes
 LIST_COLUMNS = ("events", "links")  #: a JSON array of objects with an ``attributes`` object
+VALUE_COLUMNS = ("body",)  #: any JSON value (a log record's body)
 
 # What every detector needs, as RE2: an "@"; six digits in a row (single separators allowed) that do not
 # continue a word or an id ("cust-63117699" is not screened in; a value after a quote, a space, or an
@@ -50,6 +52,7 @@ _FAILED_JSON = {
     "events": json.dumps([{"name": "journeyscope.redaction",
                            "attributes": {"journeyscope.redaction": FAILED}}]),
     "links": json.dumps([]),
+    "body": json.dumps({"journeyscope.redaction": FAILED}),
 }
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -102,6 +105,11 @@ def _map_field(redactor: Redactor, text: str) -> tuple[str, Counts | None]:
         return redactor.text(text)
     new, counts = redactor.attributes(value)
     return (_dumps(new), counts) if counts else (text, None)
+
+
+def _value_field(redactor: Redactor, text: str) -> tuple[str, Counts | None]:
+    new, counts = redactor.attributes({"body": json.loads(text)})
+    return (_dumps(new.get("body")), counts) if counts else (text, None)
 
 
 def _list_field(redactor: Redactor, text: str) -> tuple[str, Counts | None]:
@@ -220,7 +228,7 @@ def redact_rows(table: pa.Table, policy: PrivacyPolicy | Redactor) -> tuple[pa.T
     per_row: dict[int, Counts] = {}
     turn_counts: dict[int, Counts] = {}
     same: Callable[[int], int] = int
-    for name in (*TEXT_COLUMNS, *MAP_COLUMNS, *LIST_COLUMNS, "turns"):
+    for name in (*TEXT_COLUMNS, *MAP_COLUMNS, *LIST_COLUMNS, *VALUE_COLUMNS, "turns"):
         if name not in table.column_names:
             continue
         index = table.column_names.index(name)
@@ -233,7 +241,7 @@ def redact_rows(table: pa.Table, policy: PrivacyPolicy | Redactor) -> tuple[pa.T
             elif name in TEXT_COLUMNS:
                 new = _redact_column(column, screen.rows(column, name), redactor.text, FAILED, same, per_row)
             else:
-                walker = _map_field if name in MAP_COLUMNS else _list_field
+                walker = _map_field if name in MAP_COLUMNS else _value_field if name in VALUE_COLUMNS else _list_field
                 fn = functools.partial(walker, redactor)
                 new = _redact_column(column, screen.rows(column, name), fn, _FAILED_JSON[name], same, per_row)
         except Exception:  # noqa: BLE001 - a whole column failed: fail it closed, keep the rows
