@@ -14,7 +14,7 @@ The clock stops when the data is **queryable**: every span acknowledged (the
 receiver acks only after the DuckDB commit), the stored count read back
 (``GET /v1/ingest/status``) and every stage visit derived (the visits counted
 by ``GET /v1/funnel`` equal the visits the generated journeys make, by the
-DESIGN.md definition). Reported: spans/s, the time to the last ack and the
+docs/contracts.md definition). Reported: spans/s, the time to the last ack and the
 extra wait for visits, the server's peak RSS (``VmHWM``), and a breakdown of
 where the server's CPU went (event-loop thread: HTTP + decoding; writer:
 inserts, visit upkeep; the rest) and what the senders themselves used (they

@@ -32,7 +32,7 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class StageVisit:
-    """A maximal run of a journey's turns in one stage (DESIGN.md, Stage visits).
+    """A maximal run of a journey's turns in one stage (docs/contracts.md, Stage visits).
 
     ``visit`` counts visits to this stage within the journey (1 = first entry,
     2 and more = re-entry). ``outcome`` is the visit outcome as the warehouse

@@ -1,7 +1,7 @@
 """Journey semantic conventions: the attribute names and their allowed values.
 
 These names are the contract between an instrumented agent, the warehouse and
-every downstream reader (DESIGN.md, "Journey semantic conventions"). They are
+every downstream reader (docs/contracts.md, "Journey semantic conventions"). They are
 also the W3C baggage keys under which a journey travels between processes, so a
 downstream service stamps the same journey on its spans.
 """
@@ -43,7 +43,7 @@ OUTCOME_ATTRIBUTE: Final = "journey.stage.outcome"
 OUTCOME_SPAN: Final = "journey.stage.outcome"
 OUTCOMES: Final = frozenset({"completed", "abandoned", "escalated", "failed"})
 
-#: Customer-reported signals (DESIGN.md): an event on the span of the stage they are about (or naming it in
+#: Customer-reported signals (docs/contracts.md): an event on the span of the stage they are about (or naming it in
 #: ``journey.stage``), or a stand-alone span of that name carrying the event.
 FEEDBACK_EVENT: Final = "journey.feedback"
 FEEDBACK_SPAN: Final = "journey.feedback"

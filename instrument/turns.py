@@ -1,7 +1,7 @@
 """Record what was said, how a stage ended and what the customer reported, as spans of the journey.
 
 A turn is a short span ``journey.turn`` carrying its role and text
-(DESIGN.md). Recording turns as spans, not logs, keeps one pipeline: they are
+(docs/contracts.md). Recording turns as spans, not logs, keeps one pipeline: they are
 exported, received, redacted and stored like every other span, and the
 warehouse rebuilds transcripts from them.
 """

@@ -131,7 +131,7 @@ def held_stages(caller: Caller, filters: Filters) -> bytes | None:
 
 @router.get("/funnel")
 def funnel_route(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
-    """The DESIGN.md funnel (stages in journey-map order, rates with 95% intervals)."""
+    """The docs/contracts.md funnel (stages in journey-map order, rates with 95% intervals)."""
     report, age = caller.project.signals.report(filters)
     return {**report.as_dict(), "as_of_age_s": round(age, 3)}
 

@@ -115,5 +115,5 @@ class Client:
         return self._call("GET", f"/v1/journeys/{path_segment(journey_id)}")
 
     def funnel(self, **filters: Any) -> dict[str, Any]:
-        """The DESIGN.md funnel."""
+        """The docs/contracts.md funnel."""
         return self._call("GET", "/v1/funnel", params={k: v for k, v in filters.items() if v is not None})

@@ -1,6 +1,6 @@
 """Writing routing decisions: a ``journey.route`` span through the same writer as every span.
 
-So orchestrator behaviour is observable like any other step (DESIGN.md); see
+So orchestrator behaviour is observable like any other step (docs/contracts.md); see
 :mod:`journeyscope.warehouse.decisions` for reading them back.
 
 Decisions are gathered for a few milliseconds and handed to the writer as one

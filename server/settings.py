@@ -1,4 +1,4 @@
-"""The one settings object of the server process (DESIGN.md: an app factory takes one settings object)."""
+"""The one settings object of the server process (docs/contracts.md: an app factory takes one settings object)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Plain-Python reference for the analytics definitions, computed straight from import records.
 
 Independent of the warehouse on purpose: it reads the JSONL journeys as a person
-would read DESIGN.md, so the SQL is checked against a second implementation.
+would read docs/contracts.md, so the SQL is checked against a second implementation.
 Historical data only (every journey idle for long): outcomes are explicit,
 ``completed`` or ``abandoned``, never ``open``.
 """
@@ -246,7 +246,7 @@ def failing(rows: list[dict[str, Any]], stage: str, limit: int) -> list[tuple[st
     return [(r["journey_id"], r["stage"], r["visit"], r["evaluator"]) for r in failed[:limit]]
 
 
-# -- customer-reported feedback (DESIGN.md: journey.feedback) ------------------------------------------
+# -- customer-reported feedback (docs/contracts.md: journey.feedback) ------------------------------------------
 SCALES = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
 
 

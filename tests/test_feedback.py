@@ -289,7 +289,7 @@ def test_feedback_per_stage_matches_the_reference(surveyed, filters):
         if n:
             assert g.nps.score == pytest.approx(score)
             assert g.nps.low <= g.nps.score <= g.nps.high
-        row = report.journey(journey).stage(stage).as_dict()  # the funnel JSON carries the same, as DESIGN.md says
+        row = report.journey(journey).stage(stage).as_dict()  # the funnel JSON carries the same, as docs/contracts.md says
         if n:
             assert row["nps"]["n"] == n and row["nps"]["score"] == pytest.approx(score)
         if e["csat"]:

@@ -1,4 +1,4 @@
-"""Stage visits as DESIGN.md defines them: runs of a stage, re-entry, explicit outcomes, map order,
+"""Stage visits as docs/contracts.md defines them: runs of a stage, re-entry, explicit outcomes, map order,
 idle-timeout abandonment, spans without a stage; incremental upkeep; the journey map file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Routing decisions, read back: they are ``journey.route`` spans (DESIGN.md), so the log is a query.
+"""Routing decisions, read back: they are ``journey.route`` spans (docs/contracts.md), so the log is a query.
 
 Keeping decisions as spans means they are redacted, exported and erased with
 the rest of the journey, and need no table of their own. The server writes

@@ -84,7 +84,7 @@ ERROR_TYPE = "error.type"
 
 _ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
-#: ``journeyscope export evaluations``: the DESIGN.md record, then the extras, then the same result
+#: ``journeyscope export evaluations``: the documented record, then the extras, then the same result
 #: as ``gen_ai.evaluation.result`` event attributes (nulls left out, as OpenTelemetry requires).
 EVALUATIONS_EXPORT = f"""
     SELECT journey_id, stage, visit, evaluator, score, passed, label, reason,

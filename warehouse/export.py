@@ -1,4 +1,4 @@
-"""Exports of the warehouse tables in the DESIGN.md record shapes (JSONL, CSV, Parquet).
+"""Exports of the warehouse tables in the documented record shapes (JSONL, CSV, Parquet).
 
 Written by DuckDB's own ``COPY`` (streaming, columnar), so exporting ten
 million spans never builds them in Python memory. To a stream (standard output)

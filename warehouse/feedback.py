@@ -75,7 +75,7 @@ class StageFeedback:
         return self.response_rate.k
 
     def as_dict(self) -> dict[str, Any]:
-        """The DESIGN.md ``csat``/``ces``/``nps`` records (each only when answered), then the response rate."""
+        """The docs/contracts.md ``csat``/``ces``/``nps`` records (each only when answered), then the response rate."""
         out: dict[str, Any] = {}
         if self.csat.n:
             out["csat"] = self.csat.as_dict()

@@ -277,7 +277,7 @@ def retention_between_stages(warehouse: Warehouse, filters: Filters | None = Non
 
 
 def reentry_ranking(report: FunnelReport, min_entered: int = 1) -> list[dict[str, Any]]:
-    """Stages ranked by re-entry rate: the stages customers restart most (DESIGN.md)."""
+    """Stages ranked by re-entry rate: the stages customers restart most (docs/contracts.md)."""
     rows = [
         {
             "journey": j.journey,

@@ -1,6 +1,6 @@
 """Per-stage funnels: entered, completed, conversion, drop-off, re-entry, time in stage, scores.
 
-Definitions (DESIGN.md, "Stage visits, funnels, re-entry"), per journey type and
+Definitions (docs/contracts.md, "Stage visits, funnels, re-entry"), per journey type and
 stage, over the visits that pass the :class:`Filters`:
 
 - ``entered``: journeys with a visit to the stage; ``visits``: those visits;
@@ -174,7 +174,7 @@ class StageFunnel:
         return self.entered - self.completed - self.open
 
     def as_dict(self) -> dict[str, Any]:
-        """The DESIGN.md record first, then intervals and the extras."""
+        """The docs/contracts.md record first, then intervals and the extras."""
         return {
             "stage": self.stage,
             "entered": self.entered,

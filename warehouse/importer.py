@@ -1,4 +1,4 @@
-"""Import journeys from the JSONL format of DESIGN.md (plain or ``.gz``).
+"""Import journeys from the JSONL format of docs/contracts.md (plain or ``.gz``).
 
 Each line becomes the spans the instrumentation would have produced for it:
 one ``journey.turn`` span per turn (``journey.turn.role/text/name`` and the

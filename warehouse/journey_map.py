@@ -1,6 +1,6 @@
 """The journey map: the ordered stages of each journey type, and when a journey goes idle.
 
-Read from ``journeys.toml`` (DESIGN.md)::
+Read from ``journeys.toml`` (docs/contracts.md)::
 
     [journeys.onboarding]
     stages = ["sign-up", "verify-id", "app-install", "first-payment"]

@@ -6,7 +6,7 @@ one Arrow table), so validation, redaction and stage-visit upkeep happen in one
 place: :meth:`journeyscope.warehouse.Warehouse.ingest`.
 
 The journey columns are lifted out of the attributes here, including the
-aliases other conventions use (DESIGN.md: ``session.id`` and
+aliases other conventions use (docs/contracts.md: ``session.id`` and
 ``gen_ai.conversation.id`` for ``journey.id``, ``user.id`` for ``customer.id``).
 """
 

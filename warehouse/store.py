@@ -4,7 +4,7 @@ One process writes a warehouse file (DuckDB allows one writer); inside that
 process span writes go through :meth:`Warehouse.ingest`; span appends and
 stage-visit upkeep each hold a lock of their own (they may overlap), every other
 write holds both, and reads use their own cursors. Other processes read through the server's
-API or open the file read-only when no writer holds it (DESIGN.md, single
+API or open the file read-only when no writer holds it (docs/contracts.md, single
 writer).
 """
 
@@ -440,7 +440,7 @@ class Warehouse:
             cur.close()
 
     def stage_visits(self, journey_id: str | None = None) -> list[dict[str, Any]]:
-        """Stage visits (DESIGN.md record plus extras), of one journey or all, in journey order."""
+        """Stage visits (docs/contracts.md record plus extras), of one journey or all, in journey order."""
         where = "WHERE journey_id = ?" if journey_id is not None else ""
         cur = self.cursor()
         try:

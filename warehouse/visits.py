@@ -1,4 +1,4 @@
-"""Stage visits, derived from spans exactly as DESIGN.md defines them, and kept up to date.
+"""Stage visits, derived from spans exactly as docs/contracts.md defines them, and kept up to date.
 
 Per journey, the spans that carry a ``journey.stage`` are ordered by start time
 (then ``seq``, the arrival order, so turns that share a timestamp keep their
@@ -93,7 +93,7 @@ OUTCOME_NOW = (
 #: The same with "now" as a bound parameter (a warehouse with its own clock).
 OUTCOME_AT = "CASE WHEN outcome = 'open' AND open_until <= make_timestamp_ns(?) THEN 'abandoned' ELSE outcome END"
 
-#: ``journeyscope export stage-visits``: the DESIGN.md record, then the extra columns.
+#: ``journeyscope export stage-visits``: the documented record, then the extra columns.
 STAGE_VISITS_EXPORT = f"""
     SELECT journey_id, customer_id, journey_name, stage, visit,
            strftime(started_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS started_at,

@@ -51,7 +51,7 @@ class Alert:
         return (self.monitor, *(self.scope.get(d) for d in DIMENSIONS))
 
     def as_dict(self) -> dict[str, Any]:
-        """The backtest JSON record (DESIGN.md), with the scope's other dimensions after it."""
+        """The backtest JSON record (docs/contracts.md), with the scope's other dimensions after it."""
         return {
             "monitor": self.monitor,
             "journey": self.scope.get("journey"),

@@ -1,4 +1,4 @@
-"""``journeyscope funnel``: the per-stage funnel as a table or as DESIGN.md JSON."""
+"""``journeyscope funnel``: the per-stage funnel as a table or as docs/contracts.md JSON."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def csv_rows(report: FunnelReport) -> list[dict[str, Any]]:
 @click.option("--since", type=click.DateTime(), help="Visits that started at or after this UTC time.")
 @click.option("--until", type=click.DateTime(), help="Visits that started before this UTC time.")
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="table", show_default=True,
-              help="table for people; json (DESIGN.md shape) or csv (one row per stage) for scripts.")
+              help="table for people; json (the shape in docs/contracts.md) or csv (one row per stage) for scripts.")
 def funnel_command(
     db: str,
     map_file: str | None,

@@ -1,4 +1,4 @@
-"""``journeyscope import``: journeys from a JSONL file (DESIGN.md format) into the warehouse."""
+"""``journeyscope import``: journeys from a JSONL file (docs/contracts.md format) into the warehouse."""
 
 from __future__ import annotations
 
