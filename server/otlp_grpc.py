@@ -112,7 +112,13 @@ def start_grpc_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.so_reuseport", 0),
+            # A connection is asked to reconnect after this age (the OTel exporters do so transparently);
+            # a call still arriving gets the body timeout more, then the connection is closed.
+            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.body_timeout_s * 1000)),
+            ("grpc.max_connection_idle_ms", int(settings.grpc_max_connection_age_s * 1000)),
         ],
+        maximum_concurrent_rpcs=settings.max_connections,
     )
     receiver = TraceReceiver(resolve, settings, workers)
     export = grpc.unary_unary_rpc_method_handler(

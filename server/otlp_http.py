@@ -154,5 +154,6 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "write_seconds": round(stats.write_seconds, 3),
         "visit_seconds": round(stats.visit_seconds, 3),
         "checkpoints": stats.checkpoints,
+        "checkpoint_failures": stats.checkpoint_failures,
         "checkpoint_seconds": round(stats.checkpoint_seconds, 3),
     }

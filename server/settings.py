@@ -28,6 +28,16 @@ class ServerSettings:
     write_batch_spans: int = 100_000
     #: Seconds a refused client is told to wait (HTTP ``Retry-After``, gRPC ``RetryInfo``).
     retry_after_s: float = 1.0
+    #: Seconds a connection may take to send a request's headers (from its first byte) before a 408 and close.
+    header_timeout_s: float = 10.0
+    #: Seconds a request may take to send its whole body (after its headers) before a 408 and close.
+    body_timeout_s: float = 30.0
+    #: HTTP connections open at once; one more is closed when accepted (keep it below ``ulimit -n``).
+    #: gRPC: calls handled at once, beyond it RESOURCE_EXHAUSTED.
+    max_connections: int = 1000
+    #: Seconds a gRPC connection lives before it is asked to reconnect (GOAWAY); a call still sending then
+    #: gets ``body_timeout_s`` more, then the connection is closed: what bounds a stalled gRPC upload.
+    grpc_max_connection_age_s: float = 300.0
     #: How long a request waits for its batch to be committed before answering 503.
     ack_timeout_s: float = 60.0
     #: Seconds between sweeps that mark idle journeys' open visits ``abandoned``.

@@ -73,6 +73,7 @@ class WriterStats:
     visit_updates: int = 0  #: upkeeps and idle sweeps that changed at least one journey's visits
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
+    checkpoint_failures: int = 0  #: checkpoints DuckDB refused (each one logged as a warning)
 
 
 @dataclass
@@ -344,12 +345,19 @@ class BatchWriter:
                 logger.exception("journeyscope: a visit-change listener failed")
 
     def _checkpoint(self) -> bool:
-        """Fold the write-ahead log into the file; False when another write (an evaluation) is under way."""
+        """Fold the write-ahead log into the file; False (a warning, counted) when DuckDB refuses.
+
+        The warehouse holds off this process's own writes meanwhile, so a refusal means a transaction
+        is open elsewhere (a long read); the writer tries again after ``checkpoint_idle_s``. A log that
+        is never folded grows past DuckDB's threshold and makes the next start replay all of it.
+        """
         started = time.perf_counter()
         try:
-            self.warehouse.query("CHECKPOINT")
-        except Exception as exc:  # noqa: BLE001 - the log stays; tried again, and DuckDB checkpoints at its threshold
-            logger.debug("journeyscope: checkpoint postponed: %s", exc)
+            self.warehouse.checkpoint()
+        except WarehouseError as exc:
+            self.stats.checkpoint_failures += 1
+            logger.warning("journeyscope: checkpoint refused (%d so far), trying again in %.0f s: %s",
+                           self.stats.checkpoint_failures, self.checkpoint_idle_s, exc)
             return False
         finally:
             self.stats.checkpoint_seconds += time.perf_counter() - started
