@@ -79,12 +79,15 @@ class TraceReceiver:
         if table.num_rows:
             prepared = writer.warehouse.prepare(table)  # redaction on this handler's thread, not the writer's
             try:
-                future = writer.submit(prepared)
+                future = writer.submit(prepared, self._settings.queue_wait_s)
             except Overloaded as exc:
                 context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             try:
                 future.result(timeout=self._settings.ack_timeout_s)
+            except Overloaded as exc:  # waited in line for room in vain
+                context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             except (WarehouseError, futures.TimeoutError) as exc:
                 context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored: {exc or 'write not committed in time'}")

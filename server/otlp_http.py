@@ -119,11 +119,13 @@ async def export_traces(request: Request) -> Response:
         # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
         prepared = await asyncio.to_thread(writer.warehouse.prepare, table)
         try:
-            future = writer.submit(prepared)
+            future = writer.submit(prepared, settings.queue_wait_s)
         except Overloaded as exc:
             return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), settings.ack_timeout_s)
+        except Overloaded as exc:  # waited in line for room in vain
+            return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
         except (WarehouseError, asyncio.TimeoutError) as exc:
             message = str(exc) or "write not committed in time"
             return _error(503, f"spans not stored: {message}", as_json, _retry_after(writer.retry_hint()))
@@ -149,6 +151,7 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "refused_requests": stats.refused_requests,
         "refused_spans": stats.refused_spans,
         "queued_spans": stats.queued_spans,
+        "waiting_spans": stats.waiting_spans,
         "transactions": stats.transactions,
         "failed_transactions": stats.failed_transactions,
         "write_seconds": round(stats.write_seconds, 3),

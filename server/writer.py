@@ -68,6 +68,7 @@ class WriterStats:
     transactions: int = 0
     failed_transactions: int = 0
     queued_spans: int = 0
+    waiting_spans: int = 0  #: spans waiting in line for room in the queue
     write_seconds: float = 0.0
     visit_seconds: float = 0.0
     visit_updates: int = 0  #: upkeeps and idle sweeps that changed at least one journey's visits
@@ -80,6 +81,7 @@ class WriterStats:
 class _Job:
     batch: PreparedBatch
     future: Future[IngestResult]
+    admit_by: float = 0.0  #: monotonic time by which a batch waiting for room must be in the queue
 
     @property
     def spans(self) -> int:
@@ -96,6 +98,7 @@ class BatchWriter:
         max_queue_spans: int = 200_000,
         max_batch_spans: int = 100_000,
         retry_after_s: float = 1.0,
+        max_retry_after_s: float = 2.0,
         idle_sweep_s: float = 30.0,
         visit_interval_s: float = 0.5,
         pause_s: float = 0.1,
@@ -108,6 +111,7 @@ class BatchWriter:
         self.max_queue_spans = max_queue_spans
         self.max_batch_spans = max_batch_spans
         self.retry_after_s = retry_after_s
+        self.max_retry_after_s = max_retry_after_s
         self.idle_sweep_s = idle_sweep_s
         self.visit_interval_s = visit_interval_s
         self.pause_s = pause_s
@@ -122,6 +126,8 @@ class BatchWriter:
         self.on_visits_changed: list[Callable[[list[str]], None]] = []
         self._queue: deque[_Job] = deque()
         self._queued_spans = 0
+        self._waiting: deque[_Job] = deque()  # batches waiting for room in the queue, in arrival order
+        self._waiting_spans = 0
         self._busy = False  # the writer thread is committing
         self._stopping = False
         self._writer_done = False  # the writer thread committed the last batch and ended
@@ -130,7 +136,6 @@ class BatchWriter:
         self._flush_waiters = 0  # force_flush calls waiting: the visits thread runs at once for them
         self._last_commit = 0.0  # monotonic time the last commit ended
         self._flush_requested = False
-        self._recent_rate = 0.0  # spans/s of recent commits (for the retry hint)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="journeyscope-writer", daemon=True)
         self._visits_thread = threading.Thread(target=self._run_visits, name="journeyscope-visits", daemon=True)
@@ -139,45 +144,91 @@ class BatchWriter:
 
     # -- producers -------------------------------------------------------------------
     def would_refuse(self, spans: int = 1) -> bool:
-        """A cheap pre-check before decoding a request (the answer may change; :meth:`submit` decides)."""
-        return self._stopping or (bool(self._queue) and self._queued_spans + spans > self.max_queue_spans)
+        """A cheap pre-check before decoding a request: the queue and the line waiting for it are both full
+        (the answer may change; :meth:`submit` decides)."""
+        return self._stopping or (not self._fits(spans) and self._waiting_spans + spans > self.max_queue_spans)
 
     def retry_hint(self) -> float:
-        """Seconds a refused sender should wait: about the time to drain the queue, never less than the
-        configured ``retry_after_s``, with jitter so refused senders do not all come back at once."""
-        rate = self._recent_rate
-        drain = self._queued_spans / rate if rate > 0 else 0.0
-        return max(self.retry_after_s, min(drain, 30.0)) * random.uniform(1.0, 2.0)
+        """Seconds a refused sender should wait: ``retry_after_s`` to ``max_retry_after_s``, at random so
+        refused senders do not all come back at once.
 
-    def submit(self, batch: PreparedBatch) -> Future[IngestResult]:
+        Never more: the OTel exporters give an export ``timeout`` (10 s by default) for all its attempts
+        and give up as soon as a hint is longer than what is left of it, so a long hint loses the batch
+        where a short one only costs the sender another attempt (up to six); the wait for room in
+        :meth:`submit` is what paces senders to the writer.
+        """
+        return random.uniform(self.retry_after_s, max(self.retry_after_s, self.max_retry_after_s))
+
+    def submit(self, batch: PreparedBatch, wait_s: float = 0.0) -> Future[IngestResult]:
         """Queue a batch; the future resolves once it is committed (or fails with WarehouseError).
 
         Callers :meth:`~Warehouse.prepare` (redact) the batch on their own thread, so the
         writer thread only inserts.
 
-        Raises :class:`Overloaded` when the queue is full. A batch larger than the
-        whole queue is still taken when the queue is empty, so no batch is
-        refused forever (the request size limit bounds it).
+        With the queue full, a batch may wait for room up to ``wait_s``, in line behind the batches
+        that came first (so a sender turned away before is not overtaken by one just acknowledged); the
+        line holds another queue's worth of spans at most, and a batch still in it after ``wait_s`` fails
+        with :class:`Overloaded`. Raises :class:`Overloaded` at once when the line is full too (or
+        ``wait_s`` is 0). A batch larger than the whole queue is still taken when the queue is empty,
+        so no batch is refused forever (the request size limit bounds it). Never blocks.
         """
         future: Future[IngestResult] = Future()
         n = batch.table.num_rows
+        now = time.monotonic()
         with self._cond:
             self.stats.requests += 1
+            self._expire(now)
             if self._stopping:
                 self._refuse(n)
                 raise Overloaded("the receiver is shutting down", self.retry_hint())
-            if self._queue and self._queued_spans + n > self.max_queue_spans:
+            job = _Job(batch, future, now + wait_s)
+            if not self._waiting and self._fits(n):
+                self._enqueue(job)
+            elif wait_s > 0 and self._waiting_spans + n <= self.max_queue_spans:
+                self._waiting.append(job)
+                self._waiting_spans += n
+                self.stats.waiting_spans = self._waiting_spans
+            else:
                 self._refuse(n)
-                raise Overloaded(
-                    f"ingest queue full ({self._queued_spans} spans waiting, limit {self.max_queue_spans})",
-                    self.retry_hint(),
-                )
-            self._queue.append(_Job(batch, future))
-            self._queued_spans += n
-            self.stats.queued_spans = self._queued_spans
-            self.stats.spans_submitted += n
+                raise Overloaded(f"ingest queue full ({self._queued_spans} spans queued, {self._waiting_spans} "
+                                 f"waiting for room, limit {self.max_queue_spans} each)", self.retry_hint())
             self._cond.notify_all()  # the writer thread, not the visits thread that shares the condition
         return future
+
+    def _fits(self, n: int) -> bool:
+        return not self._queue or self._queued_spans + n <= self.max_queue_spans
+
+    def _enqueue(self, job: _Job) -> None:
+        self._queue.append(job)
+        self._queued_spans += job.spans
+        self.stats.queued_spans = self._queued_spans
+        self.stats.spans_submitted += job.spans
+
+    def _admit(self) -> None:
+        """Move batches waiting in line into the queue while they fit, first come first."""
+        while self._waiting and self._fits(self._waiting[0].spans):
+            job = self._waiting.popleft()
+            self._waiting_spans -= job.spans
+            self._enqueue(job)
+        self.stats.waiting_spans = self._waiting_spans
+
+    def _expire(self, now: float) -> None:
+        """Fail the batches that waited in line past their time (their senders retry after the hint)."""
+        if not self._waiting or self._waiting[0].admit_by > now:
+            return
+        kept: deque[_Job] = deque()
+        for job in self._waiting:
+            if job.admit_by > now:
+                kept.append(job)
+                continue
+            self._waiting_spans -= job.spans
+            self._refuse(job.spans)
+            if not job.future.cancelled():
+                job.future.set_exception(Overloaded(
+                    f"ingest queue full ({self._queued_spans} spans queued, limit {self.max_queue_spans})",
+                    self.retry_hint()))
+        self._waiting = kept
+        self.stats.waiting_spans = self._waiting_spans
 
     def _refuse(self, n: int) -> None:
         self.stats.refused_requests += 1
@@ -192,7 +243,7 @@ class BatchWriter:
             self._flush_waiters += 1
             self._cond.notify_all()
             try:
-                while (self._queue or self._busy or self._flush_requested
+                while (self._queue or self._waiting or self._busy or self._flush_requested
                        or self._visits_pending or self._visits_busy):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -223,6 +274,8 @@ class BatchWriter:
             spans += job.spans
         self._queued_spans -= spans
         self.stats.queued_spans = self._queued_spans
+        self._admit()  # what waited in line is next
+        self._expire(time.monotonic())
         return jobs
 
     def _run(self) -> None:
@@ -270,8 +323,6 @@ class BatchWriter:
             return
         took = time.perf_counter() - started
         self.stats.write_seconds += took
-        rate = batch.table.num_rows / took if took > 0 else 0.0
-        self._recent_rate = rate if self._recent_rate == 0 else 0.7 * self._recent_rate + 0.3 * rate
         self.stats.transactions += 1
         self.stats.spans_stored += result.accepted
         self.stats.duplicates += result.duplicates

@@ -9,6 +9,7 @@ every checkpoint: the log grows for as long as the process runs and the next sta
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: p
     """A million narrow spans, each journey spread over every batch, through the server's writer: once ingest
     pauses the writer checkpoints, the log is folded, and the file opens again without replaying one."""
     db = tmp_path / "w.duckdb"
-    total, per_batch, journeys = 1_000_000, 5_000, 20_000
+    total, per_batch, journeys = int(os.environ.get("CKN", 1_000_000)), 5_000, 20_000
     wh = Warehouse(db)
     # A low threshold, so DuckDB's own checkpoints are due many times over during the run as well.
     writer = BatchWriter(wh, max_queue_spans=50_000, max_batch_spans=50_000, checkpoint_threshold="16MB",

@@ -101,6 +101,7 @@ class Warehouse:
     the idle timeout; tests pass a fixed one. ``privacy`` is the redaction
     policy ingest applies (default: :func:`journeyscope.privacy.load_policy`,
     on by default); a writable warehouse records it, and audits a change.
+    ``upkeep_journeys`` bounds the journeys one stage-visit upkeep transaction derives again.
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class Warehouse:
         journey_map: JourneyMap | None = None,
         clock: Callable[[], int] = time.time_ns,
         privacy: PrivacyPolicy | None = None,
+        upkeep_journeys: int = _visits.UPKEEP_JOURNEYS,
     ) -> None:
         self.path = str(path)
+        self.upkeep_journeys = upkeep_journeys
         self.read_only = read_only
         self.clock = clock
         self.journey_map = journey_map if journey_map is not None else load_journey_map()
@@ -235,6 +238,13 @@ class Warehouse:
             except duckdb.Error as exc:
                 raise WarehouseError(f"cannot checkpoint {self.path}: {str(exc).splitlines()[0]}") from None
 
+    def set_memory_limit(self, limit: str) -> None:
+        """DuckDB's memory limit for this file's database (``"1GB"``, ``"512MB"``); a bad value is an error."""
+        try:
+            self.query("SET memory_limit = ?", [limit])
+        except duckdb.Error as exc:
+            raise WarehouseError(f"invalid memory limit {limit!r}: {str(exc).splitlines()[0]}") from None
+
     def __enter__(self) -> Warehouse:
         return self
 
@@ -317,20 +327,31 @@ class Warehouse:
         return inserted
 
     def update_visits(self) -> list[str]:
-        """Derive the stage visits of the journeys touched since the last upkeep (one transaction).
+        """Derive the stage visits of the journeys touched since the last upkeep.
 
-        Also closes, every few seconds, the open visits of journeys that went idle.
-        Returns the journeys whose visits were derived again.
+        In transactions of ``upkeep_journeys`` journeys at most, so the memory an upkeep takes is
+        bounded by that, not by how large the backlog grew while ingest ran. Also closes, every few
+        seconds, the open visits of journeys that went idle. Returns the journeys whose visits were
+        derived again.
         """
         if self.read_only:
             return []
+        touched: list[str] = []
+        while True:
+            part = self._update_visits_part()
+            touched += part
+            if len(part) < self.upkeep_journeys:
+                return sorted(set(touched))
+
+    def _update_visits_part(self) -> list[str]:
         with self._visits_lock:
             cur = self._con.cursor()
             now_ns = self.clock()
             try:
                 cur.execute("BEGIN TRANSACTION")
-                touched = _visits.update_pending(cur, self.journey_map, now_ns)
-                if time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S:
+                touched = _visits.update_pending(cur, self.journey_map, now_ns, self.upkeep_journeys)
+                idle_due = time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S
+                if len(touched) < self.upkeep_journeys and idle_due:
                     touched = sorted({*touched, *_visits.close_idle_visits(cur, now_ns)})
                     self._last_close_idle = time.monotonic()
                 cur.execute("COMMIT")
