@@ -9,7 +9,6 @@ every checkpoint: the log grows for as long as the process runs and the next sta
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -24,16 +23,19 @@ from journeyscope.warehouse.rows import SPAN_SCHEMA
 _T0 = 1_700_000_000_000_000_000
 
 
-def narrow_batch(first: int, n: int, journeys: int) -> pa.Table:
-    """``n`` spans numbered from ``first``; span ``i`` belongs to journey ``i % journeys``, so every journey
-    gets spans in every batch, and its stage moves on every ``journeys`` spans (re-derived visits)."""
+def narrow_batch(first: int, n: int, journeys: int, window: int | None = None) -> pa.Table:
+    """``n`` spans numbered from ``first``, of ``journeys`` live journeys at a time that each get spans in
+    every batch (their stage moves on every ``journeys`` spans, so upkeep derives their visits again),
+    for ``window`` spans of traffic; then the next ``journeys`` take over (default: the same ones forever)."""
     idx = np.arange(first, first + n, dtype=np.int64)
+    generation = idx // window if window else np.zeros(n, dtype=np.int64)
     cols = {f.name: pa.nulls(n, f.type) for f in SPAN_SCHEMA}
     cols["trace_id"] = pa.array(np.char.mod("%032x", idx // 4).astype(object), pa.string())
     cols["span_id"] = pa.array(np.char.mod("%016x", idx).astype(object), pa.string())
     cols["name"] = pa.array(np.full(n, "turn", dtype=object), pa.string())
     cols["start_time"] = pa.array(_T0 + idx * 1000, pa.timestamp("ns"))
-    cols["journey_id"] = pa.array(np.char.mod("j%d", idx % journeys).astype(object), pa.string())
+    cols["journey_id"] = pa.array(np.char.mod("j%d", generation * journeys + idx % journeys).astype(object),
+                                  pa.string())
     cols["stage"] = pa.array(np.char.mod("s%d", (idx // journeys) % 4).astype(object), pa.string())
     return pa.table(cols, schema=SPAN_SCHEMA)
 
@@ -55,10 +57,12 @@ def test_checkpoint_runs_after_journeys_span_batches(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A million narrow spans, each journey spread over every batch, through the server's writer: once ingest
+    """Narrow spans, each journey spread over many batches, through the server's writer: once ingest
     pauses the writer checkpoints, the log is folded, and the file opens again without replaying one."""
     db = tmp_path / "w.duckdb"
-    total, per_batch, journeys = int(os.environ.get("CKN", 1_000_000)), 5_000, 20_000
+    # 10,000 live journeys at a time, each over 10 batches of 5,000 spans, then the next 10,000. (The stuck
+    # checkpoint shows from the second batch on; 200,000 spans keep the test's CPU near 10 s.)
+    total, per_batch, journeys, window = 200_000, 5_000, 10_000, 50_000
     wh = Warehouse(db)
     # A low threshold, so DuckDB's own checkpoints are due many times over during the run as well.
     writer = BatchWriter(wh, max_queue_spans=50_000, max_batch_spans=50_000, checkpoint_threshold="16MB",
@@ -67,7 +71,7 @@ def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: p
     try:
         pending = []
         for first in range(0, total, per_batch):
-            pending.append(writer.submit(wh.prepare(narrow_batch(first, per_batch, journeys))))
+            pending.append(writer.submit(wh.prepare(narrow_batch(first, per_batch, journeys, window))))
             while len(pending) > 8:  # a sender that waits for its acks, as the OTLP exporters do
                 pending.pop(0).result(timeout=120)
         for future in pending:
@@ -86,5 +90,6 @@ def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: p
     assert not caplog.records
     with Warehouse(db) as reopened:
         assert reopened.query("SELECT count(*) FROM spans")[0][0] == total
-        assert reopened.query("SELECT count(DISTINCT journey_id) FROM stage_visits")[0][0] == journeys
+        assert reopened.query("SELECT count(DISTINCT journey_id) FROM stage_visits")[0][0] == \
+            journeys * (total // window)
     assert _wal(db) < 1024 * 1024

@@ -44,9 +44,10 @@ def _spans(sender: int) -> list[list[ReadableSpan]]:
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_overload_is_refused_and_retried_not_dropped(tmp_path: Path, transport: str) -> None:
     no_proxy()
-    # The queue holds one request's worth of spans: concurrent senders must be turned away.
-    settings = ServerSettings(db=str(tmp_path / "w.duckdb"), queue_max_spans=BATCH, write_batch_spans=BATCH,
-                              retry_after_s=0.2, retry_after_max_s=0.4)
+    # The queue holds two requests' worth of spans, and so does the line waiting for room: with eight senders
+    # at once, twice that is in flight, so senders are turned away and retry after the default hints (1-2 s:
+    # an exporter has six attempts, so shorter hints would spend them before the queue moves).
+    settings = ServerSettings(db=str(tmp_path / "w.duckdb"), queue_max_spans=2 * BATCH, write_batch_spans=BATCH)
     loads = [_spans(s) for s in range(SENDERS)]
     results: list[SpanExportResult] = []
     with running_server(settings) as server:
