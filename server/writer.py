@@ -2,9 +2,9 @@
 
 Shaped like OpenTelemetry's ``BatchSpanProcessor``: a bounded queue, one worker
 woken by a condition, ``force_flush``/``shutdown``, and counted refusals. It
-differs where a receiver must: a full queue *refuses* a batch
-(:class:`Overloaded`, which the receiver turns into 503 / UNAVAILABLE so the
-sender retries) instead of dropping it, and each submitted batch gets a future
+differs where a receiver must: a full queue keeps a batch waiting in line for a
+moment, then *refuses* it (:class:`Overloaded`, which the receiver turns into 503 /
+UNAVAILABLE with a short retry hint so the sender retries) instead of dropping it, and each submitted batch gets a future
 that resolves only once the batch is committed in DuckDB, so a sender is
 acknowledged only for spans that are durably stored.
 

@@ -268,7 +268,7 @@ def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
 _PENDING_FROM = """
 SELECT coalesce(min(coalesce(f.first_seq, p.first_seq, 0)), 0)
 FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
-WHERE p.journey_id IN (SELECT journey_id FROM js_upkeep)
+WHERE p.journey_id IN ({chosen})
 """
 
 #: Journeys one upkeep transaction derives again at most, unless the caller says otherwise: what an upkeep
@@ -276,9 +276,9 @@ WHERE p.journey_id IN (SELECT journey_id FROM js_upkeep)
 UPKEEP_JOURNEYS = 20_000
 
 
-def pending_from(cur: duckdb.DuckDBPyConnection) -> int:
-    """The ``seq`` at or after which every staged span of every journey in ``js_upkeep`` lies."""
-    row = cur.execute(_PENDING_FROM).fetchall()
+def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_id FROM visits_pending") -> int:
+    """The ``seq`` at or after which every staged span of the pending journeys ``chosen`` selects lies."""
+    row = cur.execute(_PENDING_FROM.format(chosen=chosen)).fetchall()
     return int(row[0][0]) if row else 0
 
 
@@ -297,7 +297,8 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
         touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
         if not touched:
             return touched
-        update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM js_upkeep", pending_from(cur))
+        chosen = "SELECT journey_id FROM js_upkeep"
+        update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
         cur.execute(
             "INSERT OR IGNORE INTO journey_first_seq SELECT journey_id, min(first_seq) FROM visits_pending "
             "WHERE first_seq IS NOT NULL AND journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY journey_id"
