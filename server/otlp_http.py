@@ -152,6 +152,7 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "refused_spans": stats.refused_spans,
         "queued_spans": stats.queued_spans,
         "waiting_spans": stats.waiting_spans,
+        "waited_requests": stats.waited_requests,
         "transactions": stats.transactions,
         "failed_transactions": stats.failed_transactions,
         "write_seconds": round(stats.write_seconds, 3),

@@ -69,6 +69,7 @@ class WriterStats:
     failed_transactions: int = 0
     queued_spans: int = 0
     waiting_spans: int = 0  #: spans waiting in line for room in the queue
+    waited_requests: int = 0  #: batches that found the queue full and waited in line
     write_seconds: float = 0.0
     visit_seconds: float = 0.0
     visit_updates: int = 0  #: upkeeps and idle sweeps that changed at least one journey's visits
@@ -187,6 +188,7 @@ class BatchWriter:
             elif wait_s > 0 and self._waiting_spans + n <= self.max_queue_spans:
                 self._waiting.append(job)
                 self._waiting_spans += n
+                self.stats.waited_requests += 1
                 self.stats.waiting_spans = self._waiting_spans
             else:
                 self._refuse(n)
