@@ -48,8 +48,9 @@ def _error(status: int, message: str, as_json: bool, headers: dict[str, str] | N
 
 
 def _retry_after(seconds: float) -> dict[str, str]:
-    """``Retry-After`` is whole seconds (RFC 9110); rounding up never invites a sender back too early."""
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+    """``Retry-After`` is whole seconds (RFC 9110), rounded down (at least 1): every second a refused sender
+    waits is one fewer of the exporter's budget, and the line in the writer, not the hint, keeps order."""
+    return {"Retry-After": str(max(1, math.floor(seconds)))}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

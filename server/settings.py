@@ -29,8 +29,9 @@ class ServerSettings:
     #: Spans the writer commits in one transaction at most (group commit of queued requests).
     write_batch_spans: int = 100_000
     #: Seconds a request waits for room in a full queue (in line, first come first) before it is refused;
-    #: the line holds another ``queue_max_spans`` at most.
-    queue_wait_s: float = 2.0
+    #: the line holds another ``queue_max_spans`` at most. The wait and the retry hint together are what
+    #: one refused attempt costs a sender: keep them near a sixth of the exporters' 10 s, so all six fit.
+    queue_wait_s: float = 1.0
     #: Seconds a refused client is told to wait (HTTP ``Retry-After``, gRPC ``RetryInfo``): at random
     #: between these two. The OTel exporters give up when a hint exceeds what is left of their export
     #: timeout (10 s by default, six attempts at most), so keep the sum of a few waits well under it.
