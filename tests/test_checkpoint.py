@@ -57,12 +57,11 @@ def test_checkpoint_runs_after_journeys_span_batches(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Narrow spans, each journey spread over many batches, through the server's writer: once ingest
+    """A million narrow spans, each journey spread over many batches, through the server's writer: once ingest
     pauses the writer checkpoints, the log is folded, and the file opens again without replaying one."""
     db = tmp_path / "w.duckdb"
-    # 10,000 live journeys at a time, each over 10 batches of 5,000 spans, then the next 10,000. (The stuck
-    # checkpoint shows from the second batch on; 200,000 spans keep the test's CPU near 10 s.)
-    total, per_batch, journeys, window = 200_000, 5_000, 10_000, 50_000
+    # 10,000 live journeys at a time, each over 10 batches of 10,000 spans, then the next 10,000.
+    total, per_batch, journeys, window = 1_000_000, 10_000, 10_000, 100_000
     wh = Warehouse(db)
     # A low threshold, so DuckDB's own checkpoints are due many times over during the run as well.
     writer = BatchWriter(wh, max_queue_spans=50_000, max_batch_spans=50_000, checkpoint_threshold="16MB",
@@ -72,7 +71,7 @@ def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: p
         pending = []
         for first in range(0, total, per_batch):
             pending.append(writer.submit(wh.prepare(narrow_batch(first, per_batch, journeys, window))))
-            while len(pending) > 8:  # a sender that waits for its acks, as the OTLP exporters do
+            while len(pending) >= 4:  # a sender that waits for its acks, as the OTLP exporters do
                 pending.pop(0).result(timeout=120)
         for future in pending:
             future.result(timeout=120)
