@@ -22,12 +22,14 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from journeyscope import __version__
 from journeyscope.errors import InvalidInputError, JourneyscopeError, WarehouseError
 from journeyscope.server import api, otlp_http
 from journeyscope.server.access import AccessDenied, Caller, caller_for, identify
 from journeyscope.server.auth import DEFAULT_PROJECT, load_keys
+from journeyscope.server.connections import log_disconnect
 from journeyscope.server.hot_routes import HotRouteStats, HotRoutes
 from journeyscope.server.paths import OpaquePaths
 from journeyscope.server.workers import WorkerPool
@@ -113,6 +115,8 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
     app.state.hot_routes = HotRouteStats()
     app.add_middleware(HotRoutes, stats=app.state.hot_routes)
     app.add_middleware(OpaquePaths)  # added last, so it runs first: the hot routes see the kept segments too
+
+    app.add_exception_handler(ClientDisconnect, log_disconnect)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -85,12 +85,15 @@ class TraceReceiver:
             # redaction on this handler's thread, not the writer's
             prepared = writer.warehouse.prepare_logs(table) if self._logs else writer.warehouse.prepare(table)
             try:
-                future = writer.submit(prepared)
+                future = writer.submit(prepared, self._settings.queue_wait_s)
             except Overloaded as exc:
                 context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             try:
                 future.result(timeout=self._settings.ack_timeout_s)
+            except Overloaded as exc:  # waited in line for room in vain
+                context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             except (WarehouseError, futures.TimeoutError) as exc:
                 context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
                 what = "log records" if self._logs else "spans"
@@ -116,7 +119,13 @@ def start_grpc_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.so_reuseport", 0),
+            # A connection is asked to reconnect after this age (the OTel exporters do so transparently);
+            # a call still arriving gets the body timeout more, then the connection is closed.
+            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.body_timeout_s * 1000)),
+            ("grpc.max_connection_idle_ms", int(settings.grpc_max_connection_age_s * 1000)),
         ],
+        maximum_concurrent_rpcs=settings.max_connections,
     )
     handlers = []
     for service, logs in ((_SERVICE, False), (_LOGS_SERVICE, True)):

@@ -54,8 +54,9 @@ def _error(status: int, message: str, as_json: bool, headers: dict[str, str] | N
 
 
 def _retry_after(seconds: float) -> dict[str, str]:
-    """``Retry-After`` is whole seconds (RFC 9110); rounding up never invites a sender back too early."""
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+    """``Retry-After`` is whole seconds (RFC 9110), rounded down (at least 1): every second a refused sender
+    waits is one fewer of the exporter's budget, and the line in the writer, not the hint, keeps order."""
+    return {"Retry-After": str(max(1, math.floor(seconds)))}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -157,11 +158,13 @@ async def _export(request: Request, signal: _Signal) -> Response:
         # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
         prepared = await asyncio.to_thread(signal.prepare, writer.warehouse, table)
         try:
-            future = writer.submit(prepared)
+            future = writer.submit(prepared, settings.queue_wait_s)
         except Overloaded as exc:
             return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), settings.ack_timeout_s)
+        except Overloaded as exc:  # waited in line for room in vain
+            return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
         except (WarehouseError, asyncio.TimeoutError) as exc:
             message = str(exc) or "write not committed in time"
             return _error(503, f"{signal.what} not stored: {message}", as_json, _retry_after(writer.retry_hint()))
@@ -187,10 +190,13 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "refused_requests": stats.refused_requests,
         "refused_spans": stats.refused_spans,
         "queued_spans": stats.queued_spans,
+        "waiting_spans": stats.waiting_spans,
+        "waited_requests": stats.waited_requests,
         "transactions": stats.transactions,
         "failed_transactions": stats.failed_transactions,
         "write_seconds": round(stats.write_seconds, 3),
         "visit_seconds": round(stats.visit_seconds, 3),
         "checkpoints": stats.checkpoints,
+        "checkpoint_failures": stats.checkpoint_failures,
         "checkpoint_seconds": round(stats.checkpoint_seconds, 3),
     }

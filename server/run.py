@@ -7,10 +7,12 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
 from journeyscope.server.app import Started, create_app
+from journeyscope.server.connections import guarded_protocol
 from journeyscope.server.settings import ServerSettings
 
 
@@ -52,6 +54,21 @@ def ready_line(settings: ServerSettings, http_port: int, started: Started) -> st
     )
 
 
+def uvicorn_config(app: Any, settings: ServerSettings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for ``app``: httptools with the settings' timeouts and connection limit
+    (:mod:`journeyscope.server.connections`); ``options`` are further ``uvicorn.Config`` arguments."""
+    return uvicorn.Config(
+        app,
+        access_log=False,
+        lifespan="on",
+        # httptools (uvicorn[standard]): parsing a request in C instead of h11's Python is most of an
+        # eval API request's cost; the guarded protocol adds the read timeouts and the connection limit.
+        http=guarded_protocol(settings),
+        loop="auto",
+        **options,
+    )
+
+
 def serve(settings: ServerSettings, *, echo: Callable[[str], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; on the way out, commit what was accepted and close the file.
 
@@ -74,19 +91,7 @@ def serve(settings: ServerSettings, *, echo: Callable[[str], None] | None = None
     # 1 ms keeps an API answer's wait for the GIL short at a small cost in switches.
     sys.setswitchinterval(0.001)
     app = create_app(settings, on_ready=on_ready)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-        # httptools and uvloop (uvicorn[standard]) when installed: parsing a request in C instead of
-        # h11's Python is most of an eval API request's cost. h11 stays the fallback, sized for
-        # large OTLP bodies.
-        http="auto",
-        loop="auto",
-        h11_max_incomplete_event_size=settings.max_body_bytes,
-    )
+    config = uvicorn_config(app, settings, log_level="warning", timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if getattr(server, "started", True) is False:

@@ -30,13 +30,17 @@ class Runtime:
     def start(self) -> Runtime:
         """Open the warehouse (migrating it) and start its writer."""
         settings = self.settings
-        self.warehouse = Warehouse(settings.db, journey_map=load_journey_map(settings.map_file))
+        self.warehouse = Warehouse(settings.db, journey_map=load_journey_map(settings.map_file),
+                                   upkeep_journeys=settings.upkeep_journeys)
         lower_database_threads(self.warehouse, settings.db_threads)  # before the writer starts querying
+        if settings.db_memory_limit is not None:
+            self.warehouse.set_memory_limit(settings.db_memory_limit)
         self.writer = BatchWriter(
             self.warehouse,
             max_queue_spans=settings.queue_max_spans,
             max_batch_spans=settings.write_batch_spans,
             retry_after_s=settings.retry_after_s,
+            max_retry_after_s=settings.retry_after_max_s,
             idle_sweep_s=settings.idle_sweep_s,
         )
         return self

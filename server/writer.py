@@ -2,9 +2,9 @@
 
 Shaped like OpenTelemetry's ``BatchSpanProcessor``: a bounded queue, one worker
 woken by a condition, ``force_flush``/``shutdown``, and counted refusals. It
-differs where a receiver must: a full queue *refuses* a batch
-(:class:`Overloaded`, which the receiver turns into 503 / UNAVAILABLE so the
-sender retries) instead of dropping it, and each submitted batch gets a future
+differs where a receiver must: a full queue keeps a batch waiting in line for a
+moment, then *refuses* it (:class:`Overloaded`, which the receiver turns into 503 /
+UNAVAILABLE with a short retry hint so the sender retries) instead of dropping it, and each submitted batch gets a future
 that resolves only once the batch is committed in DuckDB, so a sender is
 acknowledged only for spans that are durably stored.
 
@@ -68,17 +68,21 @@ class WriterStats:
     transactions: int = 0
     failed_transactions: int = 0
     queued_spans: int = 0
+    waiting_spans: int = 0  #: spans waiting in line for room in the queue
+    waited_requests: int = 0  #: batches that found the queue full and waited in line
     write_seconds: float = 0.0
     visit_seconds: float = 0.0
     visit_updates: int = 0  #: upkeeps and idle sweeps that changed at least one journey's visits
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
+    checkpoint_failures: int = 0  #: checkpoints DuckDB refused (each one logged as a warning)
 
 
 @dataclass
 class _Job:
     batch: PreparedBatch
     future: Future[IngestResult]
+    admit_by: float = 0.0  #: monotonic time by which a batch waiting for room must be in the queue
 
     @property
     def spans(self) -> int:
@@ -96,6 +100,7 @@ class BatchWriter:
         max_queue_spans: int = 200_000,
         max_batch_spans: int = 100_000,
         retry_after_s: float = 1.0,
+        max_retry_after_s: float = 2.0,
         idle_sweep_s: float = 30.0,
         visit_interval_s: float = 0.5,
         pause_s: float = 0.1,
@@ -108,6 +113,7 @@ class BatchWriter:
         self.max_queue_spans = max_queue_spans
         self.max_batch_spans = max_batch_spans
         self.retry_after_s = retry_after_s
+        self.max_retry_after_s = max_retry_after_s
         self.idle_sweep_s = idle_sweep_s
         self.visit_interval_s = visit_interval_s
         self.pause_s = pause_s
@@ -122,6 +128,8 @@ class BatchWriter:
         self.on_visits_changed: list[Callable[[list[str]], None]] = []
         self._queue: deque[_Job] = deque()
         self._queued_spans = 0
+        self._waiting: deque[_Job] = deque()  # batches waiting for room in the queue, in arrival order
+        self._waiting_spans = 0
         self._busy = False  # the writer thread is committing
         self._stopping = False
         self._writer_done = False  # the writer thread committed the last batch and ended
@@ -130,7 +138,6 @@ class BatchWriter:
         self._flush_waiters = 0  # force_flush calls waiting: the visits thread runs at once for them
         self._last_commit = 0.0  # monotonic time the last commit ended
         self._flush_requested = False
-        self._recent_rate = 0.0  # spans/s of recent commits (for the retry hint)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="journeyscope-writer", daemon=True)
         self._visits_thread = threading.Thread(target=self._run_visits, name="journeyscope-visits", daemon=True)
@@ -139,45 +146,92 @@ class BatchWriter:
 
     # -- producers -------------------------------------------------------------------
     def would_refuse(self, spans: int = 1) -> bool:
-        """A cheap pre-check before decoding a request (the answer may change; :meth:`submit` decides)."""
-        return self._stopping or (bool(self._queue) and self._queued_spans + spans > self.max_queue_spans)
+        """A cheap pre-check before decoding a request: the queue and the line waiting for it are both full
+        (the answer may change; :meth:`submit` decides)."""
+        return self._stopping or (not self._fits(spans) and self._waiting_spans + spans > self.max_queue_spans)
 
     def retry_hint(self) -> float:
-        """Seconds a refused sender should wait: about the time to drain the queue, never less than the
-        configured ``retry_after_s``, with jitter so refused senders do not all come back at once."""
-        rate = self._recent_rate
-        drain = self._queued_spans / rate if rate > 0 else 0.0
-        return max(self.retry_after_s, min(drain, 30.0)) * random.uniform(1.0, 2.0)
+        """Seconds a refused sender should wait: ``retry_after_s`` to ``max_retry_after_s``, at random so
+        refused senders do not all come back at once.
 
-    def submit(self, batch: PreparedBatch) -> Future[IngestResult]:
+        Never more: the OTel exporters give an export ``timeout`` (10 s by default) for all its attempts
+        and give up as soon as a hint is longer than what is left of it, so a long hint loses the batch
+        where a short one only costs the sender another attempt (up to six); the wait for room in
+        :meth:`submit` is what paces senders to the writer.
+        """
+        return random.uniform(self.retry_after_s, max(self.retry_after_s, self.max_retry_after_s))
+
+    def submit(self, batch: PreparedBatch, wait_s: float = 0.0) -> Future[IngestResult]:
         """Queue a batch; the future resolves once it is committed (or fails with WarehouseError).
 
         Callers :meth:`~Warehouse.prepare` (redact) the batch on their own thread, so the
         writer thread only inserts.
 
-        Raises :class:`Overloaded` when the queue is full. A batch larger than the
-        whole queue is still taken when the queue is empty, so no batch is
-        refused forever (the request size limit bounds it).
+        With the queue full, a batch may wait for room up to ``wait_s``, in line behind the batches
+        that came first (so a sender turned away before is not overtaken by one just acknowledged); the
+        line holds another queue's worth of spans at most, and a batch still in it after ``wait_s`` fails
+        with :class:`Overloaded`. Raises :class:`Overloaded` at once when the line is full too (or
+        ``wait_s`` is 0). A batch larger than the whole queue is still taken when the queue is empty,
+        so no batch is refused forever (the request size limit bounds it). Never blocks.
         """
         future: Future[IngestResult] = Future()
         n = batch.rows
+        now = time.monotonic()
         with self._cond:
             self.stats.requests += 1
+            self._expire(now)
             if self._stopping:
                 self._refuse(n)
                 raise Overloaded("the receiver is shutting down", self.retry_hint())
-            if self._queue and self._queued_spans + n > self.max_queue_spans:
+            job = _Job(batch, future, now + wait_s)
+            if not self._waiting and self._fits(n):
+                self._enqueue(job)
+            elif wait_s > 0 and self._waiting_spans + n <= self.max_queue_spans:
+                self._waiting.append(job)
+                self._waiting_spans += n
+                self.stats.waited_requests += 1
+                self.stats.waiting_spans = self._waiting_spans
+            else:
                 self._refuse(n)
-                raise Overloaded(
-                    f"ingest queue full ({self._queued_spans} spans waiting, limit {self.max_queue_spans})",
-                    self.retry_hint(),
-                )
-            self._queue.append(_Job(batch, future))
-            self._queued_spans += n
-            self.stats.queued_spans = self._queued_spans
-            self.stats.spans_submitted += n
+                raise Overloaded(f"ingest queue full ({self._queued_spans} spans queued, {self._waiting_spans} "
+                                 f"waiting for room, limit {self.max_queue_spans} each)", self.retry_hint())
             self._cond.notify_all()  # the writer thread, not the visits thread that shares the condition
         return future
+
+    def _fits(self, n: int) -> bool:
+        return not self._queue or self._queued_spans + n <= self.max_queue_spans
+
+    def _enqueue(self, job: _Job) -> None:
+        self._queue.append(job)
+        self._queued_spans += job.spans
+        self.stats.queued_spans = self._queued_spans
+        self.stats.spans_submitted += job.spans
+
+    def _admit(self) -> None:
+        """Move batches waiting in line into the queue while they fit, first come first."""
+        while self._waiting and self._fits(self._waiting[0].spans):
+            job = self._waiting.popleft()
+            self._waiting_spans -= job.spans
+            self._enqueue(job)
+        self.stats.waiting_spans = self._waiting_spans
+
+    def _expire(self, now: float) -> None:
+        """Fail the batches that waited in line past their time (their senders retry after the hint)."""
+        if not self._waiting or self._waiting[0].admit_by > now:
+            return
+        kept: deque[_Job] = deque()
+        for job in self._waiting:
+            if job.admit_by > now:
+                kept.append(job)
+                continue
+            self._waiting_spans -= job.spans
+            self._refuse(job.spans)
+            if not job.future.cancelled():
+                job.future.set_exception(Overloaded(
+                    f"ingest queue full ({self._queued_spans} spans queued, limit {self.max_queue_spans})",
+                    self.retry_hint()))
+        self._waiting = kept
+        self.stats.waiting_spans = self._waiting_spans
 
     def _refuse(self, n: int) -> None:
         self.stats.refused_requests += 1
@@ -192,7 +246,7 @@ class BatchWriter:
             self._flush_waiters += 1
             self._cond.notify_all()
             try:
-                while (self._queue or self._busy or self._flush_requested
+                while (self._queue or self._waiting or self._busy or self._flush_requested
                        or self._visits_pending or self._visits_busy):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -223,6 +277,8 @@ class BatchWriter:
             spans += job.spans
         self._queued_spans -= spans
         self.stats.queued_spans = self._queued_spans
+        self._admit()  # what waited in line is next
+        self._expire(time.monotonic())
         return jobs
 
     def _run(self) -> None:
@@ -270,8 +326,6 @@ class BatchWriter:
             return
         took = time.perf_counter() - started
         self.stats.write_seconds += took
-        rate = batch.table.num_rows / took if took > 0 else 0.0
-        self._recent_rate = rate if self._recent_rate == 0 else 0.7 * self._recent_rate + 0.3 * rate
         self.stats.transactions += 1
         self.stats.spans_stored += result.accepted
         self.stats.duplicates += result.duplicates
@@ -345,12 +399,19 @@ class BatchWriter:
                 logger.exception("journeyscope: a visit-change listener failed")
 
     def _checkpoint(self) -> bool:
-        """Fold the write-ahead log into the file; False when another write (an evaluation) is under way."""
+        """Fold the write-ahead log into the file; False (a warning, counted) when DuckDB refuses.
+
+        The warehouse holds off this process's own writes meanwhile, so a refusal means a transaction
+        is open elsewhere (a long read); the writer tries again after ``checkpoint_idle_s``. A log that
+        is never folded grows past DuckDB's threshold and makes the next start replay all of it.
+        """
         started = time.perf_counter()
         try:
-            self.warehouse.query("CHECKPOINT")
-        except Exception as exc:  # noqa: BLE001 - the log stays; tried again, and DuckDB checkpoints at its threshold
-            logger.debug("journeyscope: checkpoint postponed: %s", exc)
+            self.warehouse.checkpoint()
+        except WarehouseError as exc:
+            self.stats.checkpoint_failures += 1
+            logger.warning("journeyscope: checkpoint refused (%d so far), trying again in %.0f s: %s",
+                           self.stats.checkpoint_failures, self.checkpoint_idle_s, exc)
             return False
         finally:
             self.stats.checkpoint_seconds += time.perf_counter() - started

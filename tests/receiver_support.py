@@ -18,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from journeyscope.server.app import Started, create_app
 from journeyscope.server.project import Project
-from journeyscope.server.run import bind_socket
+from journeyscope.server.run import bind_socket, uvicorn_config
 from journeyscope.server.runtime import Runtime
 from journeyscope.server.settings import ServerSettings
 
@@ -54,7 +54,7 @@ def running_server(settings: ServerSettings, host: str = "127.0.0.1") -> Iterato
     settings = replace(settings, host=host, port=port, grpc_port=0)
     ready: list[Started] = []
     app = create_app(settings, on_ready=ready.append)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -122,3 +122,11 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("demo", "export"):
         assert command in result.stdout
+
+
+def test_serve_refuses_a_bad_memory_limit_in_one_line(tmp_path: Path) -> None:
+    result = run("serve", "--db", str(tmp_path / "w.duckdb"), "--port", "0", "--grpc-port", "-1",
+                 "--db-memory", "lots")
+    assert result.returncode != 0
+    assert "invalid memory limit 'lots'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "w.duckdb").exists()

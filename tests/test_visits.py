@@ -282,3 +282,17 @@ def test_channel_path_is_each_journeys_channel_sequence_and_an_older_file_is_upg
     con.close()
     with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
         assert wh.query("SELECT DISTINCT channel_path FROM stage_visits") == [("chat→email→chat",)]
+
+
+def test_upkeep_in_parts_derives_what_one_upkeep_does() -> None:
+    """A backlog worked off a few journeys per transaction comes out exactly as in one (and is emptied)."""
+    journeys = [Journey(f"j{i}").span("sign-up", i).span("verify", i + 1).span("sign-up", i + 2) for i in range(7)]
+    parted = Warehouse(":memory:", journey_map=MAP, clock=lambda: T0 + 20 * MIN, upkeep_journeys=2)
+    whole = _warehouse(20)
+    for j in journeys:
+        parted.ingest(j.rows, update_visits=False)
+        whole.ingest(j.rows, update_visits=False)
+    assert sorted(parted.update_visits()) == [f"j{i}" for i in range(7)]
+    whole.update_visits()
+    assert parted.query("SELECT count(*) FROM visits_pending")[0][0] == 0
+    assert parted.stage_visits() == whole.stage_visits() and len(whole.stage_visits()) == 21

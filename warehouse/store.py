@@ -110,6 +110,7 @@ class Warehouse:
     the idle timeout; tests pass a fixed one. ``privacy`` is the redaction
     policy ingest applies (default: :func:`journeyscope.privacy.load_policy`,
     on by default); a writable warehouse records it, and audits a change.
+    ``upkeep_journeys`` bounds the journeys one stage-visit upkeep transaction derives again.
     """
 
     def __init__(
@@ -120,8 +121,10 @@ class Warehouse:
         journey_map: JourneyMap | None = None,
         clock: Callable[[], int] = time.time_ns,
         privacy: PrivacyPolicy | None = None,
+        upkeep_journeys: int = _visits.UPKEEP_JOURNEYS,
     ) -> None:
         self.path = str(path)
+        self.upkeep_journeys = upkeep_journeys
         self.read_only = read_only
         self.clock = clock
         self.journey_map = journey_map if journey_map is not None else load_journey_map()
@@ -138,32 +141,41 @@ class Warehouse:
             self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise _translate(self.path, exc) from None
+        # The connection itself runs no statement after this setup: a streaming result left half-read on
+        # it (``execute(...).fetchone()`` on a table scan) keeps its autocommit transaction open, and once
+        # upkeep deletes visit rows that transaction can still see, DuckDB refuses every CHECKPOINT for as
+        # long as the process lives. Every statement runs on a cursor that is closed after it (:meth:`query`).
         # Two write locks, so span appends and stage-visit upkeep (separate DuckDB transactions on separate
         # tables) can run at once on two cores; every other write takes both (:meth:`_exclusive`).
         self._visits_lock = threading.Lock()
         self._append_lock = threading.Lock()
+        setup = self._con.cursor()
         try:
             if read_only:
-                found = current_version(self._con)
+                found = current_version(setup)
                 if found != SCHEMA_VERSION:
                     raise WarehouseError(
                         f"{self.path} has schema version {found}, this journeyscope reads {SCHEMA_VERSION}: "
                         "open it once for writing (e.g. 'journeyscope import' or 'serve') to migrate it"
                     )
             else:
-                self._migrate()
+                self._migrate(setup)
+            row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
+            self._next_seq = int(row[0][0]) + 1 if row else 1
+            self.privacy: PrivacyHook | None = None
+            if not read_only:
+                self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
+                self.privacy.record_policy(setup)
         except duckdb.Error as exc:
+            setup.close()
             self._con.close()
             raise _translate(self.path, exc) from None
-        except WarehouseError:
+        except BaseException:
+            setup.close()
             self._con.close()
             raise
-        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
-        self._next_seq = int(row[0]) + 1 if row else 1
-        self.privacy: PrivacyHook | None = None
+        setup.close()
         if not read_only:
-            self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
-            self.privacy.record_policy(self._con)
             self._sync_visits_with_map()
 
     def _long_step(self, description: str) -> contextlib.AbstractContextManager[Report | None]:
@@ -172,28 +184,28 @@ class Warehouse:
 
     def _is_large(self) -> bool:
         """Whether a schema upgrade or a full re-derivation will take long enough to report (stderr)."""
-        has_visits = self._con.execute(
+        has_visits = self.query(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'stage_visits' AND table_schema = 'main'"
-        ).fetchone()
-        if not has_visits or not has_visits[0]:
+        )
+        if not has_visits or not has_visits[0][0]:
             return False
-        row = self._con.execute("SELECT count(*) FROM stage_visits").fetchone()
-        return bool(row) and int(row[0]) >= LARGE_VISITS
+        row = self.query("SELECT count(*) FROM stage_visits")
+        return bool(row) and int(row[0][0]) >= LARGE_VISITS
 
-    def _migrate(self) -> None:
+    def _migrate(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Bring the file's schema up to date, saying so on stderr when that takes long."""
-        found = current_version(self._con)
+        found = current_version(cur)
         if found == 0 or found >= SCHEMA_VERSION:  # a new file, or nothing to do
-            migrate(self._con)
+            migrate(cur)
             return
         with self._long_step(f"upgrading {self.path} from schema {found} to {SCHEMA_VERSION}"):
-            migrate(self._con)
+            migrate(cur)
 
     def _sync_visits_with_map(self) -> None:
         """Derive all visits again when the map they were derived with is not this one."""
         digest = self.journey_map.digest()
-        row = self._con.execute("SELECT value FROM meta WHERE key = 'journey_map_digest'").fetchone()
-        if row and row[0] == digest:
+        row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
+        if row and row[0][0] == digest:
             self.update_visits()  # a backlog left by a crash
             return
         cur = self._con.cursor()
@@ -219,6 +231,28 @@ class Warehouse:
                     self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file, with no write of this process under way (both write locks).
+
+        Raises :class:`WarehouseError` when DuckDB refuses: a transaction is still open somewhere (a reader
+        holding a snapshot that sees rows the checkpoint would drop). Nothing of this class leaves one open,
+        so a refusal that repeats points at a reader that does.
+        """
+        if self.read_only:
+            return
+        with self._exclusive():
+            try:
+                self.query("CHECKPOINT")
+            except duckdb.Error as exc:
+                raise WarehouseError(f"cannot checkpoint {self.path}: {str(exc).splitlines()[0]}") from None
+
+    def set_memory_limit(self, limit: str) -> None:
+        """DuckDB's memory limit for this file's database (``"1GB"``, ``"512MB"``); a bad value is an error."""
+        try:
+            self.query("SET memory_limit = ?", [limit])
+        except duckdb.Error as exc:
+            raise WarehouseError(f"invalid memory limit {limit!r}: {str(exc).splitlines()[0]}") from None
 
     def __enter__(self) -> Warehouse:
         return self
@@ -326,20 +360,31 @@ class Warehouse:
         return inserted
 
     def update_visits(self) -> list[str]:
-        """Derive the stage visits of the journeys touched since the last upkeep (one transaction).
+        """Derive the stage visits of the journeys touched since the last upkeep.
 
-        Also closes, every few seconds, the open visits of journeys that went idle.
-        Returns the journeys whose visits were derived again.
+        In transactions of ``upkeep_journeys`` journeys at most, so the memory an upkeep takes is
+        bounded by that, not by how large the backlog grew while ingest ran. Also closes, every few
+        seconds, the open visits of journeys that went idle. Returns the journeys whose visits were
+        derived again.
         """
         if self.read_only:
             return []
+        touched: list[str] = []
+        while True:
+            part = self._update_visits_part()
+            touched += part
+            if len(part) < self.upkeep_journeys:
+                return sorted(set(touched))
+
+    def _update_visits_part(self) -> list[str]:
         with self._visits_lock:
             cur = self._con.cursor()
             now_ns = self.clock()
             try:
                 cur.execute("BEGIN TRANSACTION")
-                touched = _visits.update_pending(cur, self.journey_map, now_ns)
-                if time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S:
+                touched = _visits.update_pending(cur, self.journey_map, now_ns, self.upkeep_journeys)
+                idle_due = time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S
+                if len(touched) < self.upkeep_journeys and idle_due:
                     touched = sorted({*touched, *_visits.close_idle_visits(cur, now_ns)})
                     self._last_close_idle = time.monotonic()
                 cur.execute("COMMIT")
@@ -390,8 +435,8 @@ class Warehouse:
         return dest
 
     def _main_name(self) -> str:
-        row = self._con.execute("SELECT current_database()").fetchone()
-        return str(row[0]) if row else "main"
+        row = self.query("SELECT current_database()")
+        return str(row[0][0]) if row else "main"
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:

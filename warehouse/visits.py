@@ -74,6 +74,7 @@ __all__ = [
     "RECORD_FIRST_SEQ",
     "STAGED",
     "STAGE_VISITS_EXPORT",
+    "UPKEEP_JOURNEYS",
     "close_idle_visits",
     "mark_pending",
     "pending_from",
@@ -323,38 +324,51 @@ def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
     )
 
 
-# Where the pending journeys' staged spans begin: a journey already derived once starts at its recorded first
-# span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has no
-# seq: read from the start).
+# Where the chosen pending journeys' staged spans begin: a journey already derived once starts at its recorded
+# first span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has
+# no seq: read from the start).
 _PENDING_FROM = """
 SELECT coalesce(min(coalesce(f.first_seq, p.first_seq, 0)), 0)
 FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
+WHERE p.journey_id IN ({chosen})
 """
 
-
-def pending_from(cur: duckdb.DuckDBPyConnection) -> int:
-    """The ``seq`` at or after which every staged span of every pending journey lies."""
-    row = cur.execute(_PENDING_FROM).fetchone()
-    return int(row[0]) if row else 0
+#: Journeys one upkeep transaction derives again at most, unless the caller says otherwise: what an upkeep
+#: holds in memory (the spans it reads, the visits it deletes and inserts) grows with it, not with the backlog.
+UPKEEP_JOURNEYS = 20_000
 
 
-def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int) -> list[str]:
-    """Re-derive the visits of every pending journey and clear the backlog (caller's transaction).
+def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_id FROM visits_pending") -> int:
+    """The ``seq`` at or after which every staged span of the pending journeys ``chosen`` selects lies."""
+    row = cur.execute(_PENDING_FROM.format(chosen=chosen)).fetchall()
+    return int(row[0][0]) if row else 0
 
-    Reads spans only from the earliest pending journey's first staged span on, so an upkeep
+
+def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int,
+                   limit: int = UPKEEP_JOURNEYS) -> list[str]:
+    """Re-derive the visits of up to ``limit`` pending journeys and clear them from the backlog (caller's
+    transaction); call again while it returns journeys.
+
+    Reads spans only from the earliest chosen journey's first staged span on, so an upkeep
     costs what the live journeys hold, not what the warehouse holds. Returns the journeys
     re-derived, so the server can refresh what it holds of them.
     """
-    touched = [r[0] for r in cur.execute("SELECT DISTINCT journey_id FROM visits_pending").fetchall()]
-    if not touched:
+    cur.execute("CREATE OR REPLACE TEMP TABLE js_upkeep AS "
+                "SELECT journey_id FROM visits_pending GROUP BY journey_id LIMIT ?", [limit])
+    try:
+        touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
+        if not touched:
+            return touched
+        chosen = "SELECT journey_id FROM js_upkeep"
+        update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
+        cur.execute(
+            "INSERT OR IGNORE INTO journey_first_seq SELECT journey_id, min(first_seq) FROM visits_pending "
+            "WHERE first_seq IS NOT NULL AND journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY journey_id"
+        )
+        cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
         return touched
-    update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM visits_pending", pending_from(cur))
-    cur.execute(
-        "INSERT OR IGNORE INTO journey_first_seq SELECT journey_id, min(first_seq) FROM visits_pending "
-        "WHERE first_seq IS NOT NULL GROUP BY journey_id"
-    )
-    cur.execute("DELETE FROM visits_pending")
-    return touched
+    finally:
+        cur.execute("DROP TABLE js_upkeep")
 
 
 #: Every journey's first staged span, for those not recorded yet (schema 10 fills the table with it; a full

@@ -31,6 +31,14 @@ from journeyscope.ports import ensure_free
               help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
 @click.option("--db-threads", type=click.IntRange(1, 256),
               help="Threads per DuckDB query. Default: one fewer than the cores (at least 1), one left for the API.")
+@click.option("--db-memory", default="1GB", show_default=True,
+              help="DuckDB's memory limit (e.g. 512MB, 4GB; 'none': 80%% of the machine's memory).")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1),
+              help="HTTP connections open at once (keep below 'ulimit -n'); gRPC calls handled at once.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a request may take to send its headers before a 408 and close.")
+@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a request may take to send its body before a 408 and close.")
 @click.option("--no-evaluate", is_flag=True, help="Do not score stage visits online as they close.")
 def serve(
     db: str,
@@ -44,6 +52,10 @@ def serve(
     monitors_file: str | None,
     workers: int,
     db_threads: int | None,
+    db_memory: str,
+    max_connections: int,
+    header_timeout: float,
+    body_timeout: float,
     no_evaluate: bool,
 ) -> None:
     """Receive OTLP traces (HTTP and gRPC), serve the eval API; this process is the warehouse's one writer."""
@@ -51,7 +63,7 @@ def serve(
     from journeyscope.server.routing import load_policies
     from journeyscope.server.run import serve as run_server
     from journeyscope.server.settings import ServerSettings
-    from journeyscope.warehouse import load_journey_map
+    from journeyscope.warehouse import Warehouse, load_journey_map
 
     # Bad config is one clear line now, not an error inside the server's start-up; a taken port too,
     # before the warehouse file is created.
@@ -63,10 +75,16 @@ def serve(
     load_policies(policies_file)
     if monitors_file is not None:
         _check_monitors(monitors_file, db, map_file)
+    memory = None if db_memory.strip().lower() == "none" else db_memory
+    if memory is not None:
+        with Warehouse(":memory:") as probe:
+            probe.set_memory_limit(memory)
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
         monitors_file=monitors_file, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
+        db_memory_limit=memory, max_connections=max_connections, header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
     )
     try:
         run_server(settings)
