@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 
 from journeyscope.errors import WarehouseError
+from journeyscope.warehouse.feedback_events import FEEDBACK_TABLE, feedback_rows
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
@@ -190,11 +191,14 @@ CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, fi
 {RECORD_FIRST_SEQ};
 """
 
-# v11: what customers reported about each stage visit (``journey.feedback`` events: the latest CSAT, effort and
-# NPS answer, comment and time, and how many responses), derived with the visits (journeyscope.warehouse.visits),
-# so feedback per stage is a GROUP BY of the visits and goes wherever they go (filters, erasure, retention).
-# Visits are derived again on the next writable open.
-_V11 = """
+# v11: what customers reported. Every ``journey.feedback`` event, one row each, copied from spans at ingest
+# (journeyscope.warehouse.feedback_events; filled here from the spans stored so far), and on each stage visit the
+# latest CSAT, effort and NPS answer, comment and time, and how many answers, derived with the visits
+# (journeyscope.warehouse.visits), so feedback per stage is a GROUP BY of the visits and goes wherever they go
+# (filters, erasure, retention). Visits are derived again on the next writable open.
+_V11 = f"""
+{FEEDBACK_TABLE}
+INSERT OR IGNORE INTO feedback {feedback_rows("spans")};
 ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_responses INTEGER;
 ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS csat DOUBLE;
 ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS ces DOUBLE;

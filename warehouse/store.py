@@ -26,6 +26,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
+from journeyscope.warehouse.feedback_events import STORE_FEEDBACK
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -287,6 +288,7 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+            cur.execute(STORE_FEEDBACK)
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         cur.execute("COMMIT")
