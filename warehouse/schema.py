@@ -14,7 +14,7 @@ from journeyscope.warehouse.feedback_events import FEEDBACK_TABLE, feedback_rows
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -191,14 +191,11 @@ CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, fi
 {RECORD_FIRST_SEQ};
 """
 
-# v11: what customers reported. Every ``journey.feedback`` event, one row each, copied from spans at ingest
-# (journeyscope.warehouse.feedback_events; filled here from the spans stored so far), and on each stage visit the
-# latest CSAT, effort and NPS answer, comment and time, and how many answers, derived with the visits
-# (journeyscope.warehouse.visits), so feedback per stage is a GROUP BY of the visits and goes wherever they go
-# (filters, erasure, retention). Visits are derived again on the next writable open.
-_V11 = f"""
-{FEEDBACK_TABLE}
-INSERT OR IGNORE INTO feedback {feedback_rows("spans")};
+# v11: what customers reported about each stage visit (``journey.feedback`` events: the latest CSAT, effort and
+# NPS answer, comment and time, and how many responses), derived with the visits (journeyscope.warehouse.visits),
+# so feedback per stage is a GROUP BY of the visits and goes wherever they go (filters, erasure, retention).
+# Visits are derived again on the next writable open.
+_V11 = """
 ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_responses INTEGER;
 ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS csat DOUBLE;
 ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS ces DOUBLE;
@@ -208,8 +205,16 @@ ALTER TABLE stage_visits ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMP_NS;
 DELETE FROM meta WHERE key = 'journey_map_digest';
 """
 
+# v12: every ``journey.feedback`` event, one row each (journeyscope.warehouse.feedback_events), copied from spans at
+# ingest and filled here from the spans stored so far: visit upkeep reads this small table by journey instead of
+# every span's events. The visits derived from the events under v11 hold the same answers.
+_V12 = f"""
+{FEEDBACK_TABLE}
+INSERT OR IGNORE INTO feedback {feedback_rows("spans")};
+"""
+
 _MIGRATIONS: dict[int, str] = {
-    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11,
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12,
 }
 
 
