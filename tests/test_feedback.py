@@ -461,7 +461,8 @@ def test_an_older_warehouse_gets_its_feedback_on_upgrade(tmp_path):
         import_jsonl(wh, path)
         expected = _visits(wh, "s-3")
     assert expected[0][3] == 2.0
-    with duckdb.connect(str(db)) as con:  # as schema 10 left it: no feedback columns
+    with duckdb.connect(str(db)) as con:  # as schema 10 left it: no feedback table or columns
+        con.execute("DROP TABLE feedback")
         con.execute("DROP INDEX stage_visits_journey")
         for column in ("feedback_responses", "csat", "ces", "nps", "feedback_comment", "feedback_at"):
             con.execute(f"ALTER TABLE stage_visits DROP COLUMN {column}")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import duckdb
 
 from journeyscope.errors import WarehouseError
+from journeyscope.warehouse.feedback_events import FEEDBACK_TABLE, feedback_rows
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -324,8 +325,17 @@ CREATE TABLE IF NOT EXISTS log_records (
 );
 """
 
+# v15: every ``journey.feedback`` event, one row each (journeyscope.warehouse.feedback_events), copied from spans at
+# ingest and filled here from the spans stored so far: visit upkeep reads this small table by journey instead of
+# every span's events. The visits derived from the events under v11 hold the same answers.
+_V15 = f"""
+{FEEDBACK_TABLE}
+INSERT OR IGNORE INTO feedback {feedback_rows("spans")};
+"""
+
 _MIGRATIONS: dict[int, str] = {
-    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13, 14: _V14,
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
+    14: _V14, 15: _V15,
 }
 
 

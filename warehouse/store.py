@@ -26,6 +26,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
+from journeyscope.warehouse.feedback_events import STORE_FEEDBACK
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SPAN_SCHEMA, SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -349,6 +350,7 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+            cur.execute(STORE_FEEDBACK)
         if with_logs:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")

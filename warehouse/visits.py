@@ -32,7 +32,8 @@ journey's last activity plus its idle timeout), and readers apply
 :data:`OUTCOME_NOW` so an ``open`` visit past that time reads as ``abandoned``
 even before the writer's next :func:`close_idle_visits`.
 
-**Feedback** (``journey.feedback`` events, on any span of the journey): an
+**Feedback** (``journey.feedback`` events, on any span of the journey, copied
+at ingest into the ``feedback`` table: :mod:`journeyscope.warehouse.feedback_events`): an
 answer belongs to the stage its event names (``journey.stage``, else its span's),
 in the latest visit of that stage that began at or before it (else the stage's
 first visit); per visit the latest answer to each question (CSAT, CES, NPS,
@@ -65,6 +66,7 @@ import pyarrow as pa
 
 from journeyscope.instrument import conventions as cv
 from journeyscope.warehouse import journey_facts
+from journeyscope.warehouse.feedback_events import HAS_FEEDBACK
 from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 from journeyscope.warehouse.journey_map import JourneyMap
 
@@ -106,18 +108,9 @@ STAGE_VISITS_EXPORT = f"""
     FROM stage_visits ORDER BY journey_id, position
 """
 
-#: Spans that may carry a ``journey.feedback`` event (its name, quoted, in the events' JSON text).
-_HAS_FEEDBACK = "events LIKE '%\"journey.feedback\"%'"
 #: Spans whose journeys' visits must be derived again when they arrive: staged spans, and feedback events
 #: (which name their stage on the event, so may come on a span without one).
-STAGED = f"(stage IS NOT NULL OR {_HAS_FEEDBACK})"
-
-
-def _score(measure: str) -> str:
-    """A feedback event's score, kept only on its scale (ingest already left out the rest; older rows may not)."""
-    key, low, high = cv.FEEDBACK_SCALES[measure]
-    value = f"""TRY_CAST(e->'attributes'->>'$."{key}"' AS DOUBLE)"""
-    return f"CASE WHEN {value} BETWEEN {low} AND {high} THEN {value} END AS {measure}"
+STAGED = f"(stage IS NOT NULL OR {HAS_FEEDBACK})"
 
 
 _DERIVE = f"""
@@ -126,16 +119,14 @@ WITH s AS (
            sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
            sp.trace_id, sp.name, sp.turns,
            (sp.name = '{cv.OUTCOME_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only,
-           (sp.name = '{cv.FEEDBACK_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS feedback_only,
-           CASE WHEN sp.{_HAS_FEEDBACK} THEN sp.events END AS feedback_events
+           (sp.name = '{cv.FEEDBACK_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS feedback_only
     FROM spans sp
-    WHERE sp.seq >= $from_seq AND (sp.stage IS NOT NULL OR sp.{_HAS_FEEDBACK})
-      AND sp.journey_id IN (SELECT journey_id FROM touched)
+    WHERE sp.seq >= $from_seq AND sp.stage IS NOT NULL AND sp.journey_id IN (SELECT journey_id FROM touched)
 ),
 marked AS (
     SELECT *, CASE WHEN stage IS DISTINCT FROM lag(stage) OVER (PARTITION BY journey_id ORDER BY start_time, seq)
                    THEN 1 ELSE 0 END AS brk
-    FROM s WHERE NOT outcome_only AND NOT feedback_only AND stage IS NOT NULL
+    FROM s WHERE NOT outcome_only AND NOT feedback_only
 ),
 runs AS (
     SELECT *, sum(brk) OVER (PARTITION BY journey_id ORDER BY start_time, seq ROWS UNBOUNDED PRECEDING) - 1
@@ -173,18 +164,12 @@ stated AS (
 -- Feedback belongs to the stage it names (else its span's), in the latest visit of that stage that began at or
 -- before it (else the stage's first visit: a clock running behind); the latest answer to each question wins.
 feedback_items AS (
-    SELECT journey_id, coalesce(e->'attributes'->>'$."{cv.JOURNEY_STAGE}"', stage) AS stage,
-           coalesce(nullif(TRY_CAST(e->>'time' AS BIGINT), 0), epoch_ns(start_time)) AS at_ns,
-           {_score("csat")}, {_score("ces")}, {_score("nps")},
-           nullif(e->'attributes'->>'$."{cv.FEEDBACK_COMMENT}"', '') AS comment
-    FROM (SELECT journey_id, stage, start_time, unnest(CAST(feedback_events AS JSON[])) AS e
-          FROM s WHERE feedback_events IS NOT NULL)
-    WHERE e->>'name' = '{cv.FEEDBACK_EVENT}'
+    SELECT journey_id, stage, epoch_ns("at") AS at_ns, csat, ces, nps, comment
+    FROM feedback WHERE journey_id IN (SELECT journey_id FROM touched)
 ),
 feedback_owned AS (
     SELECT f.*, v.position AS at_position FROM feedback_items f
     ASOF LEFT JOIN v ON f.journey_id = v.journey_id AND f.stage = v.stage AND make_timestamp_ns(f.at_ns) >= v.started_at
-    WHERE f.csat IS NOT NULL OR f.ces IS NOT NULL OR f.nps IS NOT NULL OR f.comment IS NOT NULL
 ),
 feedback AS (
     SELECT f.journey_id, coalesce(f.at_position, fv.first_position) AS position,
