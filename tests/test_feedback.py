@@ -7,7 +7,6 @@ import json
 import logging
 import random
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import duckdb
 import httpx

@@ -39,34 +39,6 @@ def _rate(r: Rate) -> str:
     return _pct(r.value) + _ci(r.low, r.high)
 
 
-def _mean(m: Mean) -> str:
-    return "–" if m.mean is None else f"{m.mean:.2f} n={m.n}"
-
-
-def _rate(r: Rate) -> str:
-    return _pct(r.value) + _ci(r.low, r.high)
-
-
-def render(report: FunnelReport, console: Console) -> None:
-    """Per journey type: the funnel, re-entry and time in stage, then each evaluator at each stage.
-
-    Three narrow tables rather than one wide one, so an 80-column terminal shows every column with
-    no name cut; rates carry their 95% intervals, evaluator fail rates the visits they count.
-    """
-    if report.note:
-        console.print(report.note)
-    for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    for journey in report.journeys:
-        order = "journey map order" if journey.order == "map" else "order inferred from first entries (no journey map)"
-def _mean(m: Mean) -> str:
-    return "–" if m.mean is None else f"{m.mean:.2f} n={m.n}"
-
-
-def _rate(r: Rate) -> str:
-    return _pct(r.value) + _ci(r.low, r.high)
-
-
 def render(report: FunnelReport, console: Console) -> None:
     """Per journey type: the funnel, re-entry and time in stage, then each evaluator at each stage.
 
