@@ -63,7 +63,7 @@ def test_genai_latest_messages_parts_tool_calls_and_system_instructions(encode) 
             {"type": "text", "content": "At the depot."},
             {"type": "tool_call", "id": "c2", "name": "notify", "arguments": '{"to": "me"}'}]}]),
     }
-    assert turns("chat", attributes) == [("tool", '{"at":"depot"}', "c1"), ("agent", "At the depot.", None),
+    assert turns("chat", attributes) == [("tool", '{"at":"depot"}', None), ("agent", "At the depot.", None),
                                          ("tool", '{"to":"me"}', "notify")]
 
 

@@ -104,7 +104,7 @@ WHERE journey_name IS NOT NULL AND {where} GROUP BY ALL
 
 _EVALS = """
 SELECT v.journey_name, e.stage, e.evaluator,
-       avg(e.score) AS mean_score,
+       round(avg(e.score), 12) AS mean_score,
        count(e.score) AS scored,
        count(*) FILTER (WHERE e.passed = false AND e.score IS NOT NULL) AS failed,
        count(*) FILTER (WHERE e.score IS NULL) AS unscored
@@ -119,7 +119,7 @@ GROUP BY ALL
 # or drops whole journeys; channel and time filters select visits, and take the join.
 _EVALS_FAST = """
 SELECT journey_name, stage, evaluator,
-       avg(score) AS mean_score,
+       round(avg(score), 12) AS mean_score,  -- the same figure whatever the thread count
        count(score) AS scored,
        count(*) FILTER (WHERE passed = false AND score IS NOT NULL) AS failed,
        count(*) FILTER (WHERE score IS NULL) AS unscored

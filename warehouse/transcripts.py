@@ -73,14 +73,20 @@ own AS (
     WHERE sp.name = '{cv.TURN_SPAN}' AND len(sp.turns) > 0 {where_sp}
 ),
 derived AS (
-    SELECT * EXCLUDE (nth) FROM (
+    SELECT * EXCLUDE (nth, named) REPLACE (struct_pack(role := turn.role, text := turn.text, name := named) AS turn)
+    FROM (
         SELECT o.*,
-               row_number() OVER (PARTITION BY o.journey_id, o.position, o.trace_id, o.turn.role, o.turn.text
-                                  ORDER BY o.ts, o.seq, o.idx) AS nth
+               row_number() OVER same_turn AS nth,
+               -- the copies of one turn: the first that names it (a tool result's message part may not, its
+               -- execute_tool span does), whichever copy arrived first
+               first_value(o.turn.name IGNORE NULLS) OVER (same_turn ROWS BETWEEN UNBOUNDED PRECEDING
+                                                           AND UNBOUNDED FOLLOWING) AS named
         FROM ({foreign_turns_sql("runs", where_sp)}) o
         WHERE NOT EXISTS (SELECT 1 FROM own j
                           WHERE j.journey_id = o.journey_id AND j.position = o.position AND j.trace_id = o.trace_id
                             AND j.turn.role = o.turn.role AND j.turn.text = o.turn.text)
+        WINDOW same_turn AS (PARTITION BY o.journey_id, o.position, o.trace_id, o.turn.role, o.turn.text
+                             ORDER BY o.ts, o.seq, o.idx)
     ) WHERE nth = 1
 )
 SELECT journey_id, CAST(position AS INTEGER) AS position,

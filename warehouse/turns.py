@@ -211,7 +211,7 @@ def _genai_message(message: Any) -> tuple[str | None, list[Turn]]:
         elif kind == "tool_call_response":
             response = part.get("response", part.get("result"))
             if response not in (None, ""):
-                turns.append(_turn("tool", _tool_text(response), _opt(part.get("name") or part.get("id"))))
+                turns.append(_turn("tool", _tool_text(response), _opt(part.get("name"))))  # an id names no tool
     if texts and role in ("customer", "agent", "tool"):
         name = _opt(message.get("name")) if role != "agent" else None
         turns.insert(0, _turn(role, "\n".join(texts), name))
