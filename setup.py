@@ -11,8 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "journeyscope.warehouse._otlp_decode",
-            sources=["warehouse/_otlp_decode.c"],
-            depends=["warehouse/_otlp_wire.h"],
+            sources=["src/journeyscope/warehouse/_otlp_decode.c"],
+            depends=["src/journeyscope/warehouse/_otlp_wire.h"],
             optional=True,
         )
     ]

@@ -20,7 +20,7 @@ from journeyscope.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, wait_until_s
 
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "dashboard" / "app.py"
+APP = ROOT / "src" / "journeyscope" / "dashboard" / "app.py"
 JOURNEYS = 300
 SEED = 7
 #: Fixed end of the simulated period, so every run sees the same journeys.
