@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from journeyscope.errors import ConfigError
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.privacy.detectors import BUILTIN_TYPES
 
 if sys.version_info >= (3, 11):

@@ -46,7 +46,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from journeyscope.errors import InvalidInputError
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.rows import _ALIASES as lift_aliases
 from journeyscope.warehouse.rows import (
     LONG_CUSTOMER_ID,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.turns import extract_turns
 
 logger = logging.getLogger(__name__)
