@@ -563,4 +563,10 @@ def test_the_dashboard_pages_are_packaged():
     config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     tool = config["tool"]["setuptools"]
     data = tool.get("package-data", {}).get("journeyscope.dashboard", [])
-    assert "journeyscope.dashboard.views" in tool["packages"] or "views/*.py" in data
+    if "find" in tool.get("packages", {}):  # found, as setuptools finds them
+        from setuptools import find_packages
+
+        packages = find_packages(where=str(Path(__file__).resolve().parents[1] / tool["packages"]["find"]["where"][0]))
+    else:
+        packages = tool["packages"]
+    assert "journeyscope.dashboard.views" in packages or "views/*.py" in data

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -37,8 +36,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
-from journeyscope.errors import ConfigError
 from journeyscope import conventions as cv
+from journeyscope import settings
+from journeyscope.errors import ConfigError
 from journeyscope.privacy.detectors import BUILTIN_TYPES
 
 if sys.version_info >= (3, 11):
@@ -192,7 +192,7 @@ def _type(name: str, where: str) -> str:
 
 
 def _key_from_env() -> bytes | None:
-    raw = os.environ.get(KEY_ENV)
+    raw = settings.load().pii_key
     if not raw:
         return None
     if len(raw) < MIN_KEY_LENGTH:
@@ -306,7 +306,7 @@ def load_policy(path: str | Path | None = None) -> PrivacyPolicy:
     a :class:`ConfigError` then, not a silent fallback to weaker settings.
     """
     key = _key_from_env()
-    env = os.environ.get(POLICY_ENV)
+    env = settings.load().privacy
     if path is None and env is not None:
         if not (env.strip().endswith(".toml") or Path(env).is_file()):
             return parse_inline(env, key=key)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from journeyscope import settings
 from journeyscope.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -153,7 +153,7 @@ def load_journey_map(path: str | Path | None = None) -> JourneyMap:
     A file named explicitly (argument or variable) must exist; the default
     ``./journeys.toml`` is optional.
     """
-    explicit = path or os.environ.get("JOURNEYSCOPE_MAP")
+    explicit = path or settings.load().map_file
     target = Path(explicit) if explicit else Path(DEFAULT_MAP_FILE)
     if not target.exists():
         if explicit:

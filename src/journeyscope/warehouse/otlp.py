@@ -30,7 +30,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -45,6 +44,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from journeyscope import settings
 from journeyscope.errors import InvalidInputError
 from journeyscope import conventions as cv
 from journeyscope.warehouse.rows import _ALIASES as lift_aliases
@@ -597,7 +597,7 @@ def rules_arguments() -> dict[str, Any]:
 def _compiled_rules() -> Any:
     """The compiled decoder, set up with this module's rules; ``None`` to decode in Python (not built,
     turned off with ``JOURNEYSCOPE_PURE_PYTHON=1``, or built for other protos or another span schema)."""
-    if os.environ.get("JOURNEYSCOPE_PURE_PYTHON", "") not in ("", "0"):
+    if settings.load().pure_python:
         return None
     try:
         from journeyscope.warehouse import _otlp_decode

@@ -27,7 +27,7 @@ rule; ``[[webhooks]]`` say where alerts go::
     [[webhooks]]
     url = "https://hooks.example.com/journeyscope"
     format = "json"             # or "slack"
-    secret_env = "JOURNEYSCOPE_WEBHOOK_SECRET"   # or secret = "..." (HMAC-SHA256 signature)
+    secret_env = "ALERTS_WEBHOOK_SECRET"   # or secret = "..." (HMAC-SHA256 signature)
     monitors = ["completion-drop"]               # optional: only these monitors' alerts
 
 Problems are a :class:`ConfigError` naming the file and line; names of journeys,
