@@ -1,7 +1,10 @@
 """An OpenTelemetry span exporter that writes into the embedded warehouse.
 
 The embedded default of :func:`journeyscope.instrument.setup`: no server, the
-agent's own process appends to a DuckDB file. It converts SDK spans straight to
+agent's own process appends to a DuckDB file. The instrumentation sits below the
+warehouse and never imports it: it finds this class by name, as the ``journeyscope``
+entry point of OpenTelemetry's ``opentelemetry_traces_exporter`` group (pyproject.toml),
+the way the SDK finds its OTLP exporter. It converts SDK spans straight to
 :class:`SpanRows` (no protobuf round trip) and hands them to the same
 :meth:`Warehouse.ingest` the OTLP receiver uses.
 """
@@ -15,6 +18,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from journeyscope import settings
 from journeyscope.errors import JourneyscopeError
 from journeyscope.warehouse.rows import SpanRows, long_id
 from journeyscope.warehouse.store import Warehouse
@@ -71,7 +75,10 @@ class DuckDBSpanExporter(SpanExporter):
     failed write is logged and reported as ``SpanExportResult.FAILURE``.
     """
 
-    def __init__(self, target: str | Path | Warehouse) -> None:
+    def __init__(self, target: str | Path | Warehouse | None = None) -> None:
+        """``target``: a warehouse file, an open :class:`Warehouse`, or ``None`` for ``$JOURNEYSCOPE_DB``."""
+        if target is None:
+            target = settings.load().db
         self._warehouse = target if isinstance(target, Warehouse) else None
         self._path = None if isinstance(target, Warehouse) else str(target)
         self._owns = self._warehouse is None
