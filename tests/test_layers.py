@@ -104,14 +104,29 @@ def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
     assert "journeyscope.cli.serve" in GRAPH["journeyscope.cli"]
 
 
-def test_imports_point_down_the_layers() -> None:
+def _upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Imports into another package of the same layer or a higher one, by pair of packages."""
     upward = defaultdict(list)
-    for module, targets in GRAPH.items():
-        for target in targets:
+    for module, targets in graph.items():
+        for target in sorted(targets):
             src, dst = _unit(module), _unit(target)
             if src != dst and RANK[dst] <= RANK[src]:
                 upward[f"{src or 'journeyscope'} -> {dst or 'journeyscope'}"].append(f"{module} imports {target}")
-    assert not upward, dict(upward)
+    return dict(upward)
+
+
+def test_the_layer_rule_catches_upward_and_sideways_imports() -> None:
+    graph = {"journeyscope.instrument.tracing": {"journeyscope.warehouse.exporter", "journeyscope.privacy"},
+             "journeyscope.evaluators.llm": {"journeyscope.instrument.context"},
+             "journeyscope.cli.serve": {"journeyscope.server.run"}}
+    assert _upward(graph) == {
+        "instrument -> warehouse": ["journeyscope.instrument.tracing imports journeyscope.warehouse.exporter"],
+        "evaluators -> instrument": ["journeyscope.evaluators.llm imports journeyscope.instrument.context"],
+    }
+
+
+def test_imports_point_down_the_layers() -> None:
+    assert _upward(GRAPH) == {}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
