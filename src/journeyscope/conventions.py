@@ -60,6 +60,16 @@ FEEDBACK_SCALES: Final = {
 NPS_PROMOTER_MIN: Final = 9
 NPS_DETRACTOR_MAX: Final = 6
 
+#: The built-in evaluators' names: journeyscope.evaluators registers its evaluators under these, and every other
+#: layer (journey states, flows, stage signals, the dashboard, the CLI) names them from here.
+RESOLUTION_EVALUATOR: Final = "conversation_resolution"
+RETENTION_EVALUATOR: Final = "customer_agent_context_retention"
+QUALITY_EVALUATOR: Final = "customer_agent_conversation_quality"
+#: The prefix tables and charts drop from evaluator names where room is short (a legend says so).
+EVALUATOR_PREFIX: Final = "customer_agent_"
+#: Every friction signal's name starts with this (journeyscope.evaluators.friction).
+FRICTION_PREFIX: Final = "friction_"
+
 ROUTE_SPAN: Final = "journey.route"
 #: A monitor's alert firing or resolving (journeyscope.warehouse.monitors); its attributes are ``alert.*``.
 ALERT_SPAN: Final = "journey.alert"
