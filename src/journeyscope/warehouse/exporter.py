@@ -12,6 +12,7 @@ the way the SDK finds its OTLP exporter. It converts SDK spans straight to
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,8 +80,13 @@ class DuckDBSpanExporter(SpanExporter):
         """``target``: a warehouse file, an open :class:`Warehouse`, or ``None`` for ``$JOURNEYSCOPE_DB``."""
         if target is None:
             target = settings.load().db
-        self._warehouse = target if isinstance(target, Warehouse) else None
-        self._path = None if isinstance(target, Warehouse) else str(target)
+        # A path is a str or PathLike; anything else must be an open warehouse (by what it does, not its class,
+        # so a module imported twice cannot make it a "path"): str() of a Warehouse would name a file its repr.
+        is_path = isinstance(target, (str, os.PathLike))
+        if not is_path and not callable(getattr(target, "ingest", None)):
+            raise TypeError(f"DuckDBSpanExporter needs a file path or a Warehouse, got {type(target).__name__}")
+        self._warehouse = None if is_path else target  # type: ignore[assignment]
+        self._path = str(target) if is_path else None
         self._owns = self._warehouse is None
         self.exported = 0
 
