@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("warehouse", "analytics", "simulator"),
     ("evaluators", "instrument"),
     ("privacy",),
-    ("conventions", "settings", "ports"),
+    ("conventions", "settings", "tomlconfig", "ports"),
     ("errors", ""),
 )
 #: Modules that belong to another unit's layer: the entry point of ``python -m journeyscope`` is the CLI's,
