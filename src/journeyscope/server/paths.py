@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 from pydantic import AfterValidator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from journeyscope.instrument.conventions import MAX_VALUE_LENGTH
+from journeyscope.conventions import MAX_VALUE_LENGTH
 
 __all__ = ["OpaquePaths", "PathId", "path_id", "path_segment"]
 

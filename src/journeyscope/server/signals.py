@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from journeyscope import conventions as cv
 from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.routing.decide import StageSignal
 from journeyscope.warehouse.filters import Filters
@@ -27,9 +28,9 @@ from journeyscope.warehouse.stats import rate
 
 logger = logging.getLogger(__name__)
 
-RESOLUTION = "conversation_resolution"
-QUALITY = "customer_agent_conversation_quality"
-RETENTION = "customer_agent_context_retention"
+RESOLUTION = cv.RESOLUTION_EVALUATOR
+QUALITY = cv.QUALITY_EVALUATOR
+RETENTION = cv.RETENTION_EVALUATOR
 
 
 def _signal(value: float | None, n: int, low: float | None = None, high: float | None = None) -> StageSignal:

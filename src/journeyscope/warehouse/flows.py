@@ -22,12 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from journeyscope import conventions as cv
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import FunnelReport, funnel, stage_orders
 from journeyscope.warehouse.stats import Difference, Rate, difference, rate
 from journeyscope.warehouse.store import Warehouse
 
-RETENTION = "customer_agent_context_retention"
+RETENTION = cv.RETENTION_EVALUATOR
 
 # The stage each visit led to is stored with it (``next_stage``), so the graph's stage-to-stage links are one
 # GROUP BY. A filter that keeps whole journeys (type, cohort) applies to the visits directly; a channel or

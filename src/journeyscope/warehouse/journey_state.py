@@ -25,10 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from journeyscope import conventions as cv
 from journeyscope.warehouse.store import Warehouse
 
-RETENTION = "customer_agent_context_retention"
-RESOLUTION = "conversation_resolution"
+RETENTION = cv.RETENTION_EVALUATOR
+RESOLUTION = cv.RESOLUTION_EVALUATOR
 
 _VISITS = """
 SELECT journey_id, stage, visit, started_at, ended_at, outcome, epoch_ns(open_until), turns, channel, channels,
