@@ -49,14 +49,12 @@ from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError
+from journeyscope.warehouse.decisions import ACTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
 else:  # pragma: no cover - Python 3.10
     import tomli as _toml
-
-#: Actions by increasing severity.
-ACTIONS = ("continue", "clarify", "human_handoff", "escalate")
 
 #: Per-stage signals a stage rule may test (rates in [0, 1], means of scores in [0, 1]; what customers reported on
 #: its own scale: mean CSAT 1-5, mean effort 1-7, NPS -100..100, with ``n`` counting answers).
