@@ -319,7 +319,7 @@ class Reader:
     def health(self, filters: Filters = ALL) -> dict[str, Any]:
         """Data health (missing journey attributes, stages outside the map, ingest lag) and, under ``window``,
         what the filtered window holds."""
-        return health(self.warehouse, filters=filters)
+        return health(self.warehouse, filters=None if filters == ALL else filters)
 
     @read("/v1/health", part="window")
     def activity(self, filters: Filters = ALL) -> dict[str, Any]:
@@ -370,6 +370,7 @@ def read_methods(cls: type) -> type:
             return_annotation=spec.signature.return_annotation,
         )
         method.__qualname__ = f"{cls.__qualname__}.{spec.name}"
+        method.__module__ = cls.__module__
         setattr(cls, spec.name, method)
     return cls
 
