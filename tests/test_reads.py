@@ -60,7 +60,7 @@ def _arguments(reader: Reader) -> dict[str, dict[str, Any]]:
 def _comparable(name: str, answer: Any) -> Any:
     """The answer without what moves with the clock or says how old a held answer is."""
     if isinstance(answer, dict):
-        answer = {k: v for k, v in answer.items() if k != "as_of_age_s"}
+        answer = {k: v for k, v in answer.items() if k not in ("as_of_age_s", "generated_at")}
         if name == "journey":
             answer["signals"] = {k: v for k, v in answer["signals"].items() if k != "silence_seconds"}
     return answer
