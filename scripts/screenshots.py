@@ -26,11 +26,10 @@ MAX_HEIGHT = 4200
 
 def build(db: Path, journeys: int) -> None:
     """An evaluated demo warehouse: the case study's onboarding journey included."""
-    from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.evaluations import evaluate_pending
-
     from journeyscope.demo import run_demo
     from journeyscope.simulator import SimulationConfig
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.evaluations import evaluate_pending
 
     started = time.perf_counter()
     result = run_demo(db, SimulationConfig(journeys=journeys, seed=7), fresh=True)

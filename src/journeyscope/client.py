@@ -63,7 +63,7 @@ class Client(_Reads):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Client:  # noqa: PYI034 - the subclass (the dashboard's source) is one too
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import streamlit as st
+
 from journeyscope.dashboard import data
 from journeyscope.dashboard.settings import DashboardSettings
 from journeyscope.dashboard.source import FilterParams, Source
 from journeyscope.dashboard.widgets import show_error
-
 from journeyscope.errors import JourneyscopeError
 
 __all__ = ["ALL", "CTX_KEY", "WINDOWS", "PageContext", "guarded", "run_page", "sidebar_filters"]

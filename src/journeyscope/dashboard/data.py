@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+
 from journeyscope.dashboard.settings import DEFAULT_TTL_S, DashboardSettings
 from journeyscope.dashboard.source import ApiSource, FilterParams, Source, WarehouseSource
 from journeyscope.warehouse.reads import reading

@@ -115,8 +115,9 @@ def _parameter(param: Param) -> inspect.Parameter:
         return inspect.Parameter(param.name, kind, annotation=Annotated[Filters, Depends(parse)])
     if param.in_path:
         return inspect.Parameter(param.name, kind, annotation=PathId)
-    bounds = {"ge": param.interval.ge, "le": param.interval.le} if param.interval is not None else {}
-    return inspect.Parameter(param.name, kind, annotation=Annotated[param.annotation, Query(**bounds)],
+    interval: Any = param.interval
+    query = Query(ge=interval.ge, le=interval.le) if interval is not None else Query()
+    return inspect.Parameter(param.name, kind, annotation=Annotated[param.annotation, query],
                              default=param.default)
 
 
@@ -127,7 +128,7 @@ def _endpoint(spec: Read) -> Callable[..., Any]:
 
     def missing(caller: Caller, arguments: dict[str, Any]) -> HTTPException:
         thing = key.removesuffix("_id") if key else spec.name
-        return HTTPException(404, f"no {thing} {arguments.get(key)!r} in project {caller.project.name!r}")
+        return HTTPException(404, f"no {thing} {arguments.get(key or '')!r} in project {caller.project.name!r}")
 
     if answer is not None and inspect.iscoroutinefunction(answer):
         async def endpoint(caller: Caller, **arguments: Any) -> Any:

@@ -363,7 +363,7 @@ def read_methods(cls: type) -> type:
             return self._answer(_spec, _spec.arguments(*args, **kwargs))
 
         functools.update_wrapper(method, spec.function)
-        del method.__wrapped__  # the signature below, not the Reader's (which opens a warehouse)
+        vars(method).pop("__wrapped__")  # the signature below, not the Reader's (which opens a warehouse)
         method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
              *spec.signature.parameters.values()],

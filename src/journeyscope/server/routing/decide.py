@@ -17,10 +17,9 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from journeyscope.server.routing.policy import JourneyRule, PolicySet, StageRule
-from journeyscope.warehouse.decisions import ACTIONS, Decision, Fired
+from journeyscope.warehouse.decisions import ACTIONS, Action, Decision, Fired, Mode
 from journeyscope.warehouse.stage_signals import StageSignal
 
 __all__ = ["Decision", "Fired", "HysteresisMemory", "Signals", "StageSignal", "decide"]
@@ -116,13 +115,14 @@ def decide(policies: PolicySet, signals: Signals, memory: HysteresisMemory | Non
         if verdict is not None:
             fired.append(verdict)
     fired.sort(key=lambda f: (-ACTIONS.index(f.action), -f.confidence))
+    action: Action
     if fired:
         top = fired[0]
         action, confidence, reason = top.action, top.confidence, top.reason
     else:
         action, confidence = "continue", round(1.0 - near_miss if near_miss else 0.9, 3)
         reason = "no policy rule fired"
-    mode = "recommend" if signals.stage in policies.recommend_only and action != "continue" else "act"
+    mode: Mode = "recommend" if signals.stage in policies.recommend_only and action != "continue" else "act"
     if mode == "recommend":
         reason += f"; {signals.stage} is a high-risk stage: recommend only, a human decides"
     return Decision(

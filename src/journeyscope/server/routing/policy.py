@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError
-from journeyscope.warehouse.decisions import ACTIONS
+from journeyscope.warehouse.decisions import ACTIONS, Action
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -102,7 +102,7 @@ class StageRule:
 
     name: str
     signal: str
-    action: str
+    action: Action
     below: float | None = None
     above: float | None = None
     journey: str | None = None
@@ -132,7 +132,7 @@ class JourneyRule:
     name: str
     signal: str
     at_least: float | None
-    action: str
+    action: Action
     stage: str | None = None
     at_most: float | None = None  #: instead of ``at_least``: fire at or below (a low CSAT answer)
 
@@ -172,10 +172,10 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def _action(value: Any) -> str:
+def _action(value: Any) -> Action:
     if value not in ACTIONS or value == "continue":
         raise ValueError(f"action must be one of clarify, human_handoff, escalate; got {value!r}")
-    return str(value)
+    return value  # type: ignore[no-any-return]
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], what: str) -> None:
