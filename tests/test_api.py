@@ -13,7 +13,7 @@ from journeyscope import instrument
 from journeyscope.demo import run_demo
 from journeyscope.server.access import AccessDenied, identify
 from journeyscope.server.auth import new_token
-from journeyscope.server.client import ApiError, Client
+from journeyscope.client import ApiError, Client
 from journeyscope.server.settings import ServerSettings
 from journeyscope.simulator import SimulationConfig
 from journeyscope.warehouse import Warehouse
@@ -77,7 +77,7 @@ def test_route_recommends_from_policy_and_logs_the_decision(server):
         decision = client.route(journey_id, stage="app-install", requested_by="test-orchestrator")
         assert decision.policy_version == "api-test-1"
         assert decision.action == "human_handoff" and decision.needs_human
-        assert "completion_rate" in decision.reason and decision.fired[0]["rule"] == "install-completion-low"
+        assert "completion_rate" in decision.reason and decision.fired[0].rule == "install-completion-low"
         assert 0 < decision.confidence <= 1
         payment = client.route(journey_id, stage="payment")
         assert payment.mode == "act" or payment.action == "continue"
