@@ -100,7 +100,7 @@ def test_redaction_log_counts_once_even_when_a_batch_is_retried(tmp_path, memory
 
 
 def test_batches_prepared_by_the_receiver_store_and_log_what_ingest_alone_does(tmp_path, memory_tracing):
-    from journeyscope.server.writer import BatchWriter
+    from journeyscope.warehouse.writer import Writer
 
     start = time.time_ns()
     tables = [_spans(memory_tracing, start + i * 10**12, [c]) for i, c in enumerate(CUSTOMERS)]
@@ -114,9 +114,9 @@ def test_batches_prepared_by_the_receiver_store_and_log_what_ingest_alone_does(t
             direct.ingest(table)
         expected = stored(direct)
     with _writer(tmp_path / "writer.duckdb") as warehouse:
-        writer = BatchWriter(warehouse)
-        # Two requests prepared on their receivers' threads, committed together.
-        futures = [writer.submit(warehouse.prepare(table)) for table in tables]
+        writer = Writer(warehouse)
+        # Two requests redacted on their receivers' threads by the door, committed together.
+        futures = [writer.ingest(table) for table in tables]
         assert [f.result(30).accepted for f in futures] == [t.num_rows for t in tables]
         assert writer.shutdown()
         got = stored(warehouse)

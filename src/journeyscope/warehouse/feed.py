@@ -27,18 +27,18 @@ from typing import Protocol
 import duckdb
 
 __all__ = [
-    "ALL_KINDS", "DECISIONS", "ERASURE", "FEEDBACK", "SCORES", "SPANS", "VISITS",
+    "ALL_KINDS", "ERASURE", "EVENTS", "FEEDBACK", "SCORES", "SPANS", "VISITS",
     "Change", "ChangeBatch", "ChangeFeed", "DuckDBFeed",
 ]
 
 #: Kinds of change. ``journeys`` ``None`` means "any journey" (a threshold adopted, an erasure).
 SPANS = "spans"            #: spans or GenAI log records stored (their journeys' visits are due for upkeep)
-DECISIONS = "decisions"    #: routing decisions or alerts stored (spans that derive no visits)
+EVENTS = "events"          #: routing decisions or alerts stored (spans that derive no visits)
 VISITS = "visits"          #: stage visits derived again (upkeep, an idle journey closed)
 SCORES = "scores"          #: evaluations written or decided again
 FEEDBACK = "feedback"      #: reviews or human labels written
 ERASURE = "erasure"        #: journeys deleted (a customer forgotten, retention)
-ALL_KINDS = frozenset({SPANS, DECISIONS, VISITS, SCORES, FEEDBACK, ERASURE})
+ALL_KINDS = frozenset({SPANS, EVENTS, VISITS, SCORES, FEEDBACK, ERASURE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,9 @@ class ChangeFeed(Protocol):
 
     def wait(self, after: int, timeout_s: float | None) -> int:
         """Block until a generation after ``after`` is committed or ``timeout_s`` passes; the newest."""
+
+    def wake(self) -> None:
+        """Wake every :meth:`wait` (a consumer's loop stopping)."""
 
     def position(self, consumer: str) -> int | None:
         """The stored position of a durable consumer (``None`` if it never recorded one)."""
@@ -143,8 +146,7 @@ class DuckDBFeed:
             self._generation = generation
             if prune > self._pruned_through and generation % 1000 == 0:
                 self._pruned_through = prune
-        with self._published:
-            self._published.notify_all()
+        self.wake()
         return generation
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -174,6 +176,10 @@ class DuckDBFeed:
             if self._generation <= after:
                 self._published.wait(timeout_s)
         return self._generation
+
+    def wake(self) -> None:
+        with self._published:
+            self._published.notify_all()
 
     def position(self, consumer: str) -> int | None:
         cur = self._con.cursor()

@@ -57,6 +57,13 @@ class JourneyRows:
     template: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
+def recent_journeys(warehouse: Warehouse, limit: int) -> list[str]:
+    """The ``limit`` journeys with the most recent stage activity, most recent first."""
+    rows = warehouse.query(
+        "SELECT journey_id FROM stage_visits GROUP BY journey_id ORDER BY max(ended_at) DESC LIMIT ?", [limit])
+    return [r[0] for r in rows]
+
+
 def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, JourneyRows]:
     """The rows of every journey in ``journey_ids`` that has visits (two queries, whatever the count)."""
     ids = sorted(set(journey_ids))

@@ -255,6 +255,15 @@ class Warehouse:
             except duckdb.Error as exc:
                 raise warehouse_error(exc, f"cannot checkpoint {self.path}") from None
 
+    def set_checkpoint_threshold(self, size: str) -> None:
+        """How large the write-ahead log grows before DuckDB checkpoints on its own (``"256MB"``)."""
+        if self.read_only:
+            return
+        try:
+            self.query(f"SET GLOBAL checkpoint_threshold = '{size.replace(chr(39), '')}'")
+        except duckdb.Error as exc:
+            raise warehouse_error(exc, f"cannot set checkpoint_threshold to {size!r}") from None
+
     def set_memory_limit(self, limit: str) -> None:
         """DuckDB's memory limit for this file's database (``"1GB"``, ``"512MB"``); a bad value is an error."""
         try:
@@ -503,6 +512,10 @@ class Warehouse:
             return [dict(zip(names, row)) for row in cur.fetchall()]
         finally:
             cur.close()
+
+    def span_count(self) -> int:
+        """Spans stored."""
+        return int(self.query("SELECT count(*) FROM spans")[0][0])
 
     def summary(self) -> dict[str, Any]:
         """Headline counts: spans, journeys, customers, and spans per stage."""
