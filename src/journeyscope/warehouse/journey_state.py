@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from journeyscope.warehouse.visits import outcome_at
 from journeyscope.warehouse.store import Warehouse
 
 RETENTION = "customer_agent_context_retention"
@@ -180,11 +181,7 @@ def _reported(visits: list[tuple[Any, ...]]) -> dict[str, float]:
 
 
 def _outcome_at(visit: tuple[Any, ...], now_ns: int) -> str:
-    """:data:`journeyscope.warehouse.visits.OUTCOME_AT` in Python: an open visit past its idle timeout is abandoned."""
-    outcome, open_until = visit[4], visit[5]
-    if outcome == "open" and open_until is not None and open_until <= now_ns:
-        return "abandoned"
-    return outcome
+    return outcome_at(visit[4], visit[5], now_ns)
 
 
 def _iso(value: Any) -> str | None:

@@ -95,6 +95,12 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         pass  # nothing to roll back: the transaction never began, or DuckDB already ended it
 
 
+#: The journeys a batch touched (what its commit publishes): its spans' and, with log records, their spans'.
+_INGESTED_JOURNEYS = "SELECT journey_id FROM incoming WHERE journey_id IS NOT NULL"
+_LOGGED_JOURNEYS = (" UNION SELECT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
+                    "ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE sp.journey_id IS NOT NULL")
+
+
 class Tx:
     """One write transaction: its cursor, and what it changed (published with its commit)."""
 
@@ -255,6 +261,12 @@ class Warehouse:
             except duckdb.Error as exc:
                 raise warehouse_error(exc, f"cannot checkpoint {self.path}") from None
 
+    def set_threads(self, threads: int) -> None:
+        """Threads DuckDB runs each query on (the caller's plus ``threads - 1`` workers of its own)."""
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.query(f"SET threads = {int(threads)}")
+
     def set_checkpoint_threshold(self, size: str) -> None:
         """How large the write-ahead log grows before DuckDB checkpoints on its own (``"256MB"``)."""
         if self.read_only:
@@ -324,8 +336,8 @@ class Warehouse:
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
             with self._transaction(f"cannot write to {self.path}") as tx:
                 inserted = self._insert(tx, report, batch, logs)
-                journeys = [r[0] for r in tx.cur.execute(
-                    "SELECT DISTINCT journey_id FROM incoming WHERE journey_id IS NOT NULL").fetchall()]
+                journeys = [r[0] for r in tx.cur.execute(_INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")
+                                                         ).fetchall()]
                 for kind in kinds:
                     tx.publish(kind, journeys)
         accepted = int(inserted[0]) if inserted else 0
