@@ -194,3 +194,22 @@ def test_every_source_enters_through_the_door_and_a_server_runs_three_threads(tm
     unexpected = [n for n in threads if n not in ours and not n.startswith(
         ("Thread-", "journeyscope-grpc", "asyncio_", "uvloop_", "ThreadPoolExecutor", "journeyscope-policies"))]
     assert not unexpected, threads
+
+
+def test_journey_states_forget_closed_journeys_nobody_asked_about(tmp_path: Path) -> None:
+    from journeyscope.server.journey_states import JourneyStates
+
+    with Warehouse(tmp_path / "m.duckdb", clock=lambda: T0 + 5 * 10**9) as wh:
+        wh.ingest(_turns(["live"], 1))
+        wh.ingest(_turns(["done", "asked"], -100_000))  # silent for a day: their visits are abandoned
+        states = JourneyStates(wh)
+        for journey in ("live", "done", "asked"):
+            assert states.state(journey) is not None
+        assert len(states) == 3
+        states.prune()  # the first prune only forgets what was not asked since the last one: all were
+        assert len(states) == 3
+        assert states.held_state("asked") is not None
+        assert states.prune() == 1 and len(states) == 2  # "done": closed, and nobody asked
+        assert states.held_state("live") is not None and states.held_state("done") is None
+        assert states.prune() == 1 and states.held_state("asked") is None  # not asked since: gone too
+        assert states.held_state("live") is not None  # open: kept

@@ -295,7 +295,7 @@ def test_a_refresh_renders_the_answers_asked_for_so_far_off_the_event_loop() -> 
     cache.report(everything)
     assert cache.view(everything, "body", render)[0] == '{"version": 0}'  # type: ignore[index]
     version[0] = 1
-    cache.changed()
+    cache.mark_stale()
     refresher = threading.Thread(target=cache.refresh_once, name="refresher")
     refresher.start()
     refresher.join()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -26,6 +27,7 @@ from journeyscope.warehouse import feed
 from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.journey_state import JourneyRows, journey_rows, recent_journeys, render_state
 from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.visits import outcome_at
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +40,14 @@ class JourneyStates:
     durable = False
 
     def __init__(
-        self, warehouse: Warehouse, *, max_journeys: int = 50_000, warm_journeys: int = 10_000, refresh_s: float = 0.05
+        self, warehouse: Warehouse, *, max_journeys: int = 50_000, warm_journeys: int = 10_000, refresh_s: float = 0.05,
+        prune_s: float = 60.0,
     ) -> None:
+        """``prune_s``: how often journeys with no open visit left, not asked about since, are forgotten."""
         self.warehouse = warehouse
+        self.prune_s = prune_s
+        self._asked: set[str] = set()  # asked about since the last prune
+        self._prune_at = time.monotonic() + prune_s
         self.max_journeys = max_journeys
         self.warm_journeys = min(warm_journeys, max_journeys)
         self.refresh_s = refresh_s
@@ -78,6 +85,7 @@ class JourneyStates:
                 self._fetching.discard(journey_id)
                 if rows is not None and journey_id not in self._stale:
                     self._remember(journey_id, rows)
+                    self._asked.add(journey_id)
                 self._stale.discard(journey_id)
         return None if rows is None else render_state(journey_id, rows, now_ns)
 
@@ -88,6 +96,7 @@ class JourneyStates:
             if rows is None:
                 return None
             self._rows.move_to_end(journey_id)
+            self._asked.add(journey_id)
         return render_state(journey_id, rows, now_ns)
 
     # -- the derive loop's consumer ----------------------------------------------------
@@ -98,6 +107,9 @@ class JourneyStates:
                 self.warm()
             finally:
                 self.warmed.set()
+        if now >= self._prune_at:
+            self._prune_at = now + self.prune_s
+            self.prune()
         if not batch:
             return
         changed = batch.journeys()
@@ -121,6 +133,22 @@ class JourneyStates:
                 else:
                     del self._rows[j]  # erased
 
+    def prune(self, now_ns: int | None = None) -> int:
+        """Forget the journeys whose visits are all closed (or idle past their timeout) and that nobody asked about
+        since the last prune: memory holds live journeys, not every journey ever asked about. Returns how many."""
+        now_ns = self.warehouse.clock() if now_ns is None else now_ns
+        with self._lock:
+            held, asked, self._asked = list(self._rows.items()), self._asked, set()
+        done = [j for j, rows in held
+                if j not in asked and not any(outcome_at(v[4], v[5], now_ns) == "open" for v in rows.visits)]
+        with self._lock:
+            for j in done:
+                self._rows.pop(j, None)
+        return len(done)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
     def not_before(self) -> float:
         return self._not_before
 
@@ -128,7 +156,7 @@ class JourneyStates:
         return False
 
     def next_tick(self) -> float | None:
-        return None if self.warmed.is_set() else 0.0
+        return self._prune_at if self.warmed.is_set() else 0.0
 
     def _remember(self, journey_id: str, rows: JourneyRows) -> None:
         self._rows[journey_id] = rows

@@ -94,7 +94,7 @@ class MonitorService:
     # -- the derive loop's consumer ----------------------------------------------------
     def consume(self, batch: ChangeBatch, now: float) -> None:
         self._last = now
-        self.evaluate_now()
+        self.run_pass()
 
     def not_before(self) -> float:
         return self._last + self.min_interval_s
@@ -126,7 +126,7 @@ class MonitorService:
         logger.warning("journeyscope: monitors %s loaded from %s", candidate.version, self.path)
         return True
 
-    def evaluate_now(self) -> list[AlertEvent]:
+    def run_pass(self) -> list[AlertEvent]:
         """One pass: store what fired and resolved, emit spans, queue webhooks; return the changes."""
         mtime = self._current_mtime()
         if mtime is not None and mtime != self._mtime:

@@ -71,8 +71,9 @@ class OnlineScoring:
             took = time.perf_counter() - started
             self.seconds += took
             self._not_before = time.monotonic() + took * (1 - self.share) / self.share
-        if summary.changed or summary.stopped:
-            self._queue(chunk)  # some moved on while being read, or were not reached: again later
+        if summary.stopped:
+            self._queue(chunk)  # not reached (the server is stopping): its position stays before them
+        # A journey that moved on while being read is scored again when upkeep publishes its new visits.
         self.results += summary.results
 
     def _queue(self, journeys: list[str]) -> None:

@@ -191,8 +191,8 @@ class SignalCache:
             return by_stage.get((journey, stage), {})
         return next((signals for (_, s), signals in by_stage.items() if s == stage), {})
 
-    def changed(self) -> None:
-        """The data changed: every held report is stale (recomputed by the next :meth:`refresh_once`)."""
+    def mark_stale(self) -> None:
+        """Every held report is stale (recomputed by the next :meth:`refresh_once`): the feed said data changed."""
         with self._lock:
             for entry in self._entries.values():
                 entry.stale = True
@@ -228,7 +228,7 @@ class SignalCache:
             for filters in prime():
                 self.report(filters)
         if batch:
-            self.changed()
+            self.mark_stale()
             self.refresh_once()
             self._not_before = time.monotonic() + self.refresh_s
 

@@ -277,12 +277,8 @@ def forget_customer(
 
     journeys: list[str] = []
     with Warehouse(path) as warehouse:
-        cur = warehouse.cursor()
-        try:
-            journeys = [r[0] for r in cur.execute(_JOURNEYS_OF, [customer_id] * 3).fetchall()]
-            result = erase_customer(cur, customer_id, actor=actor, reference=reference)
-        finally:
-            cur.close()
+        journeys = [r[0] for r in warehouse.query(_JOURNEYS_OF, [customer_id] * 3)]
+        result = erase_customer(warehouse, customer_id, actor=actor, reference=reference)
     if compact and result.total:  # nothing deleted, nothing to rewrite
         result.compaction = compact_file(path)
         with duckdb.connect(str(path)) as con:

@@ -71,7 +71,9 @@ def apply_retention(
     if older_than_s <= 0:
         raise ValueError("older_than_s must be positive")
     cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_s * _NS)
-    if hasattr(con, "transaction") and not dry_run:
+    if dry_run and hasattr(con, "transaction"):
+        return RetentionResult(cutoff, journeys=len(con.query(_OLD_JOURNEYS, [cutoff])))
+    if hasattr(con, "transaction"):
         with con.transaction("apply retention") as tx:
             result = _retain(tx.cur, cutoff, older_than_s, actor)
             if result.journeys:
