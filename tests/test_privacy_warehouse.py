@@ -232,10 +232,9 @@ def test_retention_deletes_whole_old_journeys(tmp_path, memory_tracing, monkeypa
     with _writer(path) as warehouse:
         _ingest(warehouse, _spans(memory_tracing, now - 100 * DAY, CUSTOMERS[:1]))
         _ingest(warehouse, _spans(memory_tracing, now - DAY, CUSTOMERS[1:]))
-        cur = warehouse.cursor()
-        dry = apply_retention(cur, 90 * 86400, now_ns=now, dry_run=True)
+        dry = apply_retention(warehouse, 90 * 86400, now_ns=now, dry_run=True)
         assert dry.journeys == 1 and warehouse.query("SELECT count(*) FROM spans") == [(8,)]
-        result = apply_retention(cur, 90 * 86400, now_ns=now)
+        result = apply_retention(warehouse, 90 * 86400, now_ns=now)
         assert result.journeys == 1 and result.rows["spans"] == 4 and result.rows["redaction_log"] == 2
         assert warehouse.query("SELECT DISTINCT customer_id FROM spans") == [("cust-bo-0002",)]
         assert warehouse.query("SELECT DISTINCT customer_id FROM stage_visits") == [("cust-bo-0002",)]

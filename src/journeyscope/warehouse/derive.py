@@ -101,7 +101,7 @@ class DeriveLoop:
     """Runs ``consumers`` in order on one thread (``journeyscope-derive``) whenever the feed moves on."""
 
     def __init__(self, warehouse: Warehouse, consumers: list[Consumer], *, name: str = "journeyscope-derive",
-                 min_pass_s: float = 0.02, thread_init: Callable[[], None] | None = None) -> None:
+                 min_pass_s: float = 0.05, thread_init: Callable[[], None] | None = None) -> None:
         """``thread_init`` runs first on the loop's thread (the server lowers its priority there)."""
         self._thread_init = thread_init
         self.warehouse = warehouse
@@ -114,6 +114,7 @@ class DeriveLoop:
             self._positions[consumer.name] = (self.feed.position(consumer.name) if consumer.durable
                                               else self.feed.generation())
         self._lock = threading.Lock()  # one pass at a time: the loop's, or a caller's flush
+        self._read_cache: ChangeBatch | None = None  # the feed as read in this pass
         self._passed = threading.Condition()  # notified after each pass (caught_up waits on it)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -161,6 +162,7 @@ class DeriveLoop:
         """One pass over the consumers, in order; return when the next is due (monotonic)."""
         with self._lock:
             self.passes += 1
+            self._read_cache: ChangeBatch | None = None
             wake = time.monotonic() + _MAX_SLEEP_S
             for consumer in self.consumers:
                 if self._stop.is_set() and not flushing:
@@ -180,7 +182,7 @@ class DeriveLoop:
             return tick if tick is not None else now + _MAX_SLEEP_S
         if not flushing and now < consumer.not_before():
             return consumer.not_before()
-        batch = self.feed.read(position, consumer.kinds)
+        batch = self._read(position, consumer.kinds)
         try:
             consumer.consume(batch, now)
         except JourneyscopeError as exc:
@@ -195,6 +197,23 @@ class DeriveLoop:
         after = [consumer.not_before()] if consumer.backlog() else []
         tick = consumer.next_tick()
         return min([*after, *([tick] if tick is not None else []), now + _MAX_SLEEP_S])
+
+    def _read(self, position: int | None, kinds: frozenset[str]) -> ChangeBatch:
+        """The changes of ``kinds`` after ``position``: one read of the feed serves every consumer of a pass
+        (read again only for what was committed since, such as upkeep's own ``visits``)."""
+        if position is None:  # no position: everything is new, whatever the feed still holds
+            return ChangeBatch(0, self.feed.generation(), (), False)
+        start = position
+        held = self._read_cache
+        if held is None or held.after > start:
+            held = self.feed.read(start, feed.ALL_KINDS)
+        elif held.upto < self.feed.generation():
+            more = self.feed.read(held.upto, feed.ALL_KINDS)
+            held = ChangeBatch(held.after, more.upto, held.changes + more.changes, held.complete)
+        self._read_cache = held
+        complete = self.feed.read(start, kinds, upto=start).complete
+        changes = tuple(c for c in held.changes if c.generation > start and c.kind in kinds)
+        return ChangeBatch(start, held.upto, changes, complete)
 
     def _run(self) -> None:
         if self._thread_init is not None:

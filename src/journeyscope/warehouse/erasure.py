@@ -130,34 +130,19 @@ def delete_journeys(
 
 
 def erase_customer(
-    con: duckdb.DuckDBPyConnection | Warehouse,
+    warehouse: Warehouse,
     customer_id: str,
     *,
     actor: str | None = None,
     reference: str | None = None,
 ) -> ErasureResult:
-    """Delete every row of ``customer_id`` in one transaction, audited; then :func:`compact_file`.
-
-    ``con`` is a :class:`Warehouse` (the server: its :meth:`~Warehouse.transaction`, which publishes an
-    ``erasure`` change) or a connection to a file the caller has to itself (the CLI).
-    """
+    """Delete every row of ``customer_id`` in one transaction (:meth:`Warehouse.transaction`, which publishes
+    an ``erasure`` change), audited; :func:`compact_file` then rewrites the file."""
     if not customer_id or not customer_id.strip():
         raise InvalidInputError("a customer id is required")
-    if hasattr(con, "transaction"):
-        with con.transaction("erase a customer") as tx:
-            tx.publish(ERASURE, None)  # no journey named: the change would outlive the erasure
-            return _erase(tx.cur, customer_id, actor, reference)
-    cur = con.cursor()
-    try:
-        cur.execute("BEGIN TRANSACTION")
-        result = _erase(cur, customer_id, actor, reference)
-        cur.execute("COMMIT")
-    except duckdb.Error as exc:
-        cur.execute("ROLLBACK")
-        raise warehouse_error(exc, "cannot erase customer") from None
-    finally:
-        cur.close()
-    return result
+    with warehouse.transaction("erase a customer") as tx:
+        tx.publish(ERASURE, None)  # no journey named: the change would outlive the erasure
+        return _erase(tx.cur, customer_id, actor, reference)
 
 
 def _erase(cur: duckdb.DuckDBPyConnection, customer_id: str, actor: str | None,

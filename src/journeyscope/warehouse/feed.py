@@ -85,7 +85,7 @@ class ChangeFeed(Protocol):
         """The newest committed generation (0 before the first)."""
 
     def read(self, after: int | None, kinds: frozenset[str], upto: int | None = None) -> ChangeBatch:
-        """The changes of ``kinds`` after generation ``after`` (``None``: no position, so incomplete)."""
+        """The changes of ``kinds`` after generation ``after`` (``None``: no position: none listed, incomplete)."""
 
     def wait(self, after: int, timeout_s: float | None) -> int:
         """Block until a generation after ``after`` is committed or ``timeout_s`` passes; the newest."""
@@ -155,8 +155,10 @@ class DuckDBFeed:
 
     def read(self, after: int | None, kinds: frozenset[str], upto: int | None = None) -> ChangeBatch:
         newest = self._generation if upto is None else min(upto, self._generation)
-        start = after or 0
-        complete = after is not None and start >= self._pruned_through
+        if after is None:  # no position: everything is new, whatever the feed still holds
+            return ChangeBatch(0, newest, (), False)
+        start = after
+        complete = start >= self._pruned_through
         if newest <= start:
             return ChangeBatch(start, start, (), complete)
         cur = self._con.cursor()

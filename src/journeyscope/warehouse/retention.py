@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from journeyscope.warehouse import audit
-from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse.erasure import delete_journeys
 from journeyscope.warehouse.feed import ERASURE
 
@@ -55,45 +54,28 @@ class RetentionResult:
 
 
 def apply_retention(
-    con: duckdb.DuckDBPyConnection | Warehouse,
+    warehouse: Warehouse,
     older_than_s: float,
     *,
     now_ns: int | None = None,
     actor: str | None = None,
     dry_run: bool = False,
 ) -> RetentionResult:
-    """Delete what is older than ``older_than_s`` seconds (one transaction, audited).
+    """Delete what is older than ``older_than_s`` seconds in one transaction (:meth:`Warehouse.transaction`,
+    which publishes an ``erasure`` change), audited.
 
-    ``dry_run`` counts the journeys that would go and changes nothing (not audited). ``con`` is a
-    :class:`Warehouse` (the server: its :meth:`~Warehouse.transaction`, which publishes an ``erasure``
-    change) or a connection to a file the caller has to itself (the CLI).
+    ``dry_run`` counts the journeys that would go and changes nothing (not audited).
     """
     if older_than_s <= 0:
         raise ValueError("older_than_s must be positive")
     cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_s * _NS)
-    if dry_run and hasattr(con, "transaction"):
-        return RetentionResult(cutoff, journeys=len(con.query(_OLD_JOURNEYS, [cutoff])))
-    if hasattr(con, "transaction"):
-        with con.transaction("apply retention") as tx:
-            result = _retain(tx.cur, cutoff, older_than_s, actor)
-            if result.journeys:
-                tx.publish(ERASURE, None)
-            return result
-    cur = con.cursor()
-    try:
-        cur.execute("BEGIN TRANSACTION")
-        if dry_run:
-            result = RetentionResult(cutoff, journeys=len(cur.execute(_OLD_JOURNEYS, [cutoff]).fetchall()))
-            cur.execute("ROLLBACK")
-            return result
-        result = _retain(cur, cutoff, older_than_s, actor)
-        cur.execute("COMMIT")
-    except duckdb.Error as exc:
-        cur.execute("ROLLBACK")
-        raise warehouse_error(exc, "retention failed") from None
-    finally:
-        cur.close()
-    return result
+    if dry_run:
+        return RetentionResult(cutoff, journeys=len(warehouse.query(_OLD_JOURNEYS, [cutoff])))
+    with warehouse.transaction("apply retention") as tx:
+        result = _retain(tx.cur, cutoff, older_than_s, actor)
+        if result.journeys:
+            tx.publish(ERASURE, None)
+        return result
 
 
 def _retain(cur: duckdb.DuckDBPyConnection, cutoff: int, older_than_s: float, actor: str | None) -> RetentionResult:

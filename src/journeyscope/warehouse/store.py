@@ -450,8 +450,8 @@ class Warehouse:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor under both write locks for a write that manages its own transactions (the CLI's erasure
-        and retention on a file of their own); everything else writes in :meth:`transaction`."""
+        """A bare cursor under both write locks, for tools that fill a file their own way (benchmarks, tests);
+        journeyscope's own writes all go through :meth:`transaction` (and :meth:`ingest`), which publish."""
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
         with self._exclusive():
