@@ -238,7 +238,7 @@ def test_retention_deletes_whole_old_journeys(tmp_path, memory_tracing, monkeypa
         assert result.journeys == 1 and result.rows["spans"] == 4 and result.rows["redaction_log"] == 2
         assert warehouse.query("SELECT DISTINCT customer_id FROM spans") == [("cust-bo-0002",)]
         assert warehouse.query("SELECT DISTINCT customer_id FROM stage_visits") == [("cust-bo-0002",)]
-        entry = audit.entries(cur, action=audit.RETENTION)[0]
+        entry = audit.entries(warehouse.cursor(), action=audit.RETENTION)[0]
     assert entry["rows"] == result.total and entry["detail"]["older_than_days"] == 90
 
 
