@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -50,7 +49,7 @@ def server(demo_db, tmp_path):
     policies.write_text(POLICY)
     db = tmp_path / "api.duckdb"
     db.write_bytes(demo_db.read_bytes())
-    settings = ServerSettings(db=str(db), policies_file=str(policies), evaluate_interval_s=0.5)
+    settings = ServerSettings(db=str(db), policies_file=str(policies))
     with running_server(settings) as running:
         yield running, policies
 

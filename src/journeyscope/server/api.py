@@ -321,9 +321,8 @@ def forget(
     The rows are gone at once; the freed bytes leave the file when it is rewritten, which needs the
     file to itself: stop the server and run ``journeyscope forget --customer ID`` (it verifies the bytes).
     """
-    with caller.project.warehouse.writing() as cur:
-        result = erase_customer(cur, customer_id, actor=f"api-key:{caller.name}", reference=reference)
-    caller.project.data_erased()
+    result = erase_customer(caller.project.warehouse, customer_id, actor=f"api-key:{caller.name}", reference=reference)
+    caller.project.caught_up()  # nothing the server holds in memory of the erased journeys answers from here on
     if not result.journeys and not sum(result.rows.values()):
         raise HTTPException(404, f"no data for customer {customer_id!r} in project {caller.project.name!r}")
     return {
@@ -377,5 +376,5 @@ def adopt_threshold(caller: Annotated[Caller, Depends(caller_for("admin"))], bod
     adopted, decided = adopt(caller.project.warehouse, body.evaluator, body.threshold, reason=body.reason,
                              engine=body.engine, journey=body.journey, stage=body.stage,
                              actor=f"api-key:{caller.name}")
-    caller.project.evaluations_changed()  # held signals count ``passed``: read them again
+    caller.project.caught_up()  # held signals count ``passed``: the derive loop reads them again
     return {**adopted.as_dict(), "decided": decided}

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from journeyscope import conventions as cv
+from journeyscope.warehouse.visits import outcome_at
 from journeyscope.warehouse.store import Warehouse
 
 RETENTION = cv.RETENTION_EVALUATOR
@@ -56,6 +57,13 @@ class JourneyRows:
     #: The clock-independent part of the rendered state, built on first use (rows held in memory are
     #: rendered on every request; the timestamps' text alone would cost more than the rest).
     template: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+def recent_journeys(warehouse: Warehouse, limit: int) -> list[str]:
+    """The ``limit`` journeys with the most recent stage activity, most recent first."""
+    rows = warehouse.query(
+        "SELECT journey_id FROM stage_visits GROUP BY journey_id ORDER BY max(ended_at) DESC LIMIT ?", [limit])
+    return [r[0] for r in rows]
 
 
 def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, JourneyRows]:
@@ -178,11 +186,7 @@ def _reported(visits: list[tuple[Any, ...]]) -> dict[str, float]:
 
 
 def _outcome_at(visit: tuple[Any, ...], now_ns: int) -> str:
-    """:data:`journeyscope.warehouse.visits.OUTCOME_AT` in Python: an open visit past its idle timeout is abandoned."""
-    outcome, open_until = visit[4], visit[5]
-    if outcome == "open" and open_until is not None and open_until <= now_ns:
-        return "abandoned"
-    return outcome
+    return outcome_at(visit[4], visit[5], now_ns)
 
 
 def _iso(value: Any) -> str | None:
