@@ -81,6 +81,15 @@ ANNOYED = re.compile(  # one \b before the group, not one per word: that is ten 
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
     r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)|\?{2,}|!{3,}"
 )
+#: The customer turns down what the agent offered or asks for something else ("no, that doesn't work for me",
+#: "anything else?", "do you have other options?"): the offer missed. A bare "no" answers many a yes/no question,
+#: and a closing "no, that's all, thanks" is not one.
+REJECTS = re.compile(
+    r"\b(?:(?:anything|something|any|some|somewhere|someplace) (?:else|other)\b|(?:any )?other (?:options?|ones?|"
+    r"suggestions?|choices?|places?|times?|dates?)\b|another (?:one|option|place|time|date)\b"
+    r"|(?:does ?n[o']?t|won'?t|would ?n[o']?t|will not) (?:work|suit|do)\b|not (?:interested|suitable|quite)\b"
+    r"|(?:that'?s|it'?s|is|was) (?:too|very) (?:expensive|far|late|early|pricey)\b|i'?d rather not\b)"
+)
 #: Unprofessional agent language.
 RUDE = re.compile(r"\bshut up\b|\bcalm down\b|\bwhatever\b|\bnot my problem\b|\bstupid\b|\bidiot|\bdumb\b|\bf+u+c+k"
                   r"|\bshit|\bdamn\b|\byour fault\b|\bi don'?t care\b")
