@@ -33,7 +33,8 @@ from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visi
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = "customer_agent_conversation_quality"
-VERSION = "local-3"  # 3: unanswered requests, agent failures, graded lost context, findings weighed toward the end
+#: Bumped whenever resolution's or retention's version is: their verdicts are part of this score.
+VERSION = "local-3"  # 3: unanswered requests, agent failures, offers turned down, findings weighed toward the end
 PASS_AT = 0.6
 #: Agent turns beyond this in one visit start to cost.
 LONG_VISIT_AGENT_TURNS = 12
@@ -64,7 +65,8 @@ def _frustrated(line: Line, opening: bool) -> bool:
         return False
     if bool(ANNOYED.search(line.low)) or objects(line.low) or corrects(line.text) or complains_repeated(line.text):
         return True
-    return not opening and negativity(line.text) <= NEGATIVE and bool(_DIRECTED.search(line.low))
+    # VADER last: it costs more than everything else here together, and most turns are not addressed to the agent.
+    return not opening and bool(_DIRECTED.search(line.low)) and negativity(line.text) <= NEGATIVE
 
 
 def _rejects(line: Line) -> bool:

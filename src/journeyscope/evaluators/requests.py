@@ -57,6 +57,8 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
     ("website", r"\b(?:website|web site|url|web address|link)\b", r"https?://|\bwww\.|\.(?:com|org|net|co|io)\b|\[url"),
 )
 _ASK = tuple((kind, re.compile(ask)) for kind, ask, _ in _KINDS)
+#: Any kind's words: most turns have none, and one scan of the turn settles them.
+_ANY_ASK = re.compile("|".join(f"(?:{ask})" for _, ask, _ in _KINDS))
 _ANSWER = {kind: re.compile(answer) for kind, _, answer in _KINDS}
 #: A customer sentence that states a value of the kind itself is not asking for one; a price only with its currency
 #: ("for 2 nights, how much?" asks).
@@ -70,8 +72,11 @@ _NO_INFO = re.compile(r"\b(?:don'?t|do not|doesn'?t|does not) (?:have|know|list)
 @lru_cache(maxsize=65536)
 def asked_kinds(text: str) -> frozenset[str]:
     """The kinds of information a customer turn asks to be told (empty when it asks for none we know)."""
+    low = text.lower()
+    if not _ANY_ASK.search(low):
+        return frozenset()
     kinds: set[str] = set()
-    for sent in sentences(text.lower()):
+    for sent in sentences(low):
         if not _ASKING.search(sent):
             continue
         for kind, ask in _ASK:

@@ -29,7 +29,8 @@ from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, clip, quote, rea
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = "conversation_resolution"
-VERSION = "local-3"  # 3: the information asked for, given with its value ("your balance is 5,703"), is an outcome
+VERSION = "local-4"  # 4: "already registered to another account" is a conflict; created/installed/active, "Payment approved."
+# 3: the information asked for, given with its value ("your balance is 5,703"), is an outcome
 _REQUEST = re.compile(r"\?|\b(?:can|could|would|will) you\b|\bi (?:need|want|would like|'d like)\b|\bplease\b")
 #: A visit passes when its score reaches this.
 PASS_AT = 0.5
