@@ -74,7 +74,7 @@ def looks_english(texts: list[str]) -> bool:
             return True
         if sum(1 for c in letters if not c.isascii()) / len(letters) > 0.3:
             return False
-    toks = _WORD.findall(joined.lower())  # not words(): a one-off text
+    toks = [w for t in texts for w in words(t)]  # per turn: the evaluators tokenise the same turns again
     n = len(toks) - sum(map(str.isdigit, toks))
     if n < 6:
         return True
