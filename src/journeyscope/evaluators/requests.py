@@ -64,11 +64,6 @@ _ANSWER = {kind: re.compile(answer) for kind, _, answer in _KINDS}
 #: ("for 2 nights, how much?" asks).
 _STATED = {**_ANSWER, "price": re.compile(r"[$£€¥₹]|\b\d+(?:[.,]\d+)?\s*(?:pounds?|dollars?|euros?|usd|gbp|eur|cents?|"
                                           r"pence|bucks|quid|credits?)\b")}
-#: The agent says it does not have what was asked for.
-_NO_INFO = re.compile(r"\b(?:don'?t|do not|doesn'?t|does not) (?:have|know|list)\b|\bno (?:information|info|details|"
-                      r"record)\b|\bnot (?:sure|listed|available)\b|\bunknown\b|\bunable to (?:find|provide|give)\b")
-
-
 @lru_cache(maxsize=65536)
 def asked_kinds(text: str) -> frozenset[str]:
     """The kinds of information a customer turn asks to be told (empty when it asks for none we know)."""
@@ -129,7 +124,3 @@ def requests(lines: tuple[Line, ...]) -> list[Request]:
         out.append(Request(line, kinds, bool(agent_after), answered, again))
     return out
 
-
-def says_no_info(text: str) -> bool:
-    """Whether an agent turn says it does not have the information ("I don't have their phone number")."""
-    return bool(_NO_INFO.search(text.lower()))
