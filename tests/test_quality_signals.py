@@ -113,3 +113,27 @@ def test_a_customer_who_leaves_frustrated_costs_more_than_one_who_calmed_down() 
                                     (A, "Sorry, your table for two at 7 pm tonight is confirmed."),
                                     (C, "Are you even listening? I said tonight.")])
     assert left < calmed, reason
+
+
+# Two information-and-booking dialogues of the kind human raters score for satisfaction: the same request, one
+# served, one where the agent fails, leaves a question unanswered and the customer has to ask again.
+SERVED = [(C, "I'm looking for a cheap hotel in the north, with free parking."),
+          (A, "The Acorn Guest House is cheap, in the north and has free parking. Shall I book it?"),
+          (C, "Yes, for 2 people, 3 nights from Friday. What's their phone number?"),
+          (A, "Booked! Your reference number is 7GAWK763. Their phone number is 01223 353888."),
+          (C, "Great, thank you, that's all I need.")]
+NOT_SERVED = [(C, "I'm looking for a cheap hotel in the north, with free parking."),
+              (A, "I'm sorry, there are no hotels matching your request."),
+              (C, "What about a guest house? And what's the price range?"),
+              (A, "The Acorn Guest House is in the north. Would you like me to book it?"),
+              (C, "Can you tell me the price range first?"),
+              (A, "Sure, how many people will be staying?"),
+              (C, "That's not what I asked. Never mind, goodbye.")]
+
+
+def test_a_served_dialogue_outscores_one_with_a_failure_an_unanswered_question_and_a_repeated_ask() -> None:
+    good, _, _ = score(SERVED)
+    bad, ev, reason = score(NOT_SERVED)
+    assert ev["unanswered_turns"] == [2, 4] and ev["repeated_ask_turns"] == [4] and ev["agent_error_turns"] == [1]
+    assert ev["frustration_turns"] == [6]
+    assert good >= 0.8 and bad < 0.5 and good - bad > 0.4, reason

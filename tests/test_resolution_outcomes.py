@@ -25,6 +25,7 @@ from journeyscope.evaluators.resolution import conversation_resolution
     ("Booking confirmed!", 1),
     ("Is your account active?", 0),  # a question states no outcome
     ("Your booking has been made.", 1),
+    ("Booked! Your reference number is 7GAWK763.", 1),
 ])
 def test_outcome_polarity(text: str, polarity: int) -> None:
     assert outcome_polarity(text) == polarity
@@ -43,3 +44,11 @@ def test_a_sign_up_refused_for_a_taken_address_is_unresolved_and_one_completed_i
     assert refused.label == "unresolved" and refused.passed is False
     assert done.label == "resolved" and done.score is not None and refused.score is not None
     assert done.score > refused.score
+
+
+def test_a_closing_thank_you_is_not_a_request_left_unanswered() -> None:
+    """"That's all I need" names a need but asks for nothing; a thank-you with a question still asks."""
+    answered = [("customer", "What's their phone number?"), ("agent", "It's 01223 353888.")]
+    closed = conversation_resolution(_visit(*answered, ("customer", "Great, thank you, that's all I need.")))
+    asked = conversation_resolution(_visit(*answered, ("customer", "Thanks. Can you also book me a taxi?")))
+    assert closed.label == "resolved" and asked.label == "unresolved"

@@ -29,6 +29,7 @@ SUCCESS = re.compile(
     # A headline outcome without a verb: "Payment approved.", "Booking confirmed!"
     r"|^(?:your )?(?:payment|order|booking|reservation|transfer|refund|request|appointment|subscription|account) "
     r"(?:approved|confirmed|accepted|received|complete|completed|done|created|activated)\b"
+    r"|^(?:all )?(?:booked|reserved|confirmed|done|sorted)\s*[!.,]"
     # The information asked for, given: "your current balance is 5,703", "the total comes to $42.10".
     r"|\byour (?:\w+ )?(?:balance|total|amount due|order status|tracking number|refund amount|credit limit|"
     r"due date|wait time|estimated (?:arrival|delivery)(?: time| date)?) (?:is|was|comes to|will be)\b(?=[^?]*\d)"

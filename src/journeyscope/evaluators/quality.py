@@ -53,6 +53,8 @@ LEFT_FRUSTRATED = 0.15
 CLOSING_BONUS = 0.1
 
 
+_GRATITUDE = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bappreciate")
+
 #: Words that turn a customer's negative words towards the agent or the conversation ("you're useless",
 #: "this is taking forever"), not the situation they came with ("my card was stolen").
 _DIRECTED = re.compile(r"\b(?:you|your|you'?re|u|this|that'?s|it'?s)\b")
@@ -60,8 +62,8 @@ _DIRECTED = re.compile(r"\b(?:you|your|you'?re|u|this|that'?s|it'?s)\b")
 
 def _frustrated(line: Line, opening: bool) -> bool:
     """The customer is annoyed, objects, says they were asked before, or is negative about the agent or the
-    conversation (not in the turn that states their problem; a thank-you is never frustration)."""
-    if THANKS.search(line.low):
+    conversation (not in the turn that states their problem; a thank-you is never frustration, a goodbye may be)."""
+    if _GRATITUDE.search(line.low):  # not any closing word: "that's not what I asked, goodbye" is frustrated
         return False
     if bool(ANNOYED.search(line.low)) or objects(line.low) or corrects(line.text) or complains_repeated(line.text):
         return True

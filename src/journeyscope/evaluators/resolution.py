@@ -134,7 +134,8 @@ def conversation_resolution(ctx: VisitContext) -> EvalResult:
 
     # No outcome statement: judge how the visit ended.
     confused = next((x for x in reversed(lines) if x.role == AGENT and CONFUSED.search(x.low)), None)
-    if last.role == CUSTOMER and _REQUEST.search(last.low) and not LEAVING.search(last.low):
+    closing = bool(THANKS.search(last.low)) and "?" not in last.low  # "thank you, that's all I need" asks nothing
+    if last.role == CUSTOMER and _REQUEST.search(last.low) and not LEAVING.search(last.low) and not closing:
         evidence.update(turn=last.index)
         return _result(0.2, "unresolved",
                        f"Turn {last.index}: the customer's last message ({quote(last.text)!r}) got no agent "
