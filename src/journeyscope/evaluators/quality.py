@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard
 from journeyscope.evaluators.facts import complains_repeated, corrects, key_tokens
 from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, REJECTS, RUDE, THANKS, objects, outcome_polarity
@@ -32,7 +33,7 @@ from journeyscope.evaluators.sentiment import NEGATIVE, negativity
 from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
-NAME = "customer_agent_conversation_quality"
+NAME = cv.QUALITY_EVALUATOR
 #: Bumped whenever resolution's or retention's version is: their verdicts are part of this score.
 VERSION = "local-3"  # 3: unanswered requests, agent failures, offers turned down, findings weighed toward the end
 PASS_AT = 0.6

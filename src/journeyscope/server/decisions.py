@@ -19,7 +19,7 @@ import os
 import threading
 from typing import Any
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.writer import BatchWriter, Overloaded
 from journeyscope.warehouse.decisions import decision_attributes

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError, JourneyscopeError
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.server.priority import lower_this_thread
 from journeyscope.server.webhooks import WebhookSender
 from journeyscope.server.writer import BatchWriter, Overloaded

@@ -1,8 +1,14 @@
-"""The one settings object of the server process (docs/contracts.md: an app factory takes one settings object)."""
+"""The one settings object of the server process (docs/contracts.md: an app factory takes one settings object).
+
+It reads no environment: ``journeyscope serve`` fills it from its options, whose defaults are the
+``JOURNEYSCOPE_*`` variables of :mod:`journeyscope.settings`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from journeyscope import settings
 
 
 @dataclass(frozen=True)
@@ -17,7 +23,7 @@ class ServerSettings:
     (its exporter logs it).
     """
 
-    db: str = "journeyscope.duckdb"
+    db: str = settings.DEFAULT_DB
     map_file: str | None = None
     host: str = "127.0.0.1"
     port: int = 4318

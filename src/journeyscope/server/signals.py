@@ -20,62 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from journeyscope.server.priority import lower_this_thread
-from journeyscope.server.routing.decide import StageSignal
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import FunnelReport, StageFunnel
-from journeyscope.warehouse.stats import rate
+from journeyscope.warehouse.funnel import FunnelReport
+from journeyscope.warehouse.stage_signals import StageSignal
+from journeyscope.warehouse.stage_signals import signals_by_stage as _signals_by_stage
 
 logger = logging.getLogger(__name__)
-
-RESOLUTION = "conversation_resolution"
-QUALITY = "customer_agent_conversation_quality"
-RETENTION = "customer_agent_context_retention"
-
-
-def _signal(value: float | None, n: int, low: float | None = None, high: float | None = None) -> StageSignal:
-    return StageSignal(value, n, low, high)
-
-
-def stage_signal_set(stage: StageFunnel) -> dict[str, StageSignal]:
-    """The routing signals of one funnel row (rates with intervals, evaluator means)."""
-    signals = {
-        "completion_rate": _signal(stage.completion.value, stage.entered, stage.completion.low, stage.completion.high),
-        "reentry_rate": _signal(stage.reentry.value, stage.entered, stage.reentry.low, stage.reentry.high),
-    }
-    fails = scored = 0
-    for ev in stage.evaluators:
-        fr = ev.fail_rate
-        fails += fr.k
-        scored += fr.n
-        if ev.evaluator == RESOLUTION and fr.value is not None:
-            # resolution rate = share of scored visits that passed; its interval mirrors the fail rate's
-            signals["resolution_rate"] = _signal(
-                1 - fr.value, fr.n, None if fr.high is None else 1 - fr.high, None if fr.low is None else 1 - fr.low
-            )
-            signals["resolution_mean"] = _signal(ev.mean_score, fr.n)
-        elif ev.evaluator == QUALITY:
-            signals["quality_mean"] = _signal(ev.mean_score, fr.n)
-        elif ev.evaluator == RETENTION:
-            signals["retention_mean"] = _signal(ev.mean_score, fr.n)
-            signals["retention_fail_rate"] = _signal(fr.value, fr.n, fr.low, fr.high)
-    if scored:
-        r = rate(fails, scored)
-        signals["eval_fail_rate"] = _signal(r.value, scored, r.low, r.high)
-    feedback = stage.feedback
-    if feedback is not None:  # what customers reported; n counts answers (visits), not journeys
-        rr = feedback.response_rate
-        signals["feedback_response_rate"] = _signal(rr.value, rr.n, rr.low, rr.high)
-        for name, mean in (("csat_mean", feedback.csat), ("ces_mean", feedback.ces)):
-            if mean.n:
-                signals[name] = _signal(mean.mean, mean.n, mean.low, mean.high)
-        if feedback.nps.n:
-            signals["nps"] = _signal(feedback.nps.score, feedback.nps.n, feedback.nps.low, feedback.nps.high)
-    return signals
-
-
-def _signals_by_stage(report: FunnelReport) -> dict[tuple[str, str], dict[str, StageSignal]]:
-    """Every stage's routing signals, by (journey, stage): rendered once per refresh, read per route."""
-    return {(jf.journey, row.stage): stage_signal_set(row) for jf in report.journeys for row in jf.stages}
 
 
 @dataclass

@@ -25,10 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from journeyscope import conventions as cv
 from journeyscope.warehouse.store import Warehouse
 
-RETENTION = "customer_agent_context_retention"
-RESOLUTION = "conversation_resolution"
+RETENTION = cv.RETENTION_EVALUATOR
+RESOLUTION = cv.RESOLUTION_EVALUATOR
 
 _VISITS = """
 SELECT journey_id, stage, visit, started_at, ended_at, outcome, epoch_ns(open_until), turns, channel, channels,
@@ -38,7 +39,7 @@ FROM stage_visits WHERE journey_id IN ({wanted}) ORDER BY journey_id, position
 
 _EVALS = """
 SELECT journey_id, stage, visit, evaluator, score, passed, label, reason, error, evaluated_at
-FROM evaluations WHERE journey_id IN ({wanted}) ORDER BY journey_id, evaluated_at
+FROM evaluations WHERE journey_id IN ({wanted}) ORDER BY journey_id, evaluated_at, evaluator, engine
 """
 
 #: Up to this many journeys are looked up through the journey_id index (about a millisecond each at a
@@ -77,6 +78,10 @@ def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, 
                 out[row[0]].evaluations.append(row[1:])
     finally:
         cur.close()
+    for rows in out.values():
+        # Scores written together share evaluated_at: the later visit's is the latest, whatever the scan's order.
+        position = {(v[0], v[1]): i for i, v in enumerate(rows.visits)}
+        rows.evaluations.sort(key=lambda e: (e[-1], position.get((e[0], e[1]), -1)))
     return out
 
 

@@ -12,7 +12,6 @@ for every evaluation (:func:`journeyscope.warehouse.thresholds.apply`).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from journeyscope import settings
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
@@ -49,9 +49,7 @@ SELECT journey_id, stage, visit, evaluator, version FROM review_scores WHERE eng
 
 def llm_configured() -> bool:
     """Whether the llm engine is configured (``JOURNEYSCOPE_LLM_BASE_URL`` and ``JOURNEYSCOPE_LLM_MODEL``)."""
-    from journeyscope.evaluators.llm import ENV_BASE_URL, ENV_MODEL
-
-    return bool(os.environ.get(ENV_BASE_URL) and os.environ.get(ENV_MODEL))
+    return settings.load().llm_configured
 
 
 @dataclass

@@ -327,13 +327,13 @@ s AS (
 ),
 top AS (
     SELECT journey_id, stage, visit, threshold, nth * (1 + {_NEAR_WEIGHT} * band_distance) AS priority, distance, tie
-    FROM s ORDER BY priority, distance, tie LIMIT $limit
+    FROM s ORDER BY priority, distance, tie, stage LIMIT $limit  -- stage: a journey's visit 1 of two stages tie
 )
 SELECT e.journey_id, e.stage, e.visit, e.evaluator, e.engine, e.journey_name, e.score, e.passed, top.threshold,
        e.label, e.reason
 FROM top JOIN evaluations e USING (journey_id, stage, visit)
 WHERE e.evaluator = $evaluator
-ORDER BY top.priority, top.distance, top.tie
+ORDER BY top.priority, top.distance, top.tie, e.stage, e.engine
 """
 
 

@@ -11,6 +11,7 @@ writer).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,6 +125,8 @@ class Warehouse:
         privacy: PrivacyPolicy | None = None,
         upkeep_journeys: int = _visits.UPKEEP_JOURNEYS,
     ) -> None:
+        if not isinstance(path, (str, os.PathLike)):  # str() of anything else names a file after its repr
+            raise TypeError(f"Warehouse needs a file path or ':memory:', got {type(path).__name__}")
         self.path = str(path)
         self.upkeep_journeys = upkeep_journeys
         self.read_only = read_only

@@ -64,7 +64,7 @@ from collections.abc import Callable
 import duckdb
 import pyarrow as pa
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse import journey_facts
 from journeyscope.warehouse.feedback_events import HAS_FEEDBACK
 from journeyscope.warehouse.foreign_turns import foreign_turns_sql
