@@ -57,8 +57,12 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
     ("website", r"\b(?:website|web site|url|web address|link)\b", r"https?://|\bwww\.|\.(?:com|org|net|co|io)\b|\[url"),
 )
 _ASK = tuple((kind, re.compile(ask)) for kind, ask, _ in _KINDS)
-#: Any kind's words: most turns have none, and one scan of the turn settles them.
+#: Any kind's words: most turns have none, and one scan of the turn settles them (after a cheaper substring test:
+#: every kind's words contain one of these).
 _ANY_ASK = re.compile("|".join(f"(?:{ask})" for _, ask, _ in _KINDS))
+_ASK_STEMS = ("mail", "phone", "number", "post", "zip", "address", "where", "locat", "reference", "confirmation",
+              "price", "cost", "how", "fee", "fare", "charge", "rate", "time", "when", "hour", "day", "duration",
+              "distance", "website", "web", "url", "link", "code", "id", " no")
 _ANSWER = {kind: re.compile(answer) for kind, _, answer in _KINDS}
 #: A customer sentence that states a value of the kind itself is not asking for one; a price only with its currency
 #: ("for 2 nights, how much?" asks).
@@ -68,7 +72,7 @@ _STATED = {**_ANSWER, "price": re.compile(r"[$£€¥₹]|\b\d+(?:[.,]\d+)?\s*(?
 def asked_kinds(text: str) -> frozenset[str]:
     """The kinds of information a customer turn asks to be told (empty when it asks for none we know)."""
     low = text.lower()
-    if not _ANY_ASK.search(low):
+    if not any(stem in low for stem in _ASK_STEMS) or not _ANY_ASK.search(low):
         return frozenset()
     kinds: set[str] = set()
     for sent in sentences(low):
