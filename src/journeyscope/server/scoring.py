@@ -37,7 +37,7 @@ class OnlineScoring:
     durable = True
 
     def __init__(self, warehouse: Warehouse, *, scorer: Callable[[], Executor | None] = lambda: None,
-                 chunk_journeys: int = 50, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
+                 chunk_journeys: int = 10, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.warehouse = warehouse
