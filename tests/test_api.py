@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from journeyscope import instrument
 from journeyscope.demo import run_demo
 from journeyscope.server.access import AccessDenied, identify
 from journeyscope.server.auth import new_token
-from journeyscope.server.client import ApiError, Client
+from journeyscope.client import ApiError, Client
 from journeyscope.server.settings import ServerSettings
 from journeyscope.simulator import SimulationConfig
 from journeyscope.warehouse import Warehouse
@@ -50,7 +49,7 @@ def server(demo_db, tmp_path):
     policies.write_text(POLICY)
     db = tmp_path / "api.duckdb"
     db.write_bytes(demo_db.read_bytes())
-    settings = ServerSettings(db=str(db), policies_file=str(policies), evaluate_interval_s=0.5)
+    settings = ServerSettings(db=str(db), policies_file=str(policies))
     with running_server(settings) as running:
         yield running, policies
 
@@ -77,7 +76,7 @@ def test_route_recommends_from_policy_and_logs_the_decision(server):
         decision = client.route(journey_id, stage="app-install", requested_by="test-orchestrator")
         assert decision.policy_version == "api-test-1"
         assert decision.action == "human_handoff" and decision.needs_human
-        assert "completion_rate" in decision.reason and decision.fired[0]["rule"] == "install-completion-low"
+        assert "completion_rate" in decision.reason and decision.fired[0].rule == "install-completion-low"
         assert 0 < decision.confidence <= 1
         payment = client.route(journey_id, stage="payment")
         assert payment.mode == "act" or payment.action == "continue"

@@ -82,8 +82,8 @@ def lower_database_threads(warehouse: Warehouse, threads: int | None = None) -> 
 
     def relaunch() -> None:
         lower_this_thread()
-        warehouse.query("SET threads = 1")
-        warehouse.query(f"SET threads = {wanted}")
+        warehouse.set_threads(1)
+        warehouse.set_threads(wanted)
 
     thread = threading.Thread(target=relaunch, name="journeyscope-lower-db-threads")
     thread.start()

@@ -75,9 +75,10 @@ class ServerSettings:
     policies_file: str | None = None
     #: Monitors (TOML, see journeyscope.warehouse.monitors.spec); None: no live monitoring.
     monitors_file: str | None = None
-    #: Score stage visits with the local evaluators as they close (within ``evaluate_interval_s``).
+    #: Score stage visits with the local evaluators as they close (online scoring in the derive loop).
     evaluate_online: bool = True
-    evaluate_interval_s: float = 2.0
+    #: The largest share of time online scoring takes in the derive loop (it rests in between).
+    evaluate_share: float = 0.5
     #: Seconds between retention runs (when the privacy policy sets ``[retention] max_age``).
     retention_interval_s: float = 3600.0
     #: Seconds between refreshes of the stage signals the API serves from memory.

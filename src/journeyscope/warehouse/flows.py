@@ -41,12 +41,12 @@ FROM stage_visits v
 _TRANSITIONS_WHOLE = (
     _TRANSITION_COUNT
     + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL AND {where} "
-    + "GROUP BY ALL ORDER BY 1, 4 DESC"
+    + "GROUP BY ALL ORDER BY 1, 4 DESC, 2, 3"
 )
 _TRANSITIONS_MATCHED = (
     _TRANSITION_COUNT
     + "SEMI JOIN (SELECT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) m USING (journey_id) "
-    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL GROUP BY ALL ORDER BY 1, 4 DESC"
+    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL GROUP BY ALL ORDER BY 1, 4 DESC, 2, 3"
 )
 
 #: Where the graph's end links go: the funnel's ``completed`` (at a journey type's last stage),

@@ -47,6 +47,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from journeyscope import settings
 from journeyscope.errors import InvalidInputError
 from journeyscope import conventions as cv
+from journeyscope.warehouse.db_errors import first_line
 from journeyscope.warehouse.rows import (
     LONG_CUSTOMER_ID,
     LONG_JOURNEY_ID,
@@ -433,8 +434,7 @@ def decode_json(body: bytes) -> DecodedBatch:
 _JSON_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error)
 
 
-def _json_error(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+_json_error = first_line
 
 
 def _json_list(node: dict[str, Any], *names: str) -> list[Any]:

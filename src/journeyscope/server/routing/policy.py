@@ -48,9 +48,7 @@ from typing import Any
 
 from journeyscope.errors import ConfigError
 from journeyscope.tomlconfig import parse_toml, read_config_text
-
-#: Actions by increasing severity.
-ACTIONS = ("continue", "clarify", "human_handoff", "escalate")
+from journeyscope.warehouse.decisions import ACTIONS, Action
 
 #: Per-stage signals a stage rule may test (rates in [0, 1], means of scores in [0, 1]; what customers reported on
 #: its own scale: mean CSAT 1-5, mean effort 1-7, NPS -100..100, with ``n`` counting answers).
@@ -98,7 +96,7 @@ class StageRule:
 
     name: str
     signal: str
-    action: str
+    action: Action
     below: float | None = None
     above: float | None = None
     journey: str | None = None
@@ -128,7 +126,7 @@ class JourneyRule:
     name: str
     signal: str
     at_least: float | None
-    action: str
+    action: Action
     stage: str | None = None
     at_most: float | None = None  #: instead of ``at_least``: fire at or below (a low CSAT answer)
 
@@ -158,10 +156,10 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def _action(value: Any) -> str:
+def _action(value: Any) -> Action:
     if value not in ACTIONS or value == "continue":
         raise ValueError(f"action must be one of clarify, human_handoff, escalate; got {value!r}")
-    return str(value)
+    return value  # type: ignore[no-any-return]
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], what: str) -> None:
