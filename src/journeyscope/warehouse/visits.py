@@ -60,7 +60,6 @@ at most a few times a second, so one upkeep serves many batches under load.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -415,12 +414,6 @@ def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-class _Queries(Protocol):
-    """What :func:`visited_journeys` needs of a warehouse (the store imports this module, so not the class)."""
-
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
-
-
-def visited_journeys(warehouse: _Queries) -> list[str]:
+def visited_journeys(cur: duckdb.DuckDBPyConnection) -> list[str]:
     """Every journey with stage visits, in id order (online scoring's first pass)."""
-    return [r[0] for r in warehouse.query("SELECT DISTINCT journey_id FROM stage_visits ORDER BY 1")]
+    return [r[0] for r in cur.execute("SELECT DISTINCT journey_id FROM stage_visits ORDER BY 1").fetchall()]
