@@ -2,13 +2,17 @@
 
 A point lookup in DuckDB costs a millisecond or more (two of them per journey,
 more under write load), and an orchestrator asks on every turn. So the server
-keeps the stored rows of the journeys it has been asked about (least recently
-asked are forgotten past ``max_journeys``) and re-reads them in the background,
+keeps the stored rows of the journeys it has been asked about and re-reads them in the background,
 in one batch, when the writer reports that their stage visits changed or their
 evaluations were written. A request renders the state from memory as of its own
 moment (:func:`journeyscope.warehouse.journey_state.render_state`), so silence
 and idle timeouts are exact even between refreshes. The first request for a
 journey reads it synchronously.
+
+Memory is bounded by ``max_journeys`` (the server's ``state_journeys`` setting; the least recently
+asked are forgotten past it), and a journey idle past its timeout is let go (checked every
+``evict_every_s``): nothing but a new span moves it, and a request for it reads it again, with the
+same answer.
 
 Freshness: a change is visible once the writer has derived the journey's visits
 (under a second, see :mod:`journeyscope.server.writer`) plus one refresh round
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -34,10 +39,14 @@ class JourneyStates:
     """The rows of recently asked-about journeys, refreshed when they change."""
 
     def __init__(
-        self, warehouse: Warehouse, *, max_journeys: int = 50_000, warm_journeys: int = 10_000, refresh_s: float = 0.05
+        self, warehouse: Warehouse, *, max_journeys: int = 10_000, warm_journeys: int = 10_000, refresh_s: float = 0.05,
+        evict_every_s: float = 5.0,
     ) -> None:
+        if max_journeys < 1:
+            raise ValueError("max_journeys must be >= 1")
         self.warehouse = warehouse
         self.max_journeys = max_journeys
+        self.evict_every_s = evict_every_s
         self.warm_journeys = min(warm_journeys, max_journeys)
         self.refresh_s = refresh_s
         #: Set once the recently active journeys are read (the server then freezes its long-lived heap).
@@ -140,6 +149,23 @@ class JourneyStates:
                     del self._rows[j]  # erased
         return len(ids)
 
+    def evict_idle(self, now_ns: int | None = None) -> int:
+        """Let go of the journeys idle past their timeout as of ``now_ns`` (default: now); return how many."""
+        now_ns = now_ns if now_ns is not None else time.time_ns()
+        with self._lock:
+            held = list(self._rows.items())
+        idle = [(j, rows) for j, rows in held if rows.idle_after_ns() <= now_ns]
+        evicted = 0
+        with self._lock:
+            for journey_id, rows in idle:
+                if self._rows.get(journey_id) is rows:  # not re-read meanwhile (a new span may have moved it)
+                    del self._rows[journey_id]
+                    evicted += 1
+        return evicted
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
     def _remember(self, journey_id: str, rows: JourneyRows) -> None:
         self._rows[journey_id] = rows
         self._rows.move_to_end(journey_id)
@@ -157,12 +183,16 @@ class JourneyStates:
         self._loop()
 
     def _loop(self) -> None:
+        evict_at = time.monotonic() + self.evict_every_s
         while True:
             with self._wake:
-                while not self._changed and not self._stopping:
-                    self._wake.wait()
+                while not self._changed and not self._stopping and time.monotonic() < evict_at:
+                    self._wake.wait(max(0.0, evict_at - time.monotonic()))
                 if self._stopping:
                     return
+            if time.monotonic() >= evict_at:
+                self.evict_idle()
+                evict_at = time.monotonic() + self.evict_every_s
             try:
                 self.refresh_once()
             except Exception:  # noqa: BLE001 - keep serving the rows held; the next change retries

@@ -93,7 +93,7 @@ class Project:
 
     def start(self) -> Project:
         self.runtime.start()
-        self.states = JourneyStates(self.warehouse).start()
+        self.states = JourneyStates(self.warehouse, max_journeys=self.settings.state_journeys).start()
         self.writer.on_visits_changed.append(self.states.changed)
         self.decisions = DecisionLog(self.writer)
         self.signals.start(prime=self._routing_filters)

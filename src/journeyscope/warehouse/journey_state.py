@@ -56,6 +56,14 @@ class JourneyRows:
     #: rendered on every request; the timestamps' text alone would cost more than the rest).
     template: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
+    def idle_after_ns(self) -> int:
+        """When the journey goes idle past its timeout (its visits' ``open_until``; without one, its last
+        activity): from then on nothing moves it but a new span, so a holder may let it go and read it again."""
+        deadlines = [v[5] for v in self.visits if v[5] is not None]
+        if deadlines:
+            return max(deadlines)
+        return _epoch_ns(max(v[3] for v in self.visits)) if self.visits else 0
+
 
 def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, JourneyRows]:
     """The rows of every journey in ``journey_ids`` that has visits (two queries, whatever the count)."""
