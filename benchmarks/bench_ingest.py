@@ -277,16 +277,27 @@ def _cpu_seconds(stat_path: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the server's workers)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return out
+
+
 def server_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of the server: all threads, its main thread (uvicorn's event loop: HTTP, small bodies'
     decoding), and its worker processes (decoding, scoring)."""
     workers = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in children(pid):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                workers += _cpu_seconds(stat)
+            workers += _cpu_seconds(Path(f"/proc/{child}/stat"))
         except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
+            continue  # ended meanwhile
     return {"all": _cpu_seconds(Path(f"/proc/{pid}/stat")), "loop": _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
             "workers": workers}
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import _funnel_visits, _get, cached_bodies, peak_rss_mb, post_all, start_server  # noqa: E402
+from bench_ingest import _funnel_visits, _get, cached_bodies, children, peak_rss_mb, post_all, start_server  # noqa: E402
 
 #: What the server holds beside DuckDB's buffers (see the module docstring), in MB.
 OVERHEAD_MB = 600
@@ -54,17 +54,6 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue  # ended meanwhile
-    return out
-
-
 class Sampler:
     """Samples the server's and its workers' RSS every ``every_s`` on a thread of its own."""
 
@@ -82,7 +71,7 @@ class Sampler:
         while not self._stop.wait(self.every_s):
             try:
                 self.timeline.append((time.monotonic() - self._started, _rss_mb(self.pid)))
-                for child in _children(self.pid):
+                for child in children(self.pid):
                     self.worker_peak_mb = max(self.worker_peak_mb, peak_rss_mb(child))
             except OSError:
                 return
