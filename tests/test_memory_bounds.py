@@ -1,16 +1,14 @@
 """What keeps the server's memory bounded by its settings rather than by the volume it receives.
 
 The figures are a benchmark (``benchmarks/bench_memory.py``, README "Measured"); these tests check the
-mechanisms: journey states held for the API are capped by ``state_journeys`` and let go once idle past
-their timeout (a request for one then reads it again, with the same answer), and the caches are capped.
+mechanisms: journey states held for the API are capped by ``state_journeys`` and pruned once closed and
+not asked about (a request for one then reads it again, with the same answer), and the caches are capped.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-
-import pytest
 
 from journeyscope.evaluators.cache import MemoryCache
 from journeyscope.server.journey_states import JourneyStates
@@ -33,19 +31,21 @@ def _journeys(wh: Warehouse, starts: dict[str, int]) -> None:
     wh.ingest(rows)
 
 
-def test_journeys_idle_past_their_timeout_are_let_go_and_read_again_with_the_same_answer(tmp_path: Path) -> None:
+def test_closed_journeys_nobody_asks_about_are_let_go_and_read_again_with_the_same_answer(tmp_path: Path) -> None:
     now = time.time_ns()
     with Warehouse(tmp_path / "s.duckdb") as wh:
         _journeys(wh, {"j-live": now - 60 * 10**9, "j-idle": now - 48 * HOUR_NS})  # the default timeout is 30 min
-        states = JourneyStates(wh, max_journeys=10, warm_journeys=0)  # not started: no thread, the test drives it
+        states = JourneyStates(wh, max_journeys=10, warm_journeys=0)  # no derive loop: the test drives it
         before = {j: states.state(j, now) for j in ("j-live", "j-idle")}
         assert len(states) == 2
-        assert states.evict_idle(now) == 1
+        assert states.prune(now) == 0  # both were asked about since the last prune
+        assert states.prune(now) == 1  # not since: the idle one goes, the live one stays
         assert states.held_state("j-idle", now) is None and states.held_state("j-live", now) is not None
         assert states.state("j-idle", now) == before["j-idle"]  # read from the warehouse again
         assert before["j-idle"]["current_outcome"] == "abandoned" and before["j-live"]["current_outcome"] == "open"
-        # Once the live journey's own timeout has passed, it goes too.
-        assert states.evict_idle(now + 2 * HOUR_NS) == 2 and len(states) == 0
+        # Once the live journey's own timeout has passed (and nobody asked), it goes too.
+        states.prune(now + 2 * HOUR_NS)
+        assert states.prune(now + 2 * HOUR_NS) == 2 and len(states) == 0
 
 
 def test_journey_states_held_are_capped_by_the_setting(tmp_path: Path) -> None:
@@ -59,8 +59,6 @@ def test_journey_states_held_are_capped_by_the_setting(tmp_path: Path) -> None:
         assert [j for j in journeys if states.held_state(j, now) is None] == ["j0", "j1"]  # least recently asked
         assert states.state("j0", now) == answers["j0"]
     assert ServerSettings().state_journeys == 10_000  # the default the README's ceiling counts on
-    with pytest.raises(ValueError):
-        JourneyStates(wh, max_journeys=0)
 
 
 def test_verdict_cache_keeps_the_most_recently_used_entries_up_to_its_size() -> None:

@@ -11,6 +11,8 @@ import click
 from rich.console import Console
 
 from journeyscope.errors import JourneyscopeError
+from journeyscope.settings import DEFAULT_DB
+from journeyscope.settings import load as load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,9 +37,8 @@ def db_option(fn: F) -> F:
     return click.option(
         "--db",
         "db",
-        envvar="JOURNEYSCOPE_DB",
-        default="journeyscope.duckdb",
-        show_default=True,
+        default=lambda: load_settings().db,
+        show_default=f"$JOURNEYSCOPE_DB or {DEFAULT_DB}",
         type=click.Path(dir_okay=False),
         help="Warehouse file (DuckDB). Env: JOURNEYSCOPE_DB.",
     )(fn)
@@ -48,7 +49,7 @@ def map_option(fn: F) -> F:
     return click.option(
         "--map",
         "map_file",
-        envvar="JOURNEYSCOPE_MAP",
+        default=lambda: load_settings().map_file,
         type=click.Path(dir_okay=False),
         help="Journey map (TOML). Default: ./journeys.toml when present. Env: JOURNEYSCOPE_MAP.",
     )(fn)

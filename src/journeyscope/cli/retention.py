@@ -38,11 +38,7 @@ def retention(older_than: str | None, db: str, dry_run: bool, compact: bool) -> 
     if not Path(db).is_file():
         raise WarehouseError(f"no warehouse at {db}")
     with Warehouse(db) as warehouse:
-        cur = warehouse.cursor()
-        try:
-            result = apply_retention(cur, seconds, now_ns=time.time_ns(), dry_run=dry_run)
-        finally:
-            cur.close()
+        result = apply_retention(warehouse, seconds, now_ns=time.time_ns(), dry_run=dry_run)
     cutoff = datetime.fromtimestamp(result.cutoff_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
     if dry_run:
         click.echo(f"dry run: {result.journeys} journeys ended before {cutoff} would be deleted")

@@ -7,6 +7,7 @@ import click
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError
 from journeyscope.ports import ensure_free
+from journeyscope.settings import load as load_settings
 
 
 @click.command()
@@ -20,13 +21,17 @@ from journeyscope.ports import ensure_free
               help="OTLP/gRPC port; 0 picks a free one, -1 turns gRPC off.")
 @click.option("--queue-spans", default=200_000, show_default=True, type=click.IntRange(1),
               help="Spans waiting to be written before senders are told to retry (503/UNAVAILABLE).")
-@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True), envvar="JOURNEYSCOPE_KEYS",
-              help="API keys and projects (TOML). Without it the server accepts local requests only.")
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True),
+              default=lambda: load_settings().keys_file,
+              help="API keys and projects (TOML). Without it the server accepts local requests only. "
+              "Env: JOURNEYSCOPE_KEYS.")
 @click.option("--policies", "policies_file", type=click.Path(dir_okay=False, exists=True),
-              envvar="JOURNEYSCOPE_POLICIES", help="Routing policies (TOML), reloaded when the file changes.")
+              default=lambda: load_settings().policies_file,
+              help="Routing policies (TOML), reloaded when the file changes. Env: JOURNEYSCOPE_POLICIES.")
 @click.option("--monitors", "monitors_file", type=click.Path(dir_okay=False, exists=True),
-              envvar="JOURNEYSCOPE_MONITORS",
-              help="Monitors (TOML): evaluated as data arrives, alerts stored and sent; reloaded when it changes.")
+              default=lambda: load_settings().monitors_file,
+              help="Monitors (TOML): evaluated as data arrives, alerts stored and sent; reloaded when it "
+              "changes. Env: JOURNEYSCOPE_MONITORS.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
 @click.option("--db-threads", type=click.IntRange(1, 256),

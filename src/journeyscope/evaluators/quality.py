@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard
 from journeyscope.evaluators.facts import complains_repeated, corrects, key_tokens
 from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, RUDE, THANKS, objects
@@ -31,7 +32,7 @@ from journeyscope.evaluators.sentiment import NEGATIVE, negativity
 from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
-NAME = "customer_agent_conversation_quality"
+NAME = cv.QUALITY_EVALUATOR
 VERSION = "local-2"  # 2: frustration (VADER), repeated asks, dead ends, apologies, slow replies, closing words
 PASS_AT = 0.6
 #: Agent turns beyond this in one visit start to cost.

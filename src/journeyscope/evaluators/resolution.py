@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard, memo_last
 from journeyscope.evaluators.lexicon import (
     CONFUSED,
@@ -28,7 +29,7 @@ from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, clip, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
-NAME = "conversation_resolution"
+NAME = cv.RESOLUTION_EVALUATOR
 VERSION = "local-3"  # 3: the information asked for, given with its value ("your balance is 5,703"), is an outcome
 _REQUEST = re.compile(r"\?|\b(?:can|could|would|will) you\b|\bi (?:need|want|would like|'d like)\b|\bplease\b")
 #: A visit passes when its score reaches this.

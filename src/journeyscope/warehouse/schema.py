@@ -14,7 +14,7 @@ from journeyscope.warehouse.feedback_events import FEEDBACK_TABLE, feedback_rows
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -333,9 +333,26 @@ _V15 = f"""
 INSERT OR IGNORE INTO feedback {feedback_rows("spans")};
 """
 
+# v16: the change feed (journeyscope.warehouse.feed): what each commit changed, by generation, and how far each
+# derived-data consumer (online scoring, monitors) has read it, so a restarted server resumes where it stopped.
+_V16 = """
+CREATE TABLE IF NOT EXISTS changes (
+    generation      BIGINT NOT NULL,
+    kind            VARCHAR NOT NULL,
+    journey_ids     VARCHAR[],
+    committed_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (generation, kind)
+);
+CREATE TABLE IF NOT EXISTS feed_positions (
+    consumer        VARCHAR PRIMARY KEY,
+    generation      BIGINT NOT NULL,
+    updated_at      TIMESTAMP NOT NULL
+);
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
-    14: _V14, 15: _V15,
+    14: _V14, 15: _V15, 16: _V16,
 }
 
 

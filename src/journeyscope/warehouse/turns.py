@@ -46,7 +46,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 
 __all__ = [
     "FALLBACK_KINDS", "GENAI_EVENTS", "LOG_INPUT", "LOG_OUTPUT", "LOG_WHOLE", "TURN_KEYS", "TURN_PREFIXES",
