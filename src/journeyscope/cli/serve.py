@@ -38,6 +38,8 @@ from journeyscope.settings import load as load_settings
               help="Threads per DuckDB query. Default: one fewer than the cores (at least 1), one left for the API.")
 @click.option("--db-memory", default="1GB", show_default=True,
               help="DuckDB's memory limit (e.g. 512MB, 4GB; 'none': 80%% of the machine's memory).")
+@click.option("--state-journeys", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Journeys whose state the API holds in memory (10-20 KB each; others are read when asked).")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1),
               help="HTTP connections open at once (keep below 'ulimit -n'); gRPC calls handled at once.")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
@@ -58,6 +60,7 @@ def serve(
     workers: int,
     db_threads: int | None,
     db_memory: str,
+    state_journeys: int,
     max_connections: int,
     header_timeout: float,
     body_timeout: float,
@@ -89,7 +92,7 @@ def serve(
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
         monitors_file=monitors_file, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
         db_memory_limit=memory, max_connections=max_connections, header_timeout_s=header_timeout,
-        body_timeout_s=body_timeout,
+        body_timeout_s=body_timeout, state_journeys=state_journeys,
     )
     try:
         run_server(settings)

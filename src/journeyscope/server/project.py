@@ -86,7 +86,7 @@ class Project:
         self.runtime.start()
         warehouse = self.warehouse
         self.upkeep = VisitUpkeep(warehouse, idle_sweep_s=settings.idle_sweep_s)
-        self.states = JourneyStates(warehouse)
+        self.states = JourneyStates(warehouse, max_journeys=settings.state_journeys)
         self.signals = SignalCache(partial(funnel, warehouse), prime=partial(routing_filters, warehouse),
                                    refresh_s=settings.signals_refresh_s)
         consumers: list[Consumer] = [self.upkeep, self.states, self.signals]

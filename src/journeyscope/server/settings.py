@@ -67,6 +67,11 @@ class ServerSettings:
     #: disk): with the queue, the largest share of the server's memory, and what keeps it from growing
     #: with the volume stored. ``None``: DuckDB's default, 80% of the machine's memory.
     db_memory_limit: str | None = "1GB"
+    #: Journeys whose state the API holds in memory for ``/v1/route`` and ``/v1/journeys/{id}`` (the least
+    #: recently asked are let go past it; closed journeys nobody asked about are pruned): with
+    #: ``db_memory_limit`` and the queue, what bounds the server's memory. A journey not held is read when
+    #: asked (same answer).
+    state_journeys: int = 10_000
     #: Journeys one stage-visit upkeep transaction derives again at most (a backlog is worked off in parts).
     upkeep_journeys: int = 20_000
     #: API keys and projects (TOML, see journeyscope.server.auth); None: local-only, one project.

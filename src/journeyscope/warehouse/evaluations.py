@@ -457,21 +457,27 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
         if journeys is not None:
             cur.register("js_only", pa.table({"journey_id": pa.array(journeys, pa.string())}))
             only = "js_only"
-        rows = cur.execute(_PENDING.format(keys=visit_keys_sql("$now", only)), {"now": warehouse.clock()}).fetchall()
+        cur.execute(_PENDING.format(keys=visit_keys_sql("$now", only)), {"now": warehouse.clock()})
+        out = []
+        # In parts: only the visits with work to do are kept, not a row for every visit looked at.
+        while rows := cur.fetchmany(_PENDING_ROWS_AT_ONCE):
+            summary.visits += len(rows)
+            for jid, pos, stage, visit, outcome, consent, input_hash, todo in rows:
+                if not todo:
+                    summary.up_to_date += 1
+                elif outcome == "open":
+                    summary.skipped_open += 1
+                else:
+                    out.append(_Todo(VisitKey(jid, pos), stage, visit, input_hash, bool(consent), tuple(todo)))
     except duckdb.Error as exc:
         raise warehouse_error(exc, f"cannot read stage visits from {warehouse.path}") from None
     finally:
         cur.close()
-    out = []
-    summary.visits = len(rows)
-    for jid, pos, stage, visit, outcome, consent, input_hash, todo in rows:
-        if not todo:
-            summary.up_to_date += 1
-        elif outcome == "open":
-            summary.skipped_open += 1
-        else:
-            out.append(_Todo(VisitKey(jid, pos), stage, visit, input_hash, bool(consent), tuple(todo)))
     return out
+
+
+#: Rows of the pending-work query read into Python at once.
+_PENDING_ROWS_AT_ONCE = 10_000
 
 
 #: Fewest journeys per call to a worker process (a batch's scoring is spread over the workers in calls of
