@@ -101,6 +101,11 @@ def test_every_read_through_the_client_equals_the_warehouse_call(wh, served):
             assert _comparable(spec.name, over_http) == _comparable(spec.name, direct), (spec.name, arguments)
             asked += 1
     assert asked > len(READS)
+    # Without evaluator summaries: from the held report (the unfiltered one is held by now), or read.
+    for filters in (Filters(), Filters(cohort="standard")):
+        lean = served.funnel(filters, evaluators=False)
+        assert all(s["evaluators"] == [] for j in lean["journeys"] for s in j["stages"])
+        assert _comparable("funnel", lean) == _comparable("funnel", reader.funnel(filters, evaluators=False))
     assert served.journey_detail("no-such-journey") is None and reader.journey_detail("no-such-journey") is None
 
 

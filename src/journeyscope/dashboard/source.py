@@ -30,7 +30,14 @@ import httpx
 
 from journeyscope.client import Client, detail
 from journeyscope.errors import ConfigError, InvalidInputError, JourneyscopeError, WarehouseError
+from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.filters import Filters
+from journeyscope.warehouse.journey_map import load_journey_map
 from journeyscope.warehouse.reads import Read, Reader, read_methods
+from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
+from journeyscope.warehouse.reviews import add_reviews
+from journeyscope.warehouse.schema import SCHEMA_VERSION, file_version
+from journeyscope.warehouse.thresholds import adopt
 
 __all__ = ["ApiSource", "FilterParams", "Source", "SourceError", "WarehouseSource"]
 
@@ -64,9 +71,7 @@ class FilterParams:
     since: str | None = None
     until: str | None = None
 
-    def to_filters(self) -> Any:
-        from journeyscope.warehouse.filters import Filters
-
+    def to_filters(self) -> Filters:
         return Filters(
             journey=self.journey,
             cohort=self.cohort,
@@ -133,8 +138,6 @@ class WarehouseSource(_Reads):
     def __init__(self, path: str | Path, map_file: str | None = None) -> None:
         self.path = str(path)
         self.map_file = map_file
-        from journeyscope.warehouse.journey_map import load_journey_map
-
         try:
             self.journey_map = load_journey_map(map_file)
         except ConfigError as exc:
@@ -169,8 +172,6 @@ class WarehouseSource(_Reads):
 
     @contextmanager
     def _open(self) -> Iterator[Any]:
-        from journeyscope.warehouse import Warehouse
-
         holding = getattr(self._run, "holding", False)
         warehouse = self._run.warehouse if holding else None
         if warehouse is None:
@@ -205,7 +206,7 @@ class WarehouseSource(_Reads):
                 f"{self.path} is held by another process that writes to it (is 'journeyscope serve' running?).",
                 "Read through the server instead: journeyscope dashboard --api http://127.0.0.1:4318",
             )
-        version = _probe_version(self.path)
+        version = file_version(self.path)
         if version == 0:
             return SourceError(
                 f"{self.path} is not a journeyscope warehouse yet (it has no journeyscope tables).",
@@ -213,8 +214,6 @@ class WarehouseSource(_Reads):
                 kind="empty",
             )
         if version is not None:
-            from journeyscope.warehouse.schema import SCHEMA_VERSION
-
             if version < SCHEMA_VERSION:
                 return SourceError(
                     f"{self.path} was written by an older journeyscope (schema version {version}; this one reads "
@@ -242,8 +241,6 @@ class WarehouseSource(_Reads):
         Fails with a hint when another process (``journeyscope serve``) holds the file: then the dashboard
         reads and writes through the API.
         """
-        from journeyscope.warehouse import Warehouse
-
         held = getattr(self._run, "warehouse", None)
         if held is not None:
             held.close()
@@ -260,44 +257,20 @@ class WarehouseSource(_Reads):
             warehouse.close()
 
     def add_reviews(self, reviews: list[dict[str, Any]], reviewer: str) -> dict[str, Any]:
-        from journeyscope.warehouse.reviews import add_reviews
-
         with self._writing() as wh:
             return add_reviews(wh, enumerate(reviews, 1), reviewer=reviewer, source="dashboard").as_dict()
 
     def score_reviewed(self) -> list[dict[str, Any]]:
-        from dataclasses import asdict
-
-        from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
-
         with self._writing() as wh:
             return [asdict(score_reviewed(wh, name)) for name in (("local", "llm") if llm_configured() else ("local",))]
 
     def adopt_threshold(self, evaluator: str, threshold: float, reason: str, *, engine: str = "local",
                         journey: str | None = None, stage: str | None = None,
                         actor: str | None = None) -> dict[str, Any]:
-        from journeyscope.warehouse.thresholds import adopt
-
         with self._writing() as wh:
             adopted, decided = adopt(wh, evaluator, threshold, reason=reason, engine=engine, journey=journey,
                                      stage=stage, actor=actor)
         return {**adopted.as_dict(), "decided": decided}
-
-
-def _probe_version(path: str) -> int | None:
-    """The schema version of a file that ``Warehouse`` refused, or None when it cannot be read at all."""
-    from journeyscope.warehouse.schema import current_version
-
-    try:
-        con = duckdb.connect(path, read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        return current_version(con)
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
 
 
 # -- the eval API ---------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
 from journeyscope.evaluators.transcript import StageVisit, VisitContext
 
 NAME = cv.RETENTION_EVALUATOR
-VERSION = "local-3"  # 3: e-mail, phone and IBAN values count as given whatever was asked; "I just gave it to you"
+VERSION = "local-4"  # 4: the outcome lexicon reads more failures and completions (a failure resets what may be re-asked)
+# 3: e-mail, phone and IBAN values count as given whatever was asked; "I just gave it to you"
 # 2: redacted values read as opaque; "I already told you" after any question
 PASS_AT = 0.5
 

@@ -37,7 +37,7 @@ class OnlineScoring:
     durable = True
 
     def __init__(self, warehouse: Warehouse, *, scorer: Callable[[], Executor | None] = lambda: None,
-                 chunk_journeys: int = 50, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
+                 chunk_journeys: int = 10, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.warehouse = warehouse
@@ -55,7 +55,13 @@ class OnlineScoring:
         """Queue the journeys that changed (every journey when the feed cannot say which), score one chunk."""
         if batch:
             changed = batch.journeys()
-            self._queue(visited_journeys(self.warehouse) if changed is None else sorted(changed))
+            if changed is None:
+                cur = self.warehouse.cursor()
+                try:
+                    changed = visited_journeys(cur)
+                finally:
+                    cur.close()
+            self._queue(sorted(changed))
         if not self._backlog:
             return
         chunk, self._backlog = self._backlog[:self.chunk_journeys], self._backlog[self.chunk_journeys:]

@@ -367,6 +367,21 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def file_version(path: str) -> int | None:
+    """The schema version of the file at ``path`` (0: no journeyscope tables), opened read-only for the question;
+    ``None`` when it cannot be opened at all (not a DuckDB file, or held by a writer): why a file was refused."""
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return current_version(con)
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
     found = current_version(con)

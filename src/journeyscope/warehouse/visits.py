@@ -60,7 +60,6 @@ at most a few times a second, so one upkeep serves many batches under load.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -70,9 +69,6 @@ from journeyscope.warehouse import journey_facts
 from journeyscope.warehouse.feedback_events import HAS_FEEDBACK
 from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 from journeyscope.warehouse.journey_map import JourneyMap
-
-if TYPE_CHECKING:
-    from journeyscope.warehouse.store import Warehouse
 
 __all__ = [
     "OUTCOME_AT",
@@ -418,6 +414,6 @@ def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def visited_journeys(warehouse: Warehouse) -> list[str]:
+def visited_journeys(cur: duckdb.DuckDBPyConnection) -> list[str]:
     """Every journey with stage visits, in id order (online scoring's first pass)."""
-    return [r[0] for r in warehouse.query("SELECT DISTINCT journey_id FROM stage_visits ORDER BY 1")]
+    return [r[0] for r in cur.execute("SELECT DISTINCT journey_id FROM stage_visits ORDER BY 1").fetchall()]
