@@ -30,8 +30,22 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True, width=width, highlight=False)
 
 
+def _data_path(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The lake's data path is read where the warehouse opens (journeyscope.warehouse.lake), in this process and
+    # in the ones it starts (dashboard, server workers): the environment carries it to all of them.
+    if value:
+        os.environ["JOURNEYSCOPE_DATA_PATH"] = value
+
+
 def db_option(fn: F) -> F:
-    """``--db PATH``, defaulting to ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``."""
+    """``--db PATH``, defaulting to ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``; ``--data-path`` for a lake."""
+    fn = click.option(
+        "--data-path",
+        envvar="JOURNEYSCOPE_DATA_PATH",
+        expose_value=False,
+        callback=_data_path,
+        help="Where a lake's Parquet files go: s3://bucket/prefix/ or a directory. Env: JOURNEYSCOPE_DATA_PATH.",
+    )(fn)
     return click.option(
         "--db",
         "db",
@@ -39,7 +53,8 @@ def db_option(fn: F) -> F:
         default="journeyscope.duckdb",
         show_default=True,
         type=click.Path(dir_okay=False),
-        help="Warehouse file (DuckDB). Env: JOURNEYSCOPE_DB.",
+        help="Warehouse: a DuckDB file, or a lake (ducklake:postgres:<conninfo>, ducklake:CATALOG.duckdb). "
+             "Env: JOURNEYSCOPE_DB.",
     )(fn)
 
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.warehouse import audit
+from journeyscope.warehouse.dialect import sibling
 
 #: Tables never erased from: the audit trail itself, and settings.
 _KEEP = frozenset({"audit_log", "meta"})
@@ -136,7 +137,7 @@ def erase_customer(
     """
     if not customer_id or not customer_id.strip():
         raise InvalidInputError("a customer id is required")
-    cur = con.cursor()
+    cur = sibling(con)
     try:
         cur.execute("BEGIN TRANSACTION")
         journeys = [r[0] for r in cur.execute(_JOURNEYS_OF, [customer_id] * 3).fetchall()]

@@ -22,6 +22,7 @@ import duckdb
 
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import audit
+from journeyscope.warehouse.dialect import sibling
 from journeyscope.warehouse.erasure import delete_journeys
 
 _NS = 1_000_000_000
@@ -67,7 +68,7 @@ def apply_retention(
         raise ValueError("older_than_s must be positive")
     cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_s * _NS)
     result = RetentionResult(cutoff)
-    cur = con.cursor()
+    cur = sibling(con)
     try:
         cur.execute("BEGIN TRANSACTION")
         journeys = [r[0] for r in cur.execute(_OLD_JOURNEYS, [cutoff]).fetchall()]

@@ -24,6 +24,7 @@ from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
 from journeyscope.warehouse import thresholds
+from journeyscope.warehouse.dialect import insert_replacing
 from journeyscope.warehouse.evaluations import WarehouseVerdictCache, _make_judge
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import VisitKey, build_contexts, read_batch, visit_keys_sql
@@ -166,7 +167,8 @@ def _write(warehouse: Warehouse, results: list[tuple[VisitKey, str, int, str, An
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None
     with warehouse.transaction("write review scores") as cur:
         cur.register("js_review_scores", table)
-        cur.execute("INSERT OR REPLACE INTO review_scores BY NAME SELECT * FROM js_review_scores")
+        insert_replacing(cur, "review_scores", "SELECT * FROM js_review_scores",
+                         ("journey_id", "stage", "visit", "evaluator", "engine"), by_name=True)
         cur.unregister("js_review_scores")
         thresholds.apply(cur, sorted({k.journey_id for k, *_ in results}))
         if cache is not None:

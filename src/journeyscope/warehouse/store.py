@@ -26,7 +26,9 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
-from journeyscope.warehouse.feedback_events import STORE_FEEDBACK
+from journeyscope.warehouse import lake as _lake
+from journeyscope.warehouse.dialect import insert_ignoring, set_meta
+from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SPAN_SCHEMA, SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -64,6 +66,9 @@ class PreparedBatch:
     table: pa.Table
     report: RedactionReport
     logs: pa.Table | None = None  #: rows of ``log_records`` (:data:`~journeyscope.warehouse.log_records.LOG_SCHEMA`)
+    #: On a lake, each request's batch key (:func:`~journeyscope.warehouse.lake.batch_key`) with its span and
+    #: log-record rows, in order: the ingest ledger stores a retried request once even when combined differently.
+    parts: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def rows(self) -> int:
@@ -78,7 +83,31 @@ class PreparedBatch:
         report = RedactionReport([row for b in batches for row in b.report.rows], batches[0].report.notes)
         logs = [b.logs for b in batches if b.logs is not None and b.logs.num_rows]
         return PreparedBatch(pa.concat_tables([b.table for b in batches]), report,
-                             pa.concat_tables(logs) if logs else None)
+                             pa.concat_tables(logs) if logs else None, tuple(p for b in batches for p in b.parts))
+
+
+#: Whole tries of one lake commit (each after DuckLake's own retries of a snapshot-id race ran out).
+_LAKE_COMMIT_ATTEMPTS = 5
+
+
+def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
+    """The batch's spans, log records and redaction report without the requests whose keys are ``stored``."""
+    logs = prepared.logs if prepared.logs is not None and prepared.logs.num_rows else None
+    if not stored:
+        return prepared.table, logs, prepared.report
+    span_mask: list[bool] = []
+    log_mask: list[bool] = []
+    for key, spans, records in prepared.parts:
+        span_mask += [key not in stored] * spans
+        log_mask += [key not in stored] * records
+    table = prepared.table.filter(pa.array(span_mask, pa.bool_()))
+    if logs is not None:
+        logs = logs.filter(pa.array(log_mask, pa.bool_()))
+    kept = set(zip(table["trace_id"].to_pylist(), table["span_id"].to_pylist()))
+    if logs is not None:
+        kept |= set(zip(logs["trace_id"].to_pylist(), logs["span_id"].to_pylist()))
+    report = RedactionReport([r for r in prepared.report.rows if (r[0], r[1]) in kept], prepared.report.notes)
+    return table, logs if logs is not None and logs.num_rows else None, report
 
 
 def _translate(path: str, exc: duckdb.Error) -> WarehouseError:
@@ -123,14 +152,16 @@ class Warehouse:
         clock: Callable[[], int] = time.time_ns,
         privacy: PrivacyPolicy | None = None,
         upkeep_journeys: int = _visits.UPKEEP_JOURNEYS,
+        data_path: str | None = None,
     ) -> None:
         self.path = str(path)
+        self.lake = _lake.LakeLocation.parse(self.path, data_path) if _lake.is_lake(self.path) else None
         self.upkeep_journeys = upkeep_journeys
         self.read_only = read_only
         self.clock = clock
         self.journey_map = journey_map if journey_map is not None else load_journey_map()
         self._last_close_idle = 0.0
-        if self.path != ":memory:":
+        if self.path != ":memory:" and self.lake is None:
             target = Path(self.path)
             if read_only and not target.exists():
                 raise WarehouseError(
@@ -138,8 +169,15 @@ class Warehouse:
                 )
             if not read_only and not target.parent.exists():
                 raise WarehouseError(f"cannot create warehouse {self.path}: folder {target.parent} does not exist")
+        # A lake's writers share its catalog database: advisory locks for ingest and for upkeep (one connection
+        # each, so an append and an upkeep of this process never wait for each other) and the seq numbers.
+        self._catalog = _lake.Catalog(self.lake) if self.lake is not None else None
+        self._upkeep_catalog = _lake.Catalog(self.lake) if self.lake is not None else None
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
+            if self.lake is not None:
+                self._con = _lake.connect(self.lake, read_only=read_only)
+            else:
+                self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise _translate(self.path, exc) from None
         # The connection itself runs no statement after this setup: a streaming result left half-read on
@@ -150,7 +188,7 @@ class Warehouse:
         # tables) can run at once on two cores; every other write takes both (:meth:`_exclusive`).
         self._visits_lock = threading.Lock()
         self._append_lock = threading.Lock()
-        setup = self._con.cursor()
+        setup = self.cursor()
         try:
             if read_only:
                 found = current_version(setup)
@@ -161,8 +199,11 @@ class Warehouse:
                     )
             else:
                 self._migrate(setup)
-            row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
-            self._next_seq = int(row[0][0]) + 1 if row else 1
+            if self._shared_seq():
+                self._next_seq = 0  # taken from the catalog per batch
+            else:
+                row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
+                self._next_seq = int(row[0][0]) + 1 if row else 1
             self.privacy: PrivacyHook | None = None
             if not read_only:
                 self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
@@ -209,13 +250,21 @@ class Warehouse:
         if row and row[0][0] == digest:
             self.update_visits()  # a backlog left by a crash
             return
-        cur = self._con.cursor()
+        assert self._upkeep_catalog is not None or self.lake is None
+        with self._upkeep_lock(wait=True):
+            self._rebuild_visits(digest)
+
+    def _rebuild_visits(self, digest: str) -> None:
+        row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
+        if row and row[0][0] == digest:  # another process of the lake did it meanwhile
+            return
+        cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
             with self._long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
                 _visits.rebuild_visits(cur, self.journey_map, self.clock(), report)
             cur.execute("DELETE FROM visits_pending")
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('journey_map_digest', ?)", [digest])
+            set_meta(cur, "journey_map_digest", digest)
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             cur.execute("ROLLBACK")
@@ -228,19 +277,23 @@ class Warehouse:
         """Checkpoint and close the file."""
         with self._exclusive():
             try:
-                if not self.read_only:
+                if not self.read_only and self.lake is None:
                     self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
+                for catalog in (self._catalog, self._upkeep_catalog):
+                    if catalog is not None:
+                        catalog.close()
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the file, with no write of this process under way (both write locks).
 
         Raises :class:`WarehouseError` when DuckDB refuses: a transaction is still open somewhere (a reader
         holding a snapshot that sees rows the checkpoint would drop). Nothing of this class leaves one open,
-        so a refusal that repeats points at a reader that does.
+        so a refusal that repeats points at a reader that does. A lake has no write-ahead log to fold (its
+        upkeep is :func:`journeyscope.warehouse.upkeep.compact`): nothing to do.
         """
-        if self.read_only:
+        if self.read_only or self.lake is not None:
             return
         with self._exclusive():
             try:
@@ -263,7 +316,20 @@ class Warehouse:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for a reader thread (DuckDB connections are not shared across threads)."""
-        return self._con.cursor()
+        cur = self._con.cursor()
+        if self.lake is not None:
+            cur.execute(f"USE {_lake.ALIAS}")
+        return cur
+
+    def _shared_seq(self) -> bool:
+        """Whether span numbers come from the catalog (a lake in PostgreSQL: many writers), not ``max(seq)``."""
+        return self.lake is not None and self.lake.conninfo is not None
+
+    def _upkeep_lock(self, *, wait: bool) -> contextlib.AbstractContextManager[bool]:
+        """On a PostgreSQL lake, the advisory lock that lets one process at a time derive stage visits."""
+        if self._upkeep_catalog is None:
+            return contextlib.nullcontext(True)
+        return self._upkeep_catalog.locked([_lake.UPKEEP_LOCK], wait=wait)
 
     # -- writing ---------------------------------------------------------------------
     def prepare(self, rows: SpanRows | pa.Table) -> PreparedBatch:
@@ -275,7 +341,9 @@ class Warehouse:
             raise WarehouseError(f"{self.path} is open read-only")
         table = rows.to_table() if isinstance(rows, SpanRows) else rows
         assert self.privacy is not None
-        return PreparedBatch(*self.privacy.redact(table))
+        redacted, report = self.privacy.redact(table)
+        parts = ((_lake.batch_key(table, None), table.num_rows, 0),) if self.lake is not None else ()
+        return PreparedBatch(redacted, report, None, parts)
 
     def prepare_logs(self, logs: pa.Table) -> PreparedBatch:
         """:meth:`prepare` for GenAI log records (a :data:`~journeyscope.warehouse.log_records.LOG_SCHEMA`
@@ -284,7 +352,8 @@ class Warehouse:
             raise WarehouseError(f"{self.path} is open read-only")
         assert self.privacy is not None
         redacted, report = self.privacy.redact(logs)
-        return PreparedBatch(SPAN_SCHEMA.empty_table(), report, redacted)
+        parts = ((_lake.batch_key(None, logs), 0, logs.num_rows),) if self.lake is not None else ()
+        return PreparedBatch(SPAN_SCHEMA.empty_table(), report, redacted, parts)
 
     def ingest(self, rows: SpanRows | pa.Table | PreparedBatch, *, update_visits: bool = True) -> IngestResult:
         """Store a batch of spans in one columnar insert; spans already stored are skipped.
@@ -303,10 +372,15 @@ class Warehouse:
         table, report = prepared.table, prepared.report
         if prepared.rows == 0:
             return IngestResult(0, 0)
+        if self.lake is not None:
+            accepted = self._ingest_lake(prepared)
+            if update_visits:
+                self.update_visits()
+            return IngestResult(accepted, table.num_rows - accepted)
         with self._append_lock:
             batch = self._numbered(table)
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 cur.register("incoming", batch)
                 if logs is not None:
@@ -324,12 +398,67 @@ class Warehouse:
 
     def _numbered(self, table: pa.Table) -> pa.Table:
         """``table`` with the next ``seq`` numbers (arrival order, shared by spans and log records) and the
-        ingest time; the caller holds the append lock."""
+        ingest time; the caller holds the append lock. On a PostgreSQL lake the numbers come from the catalog
+        in blocks, unique across every writer (in order within a writer; writers commit out of order)."""
         n = table.num_rows
-        seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
+        if self._shared_seq() and n:
+            assert self._catalog is not None
+            starts = [self._catalog.next_seq(min(n - i, _lake.SEQ_BLOCK)) for i in range(0, n, _lake.SEQ_BLOCK)]
+            seq = pa.array(np.concatenate([np.arange(s, s + min(n - i * _lake.SEQ_BLOCK, _lake.SEQ_BLOCK),
+                                                     dtype=np.int64) for i, s in enumerate(starts)]))
+        else:
+            seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
+            self._next_seq += n
         now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
-        self._next_seq += n
         return table.append_column("seq", seq).append_column("ingested_at", now)
+
+    def _ingest_lake(self, prepared: PreparedBatch) -> int:
+        """Store a batch on a lake exactly once; return the spans stored.
+
+        Each request in the batch has a ledger row (its batch key) written in the batch's transaction, and an
+        advisory lock on that key is held from the ledger check to the commit, so a retried request is
+        stored once even when two receivers race with it. A commit that loses DuckLake's race for the next
+        snapshot more often than DuckLake retries by itself is tried again whole, the ledger checked again.
+        """
+        assert self._catalog is not None and self.privacy is not None
+        parts = list(prepared.parts)
+        locks = [_lake.batch_lock_key(key) for key, _, _ in parts]
+        with self._append_lock, self._catalog.locked(locks):
+            for attempt in range(_LAKE_COMMIT_ATTEMPTS):
+                cur = self.cursor()
+                try:
+                    cur.execute("BEGIN TRANSACTION")
+                    stored = _lake.stored_batches(cur, [key for key, _, _ in parts])
+                    table, logs, report = _without_parts(prepared, stored)
+                    fresh = [p for p in parts if p[0] not in stored]
+                    if fresh:
+                        cur.register("incoming", self._numbered(table))
+                        if logs is not None:
+                            cur.register("incoming_logs", self._numbered(logs))
+                        cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
+                        _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+                        cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
+                        if logs is not None:
+                            cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
+                            _visits.mark_pending(
+                                cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l ON "
+                                f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
+                        self.privacy.log(cur, report, retried=False)
+                        _lake.record_batches(cur, fresh)
+                    cur.execute("COMMIT")
+                    return table.num_rows if fresh else 0
+                except duckdb.TransactionException as exc:
+                    _rollback(cur)
+                    if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
+                        raise _lake.WarehouseUnavailable(
+                            f"cannot commit to {self.lake.describe()}: {str(exc).splitlines()[0]}") from None
+                except duckdb.Error as exc:
+                    _rollback(cur)
+                    raise _lake.WarehouseUnavailable(
+                        f"cannot write to {self.lake.describe()}: {str(exc).splitlines()[0]}") from None
+                finally:
+                    cur.close()
+        raise AssertionError("unreachable")
 
     def _insert(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport,
                 with_logs: bool = False) -> tuple[Any, ...] | None:
@@ -350,7 +479,7 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-            cur.execute(STORE_FEEDBACK)
+            insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
         if with_logs:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
@@ -379,8 +508,10 @@ class Warehouse:
                 return sorted(set(touched))
 
     def _update_visits_part(self) -> list[str]:
-        with self._visits_lock:
-            cur = self._con.cursor()
+        with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+            if not mine:  # another process of the lake is deriving: it takes these journeys too
+                return []
+            cur = self.cursor()
             now_ns = self.clock()
             try:
                 cur.execute("BEGIN TRANSACTION")
@@ -403,7 +534,7 @@ class Warehouse:
         if self.read_only:
             return []
         with self._visits_lock:
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 closed = _visits.close_idle_visits(cur, self.clock())
             finally:
@@ -422,7 +553,7 @@ class Warehouse:
             raise WarehouseError(f"snapshot target {dest} exists; choose a new file")
         literal = str(dest).replace("'", "''")
         with self._exclusive():
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 cur.execute(f"ATTACH '{literal}' AS js_snapshot")
                 try:
@@ -450,7 +581,7 @@ class Warehouse:
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
         with self._exclusive():
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 yield cur
             finally:

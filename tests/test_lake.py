@@ -1,0 +1,134 @@
+"""Storage on a DuckLake: the catalog in a real PostgreSQL 15, the Parquet files in a real S3 store (SeaweedFS).
+
+The same warehouse code runs on the lake as on the embedded file; a file converts into a lake and reads the
+same; a retried batch is stored once even when two writer processes race with it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from journeyscope.demo import DEMO_MAP, run_demo
+from journeyscope.simulator import SimulationConfig
+from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.funnel import funnel
+from journeyscope.warehouse.journey_map import load_journey_map
+from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
+
+#: Visit columns that carry storage-assigned span numbers (each storage numbers its spans itself).
+_SEQ_COLUMNS = ("first_seq", "last_seq")
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated warehouse file (through the real instrumentation), visits derived, not scored."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    run_demo(path, SimulationConfig(journeys=40, seed=11), evaluate=False)
+    return path
+
+
+@pytest.fixture
+def lake_env(object_store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The S3 credentials and endpoint in the environment, as a deployment sets them."""
+    for key, value in object_store.env().items():
+        monkeypatch.setenv(key, value)
+    yield object_store.env()
+
+
+def _lake_url(postgres: Postgres) -> str:
+    return "ducklake:postgres:" + postgres.conninfo(postgres.new_database())
+
+
+def _visits(warehouse: Warehouse) -> list[dict[str, Any]]:
+    return [{k: v for k, v in visit.items() if k not in _SEQ_COLUMNS} for visit in warehouse.stage_visits()]
+
+
+def _spans(path: Path) -> pa.Table:
+    with Warehouse(path, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as source:
+        cur = source.cursor()
+        try:
+            return cur.execute("SELECT * EXCLUDE (seq, ingested_at) FROM spans ORDER BY seq").to_arrow_table()
+        finally:
+            cur.close()
+
+
+def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgres: Postgres,
+                                                        object_store: ObjectStore, lake_env: dict[str, str]) -> None:
+    spans = _spans(demo_file)
+    journey_map = load_journey_map(DEMO_MAP)
+    prefix = object_store.new_prefix()
+    with Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded, \
+            Warehouse(_lake_url(postgres), data_path=prefix, journey_map=journey_map) as lake:
+        half = spans.num_rows // 2
+        assert lake.ingest(spans.slice(0, half)).accepted == half
+        again = lake.ingest(spans.slice(0, half))  # the same request sent again (an exporter's retry)
+        assert (again.accepted, again.duplicates) == (0, half)
+        assert lake.ingest(spans.slice(half)).accepted == spans.num_rows - half
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (
+            spans.num_rows, spans.num_rows)
+        assert _visits(lake) == _visits(embedded)
+        assert lake.summary() == embedded.summary()
+        assert funnel(lake) == funnel(embedded)
+    stored = object_store.objects(prefix)
+    assert stored and all(path.endswith(".parquet") for path in stored)
+
+
+def test_a_file_converts_into_a_lake_that_answers_the_same(demo_file: Path, postgres: Postgres,
+                                                           object_store: ObjectStore, lake_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    url = _lake_url(postgres)
+    prefix = object_store.new_prefix()
+    env = {**os.environ, "JOURNEYSCOPE_MAP": str(DEMO_MAP)}
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "convert", "--from", str(demo_file),
+                           "--db", url, "--data-path", prefix], capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "converted" in done.stdout
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded, \
+            Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        assert lake.stage_visits() == embedded.stage_visits()  # copied as they are, span numbers too
+        assert funnel(lake) == funnel(embedded)
+        assert lake.query("SELECT count(*) FROM spans") == embedded.query("SELECT count(*) FROM spans")
+    again = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "convert", "--from", str(demo_file),
+                            "--db", url, "--data-path", prefix], capture_output=True, text=True, env=env, timeout=240)
+    assert again.returncode == 1
+    assert "already holds spans" in again.stderr and "Traceback" not in again.stderr
+
+
+def _race(url: str, prefix: str, env: dict[str, str], batches: list[pa.Table], start: Any) -> int:
+    os.environ.update(env)
+    with Warehouse(url, data_path=prefix, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        start.wait()
+        return sum(lake.ingest(batch, update_visits=False).accepted for batch in batches)
+
+
+@pytest.mark.slow
+def test_two_writers_racing_with_the_same_batches_store_each_once(demo_file: Path, postgres: Postgres,
+                                                                  object_store: ObjectStore,
+                                                                  lake_env: dict[str, str]) -> None:
+    spans = _spans(demo_file)
+    batches = [spans.slice(i, 150) for i in range(0, spans.num_rows, 150)]
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    Warehouse(url, data_path=prefix).close()  # created once, so both writers open an existing lake
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            accepted = pool.starmap(_race, [(url, prefix, lake_env, batches, start),
+                                            (url, prefix, lake_env, list(reversed(batches)), start)])
+    assert sum(accepted) == spans.num_rows  # every batch accepted by exactly one writer
+    with Warehouse(url, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)), count(DISTINCT seq) FROM spans")[0] \
+            == (spans.num_rows,) * 3
+        assert lake.query("SELECT count(*) FROM ingest_ledger")[0][0] == len(batches)
+        with Warehouse(demo_file, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as embedded:
+            assert _visits(lake) == _visits(embedded)
