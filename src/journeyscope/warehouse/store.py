@@ -90,6 +90,10 @@ class PreparedBatch:
 _LAKE_COMMIT_ATTEMPTS = 5
 
 
+class _UpkeepConflict(Exception):
+    """A stage-visit upkeep's lake commit lost to a concurrent commit more often than DuckLake retries."""
+
+
 def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
     """The batch's spans, log records and redaction report without the requests whose keys are ``stored``."""
     logs = prepared.logs if prepared.logs is not None and prepared.logs.num_rows else None
@@ -508,6 +512,16 @@ class Warehouse:
                 return sorted(set(touched))
 
     def _update_visits_part(self) -> list[str]:
+        for attempt in range(_LAKE_COMMIT_ATTEMPTS if self.lake is not None else 1):
+            try:
+                return self._update_visits_once()
+            except _UpkeepConflict:
+                if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
+                    raise WarehouseError(f"cannot update stage visits in {self.lake.describe()}: "  # type: ignore[union-attr]
+                                         "commits kept conflicting with other writers") from None
+        raise AssertionError("unreachable")
+
+    def _update_visits_once(self) -> list[str]:
         with self._visits_lock, self._upkeep_lock(wait=False) as mine:
             if not mine:  # another process of the lake is deriving: it takes these journeys too
                 return []
@@ -523,6 +537,8 @@ class Warehouse:
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
                 _rollback(cur)
+                if self.lake is not None and isinstance(exc, duckdb.TransactionException):
+                    raise _UpkeepConflict from None  # a lake commit raced ingest on the same tables: try again
                 raise WarehouseError(f"cannot update stage visits in {self.path}: {str(exc).splitlines()[0]}") from None
             finally:
                 cur.close()
