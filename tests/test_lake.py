@@ -132,3 +132,46 @@ def test_two_writers_racing_with_the_same_batches_store_each_once(demo_file: Pat
         assert lake.query("SELECT count(*) FROM ingest_ledger")[0][0] == len(batches)
         with Warehouse(demo_file, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as embedded:
             assert _visits(lake) == _visits(embedded)
+
+
+def _parquet_rows_holding(objects: dict[str, bytes], needle: str) -> int:
+    """Rows of the stored Parquet objects (read from their bytes) with ``needle`` in any column."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    found = 0
+    for path, content in objects.items():
+        if not path.endswith(".parquet"):
+            continue
+        table = pq.read_table(io.BytesIO(content))
+        for column in table.column_names:
+            found += sum(1 for value in table[column].to_pylist() if needle in str(value))
+    return found
+
+
+def test_forget_removes_a_customer_from_the_stored_objects(demo_file: Path, postgres: Postgres,
+                                                           object_store: ObjectStore,
+                                                           lake_env: dict[str, str]) -> None:
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        spans = _spans(demo_file)
+        for start in range(0, spans.num_rows, 400):
+            lake.ingest(spans.slice(start, 400))
+        customer, others = lake.query("SELECT customer_id, (SELECT count(DISTINCT customer_id) FROM spans) "
+                                      "FROM spans WHERE customer_id IS NOT NULL LIMIT 1")[0]
+        journeys = [r[0] for r in lake.query("SELECT DISTINCT journey_id FROM spans WHERE customer_id = ?",
+                                             [customer])]
+    assert _parquet_rows_holding(object_store.objects(prefix), customer) > 0  # the check sees a stored customer
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "forget", "--customer", customer, "--db", url],
+                          capture_output=True, text=True, env={**os.environ, "JOURNEYSCOPE_MAP": str(DEMO_MAP)},
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "verified: none of" in done.stdout
+    stored = object_store.objects(prefix)
+    for needle in [customer, *journeys]:
+        assert _parquet_rows_holding(stored, needle) == 0, needle
+    with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        assert lake.query("SELECT count(DISTINCT customer_id) FROM spans")[0][0] == others - 1
+        assert lake.query("SELECT count(*) FROM stage_visits WHERE customer_id = ?", [customer])[0][0] == 0
