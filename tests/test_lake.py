@@ -175,3 +175,34 @@ def test_forget_removes_a_customer_from_the_stored_objects(demo_file: Path, post
     with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
         assert lake.query("SELECT count(DISTINCT customer_id) FROM spans")[0][0] == others - 1
         assert lake.query("SELECT count(*) FROM stage_visits WHERE customer_id = ?", [customer])[0][0] == 0
+
+
+def test_compaction_merges_files_without_breaking_a_running_query(demo_file: Path, postgres: Postgres,
+                                                                  object_store: ObjectStore,
+                                                                  lake_env: dict[str, str]) -> None:
+    from journeyscope.warehouse.lake_upkeep import compact
+
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    spans = _spans(demo_file)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        batches = [spans.slice(start, 300) for start in range(0, spans.num_rows, 300)]
+        for batch in batches[:-1]:
+            lake.ingest(batch, update_visits=False)
+        with Warehouse(url, read_only=True, journey_map=journey_map) as reader:
+            query = reader.cursor()
+            query.execute("BEGIN TRANSACTION")  # a long query: it reads the snapshot it began on
+            seen = query.execute("SELECT count(*), sum(hash(span_id)) FROM spans").fetchone()
+            lake.ingest(batches[-1], update_visits=False)
+            merged = compact(lake)  # snapshots younger than the margin stay, and their files
+            assert merged.files_after < merged.files_before
+            assert query.execute("SELECT count(*), sum(hash(span_id)) FROM spans").fetchone() == seen
+            query.execute("COMMIT")
+            query.close()
+        expired = compact(lake, margin_s=0)
+        assert expired.snapshots_after < expired.snapshots_before
+        assert lake.query("SELECT count(*), count(DISTINCT span_id) FROM spans")[0] == (spans.num_rows,) * 2
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "compact", "--db", url],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("compacted the lake: ")

@@ -5,8 +5,13 @@ from __future__ import annotations
 import click
 
 from journeyscope.cli.common import db_option, map_option
+from journeyscope.errors import ConfigError
+from journeyscope.privacy.policy import parse_age
 from journeyscope.warehouse.convert import convert_to_lake
 from journeyscope.warehouse.journey_map import load_journey_map
+from journeyscope.warehouse.lake import is_lake
+from journeyscope.warehouse.lake_upkeep import compact
+from journeyscope.warehouse.store import Warehouse
 
 
 @click.group("lake")
@@ -25,3 +30,21 @@ def convert(source: str, db: str, map_file: str | None) -> None:
     for table, rows in copied.items():
         click.echo(f"  {table:<22} {rows:>10} rows")
     click.echo(f"converted {source} into the lake: {sum(copied.values())} rows")
+
+
+@lake.command("compact")
+@db_option
+@click.option("--margin", default="1h", show_default=True, metavar="AGE",
+              help="Keep snapshots (and their files) this recent: longer than any query runs.")
+def compact_command(db: str, margin: str) -> None:
+    """Merge a lake's small files and expire old snapshots (run it on a schedule; running queries are safe)."""
+    with _open(db) as warehouse:
+        done = compact(warehouse, margin_s=parse_age(margin, "--margin"))
+    click.echo(f"compacted the lake: {done.files_before} -> {done.files_after} data files, "
+               f"{done.snapshots_before} -> {done.snapshots_after} snapshots in {done.seconds:.2f}s")
+
+
+def _open(db: str) -> Warehouse:
+    if not is_lake(db):
+        raise ConfigError(f"--db {db!r} is not a lake (ducklake:postgres:<conninfo> or ducklake:CATALOG.duckdb)")
+    return Warehouse(db)
