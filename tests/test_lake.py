@@ -206,3 +206,30 @@ def test_compaction_merges_files_without_breaking_a_running_query(demo_file: Pat
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("compacted the lake: ")
+
+
+def test_catalog_going_away_is_unavailable_and_ingest_resumes_when_it_returns(
+        demo_file: Path, object_store: ObjectStore, lake_env: dict[str, str], services_folder: Path) -> None:
+    from support.services import PG_BIN, _run_as_postgres, start_postgres
+
+    from journeyscope.warehouse.lake import WarehouseUnavailable
+
+    parent = services_folder / "stopped-catalog"
+    parent.mkdir()
+    own = start_postgres(parent)  # this test stops its catalog: not the session's
+    try:
+        spans = _spans(demo_file)
+        url = "ducklake:postgres:" + own.conninfo()
+        with Warehouse(url, data_path=object_store.new_prefix(), journey_map=load_journey_map(DEMO_MAP)) as lake:
+            assert lake.ingest(spans.slice(0, 200)).accepted == 200
+            data = str(own.folder / "data")
+            _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", data, "-m", "fast", "stop")
+            with pytest.raises(WarehouseUnavailable):
+                lake.ingest(spans.slice(200, 200))
+            _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", data, "-l", str(own.folder / "log"), "-o",
+                             f"-c listen_addresses=127.0.0.1 -p {own.port} -k {own.folder}", "-w", "start")
+            assert lake.ingest(spans.slice(200, 200)).accepted == 200  # the batch refused before, sent again
+            assert lake.ingest(spans.slice(0, 200)).accepted == 0
+            assert lake.query("SELECT count(*), count(DISTINCT span_id) FROM spans")[0] == (400, 400)
+    finally:
+        own.stop()

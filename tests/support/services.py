@@ -206,6 +206,7 @@ def start_object_store(parent: Path) -> ObjectStore:
 @pytest.fixture(scope="session")
 def services_folder() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="journeyscope-services-"))
+    os.chmod(folder, 0o755)  # the postgres user traverses it
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 

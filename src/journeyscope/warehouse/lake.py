@@ -281,13 +281,16 @@ class Catalog:
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         import psycopg
 
-        try:
-            cur = self._connection().execute(sql, params)
-            return cur.fetchall() if cur.description else []
-        except psycopg.OperationalError as exc:
-            self.close()
-            raise WarehouseUnavailable(
-                f"lost the lake's catalog {self.location.describe()}: {_first(exc)}") from None
+        for attempt in range(2):  # a connection the server ended while idle (a restart) is made again once
+            try:
+                cur = self._connection().execute(sql, params)
+                return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt:
+                    raise WarehouseUnavailable(
+                        f"lost the lake's catalog {self.location.describe()}: {_first(exc)}") from None
+        raise AssertionError("unreachable")
 
     def _sequence(self) -> None:
         self._execute(f"CREATE SEQUENCE IF NOT EXISTS journeyscope_seq START 1 INCREMENT {SEQ_BLOCK}")
