@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["ALIAS", "LAKE_PREFIX", "Catalog", "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key",
-           "batch_lock_key", "committed_snapshot", "connect", "is_lake", "record_batches", "stored_batches"]
+           "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "record_batches", "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
 #: The name the lake is attached under; every cursor of a lake warehouse runs ``USE`` on it.
@@ -63,6 +63,11 @@ class WarehouseUnavailable(WarehouseError):
 def is_lake(path: str | Path) -> bool:
     """Whether ``--db`` names a lake rather than a DuckDB file."""
     return str(path).startswith(LAKE_PREFIX)
+
+
+def describe(path: str | Path) -> str:
+    """``--db`` for messages and logs: a lake's connection string without its password."""
+    return re.sub(r"password=\S+", "password=***", str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,7 @@ class LakeLocation:
 
     def describe(self) -> str:
         """The location for messages, without a password."""
-        return re.sub(r"password=\S+", "password=***", self.catalog)
+        return describe(self.catalog)
 
 
 def _extension_directory() -> Path | None:
