@@ -69,10 +69,14 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
     with Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded, \
             Warehouse(_lake_url(postgres), data_path=prefix, journey_map=journey_map) as lake:
         half = spans.num_rows // 2
-        assert lake.ingest(spans.slice(0, half)).accepted == half
+        first = lake.ingest(spans.slice(0, half))
+        assert first.accepted == half
         again = lake.ingest(spans.slice(0, half))  # the same request sent again (an exporter's retry)
-        assert (again.accepted, again.duplicates) == (0, half)
-        assert lake.ingest(spans.slice(half)).accepted == spans.num_rows - half
+        assert (again.accepted, again.duplicates, again.snapshot) == (0, half, None)
+        rest = lake.ingest(spans.slice(half))
+        assert rest.accepted == spans.num_rows - half
+        assert first.snapshot is not None and rest.snapshot is not None and rest.snapshot > first.snapshot
+        assert lake.query(f"SELECT count(*) FROM spans AT (VERSION => {first.snapshot})")[0][0] == half
         assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (
             spans.num_rows, spans.num_rows)
         assert _visits(lake) == _visits(embedded)

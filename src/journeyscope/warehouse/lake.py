@@ -243,10 +243,10 @@ def record_batches(cur: duckdb.DuckDBPyConnection, parts: list[tuple[str, int, i
     cur.executemany("INSERT INTO ingest_ledger VALUES (?, ?, now()::TIMESTAMP)", [[k, s] for k, s, _ in parts])
 
 
-def committed_snapshot(cur: duckdb.DuckDBPyConnection) -> int:
-    """The lake's latest snapshot id (after a commit: the commit's, the generation a change feed can name)."""
-    row = cur.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{ALIAS}')").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+def committed_snapshot(cur: duckdb.DuckDBPyConnection) -> int | None:
+    """The snapshot id of ``cur``'s last commit to the lake: the generation a change feed can name."""
+    row = cur.execute(f"SELECT id FROM ducklake_last_committed_snapshot('{ALIAS}')").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
 
 
 def batch_lock_key(batch_key: str) -> int:

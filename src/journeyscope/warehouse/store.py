@@ -48,6 +48,9 @@ class IngestResult:
 
     accepted: int
     duplicates: int
+    #: On a lake, the snapshot id of the commit that stored the batch (``None`` on the file, or when nothing new
+    #: was stored): readers of the lake's change feed can name what they have seen by it.
+    snapshot: int | None = None
 
     @property
     def received(self) -> int:
@@ -377,10 +380,10 @@ class Warehouse:
         if prepared.rows == 0:
             return IngestResult(0, 0)
         if self.lake is not None:
-            accepted = self._ingest_lake(prepared)
+            accepted, snapshot = self._ingest_lake(prepared)
             if update_visits:
                 self.update_visits()
-            return IngestResult(accepted, table.num_rows - accepted)
+            return IngestResult(accepted, table.num_rows - accepted, snapshot)
         with self._append_lock:
             batch = self._numbered(table)
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
@@ -416,8 +419,8 @@ class Warehouse:
         now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
         return table.append_column("seq", seq).append_column("ingested_at", now)
 
-    def _ingest_lake(self, prepared: PreparedBatch) -> int:
-        """Store a batch on a lake exactly once; return the spans stored.
+    def _ingest_lake(self, prepared: PreparedBatch) -> tuple[int, int | None]:
+        """Store a batch on a lake exactly once; return the spans stored and the commit's snapshot id.
 
         Each request in the batch has a ledger row (its batch key) written in the batch's transaction, and an
         advisory lock on that key is held from the ledger check to the commit, so a retried request is
@@ -450,7 +453,9 @@ class Warehouse:
                         self.privacy.log(cur, report, retried=False)
                         _lake.record_batches(cur, fresh)
                     cur.execute("COMMIT")
-                    return table.num_rows if fresh else 0
+                    if not fresh:
+                        return 0, None
+                    return table.num_rows, _lake.committed_snapshot(cur)
                 except duckdb.TransactionException as exc:
                     _rollback(cur)
                     if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
@@ -549,10 +554,14 @@ class Warehouse:
         return the journeys whose visits were closed."""
         if self.read_only:
             return []
-        with self._visits_lock:
+        with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+            if not mine:  # another process of the lake is deriving: it closes them
+                return []
             cur = self.cursor()
             try:
                 closed = _visits.close_idle_visits(cur, self.clock())
+            except duckdb.Error as exc:
+                raise WarehouseError(f"cannot close idle visits in {self.path}: {str(exc).splitlines()[0]}") from None
             finally:
                 cur.close()
             self._last_close_idle = time.monotonic()
