@@ -237,3 +237,26 @@ def test_catalog_going_away_is_unavailable_and_ingest_resumes_when_it_returns(
             assert lake.query("SELECT count(*), count(DISTINCT span_id) FROM spans")[0] == (400, 400)
     finally:
         own.stop()
+
+
+def test_retention_deletes_old_journeys_from_a_lake_and_compacts_it(demo_file: Path, postgres: Postgres,
+                                                                   object_store: ObjectStore,
+                                                                   lake_env: dict[str, str]) -> None:
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        lake.ingest(_spans(demo_file))
+        ends = lake.query("SELECT journey_id, max(end_time) FROM spans GROUP BY journey_id ORDER BY 2")
+    # an age between the oldest and the newest journey's end: some go, some stay
+    middle = ends[len(ends) // 2][1]
+    import datetime as dt
+
+    days = (dt.datetime.now() - middle).total_seconds() / 86400
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "retention", "--older-than", f"{days:.3f}d",
+                           "--db", url], capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "JOURNEYSCOPE_MAP": str(DEMO_MAP)})
+    assert done.returncode == 0, done.stderr
+    assert "compacted the lake" in done.stdout
+    with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        left = lake.query("SELECT count(DISTINCT journey_id), min(end_time) FROM spans")[0]
+    assert 0 < left[0] < len(ends)

@@ -61,10 +61,12 @@ def _run(warehouse: Warehouse, what: str, statements: list[str]) -> LakeCompacti
 
 
 def compact(warehouse: Warehouse, *, margin_s: float = DEFAULT_SNAPSHOT_MARGIN_S) -> LakeCompaction:
-    """Merge adjacent small files, expire snapshots older than ``margin_s`` and delete the files only they used."""
+    """Merge adjacent small files, rewrite files most of whose rows were deleted (retention), expire snapshots older
+    than ``margin_s`` and delete the files only they used."""
     older = f"now() - to_microseconds({int(margin_s * 1_000_000)})"
     return _run(warehouse, "compact", [
         f"CALL ducklake_merge_adjacent_files('{ALIAS}')",
+        f"CALL ducklake_rewrite_data_files('{ALIAS}')",
         f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => {older})",
         f"CALL ducklake_cleanup_old_files('{ALIAS}', older_than => {older})",
     ])
