@@ -8,7 +8,7 @@ rate (default 200/s, alternating ``GET /v1/stages?journey=...`` and
 keep-alive connections and records each latency. Requests are paced open-loop (a late request does not delay the
 schedule), so queueing shows in the tail instead of being hidden.
 
-    python benchmarks/bench_api.py [--journeys 2000] [--rate 200] [--seconds 20] [--ingest-rate 20000]
+    python benchmarks/bench_api.py [--journeys 2000] [--rate 200] [--seconds 20] [--ingest-rate 20000] [--no-evaluate]
 """
 
 from __future__ import annotations
@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="API requests per second")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ingest-rate", type=int, default=20_000, help="spans/s of concurrent OTLP load (0: none)")
+    parser.add_argument("--no-evaluate", action="store_true", help="serve without online scoring")
     args = parser.parse_args()
+    if args.no_evaluate:
+        EXTRA.append("--no-evaluate")
     tmp = Path(tempfile.mkdtemp(prefix="js-bench-api-"))
     db = tmp / "api.duckdb"
     run_demo(db, SimulationConfig(journeys=args.journeys, seed=3))

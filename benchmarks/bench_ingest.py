@@ -247,12 +247,13 @@ def cached_bodies(total: int, batch: int, journeys: int) -> tuple[list[bytes], i
 
 
 def start_server(
-    db: Path, queue_spans: int, online_eval: bool = True, workers: int = 1
+    db: Path, queue_spans: int, online_eval: bool = True, workers: int = 1, extra: list[str] | None = None
 ) -> tuple[subprocess.Popen[str], int]:
-    """``journeyscope serve`` as a user runs it, with ``--no-evaluate`` when ``online_eval`` is off."""
+    """``journeyscope serve`` as a user runs it, with ``--no-evaluate`` when ``online_eval`` is off
+    (``extra``: more of its options)."""
     code = "import sys; from journeyscope.cli import main; main(sys.argv[1:])"
     args = ["serve", "--db", str(db), "--port", "0", "--grpc-port", "-1", "--queue-spans", str(queue_spans),
-            "--workers", str(workers), *([] if online_eval else ["--no-evaluate"])]
+            "--workers", str(workers), *([] if online_eval else ["--no-evaluate"]), *(extra or [])]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
@@ -276,16 +277,27 @@ def _cpu_seconds(stat_path: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the server's workers)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return out
+
+
 def server_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of the server: all threads, its main thread (uvicorn's event loop: HTTP, small bodies'
     decoding), and its worker processes (decoding, scoring)."""
     workers = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in children(pid):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                workers += _cpu_seconds(stat)
+            workers += _cpu_seconds(Path(f"/proc/{child}/stat"))
         except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
+            continue  # ended meanwhile
     return {"all": _cpu_seconds(Path(f"/proc/{pid}/stat")), "loop": _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
             "workers": workers}
 
@@ -308,49 +320,56 @@ def _funnel_visits(port: int) -> int:
     return sum(stage["visits"] for journey in report["journeys"] for stage in journey["stages"])  # type: ignore[index]
 
 
+def post_all(port: int, bodies: list[bytes], senders: int) -> tuple[int, list[str]]:
+    """POST every body to ``/v1/traces`` from ``senders`` threads over keep-alive connections, retrying 503s
+    after their hint; return the retries and the failures (any other answer)."""
+    cursor = iter(range(len(bodies)))
+    lock = threading.Lock()
+    retries = [0]
+    failures: list[str] = []
+
+    def sender() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Content-Type": "application/x-protobuf"}
+        try:
+            while True:
+                with lock:
+                    i = next(cursor, None)
+                if i is None:
+                    return
+                while True:
+                    conn.request("POST", "/v1/traces", body=bodies[i], headers=headers)
+                    response = conn.getresponse()
+                    text = response.read()
+                    if response.status == 200:
+                        break
+                    if response.status != 503:
+                        failures.append(f"server answered {response.status}: {text[:200]!r}")
+                        return
+                    with lock:
+                        retries[0] += 1
+                    time.sleep(float(response.getheader("Retry-After", "1")) * random.uniform(0.5, 1.0))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return retries[0], failures
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     bodies, expected_visits = cached_bodies(args.spans, args.batch, args.journeys)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         proc, port = start_server(db, args.queue_spans, not args.no_online_eval, args.workers)
-        cursor = iter(range(len(bodies)))
-        lock = threading.Lock()
-        retries = [0]
-        failures: list[str] = []
-
-        def sender() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            headers = {"Content-Type": "application/x-protobuf"}
-            try:
-                while True:
-                    with lock:
-                        i = next(cursor, None)
-                    if i is None:
-                        return
-                    while True:
-                        conn.request("POST", "/v1/traces", body=bodies[i], headers=headers)
-                        response = conn.getresponse()
-                        text = response.read()
-                        if response.status == 200:
-                            break
-                        if response.status != 503:
-                            failures.append(f"server answered {response.status}: {text[:200]!r}")
-                            return
-                        with lock:
-                            retries[0] += 1
-                        time.sleep(float(response.getheader("Retry-After", "1")) * random.uniform(0.5, 1.0))
-            finally:
-                conn.close()
-
         try:
             cpu_before = server_cpu(proc.pid)
             client_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
-            threads = [threading.Thread(target=sender) for _ in range(args.senders)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            retries, failures = post_all(port, bodies, args.senders)
             acked = time.perf_counter() - started
             client_after = resource.getrusage(resource.RUSAGE_SELF)
             if failures:
@@ -400,7 +419,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "transactions": status["transactions"],
         "client_cpu_s(senders)": round(client, 2),
         "refused_requests(503)": status["refused_requests"],
-        "client_retries": retries[0],
+        "client_retries": retries,
         "online_evaluation": not args.no_online_eval,
         "load_average": round(os.getloadavg()[0], 2),
     }

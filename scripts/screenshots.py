@@ -26,11 +26,10 @@ MAX_HEIGHT = 4200
 
 def build(db: Path, journeys: int) -> None:
     """An evaluated demo warehouse: the case study's onboarding journey included."""
-    from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.evaluations import evaluate_pending
-
     from journeyscope.demo import run_demo
     from journeyscope.simulator import SimulationConfig
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.evaluations import evaluate_pending
 
     started = time.perf_counter()
     result = run_demo(db, SimulationConfig(journeys=journeys, seed=7), fresh=True)
@@ -42,27 +41,29 @@ def build(db: Path, journeys: int) -> None:
 
 def example_journey(db: Path) -> str:
     """An onboarding journey whose app-install visit failed an evaluator: the conversation that shows it."""
+    from collections import Counter
+
     from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.reads import Reader
 
     with Warehouse(db, read_only=True) as wh:
-        rows = wh.query(
-            "SELECT journey_id FROM evaluations WHERE stage = 'app-install' AND passed = false "
-            "GROUP BY journey_id ORDER BY count(*) DESC, journey_id LIMIT 1"
-        )
-        if not rows:
-            rows = wh.query("SELECT min(journey_id) FROM stage_visits")
-    return str(rows[0][0])
+        reader = Reader(wh)
+        failed = Counter(f["journey_id"] for f in reader.failing(stage="app-install", limit=1000))
+        if failed:
+            return min(failed, key=lambda journey_id: (-failed[journey_id], journey_id))
+        return str(reader.journeys(limit=1)[0]["journey_id"])
 
 
 def bridge_day(db: Path) -> str:
     """The day the demo's app-install context bridge shipped: day 10 after its first visit."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
     from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.reads import Reader
 
     with Warehouse(db, read_only=True) as wh:
-        first = wh.query("SELECT min(started_at) FROM stage_visits")[0][0]
-    return str((first + timedelta(days=10)).date())
+        first = Reader(wh).filter_values()["dimensions"]["first_visit_at"]
+    return str((datetime.fromisoformat(first.replace("Z", "+00:00")) + timedelta(days=10)).date())
 
 
 def shoot(page: object, url: str, target: Path) -> None:

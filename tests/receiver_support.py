@@ -120,3 +120,17 @@ def journey_spans(journey: str, n: int, *, trace: int, first_span: int = 1, stag
 def no_proxy() -> None:
     """Exporters and httpx must reach 127.0.0.1 directly, whatever the environment says."""
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+def eventually(check: Any, timeout_s: float = 60.0, interval_s: float = 0.05) -> Any:
+    """Poll ``check()`` until it returns something true, and return that; fail after ``timeout_s``.
+
+    The timeout only stops a test that would otherwise hang: it is generous on purpose, so a loaded
+    machine does not fail a test about behaviour (how fast is the benchmarks' business).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)

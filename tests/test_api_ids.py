@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from journeyscope.server.client import ApiError, Client
-from journeyscope.server.paths import path_segment
+from journeyscope.client import ApiError, Client, path_segment
 from journeyscope.server.settings import ServerSettings
 from receiver_support import RunningServer, journey_spans, make_request, no_proxy, running_server
 

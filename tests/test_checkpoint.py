@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from journeyscope.server.writer import BatchWriter
+from journeyscope.warehouse.writer import Writer
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.rows import SPAN_SCHEMA
 
@@ -64,13 +64,13 @@ def test_writer_folds_the_log_under_real_traffic_shape(tmp_path: Path, caplog: p
     total, per_batch, journeys, window = 1_000_000, 10_000, 10_000, 100_000
     wh = Warehouse(db)
     # A low threshold, so DuckDB's own checkpoints are due many times over during the run as well.
-    writer = BatchWriter(wh, max_queue_spans=50_000, max_batch_spans=50_000, checkpoint_threshold="16MB",
+    writer = Writer(wh, max_queue_spans=50_000, max_batch_spans=50_000, checkpoint_threshold="16MB",
                          checkpoint_idle_s=0.2)
-    caplog.set_level(logging.WARNING, logger="journeyscope.server.writer")
+    caplog.set_level(logging.WARNING, logger="journeyscope.warehouse.writer")
     try:
         pending = []
         for first in range(0, total, per_batch):
-            pending.append(writer.submit(wh.prepare(narrow_batch(first, per_batch, journeys, window))))
+            pending.append(writer.ingest(narrow_batch(first, per_batch, journeys, window)))
             while len(pending) >= 4:  # a sender that waits for its acks, as the OTLP exporters do
                 pending.pop(0).result(timeout=120)
         for future in pending:

@@ -266,9 +266,9 @@ def test_activity_follows_the_filters(wh, demo_db):
 # -- sources ------------------------------------------------------------------------------------------------
 def test_warehouse_source_matches_the_library(demo_db, wh):
     src = WarehouseSource(demo_db)
-    params = FilterParams(cohort="trial")
-    assert src.funnel(params) == funnel(wh, Filters(cohort="trial")).as_dict()
-    assert src.journey("nope") is None
+    params = Filters(cohort="trial")
+    assert src.funnel(params) == {**funnel(wh, Filters(cohort="trial")).as_dict(), "as_of_age_s": 0.0}
+    assert src.journey_detail("nope") is None
 
 
 def test_warehouse_source_explains_what_is_wrong(tmp_path, demo_db):
@@ -342,12 +342,12 @@ def test_warehouse_source_holds_the_file_for_one_page_run_only(tmp_path, demo_db
     db = tmp_path / "held.duckdb"
     shutil.copy(demo_db, db)
     src = WarehouseSource(db)
-    params = FilterParams(journey="onboarding")
+    params = Filters(journey="onboarding")
 
     def questions() -> list:
         return [
             src.filter_values(),
-            src.funnel(FilterParams()),
+            src.funnel(Filters()),
             src.distribution(params, "app-install"),
             src.failing(params, "app-install", None, 100),
             src.retention(params),
@@ -383,15 +383,15 @@ def test_api_source_reads_the_same_dicts_as_the_warehouse(demo_db):
     direct = WarehouseSource(demo_db)
     with api_server(demo_db) as url:
         api = ApiSource(url)
-        params = FilterParams(journey="onboarding", cohort="trial")
+        params = Filters(journey="onboarding", cohort="trial")
         served = api.funnel(params)
         assert served.pop("as_of_age_s") >= 0  # the API says how fresh its precomputed answer is
-        assert served == direct.funnel(params)
+        assert served == {k: v for k, v in direct.funnel(params).items() if k != "as_of_age_s"}
         assert api.transitions(params) == direct.transitions(params)
         assert api.failing(params, "app-install", None, 5) == direct.failing(params, "app-install", None, 5)
-        jid = direct.search("", FilterParams(), 1)[0]["journey_id"]
-        assert api.journey(jid) == direct.journey(jid)
-        assert api.journey("no-such-journey") is None
+        jid = direct.journeys("", Filters(), 1)[0]["journey_id"]
+        assert api.journey_detail(jid) == direct.journey_detail(jid)
+        assert api.journey_detail("no-such-journey") is None
         assert api.activity(params) == direct.activity(params)
         assert api.filter_values() == direct.filter_values()  # from /v1/filters, not a whole /v1/health
 
@@ -433,12 +433,12 @@ def test_api_source_errors_are_one_clear_sentence():
 
     api = ApiSource("http://api.test", transport=httpx.MockTransport(broken))
     with pytest.raises(SourceError, match="database exploded"):
-        api.funnel(FilterParams())
+        api.funnel(Filters())
     with pytest.raises(SourceError, match="refused"):
         api.health()
     with pytest.raises(SourceError, match="404"):
-        api.transitions(FilterParams())
-    assert api.journey("x") is None  # an unknown journey is "not found", not an error
+        api.transitions(Filters())
+    assert api.journey_detail("x") is None  # an unknown journey is "not found", not an error
 
 
 def test_settings_from_arguments_and_environment():
@@ -530,7 +530,7 @@ def test_insights_on_small_inputs():
 
 def test_every_chart_builds_from_the_demo(demo_db):
     src = WarehouseSource(demo_db)
-    report = src.funnel(FilterParams())
+    report = src.funnel(Filters())
     onboarding = next(j for j in report["journeys"] if j["journey"] == "onboarding")
     order = [s["stage"] for s in onboarding["stages"]]
     figures = [
@@ -539,28 +539,18 @@ def test_every_chart_builds_from_the_demo(demo_db):
         charts.rate_chart(onboarding),
         charts.fail_heatmap(*fail_matrix(onboarding), "app-install"),
         charts.histogram_grid(
-            src.distribution(FilterParams(journey="onboarding"), "app-install"),
+            src.distribution(Filters(journey="onboarding"), "app-install"),
             ["customer_agent_context_retention", "friction_repetition"],
         ),
-        charts.retention_heatmap(src.retention(FilterParams()), "onboarding", order),
-        charts.sankey(src.transitions(FilterParams()), "onboarding", order),
+        charts.retention_heatmap(src.retention(Filters()), "onboarding", order),
+        charts.sankey(src.transitions(Filters()), "onboarding", order),
         charts.friction_chart(onboarding, "app-install"),
-        charts.timeline(src.journey(src.search("onboarding", FilterParams(), 1)[0]["journey_id"])),
+        charts.timeline(src.journey_detail(src.journeys("onboarding", Filters(), 1)[0]["journey_id"])),
         charts.compare_chart(
-            src.compare(FilterParams(cohort="trial"), FilterParams(cohort="standard")), "onboarding"
+            src.compare(Filters(cohort="trial"), Filters(cohort="standard")), "onboarding"
         ),
     ]
     for fig in figures:
         assert fig.to_dict()["data"]
     sankey = figures[6].to_dict()["data"][0]
     assert "(exit)" in sankey["node"]["label"] and sum(sankey["link"]["value"]) > 0
-
-
-def test_the_dashboard_pages_are_packaged():
-    """``pip install .`` must ship ``dashboard/views/*.py``: the app runs them as page scripts."""
-    tomllib = pytest.importorskip("tomllib")
-
-    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    tool = config["tool"]["setuptools"]
-    data = tool.get("package-data", {}).get("journeyscope.dashboard", [])
-    assert "journeyscope.dashboard.views" in tool["packages"] or "views/*.py" in data

@@ -20,7 +20,7 @@ import pytest
 from journeyscope.evaluators import EvalResult
 from journeyscope.evaluators import result as _result
 from journeyscope.evaluators.llm import LLMEngine
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse import JourneyMap, SpanRows, Warehouse
 from journeyscope.warehouse.evaluations import (
     GENAI_EVALUATION_EVENT,

@@ -171,7 +171,7 @@ def test_erased_and_expired_journeys_take_their_scores_along(tmp_path: Path) -> 
     with _writer(path) as wh:
         assert wh.query("SELECT count(*) FROM evaluations WHERE journey_id IN ('j1', 'j7', 'new1')") == [(0,)]
         check(wh)
-        result = apply_retention(wh.cursor(), 20 * 86_400, now_ns=NOW)
+        result = apply_retention(wh, 20 * 86_400, now_ns=NOW)
         assert result.journeys == 24 - 4  # the old journeys but c1's four, which are gone already
         assert wh.query("SELECT count(*) FROM evaluations WHERE NOT starts_with(journey_id, 'new')") == [(0,)]
         assert wh.query("SELECT count(*) FROM evaluations")[0][0] > 0

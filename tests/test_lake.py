@@ -20,6 +20,7 @@ import pytest
 from journeyscope.demo import DEMO_MAP, run_demo
 from journeyscope.simulator import SimulationConfig
 from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.feed import SPANS, VISITS
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.journey_map import load_journey_map
 from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
@@ -71,8 +72,10 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
         half = spans.num_rows // 2
         first = lake.ingest(spans.slice(0, half))
         assert first.accepted == half
+        published = lake.feed.generation()
         again = lake.ingest(spans.slice(0, half))  # the same request sent again (an exporter's retry)
         assert (again.accepted, again.duplicates, again.snapshot) == (0, half, None)
+        assert lake.feed.generation() == published  # nothing stored, nothing published
         rest = lake.ingest(spans.slice(half))
         assert rest.accepted == spans.num_rows - half
         assert first.snapshot is not None and rest.snapshot is not None and rest.snapshot > first.snapshot
@@ -82,6 +85,20 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
         assert _visits(lake) == _visits(embedded)
         assert lake.summary() == embedded.summary()
         assert funnel(lake) == funnel(embedded)
+        # The change feed on the lake: every stored journey published as spans and as visits derived again,
+        # and a consumer's position kept (one row however often it moves).
+        batch = lake.feed.read(0, frozenset({SPANS, VISITS}))
+        assert batch.complete and batch.upto == lake.feed.generation() > published
+        by_kind = {kind: set().union(*(c.journeys or () for c in batch.changes if c.kind == kind))
+                   for kind in (SPANS, VISITS)}
+        stored_journeys = {j for j in spans["journey_id"].to_pylist() if j is not None}
+        assert by_kind[SPANS] == stored_journeys
+        assert by_kind[VISITS] == {r[0] for r in lake.query("SELECT DISTINCT journey_id FROM stage_visits")}
+        lake.feed.record("test-consumer", published)
+        lake.feed.record("test-consumer", batch.upto)
+        assert lake.feed.position("test-consumer") == batch.upto
+        assert lake.query("SELECT count(*) FROM feed_positions")[0][0] == 1
+        assert not lake.feed.read(batch.upto, frozenset({SPANS, VISITS}))
     stored = object_store.objects(prefix)
     assert stored and all(path.endswith(".parquet") for path in stored)
 

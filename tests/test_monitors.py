@@ -262,8 +262,7 @@ def test_stored_alerts_keep_evidence_and_erasure_removes_a_customers_visits_from
         assert record(warehouse, []) == []
         customer = warehouse.query("SELECT customer_id FROM stage_visits WHERE journey_id = ? LIMIT 1",
                                    [visits[0]["journey_id"]])[0][0]
-        with warehouse.writing() as cur:
-            erase_customer(cur, customer, actor="test")
+        erase_customer(warehouse, customer, actor="test")
         (kept,) = alerts(warehouse)
         assert visits[0]["journey_id"] not in {v["journey_id"] for v in kept["failing_visits"]}
         assert len(kept["failing_visits"]) == len(visits) - 1

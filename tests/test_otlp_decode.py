@@ -39,6 +39,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from journeyscope.server.workers import WorkerPool
+from journeyscope.settings import load as load_settings
 from journeyscope.warehouse import otlp
 from journeyscope.warehouse.otlp import batch_table, decode_protobuf, decode_protobuf_table
 from receiver_support import journey_spans, make_request
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_ingest import build_bodies  # noqa: E402  (the benchmark's own request bodies)
 
 EXAMPLES = int(os.environ.get("JOURNEYSCOPE_FUZZ_EXAMPLES", "0")) or None
-PURE = os.environ.get("JOURNEYSCOPE_PURE_PYTHON", "") not in ("", "0")
+PURE = load_settings().pure_python
 needs_compiled = pytest.mark.skipif(PURE, reason="JOURNEYSCOPE_PURE_PYTHON asks for the Python decoder")
 
 

@@ -100,7 +100,7 @@ def test_redaction_log_counts_once_even_when_a_batch_is_retried(tmp_path, memory
 
 
 def test_batches_prepared_by_the_receiver_store_and_log_what_ingest_alone_does(tmp_path, memory_tracing):
-    from journeyscope.server.writer import BatchWriter
+    from journeyscope.warehouse.writer import Writer
 
     start = time.time_ns()
     tables = [_spans(memory_tracing, start + i * 10**12, [c]) for i, c in enumerate(CUSTOMERS)]
@@ -114,9 +114,9 @@ def test_batches_prepared_by_the_receiver_store_and_log_what_ingest_alone_does(t
             direct.ingest(table)
         expected = stored(direct)
     with _writer(tmp_path / "writer.duckdb") as warehouse:
-        writer = BatchWriter(warehouse)
-        # Two requests prepared on their receivers' threads, committed together.
-        futures = [writer.submit(warehouse.prepare(table)) for table in tables]
+        writer = Writer(warehouse)
+        # Two requests redacted on their receivers' threads by the door, committed together.
+        futures = [writer.ingest(table) for table in tables]
         assert [f.result(30).accepted for f in futures] == [t.num_rows for t in tables]
         assert writer.shutdown()
         got = stored(warehouse)
@@ -232,14 +232,13 @@ def test_retention_deletes_whole_old_journeys(tmp_path, memory_tracing, monkeypa
     with _writer(path) as warehouse:
         _ingest(warehouse, _spans(memory_tracing, now - 100 * DAY, CUSTOMERS[:1]))
         _ingest(warehouse, _spans(memory_tracing, now - DAY, CUSTOMERS[1:]))
-        cur = warehouse.cursor()
-        dry = apply_retention(cur, 90 * 86400, now_ns=now, dry_run=True)
+        dry = apply_retention(warehouse, 90 * 86400, now_ns=now, dry_run=True)
         assert dry.journeys == 1 and warehouse.query("SELECT count(*) FROM spans") == [(8,)]
-        result = apply_retention(cur, 90 * 86400, now_ns=now)
+        result = apply_retention(warehouse, 90 * 86400, now_ns=now)
         assert result.journeys == 1 and result.rows["spans"] == 4 and result.rows["redaction_log"] == 2
         assert warehouse.query("SELECT DISTINCT customer_id FROM spans") == [("cust-bo-0002",)]
         assert warehouse.query("SELECT DISTINCT customer_id FROM stage_visits") == [("cust-bo-0002",)]
-        entry = audit.entries(cur, action=audit.RETENTION)[0]
+        entry = audit.entries(warehouse.cursor(), action=audit.RETENTION)[0]
     assert entry["rows"] == result.total and entry["detail"]["older_than_days"] == 90
 
 

@@ -177,9 +177,8 @@ def test_forget_and_retention_take_the_log_records_of_a_customers_traces(tmp_pat
         warehouse.ingest(spans)
         warehouse.ingest(warehouse.prepare_logs(decode_logs(request.SerializeToString()).table))
         assert [v["turns"] for v in warehouse.stage_visits()] == [1, 1]
-        with warehouse.writing() as cur:
-            result = erase_customer(cur, "c-gone")
-            assert result.rows["log_records"] == 1
-            assert warehouse.query("SELECT trace_id FROM log_records ORDER BY trace_id") == [(f"{2:032x}",), (f"{3:032x}",)]
-            assert apply_retention(cur, 1, now_ns=now + 2 * 10**9).rows["log_records"] == 2
+        result = erase_customer(warehouse, "c-gone")
+        assert result.rows["log_records"] == 1
+        assert warehouse.query("SELECT trace_id FROM log_records ORDER BY trace_id") == [(f"{2:032x}",), (f"{3:032x}",)]
+        assert apply_retention(warehouse, 1, now_ns=now + 2 * 10**9).rows["log_records"] == 2
         assert warehouse.query("SELECT count(*) FROM log_records") == [(0,)]

@@ -20,7 +20,8 @@ from journeyscope.privacy import PrivacyPolicy, Redactor
 from journeyscope.server.decisions import DecisionLog
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.workers import decode_body
-from journeyscope.server.writer import BatchWriter
+from journeyscope.warehouse.derive import DeriveLoop, VisitUpkeep
+from journeyscope.warehouse.writer import Writer
 from journeyscope.warehouse import SpanRows, Warehouse
 from receiver_support import RunningServer, journey_spans, make_request, no_proxy, running_server
 
@@ -147,7 +148,7 @@ def test_silence_and_idle_outcome_are_computed_as_of_the_request(tmp_path: Path)
 
 def test_decisions_are_buffered_and_refused_only_when_the_buffer_is_full(tmp_path: Path) -> None:
     with Warehouse(tmp_path / "d.duckdb") as wh:
-        writer = BatchWriter(wh)
+        writer = Writer(wh)
         log = DecisionLog(writer, flush_s=3600, max_pending=2)
         state = {"journey_id": "j1", "customer_id": "c1", "journey": "onboarding", "channel": "chat", "cohort": None}
         decision = {"decision_id": "", "action": "continue", "mode": "act", "confidence": 0.5, "reason": "ok",
@@ -178,15 +179,18 @@ def test_visits_derived_beside_the_commits_equal_one_derivation_of_everything(tm
     clock = lambda: T0 + 3600 * 10**9  # noqa: E731 - a fixed "now" for both warehouses
     steps = [_step_rows(step) for step in range(12)]
     with Warehouse(tmp_path / "live.duckdb", clock=clock) as wh:
-        writer = BatchWriter(wh, visit_interval_s=0.0)  # upkeep after every commit, on its own thread
+        writer = Writer(wh)
+        upkeep = VisitUpkeep(wh, interval_s=0.0)  # upkeep after every commit, on the derive loop's thread
+        derive = DeriveLoop(wh, [upkeep]).start()
         for rows in steps[:-1]:
-            writer.submit(wh.prepare(rows))
+            writer.ingest(rows)
         # An upkeep under way (its lock held) does not hold up commits: they are separate transactions.
         with wh._visits_lock:
-            writer.submit(wh.prepare(steps[-1])).result(timeout=30)
-        assert writer.force_flush(30)
+            writer.ingest(steps[-1]).result(timeout=30)
+        assert writer.force_flush(30) and derive.flush(30)
         assert writer.shutdown()
-        assert writer.stats.visit_seconds > 0 and wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+        derive.stop()
+        assert upkeep.seconds > 0 and wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
         live = wh.stage_visits()
     everything = SpanRows()
     for rows in steps:
@@ -258,8 +262,7 @@ def _check_priorities(server: RunningServer) -> None:
     lowered = min(19, loop_nice + BACKGROUND_NICE)  # 19 is the lowest there is (a suite run under nice 19)
     ours = {t.name: _nice(t.native_id) for t in threading.enumerate()
             if t.name.startswith("journeyscope-") and t.native_id is not None}
-    assert {"journeyscope-writer", "journeyscope-signals", "journeyscope-decisions",
-            "journeyscope-journey-states"} <= ours.keys()
+    assert {"journeyscope-writer", "journeyscope-derive-default", "journeyscope-timers-default"} <= ours.keys()
     assert all(n == lowered for n in ours.values()), ours
     # DuckDB's worker threads: every thread of this process that Python did not start, minus the interpreter's.
     python_threads = {t.native_id for t in threading.enumerate()}
@@ -281,7 +284,7 @@ def test_a_refresh_renders_the_answers_asked_for_so_far_off_the_event_loop() -> 
     from journeyscope.warehouse.filters import Filters
 
     version = [0]
-    cache = SignalCache(lambda filters: {"version": version[0]}, lambda: version[0], refresh_s=0)  # type: ignore[arg-type, return-value]
+    cache = SignalCache(lambda filters: {"version": version[0]}, refresh_s=0)  # type: ignore[arg-type, return-value]
     rendered_by: list[str] = []
 
     def render(report: object) -> str:
@@ -292,6 +295,7 @@ def test_a_refresh_renders_the_answers_asked_for_so_far_off_the_event_loop() -> 
     cache.report(everything)
     assert cache.view(everything, "body", render)[0] == '{"version": 0}'  # type: ignore[index]
     version[0] = 1
+    cache.mark_stale()
     refresher = threading.Thread(target=cache.refresh_once, name="refresher")
     refresher.start()
     refresher.join()

@@ -91,8 +91,11 @@ def test_log_records() -> None:
         {"id": "c1", "type": "function", "function": {"name": "track", "arguments": "{}"}}]}}
     assert log_record_turns(None, {"event.name": "gen_ai.choice"}, choice) == (
         [{"role": "tool", "text": "{}", "name": "track"}], "output")
+    # ``id`` is the call's id, not a tool name (as on the message-part path): the result is a tool turn without a name.
     assert log_record_turns("gen_ai.tool.message", {}, {"content": "found", "id": "c1"}) == (
-        [{"role": "tool", "text": "found", "name": "c1"}], "input")
+        [{"role": "tool", "text": "found", "name": None}], "input")
+    assert log_record_turns("gen_ai.tool.message", {}, {"content": "found", "id": "c1", "name": "track"}) == (
+        [{"role": "tool", "text": "found", "name": "track"}], "input")
     details = {"gen_ai.input.messages": ({"role": "user", "parts": ({"type": "text", "content": "Hi"},)},),
                "gen_ai.output.messages": [{"role": "assistant", "parts": [{"type": "text", "content": "Yo"}]}]}
     assert log_record_turns("gen_ai.client.inference.operation.details", details, None) == (

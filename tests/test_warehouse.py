@@ -140,3 +140,21 @@ def test_the_exporter_leaves_out_spans_whose_id_is_too_long(memory_tracing, capl
     rows = rows_from_spans(sink.get_finished_spans())
     assert rows.columns["journey_id"] == ["s" * 256]
     assert "journey id longer than 256 characters" in caplog.text
+
+
+def test_a_warehouse_is_not_a_path(tmp_path, monkeypatch):
+    """A Warehouse passed where a path belongs is refused, not stored in a file named after its repr."""
+    monkeypatch.chdir(tmp_path)
+    with Warehouse() as wh:
+        with pytest.raises(TypeError, match="file path or ':memory:', got Warehouse"):
+            Warehouse(wh)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_exporter_takes_a_path_or_a_warehouse_and_nothing_else(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="a file path or a Warehouse, got object"):
+        DuckDBSpanExporter(object())  # type: ignore[arg-type]
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert DuckDBSpanExporter(wh).warehouse is wh
+    assert [p.name for p in tmp_path.iterdir()] == ["w.duckdb"]

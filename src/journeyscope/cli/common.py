@@ -11,6 +11,9 @@ import click
 from rich.console import Console
 
 from journeyscope.errors import JourneyscopeError
+from journeyscope.settings import DEFAULT_DB
+from journeyscope.settings import environment as settings_environment
+from journeyscope.settings import load as load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,14 +37,14 @@ def _data_path(ctx: click.Context, param: click.Parameter, value: str | None) ->
     # The lake's data path is read where the warehouse opens (journeyscope.warehouse.lake), in this process and
     # in the ones it starts (dashboard, server workers): the environment carries it to all of them.
     if value:
-        os.environ["JOURNEYSCOPE_DATA_PATH"] = value
+        os.environ.update(settings_environment(data_path=value))
 
 
 def db_option(fn: F) -> F:
     """``--db PATH``, defaulting to ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``; ``--data-path`` for a lake."""
     fn = click.option(
         "--data-path",
-        envvar="JOURNEYSCOPE_DATA_PATH",
+        default=lambda: load_settings().data_path,
         expose_value=False,
         callback=_data_path,
         help="Where a lake's Parquet files go: s3://bucket/prefix/ or a directory. Env: JOURNEYSCOPE_DATA_PATH.",
@@ -49,9 +52,8 @@ def db_option(fn: F) -> F:
     return click.option(
         "--db",
         "db",
-        envvar="JOURNEYSCOPE_DB",
-        default="journeyscope.duckdb",
-        show_default=True,
+        default=lambda: load_settings().db,
+        show_default=f"$JOURNEYSCOPE_DB or {DEFAULT_DB}",
         type=click.Path(dir_okay=False),
         help="Warehouse: a DuckDB file, or a lake (ducklake:postgres:<conninfo>, ducklake:CATALOG.duckdb). "
              "Env: JOURNEYSCOPE_DB.",
@@ -63,7 +65,7 @@ def map_option(fn: F) -> F:
     return click.option(
         "--map",
         "map_file",
-        envvar="JOURNEYSCOPE_MAP",
+        default=lambda: load_settings().map_file,
         type=click.Path(dir_okay=False),
         help="Journey map (TOML). Default: ./journeys.toml when present. Env: JOURNEYSCOPE_MAP.",
     )(fn)

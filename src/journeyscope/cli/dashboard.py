@@ -9,6 +9,7 @@ import click
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError, InvalidInputError
 from journeyscope.warehouse.lake import describe, is_lake
+from journeyscope.settings import load as load_settings
 
 
 @click.command()
@@ -17,7 +18,7 @@ from journeyscope.warehouse.lake import describe, is_lake
     "--api",
     help="Read a running 'journeyscope serve' instead, e.g. http://127.0.0.1:4318 "
     "(needed while a server holds the file). Env: JOURNEYSCOPE_API.",
-    envvar="JOURNEYSCOPE_API",
+    default=lambda: load_settings().api,
 )
 @map_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the dashboard on.")

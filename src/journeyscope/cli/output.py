@@ -15,13 +15,15 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from journeyscope.conventions import EVALUATOR_PREFIX
+
 __all__ = ["SHORT_LEGEND", "TABLE_FORMATS", "short_name", "emit_csv", "emit_json", "table"]
 
 #: ``--format`` choices of a command that prints records.
 TABLE_FORMATS = ("table", "json", "csv")
 
 #: Evaluator names in tables lose this prefix (the legend says so), so they fit 80 columns whole.
-_PREFIX = "customer_agent_"
+_PREFIX = EVALUATOR_PREFIX
 SHORT_LEGEND = f"names without the {_PREFIX} prefix"
 
 

@@ -41,11 +41,7 @@ def retention(older_than: str | None, db: str, dry_run: bool, compact: bool) -> 
     if not lake and not Path(db).is_file():
         raise WarehouseError(f"no warehouse at {db}")
     with Warehouse(db) as warehouse:
-        cur = warehouse.cursor()
-        try:
-            result = apply_retention(cur, seconds, now_ns=time.time_ns(), dry_run=dry_run)
-        finally:
-            cur.close()
+        result = apply_retention(warehouse, seconds, now_ns=time.time_ns(), dry_run=dry_run)
         if lake and compact and result.total and not dry_run:
             # On a lake, on a schedule: files mostly deleted are rewritten and snapshots older than the margin
             # expired; running queries keep theirs (forget, not retention, removes rows at once).

@@ -7,6 +7,7 @@ import click
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError
 from journeyscope.ports import ensure_free
+from journeyscope.settings import load as load_settings
 
 
 @click.command()
@@ -20,19 +21,25 @@ from journeyscope.ports import ensure_free
               help="OTLP/gRPC port; 0 picks a free one, -1 turns gRPC off.")
 @click.option("--queue-spans", default=200_000, show_default=True, type=click.IntRange(1),
               help="Spans waiting to be written before senders are told to retry (503/UNAVAILABLE).")
-@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True), envvar="JOURNEYSCOPE_KEYS",
-              help="API keys and projects (TOML). Without it the server accepts local requests only.")
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True),
+              default=lambda: load_settings().keys_file,
+              help="API keys and projects (TOML). Without it the server accepts local requests only. "
+              "Env: JOURNEYSCOPE_KEYS.")
 @click.option("--policies", "policies_file", type=click.Path(dir_okay=False, exists=True),
-              envvar="JOURNEYSCOPE_POLICIES", help="Routing policies (TOML), reloaded when the file changes.")
+              default=lambda: load_settings().policies_file,
+              help="Routing policies (TOML), reloaded when the file changes. Env: JOURNEYSCOPE_POLICIES.")
 @click.option("--monitors", "monitors_file", type=click.Path(dir_okay=False, exists=True),
-              envvar="JOURNEYSCOPE_MONITORS",
-              help="Monitors (TOML): evaluated as data arrives, alerts stored and sent; reloaded when it changes.")
+              default=lambda: load_settings().monitors_file,
+              help="Monitors (TOML): evaluated as data arrives, alerts stored and sent; reloaded when it "
+              "changes. Env: JOURNEYSCOPE_MONITORS.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
 @click.option("--db-threads", type=click.IntRange(1, 256),
               help="Threads per DuckDB query. Default: one fewer than the cores (at least 1), one left for the API.")
 @click.option("--db-memory", default="1GB", show_default=True,
               help="DuckDB's memory limit (e.g. 512MB, 4GB; 'none': 80%% of the machine's memory).")
+@click.option("--state-journeys", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Journeys whose state the API holds in memory (10-20 KB each; others are read when asked).")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1),
               help="HTTP connections open at once (keep below 'ulimit -n'); gRPC calls handled at once.")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
@@ -53,6 +60,7 @@ def serve(
     workers: int,
     db_threads: int | None,
     db_memory: str,
+    state_journeys: int,
     max_connections: int,
     header_timeout: float,
     body_timeout: float,
@@ -84,7 +92,7 @@ def serve(
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
         monitors_file=monitors_file, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
         db_memory_limit=memory, max_connections=max_connections, header_timeout_s=header_timeout,
-        body_timeout_s=body_timeout,
+        body_timeout_s=body_timeout, state_journeys=state_journeys,
     )
     try:
         run_server(settings)

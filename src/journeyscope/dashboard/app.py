@@ -69,9 +69,9 @@ def main() -> None:
         # The filter values and headline counts only: the full health check (every span) is the health
         # page's, and holds them too (same keys), so that page asks one question, not two.
         if selected_url == "health":
-            facts = data.health(source, settings.key())
+            facts = data.ask(source, settings.key(), "health")
         else:
-            facts = data.filter_values(source, settings.key())
+            facts = data.ask(source, settings.key(), "filter_values")
         # Drawn on every page, so the choices survive a visit to a page that does not use them.
         params = sidebar_filters(facts)
         if not uses_filters:

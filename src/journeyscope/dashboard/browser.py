@@ -7,10 +7,11 @@ closed machine only produces refused connections.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-CHROMIUM = os.environ.get("JOURNEYSCOPE_CHROMIUM", "/usr/bin/chromium")
+from journeyscope import settings
+
+CHROMIUM = settings.load().chromium
 CHROMIUM_ARGS = (
     "--headless",
     "--no-sandbox",

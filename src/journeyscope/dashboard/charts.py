@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
+
+from journeyscope import conventions as cv
 from journeyscope.dashboard.insights import NOT_ENOUGH, pct
 
 __all__ = [
@@ -246,7 +248,7 @@ def histogram_grid(distribution: dict[str, Any], evaluators: Sequence[str]) -> g
 
 
 def _short(name: str) -> str:
-    return name.replace("customer_agent_", "").replace("conversation_", "conv. ")
+    return name.replace(cv.EVALUATOR_PREFIX, "").replace("conversation_", "conv. ")
 
 
 def retention_heatmap(handoffs: Sequence[dict[str, Any]], journey: str, order: Sequence[str]) -> go.Figure:
@@ -446,7 +448,7 @@ def friction_chart(journey: dict[str, Any], stage: str) -> go.Figure:
     rest: dict[str, list[int]] = {}
     for s in journey["stages"]:
         for e in s.get("evaluators", []):
-            if not e["evaluator"].startswith("friction_") or not e.get("scored"):
+            if not e["evaluator"].startswith(cv.FRICTION_PREFIX) or not e.get("scored"):
                 continue
             if s["stage"] == stage:
                 here[e["evaluator"]] = e
@@ -458,7 +460,7 @@ def friction_chart(journey: dict[str, Any], stage: str) -> go.Figure:
     fig = go.Figure()
     fig.add_bar(
         name=f"at {stage}",
-        x=[n.removeprefix("friction_") for n in names],
+        x=[n.removeprefix(cv.FRICTION_PREFIX) for n in names],
         y=[here[n]["fail_rate"] for n in names],
         marker_color=BAD,
         error_y={
@@ -471,7 +473,7 @@ def friction_chart(journey: dict[str, Any], stage: str) -> go.Figure:
     )
     fig.add_bar(
         name="other stages",
-        x=[n.removeprefix("friction_") for n in names],
+        x=[n.removeprefix(cv.FRICTION_PREFIX) for n in names],
         y=[(rest[n][0] / rest[n][1]) if rest.get(n, [0, 0])[1] else None for n in names],
         marker_color=NEUTRAL,
         hovertemplate="%{x}: fails %{y:.1%} at the other stages<extra></extra>",

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import streamlit as st
+
 from journeyscope.dashboard import data
 from journeyscope.dashboard.settings import DashboardSettings
 from journeyscope.dashboard.source import FilterParams, Source
 from journeyscope.dashboard.widgets import show_error
-
 from journeyscope.errors import JourneyscopeError
 
 __all__ = ["ALL", "CTX_KEY", "WINDOWS", "PageContext", "guarded", "run_page", "sidebar_filters"]
@@ -53,41 +53,46 @@ class PageContext:
     def key(self) -> str:
         return self.settings.key()
 
-    # Cached questions, with this rerun's filters unless told otherwise.
+    # Cached questions (:func:`data.ask`), with this rerun's filters unless told otherwise.
+    def read(self, name: str, **arguments: Any) -> Any:
+        """The read ``name`` (:class:`journeyscope.warehouse.reads.Reader`), cached."""
+        return data.ask(self.source, self.key, name, **arguments)
+
     def funnel(self, params: FilterParams | None = None, *, evaluators: bool = True) -> dict[str, Any]:
         """The funnel; ``evaluators=False`` for a page that shows no scores (the scores are most of its cost)."""
-        return data.funnel(self.source, self.key, params or self.params, evaluators)
+        return self.read("funnel", filters=params or self.params, evaluators=evaluators)
 
     def activity(self, params: FilterParams | None = None) -> dict[str, Any]:
-        return data.activity(self.source, self.key, params or self.params)
+        return self.read("activity", filters=params or self.params)
 
     def compliance(self) -> dict[str, Any]:
-        return data.compliance(self.source, self.key)
+        return self.read("compliance")
 
     def alerts(self) -> list[dict[str, Any]]:
-        return data.alerts(self.source, self.key)
+        return self.read("alerts", limit=500)["alerts"]
 
     def full_health(self) -> dict[str, Any]:
         """The whole health check (span scans, ingest lag): the data-health page's."""
-        return data.health(self.source, self.key)
+        return self.read("health")
 
     def transitions(self, params: FilterParams | None = None) -> list[dict[str, Any]]:
-        return data.transitions(self.source, self.key, params or self.params)
+        return self.read("transitions", filters=params or self.params)
 
     def outcomes(self, params: FilterParams | None = None) -> dict[str, Any]:
-        return data.outcomes(self.source, self.key, params or self.params)
+        return self.read("outcomes", filters=params or self.params)
 
     def retention(self, params: FilterParams | None = None) -> list[dict[str, Any]]:
-        return data.retention(self.source, self.key, params or self.params)
+        return self.read("retention", filters=params or self.params)
 
     def compare(self, a: FilterParams, b: FilterParams) -> dict[str, Any]:
-        return data.compare(self.source, self.key, a, b)
+        return self.read("compare", a=a, b=b)
 
     def journey(self, journey_id: str) -> dict[str, Any] | None:
-        return data.journey(self.source, self.key, journey_id)
+        """Everything about one journey (``None`` when there is no such journey)."""
+        return self.read("journey_detail", journey_id=journey_id)
 
     def search(self, query: str, params: FilterParams | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        return data.search(self.source, self.key, query, params or FilterParams(), limit)
+        return self.read("journeys", q=query, filters=params or FilterParams(), limit=limit)
 
     def failing(
         self,
@@ -96,16 +101,16 @@ class PageContext:
         limit: int = 50,
         params: FilterParams | None = None,
     ) -> list[dict[str, Any]]:
-        return data.failing(self.source, self.key, params or self.params, stage, evaluator, limit)
+        return self.read("failing", filters=params or self.params, stage=stage, evaluator=evaluator, limit=limit)
 
     def distribution(
         self, stage: str | None, evaluator: str | None = None, params: FilterParams | None = None
     ) -> dict[str, Any]:
-        return data.distribution(self.source, self.key, params or self.params, stage, evaluator)
+        return self.read("distribution", filters=params or self.params, stage=stage, evaluator=evaluator)
 
     def feedback_agreement(self, params: FilterParams | None = None) -> list[dict[str, Any]]:
         """Each evaluator's agreement with the customers' CSAT, overall and per stage."""
-        return data.feedback_agreement(self.source, self.key, params or self.params)
+        return self.read("feedback_agreement", filters=params or self.params)["evaluators"]
 
     @property
     def evaluated(self) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from journeyscope import conventions as cv
+
 __all__ = [
     "MIN_SCORED",
     "NOT_ENOUGH",
@@ -24,7 +26,7 @@ __all__ = [
     "worst_stage",
 ]
 
-RETENTION = "customer_agent_context_retention"
+RETENTION = cv.RETENTION_EVALUATOR
 #: A stage needs this many journeys before it can be called the worst (three journeys prove nothing).
 MIN_ENTERED = 20
 #: Completion this far (in points) below every other stage makes the worst stage an alert, not a footnote.
@@ -173,7 +175,7 @@ def fail_matrix(
     names: set[str] = set()
     for s in journey.get("stages", []):
         names.update(e["evaluator"] for e in s.get("evaluators", []))
-    evaluators = sorted(names, key=lambda n: (n.startswith("friction_"), n != RETENTION, n))
+    evaluators = sorted(names, key=lambda n: (n.startswith(cv.FRICTION_PREFIX), n != RETENTION, n))
     rates: list[list[float | None]] = []
     sizes: list[list[int]] = []
     for name in evaluators:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from journeyscope import settings
 from journeyscope.errors import ConfigError
 from journeyscope.ports import ensure_free
 
@@ -101,12 +102,7 @@ def environment(
 ) -> dict[str, str]:
     """``base`` with Streamlit configured (:data:`STREAMLIT_ENV`) and the dashboard's settings added."""
     env = {**base, **STREAMLIT_ENV}
-    if api:
-        env["JOURNEYSCOPE_API"] = api
-    if db:
-        env["JOURNEYSCOPE_DB"] = db
-    if map_file:
-        env["JOURNEYSCOPE_MAP"] = map_file
+    env.update(settings.environment(api=api, db=db, map_file=map_file))
     return env
 
 
@@ -227,7 +223,7 @@ def background_process(
 
     port = port or _free_port()
     cmd = command(db=db, api=api, map_file=map_file, port=port)
-    env = environment({k: v for k, v in os.environ.items() if not k.startswith("JOURNEYSCOPE_")})
+    env = environment({k: v for k, v in os.environ.items() if not k.startswith(settings.PREFIX)})
     proc = subprocess.Popen(
         cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -2,9 +2,7 @@
 
 ``streamlit run`` owns the command line, so ``journeyscope dashboard`` passes
 the settings after ``--`` (``streamlit run app.py -- --db PATH``) and also in
-the environment (``JOURNEYSCOPE_DB``, ``JOURNEYSCOPE_API``, ``JOURNEYSCOPE_API_KEY``,
-``JOURNEYSCOPE_MAP``, ``JOURNEYSCOPE_DASHBOARD_PAGE``),
-which is what tests and a hand-started ``streamlit run`` use. The command line
+the environment (read by :mod:`journeyscope.settings`), which is what tests and a hand-started ``streamlit run`` use. The command line
 wins over the environment.
 """
 
@@ -15,9 +13,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from journeyscope import settings
+
 __all__ = ["DEFAULT_DB", "DEFAULT_TTL_S", "DashboardSettings", "load_settings"]
 
-DEFAULT_DB = "journeyscope.duckdb"
+DEFAULT_DB = settings.DEFAULT_DB
 #: How long a cached answer is shown before the warehouse is asked again (seconds).
 DEFAULT_TTL_S = 120
 
@@ -51,15 +51,14 @@ def load_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> DashboardSettings:
     """Settings from script arguments (unknown ones ignored: under AppTest argv is pytest's) and environment."""
-    env = os.environ if environ is None else environ
+    env = settings.load(environ)
     args, _ = _parser().parse_known_args(list(argv or []))
     # A --db on the command line means the file, even when the environment names an API.
-    api = args.api if (args.api or args.db) else env.get("JOURNEYSCOPE_API") or None
-    db = args.db or env.get("JOURNEYSCOPE_DB") or DEFAULT_DB
+    api = args.api if (args.api or args.db) else env.api
     return DashboardSettings(
-        db=db,
+        db=args.db or env.db,
         api=api.rstrip("/") if api else None,
-        api_key=env.get("JOURNEYSCOPE_API_KEY") or None,
-        map_file=args.map_file or env.get("JOURNEYSCOPE_MAP") or None,
-        page=args.page or env.get("JOURNEYSCOPE_DASHBOARD_PAGE") or "overview",
+        api_key=env.api_key,
+        map_file=args.map_file or env.map_file,
+        page=args.page or env.dashboard_page,
     )

@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from journeyscope.evaluators.result import EvalResult, registered
+from journeyscope.evaluators.result import EvalResult, registered, run_local
 from journeyscope.evaluators.transcript import VisitContext
+
+
+__all__ = ["Engine", "evaluate_journey", "evaluate_visit", "run_local"]
 
 
 @runtime_checkable
@@ -22,23 +25,6 @@ class Engine(Protocol):
     def evaluate(self, ctx: VisitContext, evaluators: Sequence[str]) -> list[EvalResult]:
         """One result per name, in order; never raises for a bad visit or a failed call."""
         ...
-
-
-def run_local(ctx: VisitContext, names: Sequence[str]) -> list[EvalResult]:
-    """Run the named registered evaluators locally; unknown names raise ``ValueError`` up front."""
-    specs = registered()
-    unknown = [n for n in names if n not in specs]
-    if unknown:
-        raise ValueError(f"unknown evaluator(s): {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
-    out: list[EvalResult] = []
-    for n in names:
-        spec = specs[n]
-        try:
-            out.append(spec.fn(ctx))
-        except Exception as exc:  # noqa: BLE001  an evaluator bug must not stop the batch; it is reported per visit
-            out.append(EvalResult(n, spec.version, None, None, "error", f"evaluator raised {type(exc).__name__}",
-                                  {}, error=f"{type(exc).__name__}: {exc}"))
-    return out
 
 
 def evaluate_visit(ctx: VisitContext, engine: str | Engine = "local",

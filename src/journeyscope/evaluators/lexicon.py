@@ -15,7 +15,8 @@ from functools import lru_cache
 _DONE_VERBS = (r"booked|reserved|confirmed|scheduled|submitted|placed|processed|completed|cancel+ed|updated|changed|"
                r"sent|arranged|unlocked|locked|done|set up|registered|paid|refunded|resolved|fixed|activated|"
                r"approved|issued|added|removed|transferred|ordered|renewed|reset|delivered|dispatched|filed|"
-               r"logged|recorded|organi[sz]ed|made|taken care of|sorted|handled")
+               r"logged|recorded|organi[sz]ed|made|taken care of|sorted|handled|created|opened|installed|linked|"
+               r"connected|enabled|verified|restored|reactivated|credited|subscribed")
 SUCCESS = re.compile(
     r"\bsuccessful(?:ly)?\b|\bsucceeded\b"
     rf"|\b(?:is|are|has been|have been|was|were|been|now|all|got|get|had) (?:\w+ )?(?:{_DONE_VERBS})\b"
@@ -24,6 +25,11 @@ SUCCESS = re.compile(
     r"|\bis on (?:its|the|her|his) way\b|\bwill (?:knock|pick you up|be there|be delivered|arrive)\b"
     r"|\b(?:request|order|booking|reservation|report|payment|appointment|ticket) (?:is|was|has been) "
     r"(?:received|accepted|approved|in)\b|\bgood to go\b"
+    r"|\b(?:account|subscription|plan|membership|service|card|line) (?:is|are) (?:now )?(?:active|live|ready)\b"
+    # A headline outcome without a verb: "Payment approved.", "Booking confirmed!"
+    r"|^(?:your )?(?:payment|order|booking|reservation|transfer|refund|request|appointment|subscription|account) "
+    r"(?:approved|confirmed|accepted|received|complete|completed|done|created|activated)\b"
+    r"|^(?:all )?(?:booked|reserved|confirmed|done|sorted)\s*[!.,]"
     # The information asked for, given: "your current balance is 5,703", "the total comes to $42.10".
     r"|\byour (?:\w+ )?(?:balance|total|amount due|order status|tracking number|refund amount|credit limit|"
     r"due date|wait time|estimated (?:arrival|delivery)(?: time| date)?) (?:is|was|comes to|will be)\b(?=[^?]*\d)"
@@ -37,6 +43,9 @@ FAILURE = re.compile(
     r"|\bdeclined\b|\bdenied\b|\brejected\b|\b(?:is|are) (?:full|closed)\b|\bthere (?:is|are) no\b"
     r"|\bdoes ?n[o']?t (?:exist|match|work)\b|\bout of (?:service|stock|order)\b|\bnot (?:\w+ )?(?:accommodate|authenticate|process|complete|find|locate|verify)\b"
     r"|\bdon'?t have (?:any|access)\b|\berror\b|\bnothing (?:available|found)\b"
+    # A conflict, not a completion: "that email is already registered to another account", "already in use".
+    r"|\balready (?:\w+ )?(?:registered|taken|in use|used|linked|associated|exists?|booked|reserved) "
+    r"(?:to|by|with|for|under|on) (?:another|a different|someone|an?other)\b|\balready (?:in use|taken|exists)\b"
 )
 #: A completion verb under negation ("has not been booked"): a failure, never a success.
 NEGATED_DONE = re.compile(rf"\b(?:not|never|n't)\s+(?:\w+\s+)?(?:been\s+|be\s+)?(?:{_DONE_VERBS}|successful(?:ly)?)\b")
@@ -80,6 +89,15 @@ ANNOYED = re.compile(  # one \b before the group, not one per word: that is ten 
     r"|f+u+c+k|shit|damn|crap\b|hell\b|bitch|ugh+\b|seriously\b|are you (?:even )?(?:a )?"
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
     r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)|\?{2,}|!{3,}"
+)
+#: The customer turns down what the agent offered or asks for something else ("no, that doesn't work for me",
+#: "anything else?", "do you have other options?"): the offer missed. A bare "no" answers many a yes/no question,
+#: and a closing "no, that's all, thanks" is not one.
+REJECTS = re.compile(
+    r"\b(?:(?:anything|something|any|some|somewhere|someplace) (?:else|other)\b|(?:any )?other (?:options?|ones?|"
+    r"suggestions?|choices?|places?|times?|dates?)\b|another (?:one|option|place|time|date)\b"
+    r"|(?:does ?n[o']?t|won'?t|would ?n[o']?t|will not) (?:work|suit|do)\b|not (?:interested|suitable|quite)\b"
+    r"|(?:that'?s|it'?s|is|was) (?:too|very) (?:expensive|far|late|early|pricey)\b|i'?d rather not\b)"
 )
 #: Unprofessional agent language.
 RUDE = re.compile(r"\bshut up\b|\bcalm down\b|\bwhatever\b|\bnot my problem\b|\bstupid\b|\bidiot|\bdumb\b|\bf+u+c+k"

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+
+from journeyscope import settings
 from journeyscope.evaluators import quality, resolution, retention
 from journeyscope.evaluators.base import guard
 from journeyscope.evaluators.cache import MemoryCache, VerdictCache, cache_key
-from journeyscope.evaluators.engine import run_local
-from journeyscope.evaluators.result import EvalResult, registered
+from journeyscope.evaluators.result import EvalResult, registered, run_local
 from journeyscope.evaluators.rubrics import RUBRIC_VERSION, RUBRICS, Rubric, render
 from journeyscope.evaluators.text import read_visit
 from journeyscope.evaluators.transcript import VisitContext
@@ -87,9 +87,10 @@ class LLMEngine:
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT_S, cache: VerdictCache | None = None,
                  client: httpx.Client | None = None, json_mode: bool = True, temperature: float = 0.0) -> None:
-        self.base_url = (base_url or os.environ.get(ENV_BASE_URL) or "").rstrip("/")
-        self.model = model or os.environ.get(ENV_MODEL) or ""
-        self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        env = settings.load()
+        self.base_url = (base_url or env.llm_base_url or "").rstrip("/")
+        self.model = model or env.llm_model or ""
+        self.api_key = api_key if api_key is not None else env.llm_api_key
         if not self.base_url:
             raise ValueError(f"LLM engine needs a base URL (argument or {ENV_BASE_URL})")
         if not self.model:

@@ -21,9 +21,11 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard
 from journeyscope.evaluators.facts import complains_repeated, corrects, key_tokens
-from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, RUDE, THANKS, objects
+from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, REJECTS, RUDE, THANKS, objects, outcome_polarity
+from journeyscope.evaluators.requests import asked_kinds, requests
 from journeyscope.evaluators.resolution import conversation_resolution
 from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.retention import customer_agent_context_retention
@@ -31,8 +33,9 @@ from journeyscope.evaluators.sentiment import NEGATIVE, negativity
 from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
-NAME = "customer_agent_conversation_quality"
-VERSION = "local-2"  # 2: frustration (VADER), repeated asks, dead ends, apologies, slow replies, closing words
+NAME = cv.QUALITY_EVALUATOR
+#: Bumped whenever resolution's or retention's version is: their verdicts are part of this score.
+VERSION = "local-3"  # 3: unanswered requests, agent failures, offers turned down, findings weighed toward the end
 PASS_AT = 0.6
 #: Agent turns beyond this in one visit start to cost.
 LONG_VISIT_AGENT_TURNS = 12
@@ -42,11 +45,16 @@ SLOW_REPLY_S = 120.0
 _APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|apologies|my (?:mistake|bad)|an error|went wrong|inconvenience)\b")
 
 # What each finding costs the experience part (1 = a smooth visit), per turn, and the most it can cost.
-COST = {"frustration": (0.3, 0.6), "rude": (0.5, 1.0), "repeated_ask": (0.2, 0.4), "dead_end": (0.25, 0.5),
-        "apology": (0.1, 0.3), "lost_context": (0.3, 0.3), "loop": (0.2, 0.4), "slow": (0.1, 0.3)}
+COST = {"frustration": (0.3, 0.6), "rude": (0.5, 1.0), "repeated_ask": (0.2, 0.4), "unanswered": (0.25, 0.5), "rejected": (0.1, 0.3),
+        "dead_end": (0.25, 0.5), "agent_error": (0.1, 0.3), "lost_context": (0.3, 0.3), "loop": (0.2, 0.4),
+        "slow": (0.1, 0.3)}
+#: A customer whose last turn in the visit is frustrated leaves that way: this on top of the turn's own cost.
+LEFT_FRUSTRATED = 0.15
 #: What a closing thank-you from the customer adds to the experience part (without one it is at most 1 - this).
 CLOSING_BONUS = 0.1
 
+
+_GRATITUDE = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bappreciate")
 
 #: Words that turn a customer's negative words towards the agent or the conversation ("you're useless",
 #: "this is taking forever"), not the situation they came with ("my card was stolen").
@@ -55,25 +63,41 @@ _DIRECTED = re.compile(r"\b(?:you|your|you'?re|u|this|that'?s|it'?s)\b")
 
 def _frustrated(line: Line, opening: bool) -> bool:
     """The customer is annoyed, objects, says they were asked before, or is negative about the agent or the
-    conversation (not in the turn that states their problem; a thank-you is never frustration)."""
-    if THANKS.search(line.low):
+    conversation (not in the turn that states their problem; a thank-you is never frustration, a goodbye may be)."""
+    if _GRATITUDE.search(line.low):  # not any closing word: "that's not what I asked, goodbye" is frustrated
         return False
     if bool(ANNOYED.search(line.low)) or objects(line.low) or corrects(line.text) or complains_repeated(line.text):
         return True
-    return not opening and negativity(line.text) <= NEGATIVE and bool(_DIRECTED.search(line.low))
+    # VADER last: it costs more than everything else here together, and most turns are not addressed to the agent.
+    return not opening and bool(_DIRECTED.search(line.low)) and negativity(line.text) <= NEGATIVE
 
 
-def _repeated_asks(customer: tuple[Line, ...]) -> list[Line]:
-    """Customer turns that ask again what an earlier turn of the visit asked (most content words shared)."""
+def _rejects(line: Line) -> bool:
+    """The customer turns down an offer or asks for something else (a closing "no, that's all" is not one)."""
+    return bool(REJECTS.search(line.low)) and not (THANKS.search(line.low) and "else" not in line.low)
+
+
+def _repeated_asks(lines: tuple[Line, ...]) -> list[Line]:
+    """Customer turns that ask again what an earlier turn of the visit asked after the agent had replied to it:
+    most content words shared, or the same kind of information asked for again ("and the phone number?")."""
     asked: list[frozenset[str]] = []
+    kinds_asked: set[str] = set()  # kinds asked for before the agent's last reply
+    pending: set[str] = set()  # kinds asked for since then
     out: list[Line] = []
-    for line in customer:
-        toks = key_tokens(line.text)
-        if len(toks) < 3:
+    for line in lines:
+        if line.role == AGENT:
+            kinds_asked |= pending
+            pending = set()
             continue
-        if any(len(toks & prev) / len(toks | prev) >= 0.6 for prev in asked):
+        if line.role != CUSTOMER:
+            continue
+        kinds = asked_kinds(line.text)
+        toks = key_tokens(line.text)
+        if (len(toks) >= 3 and any(len(toks & prev) / len(toks | prev) >= 0.6 for prev in asked)) or kinds & kinds_asked:
             out.append(line)
-        asked.append(toks)
+        if len(toks) >= 3:
+            asked.append(toks)
+        pending |= kinds
     return out
 
 
@@ -108,22 +132,34 @@ def customer_agent_conversation_quality(ctx: VisitContext) -> EvalResult:
             loops.append(x)
         seen.setdefault(key, x.index)
     ret = customer_agent_context_retention(ctx)
+    frustrated = [x for i, x in enumerate(vt.customer) if _frustrated(x, opening=i == 0)]
     found: dict[str, list[Line]] = {
-        "frustration": [x for i, x in enumerate(vt.customer) if _frustrated(x, opening=i == 0)],
+        "frustration": frustrated,
         "rude": [x for x in vt.agent if RUDE.search(x.low)],
-        "repeated_ask": _repeated_asks(vt.customer),
+        "repeated_ask": _repeated_asks(vt.lines),
+        "unanswered": [r.line for r in requests(vt.lines) if r.unanswered],
+        "rejected": [x for i, x in enumerate(vt.customer) if i and _rejects(x) and x not in frustrated],
         "dead_end": [x for x in vt.agent if CONFUSED.search(x.low)],
-        "apology": [x for x in vt.agent if _APOLOGY.search(x.low)],
+        "agent_error": [x for x in vt.agent if _APOLOGY.search(x.low) or outcome_polarity(x.text) < 0],
         "lost_context": [vt.lines[0]] if ret.score is not None and ret.score < 0.5 else [],
         "loop": loops,
         "slow": _slow_replies(vt.lines),
     }
-    cost = {k: min(COST[k][1], COST[k][0] * len(v)) for k, v in found.items() if v}
+    # A finding near the end of the visit weighs more than one the agent recovered from (x0.75 first, x1.25 last).
+    position = {id(x): i for i, x in enumerate(vt.lines)}
+    span = max(1, len(vt.lines) - 1)
+
+    def weight(x: Line) -> float:
+        return 0.75 + 0.5 * position.get(id(x), 0) / span
+
+    cost = {k: min(COST[k][1], COST[k][0] * sum(weight(x) for x in v)) for k, v in found.items() if v}
+    if vt.customer and frustrated and frustrated[-1] is vt.customer[-1]:
+        cost["left_frustrated"] = LEFT_FRUSTRATED
     long_by = max(0, len(vt.agent) - LONG_VISIT_AGENT_TURNS)
     if long_by:
         cost["long"] = min(0.3, 0.03 * long_by)
     last = vt.customer[-1] if vt.customer else None
-    closed = last is not None and bool(THANKS.search(last.low)) and last not in found["frustration"]
+    closed = last is not None and bool(THANKS.search(last.low)) and last not in frustrated
     experience = clamp(1.0 - CLOSING_BONUS - sum(cost.values()) + (CLOSING_BONUS if closed else 0.0))
     score = clamp(0.5 * effectiveness + 0.5 * experience)
 
@@ -148,7 +184,9 @@ def _notes(found: dict[str, list[Line]], res: EvalResult, ret: EvalResult, long_
         out.append((1.0, f"unresolved: {res.reason.rstrip('.')}"))
     what = {"frustration": "the customer was frustrated", "rude": "unprofessional agent language",
             "repeated_ask": "the customer had to ask again", "dead_end": "the agent could not understand or help",
-            "apology": "the agent apologised or reported an error", "loop": "the agent repeated a message word for word",
+            "unanswered": "the customer asked for information the agent never gave",
+            "rejected": "the customer turned down what the agent offered",
+            "agent_error": "the agent apologised or reported a failure or an error", "loop": "the agent repeated a message word for word",
             "slow": "a slow agent reply"}
     for k, lines in found.items():
         if not lines:

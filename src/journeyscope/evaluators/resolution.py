@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard, memo_last
 from journeyscope.evaluators.lexicon import (
     CONFUSED,
@@ -28,8 +29,9 @@ from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, clip, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
-NAME = "conversation_resolution"
-VERSION = "local-3"  # 3: the information asked for, given with its value ("your balance is 5,703"), is an outcome
+NAME = cv.RESOLUTION_EVALUATOR
+VERSION = "local-4"  # 4: "already registered to another account" is a conflict; created/installed/active, "Payment approved."
+# 3: the information asked for, given with its value ("your balance is 5,703"), is an outcome
 _REQUEST = re.compile(r"\?|\b(?:can|could|would|will) you\b|\bi (?:need|want|would like|'d like)\b|\bplease\b")
 #: A visit passes when its score reaches this.
 PASS_AT = 0.5
@@ -133,7 +135,8 @@ def conversation_resolution(ctx: VisitContext) -> EvalResult:
 
     # No outcome statement: judge how the visit ended.
     confused = next((x for x in reversed(lines) if x.role == AGENT and CONFUSED.search(x.low)), None)
-    if last.role == CUSTOMER and _REQUEST.search(last.low) and not LEAVING.search(last.low):
+    closing = bool(THANKS.search(last.low)) and "?" not in last.low  # "thank you, that's all I need" asks nothing
+    if last.role == CUSTOMER and _REQUEST.search(last.low) and not LEAVING.search(last.low) and not closing:
         evidence.update(turn=last.index)
         return _result(0.2, "unresolved",
                        f"Turn {last.index}: the customer's last message ({quote(last.text)!r}) got no agent "

@@ -9,7 +9,7 @@ result with ``error`` set, never a silent default score.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,3 +70,20 @@ def register(name: str, version: str, description: str = "") -> Callable[[Evalua
 def registered() -> dict[str, EvaluatorSpec]:
     """All registered evaluators by name (a copy)."""
     return dict(_REGISTRY)
+
+
+def run_local(ctx: VisitContext, names: Sequence[str]) -> list[EvalResult]:
+    """Run the named registered evaluators locally; unknown names raise ``ValueError`` up front."""
+    specs = registered()
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise ValueError(f"unknown evaluator(s): {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
+    out: list[EvalResult] = []
+    for n in names:
+        spec = specs[n]
+        try:
+            out.append(spec.fn(ctx))
+        except Exception as exc:  # noqa: BLE001  an evaluator bug must not stop the batch; it is reported per visit
+            out.append(EvalResult(n, spec.version, None, None, "error", f"evaluator raised {type(exc).__name__}",
+                                  {}, error=f"{type(exc).__name__}: {exc}"))
+    return out

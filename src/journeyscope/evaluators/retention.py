@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard, memo_last, no_evidence
 from journeyscope.evaluators.facts import (
     KIND_LABELS as _LABELS,
@@ -38,8 +39,9 @@ from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
 from journeyscope.evaluators.transcript import StageVisit, VisitContext
 
-NAME = "customer_agent_context_retention"
-VERSION = "local-3"  # 3: e-mail, phone and IBAN values count as given whatever was asked; "I just gave it to you"
+NAME = cv.RETENTION_EVALUATOR
+VERSION = "local-4"  # 4: the outcome lexicon reads more failures and completions (a failure resets what may be re-asked)
+# 3: e-mail, phone and IBAN values count as given whatever was asked; "I just gave it to you"
 # 2: redacted values read as opaque; "I already told you" after any question
 PASS_AT = 0.5
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from journeyscope import conventions as cv
 from journeyscope.evaluators.text import AGENT, CUSTOMER, MAX_TURN_CHARS, clip
 from journeyscope.evaluators.transcript import StageVisit, VisitContext
 
@@ -44,7 +45,7 @@ RUBRICS: dict[str, Rubric] = {
     r.name: r
     for r in (
         Rubric(
-            "conversation_resolution",
+            cv.RESOLUTION_EVALUATOR,
             ("resolved", "partial", "unresolved", "no_outcome"),
             "Question: did this visit end with the customer's issue resolved and closed? Resolved (score near 1): "
             "the agent confirmed a completed action or fully answered, and nothing the customer asked is left "
@@ -54,7 +55,7 @@ RUBRICS: dict[str, Rubric] = {
             "score 0.5 only when the visit contains no request and no outcome at all.",
         ),
         Rubric(
-            "customer_agent_context_retention",
+            cv.RETENTION_EVALUATOR,
             ("retained", "reasked", "contradiction"),
             "Question: did the agent keep what the customer already said, in this visit and in earlier visits "
             "(other stages or channels)? Failure (score near 0): the agent asks again for a fact the customer "
@@ -65,7 +66,7 @@ RUBRICS: dict[str, Rubric] = {
             "choice failed. Name the fact and where it was first given.",
         ),
         Rubric(
-            "customer_agent_conversation_quality",
+            cv.QUALITY_EVALUATOR,
             ("good", "fair", "poor"),
             "Question: how good was the agent in this visit? Weigh effectiveness (did it move the customer's "
             "goal forward), professional and calm tone, efficiency (few turns, no repetition, no dead ends or "

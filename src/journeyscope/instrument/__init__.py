@@ -19,7 +19,7 @@ from journeyscope.instrument.context import (
     journey,
     stage,
 )
-from journeyscope.instrument.conventions import register_channel
+from journeyscope.conventions import register_channel
 from journeyscope.instrument.processor import JourneySpanProcessor
 from journeyscope.instrument.tracing import Tracing, default_db_path, otlp_exporter, setup
 from journeyscope.instrument.turns import record_feedback, record_outcome, record_turn

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from opentelemetry import baggage, context, propagate
 
 from journeyscope.errors import InvalidJourneyError
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 
 F = TypeVar("F", bound=Callable[..., Any])
 

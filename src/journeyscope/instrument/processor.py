@@ -13,7 +13,7 @@ from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from journeyscope.instrument.conventions import JOURNEY_KEYS
+from journeyscope.conventions import JOURNEY_KEYS
 
 
 class JourneySpanProcessor(SpanProcessor):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -19,19 +20,23 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from journeyscope import __version__
+from journeyscope import __version__, settings
+from journeyscope.errors import ConfigError
 from journeyscope.instrument.processor import JourneySpanProcessor
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DB = "journeyscope.duckdb"
+DEFAULT_DB = settings.DEFAULT_DB
 _OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _OTLP_PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+#: OpenTelemetry's entry-point group of span exporters, and the name the warehouse's embedded exporter has in it.
+EXPORTER_GROUP = "opentelemetry_traces_exporter"
+EMBEDDED_EXPORTER = "journeyscope"
 
 
 def default_db_path() -> str:
     """The warehouse file used when none is named: ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``."""
-    return os.environ.get("JOURNEYSCOPE_DB") or DEFAULT_DB
+    return settings.load().db
 
 
 @dataclass
@@ -76,12 +81,24 @@ def otlp_exporter(endpoint: str | None = None, protocol: str | None = None) -> S
 def _choose_exporter(db: str | None, endpoint: str | None, protocol: str | None) -> SpanExporter:
     if db is None and (endpoint or any(os.environ.get(v) for v in _OTLP_ENDPOINT_VARS)):
         return otlp_exporter(endpoint, protocol)
-    # The embedded warehouse is the one place this layer reaches downstream:
-    # setup() is the composition root that wires "instrument -> warehouse" for
-    # users who run no server. It is imported lazily so OTLP users never load DuckDB.
-    from journeyscope.warehouse.exporter import DuckDBSpanExporter
+    return embedded_exporter(db or default_db_path())
 
-    return DuckDBSpanExporter(db or default_db_path())
+
+def embedded_exporter(db: str) -> SpanExporter:
+    """The embedded warehouse's exporter writing to ``db``, found by its entry point.
+
+    The instrumentation sits below the warehouse and never imports it (an agent that sends
+    OTLP never loads DuckDB): the warehouse registers its exporter under :data:`EMBEDDED_EXPORTER`
+    in OpenTelemetry's :data:`EXPORTER_GROUP`, the way the SDK finds its own exporters.
+    """
+    found = entry_points(group=EXPORTER_GROUP, name=EMBEDDED_EXPORTER)
+    if not found:
+        raise ConfigError(
+            f"no {EMBEDDED_EXPORTER!r} span exporter is installed ({EXPORTER_GROUP} entry point): "
+            "install journeyscope with pip, or pass exporter= or endpoint= to setup()"
+        )
+    factory = next(iter(found)).load()
+    return factory(db)  # type: ignore[no-any-return]
 
 
 def setup(

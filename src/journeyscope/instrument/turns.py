@@ -16,7 +16,7 @@ from opentelemetry.util.types import AttributeValue
 
 from journeyscope import __version__
 from journeyscope.errors import InvalidJourneyError
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.instrument.context import JourneyState, current_journey
 
 _SCOPE = "journeyscope.instrument"

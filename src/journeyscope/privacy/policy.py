@@ -29,25 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
+from journeyscope import conventions as cv
+from journeyscope import settings
 from journeyscope.errors import ConfigError
-from journeyscope.instrument import conventions as cv
 from journeyscope.privacy.detectors import BUILTIN_TYPES
-
-if sys.version_info >= (3, 11):
-    import tomllib as _toml
-else:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as _toml
-    except ImportError:
-        _toml = None
+from journeyscope.tomlconfig import TomlText, parse_toml, read_config_text
 
 DEFAULT_POLICY_FILE: Final = "privacy.toml"
 POLICY_ENV: Final = "JOURNEYSCOPE_PRIVACY"
@@ -160,24 +152,6 @@ def parse_age(value: object, where: str = "max age") -> float:
     return seconds
 
 
-def _toml_line(exc: Exception) -> str:
-    lineno = getattr(exc, "lineno", None)
-    if lineno is None:
-        match = re.search(r"line (\d+)", str(exc))
-        lineno = int(match.group(1)) if match else None
-    return f"line {lineno}" if lineno else "somewhere"
-
-
-def _line_of(text: str, needle: str, after: str | None = None) -> str:
-    """The first line holding ``needle`` (at or below the first line holding ``after``)."""
-    seen = after is None
-    for number, line in enumerate(text.splitlines(), 1):
-        seen = seen or (after is not None and after in line)
-        if seen and needle in line.split("#", 1)[0]:
-            return f"line {number}"
-    return "the file"
-
-
 def _action(value: Any, where: str) -> Action:
     try:
         return Action(str(value).strip().lower())
@@ -192,7 +166,7 @@ def _type(name: str, where: str) -> str:
 
 
 def _key_from_env() -> bytes | None:
-    raw = os.environ.get(KEY_ENV)
+    raw = settings.load().pii_key
     if not raw:
         return None
     if len(raw) < MIN_KEY_LENGTH:
@@ -203,60 +177,56 @@ def _key_from_env() -> bytes | None:
 
 def parse_policy(text: str, source: str = DEFAULT_POLICY_FILE, *, key: bytes | None = None) -> PrivacyPolicy:
     """Parse ``privacy.toml`` text; any problem is a :class:`ConfigError` naming the file and line."""
-    if _toml is None:  # pragma: no cover - Python 3.10 without tomli
-        raise ConfigError(f"{source}: reading a privacy policy on Python 3.10 needs 'pip install tomli'")
-    try:
-        doc: dict[str, Any] = _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}, {_toml_line(exc)}: not valid TOML ({exc})") from None
+    toml = parse_toml(text, source)
+    doc = toml.document
     for section in doc:
         if section not in ("types", "attributes", "patterns", "retention"):
-            raise ConfigError(f"{source}, {_line_of(text, section)}: unknown section {section!r}; "
+            raise ConfigError(f"{source}, {toml.line(section)}: unknown section {section!r}; "
                               "expected [types], [attributes], [[patterns]] or [retention]")
     types = {t: Action.MASK for t in BUILTIN_TYPES}
-    for name, value in _table(doc, "types", text, source).items():
-        where = f"{source}, {_line_of(text, name, after='[types]')}"
+    for name, value in _table(toml, "types").items():
+        where = f"{source}, {toml.line(name, after='[types]')}"
         types[_type(name, where)] = _action(value, where)
     attributes = dict(DEFAULT_KEYS)
-    for name, value in _table(doc, "attributes", text, source).items():
-        where = f"{source}, {_line_of(text, name, after='[attributes]')}"
+    for name, value in _table(toml, "attributes").items():
+        where = f"{source}, {toml.line(name, after='[attributes]')}"
         if name in PROTECTED_KEYS:
             raise ConfigError(f"{where}: {name!r} is a journey join key and is never redacted "
                               "(use a pseudonymous id there instead)")
         attributes[name] = _action(value, where)
-    patterns = _patterns(doc.get("patterns", []), text, source)
+    patterns = _patterns(doc.get("patterns", []), toml)
     retention_s = None
     if "retention" in doc:
-        spec = _table(doc, "retention", text, source)
+        spec = _table(toml, "retention")
         unknown = set(spec) - {"max_age"}
         if unknown:
             name = sorted(unknown)[0]
-            where = f"{source}, {_line_of(text, name, after='[retention]')}"
+            where = f"{source}, {toml.line(name, after='[retention]')}"
             raise ConfigError(f"{where}: unknown setting {name!r}; expected max_age")
         if "max_age" in spec:
-            where = f"{source}, {_line_of(text, 'max_age', after='[retention]')}: max_age"
+            where = f"{source}, {toml.line('max_age', after='[retention]')}: max_age"
             retention_s = parse_age(spec["max_age"], where)
     return PrivacyPolicy(types, attributes, patterns, retention_s, source, key)
 
 
-def _table(doc: dict[str, Any], name: str, text: str, source: str) -> dict[str, Any]:
-    value = doc.get(name, {})
+def _table(toml: TomlText, name: str) -> dict[str, Any]:
+    value = toml.document.get(name, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"{source}, {_line_of(text, name)}: '{name}' must be a table ([{name}])")
+        raise ConfigError(f"{toml.where(name)}: '{name}' must be a table ([{name}])")
     return value
 
 
-def _patterns(raw: Any, text: str, source: str) -> tuple[CustomPattern, ...]:
+def _patterns(raw: Any, toml: TomlText) -> tuple[CustomPattern, ...]:
     if not isinstance(raw, list):
-        where = f"{source}, {_line_of(text, 'patterns')}"
+        where = f"{toml.source}, {toml.line('patterns')}"
         raise ConfigError(f"{where}: use [[patterns]] tables for custom patterns")
     out: list[CustomPattern] = []
     seen: set[str] = set()
     for spec in raw:
         name = spec.get("name") if isinstance(spec, dict) else None
         anchor = "[[patterns]]"
-        line = _line_of(text, repr(name)[1:-1], after=anchor) if name else _line_of(text, anchor)
-        where = f"{source}, {line}"
+        line = toml.line(repr(name)[1:-1], after=anchor) if name else toml.line(anchor)
+        where = f"{toml.source}, {line}"
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(f"{where}: a pattern needs a name of lower-case letters, digits and '_' "
                               f"(it labels the tokens), got {name!r}")
@@ -266,7 +236,7 @@ def _patterns(raw: Any, text: str, source: str) -> tuple[CustomPattern, ...]:
         regex = spec.get("regex")
         if not isinstance(regex, str) or not regex:
             raise ConfigError(f"{where}: pattern {name!r} needs a 'regex' string")
-        rwhere = f"{source}, {_line_of(text, 'regex', after=repr(name)[1:-1])}"
+        rwhere = f"{toml.source}, {toml.line('regex', after=repr(name)[1:-1])}"
         try:
             compiled = re.compile(regex)
         except re.error as exc:
@@ -306,7 +276,7 @@ def load_policy(path: str | Path | None = None) -> PrivacyPolicy:
     a :class:`ConfigError` then, not a silent fallback to weaker settings.
     """
     key = _key_from_env()
-    env = os.environ.get(POLICY_ENV)
+    env = settings.load().privacy
     if path is None and env is not None:
         if not (env.strip().endswith(".toml") or Path(env).is_file()):
             return parse_inline(env, key=key)
@@ -315,11 +285,4 @@ def load_policy(path: str | Path | None = None) -> PrivacyPolicy:
         if not Path(DEFAULT_POLICY_FILE).is_file():
             return PrivacyPolicy(key=key)
         path = DEFAULT_POLICY_FILE
-    target = Path(path)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read privacy policy {target}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{target}: not UTF-8 text") from None
-    return parse_policy(text, str(target), key=key)
+    return parse_policy(read_config_text(path, "privacy policy"), str(path), key=key)

@@ -2,7 +2,11 @@
 
 Handlers only translate HTTP to library calls: the SQL is in
 :mod:`journeyscope.warehouse`, the decision logic in
-:mod:`journeyscope.server.routing`. Stage signals come from the
+:mod:`journeyscope.server.routing`. Every read is a route registered from its
+declaration (:class:`journeyscope.warehouse.reads.Reader`): path, query
+parameters, checks and answer are the declaration's; this module adds only the
+access check and, for the reads an orchestrator asks on every turn, answers
+held in memory. Stage signals come from the
 :class:`~journeyscope.server.signals.SignalCache` (precomputed, refreshed when
 data changes), so the hot routes never run a funnel per request.
 """
@@ -10,9 +14,10 @@ data changes), so the hot routes never run a funnel per request.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -24,27 +29,21 @@ from journeyscope.errors import InvalidInputError
 from journeyscope.server.access import Caller, caller_for
 from journeyscope.server.paths import PathId
 from journeyscope.server.routing import Signals, decide
-from journeyscope.warehouse.agreement import agreement_report
-from journeyscope.warehouse.compare import compare
-from journeyscope.warehouse.compliance import compliance_view
-from journeyscope.warehouse.decisions import decisions as logged_decisions
+from journeyscope.warehouse.decisions import Decision
 from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.filters import EARLIEST, LATEST, MAX_WINDOW, Filters, window_start
-from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
-from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
-from journeyscope.warehouse.feedback_agreement import feedback_agreement
-from journeyscope.warehouse.health import activity, filter_values, health
-from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
-from journeyscope.server.signals import stage_signal_set
 from journeyscope.warehouse.funnel import FunnelReport
-from journeyscope.warehouse.monitors.alerts import alerts as stored_alerts
+from journeyscope.warehouse.reads import READS, Param, Read, Reader
 from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
-from journeyscope.warehouse.reviews import add_reviews, review_queue, review_summary
-from journeyscope.warehouse.thresholds import ENGINES, adopt, history
+from journeyscope.warehouse.reviews import add_reviews
+from journeyscope.warehouse.stage_signals import stages_body
+from journeyscope.warehouse.thresholds import ENGINES, adopt
+
+__all__ = ["RouteRequest", "held_route", "held_stages", "log_decision", "router"]
 
 router = APIRouter(prefix="/v1", tags=["eval API"])
 
-Reader = Annotated[Caller, Depends(caller_for("read"))]
+Reading = Annotated[Caller, Depends(caller_for("read"))]
 T = TypeVar("T")
 _RANGE = f"from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
 
@@ -66,6 +65,25 @@ async def _filters(  # async: parsing query parameters is no reason for a thread
     return _valid(Filters, journey=journey, cohort=cohort, channel=channel, since=since, until=until)
 
 
+def _prefixed_filters(prefix: str) -> Callable[..., Awaitable[Filters]]:
+    """The filters of a read taking two (``compare``'s ``a`` and ``b``): ``a_cohort``, ``a_since``...;
+    an unprefixed ``journey`` applies to both."""
+
+    async def parse(**given: Any) -> Filters:
+        journey = given.pop(f"{prefix}journey") or given.pop("journey")
+        values = {k.removeprefix(prefix): v for k, v in given.items() if k.startswith(prefix)}
+        return _valid(Filters, journey=journey, **values, prefix=prefix)
+
+    text, when = str | None, datetime | None
+    kinds = {"journey": text, "cohort": text, "channel": text, "since": when, "until": when}
+    parse.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        *(inspect.Parameter(prefix + name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+          for name, kind in kinds.items()),
+        inspect.Parameter("journey", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=text),
+    ])
+    return parse
+
+
 def _valid(make: Callable[..., T], *args: Any, prefix: str = "", **kwargs: Any) -> T:
     """``make(...)``, its :class:`InvalidInputError` (which names the parameter) turned into a 422."""
     try:
@@ -74,43 +92,76 @@ def _valid(make: Callable[..., T], *args: Any, prefix: str = "", **kwargs: Any) 
         raise HTTPException(422, f"{prefix}{exc}") from None
 
 
-FilterArgs = Annotated[Filters, Depends(_filters)]
+# -- reads, registered from their declarations ------------------------------------------------------------
+#: Reads the server answers otherwise than by asking the warehouse: from memory, or with what only it knows.
+#: Each takes the caller and the read's arguments, and answers the read's JSON.
+_ANSWERS: dict[str, Callable[..., Any]] = {}
 
 
-def _stages_body(report: FunnelReport) -> dict[str, Any]:
-    return {
-        "note": report.note,
-        "journeys": [
-            {
-                "journey": jf.journey,
-                "total": jf.total,
-                "stages": [
-                    {
-                        "stage": s.stage,
-                        "entered": s.entered,
-                        "visits": s.visits,
-                        "signals": {k: v.as_dict() for k, v in stage_signal_set(s).items()},
-                    }
-                    for s in jf.stages
-                ],
-            }
-            for jf in report.journeys
-        ],
-    }
+def _answers(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(answer: Callable[..., T]) -> Callable[..., T]:
+        assert any(r.name == name for r in READS), name
+        _ANSWERS[name] = answer
+        return answer
+
+    return register
+
+
+def _parameter(param: Param) -> inspect.Parameter:
+    """The FastAPI parameter of one declared read parameter."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    if param.is_filters:
+        parse = _prefixed_filters(param.prefix) if param.prefix else _filters
+        return inspect.Parameter(param.name, kind, annotation=Annotated[Filters, Depends(parse)])
+    if param.in_path:
+        return inspect.Parameter(param.name, kind, annotation=PathId)
+    interval: Any = param.interval
+    query = Query(ge=interval.ge, le=interval.le) if interval is not None else Query()
+    return inspect.Parameter(param.name, kind, annotation=Annotated[param.annotation, query],
+                             default=param.default)
+
+
+def _endpoint(spec: Read) -> Callable[..., Any]:
+    """The route of ``spec``: the caller's access checked, the read answered, ``None`` turned into a 404."""
+    answer = _ANSWERS.get(spec.name)
+    key = next((p.name for p in spec.params if p.in_path), None)
+
+    def missing(caller: Caller, arguments: dict[str, Any]) -> HTTPException:
+        thing = key.removesuffix("_id") if key else spec.name
+        return HTTPException(404, f"no {thing} {arguments.get(key or '')!r} in project {caller.project.name!r}")
+
+    if answer is not None and inspect.iscoroutinefunction(answer):
+        async def endpoint(caller: Caller, **arguments: Any) -> Any:
+            found = await answer(caller, **arguments)
+            if found is None:
+                raise missing(caller, arguments)
+            return found
+    else:
+        def endpoint(caller: Caller, **arguments: Any) -> Any:  # type: ignore[misc]
+            found = (answer(caller, **arguments) if answer is not None
+                     else spec.function(Reader(caller.project.warehouse), **arguments))
+            if found is None:
+                raise missing(caller, arguments)
+            return found
+
+    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=Reading),
+        *(_parameter(p) for p in spec.params),
+    ])
+    endpoint.__name__ = spec.name
+    endpoint.__doc__ = spec.doc
+    return endpoint
 
 
 def _stages_json(report: FunnelReport) -> str:
     """The report's part of the ``/v1/stages`` body as JSON text, encoded once per refresh."""
-    return json.dumps(_stages_body(report), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(stages_body(report), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-@router.get("/stages", response_class=JSONResponse)
-async def stages(caller: Reader, filters: FilterArgs) -> Response:
-    """Per-stage signals (completion, re-entry, resolution, quality, retention, eval fail rate), each with n and CI.
-
-    Answered from the precomputed report on the event loop; only a filter asked
-    for the first time is computed, in a worker thread.
-    """
+@_answers("stages")
+async def _stages(caller: Caller, filters: Filters) -> Response:
+    """Answered from the precomputed report on the event loop; only a filter asked for the first time is
+    computed, in a worker thread."""
     body = held_stages(caller, filters)
     if body is None:
         await asyncio.to_thread(caller.project.signals.report, filters)
@@ -129,62 +180,53 @@ def held_stages(caller: Caller, filters: Filters) -> bytes | None:
     return f"{head[:-1]},{body[1:]}".encode()
 
 
-@router.get("/funnel")
-def funnel_route(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
-    """The docs/contracts.md funnel (stages in journey-map order, rates with 95% intervals)."""
-    report, age = caller.project.signals.report(filters)
-    return {**report.as_dict(), "as_of_age_s": round(age, 3)}
+@_answers("funnel")
+def _funnel(caller: Caller, filters: Filters, evaluators: bool) -> dict[str, Any]:
+    """The held report (with its age). Without evaluator summaries: the held report without them when this
+    filter's is held (as cheap), else read without them (cheaper than computing a report to hold)."""
+    held = caller.project.signals.report(filters) if evaluators else caller.project.signals.cached(filters)
+    if held is None:
+        return Reader(caller.project.warehouse).funnel(filters, evaluators=False)
+    report, age = held
+    body = report.as_dict()
+    if not evaluators:
+        for journey in body["journeys"]:
+            for stage in journey["stages"]:
+                stage["evaluators"] = []
+    return {**body, "as_of_age_s": round(age, 3)}
 
 
-@router.get("/journeys")
-def journeys(
-    caller: Reader, filters: FilterArgs, q: str = "", limit: int = Query(20, ge=1, le=500)
-) -> list[dict[str, Any]]:
-    """Journeys whose id or customer id contains ``q`` (exact id first, then most recently active)."""
-    return search_journeys(caller.project.warehouse, q, filters, limit)
-
-
-@router.get("/journeys/{journey_id}/detail")
-def journey_full(caller: Reader, journey_id: PathId) -> dict[str, Any]:
-    """Everything about one journey: visits, transcripts, evaluations with the turns they cite, decisions."""
-    detail = journey_detail(caller.project.warehouse, journey_id)
-    if detail is None:
-        raise HTTPException(404, f"no journey {journey_id!r} in project {caller.project.name!r}")
-    return detail
-
-
-@router.get("/journeys/{journey_id}")
-async def journey(caller: Reader, journey_id: PathId) -> JSONResponse:
-    """The live state of one journey: where it is, its visits, latest scores and friction signals."""
+@_answers("journey")
+async def _journey(caller: Caller, journey_id: str) -> JSONResponse | None:
+    """The held state; a journey not held is read in a worker thread (and held from then on)."""
     states = caller.project.states
     state = states.held_state(journey_id)
     if state is None:
         state = await asyncio.to_thread(states.state, journey_id)
-    if state is None:
-        raise HTTPException(404, f"no journey {journey_id!r} in project {caller.project.name!r}")
-    return JSONResponse(state)
+    return None if state is None else JSONResponse(state)
 
 
+@_answers("alerts")
+def _alerts(caller: Caller, **arguments: Any) -> dict[str, Any]:
+    """The stored alerts, and the monitors this server runs."""
+    monitors = caller.project.monitors
+    found = Reader(caller.project.warehouse).alerts(**arguments)
+    return {**found, "monitors": monitors.describe() if monitors is not None else None}
+
+
+for _spec in READS:
+    if _spec.part is None:  # a part is served inside its whole
+        router.add_api_route(_spec.path.removeprefix("/v1"), _endpoint(_spec), methods=["GET"], name=_spec.name,
+                             description=_spec.doc)
+
+
+# -- routing ----------------------------------------------------------------------------------------------
 class RouteRequest(BaseModel):
     """What an orchestrator asks: where should this journey go next?"""
 
     journey_id: str = Field(min_length=1, max_length=256)
     stage: str | None = Field(None, min_length=1, max_length=256, description="Defaults to the journey's current stage")
     requested_by: str | None = Field(None, max_length=256, description="The orchestrator asking (for the log)")
-
-
-class RouteResponse(BaseModel):
-    decision_id: str
-    journey_id: str
-    stage: str | None
-    action: Literal["continue", "clarify", "human_handoff", "escalate"]
-    mode: Literal["act", "recommend"]
-    confidence: float
-    reason: str
-    fired: list[dict[str, Any]]
-    policy_version: str
-    signals: dict[str, Any]
-    logged: bool
 
 
 def _decide(
@@ -220,8 +262,8 @@ def _decide(
     return state, decide(store.active, signals, store.memory).as_dict()
 
 
-@router.post("/route", response_model=RouteResponse)
-async def route(caller: Reader, body: RouteRequest) -> JSONResponse:
+@router.post("/route", response_model=Decision)
+async def route(caller: Reading, body: RouteRequest) -> JSONResponse:
     """The recommended next action from the policies in force; every decision is logged as a span.
 
     Journey state and stage signals come from memory (refreshed as the writer
@@ -254,18 +296,8 @@ def log_decision(
     return decision
 
 
-@router.get("/decisions")
-def decisions(
-    caller: Reader,
-    journey_id: str | None = None,
-    limit: int = Query(100, ge=1, le=10_000),
-) -> dict[str, Any]:
-    """The decision log, newest first (decisions are ``journey.route`` spans in the warehouse)."""
-    return {"decisions": logged_decisions(caller.project.warehouse, journey_id, limit)}
-
-
 @router.get("/policies")
-def policies(caller: Reader) -> dict[str, Any]:
+def policies(caller: Reading) -> dict[str, Any]:
     """The routing policies in force, and the last reload error if a file was rejected."""
     return caller.project.policies.describe()
 
@@ -280,90 +312,6 @@ def reload_policies(caller: Annotated[Caller, Depends(caller_for("admin"))]) -> 
     return {"changed": changed, **result}
 
 
-@router.get("/alerts")
-def alerts_route(
-    caller: Reader,
-    status: Literal["firing", "resolved"] | None = None,
-    journey: str | None = None,
-    stage: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
-) -> dict[str, Any]:
-    """Monitors' alerts, newest first, with their evidence and failing visits; ``monitors`` says what runs."""
-    monitors = caller.project.monitors
-    return {
-        "alerts": stored_alerts(caller.project.warehouse, status=status, journey=journey, stage=stage, limit=limit),
-        "monitors": monitors.describe() if monitors is not None else None,
-    }
-
-
-@router.get("/flows/transitions")
-def flow_transitions(caller: Reader, filters: FilterArgs) -> list[dict[str, Any]]:
-    """Stage-to-stage counts, backtracks and exits."""
-    return [t.as_dict() for t in transitions(caller.project.warehouse, filters)]
-
-
-@router.get("/flows/retention")
-def flow_retention(caller: Reader, filters: FilterArgs) -> list[dict[str, Any]]:
-    """Context retention by stage pair (where hand-offs lose context)."""
-    return [h.as_dict() for h in retention_between_stages(caller.project.warehouse, filters)]
-
-
-@router.get("/outcomes")
-def outcomes(caller: Reader, filters: FilterArgs, min_journeys: int = Query(1, ge=1, le=1_000_000_000)) -> dict[str, Any]:
-    """Journey completion overall, by cohort and by channel sequence (channel-mix lift)."""
-    return journey_outcomes(caller.project.warehouse, filters, min_journeys=min_journeys).as_dict()
-
-
-@router.get("/health")
-def data_health(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
-    """Data health (missing journey attributes, stages outside the map, ingest lag) and the filtered window."""
-    warehouse = caller.project.warehouse
-    return {**health(warehouse), "window": activity(warehouse, filters)}
-
-
-@router.get("/filters")
-def filters_offered(caller: Reader) -> dict[str, Any]:
-    """The filter values (journey types, cohorts, channels, first and last visit) and headline counts: what a
-    dashboard needs on every page, without the span scans of ``/v1/health``."""
-    return filter_values(caller.project.warehouse)
-
-
-@router.get("/evaluations/failing")
-def failing(
-    caller: Reader,
-    filters: FilterArgs,
-    stage: str | None = None,
-    evaluator: str | None = None,
-    limit: int = Query(50, ge=1, le=1000),
-) -> list[dict[str, Any]]:
-    """Failed evaluations, worst first, with their reasons."""
-    return failing_visits(caller.project.warehouse, filters, stage=stage, evaluator=evaluator, limit=limit)
-
-
-@router.get("/evaluations/distribution")
-def distribution(
-    caller: Reader, filters: FilterArgs, stage: str | None = None, evaluator: str | None = None
-) -> dict[str, Any]:
-    """Score histograms per evaluator (binned in SQL)."""
-    return score_distribution(caller.project.warehouse, filters, stage=stage, evaluator=evaluator)
-
-
-@router.get("/evaluators/feedback-agreement")
-def evaluators_feedback_agreement(caller: Reader, filters: FilterArgs) -> dict[str, Any]:
-    """Each evaluator's agreement with the customers' CSAT (AUROC low vs high CSAT, Spearman), overall and per stage."""
-    return {"evaluators": [a.as_dict() for a in feedback_agreement(caller.project.warehouse, filters)]}
-
-
-@router.get("/compliance")
-def compliance(caller: Reader) -> dict[str, Any]:
-    """PII per stage and what was done to it, where it entered, consent coverage, the audit log (counts only)."""
-    cur = caller.project.warehouse.cursor()
-    try:
-        return compliance_view(cur)
-    finally:
-        cur.close()
-
-
 @router.post("/customers/{customer_id}/forget")
 def forget(
     caller: Annotated[Caller, Depends(caller_for("admin"))], customer_id: PathId, reference: str | None = None
@@ -373,9 +321,8 @@ def forget(
     The rows are gone at once; the freed bytes leave the file when it is rewritten, which needs the
     file to itself: stop the server and run ``journeyscope forget --customer ID`` (it verifies the bytes).
     """
-    with caller.project.warehouse.writing() as cur:
-        result = erase_customer(cur, customer_id, actor=f"api-key:{caller.name}", reference=reference)
-    caller.project.data_erased()
+    result = erase_customer(caller.project.warehouse, customer_id, actor=f"api-key:{caller.name}", reference=reference)
+    caller.project.caught_up()  # nothing the server holds in memory of the erased journeys answers from here on
     if not result.journeys and not sum(result.rows.values()):
         raise HTTPException(404, f"no data for customer {customer_id!r} in project {caller.project.name!r}")
     return {
@@ -386,29 +333,6 @@ def forget(
         "bytes_compacted": False,
         "note": "rows deleted; run 'journeyscope forget --customer ID' with the server stopped to rewrite the file",
     }
-
-
-@router.get("/compare")
-def compare_route(
-    caller: Reader,
-    a_cohort: str | None = None,
-    a_since: datetime | None = None,
-    a_until: datetime | None = None,
-    a_journey: str | None = None,
-    a_channel: str | None = None,
-    b_cohort: str | None = None,
-    b_since: datetime | None = None,
-    b_until: datetime | None = None,
-    b_journey: str | None = None,
-    b_channel: str | None = None,
-    journey: str | None = None,
-) -> dict[str, Any]:
-    """Two periods or cohorts side by side: per-stage differences (B − A) with 95% intervals."""
-    a = _valid(Filters, journey=a_journey or journey, cohort=a_cohort, channel=a_channel, since=a_since,
-               until=a_until, prefix="a_")
-    b = _valid(Filters, journey=b_journey or journey, cohort=b_cohort, channel=b_channel, since=b_since,
-               until=b_until, prefix="b_")
-    return compare(caller.project.warehouse, a, b).as_dict()
 
 
 # -- reviews and calibration --------------------------------------------------------------------------
@@ -425,32 +349,6 @@ def post_reviews(caller: Annotated[Caller, Depends(caller_for("write"))], body: 
     return JSONResponse(result.as_dict(), status_code=status)
 
 
-@router.get("/reviews/summary")
-def reviews_summary(caller: Reader) -> dict[str, Any]:
-    """Per evaluator with scores: its stages, results scored, and visits reviewed (the review page's choices)."""
-    return review_summary(caller.project.warehouse)
-
-
-@router.get("/reviews/queue")
-def reviews_queue(
-    caller: Reader,
-    evaluator: str,
-    stage: str | None = None,
-    journey: str | None = None,
-    limit: int = Query(20, ge=1, le=500),
-) -> list[dict[str, Any]]:
-    """Unreviewed visits of ``evaluator`` whose review teaches most first (near the threshold, stratified)."""
-    return review_queue(caller.project.warehouse, evaluator, stage=stage, journey=journey, limit=limit)
-
-
-@router.get("/evaluators/agreement")
-def evaluators_agreement(
-    caller: Reader, evaluator: str | None = None, engine: Literal["local", "llm"] | None = None
-) -> dict[str, Any]:
-    """Each evaluator against the reviews: n, AUROC, kappa, precision, recall (95% intervals), thresholds."""
-    return agreement_report(caller.project.warehouse, evaluator, engine)
-
-
 @router.post("/evaluators/agreement/score")
 def score_reviewed_visits(caller: Annotated[Caller, Depends(caller_for("write"))]) -> dict[str, Any]:
     """Score the reviewed visits with each engine that has not scored them (local; llm when the server has
@@ -459,16 +357,6 @@ def score_reviewed_visits(caller: Annotated[Caller, Depends(caller_for("write"))
     done = [score_reviewed(caller.project.warehouse, name) for name in engines]
     return {"engines": [{"engine": d.engine, "scored": d.scored, "up_to_date": d.up_to_date,
                          "no_consent": d.no_consent, "errors": d.errors, "llm_calls": d.llm_calls} for d in done]}
-
-
-@router.get("/evaluators/thresholds")
-def evaluators_thresholds(caller: Reader, evaluator: str | None = None) -> dict[str, Any]:
-    """Every threshold ever adopted, oldest first."""
-    cur = caller.project.warehouse.cursor()
-    try:
-        return {"thresholds": [t.as_dict() for t in history(cur, evaluator)]}
-    finally:
-        cur.close()
 
 
 class AdoptRequest(BaseModel):
@@ -488,5 +376,5 @@ def adopt_threshold(caller: Annotated[Caller, Depends(caller_for("admin"))], bod
     adopted, decided = adopt(caller.project.warehouse, body.evaluator, body.threshold, reason=body.reason,
                              engine=body.engine, journey=body.journey, stage=body.stage,
                              actor=f"api-key:{caller.name}")
-    caller.project.evaluations_changed()  # held signals count ``passed``: read them again
+    caller.project.caught_up()  # held signals count ``passed``: the derive loop reads them again
     return {**adopted.as_dict(), "decided": decided}

@@ -36,7 +36,7 @@ from journeyscope.server.workers import WorkerPool
 from journeyscope.server.policy_store import PolicyStore
 from journeyscope.server.project import Project
 from journeyscope.server.settings import ServerSettings
-from journeyscope.server.writer import BatchWriter
+from journeyscope.warehouse.writer import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
             if settings.grpc_port is not None:
                 from journeyscope.server.otlp_grpc import start_grpc_server
 
-                def resolve(metadata: dict[str, str], peer: str) -> BatchWriter:
+                def resolve(metadata: dict[str, str], peer: str) -> Writer:
                     return identify(metadata, peer, app.state, "ingest").project.writer
 
                 grpc_server, grpc_port = start_grpc_server(resolve, settings, workers)

@@ -26,16 +26,11 @@ import hmac
 import ipaddress
 import json
 import secrets
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from journeyscope.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib as _toml
-else:  # pragma: no cover - Python 3.10
-    import tomli as _toml
+from journeyscope.tomlconfig import parse_toml, read_config_text
 
 #: ``write``: data people give through the API that is not telemetry (reviews of evaluator results).
 SCOPES = frozenset({"ingest", "read", "write", "admin"})
@@ -115,30 +110,18 @@ def is_loopback(host: str | None) -> bool:
     return (mapped or address).is_loopback
 
 
-def _line(text: str, needle: str, occurrence: int = 0) -> str:
-    seen = -1
-    for number, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            seen += 1
-            if seen == occurrence:
-                return f"line {number}"
-    return "the file"
-
-
 def parse_keys(text: str, source: str = "keys.toml") -> KeyRing:
     """Validate a key file; problems are :class:`ConfigError` naming the line."""
-    try:
-        doc = _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    toml = parse_toml(text, source)
+    doc = toml.document
     projects: dict[str, str | None] = {DEFAULT_PROJECT: None}
     for name, spec in (doc.get("projects") or {}).items():
         if not isinstance(spec, dict) or not isinstance(spec.get("db", ""), str):
-            raise ConfigError(f"{source}, {_line(text, f'projects.{name}')}: [projects.{name}] needs db = \"FILE\"")
+            raise ConfigError(f"{source}, {toml.line(f'projects.{name}')}: [projects.{name}] needs db = \"FILE\"")
         projects[name] = spec.get("db")
     keys = []
     for i, raw in enumerate(doc.get("keys") or []):
-        where = f"{source}, {_line(text, '[[keys]]', i)} (key {i + 1})"
+        where = f"{source}, {toml.line('[[keys]]', i)} (key {i + 1})"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: must be a table")
         name, project, scopes, digest = raw.get("name"), raw.get("project", DEFAULT_PROJECT), raw.get("scopes"), raw.get("sha256")
@@ -161,8 +144,4 @@ def load_keys(path: str | Path | None) -> KeyRing | None:
     if path is None:
         return None
     target = Path(path)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read key file {target}: {exc}") from None
-    return parse_keys(text, str(target))
+    return parse_keys(read_config_text(target, "key file"), str(target))

@@ -1,15 +1,15 @@
-"""Writing routing decisions: a ``journey.route`` span through the same writer as every span.
+"""Writing routing decisions: a ``journey.route`` span through the same write door as every span.
 
 So orchestrator behaviour is observable like any other step (docs/contracts.md); see
 :mod:`journeyscope.warehouse.decisions` for reading them back.
 
-Decisions are gathered for a few milliseconds and handed to the writer as one
+Decisions are gathered for a few milliseconds and handed to the write door as one
 batch (:class:`DecisionLog`): at hundreds of routing calls a second, a write
 transaction per decision would cost more than the decisions themselves. The
 answer to ``/v1/route`` does not wait for the commit, nor for its span to be
-built (encoding the attributes costs more than deciding; the log's own thread
-does it); a decision the log cannot take (its buffer full because the writer
-refuses work) is reported as not logged.
+built (encoding the attributes costs more than deciding; :meth:`DecisionLog.flush`
+does it, on the project's timer thread); a decision the log cannot take (its buffer
+full because the writer refuses work) is reported as not logged.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import os
 import threading
 from typing import Any
 
-from journeyscope.instrument import conventions as cv
-from journeyscope.server.priority import lower_this_thread
-from journeyscope.server.writer import BatchWriter, Overloaded
+from journeyscope import conventions as cv
+from journeyscope.warehouse import feed
 from journeyscope.warehouse.decisions import decision_attributes
 from journeyscope.warehouse.rows import SpanRows
+from journeyscope.warehouse.writer import Overloaded, Writer
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +63,21 @@ def decision_rows(decision: dict[str, Any], state: dict[str, Any], now_ns: int) 
 
 
 class DecisionLog:
-    """Decisions buffered in memory and handed to the writer in batches every ``flush_s``.
+    """Decisions buffered in memory and handed to the write door in batches (:meth:`flush`, which the
+    project's timer thread calls every ``flush_s``).
 
     A refused batch (the writer's queue is full) stays in the buffer and is
     offered again; only when the buffer itself is full (``max_pending``) is a new
     decision refused, and then :meth:`log` says so.
     """
 
-    def __init__(self, writer: BatchWriter, *, flush_s: float = 0.1, max_pending: int = 50_000) -> None:
+    def __init__(self, writer: Writer, *, flush_s: float = 0.1, max_pending: int = 50_000) -> None:
         self.writer = writer
         self.flush_s = flush_s
         self.max_pending = max_pending
         self.refused = 0  #: decisions the full buffer could not take
         self._pending: list[tuple[dict[str, Any], dict[str, Any], int]] = []  # (decision, state, now_ns)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="journeyscope-decisions", daemon=True)
-        self._thread.start()
 
     def log(self, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> bool:
         """Buffer one decision; ``False`` (and an error in the log) if it cannot be taken.
@@ -106,7 +104,7 @@ class DecisionLog:
         for decision, state, now_ns in pending:
             add_decision(rows, decision, state, now_ns)
         try:
-            self.writer.submit(self.writer.warehouse.prepare(rows))
+            self.writer.ingest(rows, kind=feed.EVENTS)
         except Overloaded as exc:
             logger.warning("journeyscope: %d decisions wait: %s", len(pending), exc)
             with self._lock:
@@ -115,15 +113,5 @@ class DecisionLog:
         return True
 
     def close(self) -> None:
-        """Stop the timer and hand over what is buffered (before the writer shuts down)."""
-        self._stop.set()
-        self._thread.join(timeout=10)
+        """Hand over what is buffered (before the writer shuts down)."""
         self.flush()
-
-    def _loop(self) -> None:
-        lower_this_thread()
-        while not self._stop.wait(self.flush_s):
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - keep the buffer and the timer; the next round retries
-                logger.exception("journeyscope: handing decisions to the writer failed")

@@ -3,80 +3,72 @@
 A point lookup in DuckDB costs a millisecond or more (two of them per journey,
 more under write load), and an orchestrator asks on every turn. So the server
 keeps the stored rows of the journeys it has been asked about (least recently
-asked are forgotten past ``max_journeys``) and re-reads them in the background,
-in one batch, when the writer reports that their stage visits changed or their
-evaluations were written. A request renders the state from memory as of its own
-moment (:func:`journeyscope.warehouse.journey_state.render_state`), so silence
-and idle timeouts are exact even between refreshes. The first request for a
-journey reads it synchronously.
+asked are forgotten past ``max_journeys``) and re-reads them, in one batch, when
+the change feed says their stage visits or evaluations changed: it is a consumer
+of the project's derive loop (:mod:`journeyscope.warehouse.derive`), run after
+visit upkeep. A request renders the state from memory as of its own moment
+(:func:`journeyscope.warehouse.journey_state.render_state`), so silence and idle
+timeouts are exact even between refreshes. The first request for a journey reads
+it synchronously; the first pass reads the most recently active journeys.
 
-Freshness: a change is visible once the writer has derived the journey's visits
-(under a second, see :mod:`journeyscope.server.writer`) plus one refresh round
-(``refresh_s``).
+Freshness: a change is visible once upkeep has derived the journey's visits (see
+:class:`~journeyscope.warehouse.derive.VisitUpkeep`) plus one pass (``refresh_s`` at most).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
-from journeyscope.server.priority import lower_this_thread
-from journeyscope.warehouse.journey_state import JourneyRows, journey_rows, render_state
+from journeyscope.warehouse import feed
+from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.journey_state import JourneyRows, journey_rows, recent_journeys, render_state
 from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.visits import outcome_at
 
 logger = logging.getLogger(__name__)
 
 
 class JourneyStates:
-    """The rows of recently asked-about journeys, refreshed when they change."""
+    """The rows of recently asked-about journeys, refreshed when the feed says they changed."""
+
+    name = "journey-states"
+    kinds = frozenset({feed.VISITS, feed.SCORES, feed.ERASURE})
+    durable = False
 
     def __init__(
-        self, warehouse: Warehouse, *, max_journeys: int = 50_000, warm_journeys: int = 10_000, refresh_s: float = 0.05
+        self, warehouse: Warehouse, *, max_journeys: int = 50_000, warm_journeys: int = 10_000, refresh_s: float = 0.05,
+        prune_s: float = 60.0,
     ) -> None:
+        """``prune_s``: how often journeys with no open visit left, not asked about since, are forgotten."""
         self.warehouse = warehouse
+        self.prune_s = prune_s
+        self._asked: set[str] = set()  # asked about since the last prune
+        self._prune_at = time.monotonic() + prune_s
         self.max_journeys = max_journeys
         self.warm_journeys = min(warm_journeys, max_journeys)
         self.refresh_s = refresh_s
-        #: Set once the recently active journeys are read (the server then freezes its long-lived heap).
+        #: Set once the recently active journeys are read.
         self.warmed = threading.Event()
         self._rows: OrderedDict[str, JourneyRows] = OrderedDict()
-        self._changed: set[str] = set()
         self._fetching: set[str] = set()  # first reads under way: a change meanwhile must not be lost
+        self._stale: set[str] = set()  # changed while being read for the first time
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> JourneyStates:
-        """Start refreshing; first read the most recently active journeys (the ones orchestrators ask about)."""
-        self._thread = threading.Thread(target=self._run, name="journeyscope-journey-states", daemon=True)
-        self._thread.start()
-        return self
+        self._not_before = 0.0
 
     def warm(self) -> int:
         """Read the ``warm_journeys`` most recently active journeys into memory; return how many."""
         if self.warm_journeys <= 0:
             return 0
-        recent = self.warehouse.query(
-            "SELECT journey_id FROM stage_visits GROUP BY journey_id ORDER BY max(ended_at) DESC LIMIT ?",
-            [self.warm_journeys],
-        )
-        rows = journey_rows(self.warehouse, [r[0] for r in recent])
+        rows = journey_rows(self.warehouse, recent_journeys(self.warehouse, self.warm_journeys))
         with self._lock:
             for journey_id, held in rows.items():
                 if journey_id not in self._rows:  # a request may have read it meanwhile, fresher
                     self._remember(journey_id, held)
         return len(rows)
-
-    def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def state(self, journey_id: str, now_ns: int | None = None) -> dict[str, Any] | None:
         """The journey's live state (``None`` if it has no stage visits); reads it if not held."""
@@ -91,8 +83,10 @@ class JourneyStates:
         finally:
             with self._lock:
                 self._fetching.discard(journey_id)
-                if rows is not None:
+                if rows is not None and journey_id not in self._stale:
                     self._remember(journey_id, rows)
+                    self._asked.add(journey_id)
+                self._stale.discard(journey_id)
         return None if rows is None else render_state(journey_id, rows, now_ns)
 
     def held_state(self, journey_id: str, now_ns: int | None = None) -> dict[str, Any] | None:
@@ -102,70 +96,70 @@ class JourneyStates:
             if rows is None:
                 return None
             self._rows.move_to_end(journey_id)
+            self._asked.add(journey_id)
         return render_state(journey_id, rows, now_ns)
 
-    def changed(self, journey_ids: Iterable[str]) -> None:
-        """The writer's notice: these journeys' visits or evaluations changed (re-read the cached ones)."""
-        with self._wake:
-            held = [j for j in journey_ids if j in self._rows or j in self._fetching]
-            if held:
-                self._changed.update(held)
-                self._wake.notify()
-
-    def forget(self) -> None:
-        """Drop every journey held: after an erasure or retention run, nothing of them stays here."""
+    # -- the derive loop's consumer ----------------------------------------------------
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        """Re-read the held journeys that changed (all of them after an erasure: it names none)."""
+        if not self.warmed.is_set():
+            try:
+                self.warm()
+            finally:
+                self.warmed.set()
+        if now >= self._prune_at:
+            self._prune_at = now + self.prune_s
+            self.prune()
+        if not batch:
+            return
+        changed = batch.journeys()
         with self._lock:
-            self._rows.clear()
-            self._changed.clear()
-
-    def refresh_once(self) -> int:
-        """Re-read every changed journey still held; return how many were re-read."""
+            if any(c.kind == feed.ERASURE for c in batch.changes):
+                self._rows.clear()  # nothing of an erased journey stays here
+                self._stale |= self._fetching
+                return
+            held = list(self._rows) if changed is None else [j for j in changed if j in self._rows]
+            self._stale |= self._fetching if changed is None else (changed & self._fetching)
+        self._not_before = now + self.refresh_s  # let changes gather: one batch serves many
+        if not held:
+            return
+        fresh = journey_rows(self.warehouse, held)
         with self._lock:
-            ids, self._changed = self._changed, set()
-        if not ids:
-            return 0
-        try:
-            fresh = journey_rows(self.warehouse, ids)
-        except BaseException:
-            with self._lock:
-                self._changed.update(ids)  # still stale: the next round tries them again
-            raise
-        with self._lock:
-            for j in ids:
+            for j in held:
                 if j not in self._rows:
                     continue  # forgotten meanwhile
                 if j in fresh:
                     self._rows[j] = fresh[j]
                 else:
                     del self._rows[j]  # erased
-        return len(ids)
+
+    def prune(self, now_ns: int | None = None) -> int:
+        """Forget the journeys whose visits are all closed (or idle past their timeout) and that nobody asked about
+        since the last prune: memory holds live journeys, not every journey ever asked about. Returns how many."""
+        now_ns = self.warehouse.clock() if now_ns is None else now_ns
+        with self._lock:
+            held, asked, self._asked = list(self._rows.items()), self._asked, set()
+        done = [j for j, rows in held
+                if j not in asked and not any(outcome_at(v[4], v[5], now_ns) == "open" for v in rows.visits)]
+        with self._lock:
+            for j in done:
+                self._rows.pop(j, None)
+        return len(done)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def not_before(self) -> float:
+        return self._not_before
+
+    def backlog(self) -> bool:
+        return False
+
+    def next_tick(self) -> float | None:
+        return self._prune_at if self.warmed.is_set() else 0.0
 
     def _remember(self, journey_id: str, rows: JourneyRows) -> None:
         self._rows[journey_id] = rows
         self._rows.move_to_end(journey_id)
         while len(self._rows) > self.max_journeys:
             self._rows.popitem(last=False)
-
-    def _run(self) -> None:
-        lower_this_thread()
-        try:
-            self.warm()
-        except Exception:  # noqa: BLE001 - a cold start only costs the first request of each journey
-            logger.exception("journeyscope: reading recent journeys into memory failed")
-        finally:
-            self.warmed.set()
-        self._loop()
-
-    def _loop(self) -> None:
-        while True:
-            with self._wake:
-                while not self._changed and not self._stopping:
-                    self._wake.wait()
-                if self._stopping:
-                    return
-            try:
-                self.refresh_once()
-            except Exception:  # noqa: BLE001 - keep serving the rows held; the next change retries
-                logger.exception("journeyscope: refreshing journey states failed")
-            with self._wake:
-                self._wake.wait(self.refresh_s)  # let changes gather: one batch serves many

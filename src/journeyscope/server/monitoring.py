@@ -1,13 +1,13 @@
 """``serve --monitors FILE``: evaluate monitors within seconds of data arriving; thin glue over the library.
 
 The engine (:mod:`journeyscope.warehouse.monitors`) does the work; this module
-only decides when: whenever the writer derived visits or online scoring wrote
-evaluations (at most every ``min_interval_s``), and every ``idle_interval_s``
-anyway, since the clock alone turns idle visits abandoned and ends alarms'
-windows. Each pass replays from a start fixed while any alert is firing (so an
+only decides when. It is the last consumer of the project's derive loop
+(:mod:`journeyscope.warehouse.derive`): it runs when the change feed says visits or
+evaluations changed (at most every ``min_interval_s``), and every ``idle_interval_s``
+anyway, since the clock alone ends alarms' windows. Each pass replays from a start fixed while any alert is firing (so an
 alarm keeps its history; else it trails the clock by twice the monitors'
 look-back), stores what fired and resolved, emits each change as
-a ``journey.alert`` span through the writer, and queues the webhooks (at start,
+a ``journey.alert`` span through the write door, and queues the webhooks (at start,
 also the deliveries a previous server left waiting for a retry).
 
 The file is reloaded when it changes; an invalid file is logged and kept as
@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from journeyscope.errors import ConfigError, JourneyscopeError
-from journeyscope.instrument import conventions as cv
-from journeyscope.server.priority import lower_this_thread
+from journeyscope import conventions as cv
+from journeyscope.errors import ConfigError
 from journeyscope.server.webhooks import WebhookSender
-from journeyscope.server.writer import BatchWriter, Overloaded
-from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse import Warehouse, feed
+from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.monitors import MonitorSet, firing_now, load_monitors
 from journeyscope.warehouse.monitors.alerts import AlertEvent, alert_attributes, interrupted_deliveries, record
 from journeyscope.warehouse.monitors.engine import lookback, validate
 from journeyscope.warehouse.rows import SpanRows
+from journeyscope.warehouse.writer import Overloaded, Writer
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +57,13 @@ def alert_rows(events: list[AlertEvent], now_ns: int) -> SpanRows:
 
 
 class MonitorService:
-    """Live monitoring of one project's warehouse."""
+    """Live monitoring of one project's warehouse (a consumer of its derive loop)."""
 
-    def __init__(self, warehouse: Warehouse, writer: BatchWriter, path: str, *, min_interval_s: float = 1.0,
+    name = "monitors"
+    kinds = frozenset({feed.VISITS, feed.SCORES, feed.FEEDBACK, feed.ERASURE})
+    durable = False  # each pass replays the monitors' window: nothing to resume
+
+    def __init__(self, warehouse: Warehouse, writer: Writer, path: str, *, min_interval_s: float = 1.0,
                  idle_interval_s: float = 60.0, sender: WebhookSender | None = None) -> None:
         self.warehouse = warehouse
         self.writer = writer
@@ -76,27 +78,32 @@ class MonitorService:
         now = datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)
         self.since = now - lookback(self.active)
         self.sender = sender or WebhookSender(warehouse)
-        self._changed = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="journeyscope-monitors", daemon=True)
+        self._last = 0.0  # monotonic time of the last pass
 
     def start(self) -> MonitorService:
+        """Resume the webhook deliveries a previous server left waiting for a retry."""
         by_url = {w.url: w for w in self.active.webhooks}
         for event, url, attempts in interrupted_deliveries(self.warehouse):
             if url in by_url:
                 self.sender.resume(event, by_url[url], attempts)
-        self._thread.start()
         return self
 
-    def changed(self, _journeys: Any = None) -> None:
-        """Data changed (a writer or scoring callback): evaluate soon."""
-        self._changed.set()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._changed.set()
-        self._thread.join(timeout=30)
         self.sender.close()
+
+    # -- the derive loop's consumer ----------------------------------------------------
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        self._last = now
+        self.run_pass()
+
+    def not_before(self) -> float:
+        return self._last + self.min_interval_s
+
+    def backlog(self) -> bool:
+        return False
+
+    def next_tick(self) -> float | None:
+        return self._last + self.idle_interval_s
 
     def _current_mtime(self) -> float | None:
         try:
@@ -119,7 +126,7 @@ class MonitorService:
         logger.warning("journeyscope: monitors %s loaded from %s", candidate.version, self.path)
         return True
 
-    def evaluate_now(self) -> list[AlertEvent]:
+    def run_pass(self) -> list[AlertEvent]:
         """One pass: store what fired and resolved, emit spans, queue webhooks; return the changes."""
         mtime = self._current_mtime()
         if mtime is not None and mtime != self._mtime:
@@ -137,7 +144,7 @@ class MonitorService:
         self.passes += 1
         if events:
             try:
-                self.writer.submit(self.warehouse.prepare(alert_rows(events, now_ns)))
+                self.writer.ingest(alert_rows(events, now_ns), kind=feed.EVENTS)
             except Overloaded as exc:  # the alerts are stored; only their spans wait for a quieter moment
                 logger.warning("journeyscope: alert spans not written: %s", exc)
             for event in events:
@@ -148,22 +155,3 @@ class MonitorService:
         return {"source": self.active.source, "version": self.active.version,
                 "monitors": [m.name for m in self.active.monitors], "last_error": self.last_error,
                 "passes": self.passes}
-
-    def _loop(self) -> None:
-        lower_this_thread()
-        last = 0.0
-        while not self._stop.is_set():
-            self._changed.wait(timeout=self.idle_interval_s)
-            if self._stop.is_set():
-                return
-            wait = last + self.min_interval_s - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                return
-            self._changed.clear()
-            last = time.monotonic()
-            try:
-                self.evaluate_now()
-            except JourneyscopeError as exc:
-                logger.warning("journeyscope: monitor pass failed: %s", exc)
-            except Exception:  # noqa: BLE001 - keep monitoring; the next pass tries again
-                logger.exception("journeyscope: monitor pass failed")

@@ -24,7 +24,7 @@ from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.server.access import AccessDenied
 from journeyscope.server.workers import WorkerPool
 from journeyscope.server.settings import ServerSettings
-from journeyscope.server.writer import BatchWriter, Overloaded
+from journeyscope.warehouse.writer import Overloaded, Writer
 from journeyscope.warehouse.log_records import decode_logs, encode_logs_response
 from journeyscope.warehouse.otlp import encode_response
 
@@ -41,7 +41,7 @@ def _retry_metadata(seconds: float) -> tuple[tuple[str, bytes], ...]:
 
 #: Resolves the writer of the project a call may ingest into, from its metadata and peer address;
 #: raises ``PermissionError`` (no or a wrong key: UNAUTHENTICATED) or ``LookupError`` (scope: PERMISSION_DENIED).
-WriterResolver = Callable[[dict[str, str], str], BatchWriter]
+WriterResolver = Callable[[dict[str, str], str], Writer]
 
 _GRPC_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}
 
@@ -71,21 +71,19 @@ class TraceReceiver:
             writer = self._resolve(metadata, _peer_host(context.peer()))
         except AccessDenied as exc:
             context.abort(_GRPC_STATUS.get(exc.status, grpc.StatusCode.PERMISSION_DENIED), exc.message)
-        if writer.would_refuse():
-            writer.stats.requests += 1
-            writer.stats.refused_requests += 1
-            context.set_trailing_metadata(_retry_metadata(writer.retry_hint()))
-            context.abort(grpc.StatusCode.UNAVAILABLE, "ingest queue full; retry later")
+        try:
+            writer.check_room()
+        except Overloaded as exc:
+            context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         try:
             batch = decode_logs(request) if self._logs else self._workers.decode_sync(request)
         except InvalidInputError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         table = batch.table
         if table.num_rows:
-            # redaction on this handler's thread, not the writer's
-            prepared = writer.warehouse.prepare_logs(table) if self._logs else writer.warehouse.prepare(table)
-            try:
-                future = writer.submit(prepared, self._settings.queue_wait_s)
+            try:  # the door redacts on this handler's thread, not the writer's
+                future = writer.ingest(table, logs=self._logs, wait_s=self._settings.queue_wait_s)
             except Overloaded as exc:
                 context.set_trailing_metadata(_retry_metadata(exc.retry_after_s))
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

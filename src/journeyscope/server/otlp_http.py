@@ -4,8 +4,8 @@ Kept off FastAPI's validation machinery on purpose: the body is read raw
 (bounded), un-gzipped (bounded) and decoded into columns by
 :mod:`journeyscope.warehouse.otlp` off the event loop (the compiled decoder on a
 thread, else a worker process: :mod:`journeyscope.server.workers`), then redacted
-on a thread (:meth:`~journeyscope.warehouse.Warehouse.prepare`) before it is
-queued for the writer; nothing per span goes through pydantic.
+and queued on a thread by the write door (:meth:`journeyscope.warehouse.writer.Writer.ingest`);
+nothing per span goes through pydantic.
 Status codes follow the OTLP/HTTP spec: 200 with the
 ``ExportTraceServiceResponse`` (``partial_success`` when spans were refused),
 400 for a payload that is not OTLP, 413 too large, 415 unknown content type,
@@ -20,16 +20,13 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-import pyarrow as pa
-
 from fastapi import APIRouter, HTTPException, Request, Response
 from google.rpc import status_pb2
 
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.server.access import AccessDenied, identify
-from journeyscope.server.writer import Overloaded
-from journeyscope.warehouse import PreparedBatch, Warehouse
 from journeyscope.warehouse.log_records import decode_logs, encode_logs_response
+from journeyscope.warehouse.writer import Overloaded
 from journeyscope.warehouse.otlp import encode_response
 
 PROTOBUF = "application/x-protobuf"
@@ -101,11 +98,11 @@ async def export_logs(request: Request) -> Response:
 
 
 class _Signal(NamedTuple):
-    """What differs between the trace and the log receiver: decoding, redaction, the response."""
+    """What differs between the trace and the log receiver: decoding, what the door stores, the response."""
 
     what: str
     decode: Callable[[Request, bytes, bool], Awaitable[Any]]
-    prepare: Callable[[Warehouse, pa.Table], PreparedBatch]
+    logs: bool
     respond: Callable[..., bytes]
 
 
@@ -117,8 +114,8 @@ async def _decode_logs(request: Request, body: bytes, as_json: bool) -> Any:
     return await asyncio.to_thread(decode_logs, body, as_json)
 
 
-_TRACES = _Signal("spans", _decode_traces, Warehouse.prepare, encode_response)
-_LOGS = _Signal("log records", _decode_logs, Warehouse.prepare_logs, encode_logs_response)
+_TRACES = _Signal("spans", _decode_traces, False, encode_response)
+_LOGS = _Signal("log records", _decode_logs, True, encode_logs_response)
 
 
 async def _export(request: Request, signal: _Signal) -> Response:
@@ -145,20 +142,19 @@ async def _export(request: Request, signal: _Signal) -> Response:
         return _error(413, f"request body larger than {settings.max_body_bytes} bytes", as_json)
     except InvalidInputError as exc:
         return _error(400, str(exc), as_json)
-    if writer.would_refuse():
-        writer.stats.requests += 1
-        writer.stats.refused_requests += 1
-        return _error(503, "ingest queue full; retry later", as_json, _retry_after(writer.retry_hint()))
+    try:
+        writer.check_room()
+    except Overloaded as exc:
+        return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
     try:
         batch = await signal.decode(request, body, as_json)
     except InvalidInputError as exc:
         return _error(400, str(exc), as_json)
     table = batch.table
     if table.num_rows:
-        # Redaction runs here, on a thread of its own (pyarrow's kernels let go of the GIL), not on the writer's.
-        prepared = await asyncio.to_thread(signal.prepare, writer.warehouse, table)
+        # The door redacts on the calling thread: one of its own here (pyarrow's kernels let go of the GIL).
         try:
-            future = writer.submit(prepared, settings.queue_wait_s)
+            future = await asyncio.to_thread(writer.ingest, table, logs=signal.logs, wait_s=settings.queue_wait_s)
         except Overloaded as exc:
             return _error(503, str(exc), as_json, _retry_after(exc.retry_after_s))
         try:
@@ -179,10 +175,11 @@ async def ingest_status(request: Request) -> dict[str, object]:
         caller = identify(request.headers, request.client.host if request.client else None, request.app.state, "read")
     except AccessDenied as exc:
         raise HTTPException(exc.status, exc.message) from None
-    stats = caller.project.writer.stats
-    rows = await asyncio.to_thread(caller.project.warehouse.query, "SELECT count(*) FROM spans")
+    project = caller.project
+    stats = project.writer.stats
+    spans = await asyncio.to_thread(project.warehouse.span_count)
     return {
-        "spans_in_warehouse": rows[0][0],
+        "spans_in_warehouse": spans,
         "requests": stats.requests,
         "spans_submitted": stats.spans_submitted,
         "spans_stored": stats.spans_stored,
@@ -195,7 +192,8 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "transactions": stats.transactions,
         "failed_transactions": stats.failed_transactions,
         "write_seconds": round(stats.write_seconds, 3),
-        "visit_seconds": round(stats.visit_seconds, 3),
+        "visit_seconds": round(project.upkeep.seconds, 3) if project.upkeep is not None else 0.0,
+        "generation": project.warehouse.feed.generation(),
         "checkpoints": stats.checkpoints,
         "checkpoint_failures": stats.checkpoint_failures,
         "checkpoint_seconds": round(stats.checkpoint_seconds, 3),

@@ -6,20 +6,21 @@ detail page of journey ``plain``. :class:`OpaquePaths` routes on the path as
 the client sent it instead (``raw_path``), decoding each segment but keeping
 ``%`` and ``/`` inside a segment encoded; the routes that take an id decode it
 once with :func:`path_id` (the :data:`PathId` type does it for FastAPI). So a
-journey or customer id that ingest accepts is found as itself.
+journey or customer id that ingest accepts is found as itself. Clients encode
+an id with :func:`journeyscope.client.path_segment`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from pydantic import AfterValidator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from journeyscope.instrument.conventions import MAX_VALUE_LENGTH
+from journeyscope.conventions import MAX_VALUE_LENGTH
 
-__all__ = ["OpaquePaths", "PathId", "path_id", "path_segment"]
+__all__ = ["OpaquePaths", "PathId", "path_id"]
 
 
 def _kept(segment: str) -> str:
@@ -51,10 +52,3 @@ def path_id(segment: str) -> str:
 
 #: A path parameter holding an id (journey, customer): decoded once, length-checked into a 422.
 PathId = Annotated[str, AfterValidator(path_id)]
-
-
-def path_segment(value: str) -> str:
-    """``value`` as one path segment for a client: every reserved character encoded, and the segments ``.``
-    and ``..`` too (clients and proxies would fold them away)."""
-    encoded = quote(value, safe="")
-    return encoded.replace(".", "%2E") if value in (".", "..") else encoded

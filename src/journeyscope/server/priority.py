@@ -21,6 +21,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from journeyscope import settings
+
 if TYPE_CHECKING:
     from journeyscope.warehouse import Warehouse
 
@@ -30,26 +32,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-
-
-def _background_nice(default: int = 10) -> int:
-    """``JOURNEYSCOPE_BACKGROUND_NICE`` (0-19, 0 turns lowering off); ``default``, with a warning, if invalid."""
-    given = os.environ.get("JOURNEYSCOPE_BACKGROUND_NICE")
-    if given is None:
-        return default
-    try:
-        value = int(given)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 19:
-        logger.warning("journeyscope: JOURNEYSCOPE_BACKGROUND_NICE=%r is not a whole number from 0 to 19; "
-                       "using %d", given, default)
-        return default
-    return value
-
-
-#: How much lower than the event loop background work runs (a nice increment).
-BACKGROUND_NICE = _background_nice()
+#: How much lower than the event loop background work runs (a nice increment):
+#: ``$JOURNEYSCOPE_BACKGROUND_NICE``.
+BACKGROUND_NICE = settings.load().background_nice
 
 
 def lower_this_thread(increment: int = BACKGROUND_NICE) -> None:
@@ -97,8 +82,8 @@ def lower_database_threads(warehouse: Warehouse, threads: int | None = None) -> 
 
     def relaunch() -> None:
         lower_this_thread()
-        warehouse.query("SET threads = 1")
-        warehouse.query(f"SET threads = {wanted}")
+        warehouse.set_threads(1)
+        warehouse.set_threads(wanted)
 
     thread = threading.Thread(target=relaunch, name="journeyscope-lower-db-threads")
     thread.start()

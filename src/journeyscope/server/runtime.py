@@ -1,4 +1,4 @@
-"""What the server process owns for one warehouse file while it runs: the file and its writer thread.
+"""What the server process owns for one warehouse file while it runs: the file and its write door.
 
 The warehouse file has one writer (DuckDB allows one writing process): this
 process. Readers in other processes either ask the HTTP API, or read a
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from journeyscope.server.priority import lower_database_threads
+from journeyscope.server.priority import lower_database_threads, lower_this_thread
 from journeyscope.server.settings import ServerSettings
-from journeyscope.server.writer import BatchWriter
 from journeyscope.warehouse import Warehouse, load_journey_map
+from journeyscope.warehouse.writer import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class Runtime:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.warehouse: Warehouse | None = None
-        self.writer: BatchWriter | None = None
+        self.writer: Writer | None = None
 
     def start(self) -> Runtime:
         """Open the warehouse (migrating it) and start its writer."""
@@ -35,13 +35,13 @@ class Runtime:
         lower_database_threads(self.warehouse, settings.db_threads)  # before the writer starts querying
         if settings.db_memory_limit is not None:
             self.warehouse.set_memory_limit(settings.db_memory_limit)
-        self.writer = BatchWriter(
+        self.writer = Writer(
             self.warehouse,
             max_queue_spans=settings.queue_max_spans,
             max_batch_spans=settings.write_batch_spans,
             retry_after_s=settings.retry_after_s,
             max_retry_after_s=settings.retry_after_max_s,
-            idle_sweep_s=settings.idle_sweep_s,
+            thread_init=lower_this_thread,
         )
         return self
 

@@ -1,8 +1,14 @@
-"""The one settings object of the server process (docs/contracts.md: an app factory takes one settings object)."""
+"""The one settings object of the server process (docs/contracts.md: an app factory takes one settings object).
+
+It reads no environment: ``journeyscope serve`` fills it from its options, whose defaults are the
+``JOURNEYSCOPE_*`` variables of :mod:`journeyscope.settings`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from journeyscope import settings
 
 
 @dataclass(frozen=True)
@@ -17,7 +23,7 @@ class ServerSettings:
     (its exporter logs it).
     """
 
-    db: str = "journeyscope.duckdb"
+    db: str = settings.DEFAULT_DB
     map_file: str | None = None
     host: str = "127.0.0.1"
     port: int = 4318
@@ -61,6 +67,11 @@ class ServerSettings:
     #: disk): with the queue, the largest share of the server's memory, and what keeps it from growing
     #: with the volume stored. ``None``: DuckDB's default, 80% of the machine's memory.
     db_memory_limit: str | None = "1GB"
+    #: Journeys whose state the API holds in memory for ``/v1/route`` and ``/v1/journeys/{id}`` (the least
+    #: recently asked are let go past it; closed journeys nobody asked about are pruned): with
+    #: ``db_memory_limit`` and the queue, what bounds the server's memory. A journey not held is read when
+    #: asked (same answer).
+    state_journeys: int = 10_000
     #: Journeys one stage-visit upkeep transaction derives again at most (a backlog is worked off in parts).
     upkeep_journeys: int = 20_000
     #: API keys and projects (TOML, see journeyscope.server.auth); None: local-only, one project.
@@ -69,9 +80,10 @@ class ServerSettings:
     policies_file: str | None = None
     #: Monitors (TOML, see journeyscope.warehouse.monitors.spec); None: no live monitoring.
     monitors_file: str | None = None
-    #: Score stage visits with the local evaluators as they close (within ``evaluate_interval_s``).
+    #: Score stage visits with the local evaluators as they close (online scoring in the derive loop).
     evaluate_online: bool = True
-    evaluate_interval_s: float = 2.0
+    #: The largest share of time online scoring takes in the derive loop (it rests in between).
+    evaluate_share: float = 0.5
     #: Seconds between retention runs (when the privacy policy sets ``[retention] max_age``).
     retention_interval_s: float = 3600.0
     #: Seconds between refreshes of the stage signals the API serves from memory.

@@ -2,12 +2,12 @@
 
 An orchestrator asks for stage signals on every turn; recomputing a funnel
 over a million journeys per request would cost a second each time. Instead each
-filter that has been asked for recently is recomputed by a background thread
-whenever the warehouse has changed (and at most every ``refresh_s``), and
-requests answer from memory. The first request for a new filter computes it
-once, synchronously. Stage visits themselves are the incrementally maintained
-rollup of spans (the writer re-derives only touched journeys); this cache is the
-layer on top that makes reads O(1).
+filter that has been asked for recently is recomputed in the project's derive loop
+(:mod:`journeyscope.warehouse.derive`) whenever the change feed says visits,
+evaluations or feedback changed (at most every ``refresh_s``), and requests answer
+from memory. The first request for a new filter computes it once, synchronously.
+Stage visits themselves are the incrementally maintained rollup of spans (upkeep
+re-derives only touched journeys); this cache is the layer on top that makes reads O(1).
 """
 
 from __future__ import annotations
@@ -19,70 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from journeyscope.server.priority import lower_this_thread
-from journeyscope.server.routing.decide import StageSignal
+from journeyscope.warehouse import feed
+from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.funnel import FunnelReport, StageFunnel
-from journeyscope.warehouse.stats import rate
+from journeyscope.warehouse.funnel import FunnelReport
+from journeyscope.warehouse.stage_signals import StageSignal
+from journeyscope.warehouse.stage_signals import signals_by_stage as _signals_by_stage
 
 logger = logging.getLogger(__name__)
-
-RESOLUTION = "conversation_resolution"
-QUALITY = "customer_agent_conversation_quality"
-RETENTION = "customer_agent_context_retention"
-
-
-def _signal(value: float | None, n: int, low: float | None = None, high: float | None = None) -> StageSignal:
-    return StageSignal(value, n, low, high)
-
-
-def stage_signal_set(stage: StageFunnel) -> dict[str, StageSignal]:
-    """The routing signals of one funnel row (rates with intervals, evaluator means)."""
-    signals = {
-        "completion_rate": _signal(stage.completion.value, stage.entered, stage.completion.low, stage.completion.high),
-        "reentry_rate": _signal(stage.reentry.value, stage.entered, stage.reentry.low, stage.reentry.high),
-    }
-    fails = scored = 0
-    for ev in stage.evaluators:
-        fr = ev.fail_rate
-        fails += fr.k
-        scored += fr.n
-        if ev.evaluator == RESOLUTION and fr.value is not None:
-            # resolution rate = share of scored visits that passed; its interval mirrors the fail rate's
-            signals["resolution_rate"] = _signal(
-                1 - fr.value, fr.n, None if fr.high is None else 1 - fr.high, None if fr.low is None else 1 - fr.low
-            )
-            signals["resolution_mean"] = _signal(ev.mean_score, fr.n)
-        elif ev.evaluator == QUALITY:
-            signals["quality_mean"] = _signal(ev.mean_score, fr.n)
-        elif ev.evaluator == RETENTION:
-            signals["retention_mean"] = _signal(ev.mean_score, fr.n)
-            signals["retention_fail_rate"] = _signal(fr.value, fr.n, fr.low, fr.high)
-    if scored:
-        r = rate(fails, scored)
-        signals["eval_fail_rate"] = _signal(r.value, scored, r.low, r.high)
-    feedback = stage.feedback
-    if feedback is not None:  # what customers reported; n counts answers (visits), not journeys
-        rr = feedback.response_rate
-        signals["feedback_response_rate"] = _signal(rr.value, rr.n, rr.low, rr.high)
-        for name, mean in (("csat_mean", feedback.csat), ("ces_mean", feedback.ces)):
-            if mean.n:
-                signals[name] = _signal(mean.mean, mean.n, mean.low, mean.high)
-        if feedback.nps.n:
-            signals["nps"] = _signal(feedback.nps.score, feedback.nps.n, feedback.nps.low, feedback.nps.high)
-    return signals
-
-
-def _signals_by_stage(report: FunnelReport) -> dict[tuple[str, str], dict[str, StageSignal]]:
-    """Every stage's routing signals, by (journey, stage): rendered once per refresh, read per route."""
-    return {(jf.journey, row.stage): stage_signal_set(row) for jf in report.journeys for row in jf.stages}
 
 
 @dataclass
 class _Entry:
     report: FunnelReport
     computed_at: float
-    version: Any
+    stale: bool
     last_used: float
     views: dict[str, Any] = field(default_factory=dict)  #: answers rendered from ``report``, by name
     #: How each view asked for so far is rendered: a refresh renders them again before swapping the report in.
@@ -92,38 +43,30 @@ class _Entry:
 class SignalCache:
     """Funnel reports per filter, served from memory and refreshed when the data changes.
 
-    ``compute`` builds a report for a filter; ``version`` tells whether the
-    warehouse changed since (any value that changes with every commit).
+    ``compute`` builds a report for a filter; ``prime`` lists the filters to compute before anyone asks
+    (those routing will ask for). A consumer of the derive loop.
     """
+
+    name = "signals"
+    kinds = frozenset({feed.VISITS, feed.SCORES, feed.FEEDBACK, feed.ERASURE})
+    durable = False
 
     def __init__(
         self,
         compute: Callable[[Filters], FunnelReport],
-        version: Callable[[], Any],
         *,
+        prime: Callable[[], list[Filters]] | None = None,
         refresh_s: float = 1.0,
         forget_after_s: float = 600.0,
     ) -> None:
         self._compute = compute
-        self._version = version
+        self._prime = prime
         self.refresh_s = refresh_s
         self.forget_after_s = forget_after_s
         self._entries: dict[Filters, _Entry] = {}
         self._computing: dict[Filters, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, prime: Callable[[], list[Filters]] | None = None) -> SignalCache:
-        """Start refreshing; first compute the reports of ``prime()`` (the filters routing will ask for)."""
-        self._thread = threading.Thread(target=self._loop, args=(prime,), name="journeyscope-signals", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._not_before = 0.0
 
     def report(self, filters: Filters) -> tuple[FunnelReport, float]:
         """The report for ``filters`` and its age in seconds (computed once, however many ask at once)."""
@@ -136,11 +79,10 @@ class SignalCache:
             held = self.cached(filters)
             if held is not None:
                 return held
-            version = self._version()
             report = self._compute(filters)
             now = time.monotonic()
             with self._lock:
-                self._entries[filters] = _Entry(report, now, version, now)
+                self._entries[filters] = _Entry(report, now, False, now)
                 self._computing.pop(filters, None)
         return report, 0.0
 
@@ -199,14 +141,21 @@ class SignalCache:
             return by_stage.get((journey, stage), {})
         return next((signals for (_, s), signals in by_stage.items() if s == stage), {})
 
+    def mark_stale(self) -> None:
+        """Every held report is stale (recomputed by the next :meth:`refresh_once`): the feed said data changed."""
+        with self._lock:
+            for entry in self._entries.values():
+                entry.stale = True
+
     def refresh_once(self) -> int:
         """Recompute every stale, recently used filter; return how many were recomputed."""
         now = time.monotonic()
-        version = self._version()
         with self._lock:
             for key in [k for k, e in self._entries.items() if now - e.last_used > self.forget_after_s]:
                 del self._entries[key]
-            stale = [k for k, e in self._entries.items() if e.version != version and now - e.computed_at >= self.refresh_s]
+            stale = [k for k, e in self._entries.items() if e.stale]
+            for key in stale:
+                self._entries[key].stale = False  # a change from here on makes it stale again
         for filters in stale:
             report = self._compute(filters)
             with self._lock:
@@ -216,23 +165,28 @@ class SignalCache:
             with self._lock:
                 entry = self._entries.get(filters)
                 if entry is not None:
-                    entry.report, entry.computed_at, entry.version = report, time.monotonic(), version
+                    entry.report, entry.computed_at = report, time.monotonic()
                     entry.views = {name: view for name, view in views.items()
                                    if entry.renderers.get(name) is renderers[name]}
         return len(stale)
 
-    def _loop(self, prime: Callable[[], list[Filters]] | None) -> None:
-        lower_this_thread()
-        if prime is not None:
-            try:
-                for filters in prime():
-                    if self._stop.is_set():
-                        return
-                    self.report(filters)
-            except Exception:  # noqa: BLE001 - an unprimed filter is computed on its first request
-                logger.exception("journeyscope: precomputing stage signals failed")
-        while not self._stop.wait(self.refresh_s / 2):
-            try:
-                self.refresh_once()
-            except Exception:  # noqa: BLE001 - a failed refresh keeps serving the last good report
-                logger.exception("journeyscope: refreshing stage signals failed")
+    # -- the derive loop's consumer ----------------------------------------------------
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        """Prime the filters routing will ask for (first pass); recompute the held reports when data changed."""
+        if self._prime is not None:
+            prime, self._prime = self._prime, None
+            for filters in prime():
+                self.report(filters)
+        if batch:
+            self.mark_stale()
+            self.refresh_once()
+            self._not_before = time.monotonic() + self.refresh_s
+
+    def not_before(self) -> float:
+        return self._not_before
+
+    def backlog(self) -> bool:
+        return False
+
+    def next_tick(self) -> float | None:
+        return None if self._prime is None else 0.0

@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from journeyscope.errors import WarehouseError
+from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse.reviews import CURRENT
 from journeyscope.warehouse.stats import Z95, wilson
 from journeyscope.warehouse.store import Warehouse
@@ -229,7 +229,7 @@ def agreement(warehouse: Warehouse, evaluator: str | None = None, engine: str | 
         candidates = cur.execute(_CANDIDATES.format(where=where), params).fetchall()
         adopted = in_force(cur)
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read reviews from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read reviews from {warehouse.path}") from None
     finally:
         cur.close()
     by_scope: dict[tuple[Any, ...], list[tuple[float, int, int]]] = {}

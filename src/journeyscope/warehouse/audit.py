@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from datetime import datetime, timezone
 from typing import Any, Final
 
 import duckdb
+
+from journeyscope import settings
 
 ERASURE: Final = "erasure"
 RETENTION: Final = "retention"
@@ -25,13 +26,10 @@ POLICY_CHANGE: Final = "policy_change"
 COMPACTION: Final = "compaction"
 THRESHOLD_ADOPTED: Final = "threshold_adopted"
 
-#: Overrides the OS user as the actor (e.g. a service account in a scheduled job).
-ACTOR_ENV: Final = "JOURNEYSCOPE_ACTOR"
-
 
 def default_actor() -> str:
     """``$JOURNEYSCOPE_ACTOR``, else the OS user (``os:NAME``), else ``os:unknown``."""
-    explicit = os.environ.get(ACTOR_ENV)
+    explicit = settings.load().actor
     if explicit:
         return explicit
     try:

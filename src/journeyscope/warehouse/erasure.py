@@ -25,14 +25,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.warehouse import audit
-from journeyscope.warehouse.dialect import sibling
+from journeyscope.warehouse.db_errors import warehouse_error
+from journeyscope.warehouse.feed import ERASURE, scrub_journeys
+
+if TYPE_CHECKING:
+    from journeyscope.warehouse.store import Warehouse
 
 #: Tables never erased from: the audit trail itself, and settings.
 _KEEP = frozenset({"audit_log", "meta"})
@@ -121,35 +125,32 @@ def delete_journeys(
             counts[table] = int(row[0]) if row else 0
     finally:
         cur.unregister(_SELECTION)
+    scrub_journeys(cur, journey_ids)  # the change feed names journeys too
     return counts
 
 
 def erase_customer(
-    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
     customer_id: str,
     *,
     actor: str | None = None,
     reference: str | None = None,
 ) -> ErasureResult:
-    """Delete every row of ``customer_id`` in one transaction, audited; then :func:`compact_file`.
-
-    The caller holds the warehouse's writer lock (the server) or has the file to itself (the CLI).
-    """
+    """Delete every row of ``customer_id`` in one transaction (:meth:`Warehouse.transaction`, which publishes
+    an ``erasure`` change), audited; :func:`compact_file` then rewrites the file."""
     if not customer_id or not customer_id.strip():
         raise InvalidInputError("a customer id is required")
-    cur = sibling(con)
-    try:
-        cur.execute("BEGIN TRANSACTION")
-        journeys = [r[0] for r in cur.execute(_JOURNEYS_OF, [customer_id] * 3).fetchall()]
-        rows = delete_journeys(cur, journeys, customer_id)
-        detail = {"rows": rows, "journeys": len(journeys), "reference": reference}
-        entry = audit.record(cur, audit.ERASURE, rows=sum(rows.values()), detail=detail, actor=actor)
-        cur.execute("COMMIT")
-    except duckdb.Error as exc:
-        cur.execute("ROLLBACK")
-        raise WarehouseError(f"cannot erase customer: {str(exc).splitlines()[0]}") from None
-    finally:
-        cur.close()
+    with warehouse.transaction("erase a customer") as tx:
+        tx.publish(ERASURE, None)  # no journey named: the change would outlive the erasure
+        return _erase(tx.cur, customer_id, actor, reference)
+
+
+def _erase(cur: duckdb.DuckDBPyConnection, customer_id: str, actor: str | None,
+           reference: str | None) -> ErasureResult:
+    journeys = [r[0] for r in cur.execute(_JOURNEYS_OF, [customer_id] * 3).fetchall()]
+    rows = delete_journeys(cur, journeys, customer_id)
+    detail = {"rows": rows, "journeys": len(journeys), "reference": reference}
+    entry = audit.record(cur, audit.ERASURE, rows=sum(rows.values()), detail=detail, actor=actor)
     return ErasureResult(rows=rows, journeys=len(journeys), audit_id=entry)
 
 
@@ -193,11 +194,10 @@ def compact_file(path: str | Path) -> Compaction:
             con.close()
     except duckdb.Error as exc:
         fresh.unlink(missing_ok=True)
-        text = str(exc).splitlines()[0]
-        if "lock" in text.lower():
+        if "lock" in str(exc).lower():
             raise WarehouseError(f"{target} is open in another process; stop it to compact the file") \
                 from None
-        raise WarehouseError(f"cannot compact {target}: {text}") from None
+        raise warehouse_error(exc, f"cannot compact {target}") from None
     with open(fresh, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(fresh, target)
@@ -266,12 +266,8 @@ def forget_customer(
                                verify=verify, also_check=also_check)
     journeys: list[str] = []
     with Warehouse(path) as warehouse:
-        cur = warehouse.cursor()
-        try:
-            journeys = [r[0] for r in cur.execute(_JOURNEYS_OF, [customer_id] * 3).fetchall()]
-            result = erase_customer(cur, customer_id, actor=actor, reference=reference)
-        finally:
-            cur.close()
+        journeys = [r[0] for r in warehouse.query(_JOURNEYS_OF, [customer_id] * 3)]
+        result = erase_customer(warehouse, customer_id, actor=actor, reference=reference)
     if compact and result.total:  # nothing deleted, nothing to rewrite
         result.compaction = compact_file(path)
         with duckdb.connect(str(path)) as con:
@@ -294,11 +290,7 @@ def _forget_on_lake(path: str, customer_id: str, *, actor: str | None, reference
 
     with Warehouse(path) as warehouse:
         journeys = [r[0] for r in warehouse.query(_JOURNEYS_OF, [customer_id] * 3)]
-        cur = warehouse.cursor()
-        try:
-            result = erase_customer(cur, customer_id, actor=actor, reference=reference)
-        finally:
-            cur.close()
+        result = erase_customer(warehouse, customer_id, actor=actor, reference=reference)
         if compact and result.total:
             purged = lake_upkeep.purge(warehouse)
             result.compaction = Compaction(purged.files_before, purged.files_after, purged.seconds)

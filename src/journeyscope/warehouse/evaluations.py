@@ -44,6 +44,8 @@ import duckdb
 import pyarrow as pa
 from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
+from journeyscope.warehouse.db_errors import warehouse_error
+from journeyscope.warehouse import feed
 from journeyscope.warehouse import journey_facts, thresholds
 from journeyscope.warehouse.dialect import insert_replacing
 from journeyscope.warehouse.store import Warehouse
@@ -130,20 +132,14 @@ def genai_evaluation_attributes(result: EvalResult | dict[str, Any]) -> dict[str
 
 
 # -- writing under the single-writer rule ------------------------------------------------------------
-def _write(warehouse: Warehouse, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-    """Run ``fn(cursor)`` in one transaction under the warehouse's write lock (:meth:`Warehouse.writing`)."""
-    with warehouse.writing() as cur:
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            out = fn(cur)
-            cur.execute("COMMIT")
-            return out
-        except duckdb.Error as exc:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise WarehouseError(f"cannot write evaluations to {warehouse.path}: {str(exc).splitlines()[0]}") from None
+def _write(warehouse: Warehouse, fn: Callable[[duckdb.DuckDBPyConnection], Any],
+           journeys: list[str] | None = None) -> Any:
+    """Run ``fn(cursor)`` in one :meth:`Warehouse.transaction`; ``journeys`` scored are published as ``scores``."""
+    with warehouse.transaction("write evaluations") as tx:
+        out = fn(tx.cur)
+        if journeys:
+            tx.publish(feed.SCORES, journeys)
+        return out
 
 
 class WarehouseVerdictCache:
@@ -462,21 +458,27 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
         if journeys is not None:
             cur.register("js_only", pa.table({"journey_id": pa.array(journeys, pa.string())}))
             only = "js_only"
-        rows = cur.execute(_PENDING.format(keys=visit_keys_sql("$now", only)), {"now": warehouse.clock()}).fetchall()
+        cur.execute(_PENDING.format(keys=visit_keys_sql("$now", only)), {"now": warehouse.clock()})
+        out = []
+        # In parts: only the visits with work to do are kept, not a row for every visit looked at.
+        while rows := cur.fetchmany(_PENDING_ROWS_AT_ONCE):
+            summary.visits += len(rows)
+            for jid, pos, stage, visit, outcome, consent, input_hash, todo in rows:
+                if not todo:
+                    summary.up_to_date += 1
+                elif outcome == "open":
+                    summary.skipped_open += 1
+                else:
+                    out.append(_Todo(VisitKey(jid, pos), stage, visit, input_hash, bool(consent), tuple(todo)))
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read stage visits from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read stage visits from {warehouse.path}") from None
     finally:
         cur.close()
-    out = []
-    summary.visits = len(rows)
-    for jid, pos, stage, visit, outcome, consent, input_hash, todo in rows:
-        if not todo:
-            summary.up_to_date += 1
-        elif outcome == "open":
-            summary.skipped_open += 1
-        else:
-            out.append(_Todo(VisitKey(jid, pos), stage, visit, input_hash, bool(consent), tuple(todo)))
     return out
+
+
+#: Rows of the pending-work query read into Python at once.
+_PENDING_ROWS_AT_ONCE = 10_000
 
 
 #: Fewest journeys per call to a worker process (a batch's scoring is spread over the workers in calls of
@@ -587,7 +589,7 @@ def _start_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str
     try:
         visits, turns = read_batch(cur, journey_ids, warehouse.clock())
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read transcripts from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read transcripts from {warehouse.path}") from None
     finally:
         cur.close()
     now_visits = dict(zip(zip(visits["journey_id"].to_pylist(), visits["position"].to_pylist()),
@@ -656,7 +658,7 @@ def _finish_batch(warehouse: Warehouse, started: _Started, judge: LLMEngine | No
             cache.write_pending(cur, {r.evidence["cache_key"]: t.key.journey_id for t, r, engine in rows
                                       if engine == "llm" and "cache_key" in r.evidence})
 
-    _write(warehouse, write)
+    _write(warehouse, write, written_journeys)
 
 
 def _to_arrow(rows: list[tuple[_Todo, EvalResult, str]], plan: dict[str, _Plan]) -> pa.Table:

@@ -16,7 +16,8 @@ from typing import BinaryIO
 
 import duckdb
 
-from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.errors import InvalidInputError
+from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse.store import Warehouse
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -76,7 +77,7 @@ def export_table(warehouse: Warehouse, name: str, fmt: str, output: str | Path |
     except duckdb.Error as exc:
         if "Broken pipe" in str(exc):  # the reader went away (`... | head`): not an error of ours
             raise BrokenPipeError(str(exc)) from None
-        raise WarehouseError(f"export of {name} to {output} failed: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"export of {name} to {output} failed") from None
     finally:
         cur.close()
     return int(row[0]) if row else 0

@@ -1,7 +1,10 @@
 """An OpenTelemetry span exporter that writes into the embedded warehouse.
 
 The embedded default of :func:`journeyscope.instrument.setup`: no server, the
-agent's own process appends to a DuckDB file. It converts SDK spans straight to
+agent's own process appends to a DuckDB file. The instrumentation sits below the
+warehouse and never imports it: it finds this class by name, as the ``journeyscope``
+entry point of OpenTelemetry's ``opentelemetry_traces_exporter`` group (pyproject.toml),
+the way the SDK finds its OTLP exporter. It converts SDK spans straight to
 :class:`SpanRows` (no protobuf round trip) and hands them to the same
 :meth:`Warehouse.ingest` the OTLP receiver uses.
 """
@@ -9,12 +12,14 @@ agent's own process appends to a DuckDB file. It converts SDK spans straight to
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from journeyscope import settings
 from journeyscope.errors import JourneyscopeError
 from journeyscope.warehouse.rows import SpanRows, long_id
 from journeyscope.warehouse.store import Warehouse
@@ -71,9 +76,17 @@ class DuckDBSpanExporter(SpanExporter):
     failed write is logged and reported as ``SpanExportResult.FAILURE``.
     """
 
-    def __init__(self, target: str | Path | Warehouse) -> None:
-        self._warehouse = target if isinstance(target, Warehouse) else None
-        self._path = None if isinstance(target, Warehouse) else str(target)
+    def __init__(self, target: str | Path | Warehouse | None = None) -> None:
+        """``target``: a warehouse file, an open :class:`Warehouse`, or ``None`` for ``$JOURNEYSCOPE_DB``."""
+        if target is None:
+            target = settings.load().db
+        # A path is a str or PathLike; anything else must be an open warehouse (by what it does, not its class,
+        # so a module imported twice cannot make it a "path"): str() of a Warehouse would name a file its repr.
+        is_path = isinstance(target, (str, os.PathLike))
+        if not is_path and not callable(getattr(target, "ingest", None)):
+            raise TypeError(f"DuckDBSpanExporter needs a file path or a Warehouse, got {type(target).__name__}")
+        self._warehouse = None if is_path else target  # type: ignore[assignment]
+        self._path = str(target) if is_path else None
         self._owns = self._warehouse is None
         self.exported = 0
 

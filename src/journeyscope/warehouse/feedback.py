@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.stats import Mean, NetScore, Rate, mean_interval, net_promoter, rate
 from journeyscope.warehouse.store import Warehouse

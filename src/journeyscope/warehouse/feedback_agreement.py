@@ -54,7 +54,8 @@ ranked AS (
     SELECT {_PARTS}, {_mean_rank("score")} AS r_score, {_mean_rank("csat")} AS r_csat FROM grouped
 ),
 spearman AS (
-    SELECT {_PARTS}, count(*) AS n, corr(r_score, r_csat) AS rho FROM ranked GROUP BY ALL
+    -- rounded: the same figure whatever the thread count (parallel sums differ in the last bits)
+    SELECT {_PARTS}, count(*) AS n, round(corr(r_score, r_csat), 12) AS rho FROM ranked GROUP BY ALL
 ),
 polar AS (
     SELECT {_PARTS}, csat >= {HIGH_CSAT} AS happy, {_mean_rank("score")} AS r

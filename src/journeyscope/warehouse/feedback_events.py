@@ -4,14 +4,14 @@ Ingest copies each new span's feedback events into the ``feedback`` table (in th
 same transaction, from the batch already redacted), so deriving stage visits
 reads a small table by journey instead of every span's events: upkeep costs the
 same with or without surveys. Scores are kept only on their scale (ingest has
-already left out the rest: :func:`journeyscope.instrument.conventions.clean_feedback`);
+already left out the rest: :func:`journeyscope.conventions.clean_feedback`);
 an event with no score and no comment is not an answer. Erasure and retention
 reach the table by its ``journey_id``/``customer_id`` like every other.
 """
 
 from __future__ import annotations
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 
 __all__ = ["FEEDBACK_KEY", "FEEDBACK_TABLE", "HAS_FEEDBACK", "STORE_FEEDBACK", "feedback_rows"]
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from journeyscope import conventions as cv
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.funnel import FunnelReport, funnel, stage_orders
 from journeyscope.warehouse.stats import Difference, Rate, difference, rate
 from journeyscope.warehouse.store import Warehouse
 
-RETENTION = "customer_agent_context_retention"
+RETENTION = cv.RETENTION_EVALUATOR
 
 # The stage each visit led to is stored with it (``next_stage``), so the graph's stage-to-stage links are one
 # GROUP BY. A filter that keeps whole journeys (type, cohort) applies to the visits directly; a channel or
@@ -40,12 +41,12 @@ FROM stage_visits v
 _TRANSITIONS_WHOLE = (
     _TRANSITION_COUNT
     + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL AND {where} "
-    + "GROUP BY ALL ORDER BY 1, 4 DESC"
+    + "GROUP BY ALL ORDER BY 1, 4 DESC, 2, 3"
 )
 _TRANSITIONS_MATCHED = (
     _TRANSITION_COUNT
     + "SEMI JOIN (SELECT journey_id FROM stage_visits WHERE journey_name IS NOT NULL AND {where}) m USING (journey_id) "
-    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL GROUP BY ALL ORDER BY 1, 4 DESC"
+    + "WHERE v.journey_name IS NOT NULL AND v.next_stage IS NOT NULL GROUP BY ALL ORDER BY 1, 4 DESC, 2, 3"
 )
 
 #: Where the graph's end links go: the funnel's ``completed`` (at a journey type's last stage),

@@ -19,7 +19,7 @@ lists them from the one SELECT of :func:`foreign_turns_sql`.
 
 from __future__ import annotations
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.turns import FALLBACK_KINDS
 
 __all__ = ["foreign_turns_sql"]

@@ -354,3 +354,12 @@ def funnel(
                 previous_entered = entered
         journeys.append(JourneyFunnel(journey, int(totals.get(journey, 0)), how, tuple(stages), tuple(unmapped)))
     return FunnelReport(filters, tuple(journeys), warnings=tuple(warnings))
+
+
+def routing_filters(warehouse: Warehouse) -> list[Filters]:
+    """The filters ``/v1/route`` reads: each journey type, and each journey type and cohort."""
+    pairs = warehouse.query(
+        "SELECT DISTINCT journey_name, cohort FROM stage_visits WHERE journey_name IS NOT NULL ORDER BY ALL"
+    )
+    names = sorted({name for name, _ in pairs})
+    return [Filters(journey=n) for n in names] + [Filters(journey=n, cohort=c) for n, c in pairs if c]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from journeyscope.errors import ImportLineError, InvalidInputError, InvalidJourneyError
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.store import Warehouse
 

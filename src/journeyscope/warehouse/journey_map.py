@@ -17,22 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from journeyscope import settings
 from journeyscope.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib as _toml
-else:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as _toml
-    except ImportError:
-        _toml = None
+from journeyscope.tomlconfig import parse_toml, read_config_text
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_S", "JourneyMap", "JourneyType", "load_journey_map", "parse_duration"]
 
@@ -92,56 +83,32 @@ class JourneyMap:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _toml_error_line(exc: Exception, text: str) -> str:
-    lineno = getattr(exc, "lineno", None)
-    if lineno is None:
-        match = re.search(r"line (\d+)", str(exc))
-        lineno = int(match.group(1)) if match else None
-        if lineno is None and "end of document" in str(exc):
-            lineno = max(1, len(text.splitlines()))
-    return f"line {lineno}" if lineno else "somewhere"
-
-
-def _line_of(text: str, needle: str, after: str | None = None) -> str:
-    """The first line holding ``needle`` (at or below the first line holding ``after``)."""
-    seen_anchor = after is None
-    for number, line in enumerate(text.splitlines(), 1):
-        seen_anchor = seen_anchor or (after is not None and after in line)
-        if seen_anchor and needle in line:
-            return f"line {number}"
-    return "the file"
-
-
 def parse_journey_map(text: str, source: str = "journeys.toml") -> JourneyMap:
     """Parse map text; any problem is a :class:`ConfigError` naming the file and line."""
-    if _toml is None:  # pragma: no cover - Python 3.10 without tomli
-        raise ConfigError(f"{source}: reading a journey map on Python 3.10 needs 'pip install tomli'")
-    try:
-        document: dict[str, Any] = _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}, {_toml_error_line(exc, text)}: not valid TOML ({exc})") from None
+    toml = parse_toml(text, source)
+    document = toml.document
     default_timeout = DEFAULT_IDLE_TIMEOUT_S
     if "idle_timeout" in document:
-        where = f"{source}, {_line_of(text, 'idle_timeout')}: idle_timeout"
+        where = f"{source}, {toml.line('idle_timeout')}: idle_timeout"
         default_timeout = parse_duration(document["idle_timeout"], where)
     journeys_table = document.get("journeys", {})
     if not isinstance(journeys_table, dict):
-        raise ConfigError(f"{source}, {_line_of(text, 'journeys')}: 'journeys' must be a table of journey types")
+        raise ConfigError(f"{source}, {toml.line('journeys')}: 'journeys' must be a table of journey types")
     journeys: dict[str, JourneyType] = {}
     for name, spec in journeys_table.items():
-        where = f"{source}, {_line_of(text, f'journeys.{name}')}"
+        where = f"{source}, {toml.line(f'journeys.{name}')}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: [journeys.{name}] must be a table with 'stages'")
         stages = spec.get("stages", [])
         if not isinstance(stages, list) or not all(isinstance(s, str) and s.strip() for s in stages):
-            where = f"{source}, {_line_of(text, 'stages', after=f'journeys.{name}')}"
+            where = f"{source}, {toml.line('stages', after=f'journeys.{name}')}"
             raise ConfigError(f"{where}: journeys.{name}.stages must be a list of non-empty stage names")
         cleaned = tuple(s.strip() for s in stages)
         if len(set(cleaned)) != len(cleaned):
             raise ConfigError(f"{where}: journeys.{name}.stages names a stage twice")
         timeout = default_timeout
         if "idle_timeout" in spec:
-            line = _line_of(text, "idle_timeout", after=f"journeys.{name}")
+            line = toml.line("idle_timeout", after=f"journeys.{name}")
             timeout = parse_duration(spec["idle_timeout"], f"{source}, {line}: journeys.{name}.idle_timeout")
         journeys[name] = JourneyType(name, cleaned, timeout)
     return JourneyMap(journeys, default_timeout, source)
@@ -153,14 +120,10 @@ def load_journey_map(path: str | Path | None = None) -> JourneyMap:
     A file named explicitly (argument or variable) must exist; the default
     ``./journeys.toml`` is optional.
     """
-    explicit = path or os.environ.get("JOURNEYSCOPE_MAP")
+    explicit = path or settings.load().map_file
     target = Path(explicit) if explicit else Path(DEFAULT_MAP_FILE)
     if not target.exists():
         if explicit:
             raise ConfigError(f"journey map {target} does not exist")
         return JourneyMap()
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read journey map {target}: {exc}") from None
-    return parse_journey_map(text, str(target))
+    return parse_journey_map(read_config_text(target, "journey map"), str(target))

@@ -25,10 +25,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from journeyscope import conventions as cv
+from journeyscope.warehouse.visits import outcome_at
 from journeyscope.warehouse.store import Warehouse
 
-RETENTION = "customer_agent_context_retention"
-RESOLUTION = "conversation_resolution"
+RETENTION = cv.RETENTION_EVALUATOR
+RESOLUTION = cv.RESOLUTION_EVALUATOR
 
 _VISITS = """
 SELECT journey_id, stage, visit, started_at, ended_at, outcome, epoch_ns(open_until), turns, channel, channels,
@@ -38,7 +40,7 @@ FROM stage_visits WHERE journey_id IN ({wanted}) ORDER BY journey_id, position
 
 _EVALS = """
 SELECT journey_id, stage, visit, evaluator, score, passed, label, reason, error, evaluated_at
-FROM evaluations WHERE journey_id IN ({wanted}) ORDER BY journey_id, evaluated_at
+FROM evaluations WHERE journey_id IN ({wanted}) ORDER BY journey_id, evaluated_at, evaluator, engine
 """
 
 #: Up to this many journeys are looked up through the journey_id index (about a millisecond each at a
@@ -55,6 +57,13 @@ class JourneyRows:
     #: The clock-independent part of the rendered state, built on first use (rows held in memory are
     #: rendered on every request; the timestamps' text alone would cost more than the rest).
     template: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+def recent_journeys(warehouse: Warehouse, limit: int) -> list[str]:
+    """The ``limit`` journeys with the most recent stage activity, most recent first."""
+    rows = warehouse.query(
+        "SELECT journey_id FROM stage_visits GROUP BY journey_id ORDER BY max(ended_at) DESC LIMIT ?", [limit])
+    return [r[0] for r in rows]
 
 
 def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, JourneyRows]:
@@ -77,6 +86,10 @@ def journey_rows(warehouse: Warehouse, journey_ids: Iterable[str]) -> dict[str, 
                 out[row[0]].evaluations.append(row[1:])
     finally:
         cur.close()
+    for rows in out.values():
+        # Scores written together share evaluated_at: the later visit's is the latest, whatever the scan's order.
+        position = {(v[0], v[1]): i for i, v in enumerate(rows.visits)}
+        rows.evaluations.sort(key=lambda e: (e[-1], position.get((e[0], e[1]), -1)))
     return out
 
 
@@ -173,11 +186,7 @@ def _reported(visits: list[tuple[Any, ...]]) -> dict[str, float]:
 
 
 def _outcome_at(visit: tuple[Any, ...], now_ns: int) -> str:
-    """:data:`journeyscope.warehouse.visits.OUTCOME_AT` in Python: an open visit past its idle timeout is abandoned."""
-    outcome, open_until = visit[4], visit[5]
-    if outcome == "open" and open_until is not None and open_until <= now_ns:
-        return "abandoned"
-    return outcome
+    return outcome_at(visit[4], visit[5], now_ns)
 
 
 def _iso(value: Any) -> str | None:

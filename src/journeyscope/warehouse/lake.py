@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.settings import load as load_settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -84,7 +85,7 @@ class LakeLocation:
         if not rest or rest == "postgres:":
             raise ConfigError(f"--db {path!r} names no catalog: use ducklake:postgres:<conninfo> or "
                               "ducklake:CATALOG.duckdb")
-        data_path = data_path or os.environ.get("JOURNEYSCOPE_DATA_PATH") or None
+        data_path = data_path or load_settings().data_path
         return cls(path, data_path)
 
     @property
@@ -159,7 +160,7 @@ def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
                f"REGION {_quote(os.environ.get('AWS_REGION') or os.environ.get('AWS_DEFAULT_REGION') or 'us-east-1')}"]
     if token := os.environ.get("AWS_SESSION_TOKEN"):
         options.append(f"SESSION_TOKEN {_quote(token)}")
-    endpoint = (os.environ.get("JOURNEYSCOPE_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    endpoint = (load_settings().s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL"))
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")

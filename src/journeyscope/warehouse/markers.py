@@ -20,8 +20,8 @@ _PREFIX = "marker:"
 def record_marker(warehouse: Warehouse, name: str, at: datetime) -> None:
     """Record (or move) the marker ``name`` at ``at`` (an aware datetime; stored as UTC ISO 8601)."""
     when = at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    with warehouse.transaction("record a marker") as cur:
-        set_meta(cur, _PREFIX + name, when)
+    with warehouse.transaction("record a marker") as tx:
+        set_meta(tx.cur, _PREFIX + name, when)
 
 
 def markers(warehouse: Warehouse) -> list[dict[str, str]]:

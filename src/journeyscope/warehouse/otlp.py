@@ -30,7 +30,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -45,22 +44,22 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from journeyscope import settings
 from journeyscope.errors import InvalidInputError
-from journeyscope.instrument import conventions as cv
-from journeyscope.warehouse.rows import _ALIASES as lift_aliases
+from journeyscope import conventions as cv
+from journeyscope.warehouse.db_errors import first_line
 from journeyscope.warehouse.rows import (
     LONG_CUSTOMER_ID,
     LONG_JOURNEY_ID,
+    LIFTED,
     SPAN_SCHEMA,
     TURN_TYPE,
     SpanRows,
     checked_events,
     explicit_outcome,
+    journey_columns,
     json_text,
 )
-from journeyscope.warehouse.rows import _channel as channel
-from journeyscope.warehouse.rows import _lift as lift
-from journeyscope.warehouse.rows import _opt_str as opt_str
 from journeyscope.warehouse.otlp_wire import ResourcePart, check_structure, split_request
 from journeyscope.warehouse.turns import TURN_KEYS, TURN_PREFIXES, extract_turns
 
@@ -96,8 +95,6 @@ _MAX_ID = cv.MAX_VALUE_LENGTH
 SPAN_VALUE_COLUMNS = (*SPAN_SCHEMA.names[:18], "attributes", "events", "links")
 #: OTLP/JSON fields that hold ids as hex (protobuf's JSON mapping wants base64 for bytes).
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-_CUSTOMER_ID, _JOURNEY_ID, _JOURNEY_NAME, _JOURNEY_STAGE = cv.CUSTOMER_ID, cv.JOURNEY_ID, cv.JOURNEY_NAME, cv.JOURNEY_STAGE
-_JOURNEY_CHANNEL, _JOURNEY_COHORT, _CUSTOMER_CONSENT = cv.JOURNEY_CHANNEL, cv.JOURNEY_COHORT, cv.CUSTOMER_CONSENT
 _TURN_ROLE, _TURN_TEXT, _TURN_NAME, _TURN_ROLES = cv.TURN_ROLE, cv.TURN_TEXT, cv.TURN_NAME, cv.TURN_ROLES
 _SERVICE_NAME = "service.name"
 
@@ -202,24 +199,12 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
     status = span.status
     code = status.code
     kind = span.kind
-    value = get(_CUSTOMER_ID)
-    customer = value if type(value) is str and value else lift(attributes, "customer_id")
-    value = get(_JOURNEY_ID)
-    journey = value if type(value) is str and value else lift(attributes, "journey_id")
-    if customer is not None and len(customer) > _MAX_ID:
+    journey = journey_columns(attributes)
+    customer_id, journey_id = journey[0], journey[1]
+    if customer_id is not None and len(customer_id) > _MAX_ID:
         return _LONG_CUSTOMER
-    if journey is not None and len(journey) > _MAX_ID:
+    if journey_id is not None and len(journey_id) > _MAX_ID:
         return _LONG_JOURNEY
-    value = get(_JOURNEY_NAME)
-    journey_name = value if type(value) is str and value else opt_str(value)
-    value = get(_JOURNEY_STAGE)
-    stage = value if type(value) is str and value else opt_str(value)
-    value = get(_JOURNEY_CHANNEL)
-    journey_channel = channel(value) if value is not None else None
-    value = get(_JOURNEY_COHORT)
-    cohort = None if value is None else opt_str(value)
-    value = get(_CUSTOMER_CONSENT)
-    consent = None if value is None else opt_str(value)
     role = get(_TURN_ROLE)
     text = get(_TURN_TEXT)
     if type(role) is str and role in _TURN_ROLES and text is not None:
@@ -235,7 +220,7 @@ def span_values(span: Span) -> tuple[Any, ...] | str:
         trace_id.hex(), span_id.hex(), parent.hex() if parent and parent != _ZERO_SPAN else None, name,
         _KINDS[kind] if 0 <= kind < len(_KINDS) else None, start, end or None,
         _STATUS[code] if 0 <= code < len(_STATUS) else None, status.message or None,
-        customer, journey, journey_name, stage, journey_channel, cohort, consent, outcome, turns,
+        *journey, outcome, turns,
         json_text(attributes), events_json, links_json,
     )
 
@@ -449,8 +434,7 @@ def decode_json(body: bytes) -> DecodedBatch:
 _JSON_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error)
 
 
-def _json_error(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+_json_error = first_line
 
 
 def _json_list(node: dict[str, Any], *names: str) -> list[Any]:
@@ -580,8 +564,7 @@ def rules_arguments() -> dict[str, Any]:
         "kinds": _KINDS,
         "statuses": _STATUS,
         # the journey columns, in rows.SPAN_SCHEMA order, each with the keys it is lifted from, first first
-        "lifted": (lift_aliases["customer_id"], lift_aliases["journey_id"], (_JOURNEY_NAME,),
-                   (_JOURNEY_STAGE,), (_JOURNEY_CHANNEL,), (_JOURNEY_COHORT,), (_CUSTOMER_CONSENT,)),
+        "lifted": tuple(keys for _column, keys in LIFTED),
         "channel_aliases": dict(cv.CHANNEL_ALIASES),
         "turn_keys": (_TURN_ROLE, _TURN_TEXT, _TURN_NAME),
         "turn_span": cv.TURN_SPAN,
@@ -597,7 +580,7 @@ def rules_arguments() -> dict[str, Any]:
 def _compiled_rules() -> Any:
     """The compiled decoder, set up with this module's rules; ``None`` to decode in Python (not built,
     turned off with ``JOURNEYSCOPE_PURE_PYTHON=1``, or built for other protos or another span schema)."""
-    if os.environ.get("JOURNEYSCOPE_PURE_PYTHON", "") not in ("", "0"):
+    if settings.load().pure_python:
         return None
     try:
         from journeyscope.warehouse import _otlp_decode

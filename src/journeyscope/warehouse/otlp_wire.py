@@ -76,27 +76,33 @@ def _fields(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, in
         number, wire = tag >> 3, tag & 7
         if number == 0:
             raise _Malformed("field number 0")
-        start = pos
-        if wire == _VARINT:
-            _, pos = _varint(data, pos, end)
-        elif wire == _FIXED64:
-            pos += 8
-        elif wire == _FIXED32:
-            pos += 4
-        elif wire == _LEN:
-            length, start = _varint(data, pos, end)
-            pos = start + length
-        elif wire == _GROUP_START:
-            pos = _group_end(data, pos, end, number)
-        else:
-            raise _Malformed(f"wire type {wire}")
+        start, pos = _skip(data, pos, end, number, wire)
         if pos > end:
             raise _Malformed("a field runs past the end of its message")
         yield number, wire, start, pos
 
 
+def _skip(data: bytes, pos: int, end: int, number: int, wire: int) -> tuple[int, int]:
+    """Start and end of the value of field ``number`` of wire type ``wire``, its tag ending at ``pos``."""
+    start = pos
+    if wire == _VARINT:
+        _, pos = _varint(data, pos, end)
+    elif wire == _FIXED64:
+        pos += 8
+    elif wire == _FIXED32:
+        pos += 4
+    elif wire == _LEN:
+        length, start = _varint(data, pos, end)
+        pos = start + length
+    elif wire == _GROUP_START:
+        pos = _group_end(data, pos, end, number)
+    else:
+        raise _Malformed(f"wire type {wire}")
+    return start, pos
+
+
 def _group_end(data: bytes, pos: int, end: int, number: int) -> int:
-    """Where the group started at ``pos`` ends (after its end tag)."""
+    """Where the group started at ``pos`` ends (after its end tag); nested groups are counted."""
     depth = 1
     while True:
         tag, pos = _varint(data, pos, end)
@@ -109,17 +115,8 @@ def _group_end(data: bytes, pos: int, end: int, number: int) -> int:
                 return pos
         elif wire == _GROUP_START:
             depth += 1
-        elif wire == _VARINT:
-            _, pos = _varint(data, pos, end)
-        elif wire == _FIXED64:
-            pos += 8
-        elif wire == _FIXED32:
-            pos += 4
-        elif wire == _LEN:
-            length, pos = _varint(data, pos, end)
-            pos += length
         else:
-            raise _Malformed(f"wire type {wire}")
+            _, pos = _skip(data, pos, end, tag >> 3, wire)
         if pos > end:
             raise _Malformed("a group runs past the end of its message")
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import audit
-from journeyscope.warehouse.dialect import sibling
 from journeyscope.warehouse.erasure import delete_journeys
+from journeyscope.warehouse.feed import ERASURE
+
+if TYPE_CHECKING:
+    from journeyscope.warehouse.store import Warehouse
 
 _NS = 1_000_000_000
 
@@ -52,53 +54,52 @@ class RetentionResult:
 
 
 def apply_retention(
-    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
     older_than_s: float,
     *,
     now_ns: int | None = None,
     actor: str | None = None,
     dry_run: bool = False,
 ) -> RetentionResult:
-    """Delete what is older than ``older_than_s`` seconds (one transaction, audited).
+    """Delete what is older than ``older_than_s`` seconds in one transaction (:meth:`Warehouse.transaction`,
+    which publishes an ``erasure`` change), audited.
 
     ``dry_run`` counts the journeys that would go and changes nothing (not audited).
-    The caller holds the warehouse's writer lock (the server) or has the file to itself.
     """
     if older_than_s <= 0:
         raise ValueError("older_than_s must be positive")
     cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_s * _NS)
+    if dry_run:
+        return RetentionResult(cutoff, journeys=len(warehouse.query(_OLD_JOURNEYS, [cutoff])))
+    with warehouse.transaction("apply retention") as tx:
+        result = _retain(tx.cur, cutoff, older_than_s, actor)
+        if result.journeys:
+            tx.publish(ERASURE, None)
+        return result
+
+
+def _retain(cur: duckdb.DuckDBPyConnection, cutoff: int, older_than_s: float, actor: str | None) -> RetentionResult:
+    """Retention's deletes and its audit entry, in the caller's transaction."""
     result = RetentionResult(cutoff)
-    cur = sibling(con)
-    try:
-        cur.execute("BEGIN TRANSACTION")
-        journeys = [r[0] for r in cur.execute(_OLD_JOURNEYS, [cutoff]).fetchall()]
-        result.journeys = len(journeys)
-        if dry_run:
-            cur.execute("ROLLBACK")
-            return result
-        rows = delete_journeys(cur, journeys) if journeys else {}
-        loose = cur.execute(
-            "DELETE FROM spans WHERE journey_id IS NULL AND start_time < make_timestamp_ns(?)", [cutoff]
-        ).fetchone()
-        rows["spans"] = rows.get("spans", 0) + (int(loose[0]) if loose else 0)
-        records = cur.execute(  # GenAI log records whose span never came, or went with its journey
-            "DELETE FROM log_records WHERE time < make_timestamp_ns(?)", [cutoff]
-        ).fetchone()
-        rows["log_records"] = rows.get("log_records", 0) + (int(records[0]) if records else 0)
-        verdicts = cur.execute(
-            "DELETE FROM llm_verdicts WHERE created_at < make_timestamp_ns(?)::TIMESTAMP", [cutoff]
-        ).fetchone()
-        rows["llm_verdicts"] = int(verdicts[0]) if verdicts else 0
-        result.rows = rows
-        result.audit_id = audit.record(
-            cur, audit.RETENTION, rows=result.total, actor=actor,
-            detail={"older_than_days": round(older_than_s / 86400, 3), "cutoff_ns": cutoff,
-                    "journeys": len(journeys), "rows": rows},
-        )
-        cur.execute("COMMIT")
-    except duckdb.Error as exc:
-        cur.execute("ROLLBACK")
-        raise WarehouseError(f"retention failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        cur.close()
+    journeys = [r[0] for r in cur.execute(_OLD_JOURNEYS, [cutoff]).fetchall()]
+    result.journeys = len(journeys)
+    rows = delete_journeys(cur, journeys) if journeys else {}
+    loose = cur.execute(
+        "DELETE FROM spans WHERE journey_id IS NULL AND start_time < make_timestamp_ns(?)", [cutoff]
+    ).fetchone()
+    rows["spans"] = rows.get("spans", 0) + (int(loose[0]) if loose else 0)
+    records = cur.execute(  # GenAI log records whose span never came, or went with its journey
+        "DELETE FROM log_records WHERE time < make_timestamp_ns(?)", [cutoff]
+    ).fetchone()
+    rows["log_records"] = rows.get("log_records", 0) + (int(records[0]) if records else 0)
+    verdicts = cur.execute(
+        "DELETE FROM llm_verdicts WHERE created_at < make_timestamp_ns(?)::TIMESTAMP", [cutoff]
+    ).fetchone()
+    rows["llm_verdicts"] = int(verdicts[0]) if verdicts else 0
+    result.rows = rows
+    result.audit_id = audit.record(
+        cur, audit.RETENTION, rows=result.total, actor=actor,
+        detail={"older_than_days": round(older_than_s / 86400, 3), "cutoff_ns": cutoff,
+                "journeys": len(journeys), "rows": rows},
+    )
     return result

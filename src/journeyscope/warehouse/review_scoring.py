@@ -12,7 +12,6 @@ for every evaluation (:func:`journeyscope.warehouse.thresholds.apply`).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from journeyscope import settings
 from journeyscope.errors import InvalidInputError, WarehouseError
 from journeyscope.evaluators import EvalResult, registered
 from journeyscope.evaluators.engine import run_local
+from journeyscope.warehouse.db_errors import warehouse_error
+from journeyscope.warehouse import feed
 from journeyscope.warehouse import thresholds
 from journeyscope.warehouse.dialect import insert_replacing
 from journeyscope.warehouse.evaluations import WarehouseVerdictCache, _make_judge
@@ -50,9 +52,7 @@ SELECT journey_id, stage, visit, evaluator, version FROM review_scores WHERE eng
 
 def llm_configured() -> bool:
     """Whether the llm engine is configured (``JOURNEYSCOPE_LLM_BASE_URL`` and ``JOURNEYSCOPE_LLM_MODEL``)."""
-    from journeyscope.evaluators.llm import ENV_BASE_URL, ENV_MODEL
-
-    return bool(os.environ.get(ENV_BASE_URL) and os.environ.get(ENV_MODEL))
+    return settings.load().llm_configured
 
 
 @dataclass
@@ -136,7 +136,7 @@ def _score(warehouse: Warehouse, judge: LLMEngine | None, summary: ReviewScoring
         journeys = sorted({t[0].journey_id for t in todo})
         contexts = build_contexts(*read_batch(cur, journeys, warehouse.clock()), [t[0] for t in todo])
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read reviewed visits from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read reviewed visits from {warehouse.path}") from None
     finally:
         cur.close()
     results: list[tuple[VisitKey, str, int, str, EvalResult]] = []
@@ -165,7 +165,9 @@ def _write(warehouse: Warehouse, results: list[tuple[VisitKey, str, int, str, An
         "scored_at": pa.array([now] * len(results), pa.timestamp("us")),
     })
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None
-    with warehouse.transaction("write review scores") as cur:
+    with warehouse.transaction("write review scores") as tx:
+        cur = tx.cur
+        tx.publish(feed.FEEDBACK, sorted({k.journey_id for k, *_ in results}))
         cur.register("js_review_scores", table)
         insert_replacing(cur, "review_scores", "SELECT * FROM js_review_scores",
                          ("journey_id", "stage", "visit", "evaluator", "engine"), by_name=True)

@@ -29,8 +29,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.errors import InvalidInputError
 from journeyscope.evaluators import registered
+from journeyscope.warehouse.db_errors import warehouse_error
+from journeyscope.warehouse import feed
 from journeyscope.warehouse.store import Warehouse
 
 __all__ = [
@@ -208,7 +210,7 @@ def _check_against(warehouse: Warehouse, reviews: list[_Review], result: ReviewR
             "SELECT DISTINCT journey_id FROM stage_visits WHERE journey_id IN (SELECT journey_id FROM js_review_keys)"
         ).fetchall()}
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read stage visits from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read stage visits from {warehouse.path}") from None
     finally:
         cur.close()
     good = []
@@ -234,7 +236,9 @@ def _store(warehouse: Warehouse, reviews: list[_Review], source: str) -> tuple[i
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     # Within one batch, a later review of the same key supersedes an earlier one (file order).
     last = {r.key: i for i, r in enumerate(reviews)}
-    with warehouse.transaction("write reviews") as cur:
+    with warehouse.transaction("write reviews") as tx:
+        cur = tx.cur
+        tx.publish(feed.FEEDBACK, sorted({r.journey_id for r in reviews}))
         row = cur.execute("SELECT coalesce(max(id), 0) FROM reviews").fetchone()
         first_id = (int(row[0]) if row else 0) + 1
         table = pa.table({
@@ -327,13 +331,13 @@ s AS (
 ),
 top AS (
     SELECT journey_id, stage, visit, threshold, nth * (1 + {_NEAR_WEIGHT} * band_distance) AS priority, distance, tie
-    FROM s ORDER BY priority, distance, tie LIMIT $limit
+    FROM s ORDER BY priority, distance, tie, stage LIMIT $limit  -- stage: a journey's visit 1 of two stages tie
 )
 SELECT e.journey_id, e.stage, e.visit, e.evaluator, e.engine, e.journey_name, e.score, e.passed, top.threshold,
        e.label, e.reason
 FROM top JOIN evaluations e USING (journey_id, stage, visit)
 WHERE e.evaluator = $evaluator
-ORDER BY top.priority, top.distance, top.tie
+ORDER BY top.priority, top.distance, top.tie, e.stage, e.engine
 """
 
 
@@ -362,7 +366,7 @@ def review_queue(
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read evaluations from {warehouse.path}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read evaluations from {warehouse.path}") from None
     finally:
         cur.close()
 

@@ -16,10 +16,10 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.turns import extract_turns
 
 logger = logging.getLogger(__name__)
@@ -56,10 +56,22 @@ SPAN_SCHEMA = pa.schema(
     ]
 )
 
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "journey_id": (cv.JOURNEY_ID, "session.id", "gen_ai.conversation.id"),
-    "customer_id": (cv.CUSTOMER_ID, "user.id"),
-}
+#: The one rule of journey-attribute lifting: each journey column of :data:`SPAN_SCHEMA`, in order, with the span
+#: attributes it is taken from (the first present and non-empty wins; foreign SDKs' session and user ids count).
+#: :func:`journey_columns` applies it in Python; the compiled decoder is given these keys
+#: (``otlp.rules_arguments``), and ``tests/test_otlp_decode.py`` checks that both decode every span alike.
+LIFTED: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("customer_id", (cv.CUSTOMER_ID, "user.id")),
+    ("journey_id", (cv.JOURNEY_ID, "session.id", "gen_ai.conversation.id")),
+    ("journey_name", (cv.JOURNEY_NAME,)),
+    ("stage", (cv.JOURNEY_STAGE,)),
+    ("channel", (cv.JOURNEY_CHANNEL,)),
+    ("cohort", (cv.JOURNEY_COHORT,)),
+    ("consent", (cv.CUSTOMER_CONSENT,)),
+)
+_KEYS = dict(LIFTED)
+_CUSTOMER_KEYS, _JOURNEY_KEYS = _KEYS["customer_id"], _KEYS["journey_id"]
+_OTHER_KEYS = tuple(keys for _column, keys in LIFTED[2:])
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -129,14 +141,18 @@ def _first(attributes: Mapping[str, Any], keys: Sequence[str]) -> str | None:
     return None
 
 
-def _lift(attributes: Mapping[str, Any], column: str) -> str | None:
-    """``customer_id``/``journey_id`` from the attributes: the journey key, else the first alias present."""
-    return _first(attributes, _ALIASES[column])
+def journey_columns(attributes: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """A span's journey columns, in :data:`LIFTED` order, as text (the channel in its canonical spelling)."""
+    customer_id, journey_id, name, stage, channel, cohort, consent = (
+        _first(attributes, _CUSTOMER_KEYS), _first(attributes, _JOURNEY_KEYS),
+        *(_first(attributes, keys) for keys in _OTHER_KEYS),
+    )
+    return customer_id, journey_id, name, stage, _channel(channel), cohort, consent
 
 
 def long_id(attributes: Mapping[str, Any]) -> str | None:
     """Why a span's customer or journey id cannot be stored (longer than the limit), or ``None``."""
-    customer, journey = _lift(attributes, "customer_id"), _lift(attributes, "journey_id")
+    customer, journey = _first(attributes, _CUSTOMER_KEYS), _first(attributes, _JOURNEY_KEYS)
     if customer is not None and len(customer) > cv.MAX_VALUE_LENGTH:
         return LONG_CUSTOMER_ID
     if journey is not None and len(journey) > cv.MAX_VALUE_LENGTH:
@@ -280,14 +296,8 @@ class SpanRows:
         c["end_time"].append(end_ns)
         c["status_code"].append(status_code)
         c["status_message"].append(status_message or None)
-        get = attributes.get
-        c["customer_id"].append(_lift(attributes, "customer_id"))
-        c["journey_id"].append(_lift(attributes, "journey_id"))
-        c["journey_name"].append(_opt_str(get(cv.JOURNEY_NAME)))
-        c["stage"].append(_opt_str(get(cv.JOURNEY_STAGE)))
-        c["channel"].append(_channel(get(cv.JOURNEY_CHANNEL)))
-        c["cohort"].append(_opt_str(get(cv.JOURNEY_COHORT)))
-        c["consent"].append(_opt_str(get(cv.CUSTOMER_CONSENT)))
+        for (column, _keys), value in zip(LIFTED, journey_columns(attributes)):
+            c[column].append(value)
         if events:
             events = checked_events(events, span_id)
         c["outcome"].append(explicit_outcome(events) if events else None)

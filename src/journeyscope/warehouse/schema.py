@@ -16,7 +16,7 @@ from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.lake import adapt_ddl
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -335,11 +335,28 @@ _V15 = f"""
 INSERT OR IGNORE INTO feedback {feedback_rows("spans")};
 """
 
-# v16: the ingest ledger of a lake (journeyscope.warehouse.lake): one row per stored batch, keyed by a hash of its
+# v16: the change feed (journeyscope.warehouse.feed): what each commit changed, by generation, and how far each
+# derived-data consumer (online scoring, monitors) has read it, so a restarted server resumes where it stopped.
+_V16 = """
+CREATE TABLE IF NOT EXISTS changes (
+    generation      BIGINT NOT NULL,
+    kind            VARCHAR NOT NULL,
+    journey_ids     VARCHAR[],
+    committed_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (generation, kind)
+);
+CREATE TABLE IF NOT EXISTS feed_positions (
+    consumer        VARCHAR PRIMARY KEY,
+    generation      BIGINT NOT NULL,
+    updated_at      TIMESTAMP NOT NULL
+);
+"""
+
+# v17: the ingest ledger of a lake (journeyscope.warehouse.lake): one row per stored batch, keyed by a hash of its
 # span and log-record ids and written in the batch's own transaction, so a retried batch is stored once where no
 # primary key refuses it (many receivers racing are serialised per key by an advisory lock). The embedded file's
 # keys do that job, so it leaves the table empty. No customer data: erasure has nothing to remove here.
-_V16 = """
+_V17 = """
 CREATE TABLE IF NOT EXISTS ingest_ledger (
     batch_key       VARCHAR NOT NULL,
     spans           BIGINT NOT NULL,
@@ -349,7 +366,7 @@ CREATE TABLE IF NOT EXISTS ingest_ledger (
 
 _MIGRATIONS: dict[int, str] = {
     1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
-    14: _V14, 15: _V15, 16: _V16,
+    14: _V14, 15: _V15, 16: _V16, 17: _V17,
 }
 
 
@@ -362,6 +379,21 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
         return 0
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
+
+
+def file_version(path: str) -> int | None:
+    """The schema version of the file at ``path`` (0: no journeyscope tables), opened read-only for the question;
+    ``None`` when it cannot be opened at all (not a DuckDB file, or held by a writer): why a file was refused."""
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return current_version(con)
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

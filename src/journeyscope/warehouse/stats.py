@@ -65,12 +65,14 @@ def excludes_zero(low: float | None, high: float | None) -> bool:
     return low is not None and high is not None and (low > 0 or high < 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """``b - a`` of two rates with Newcombe's 95% interval; None where either side is empty."""
+class _Difference:
+    """What every difference ``b − a`` with a 95% interval shares: significance and its dict.
 
-    a: Rate
-    b: Rate
+    Subclasses are dataclasses with fields ``value``, ``low`` and ``high`` (None where they cannot be
+    computed) and say how they describe their two sides (:meth:`_sides`).
+    """
+
+    __slots__ = ()
     value: float | None
     low: float | None
     high: float | None
@@ -80,15 +82,26 @@ class Difference:
         """The interval excludes zero."""
         return excludes_zero(self.low, self.high)
 
+    def _sides(self) -> dict[str, object]:
+        raise NotImplementedError
+
     def as_dict(self) -> dict[str, object]:
-        return {
-            "a": self.a.as_dict(),
-            "b": self.b.as_dict(),
-            "difference": self.value,
-            "ci_low": self.low,
-            "ci_high": self.high,
-            "significant": self.significant,
-        }
+        return {**self._sides(), "difference": self.value, "ci_low": self.low, "ci_high": self.high,
+                "significant": self.significant}
+
+
+@dataclass(frozen=True, slots=True)
+class Difference(_Difference):
+    """``b - a`` of two rates with Newcombe's 95% interval; None where either side is empty."""
+
+    a: Rate
+    b: Rate
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def _sides(self) -> dict[str, object]:
+        return {"a": self.a.as_dict(), "b": self.b.as_dict()}
 
 
 def difference(a: Rate, b: Rate) -> Difference:
@@ -211,7 +224,7 @@ def net_promoter(n: int, promoters: int, detractors: int) -> NetScore:
 
 
 @dataclass(frozen=True, slots=True)
-class MeanDifference:
+class MeanDifference(_Difference):
     """``b − a`` of two means (or net scores) with a Welch 95% interval; None where a side lacks a spread."""
 
     a_n: int
@@ -220,13 +233,8 @@ class MeanDifference:
     low: float | None
     high: float | None
 
-    @property
-    def significant(self) -> bool:
-        return excludes_zero(self.low, self.high)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"a_n": self.a_n, "b_n": self.b_n, "difference": self.value, "ci_low": self.low,
-                "ci_high": self.high, "significant": self.significant}
+    def _sides(self) -> dict[str, object]:
+        return {"a_n": self.a_n, "b_n": self.b_n}
 
 
 def welch_difference(a_n: int, a_mean: float | None, a_var: float | None,

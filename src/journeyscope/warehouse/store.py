@@ -11,6 +11,7 @@ writer).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from journeyscope.errors import WarehouseError
+from journeyscope.warehouse import feed as _feed
+from journeyscope.warehouse.db_errors import first_line, warehouse_error
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
@@ -37,10 +40,6 @@ from journeyscope.privacy.report import RedactionReport
 
 if TYPE_CHECKING:
     from journeyscope.privacy import PrivacyPolicy
-
-#: How often (seconds of wall clock) ingest also closes visits whose journey went idle.
-_CLOSE_IDLE_EVERY_S = 5.0
-
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
@@ -93,8 +92,8 @@ class PreparedBatch:
 _LAKE_COMMIT_ATTEMPTS = 5
 
 
-class _UpkeepConflict(Exception):
-    """A stage-visit upkeep's lake commit lost to a concurrent commit more often than DuckLake retries."""
+class _LakeConflict(Exception):
+    """A lake commit lost to a concurrent commit more often than DuckLake retries by itself: try it again whole."""
 
 
 def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
@@ -117,21 +116,45 @@ def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table,
     return table, logs if logs is not None and logs.num_rows else None, report
 
 
-def _translate(path: str, exc: duckdb.Error) -> WarehouseError:
-    text = str(exc).splitlines()[0]
-    if "lock" in text.lower():
+def _open_error(path: str, exc: duckdb.Error) -> WarehouseError:
+    if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
         return WarehouseError(
             f"{path} is open for writing in another process (is 'journeyscope serve' running?); "
             "read through the server's API or stop it first"
         )
-    return WarehouseError(f"cannot open warehouse {path}: {text}")
+    return warehouse_error(exc, f"cannot open warehouse {path}")
 
 
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
     try:
         cur.execute("ROLLBACK")
     except duckdb.Error:
-        pass
+        pass  # nothing to roll back: the transaction never began, or DuckDB already ended it
+
+
+#: The journeys a batch touched (what its commit publishes): its spans' and, with log records, their spans'.
+_INGESTED_JOURNEYS = "SELECT journey_id FROM incoming WHERE journey_id IS NOT NULL"
+_LOGGED_JOURNEYS = (" UNION SELECT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
+                    "ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE sp.journey_id IS NOT NULL")
+
+
+class Tx:
+    """One write transaction: its cursor, and what it changed (published with its commit)."""
+
+    __slots__ = ("cur", "changes", "snapshot")
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
+        self.changes: dict[str, set[str] | None] = {}
+        #: On a lake, the snapshot id its commit made (set once committed).
+        self.snapshot: int | None = None
+
+    def publish(self, kind: str, journeys: list[str] | set[str] | None) -> None:
+        """Say this transaction changed ``journeys`` (``None``: any journey) in ``kind`` (a :mod:`feed` kind)."""
+        if journeys is not None and not journeys:
+            return
+        held = self.changes.get(kind, set())
+        self.changes[kind] = None if journeys is None or held is None else held | set(journeys)
 
 
 class Warehouse:
@@ -161,13 +184,14 @@ class Warehouse:
         upkeep_journeys: int = _visits.UPKEEP_JOURNEYS,
         data_path: str | None = None,
     ) -> None:
+        if not isinstance(path, (str, os.PathLike)):  # str() of anything else names a file after its repr
+            raise TypeError(f"Warehouse needs a file path or ':memory:', got {type(path).__name__}")
         self.path = str(path)
         self.lake = _lake.LakeLocation.parse(self.path, data_path) if _lake.is_lake(self.path) else None
         self.upkeep_journeys = upkeep_journeys
         self.read_only = read_only
         self.clock = clock
         self.journey_map = journey_map if journey_map is not None else load_journey_map()
-        self._last_close_idle = 0.0
         if self.path != ":memory:" and self.lake is None:
             target = Path(self.path)
             if read_only and not target.exists():
@@ -186,7 +210,7 @@ class Warehouse:
             else:
                 self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
-            raise _translate(self.path, exc) from None
+            raise _open_error(self.path, exc) from None
         # The connection itself runs no statement after this setup: a streaming result left half-read on
         # it (``execute(...).fetchone()`` on a table scan) keeps its autocommit transaction open, and once
         # upkeep deletes visit rows that transaction can still see, DuckDB refuses every CHECKPOINT for as
@@ -211,6 +235,7 @@ class Warehouse:
             else:
                 row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
                 self._next_seq = int(row[0][0]) + 1 if row else 1
+            self.feed = _feed.DuckDBFeed(self._con, cursor=self.cursor)
             self.privacy: PrivacyHook | None = None
             if not read_only:
                 self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
@@ -218,7 +243,7 @@ class Warehouse:
         except duckdb.Error as exc:
             setup.close()
             self._con.close()
-            raise _translate(self.path, exc) from None
+            raise _open_error(self.path, exc) from None
         except BaseException:
             setup.close()
             self._con.close()
@@ -257,7 +282,6 @@ class Warehouse:
         if row and row[0][0] == digest:
             self.update_visits()  # a backlog left by a crash
             return
-        assert self._upkeep_catalog is not None or self.lake is None
         with self._upkeep_lock(wait=True):
             self._rebuild_visits(digest)
 
@@ -265,19 +289,12 @@ class Warehouse:
         row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
         if row and row[0][0] == digest:  # another process of the lake did it meanwhile
             return
-        cur = self.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self.transaction("derive stage visits") as tx:
             with self._long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
-                _visits.rebuild_visits(cur, self.journey_map, self.clock(), report)
-            cur.execute("DELETE FROM visits_pending")
-            set_meta(cur, "journey_map_digest", digest)
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            cur.execute("ROLLBACK")
-            raise WarehouseError(f"cannot derive stage visits in {self.path}: {str(exc).splitlines()[0]}") from None
-        finally:
-            cur.close()
+                _visits.rebuild_visits(tx.cur, self.journey_map, self.clock(), report)
+            tx.cur.execute("DELETE FROM visits_pending")
+            set_meta(tx.cur, "journey_map_digest", digest)
+            tx.publish(_feed.VISITS, None)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -306,14 +323,35 @@ class Warehouse:
             try:
                 self.query("CHECKPOINT")
             except duckdb.Error as exc:
-                raise WarehouseError(f"cannot checkpoint {self.path}: {str(exc).splitlines()[0]}") from None
+                raise warehouse_error(exc, f"cannot checkpoint {self.path}") from None
+
+    def set_threads(self, threads: int) -> None:
+        """Threads DuckDB runs each query on (the caller's plus ``threads - 1`` workers of its own)."""
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.query(f"SET threads = {int(threads)}")
+
+    def set_checkpoint_threshold(self, size: str) -> None:
+        """How large the write-ahead log grows before DuckDB checkpoints on its own (``"256MB"``)."""
+        if self.read_only:
+            return
+        try:
+            self.query(f"SET GLOBAL checkpoint_threshold = '{size.replace(chr(39), '')}'")
+        except duckdb.Error as exc:
+            raise warehouse_error(exc, f"cannot set checkpoint_threshold to {size!r}") from None
 
     def set_memory_limit(self, limit: str) -> None:
-        """DuckDB's memory limit for this file's database (``"1GB"``, ``"512MB"``); a bad value is an error."""
+        """DuckDB's memory limit for this file's database (``"1GB"``, ``"512MB"``); a bad value is an error.
+
+        Also lets DuckDB's allocator (jemalloc) hand freed memory back to the system from a background
+        thread: otherwise it purges only as a side effect of later allocations, and what a large upkeep
+        or checkpoint freed stayed resident, outside the limit (README, Measured: memory).
+        """
         try:
             self.query("SET memory_limit = ?", [limit])
         except duckdb.Error as exc:
-            raise WarehouseError(f"invalid memory limit {limit!r}: {str(exc).splitlines()[0]}") from None
+            raise warehouse_error(exc, f"invalid memory limit {limit!r}") from None
+        self.query("SET allocator_background_threads = true")
 
     def __enter__(self) -> Warehouse:
         return self
@@ -362,16 +400,16 @@ class Warehouse:
         parts = ((_lake.batch_key(None, logs), 0, logs.num_rows),) if self.lake is not None else ()
         return PreparedBatch(SPAN_SCHEMA.empty_table(), report, redacted, parts)
 
-    def ingest(self, rows: SpanRows | pa.Table | PreparedBatch, *, update_visits: bool = True) -> IngestResult:
+    def ingest(self, rows: SpanRows | pa.Table | PreparedBatch, *, update_visits: bool = True,
+               kinds: frozenset[str] = frozenset({_feed.SPANS})) -> IngestResult:
         """Store a batch of spans in one columnar insert; spans already stored are skipped.
 
-        The one write path of the warehouse: the OTLP receiver, the importer and
-        the in-process exporter all end here. It returns once the batch is
-        committed to the file. ``rows`` not yet :meth:`prepare`-d are redacted first.
-        The journeys it touched are marked for stage-visit
-        upkeep in the same transaction; with ``update_visits`` (the default) their
-        visits are derived again right away, else at the next :meth:`update_visits`
-        (the server's writer batches that work under load).
+        The storage side of the one write door (:class:`journeyscope.warehouse.writer.Writer` queues and
+        groups batches for it; the importer and the in-process exporter call it directly). It returns once
+        the batch is committed, with a change of each of ``kinds`` published for its journeys. ``rows`` not
+        yet :meth:`prepare`-d are redacted first. The journeys it touched are marked for stage-visit
+        upkeep in the same transaction; with ``update_visits`` (the default) their visits are derived
+        again right away, else by the next :meth:`update_visits` (the server's derive loop).
         """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
@@ -380,24 +418,19 @@ class Warehouse:
         if prepared.rows == 0:
             return IngestResult(0, 0)
         if self.lake is not None:
-            accepted, snapshot = self._ingest_lake(prepared)
+            accepted, snapshot = self._ingest_lake(prepared, kinds)
             if update_visits:
                 self.update_visits()
             return IngestResult(accepted, table.num_rows - accepted, snapshot)
         with self._append_lock:
             batch = self._numbered(table)
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
-            cur = self.cursor()
-            try:
-                cur.register("incoming", batch)
-                if logs is not None:
-                    cur.register("incoming_logs", logs)
-                inserted = self._insert(cur, report, logs is not None)
-            except duckdb.Error as exc:
-                _rollback(cur)
-                raise WarehouseError(f"cannot write to {self.path}: {str(exc).splitlines()[0]}") from None
-            finally:
-                cur.close()
+            with self._transaction(f"cannot write to {self.path}") as tx:
+                inserted = self._insert(tx, report, batch, logs)
+                journeys = [r[0] for r in tx.cur.execute(_INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")
+                                                         ).fetchall()]
+                for kind in kinds:
+                    tx.publish(kind, journeys)
         accepted = int(inserted[0]) if inserted else 0
         if update_visits:
             self.update_visits()
@@ -419,59 +452,55 @@ class Warehouse:
         now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
         return table.append_column("seq", seq).append_column("ingested_at", now)
 
-    def _ingest_lake(self, prepared: PreparedBatch) -> tuple[int, int | None]:
-        """Store a batch on a lake exactly once; return the spans stored and the commit's snapshot id.
+    def _ingest_lake(self, prepared: PreparedBatch, kinds: frozenset[str]) -> tuple[int, int | None]:
+        """Store a batch on a lake exactly once, publishing ``kinds`` for its journeys; return the spans stored
+        and the commit's snapshot id.
 
         Each request in the batch has a ledger row (its batch key) written in the batch's transaction, and an
         advisory lock on that key is held from the ledger check to the commit, so a retried request is
         stored once even when two receivers race with it. A commit that loses DuckLake's race for the next
         snapshot more often than DuckLake retries by itself is tried again whole, the ledger checked again.
         """
-        assert self._catalog is not None and self.privacy is not None
+        assert self._catalog is not None and self.privacy is not None and self.lake is not None
         parts = list(prepared.parts)
         locks = [_lake.batch_lock_key(key) for key, _, _ in parts]
         with self._append_lock, self._catalog.locked(locks):
             for attempt in range(_LAKE_COMMIT_ATTEMPTS):
-                cur = self.cursor()
                 try:
-                    cur.execute("BEGIN TRANSACTION")
-                    stored = _lake.stored_batches(cur, [key for key, _, _ in parts])
-                    table, logs, report = _without_parts(prepared, stored)
-                    fresh = [p for p in parts if p[0] not in stored]
-                    if fresh:
-                        cur.register("incoming", self._numbered(table))
-                        if logs is not None:
-                            cur.register("incoming_logs", self._numbered(logs))
-                        cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
-                        _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-                        cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
-                        if logs is not None:
-                            cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
-                            _visits.mark_pending(
-                                cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l ON "
-                                f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
-                        self.privacy.log(cur, report, retried=False)
-                        _lake.record_batches(cur, fresh)
-                    cur.execute("COMMIT")
+                    with self._transaction(f"cannot write to {self.lake.describe()}", conflicts=True) as tx:
+                        cur = tx.cur
+                        stored = _lake.stored_batches(cur, [key for key, _, _ in parts])
+                        table, logs, report = _without_parts(prepared, stored)
+                        fresh = [p for p in parts if p[0] not in stored]
+                        if fresh:
+                            cur.register("incoming", self._numbered(table))
+                            if logs is not None:
+                                cur.register("incoming_logs", self._numbered(logs))
+                            cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
+                            _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+                            cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
+                            if logs is not None:
+                                cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
+                                _visits.mark_pending(
+                                    cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l ON "
+                                    f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
+                            self.privacy.log(cur, report, retried=False)
+                            _lake.record_batches(cur, fresh)
+                            journeys = [r[0] for r in cur.execute(
+                                _INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")).fetchall()]
+                            for kind in kinds:
+                                tx.publish(kind, journeys)
                     if not fresh:
                         return 0, None
-                    return table.num_rows, _lake.committed_snapshot(cur)
-                except duckdb.TransactionException as exc:
-                    _rollback(cur)
+                    return table.num_rows, tx.snapshot
+                except _LakeConflict as exc:
                     if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
-                        raise _lake.WarehouseUnavailable(
-                            f"cannot commit to {self.lake.describe()}: {str(exc).splitlines()[0]}") from None
-                except duckdb.Error as exc:
-                    _rollback(cur)
-                    raise _lake.WarehouseUnavailable(
-                        f"cannot write to {self.lake.describe()}: {str(exc).splitlines()[0]}") from None
-                finally:
-                    cur.close()
+                        raise _lake.WarehouseUnavailable(f"cannot commit to {self.lake.describe()}: {exc}") from None
         raise AssertionError("unreachable")
 
-    def _insert(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport,
-                with_logs: bool = False) -> tuple[Any, ...] | None:
-        """Insert ``incoming`` (and ``incoming_logs``) in one transaction; return the inserted-span count
+    def _insert(self, tx: Tx, report: RedactionReport, batch: pa.Table,
+                logs: pa.Table | None) -> tuple[Any, ...] | None:
+        """Insert ``incoming`` (and ``incoming_logs``) in the transaction; return the inserted-span count
         (a one-tuple).
 
         A plain ``INSERT`` first: the primary key still refuses a stored span, but
@@ -479,33 +508,39 @@ class Warehouse:
         much again as the insert itself. Only a batch that holds an already stored
         span (a retry, a re-import) pays for ``INSERT OR IGNORE``, on a second try.
         """
-        cur.execute("BEGIN TRANSACTION")
+        cur = tx.cur
+
+        def register() -> None:  # a registration ends with the transaction it was made in
+            cur.register("incoming", batch)
+            if logs is not None:
+                cur.register("incoming_logs", logs)
+
+        register()
         try:
             inserted = cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming").fetchone()
         except duckdb.ConstraintException:
             cur.execute("ROLLBACK")
             cur.execute("BEGIN TRANSACTION")
+            register()
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
             insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
-        if with_logs:
+        if logs is not None:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
             _visits.mark_pending(cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l "
                                       f"ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
-        cur.execute("COMMIT")
         return inserted
 
     def update_visits(self) -> list[str]:
         """Derive the stage visits of the journeys touched since the last upkeep.
 
         In transactions of ``upkeep_journeys`` journeys at most, so the memory an upkeep takes is
-        bounded by that, not by how large the backlog grew while ingest ran. Also closes, every few
-        seconds, the open visits of journeys that went idle. Returns the journeys whose visits were
-        derived again.
+        bounded by that, not by how large the backlog grew while ingest ran. Each publishes a
+        ``visits`` change. Returns the journeys whose visits were derived again.
         """
         if self.read_only:
             return []
@@ -517,54 +552,34 @@ class Warehouse:
                 return sorted(set(touched))
 
     def _update_visits_part(self) -> list[str]:
+        """One upkeep transaction; on a lake, only in the process holding the upkeep lock, tried again whole
+        when its commit loses to a concurrent one."""
         for attempt in range(_LAKE_COMMIT_ATTEMPTS if self.lake is not None else 1):
             try:
-                return self._update_visits_once()
-            except _UpkeepConflict:
+                with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+                    if not mine:  # another process of the lake is deriving: it takes these journeys too
+                        return []
+                    with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
+                        part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys)
+                        tx.publish(_feed.VISITS, part)
+                    return part
+            except _LakeConflict:
                 if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
-                    raise WarehouseError(f"cannot update stage visits in {self.lake.describe()}: "  # type: ignore[union-attr]
+                    raise WarehouseError(f"cannot update stage visits in {self.path}: "
                                          "commits kept conflicting with other writers") from None
         raise AssertionError("unreachable")
 
-    def _update_visits_once(self) -> list[str]:
-        with self._visits_lock, self._upkeep_lock(wait=False) as mine:
-            if not mine:  # another process of the lake is deriving: it takes these journeys too
-                return []
-            cur = self.cursor()
-            now_ns = self.clock()
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                touched = _visits.update_pending(cur, self.journey_map, now_ns, self.upkeep_journeys)
-                idle_due = time.monotonic() - self._last_close_idle > _CLOSE_IDLE_EVERY_S
-                if len(touched) < self.upkeep_journeys and idle_due:
-                    touched = sorted({*touched, *_visits.close_idle_visits(cur, now_ns)})
-                    self._last_close_idle = time.monotonic()
-                cur.execute("COMMIT")
-            except duckdb.Error as exc:
-                _rollback(cur)
-                if self.lake is not None and isinstance(exc, duckdb.TransactionException):
-                    raise _UpkeepConflict from None  # a lake commit raced ingest on the same tables: try again
-                raise WarehouseError(f"cannot update stage visits in {self.path}: {str(exc).splitlines()[0]}") from None
-            finally:
-                cur.close()
-        return touched
-
     def close_idle_visits(self) -> list[str]:
-        """Mark visits of journeys idle past their timeout ``abandoned`` (the server calls this on a timer);
-        return the journeys whose visits were closed."""
+        """Mark visits of journeys idle past their timeout ``abandoned`` (the server's derive loop calls this on
+        a timer); publish and return the journeys whose visits were closed."""
         if self.read_only:
             return []
         with self._visits_lock, self._upkeep_lock(wait=False) as mine:
             if not mine:  # another process of the lake is deriving: it closes them
                 return []
-            cur = self.cursor()
-            try:
-                closed = _visits.close_idle_visits(cur, self.clock())
-            except duckdb.Error as exc:
-                raise WarehouseError(f"cannot close idle visits in {self.path}: {str(exc).splitlines()[0]}") from None
-            finally:
-                cur.close()
-            self._last_close_idle = time.monotonic()
+            with self._transaction(f"cannot close idle visits in {self.path}") as tx:
+                closed = _visits.close_idle_visits(tx.cur, self.clock())
+                tx.publish(_feed.VISITS, closed)
         return closed
 
     def snapshot(self, target: str | Path) -> Path:
@@ -587,7 +602,7 @@ class Warehouse:
                 finally:
                     cur.execute("DETACH js_snapshot")
             except duckdb.Error as exc:
-                raise WarehouseError(f"cannot snapshot {self.path} to {dest}: {str(exc).splitlines()[0]}") from None
+                raise warehouse_error(exc, f"cannot snapshot {self.path} to {dest}") from None
             finally:
                 cur.close()
         return dest
@@ -598,11 +613,8 @@ class Warehouse:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for a write that is not span ingest (evaluations, erasure, retention), under both write locks.
-
-        The single-writer rule holds inside the process too: every such write is serialised
-        with ingest and with stage-visit upkeep (only those two may overlap each other).
-        """
+        """A bare cursor under both write locks, for tools that fill a file their own way (benchmarks, tests);
+        journeyscope's own writes all go through :meth:`transaction` (and :meth:`ingest`), which publish."""
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
         with self._exclusive():
@@ -613,19 +625,43 @@ class Warehouse:
                 cur.close()
 
     @contextlib.contextmanager
-    def transaction(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """:meth:`writing` in one transaction: committed when the block ends, rolled back when it raises; a DuckDB
-        error becomes ``WarehouseError("cannot {what} in PATH: ...")``."""
-        with self.writing() as cur:
+    def transaction(self, what: str) -> Iterator[Tx]:
+        """The one way to write: a transaction under both write locks (serialised with ingest and upkeep).
+
+        Begins, commits when the block ends (publishing what it :meth:`Tx.publish`-ed on the change feed
+        under a new generation) or rolls back when it raises; a DuckDB error becomes
+        ``WarehouseError("cannot {what} in PATH: ...")``.
+        """
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only")
+        with self._exclusive(), self._transaction(f"cannot {what} in {self.path}") as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _transaction(self, doing: str, *, conflicts: bool = False) -> Iterator[Tx]:
+        """:meth:`transaction` for a caller that holds the locks it needs (ingest: the append lock; upkeep:
+        the visits lock). With ``conflicts``, a lake commit that lost to a concurrent one raises
+        :class:`_LakeConflict` (rolled back) for the caller to try again whole."""
+        cur = self.cursor()  # on a lake, in the lake's catalog
+        try:
             cur.execute("BEGIN TRANSACTION")
+            tx = Tx(cur)
             try:
-                yield cur
-                cur.execute("COMMIT")
+                yield tx
+                self.feed.commit(cur, tx.changes)
+                if self.lake is not None:
+                    tx.snapshot = _lake.committed_snapshot(cur)
             except BaseException as exc:
                 _rollback(cur)
+                if conflicts and self.lake is not None and isinstance(exc, duckdb.TransactionException):
+                    raise _LakeConflict(first_line(exc)) from None
                 if isinstance(exc, duckdb.Error):
-                    raise WarehouseError(f"cannot {what} in {self.path}: {str(exc).splitlines()[0]}") from None
+                    raise warehouse_error(exc, doing) from None
                 raise
+        except duckdb.Error as exc:  # BEGIN itself
+            raise warehouse_error(exc, doing) from None
+        finally:
+            cur.close()
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -656,6 +692,10 @@ class Warehouse:
             return [dict(zip(names, row)) for row in cur.fetchall()]
         finally:
             cur.close()
+
+    def span_count(self) -> int:
+        """Spans stored."""
+        return int(self.query("SELECT count(*) FROM spans")[0][0])
 
     def summary(self) -> dict[str, Any]:
         """Headline counts: spans, journeys, customers, and spans per stage."""

@@ -30,6 +30,7 @@ import duckdb
 
 from journeyscope.errors import InvalidInputError
 from journeyscope.evaluators import registered
+from journeyscope.warehouse import feed
 from journeyscope.warehouse import audit
 from journeyscope.warehouse.store import Warehouse
 
@@ -203,7 +204,9 @@ def adopt(
     if not reason or not reason.strip():
         raise InvalidInputError("say why this threshold is adopted (--reason): it is kept with the version")
     actor = actor or audit.default_actor()
-    with warehouse.transaction("adopt a threshold") as cur:
+    with warehouse.transaction("adopt a threshold") as tx:
+        cur = tx.cur
+        tx.publish(feed.SCORES, None)  # ``passed`` decided again for every stored evaluation in scope
         previous, previous_version = resolve(in_force(cur), evaluator, engine, journey, stage)
         row = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM evaluator_thresholds").fetchone()
         version = int(row[0]) if row else 1

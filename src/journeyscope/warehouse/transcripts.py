@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from journeyscope.evaluators.transcript import StageVisit, Turn, VisitContext
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 

@@ -35,7 +35,8 @@ already the output (and the inputs) of the journey's earlier calls. So only the 
 last assistant message are taken, then its output: a customer message, a tool result, and the reply.
 System and developer messages are the agent's instructions, context rather than turns of the
 conversation: they stay in the span's attributes. A tool call is a ``tool`` turn named after the tool,
-its text the arguments; a tool result a ``tool`` turn, its text the result. The per-message log records
+its text the arguments; a tool result a ``tool`` turn, its text the result, named only by a ``name`` it
+carries (its ``id`` or ``tool_call_id`` is the call's id, not a tool's name, on every path). The per-message log records
 of one call are trimmed the same way when visits and transcripts are built (:mod:`foreign_turns`): they may
 arrive in several requests.
 """
@@ -46,7 +47,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 
 __all__ = [
     "FALLBACK_KINDS", "GENAI_EVENTS", "LOG_INPUT", "LOG_OUTPUT", "LOG_WHOLE", "TURN_KEYS", "TURN_PREFIXES",
@@ -298,6 +299,4 @@ def log_record_turns(event_name: str | None, attributes: Mapping[str, Any], body
         return ([_turn(role, _text(body))] if body not in (None, "") else []), side
     message = body.get("message") if side == LOG_OUTPUT and isinstance(body.get("message"), dict) else body
     as_message = {"role": {"customer": "user", "agent": "assistant", "tool": "tool"}[role], **message}
-    if role == "tool" and "name" not in as_message and body.get("id"):
-        as_message["name"] = body["id"]
     return _genai_message(as_message)[1], side

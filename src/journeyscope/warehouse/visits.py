@@ -30,7 +30,7 @@ against today, so they come out ``abandoned``/``completed``, never ``open``.
 Because the clock moves without spans, each row stores ``open_until`` (the
 journey's last activity plus its idle timeout), and readers apply
 :data:`OUTCOME_NOW` so an ``open`` visit past that time reads as ``abandoned``
-even before the writer's next :func:`close_idle_visits`.
+even before the derive loop's next :func:`close_idle_visits` (every ``idle_sweep_s``).
 
 **Feedback** (``journey.feedback`` events, on any span of the journey, copied
 at ingest into the ``feedback`` table: :mod:`journeyscope.warehouse.feedback_events`): an
@@ -64,7 +64,7 @@ from collections.abc import Callable
 import duckdb
 import pyarrow as pa
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse import journey_facts
 from journeyscope.warehouse.dialect import insert_ignoring, insert_replacing, insert_returning, update_returning
 from journeyscope.warehouse.feedback_events import HAS_FEEDBACK
@@ -80,22 +80,33 @@ __all__ = [
     "UPKEEP_JOURNEYS",
     "close_idle_visits",
     "mark_pending",
+    "outcome_at",
     "pending_from",
     "rebuild_visits",
     "update_pending",
     "update_visits",
+    "visited_journeys",
 ]
 
 _MAP_STAGES = pa.schema([("journey_name", pa.string()), ("stage", pa.string()), ("pos", pa.int32())])
 _MAP_TIMEOUTS = pa.schema([("journey_name", pa.string()), ("idle_s", pa.float64())])
 
+def _idle_past(now: str) -> str:
+    """The rule, once: an ``open`` visit whose journey is idle past its timeout (``open_until``) is abandoned."""
+    return f"outcome = 'open' AND open_until <= {now}"
+
+
+def outcome_at(outcome: str, open_until_ns: int | None, now_ns: int) -> str:
+    """:func:`_idle_past` in Python, for a state rendered from rows held in memory (no query)."""
+    if outcome == "open" and open_until_ns is not None and open_until_ns <= now_ns:
+        return "abandoned"
+    return outcome
+
+
 #: The outcome as of the reader's clock (an ``open`` visit past its deadline is ``abandoned``).
-OUTCOME_NOW = (
-    "CASE WHEN outcome = 'open' AND open_until <= make_timestamp_ns(epoch_ns(now())) "
-    "THEN 'abandoned' ELSE outcome END"
-)
+OUTCOME_NOW = f"CASE WHEN {_idle_past('make_timestamp_ns(epoch_ns(now()))')} THEN 'abandoned' ELSE outcome END"
 #: The same with "now" as a bound parameter (a warehouse with its own clock).
-OUTCOME_AT = "CASE WHEN outcome = 'open' AND open_until <= make_timestamp_ns(?) THEN 'abandoned' ELSE outcome END"
+OUTCOME_AT = f"CASE WHEN {_idle_past('make_timestamp_ns(?)')} THEN 'abandoned' ELSE outcome END"
 
 #: ``journeyscope export stage-visits``: the documented record, then the extra columns.
 STAGE_VISITS_EXPORT = f"""
@@ -397,6 +408,11 @@ def rebuild_visits(
 
 def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
     """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return their journeys."""
-    rows = update_returning(cur, "stage_visits", "outcome = 'abandoned'",
-                            "outcome = 'open' AND open_until <= make_timestamp_ns(?)", "journey_id", params=[now_ns])
+    rows = update_returning(cur, "stage_visits", "outcome = 'abandoned'", _idle_past("make_timestamp_ns(?)"),
+                            "journey_id", params=[now_ns])
     return [r[0] for r in rows]
+
+
+def visited_journeys(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every journey with stage visits, in id order (online scoring's first pass)."""
+    return [r[0] for r in cur.execute("SELECT DISTINCT journey_id FROM stage_visits ORDER BY 1").fetchall()]

@@ -122,7 +122,7 @@ def _scope(row: dict[str, Any]) -> str:
 
 
 def _agreement(ctx: PageContext, evaluator: str, stage: str | None, reviewer: str) -> None:
-    report = data.agreement(ctx.source, ctx.key, evaluator)
+    report = ctx.read("agreement", evaluator=evaluator)
     rows = [r for r in report["evaluators"] if stage is None or r["stage"] in (None, stage)]
     if not rows:
         st.info(f"No reviewed visit of {evaluator} has a score yet: review some in the queue, or import reviews "
@@ -147,7 +147,7 @@ def _agreement(ctx: PageContext, evaluator: str, stage: str | None, reviewer: st
                                  + (f", {d['no_consent']} kept from the judge (no consent)" if d["no_consent"] else "")
                                  for d in done))
         _adopt(ctx, evaluator, rows, reviewer)
-    history = [t for t in data.thresholds(ctx.source, ctx.key, evaluator)]
+    history = ctx.read("thresholds", evaluator=evaluator)["thresholds"]
     st.subheader("Adopted thresholds")
     if not history:
         st.caption(f"None: {evaluator} decides at its built-in threshold.")

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+
+from journeyscope import conventions as cv
 from journeyscope.dashboard import charts
 from journeyscope.dashboard.context import PageContext, run_page
 from journeyscope.dashboard.insights import (
@@ -193,7 +195,7 @@ def render(ctx: PageContext) -> None:
     else:
         evaluators = sorted(
             (e["evaluator"] for e in s.get("evaluators", [])),
-            key=lambda n: (n.startswith("friction_"), n != RETENTION, n),
+            key=lambda n: (n.startswith(cv.FRICTION_PREFIX), n != RETENTION, n),
         )
         st.subheader("Score distributions")
         dist = ctx.distribution(stage_name, None, ctx.params.replace(journey=journey_name))
@@ -228,7 +230,7 @@ def render(ctx: PageContext) -> None:
                 st.info("No context-retention scores for these filters.")
         with right:
             st.subheader("Friction signals")
-            if any(e["evaluator"].startswith("friction_") for e in s.get("evaluators", [])):
+            if any(e["evaluator"].startswith(cv.FRICTION_PREFIX) for e in s.get("evaluators", [])):
                 st.plotly_chart(charts.friction_chart(journey, stage_name), key="sd_friction")
             else:
                 st.info("No friction signals were recorded for this stage.")

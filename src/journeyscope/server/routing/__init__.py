@@ -1,5 +1,6 @@
 """Routing: declarative policies that turn journey and stage signals into a next action."""
 
+from journeyscope.server.routing.decide import Decision, Signals, decide
 from journeyscope.server.routing.policy import (
     ACTIONS,
     JourneyRule,
@@ -8,7 +9,6 @@ from journeyscope.server.routing.policy import (
     load_policies,
     parse_policies,
 )
-from journeyscope.server.routing.decide import Decision, Signals, decide
 
 __all__ = [
     "ACTIONS",

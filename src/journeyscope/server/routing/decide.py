@@ -17,22 +17,12 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
-from journeyscope.server.routing.policy import ACTIONS, JourneyRule, PolicySet, StageRule
+from journeyscope.server.routing.policy import JourneyRule, PolicySet, StageRule
+from journeyscope.warehouse.decisions import ACTIONS, Action, Decision, Fired, Mode
+from journeyscope.warehouse.stage_signals import StageSignal
 
-
-@dataclass(frozen=True)
-class StageSignal:
-    """A stage-level signal: value, sample size (journeys), 95% interval when known."""
-
-    value: float | None
-    n: int
-    low: float | None = None
-    high: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "n": self.n, "ci_low": self.low, "ci_high": self.high}
+__all__ = ["Decision", "Fired", "HysteresisMemory", "Signals", "StageSignal", "decide"]
 
 
 @dataclass(frozen=True)
@@ -46,58 +36,6 @@ class Signals:
     journey: dict[str, float] = field(default_factory=dict)
     stage_signals: dict[str, StageSignal] = field(default_factory=dict)
     cohort_signals: dict[str, StageSignal] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Fired:
-    """One rule that fired, and why."""
-
-    rule: str
-    action: str
-    reason: str
-    confidence: float
-    signal: str
-    value: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "action": self.action,
-            "reason": self.reason,
-            "confidence": self.confidence,
-            "signal": self.signal,
-            "value": self.value,
-        }
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The recommendation, how sure it is, and everything that produced it."""
-
-    decision_id: str
-    journey_id: str
-    stage: str | None
-    action: str
-    mode: str  # "act": the orchestrator may act; "recommend": a human decides (high-risk stage)
-    confidence: float
-    reason: str
-    fired: tuple[Fired, ...]
-    policy_version: str
-    signals: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "decision_id": self.decision_id,
-            "journey_id": self.journey_id,
-            "stage": self.stage,
-            "action": self.action,
-            "mode": self.mode,
-            "confidence": self.confidence,
-            "reason": self.reason,
-            "fired": [f.as_dict() for f in self.fired],
-            "policy_version": self.policy_version,
-            "signals": self.signals,
-        }
 
 
 HysteresisMemory = dict[tuple[str, str | None, str | None, str | None], bool]
@@ -177,13 +115,14 @@ def decide(policies: PolicySet, signals: Signals, memory: HysteresisMemory | Non
         if verdict is not None:
             fired.append(verdict)
     fired.sort(key=lambda f: (-ACTIONS.index(f.action), -f.confidence))
+    action: Action
     if fired:
         top = fired[0]
         action, confidence, reason = top.action, top.confidence, top.reason
     else:
         action, confidence = "continue", round(1.0 - near_miss if near_miss else 0.9, 3)
         reason = "no policy rule fired"
-    mode = "recommend" if signals.stage in policies.recommend_only and action != "continue" else "act"
+    mode: Mode = "recommend" if signals.stage in policies.recommend_only and action != "continue" else "act"
     if mode == "recommend":
         reason += f"; {signals.stage} is a high-risk stage: recommend only, a human decides"
     return Decision(

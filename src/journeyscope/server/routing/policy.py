@@ -42,21 +42,13 @@ fired rules are reported.
 from __future__ import annotations
 
 import hashlib
-import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib as _toml
-else:  # pragma: no cover - Python 3.10
-    import tomli as _toml
-
-#: Actions by increasing severity.
-ACTIONS = ("continue", "clarify", "human_handoff", "escalate")
+from journeyscope.tomlconfig import parse_toml, read_config_text
+from journeyscope.warehouse.decisions import ACTIONS, Action
 
 #: Per-stage signals a stage rule may test (rates in [0, 1], means of scores in [0, 1]; what customers reported on
 #: its own scale: mean CSAT 1-5, mean effort 1-7, NPS -100..100, with ``n`` counting answers).
@@ -104,7 +96,7 @@ class StageRule:
 
     name: str
     signal: str
-    action: str
+    action: Action
     below: float | None = None
     above: float | None = None
     journey: str | None = None
@@ -134,7 +126,7 @@ class JourneyRule:
     name: str
     signal: str
     at_least: float | None
-    action: str
+    action: Action
     stage: str | None = None
     at_most: float | None = None  #: instead of ``at_least``: fire at or below (a low CSAT answer)
 
@@ -158,26 +150,16 @@ class PolicySet:
     digest: str = ""
 
 
-def _where(source: str, text: str, needle: str, occurrence: int = 0) -> str:
-    count = -1
-    for number, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            count += 1
-            if count == occurrence:
-                return f"{source}, line {number}"
-    return source
-
-
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} must be a number, got {value!r}")
     return float(value)
 
 
-def _action(value: Any) -> str:
+def _action(value: Any) -> Action:
     if value not in ACTIONS or value == "continue":
         raise ValueError(f"action must be one of clarify, human_handoff, escalate; got {value!r}")
-    return str(value)
+    return value  # type: ignore[no-any-return]
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], what: str) -> None:
@@ -244,42 +226,38 @@ def _journey_rule(raw: Any, index: int) -> JourneyRule:
 
 def parse_policies(text: str, source: str = "policies.toml") -> PolicySet:
     """Validate policy text; any problem is a :class:`ConfigError` naming the file and line."""
-    try:
-        doc = _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        where = f"{source}, line {line.group(1)}" if line else source
-        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    toml = parse_toml(text, source)
+    doc = toml.document
     unknown = sorted(set(doc) - _KNOWN_TOP)
     if unknown:
-        raise ConfigError(f"{_where(source, text, unknown[0])}: unknown section or key {unknown[0]!r}")
+        raise ConfigError(f"{toml.where(unknown[0])}: unknown section or key {unknown[0]!r}")
     defaults = doc.get("defaults", {})
     try:
         if not isinstance(defaults, dict):
             raise ValueError("[defaults] must be a table")
         _check_keys(defaults, {"min_sample", "hysteresis"}, "[defaults]")
     except ValueError as exc:
-        raise ConfigError(f"{_where(source, text, 'defaults')}: {exc}") from None
+        raise ConfigError(f"{toml.where('defaults')}: {exc}") from None
     stage_rules = []
     for i, raw in enumerate(doc.get("stage_rules", [])):
         try:
             stage_rules.append(_stage_rule(raw, defaults, i))
         except ValueError as exc:
-            raise ConfigError(f"{_where(source, text, '[[stage_rules]]', i)} (stage rule {i + 1}): {exc}") from None
+            raise ConfigError(f"{toml.where('[[stage_rules]]', i)} (stage rule {i + 1}): {exc}") from None
     journey_rules = []
     for i, raw in enumerate(doc.get("journey_rules", [])):
         try:
             journey_rules.append(_journey_rule(raw, i))
         except ValueError as exc:
-            raise ConfigError(f"{_where(source, text, '[[journey_rules]]', i)} (journey rule {i + 1}): {exc}") from None
+            raise ConfigError(f"{toml.where('[[journey_rules]]', i)} (journey rule {i + 1}): {exc}") from None
     autonomy = doc.get("autonomy", {})
     recommend_only = autonomy.get("recommend_only", []) if isinstance(autonomy, dict) else None
     if not isinstance(recommend_only, list) or not all(isinstance(s, str) for s in recommend_only):
-        raise ConfigError(f"{_where(source, text, 'recommend_only')}: autonomy.recommend_only must be a list of stages")
+        raise ConfigError(f"{toml.where('recommend_only')}: autonomy.recommend_only must be a list of stages")
     names = [r.name for r in stage_rules] + [r.name for r in journey_rules]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise ConfigError(f"{_where(source, text, duplicate)}: two rules are named {duplicate!r}")
+        raise ConfigError(f"{toml.where(duplicate)}: two rules are named {duplicate!r}")
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return PolicySet(
         version=str(doc.get("version") or digest),
@@ -326,8 +304,4 @@ def load_policies(path: str | Path | None) -> PolicySet:
     if path is None:
         return parse_policies(DEFAULT_POLICIES, "(built-in policies)")
     target = Path(path)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read policy file {target}: {exc}") from None
-    return parse_policies(text, str(target))
+    return parse_policies(read_config_text(target, "policy file"), str(target))

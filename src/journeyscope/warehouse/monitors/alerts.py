@@ -61,17 +61,11 @@ def record(warehouse: Warehouse, firing: list[Alert], *, version: str = "", now:
     if not resolved and not new:
         return []  # the usual pass: nothing to write, so no write lock taken from ingest
     opened: list[str] = []
-    with warehouse.writing() as cur:
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            for alert_id in resolved:
-                cur.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ?",
-                            [_naive_utc(now), _naive_utc(now), alert_id])
-            opened = [_insert(cur, alert, version, now) for alert in new]
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+    with warehouse.transaction("record alerts") as tx:
+        for alert_id in resolved:
+            tx.cur.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ?",
+                           [_naive_utc(now), _naive_utc(now), alert_id])
+        opened = [_insert(tx.cur, alert, version, now) for alert in new]
     events = [AlertEvent("fired", a) for a in alerts(warehouse, ids=opened)]
     return events + [AlertEvent("resolved", a) for a in alerts(warehouse, ids=resolved)]
 
@@ -158,8 +152,8 @@ def firing_by_stage(warehouse: Warehouse) -> dict[tuple[str | None, str | None],
 def record_delivery(warehouse: Warehouse, alert_id: str, event: str, url: str, attempt: int, status: str,
                     http_status: int | None = None, error: str | None = None) -> None:
     """Log one webhook delivery attempt (``status``: delivered, retrying or failed)."""
-    with warehouse.writing() as cur:
-        cur.execute(
+    with warehouse.transaction("record a webhook delivery") as tx:
+        tx.cur.execute(
             "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [alert_id, event, url, attempt, _naive_utc(datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)),
              status, http_status, error],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from journeyscope.instrument import conventions as cv
+from journeyscope import conventions as cv
 from journeyscope.warehouse.visits import OUTCOME_AT
 
 __all__ = ["DIMENSIONS", "Signal", "bucket_sql", "failing_sql", "params_for", "register_signal", "signals"]

@@ -27,7 +27,7 @@ rule; ``[[webhooks]]`` say where alerts go::
     [[webhooks]]
     url = "https://hooks.example.com/journeyscope"
     format = "json"             # or "slack"
-    secret_env = "JOURNEYSCOPE_WEBHOOK_SECRET"   # or secret = "..." (HMAC-SHA256 signature)
+    secret_env = "ALERTS_WEBHOOK_SECRET"   # or secret = "..." (HMAC-SHA256 signature)
     monitors = ["completion-drop"]               # optional: only these monitors' alerts
 
 Problems are a :class:`ConfigError` naming the file and line; names of journeys,
@@ -40,20 +40,15 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError
-from journeyscope.warehouse.journey_map import _line_of, _toml_error_line, parse_duration
+from journeyscope.tomlconfig import parse_toml, read_config_text
+from journeyscope.warehouse.journey_map import parse_duration
 from journeyscope.warehouse.monitors.signals import DIMENSIONS, signals
-
-if sys.version_info >= (3, 11):
-    import tomllib as _toml
-else:  # pragma: no cover - Python 3.10
-    import tomli as _toml
 
 __all__ = ["DEFAULT_MONITORS", "Monitor", "MonitorSet", "Webhook", "check_scopes", "load_monitors", "parse_monitors"]
 
@@ -254,15 +249,13 @@ def _nth_line(text: str, header: str, occurrence: int, key: str | None = None) -
 
 def parse_monitors(text: str, source: str = "monitors.toml") -> MonitorSet:
     """Validate a monitors file; any problem is a :class:`ConfigError` naming the file and line."""
-    try:
-        doc = _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}, {_toml_error_line(exc, text)}: not valid TOML ({exc})") from None
+    toml = parse_toml(text, source)
+    doc = toml.document
     unknown = sorted(set(doc) - {"version", "defaults", "monitors", "webhooks"})
     if unknown:
-        raise ConfigError(f"{source}, {_line_of(text, unknown[0])}: unknown section or key {unknown[0]!r}")
+        raise ConfigError(f"{source}, {toml.line(unknown[0])}: unknown section or key {unknown[0]!r}")
     defaults = doc.get("defaults", {})
-    where = f"{source}, {_line_of(text, '[defaults]')}"
+    where = f"{source}, {toml.line('[defaults]')}"
     if not isinstance(defaults, dict) or set(defaults) - _RULE_KEYS:
         extra = sorted(set(defaults) - _RULE_KEYS) if isinstance(defaults, dict) else ["(not a table)"]
         raise ConfigError(f"{where}: [defaults] may hold {', '.join(sorted(_RULE_KEYS))}; got {', '.join(extra)}")
@@ -272,7 +265,7 @@ def parse_monitors(text: str, source: str = "monitors.toml") -> MonitorSet:
         raise ConfigError(f"{where}: {exc}") from None
     raw_monitors = doc.get("monitors", [])
     if not isinstance(raw_monitors, list):
-        raise ConfigError(f"{source}, {_line_of(text, 'monitors')}: monitors must be [[monitors]] tables")
+        raise ConfigError(f"{source}, {toml.line('monitors')}: monitors must be [[monitors]] tables")
     monitors: list[Monitor] = []
     for i, raw in enumerate(raw_monitors):
         where = f"{source}, {_nth_line(text, '[[monitors]]', i)}"
@@ -286,7 +279,7 @@ def parse_monitors(text: str, source: str = "monitors.toml") -> MonitorSet:
     names = [m.name for m in monitors]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise ConfigError(f"{source}, {_line_of(text, duplicate)}: two monitors are named {duplicate!r}")
+        raise ConfigError(f"{source}, {toml.line(duplicate)}: two monitors are named {duplicate!r}")
     webhooks: list[Webhook] = []
     for i, raw in enumerate(doc.get("webhooks", [])):
         where = f"{source}, {_nth_line(text, '[[webhooks]]', i)}"
@@ -308,11 +301,7 @@ def load_monitors(path: str | Path | None) -> MonitorSet:
         text = resources.files("journeyscope.warehouse.monitors").joinpath(DEFAULT_MONITORS).read_text("utf-8")
         return parse_monitors(text, "(default monitors)")
     target = Path(path)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read monitors file {target}: {exc}") from None
-    return parse_monitors(text, str(target))
+    return parse_monitors(read_config_text(target, "monitors file"), str(target))
 
 
 def check_scopes(monitors: MonitorSet, known: dict[str, set[str]], evaluators: set[str]) -> None:

@@ -60,6 +60,16 @@ FEEDBACK_SCALES: Final = {
 NPS_PROMOTER_MIN: Final = 9
 NPS_DETRACTOR_MAX: Final = 6
 
+#: The built-in evaluators' names: journeyscope.evaluators registers its evaluators under these, and every other
+#: layer (journey states, flows, stage signals, the dashboard, the CLI) names them from here.
+RESOLUTION_EVALUATOR: Final = "conversation_resolution"
+RETENTION_EVALUATOR: Final = "customer_agent_context_retention"
+QUALITY_EVALUATOR: Final = "customer_agent_conversation_quality"
+#: The prefix tables and charts drop from evaluator names where room is short (a legend says so).
+EVALUATOR_PREFIX: Final = "customer_agent_"
+#: Every friction signal's name starts with this (journeyscope.evaluators.friction).
+FRICTION_PREFIX: Final = "friction_"
+
 ROUTE_SPAN: Final = "journey.route"
 #: A monitor's alert firing or resolving (journeyscope.warehouse.monitors); its attributes are ``alert.*``.
 ALERT_SPAN: Final = "journey.alert"
@@ -158,24 +168,21 @@ def normalize_channel(value: object) -> str:
     return channel
 
 
+def _one_of(key: str, value: object, allowed: frozenset[str], what: str) -> str:
+    word = _text(key, value).lower()
+    if word not in allowed:
+        raise InvalidJourneyError(f"unknown {what} {value!r}; expected one of {', '.join(sorted(allowed))}")
+    return word
+
+
 def normalize_outcome(value: object) -> str:
     """An explicit stage outcome, one of :data:`OUTCOMES`."""
-    outcome = _text(OUTCOME_ATTRIBUTE, value).lower()
-    if outcome not in OUTCOMES:
-        raise InvalidJourneyError(
-            f"unknown stage outcome {value!r}; expected one of {', '.join(sorted(OUTCOMES))}"
-        )
-    return outcome
+    return _one_of(OUTCOME_ATTRIBUTE, value, OUTCOMES, "stage outcome")
 
 
 def normalize_role(value: object) -> str:
     """A conversation turn's role, one of :data:`TURN_ROLES`."""
-    role = _text(TURN_ROLE, value).lower()
-    if role not in TURN_ROLES:
-        raise InvalidJourneyError(
-            f"unknown turn role {value!r}; expected one of {', '.join(sorted(TURN_ROLES))}"
-        )
-    return role
+    return _one_of(TURN_ROLE, value, TURN_ROLES, "turn role")
 
 
 def feedback_score(measure: str, value: object) -> float:

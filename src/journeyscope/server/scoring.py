@@ -1,0 +1,98 @@
+"""Online scoring: stage visits scored by the local evaluators within seconds of changing.
+
+A consumer of the project's derive loop (:mod:`journeyscope.warehouse.derive`): it
+reads the ``visits`` changes, keeps the journeys they name as its backlog, and scores
+``chunk_journeys`` of them per pass (in the worker processes when there are some),
+so the loop's other consumers (journey states, stage signals) stay fresh between
+chunks. Its share of the time is capped: after a chunk that took ``d`` seconds it
+rests ``d * (1 - share) / share``, so the API's requests find a core while ingest
+and scoring run (``share`` 1 scores flat out). Its position is durable: a restarted
+server scores what changed since; a server that never scored (or fell further behind
+than the feed keeps) scores every journey once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from journeyscope.warehouse import feed
+from journeyscope.warehouse.evaluations import evaluate_pending
+from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.visits import visited_journeys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OnlineScoring"]
+
+
+class OnlineScoring:
+    """The derive loop's scorer; ``scorer()`` gives the executor for the local evaluators (``None``: here)."""
+
+    name = "online-scoring"
+    kinds = frozenset({feed.VISITS})
+    durable = True
+
+    def __init__(self, warehouse: Warehouse, *, scorer: Callable[[], Executor | None] = lambda: None,
+                 chunk_journeys: int = 10, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        self.warehouse = warehouse
+        self.scorer = scorer
+        self.chunk_journeys = chunk_journeys
+        self.share = share
+        self.stop = stop
+        self.results = 0  #: evaluation rows written since start
+        self.seconds = 0.0  #: time spent scoring
+        self._backlog: list[str] = []
+        self._queued: set[str] = set()
+        self._not_before = 0.0
+
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        """Queue the journeys that changed (every journey when the feed cannot say which), score one chunk."""
+        if batch:
+            changed = batch.journeys()
+            if changed is None:
+                cur = self.warehouse.cursor()
+                try:
+                    changed = visited_journeys(cur)
+                finally:
+                    cur.close()
+            self._queue(sorted(changed))
+        if not self._backlog:
+            return
+        chunk, self._backlog = self._backlog[:self.chunk_journeys], self._backlog[self.chunk_journeys:]
+        self._queued.difference_update(chunk)
+        started = time.perf_counter()
+        try:
+            summary = evaluate_pending(self.warehouse, "local", scorer=self.scorer(), journeys=chunk,
+                                       batch_journeys=self.chunk_journeys, stop=self.stop)
+        except BaseException:
+            self._queue(chunk)  # still to score: the next pass tries again
+            raise
+        finally:
+            took = time.perf_counter() - started
+            self.seconds += took
+            self._not_before = time.monotonic() + took * (1 - self.share) / self.share
+        if summary.stopped:
+            self._queue(chunk)  # not reached (the server is stopping): its position stays before them
+        # A journey that moved on while being read is scored again when upkeep publishes its new visits.
+        self.results += summary.results
+
+    def _queue(self, journeys: list[str]) -> None:
+        for journey in journeys:
+            if journey not in self._queued:
+                self._queued.add(journey)
+                self._backlog.append(journey)
+
+    def not_before(self) -> float:
+        return self._not_before
+
+    def backlog(self) -> bool:
+        return bool(self._backlog)
+
+    def next_tick(self) -> float | None:
+        return None

@@ -1,0 +1,237 @@
+"""The derive loop: one thread that brings everything derived from the data up to date, in a fixed order.
+
+Each :class:`Consumer` reads the change feed (:mod:`journeyscope.warehouse.feed`)
+after its own position, handles what changed, and moves its position on; a
+*durable* consumer's position is stored in the file once it has no work left over,
+so after a restart it resumes there (a change handled but not yet recorded is
+handled again: consumers are idempotent, none skips a change). Consumers run in the
+order given, each pass: what one publishes (upkeep's ``visits``, scoring's
+``scores``) is read by the ones after it in the same pass.
+
+A consumer paces itself: ``not_before`` holds it back under load (upkeep
+re-derives whole journeys, so it runs at most every so often), ``backlog`` says it
+left work for the next pass (scoring a batch at a time), ``next_tick`` asks for a
+pass without changes (a timer: idle visits, monitors' windows). :meth:`DeriveLoop.flush`
+runs every consumer until the feed's newest generation is handled, ignoring pacing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from journeyscope.errors import JourneyscopeError
+from journeyscope.warehouse import feed
+from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.store import Warehouse
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Consumer", "DeriveLoop", "VisitUpkeep"]
+
+#: The longest the loop sleeps with nothing to do (a safety net: wakes come from the feed and the timers).
+_MAX_SLEEP_S = 5.0
+
+
+class Consumer(Protocol):
+    """Something derived from the data, kept up to date from the change feed."""
+
+    name: str  #: its position's key in the file
+    kinds: frozenset[str]  #: the kinds of change it reads
+    durable: bool  #: its position is stored (it writes what it derives); else it starts at the newest generation
+
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        """Handle ``batch`` (maybe empty: a tick or leftover work). Raising leaves the position where it was."""
+
+    def not_before(self) -> float:
+        """Monotonic time before which it would rather not run (pacing; a flush ignores it)."""
+
+    def backlog(self) -> bool:
+        """Whether it holds work for a later pass."""
+
+    def next_tick(self) -> float | None:
+        """Monotonic time it wants a pass even without changes, or ``None``."""
+
+
+class VisitUpkeep:
+    """Stage visits of the journeys whose spans arrived, and abandoned visits of idle journeys.
+
+    Upkeep derives a journey's visits whole, so under load it runs at most every ``interval_s`` (or
+    twice its last duration): one upkeep serves many commits. ``idle_sweep_s`` is how often visits of
+    journeys silent past their timeout are closed (the one timer for that rule).
+    """
+
+    name = "visits"
+    kinds = frozenset({feed.SPANS})
+    durable = False  # its durable queue is the file's ``visits_pending``
+
+    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, idle_sweep_s: float = 30.0) -> None:
+        self.warehouse = warehouse
+        self.interval_s = interval_s
+        self.idle_sweep_s = idle_sweep_s
+        self.seconds = 0.0  #: time spent in upkeep
+        self._not_before = 0.0
+        self._sweep_at = time.monotonic() + idle_sweep_s
+
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        if now >= self._sweep_at:
+            self._sweep_at = now + self.idle_sweep_s
+            self.warehouse.close_idle_visits()
+        if batch:
+            started = time.perf_counter()
+            self.warehouse.update_visits()
+            took = time.perf_counter() - started
+            self.seconds += took
+            self._not_before = time.monotonic() + max(self.interval_s, 2 * took)
+
+    def not_before(self) -> float:
+        return self._not_before
+
+    def backlog(self) -> bool:
+        return False
+
+    def next_tick(self) -> float | None:
+        return self._sweep_at
+
+
+class DeriveLoop:
+    """Runs ``consumers`` in order on one thread (``journeyscope-derive``) whenever the feed moves on."""
+
+    def __init__(self, warehouse: Warehouse, consumers: list[Consumer], *, name: str = "journeyscope-derive",
+                 min_pass_s: float = 0.05, thread_init: Callable[[], None] | None = None) -> None:
+        """``thread_init`` runs first on the loop's thread (the server lowers its priority there)."""
+        self._thread_init = thread_init
+        self.warehouse = warehouse
+        self.min_pass_s = min_pass_s  #: passes at most this often while commits stream in
+        self.feed = warehouse.feed
+        self.consumers = consumers
+        self.passes = 0
+        self._positions: dict[str, int | None] = {}
+        for consumer in consumers:
+            self._positions[consumer.name] = (self.feed.position(consumer.name) if consumer.durable
+                                              else self.feed.generation())
+        self._lock = threading.Lock()  # one pass at a time: the loop's, or a caller's flush
+        self._read_cache: ChangeBatch | None = None  # the feed as read in this pass
+        self._passed = threading.Condition()  # notified after each pass (caught_up waits on it)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> DeriveLoop:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        self.feed.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def position(self, consumer: str) -> int | None:
+        return self._positions.get(consumer)
+
+    def caught_up(self, generation: int | None = None, timeout_s: float = 30.0) -> bool:
+        """Wait until every consumer has read the feed up to ``generation`` (default: the newest now), so what
+        memory holds reflects a write just made (a forgotten customer's journeys are gone from it)."""
+        target = self.feed.generation() if generation is None else generation
+        deadline = time.monotonic() + timeout_s
+        with self._passed:
+            while any((self._positions[c.name] or 0) < target for c in self.consumers):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self.feed.wake()
+                self._passed.wait(min(remaining, 0.05))
+        return True
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Run passes, without pacing, until every consumer has handled the newest generation and holds no
+        backlog; ``False`` when that takes longer than ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            target = self.feed.generation()
+            self.run_once(flushing=True)
+            if all((self._positions[c.name] or 0) >= target and not c.backlog() for c in self.consumers) \
+                    and self.feed.generation() == target:
+                return True
+        return False
+
+    def run_once(self, *, flushing: bool = False) -> float:
+        """One pass over the consumers, in order; return when the next is due (monotonic)."""
+        with self._lock:
+            self.passes += 1
+            self._read_cache: ChangeBatch | None = None
+            wake = time.monotonic() + _MAX_SLEEP_S
+            for consumer in self.consumers:
+                if self._stop.is_set() and not flushing:
+                    break
+                wake = min(wake, self._step(consumer, flushing))
+        with self._passed:
+            self._passed.notify_all()
+        return wake
+
+    def _step(self, consumer: Consumer, flushing: bool) -> float:
+        now = time.monotonic()
+        position = self._positions[consumer.name]
+        tick = consumer.next_tick()
+        ticked = tick is not None and now >= tick
+        moved = position is None or position < self.feed.generation()
+        if not (moved or ticked or consumer.backlog()):
+            return tick if tick is not None else now + _MAX_SLEEP_S
+        if not flushing and now < consumer.not_before():
+            return consumer.not_before()
+        batch = self._read(position, consumer.kinds)
+        try:
+            consumer.consume(batch, now)
+        except JourneyscopeError as exc:
+            logger.warning("journeyscope: deriving %s failed (tried again next pass): %s", consumer.name, exc)
+            return now + 1.0
+        except Exception:  # noqa: BLE001 - keep deriving; the next pass tries again
+            logger.exception("journeyscope: deriving %s failed (tried again next pass)", consumer.name)
+            return now + 1.0
+        self._positions[consumer.name] = batch.upto
+        if consumer.durable and not consumer.backlog() and batch.upto != position:
+            self.feed.record(consumer.name, batch.upto)
+        after = [consumer.not_before()] if consumer.backlog() else []
+        tick = consumer.next_tick()
+        return min([*after, *([tick] if tick is not None else []), now + _MAX_SLEEP_S])
+
+    def _read(self, position: int | None, kinds: frozenset[str]) -> ChangeBatch:
+        """The changes of ``kinds`` after ``position``: one read of the feed serves every consumer of a pass
+        (read again only for what was committed since, such as upkeep's own ``visits``)."""
+        if position is None:  # no position: everything is new, whatever the feed still holds
+            return ChangeBatch(0, self.feed.generation(), (), False)
+        start = position
+        held = self._read_cache
+        if held is None or held.after > start:
+            held = self.feed.read(start, feed.ALL_KINDS)
+        elif held.upto < self.feed.generation():
+            more = self.feed.read(held.upto, feed.ALL_KINDS)
+            held = ChangeBatch(held.after, more.upto, held.changes + more.changes, held.complete)
+        self._read_cache = held
+        complete = self.feed.read(start, kinds, upto=start).complete
+        changes = tuple(c for c in held.changes if c.generation > start and c.kind in kinds)
+        return ChangeBatch(start, held.upto, changes, complete)
+
+    def _run(self) -> None:
+        if self._thread_init is not None:
+            self._thread_init()
+        seen = -1  # the generation the last pass started from
+        wake = last = 0.0  # when a consumer is next due; when the last pass began
+        while not self._stop.is_set():
+            now = time.monotonic()
+            generation = self.feed.generation()
+            if now < wake and (generation == seen or now < last + self.min_pass_s):
+                if generation == seen:
+                    self.feed.wait(seen, wake - now)
+                else:
+                    self._stop.wait(min(wake, last + self.min_pass_s) - now)
+                continue
+            seen, last = generation, now
+            try:
+                wake = self.run_once()
+            except Exception:  # noqa: BLE001 - a failure belongs to one pass, not to the loop
+                logger.exception("journeyscope: a derive pass failed")
+                wake = time.monotonic() + 1.0

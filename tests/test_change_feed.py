@@ -1,0 +1,215 @@
+"""The change feed and the derive loop: every commit publishes what it changed under a growing generation; a
+consumer resumes from its stored position after a restart and handles each change once; the write door is
+the only way in (every source publishes through it); a running server starts three threads of its own."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+
+from journeyscope.server.settings import ServerSettings
+from journeyscope.warehouse import Warehouse, feed
+from journeyscope.warehouse.derive import DeriveLoop, VisitUpkeep
+from journeyscope.warehouse.erasure import erase_customer
+from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.rows import SpanRows
+from journeyscope.warehouse.writer import Writer
+
+from receiver_support import journey_spans, make_request, running_server
+
+T0 = 1_700_000_000_000_000_000
+
+
+def _turns(journeys: list[str], step: int, stage: str = "triage") -> SpanRows:
+    rows = SpanRows()
+    for i, journey in enumerate(journeys):
+        rows.add(trace_id=f"{abs(hash(journey)) % 10**12:032x}", span_id=f"{step * 10_000 + i + 1:016x}",
+                 parent_span_id=None, name="journey.turn", start_ns=T0 + step * 10**9 + i, end_ns=None,
+                 attributes={"journey.id": journey, "customer.id": f"c-{journey}", "journey.name": "support",
+                             "journey.stage": stage, "journey.turn.role": "customer",
+                             "journey.turn.text": f"step {step}"})
+    return rows
+
+
+class Recorder:
+    """A durable consumer that remembers every change it was given (to find one handled twice or skipped)."""
+
+    name = "recorder"
+    kinds = frozenset({feed.SPANS, feed.VISITS})
+    durable = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, str]] = []
+        self.incomplete = 0
+
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        if not batch.complete:
+            self.incomplete += 1
+        self.seen += [(c.generation, c.kind) for c in batch.changes]
+
+    def not_before(self) -> float:
+        return 0.0
+
+    def backlog(self) -> bool:
+        return False
+
+    def next_tick(self) -> float | None:
+        return None
+
+
+def _all_changes(wh: Warehouse) -> list[tuple[int, str]]:
+    return [(int(g), k) for g, k in wh.query("SELECT generation, kind FROM changes ORDER BY ALL")]
+
+
+def test_every_commit_publishes_its_journeys_under_a_new_generation(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "f.duckdb") as wh:
+        start = wh.feed.generation()
+        wh.ingest(_turns(["j1", "j2"], 1), update_visits=False)
+        first = wh.feed.generation()
+        wh.ingest(_turns(["j3"], 2), update_visits=False)
+        second = wh.feed.generation()
+        assert start < first < second
+        wh.update_visits()  # derives j1..j3: a visits change of its own
+        third = wh.feed.generation()
+        assert third > second
+        with wh.transaction("write nothing that changes data") as tx:
+            tx.cur.execute("SELECT 1")
+        assert wh.feed.generation() == third  # a commit that publishes nothing takes no generation
+        batch = wh.feed.read(start, feed.ALL_KINDS)
+        by_generation = {(c.generation, c.kind): set(c.journeys or ()) for c in batch.changes}
+        assert by_generation == {(first, feed.SPANS): {"j1", "j2"}, (second, feed.SPANS): {"j3"},
+                                 (third, feed.VISITS): {"j1", "j2", "j3"}}
+        assert wh.feed.read(start, frozenset({feed.VISITS})).journeys() == {"j1", "j2", "j3"}
+        assert wh.feed.read(second, feed.ALL_KINDS).changes == batch.changes[-1:]
+    with Warehouse(tmp_path / "f.duckdb") as again:
+        assert again.feed.generation() == third  # generations keep growing across openings
+        again.ingest(_turns(["j4"], 3))
+        assert again.feed.generation() > third
+
+
+def test_a_restarted_consumer_resumes_at_its_position_without_repeating_or_skipping(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    with Warehouse(db) as wh:
+        wh.ingest(_turns(["a1", "a2"], 1), update_visits=False)  # before the consumer ever ran
+        covered = wh.feed.generation()  # what its first, incomplete batch stands for
+        first = Recorder()
+        loop = DeriveLoop(wh, [first])
+        assert loop.flush(30)
+        assert first.incomplete == 1  # no position yet: told to derive everything once
+        writer = Writer(wh)
+        for step in range(2, 6):
+            writer.ingest(_turns([f"b{step}"], step)).result(30)
+        loop.start()
+        assert writer.force_flush(30) and loop.flush(30)
+        loop.stop()
+        writer.shutdown()
+        handled_before = list(first.seen)
+        wh.ingest(_turns(["c1"], 7), update_visits=False)  # while no consumer runs
+        wh.update_visits()
+    with Warehouse(db) as reopened:
+        second = Recorder()
+        loop = DeriveLoop(reopened, [second])
+        assert loop.flush(30)
+        everything = [c for c in _all_changes(reopened) if c[1] in Recorder.kinds and c[0] > covered]
+    assert second.incomplete == 0
+    assert sorted(handled_before + second.seen) == everything  # each change handled once, none skipped
+    assert len(set(handled_before + second.seen)) == len(everything)
+    assert second.seen and min(g for g, _ in second.seen) > max(g for g, _ in handled_before)
+
+
+def test_a_consumer_behind_what_the_feed_keeps_derives_everything(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "p.duckdb") as wh:
+        wh.feed.retain = 2
+        wh.ingest(_turns(["x"], 1), update_visits=False)
+        behind = wh.feed.generation()
+        for step in range(2, 1001):  # pruning runs every 1000 generations
+            with wh.transaction("touch") as tx:
+                tx.publish(feed.SCORES, [f"j{step}"])
+        assert wh.query("SELECT min(generation) FROM changes")[0][0] > behind
+        assert not wh.feed.read(behind, feed.ALL_KINDS).complete
+        assert wh.feed.read(behind, feed.ALL_KINDS).journeys() is None
+        assert wh.feed.read(wh.feed.generation() - 1, feed.ALL_KINDS).complete
+
+
+def test_erasure_publishes_and_leaves_no_journey_id_in_the_feed(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "e.duckdb") as wh:
+        wh.ingest(_turns(["gone", "kept"], 1))
+        before = wh.feed.generation()
+        erase_customer(wh, "c-gone")
+        batch = wh.feed.read(before, feed.ALL_KINDS)
+        assert [c.kind for c in batch.changes] == [feed.ERASURE] and batch.journeys() is None
+        stored = str(wh.query("SELECT journey_ids FROM changes"))
+        assert "gone" not in stored and "kept" in stored
+
+
+def test_visit_upkeep_in_the_loop_derives_what_ingest_left_pending(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "u.duckdb", clock=lambda: T0 + 3600 * 10**9) as wh:
+        upkeep = VisitUpkeep(wh, interval_s=0.0)
+        loop = DeriveLoop(wh, [upkeep]).start()
+        writer = Writer(wh)
+        writer.ingest(_turns(["u1", "u2"], 1)).result(30)
+        assert writer.force_flush(30) and loop.flush(30)
+        loop.stop()
+        writer.shutdown()
+        assert {v["journey_id"] for v in wh.stage_visits()} == {"u1", "u2"}
+        assert wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+
+
+def test_every_source_enters_through_the_door_and_a_server_runs_three_threads(tmp_path: Path) -> None:
+    """OTLP over HTTP and gRPC, routing decisions, the importer's and the exporter's path (Warehouse.ingest)
+    all publish a change; the server adds three threads of its own (writer, derive loop, timers)."""
+    import grpc
+
+    before = {t.ident for t in threading.enumerate()}
+    settings = ServerSettings(db=str(tmp_path / "s.duckdb"), workers=0)
+    with running_server(settings) as server:
+        wh = server.project.warehouse
+        start = wh.feed.generation()
+        body = make_request(journey_spans("door-http", 2, trace=71))
+        with httpx.Client(timeout=30) as http:
+            assert http.post(server.traces_url, content=body.SerializeToString(),
+                             headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+            server.flush()
+            after_http = wh.feed.generation()
+            channel = grpc.insecure_channel(server.grpc_target)
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            export(make_request(journey_spans("door-grpc", 2, trace=72)).SerializeToString(), timeout=30)
+            channel.close()
+            server.flush()
+            after_grpc = wh.feed.generation()
+            routed = http.post(server.base_url + "/v1/route", json={"journey_id": "door-http"})
+            assert routed.status_code == 200
+            server.flush()
+        kinds = [c.kind for c in wh.feed.read(start, feed.ALL_KINDS).changes]
+        assert start < after_http < after_grpc
+        assert kinds.count(feed.SPANS) >= 2 and feed.EVENTS in kinds and feed.VISITS in kinds
+        ours = [t.name for t in threading.enumerate() if t.ident not in before and t.name.endswith("-default")
+                or t.name == "journeyscope-writer"]
+        threads = sorted(t.name for t in threading.enumerate() if t.ident not in before)
+    assert sorted(ours) == ["journeyscope-derive-default", "journeyscope-timers-default", "journeyscope-writer"]
+    # The rest is not the project's: uvicorn's thread, the gRPC server's pool, the event loop's executor (uvloop
+    # or asyncio), the policy-file watcher (one per server).
+    unexpected = [n for n in threads if n not in ours and not n.startswith(
+        ("Thread-", "journeyscope-grpc", "asyncio_", "uvloop_", "ThreadPoolExecutor", "journeyscope-policies"))]
+    assert not unexpected, threads
+
+
+def test_journey_states_forget_closed_journeys_nobody_asked_about(tmp_path: Path) -> None:
+    from journeyscope.server.journey_states import JourneyStates
+
+    with Warehouse(tmp_path / "m.duckdb", clock=lambda: T0 + 5 * 10**9) as wh:
+        wh.ingest(_turns(["live"], 1))
+        wh.ingest(_turns(["done", "asked"], -100_000))  # silent for a day: their visits are abandoned
+        states = JourneyStates(wh)
+        for journey in ("live", "done", "asked"):
+            assert states.state(journey) is not None
+        assert len(states) == 3
+        states.prune()  # the first prune only forgets what was not asked since the last one: all were
+        assert len(states) == 3
+        assert states.held_state("asked") is not None
+        assert states.prune() == 1 and len(states) == 2  # "done": closed, and nobody asked
+        assert states.held_state("live") is not None and states.held_state("done") is None
+        assert states.prune() == 1 and states.held_state("asked") is None  # not asked since: gone too
+        assert states.held_state("live") is not None  # open: kept
