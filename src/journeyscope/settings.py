@@ -85,6 +85,11 @@ VARIABLES: Final[tuple[Variable, ...]] = (
              "`1` decodes OTLP in Python even when the compiled decoder is built."),
     Variable("JOURNEYSCOPE_BACKGROUND_NICE", "background_nice", f"`{DEFAULT_BACKGROUND_NICE}`",
              "How much lower (a nice increment, 0-19; 0 turns it off) the server's background work runs."),
+    Variable("JOURNEYSCOPE_DATA_PATH", "data_path", "none",
+             "A lake's data path (`s3://bucket/prefix/` or a directory) when `--db` names a `ducklake:` catalog "
+             "(`--data-path`)."),
+    Variable("JOURNEYSCOPE_S3_ENDPOINT", "s3_endpoint", "none (AWS, or `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`)",
+             "The endpoint of an S3-compatible store holding a lake's data, e.g. `http://127.0.0.1:8333`."),
 )
 
 
@@ -109,6 +114,8 @@ class Settings:
     llm_api_key: str | None = None
     pure_python: bool = False
     background_nice: int = DEFAULT_BACKGROUND_NICE
+    data_path: str | None = None
+    s3_endpoint: str | None = None
 
     @property
     def llm_configured(self) -> bool:

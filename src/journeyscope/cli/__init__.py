@@ -22,6 +22,7 @@ from journeyscope.cli.forget import forget
 from journeyscope.cli.funnel import funnel_command
 from journeyscope.cli.importer import import_
 from journeyscope.cli.keys import keys
+from journeyscope.cli.lake import lake
 from journeyscope.cli.monitors import monitors
 from journeyscope.cli.privacy import privacy
 from journeyscope.cli.retention import retention
@@ -44,6 +45,7 @@ cli.add_command(forget)
 cli.add_command(funnel_command)
 cli.add_command(import_)
 cli.add_command(keys)
+cli.add_command(lake)
 cli.add_command(monitors)
 cli.add_command(privacy)
 cli.add_command(retention)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from journeyscope.errors import JourneyscopeError
 from journeyscope.settings import DEFAULT_DB
+from journeyscope.settings import environment as settings_environment
 from journeyscope.settings import load as load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,15 +33,30 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True, width=width, highlight=False)
 
 
+def _data_path(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The lake's data path is read where the warehouse opens (journeyscope.warehouse.lake), in this process and
+    # in the ones it starts (dashboard, server workers): the environment carries it to all of them.
+    if value:
+        os.environ.update(settings_environment(data_path=value))
+
+
 def db_option(fn: F) -> F:
-    """``--db PATH``, defaulting to ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``."""
+    """``--db PATH``, defaulting to ``$JOURNEYSCOPE_DB`` or ``./journeyscope.duckdb``; ``--data-path`` for a lake."""
+    fn = click.option(
+        "--data-path",
+        default=lambda: load_settings().data_path,
+        expose_value=False,
+        callback=_data_path,
+        help="Where a lake's Parquet files go: s3://bucket/prefix/ or a directory. Env: JOURNEYSCOPE_DATA_PATH.",
+    )(fn)
     return click.option(
         "--db",
         "db",
         default=lambda: load_settings().db,
         show_default=f"$JOURNEYSCOPE_DB or {DEFAULT_DB}",
         type=click.Path(dir_okay=False),
-        help="Warehouse file (DuckDB). Env: JOURNEYSCOPE_DB.",
+        help="Warehouse: a DuckDB file, or a lake (ducklake:postgres:<conninfo>, ducklake:CATALOG.duckdb). "
+             "Env: JOURNEYSCOPE_DB.",
     )(fn)
 
 

@@ -8,6 +8,7 @@ import click
 
 from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError, InvalidInputError
+from journeyscope.warehouse.lake import describe, is_lake
 from journeyscope.settings import load as load_settings
 
 
@@ -33,13 +34,13 @@ def dashboard(db: str, api: str | None, map_file: str | None, host: str, port: i
     """
     if api and not api.startswith(("http://", "https://")):
         raise InvalidInputError(f"--api must be an http(s) URL, got {api!r}")
-    if not api and not Path(db).exists():
+    if not api and not is_lake(db) and not Path(db).exists():
         raise ConfigError(
             f"no warehouse at {db}: create one with 'journeyscope demo', or pass --db PATH or --api URL"
         )
     from journeyscope.dashboard.launch import run
 
-    where = api or db
+    where = api or describe(db)
     run(
         db=None if api else db, api=api, map_file=map_file, host=host, port=port, open_browser=not no_browser,
         announce=lambda url_line: click.echo(f"journeyscope {url_line}, reading {where}", err=True),

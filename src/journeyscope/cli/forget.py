@@ -9,6 +9,7 @@ import click
 from journeyscope.cli.common import db_option
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.erasure import forget_customer
+from journeyscope.warehouse.lake import is_lake
 
 
 @click.command("forget")
@@ -31,7 +32,7 @@ def forget(
     An id with no rows is an error (exit 1), so a mistyped id is never taken for an erasure
     done; the request is still recorded in the audit log, and the file checked for the id.
     """
-    if not Path(db).is_file():
+    if not is_lake(db) and not Path(db).is_file():
         raise WarehouseError(f"no warehouse at {db}")
     result = forget_customer(db, customer_id, reference=reference, compact=not no_compact,
                              verify=not no_compact, also_check=list(also_check))
@@ -48,7 +49,11 @@ def forget(
     click.echo(f"erased {result.total} rows of {result.journeys} journeys (audit entry {result.audit_id})")
     if result.compaction is not None:
         c = result.compaction
-        click.echo(f"compacted {db}: {c.bytes_before:,} -> {c.bytes_after:,} bytes in {c.seconds:.2f}s")
+        if is_lake(db):  # a lake's compaction counts data files, not bytes
+            click.echo(f"rewrote the lake's files holding deleted rows and deleted the old ones: "
+                       f"{c.bytes_before} -> {c.bytes_after} data files in {c.seconds:.2f}s")
+        else:
+            click.echo(f"compacted {db}: {c.bytes_before:,} -> {c.bytes_after:,} bytes in {c.seconds:.2f}s")
     if result.still_found:
         raise WarehouseError(
             f"{len(result.still_found)} identifier(s) still found in the bytes of {db}: "

@@ -12,6 +12,8 @@ from journeyscope.cli.common import db_option
 from journeyscope.errors import ConfigError, WarehouseError
 from journeyscope.privacy.policy import load_policy, parse_age
 from journeyscope.warehouse.erasure import compact_file
+from journeyscope.warehouse.lake import is_lake
+from journeyscope.warehouse.lake_upkeep import compact as compact_lake
 from journeyscope.warehouse.retention import apply_retention
 from journeyscope.warehouse.store import Warehouse
 
@@ -35,10 +37,17 @@ def retention(older_than: str | None, db: str, dry_run: bool, compact: bool) -> 
                 "no retention age: pass --older-than AGE or set [retention] max_age in privacy.toml"
             )
         seconds = policy.retention_s
-    if not Path(db).is_file():
+    lake = is_lake(db)
+    if not lake and not Path(db).is_file():
         raise WarehouseError(f"no warehouse at {db}")
     with Warehouse(db) as warehouse:
         result = apply_retention(warehouse, seconds, now_ns=time.time_ns(), dry_run=dry_run)
+        if lake and compact and result.total and not dry_run:
+            # On a lake, on a schedule: files mostly deleted are rewritten and snapshots older than the margin
+            # expired; running queries keep theirs (forget, not retention, removes rows at once).
+            done = compact_lake(warehouse)
+            click.echo(f"compacted the lake: {done.files_before} -> {done.files_after} data files")
+            compact = False
     cutoff = datetime.fromtimestamp(result.cutoff_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
     if dry_run:
         click.echo(f"dry run: {result.journeys} journeys ended before {cutoff} would be deleted")

@@ -14,6 +14,7 @@ import uvicorn
 from journeyscope.server.app import Started, create_app
 from journeyscope.server.connections import guarded_protocol
 from journeyscope.server.settings import ServerSettings
+from journeyscope.warehouse.lake import describe
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -49,7 +50,7 @@ def ready_line(settings: ServerSettings, http_port: int, started: Started) -> st
     grpc = f"OTLP/gRPC on {settings.host}:{started.grpc_port}" if started.grpc_port else "OTLP/gRPC off"
     projects = "" if list(started.projects) == ["default"] else f" ({len(started.projects)} projects)"
     return (
-        f"journeyscope serving {settings.db}{projects}: OTLP/HTTP on http://{settings.host}:{http_port}/v1/traces, "
+        f"journeyscope serving {describe(settings.db)}{projects}: OTLP/HTTP on http://{settings.host}:{http_port}/v1/traces, "
         f"{grpc}, API on http://{settings.host}:{http_port}/v1 (docs: /docs)"
     )
 

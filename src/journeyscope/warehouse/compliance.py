@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from journeyscope.warehouse import audit
+from journeyscope.warehouse.dialect import sibling
 
 #: A hashed redaction token as stored: ``[TYPE:12 hex]``.
 TOKEN_SQL = r"\[([A-Z][A-Z0-9_.]*):[0-9a-f]{12}\]"
@@ -164,7 +165,7 @@ def active_policy(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 def compliance_view(con: duckdb.DuckDBPyConnection, *, audit_limit: int = 50) -> dict[str, Any]:
     """Everything the compliance page shows, as plain dicts (one read cursor)."""
-    cur = con.cursor()
+    cur = sibling(con)
     try:
         totals = cur.execute(
             "SELECT coalesce(sum(count), 0)::BIGINT, count(DISTINCT journey_id), "

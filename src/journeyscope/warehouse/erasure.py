@@ -258,8 +258,12 @@ def forget_customer(
     ``also_check`` adds identifiers to look for (an e-mail address, a name) besides the
     customer id and journey ids. The file must not be open elsewhere (stop ``serve``).
     """
+    from journeyscope.warehouse.lake import is_lake
     from journeyscope.warehouse.store import Warehouse  # the writer opens, migrates and checkpoints
 
+    if is_lake(path):
+        return _forget_on_lake(str(path), customer_id, actor=actor, reference=reference, compact=compact,
+                               verify=verify, also_check=also_check)
     journeys: list[str] = []
     with Warehouse(path) as warehouse:
         journeys = [r[0] for r in warehouse.query(_JOURNEYS_OF, [customer_id] * 3)]
@@ -274,4 +278,22 @@ def forget_customer(
             con.execute("CHECKPOINT")
     if verify:
         result.still_found = file_contains(path, [customer_id, *journeys, *(also_check or [])])
+    return result
+
+
+def _forget_on_lake(path: str, customer_id: str, *, actor: str | None, reference: str | None, compact: bool,
+                    verify: bool, also_check: list[str] | None) -> ErasureResult:
+    """:func:`forget_customer` on a lake: the rows deleted, the Parquet objects holding them rewritten and the old
+    ones deleted (:func:`~journeyscope.warehouse.lake_upkeep.purge`), the objects read back for the identifiers."""
+    from journeyscope.warehouse import lake_upkeep
+    from journeyscope.warehouse.store import Warehouse
+
+    with Warehouse(path) as warehouse:
+        journeys = [r[0] for r in warehouse.query(_JOURNEYS_OF, [customer_id] * 3)]
+        result = erase_customer(warehouse, customer_id, actor=actor, reference=reference)
+        if compact and result.total:
+            purged = lake_upkeep.purge(warehouse)
+            result.compaction = Compaction(purged.files_before, purged.files_after, purged.seconds)
+        if verify:
+            result.still_found = lake_upkeep.lake_contains(warehouse, [customer_id, *journeys, *(also_check or [])])
     return result

@@ -47,6 +47,7 @@ from journeyscope.evaluators.engine import run_local
 from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse import feed
 from journeyscope.warehouse import journey_facts, thresholds
+from journeyscope.warehouse.dialect import insert_replacing
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import VisitKey, build_contexts, read_batch, visit_keys_sql
 
@@ -191,8 +192,8 @@ class WarehouseVerdictCache:
         })
         cur.register("js_verdicts", table)
         try:
-            cur.execute("INSERT OR REPLACE INTO llm_verdicts (key, verdict, journey_id, created_at) "
-                        "SELECT key, verdict, journey_id, now()::TIMESTAMP FROM js_verdicts")
+            insert_replacing(cur, "llm_verdicts", "SELECT key, verdict, journey_id, now()::TIMESTAMP AS created_at "
+                             "FROM js_verdicts", ("key",), by_name=True)
         finally:
             cur.unregister("js_verdicts")
         return len(keys)

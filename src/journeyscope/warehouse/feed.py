@@ -20,11 +20,13 @@ The feed keeps the last ``retain`` generations; a consumer further behind is tol
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 import duckdb
+
+from journeyscope.warehouse.dialect import insert_replacing, set_meta
 
 __all__ = [
     "ALL_KINDS", "ERASURE", "EVENTS", "FEEDBACK", "SCORES", "SPANS", "VISITS",
@@ -109,12 +111,15 @@ class DuckDBFeed:
     publish take the lock; the statements of a transaction before its commit run in parallel.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, retain: int = 100_000) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, retain: int = 100_000,
+                 cursor: Callable[[], duckdb.DuckDBPyConnection] | None = None) -> None:
         self._con = con
+        # ``cursor``: how to open a cursor on the warehouse's tables (a lake's sets its catalog first).
+        self._cursor = cursor if cursor is not None else con.cursor
         self.retain = retain
         self._commit = threading.Lock()
         self._published = threading.Condition()
-        cur = con.cursor()
+        cur = self._cursor()
         try:
             row = cur.execute("SELECT max(generation) FROM changes").fetchone()
             self._generation = int(row[0]) if row and row[0] is not None else 0
@@ -141,7 +146,7 @@ class DuckDBFeed:
             prune = generation - self.retain
             if prune > self._pruned_through and generation % 1000 == 0:
                 cur.execute("DELETE FROM changes WHERE generation <= ?", [prune])
-                cur.execute("INSERT OR REPLACE INTO meta VALUES ('feed_pruned_through', ?)", [str(prune)])
+                set_meta(cur, "feed_pruned_through", str(prune))
             cur.execute("COMMIT")
             self._generation = generation
             if prune > self._pruned_through and generation % 1000 == 0:
@@ -161,7 +166,7 @@ class DuckDBFeed:
         complete = start >= self._pruned_through
         if newest <= start:
             return ChangeBatch(start, start, (), complete)
-        cur = self._con.cursor()
+        cur = self._cursor()
         try:
             rows = cur.execute(
                 "SELECT generation, kind, journey_ids FROM changes WHERE generation > ? AND generation <= ? "
@@ -184,7 +189,7 @@ class DuckDBFeed:
             self._published.notify_all()
 
     def position(self, consumer: str) -> int | None:
-        cur = self._con.cursor()
+        cur = self._cursor()
         try:
             row = cur.execute("SELECT generation FROM feed_positions WHERE consumer = ?", [consumer]).fetchone()
         finally:
@@ -193,9 +198,10 @@ class DuckDBFeed:
 
     def record(self, consumer: str, generation: int) -> None:
         # A write of its own, outside the write locks: one small row, no change published.
-        cur = self._con.cursor()
+        cur = self._cursor()
         try:
-            cur.execute("INSERT OR REPLACE INTO feed_positions VALUES (?, ?, now()::TIMESTAMP)", [consumer, generation])
+            insert_replacing(cur, "feed_positions", "SELECT ?::VARCHAR AS consumer, ?::BIGINT AS generation, "
+                             "now()::TIMESTAMP AS updated_at", ("consumer",), params=[consumer, generation])
         finally:
             cur.close()
 

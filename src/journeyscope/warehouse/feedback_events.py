@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from journeyscope import conventions as cv
 
-__all__ = ["FEEDBACK_TABLE", "HAS_FEEDBACK", "STORE_FEEDBACK", "feedback_rows"]
+__all__ = ["FEEDBACK_KEY", "FEEDBACK_TABLE", "HAS_FEEDBACK", "STORE_FEEDBACK", "feedback_rows"]
 
 #: Spans that may carry a ``journey.feedback`` event (its name, quoted, in the events' JSON text).
 HAS_FEEDBACK = "events LIKE '%\"journey.feedback\"%'"
@@ -62,4 +62,6 @@ WHERE name = '{cv.FEEDBACK_EVENT}' AND stage IS NOT NULL
 
 
 #: Ingest: the new spans' answers (``incoming``: the batch just stored; a retried span's are already there).
-STORE_FEEDBACK = f"INSERT OR IGNORE INTO feedback {feedback_rows('incoming')}"
+STORE_FEEDBACK = feedback_rows("incoming")
+#: The feedback table's key.
+FEEDBACK_KEY = ("trace_id", "span_id", "event")

@@ -28,6 +28,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from journeyscope.warehouse.dialect import insert_replacing
+
 __all__ = ["REFRESH_ALL", "refresh_changed", "write"]
 
 #: Every row set to its visit's values (NULL without one); rows already right are not rewritten.
@@ -74,10 +76,9 @@ def write(cur: duckdb.DuckDBPyConnection, table: str, journeys: list[str]) -> No
         return
     cur.register("js_visit_facts", facts)
     try:
-        cur.execute(
-            f"INSERT OR REPLACE INTO evaluations BY NAME SELECT e.*, v.journey_name, v.cohort "
-            f"FROM {table} e JOIN js_visit_facts v USING (journey_id, stage, visit)"
-        )
+        insert_replacing(cur, "evaluations", f"SELECT e.*, v.journey_name, v.cohort "
+                         f"FROM {table} e JOIN js_visit_facts v USING (journey_id, stage, visit)",
+                         ("journey_id", "stage", "visit", "evaluator"), by_name=True)
     finally:
         cur.unregister("js_visit_facts")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from journeyscope.warehouse.dialect import set_meta
 from journeyscope.warehouse.store import Warehouse
 
 __all__ = ["markers", "record_marker"]
@@ -19,8 +20,8 @@ _PREFIX = "marker:"
 def record_marker(warehouse: Warehouse, name: str, at: datetime) -> None:
     """Record (or move) the marker ``name`` at ``at`` (an aware datetime; stored as UTC ISO 8601)."""
     when = at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    with warehouse._exclusive():
-        warehouse.query("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_PREFIX + name, when])
+    with warehouse.transaction("record a marker") as tx:
+        set_meta(tx.cur, _PREFIX + name, when)
 
 
 def markers(warehouse: Warehouse) -> list[dict[str, str]]:

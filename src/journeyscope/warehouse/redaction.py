@@ -21,6 +21,7 @@ from journeyscope.privacy.policy import PrivacyPolicy, load_policy
 from journeyscope.privacy.redactor import Redactor
 from journeyscope.privacy.report import RedactionReport
 from journeyscope.warehouse import audit
+from journeyscope.warehouse.dialect import insert_ignoring, set_meta, sibling
 
 _REPORT_VIEW = "js_incoming_redactions"
 
@@ -36,14 +37,20 @@ class PrivacyHook:
         """The batch as it may be stored, and what was redacted (see :func:`redact_rows`)."""
         return redact_rows(table, self.redactor)
 
-    def log(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport) -> None:
-        """Append the report to ``redaction_log`` inside the caller's (ingest) transaction."""
+    def log(self, cur: duckdb.DuckDBPyConnection, report: RedactionReport, *, retried: bool = True) -> None:
+        """Append the report to ``redaction_log`` inside the caller's (ingest) transaction; ``retried=False``:
+        the caller knows none of its spans was stored before (a lake's ledger), so no check for them."""
         if not report:
             return
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         cur.register(_REPORT_VIEW, report.to_arrow())
+        select = f"SELECT *, ?::TIMESTAMP AS logged_at FROM {_REPORT_VIEW}"
         try:
-            cur.execute(f"INSERT OR IGNORE INTO redaction_log SELECT *, ? FROM {_REPORT_VIEW}", [now])
+            if retried:
+                insert_ignoring(cur, "redaction_log", select, ("trace_id", "span_id", "pii_type", "action"),
+                                params=[now])
+            else:
+                cur.execute(f"INSERT INTO redaction_log {select}", [now])
         finally:
             cur.unregister(_REPORT_VIEW)
 
@@ -55,11 +62,11 @@ class PrivacyHook:
         if previous == digest:
             return False
         described = self.policy.describe()
-        cur = con.cursor()
+        cur = sibling(con)
         try:
             cur.execute("BEGIN TRANSACTION")
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('privacy_policy', ?)", [json.dumps(described)])
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('privacy_policy_digest', ?)", [digest])
+            set_meta(cur, "privacy_policy", json.dumps(described))
+            set_meta(cur, "privacy_policy_digest", digest)
             audit.record(cur, audit.POLICY_CHANGE, rows=0, actor=actor,
                          detail={"from": previous, "to": digest, "policy": described})
             cur.execute("COMMIT")

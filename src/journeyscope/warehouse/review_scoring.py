@@ -26,6 +26,7 @@ from journeyscope.evaluators.engine import run_local
 from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse import feed
 from journeyscope.warehouse import thresholds
+from journeyscope.warehouse.dialect import insert_replacing
 from journeyscope.warehouse.evaluations import WarehouseVerdictCache, _make_judge
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.transcripts import VisitKey, build_contexts, read_batch, visit_keys_sql
@@ -168,7 +169,8 @@ def _write(warehouse: Warehouse, results: list[tuple[VisitKey, str, int, str, An
         cur = tx.cur
         tx.publish(feed.FEEDBACK, sorted({k.journey_id for k, *_ in results}))
         cur.register("js_review_scores", table)
-        cur.execute("INSERT OR REPLACE INTO review_scores BY NAME SELECT * FROM js_review_scores")
+        insert_replacing(cur, "review_scores", "SELECT * FROM js_review_scores",
+                         ("journey_id", "stage", "visit", "evaluator", "engine"), by_name=True)
         cur.unregister("js_review_scores")
         thresholds.apply(cur, sorted({k.journey_id for k, *_ in results}))
         if cache is not None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import duckdb
 
 from journeyscope.errors import WarehouseError
+from journeyscope.warehouse.dialect import on_lake, set_meta
 from journeyscope.warehouse.feedback_events import FEEDBACK_TABLE, feedback_rows
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
+from journeyscope.warehouse.lake import adapt_ddl
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -188,7 +190,7 @@ ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS cohort VARCHAR;
 _V10 = f"""
 ALTER TABLE visits_pending ADD COLUMN IF NOT EXISTS first_seq BIGINT;
 CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, first_seq BIGINT NOT NULL);
-{RECORD_FIRST_SEQ};
+INSERT OR IGNORE INTO journey_first_seq {RECORD_FIRST_SEQ};
 """
 
 # v11: what customers reported about each stage visit (``journey.feedback`` events: the latest CSAT, effort and
@@ -350,9 +352,21 @@ CREATE TABLE IF NOT EXISTS feed_positions (
 );
 """
 
+# v17: the ingest ledger of a lake (journeyscope.warehouse.lake): one row per stored batch, keyed by a hash of its
+# span and log-record ids and written in the batch's own transaction, so a retried batch is stored once where no
+# primary key refuses it (many receivers racing are serialised per key by an advisory lock). The embedded file's
+# keys do that job, so it leaves the table empty. No customer data: erasure has nothing to remove here.
+_V17 = """
+CREATE TABLE IF NOT EXISTS ingest_ledger (
+    batch_key       VARCHAR NOT NULL,
+    spans           BIGINT NOT NULL,
+    committed_at    TIMESTAMP NOT NULL
+);
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
-    14: _V14, 15: _V15, 16: _V16,
+    14: _V14, 15: _V15, 16: _V16, 17: _V17,
 }
 
 
@@ -390,16 +404,32 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             f"this warehouse has schema version {found}, newer than this journeyscope understands "
             f"({SCHEMA_VERSION}); upgrade journeyscope"
         )
+    if on_lake(con):
+        _migrate_lake(con, found)
+        return found
     for version in range(found + 1, SCHEMA_VERSION + 1):
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(_MIGRATIONS[version])
-            con.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                [str(version)],
-            )
+            set_meta(con, "schema_version", str(version))
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
     return found
+
+
+def _migrate_lake(con: duckdb.DuckDBPyConnection, found: int) -> None:
+    """:func:`migrate` on a lake: every step in one transaction (one catalog snapshot, not one per step: each
+    commit is a round of catalog writes), the DDL adapted (:func:`~journeyscope.warehouse.lake.adapt_ddl`)."""
+    if found == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            con.execute(adapt_ddl(_MIGRATIONS[version]))
+        set_meta(con, "schema_version", str(SCHEMA_VERSION))
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

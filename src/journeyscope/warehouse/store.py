@@ -25,11 +25,13 @@ import pyarrow as pa
 
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import feed as _feed
-from journeyscope.warehouse.db_errors import warehouse_error
+from journeyscope.warehouse.db_errors import first_line, warehouse_error
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
-from journeyscope.warehouse.feedback_events import STORE_FEEDBACK
+from journeyscope.warehouse import lake as _lake
+from journeyscope.warehouse.dialect import insert_ignoring, set_meta
+from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SPAN_SCHEMA, SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -45,6 +47,9 @@ class IngestResult:
 
     accepted: int
     duplicates: int
+    #: On a lake, the snapshot id of the commit that stored the batch (``None`` on the file, or when nothing new
+    #: was stored): readers of the lake's change feed can name what they have seen by it.
+    snapshot: int | None = None
 
     @property
     def received(self) -> int:
@@ -63,6 +68,9 @@ class PreparedBatch:
     table: pa.Table
     report: RedactionReport
     logs: pa.Table | None = None  #: rows of ``log_records`` (:data:`~journeyscope.warehouse.log_records.LOG_SCHEMA`)
+    #: On a lake, each request's batch key (:func:`~journeyscope.warehouse.lake.batch_key`) with its span and
+    #: log-record rows, in order: the ingest ledger stores a retried request once even when combined differently.
+    parts: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def rows(self) -> int:
@@ -77,7 +85,35 @@ class PreparedBatch:
         report = RedactionReport([row for b in batches for row in b.report.rows], batches[0].report.notes)
         logs = [b.logs for b in batches if b.logs is not None and b.logs.num_rows]
         return PreparedBatch(pa.concat_tables([b.table for b in batches]), report,
-                             pa.concat_tables(logs) if logs else None)
+                             pa.concat_tables(logs) if logs else None, tuple(p for b in batches for p in b.parts))
+
+
+#: Whole tries of one lake commit (each after DuckLake's own retries of a snapshot-id race ran out).
+_LAKE_COMMIT_ATTEMPTS = 5
+
+
+class _LakeConflict(Exception):
+    """A lake commit lost to a concurrent commit more often than DuckLake retries by itself: try it again whole."""
+
+
+def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
+    """The batch's spans, log records and redaction report without the requests whose keys are ``stored``."""
+    logs = prepared.logs if prepared.logs is not None and prepared.logs.num_rows else None
+    if not stored:
+        return prepared.table, logs, prepared.report
+    span_mask: list[bool] = []
+    log_mask: list[bool] = []
+    for key, spans, records in prepared.parts:
+        span_mask += [key not in stored] * spans
+        log_mask += [key not in stored] * records
+    table = prepared.table.filter(pa.array(span_mask, pa.bool_()))
+    if logs is not None:
+        logs = logs.filter(pa.array(log_mask, pa.bool_()))
+    kept = set(zip(table["trace_id"].to_pylist(), table["span_id"].to_pylist()))
+    if logs is not None:
+        kept |= set(zip(logs["trace_id"].to_pylist(), logs["span_id"].to_pylist()))
+    report = RedactionReport([r for r in prepared.report.rows if (r[0], r[1]) in kept], prepared.report.notes)
+    return table, logs if logs is not None and logs.num_rows else None, report
 
 
 def _open_error(path: str, exc: duckdb.Error) -> WarehouseError:
@@ -105,11 +141,13 @@ _LOGGED_JOURNEYS = (" UNION SELECT sp.journey_id FROM spans sp SEMI JOIN incomin
 class Tx:
     """One write transaction: its cursor, and what it changed (published with its commit)."""
 
-    __slots__ = ("cur", "changes")
+    __slots__ = ("cur", "changes", "snapshot")
 
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self.cur = cur
         self.changes: dict[str, set[str] | None] = {}
+        #: On a lake, the snapshot id its commit made (set once committed).
+        self.snapshot: int | None = None
 
     def publish(self, kind: str, journeys: list[str] | set[str] | None) -> None:
         """Say this transaction changed ``journeys`` (``None``: any journey) in ``kind`` (a :mod:`feed` kind)."""
@@ -144,15 +182,17 @@ class Warehouse:
         clock: Callable[[], int] = time.time_ns,
         privacy: PrivacyPolicy | None = None,
         upkeep_journeys: int = _visits.UPKEEP_JOURNEYS,
+        data_path: str | None = None,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):  # str() of anything else names a file after its repr
             raise TypeError(f"Warehouse needs a file path or ':memory:', got {type(path).__name__}")
         self.path = str(path)
+        self.lake = _lake.LakeLocation.parse(self.path, data_path) if _lake.is_lake(self.path) else None
         self.upkeep_journeys = upkeep_journeys
         self.read_only = read_only
         self.clock = clock
         self.journey_map = journey_map if journey_map is not None else load_journey_map()
-        if self.path != ":memory:":
+        if self.path != ":memory:" and self.lake is None:
             target = Path(self.path)
             if read_only and not target.exists():
                 raise WarehouseError(
@@ -160,8 +200,15 @@ class Warehouse:
                 )
             if not read_only and not target.parent.exists():
                 raise WarehouseError(f"cannot create warehouse {self.path}: folder {target.parent} does not exist")
+        # A lake's writers share its catalog database: advisory locks for ingest and for upkeep (one connection
+        # each, so an append and an upkeep of this process never wait for each other) and the seq numbers.
+        self._catalog = _lake.Catalog(self.lake) if self.lake is not None else None
+        self._upkeep_catalog = _lake.Catalog(self.lake) if self.lake is not None else None
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
+            if self.lake is not None:
+                self._con = _lake.connect(self.lake, read_only=read_only)
+            else:
+                self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise _open_error(self.path, exc) from None
         # The connection itself runs no statement after this setup: a streaming result left half-read on
@@ -172,7 +219,7 @@ class Warehouse:
         # tables) can run at once on two cores; every other write takes both (:meth:`_exclusive`).
         self._visits_lock = threading.Lock()
         self._append_lock = threading.Lock()
-        setup = self._con.cursor()
+        setup = self.cursor()
         try:
             if read_only:
                 found = current_version(setup)
@@ -183,9 +230,12 @@ class Warehouse:
                     )
             else:
                 self._migrate(setup)
-            row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
-            self._next_seq = int(row[0][0]) + 1 if row else 1
-            self.feed = _feed.DuckDBFeed(self._con)
+            if self._shared_seq():
+                self._next_seq = 0  # taken from the catalog per batch
+            else:
+                row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
+                self._next_seq = int(row[0][0]) + 1 if row else 1
+            self.feed = _feed.DuckDBFeed(self._con, cursor=self.cursor)
             self.privacy: PrivacyHook | None = None
             if not read_only:
                 self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
@@ -232,11 +282,18 @@ class Warehouse:
         if row and row[0][0] == digest:
             self.update_visits()  # a backlog left by a crash
             return
+        with self._upkeep_lock(wait=True):
+            self._rebuild_visits(digest)
+
+    def _rebuild_visits(self, digest: str) -> None:
+        row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
+        if row and row[0][0] == digest:  # another process of the lake did it meanwhile
+            return
         with self.transaction("derive stage visits") as tx:
             with self._long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
                 _visits.rebuild_visits(tx.cur, self.journey_map, self.clock(), report)
             tx.cur.execute("DELETE FROM visits_pending")
-            tx.cur.execute("INSERT OR REPLACE INTO meta VALUES ('journey_map_digest', ?)", [digest])
+            set_meta(tx.cur, "journey_map_digest", digest)
             tx.publish(_feed.VISITS, None)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -244,19 +301,23 @@ class Warehouse:
         """Checkpoint and close the file."""
         with self._exclusive():
             try:
-                if not self.read_only:
+                if not self.read_only and self.lake is None:
                     self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
+                for catalog in (self._catalog, self._upkeep_catalog):
+                    if catalog is not None:
+                        catalog.close()
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the file, with no write of this process under way (both write locks).
 
         Raises :class:`WarehouseError` when DuckDB refuses: a transaction is still open somewhere (a reader
         holding a snapshot that sees rows the checkpoint would drop). Nothing of this class leaves one open,
-        so a refusal that repeats points at a reader that does.
+        so a refusal that repeats points at a reader that does. A lake has no write-ahead log to fold (its
+        upkeep is :func:`journeyscope.warehouse.upkeep.compact`): nothing to do.
         """
-        if self.read_only:
+        if self.read_only or self.lake is not None:
             return
         with self._exclusive():
             try:
@@ -300,7 +361,20 @@ class Warehouse:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for a reader thread (DuckDB connections are not shared across threads)."""
-        return self._con.cursor()
+        cur = self._con.cursor()
+        if self.lake is not None:
+            cur.execute(f"USE {_lake.ALIAS}")
+        return cur
+
+    def _shared_seq(self) -> bool:
+        """Whether span numbers come from the catalog (a lake in PostgreSQL: many writers), not ``max(seq)``."""
+        return self.lake is not None and self.lake.conninfo is not None
+
+    def _upkeep_lock(self, *, wait: bool) -> contextlib.AbstractContextManager[bool]:
+        """On a PostgreSQL lake, the advisory lock that lets one process at a time derive stage visits."""
+        if self._upkeep_catalog is None:
+            return contextlib.nullcontext(True)
+        return self._upkeep_catalog.locked([_lake.UPKEEP_LOCK], wait=wait)
 
     # -- writing ---------------------------------------------------------------------
     def prepare(self, rows: SpanRows | pa.Table) -> PreparedBatch:
@@ -312,7 +386,9 @@ class Warehouse:
             raise WarehouseError(f"{self.path} is open read-only")
         table = rows.to_table() if isinstance(rows, SpanRows) else rows
         assert self.privacy is not None
-        return PreparedBatch(*self.privacy.redact(table))
+        redacted, report = self.privacy.redact(table)
+        parts = ((_lake.batch_key(table, None), table.num_rows, 0),) if self.lake is not None else ()
+        return PreparedBatch(redacted, report, None, parts)
 
     def prepare_logs(self, logs: pa.Table) -> PreparedBatch:
         """:meth:`prepare` for GenAI log records (a :data:`~journeyscope.warehouse.log_records.LOG_SCHEMA`
@@ -321,7 +397,8 @@ class Warehouse:
             raise WarehouseError(f"{self.path} is open read-only")
         assert self.privacy is not None
         redacted, report = self.privacy.redact(logs)
-        return PreparedBatch(SPAN_SCHEMA.empty_table(), report, redacted)
+        parts = ((_lake.batch_key(None, logs), 0, logs.num_rows),) if self.lake is not None else ()
+        return PreparedBatch(SPAN_SCHEMA.empty_table(), report, redacted, parts)
 
     def ingest(self, rows: SpanRows | pa.Table | PreparedBatch, *, update_visits: bool = True,
                kinds: frozenset[str] = frozenset({_feed.SPANS})) -> IngestResult:
@@ -340,6 +417,11 @@ class Warehouse:
         table, report = prepared.table, prepared.report
         if prepared.rows == 0:
             return IngestResult(0, 0)
+        if self.lake is not None:
+            accepted, snapshot = self._ingest_lake(prepared, kinds)
+            if update_visits:
+                self.update_visits()
+            return IngestResult(accepted, table.num_rows - accepted, snapshot)
         with self._append_lock:
             batch = self._numbered(table)
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
@@ -356,12 +438,65 @@ class Warehouse:
 
     def _numbered(self, table: pa.Table) -> pa.Table:
         """``table`` with the next ``seq`` numbers (arrival order, shared by spans and log records) and the
-        ingest time; the caller holds the append lock."""
+        ingest time; the caller holds the append lock. On a PostgreSQL lake the numbers come from the catalog
+        in blocks, unique across every writer (in order within a writer; writers commit out of order)."""
         n = table.num_rows
-        seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
+        if self._shared_seq() and n:
+            assert self._catalog is not None
+            starts = [self._catalog.next_seq(min(n - i, _lake.SEQ_BLOCK)) for i in range(0, n, _lake.SEQ_BLOCK)]
+            seq = pa.array(np.concatenate([np.arange(s, s + min(n - i * _lake.SEQ_BLOCK, _lake.SEQ_BLOCK),
+                                                     dtype=np.int64) for i, s in enumerate(starts)]))
+        else:
+            seq = pa.array(np.arange(self._next_seq, self._next_seq + n, dtype=np.int64))
+            self._next_seq += n
         now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
-        self._next_seq += n
         return table.append_column("seq", seq).append_column("ingested_at", now)
+
+    def _ingest_lake(self, prepared: PreparedBatch, kinds: frozenset[str]) -> tuple[int, int | None]:
+        """Store a batch on a lake exactly once, publishing ``kinds`` for its journeys; return the spans stored
+        and the commit's snapshot id.
+
+        Each request in the batch has a ledger row (its batch key) written in the batch's transaction, and an
+        advisory lock on that key is held from the ledger check to the commit, so a retried request is
+        stored once even when two receivers race with it. A commit that loses DuckLake's race for the next
+        snapshot more often than DuckLake retries by itself is tried again whole, the ledger checked again.
+        """
+        assert self._catalog is not None and self.privacy is not None and self.lake is not None
+        parts = list(prepared.parts)
+        locks = [_lake.batch_lock_key(key) for key, _, _ in parts]
+        with self._append_lock, self._catalog.locked(locks):
+            for attempt in range(_LAKE_COMMIT_ATTEMPTS):
+                try:
+                    with self._transaction(f"cannot write to {self.lake.describe()}", conflicts=True) as tx:
+                        cur = tx.cur
+                        stored = _lake.stored_batches(cur, [key for key, _, _ in parts])
+                        table, logs, report = _without_parts(prepared, stored)
+                        fresh = [p for p in parts if p[0] not in stored]
+                        if fresh:
+                            cur.register("incoming", self._numbered(table))
+                            if logs is not None:
+                                cur.register("incoming_logs", self._numbered(logs))
+                            cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
+                            _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+                            cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
+                            if logs is not None:
+                                cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
+                                _visits.mark_pending(
+                                    cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l ON "
+                                    f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
+                            self.privacy.log(cur, report, retried=False)
+                            _lake.record_batches(cur, fresh)
+                            journeys = [r[0] for r in cur.execute(
+                                _INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")).fetchall()]
+                            for kind in kinds:
+                                tx.publish(kind, journeys)
+                    if not fresh:
+                        return 0, None
+                    return table.num_rows, tx.snapshot
+                except _LakeConflict as exc:
+                    if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
+                        raise _lake.WarehouseUnavailable(f"cannot commit to {self.lake.describe()}: {exc}") from None
+        raise AssertionError("unreachable")
 
     def _insert(self, tx: Tx, report: RedactionReport, batch: pa.Table,
                 logs: pa.Table | None) -> tuple[Any, ...] | None:
@@ -390,7 +525,7 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-            cur.execute(STORE_FEEDBACK)
+            insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
         if logs is not None:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
@@ -411,21 +546,40 @@ class Warehouse:
             return []
         touched: list[str] = []
         while True:
-            with self._visits_lock, self._transaction(f"cannot update stage visits in {self.path}") as tx:
-                part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys)
-                tx.publish(_feed.VISITS, part)
+            part = self._update_visits_part()
             touched += part
             if len(part) < self.upkeep_journeys:
                 return sorted(set(touched))
+
+    def _update_visits_part(self) -> list[str]:
+        """One upkeep transaction; on a lake, only in the process holding the upkeep lock, tried again whole
+        when its commit loses to a concurrent one."""
+        for attempt in range(_LAKE_COMMIT_ATTEMPTS if self.lake is not None else 1):
+            try:
+                with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+                    if not mine:  # another process of the lake is deriving: it takes these journeys too
+                        return []
+                    with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
+                        part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys)
+                        tx.publish(_feed.VISITS, part)
+                    return part
+            except _LakeConflict:
+                if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
+                    raise WarehouseError(f"cannot update stage visits in {self.path}: "
+                                         "commits kept conflicting with other writers") from None
+        raise AssertionError("unreachable")
 
     def close_idle_visits(self) -> list[str]:
         """Mark visits of journeys idle past their timeout ``abandoned`` (the server's derive loop calls this on
         a timer); publish and return the journeys whose visits were closed."""
         if self.read_only:
             return []
-        with self._visits_lock, self._transaction(f"cannot close idle visits in {self.path}") as tx:
-            closed = _visits.close_idle_visits(tx.cur, self.clock())
-            tx.publish(_feed.VISITS, closed)
+        with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+            if not mine:  # another process of the lake is deriving: it closes them
+                return []
+            with self._transaction(f"cannot close idle visits in {self.path}") as tx:
+                closed = _visits.close_idle_visits(tx.cur, self.clock())
+                tx.publish(_feed.VISITS, closed)
         return closed
 
     def snapshot(self, target: str | Path) -> Path:
@@ -439,7 +593,7 @@ class Warehouse:
             raise WarehouseError(f"snapshot target {dest} exists; choose a new file")
         literal = str(dest).replace("'", "''")
         with self._exclusive():
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 cur.execute(f"ATTACH '{literal}' AS js_snapshot")
                 try:
@@ -464,7 +618,7 @@ class Warehouse:
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
         with self._exclusive():
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 yield cur
             finally:
@@ -484,18 +638,23 @@ class Warehouse:
             yield tx
 
     @contextlib.contextmanager
-    def _transaction(self, doing: str) -> Iterator[Tx]:
+    def _transaction(self, doing: str, *, conflicts: bool = False) -> Iterator[Tx]:
         """:meth:`transaction` for a caller that holds the locks it needs (ingest: the append lock; upkeep:
-        the visits lock)."""
-        cur = self._con.cursor()
+        the visits lock). With ``conflicts``, a lake commit that lost to a concurrent one raises
+        :class:`_LakeConflict` (rolled back) for the caller to try again whole."""
+        cur = self.cursor()  # on a lake, in the lake's catalog
         try:
             cur.execute("BEGIN TRANSACTION")
             tx = Tx(cur)
             try:
                 yield tx
                 self.feed.commit(cur, tx.changes)
+                if self.lake is not None:
+                    tx.snapshot = _lake.committed_snapshot(cur)
             except BaseException as exc:
                 _rollback(cur)
+                if conflicts and self.lake is not None and isinstance(exc, duckdb.TransactionException):
+                    raise _LakeConflict(first_line(exc)) from None
                 if isinstance(exc, duckdb.Error):
                     raise warehouse_error(exc, doing) from None
                 raise

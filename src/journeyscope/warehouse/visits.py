@@ -66,6 +66,7 @@ import pyarrow as pa
 
 from journeyscope import conventions as cv
 from journeyscope.warehouse import journey_facts
+from journeyscope.warehouse.dialect import insert_ignoring, insert_replacing, insert_returning, update_returning
 from journeyscope.warehouse.feedback_events import HAS_FEEDBACK
 from journeyscope.warehouse.foreign_turns import foreign_turns_sql
 from journeyscope.warehouse.journey_map import JourneyMap
@@ -302,10 +303,9 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
                 "WHERE journey_id IS NOT NULL")
     cur.execute(_BEFORE)
     cur.execute("DELETE FROM stage_visits WHERE rowid IN (SELECT row_id FROM js_facts_before)")
-    after = cur.execute(
-        f"INSERT INTO stage_visits BY NAME {_DERIVE} RETURNING journey_id, journey_name, cohort",
-        {"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq},
-    ).to_arrow_table()
+    after = insert_returning(
+        cur, "stage_visits", _DERIVE, "journey_id, journey_name, cohort",
+        params={"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq})
     journey_facts.refresh_changed(cur, "js_facts_before", after)
     cur.execute("DROP TABLE js_facts_before")
     cur.execute("DROP TABLE touched")
@@ -322,9 +322,9 @@ def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
 
 # Where the chosen pending journeys' staged spans begin: a journey already derived once starts at its recorded
 # first span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has
-# no seq: read from the start).
+# no seq: read from the start); the lesser of the two, as a lake's receivers commit out of seq order.
 _PENDING_FROM = """
-SELECT coalesce(min(coalesce(f.first_seq, p.first_seq, 0)), 0)
+SELECT coalesce(min(coalesce(least(f.first_seq, p.first_seq), 0)), 0)
 FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
 WHERE p.journey_id IN ({chosen})
 """
@@ -357,10 +357,12 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
             return touched
         chosen = "SELECT journey_id FROM js_upkeep"
         update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
-        cur.execute(
-            "INSERT OR IGNORE INTO journey_first_seq SELECT journey_id, min(first_seq) FROM visits_pending "
-            "WHERE first_seq IS NOT NULL AND journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY journey_id"
-        )
+        # The lesser of the recorded and the new first span: on a lake, receivers commit out of ``seq`` order.
+        insert_replacing(
+            cur, "journey_first_seq",
+            "SELECT p.journey_id, least(min(p.first_seq), min(f.first_seq)) AS first_seq "
+            "FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id) WHERE p.first_seq IS NOT NULL "
+            "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id", ("journey_id",))
         cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
         return touched
     finally:
@@ -370,7 +372,6 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
 #: Every journey's first staged span, for those not recorded yet (schema 10 fills the table with it; a full
 #: re-derivation may clear a backlog whose journeys were never derived).
 RECORD_FIRST_SEQ = """
-INSERT OR IGNORE INTO journey_first_seq
 SELECT journey_id, min(seq) FROM spans WHERE stage IS NOT NULL AND journey_id IS NOT NULL GROUP BY journey_id
 """
 
@@ -402,15 +403,13 @@ def rebuild_visits(
         if progress is not None:
             progress(part + 1, parts)
     cur.execute(journey_facts.REFRESH_ALL)
-    cur.execute(RECORD_FIRST_SEQ)
+    insert_ignoring(cur, "journey_first_seq", RECORD_FIRST_SEQ, ("journey_id",))
 
 
 def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
     """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return their journeys."""
-    rows = cur.execute(
-        f"UPDATE stage_visits SET outcome = 'abandoned' WHERE {_idle_past('make_timestamp_ns(?)')} RETURNING journey_id",
-        [now_ns],
-    ).fetchall()
+    rows = update_returning(cur, "stage_visits", "outcome = 'abandoned'", _idle_past("make_timestamp_ns(?)"),
+                            "journey_id", params=[now_ns])
     return [r[0] for r in rows]
 
 

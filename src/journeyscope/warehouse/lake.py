@@ -1,0 +1,346 @@
+"""Storage on a DuckLake: the catalog in PostgreSQL (or a DuckDB file), the data as Parquet on S3 or a directory.
+
+``--db`` names the storage: a path (``journeyscope.duckdb``, the embedded file) or a lake,
+``ducklake:postgres:<libpq conninfo>`` (many processes on many machines) or ``ducklake:<catalog.duckdb>`` (one
+process), whose Parquet files go to ``--data-path`` (``$JOURNEYSCOPE_DATA_PATH``): ``s3://bucket/prefix/`` or a
+directory. S3 credentials come from the standard ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_SESSION_TOKEN`` and ``AWS_REGION``; an S3-compatible store's endpoint from ``JOURNEYSCOPE_S3_ENDPOINT`` (or
+``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``), e.g. ``http://127.0.0.1:8333``.
+
+This module is the storage-specific part and nothing more: the connection (extensions, secret, ATTACH), the
+schema's DDL adapted to a lake (no primary keys or indexes), and :class:`Catalog`, the PostgreSQL side every
+writer shares: advisory locks that make a retried batch's ledger check and its commit one step, and the span
+``seq`` numbers, allocated in blocks so receivers on many machines never hand out the same one. Everything above
+(:class:`~journeyscope.warehouse.store.Warehouse`, analytics, evaluators) runs the same SQL on both storages.
+
+The extensions come from the ``journeyscope[lake]`` wheels (DuckDB's signed binaries; signature checks stay on,
+``autoinstall_known_extensions`` off), laid out as an extension directory; without the wheels DuckDB's own
+``INSTALL ... FROM core`` is tried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.settings import load as load_settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["ALIAS", "LAKE_PREFIX", "Catalog", "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key",
+           "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "record_batches", "stored_batches"]
+
+LAKE_PREFIX = "ducklake:"
+#: The name the lake is attached under; every cursor of a lake warehouse runs ``USE`` on it.
+ALIAS = "js_lake"
+_DUCKDB_VERSION = "v1.5.5"
+#: (wheel package, extension name DuckDB loads it by)
+_WHEELS = (("duckdb_extension_ducklake", "ducklake"), ("duckdb_extension_postgres", "postgres_scanner"),
+           ("duckdb_extension_httpfs", "httpfs"))
+#: Span ``seq`` numbers a writer takes from the catalog at a time (one ``nextval``).
+SEQ_BLOCK = 1 << 20
+
+
+class WarehouseUnavailable(WarehouseError):
+    """The lake's catalog database or object store cannot be reached now: retry later (503 / ``UNAVAILABLE``)."""
+
+
+def is_lake(path: str | Path) -> bool:
+    """Whether ``--db`` names a lake rather than a DuckDB file."""
+    return str(path).startswith(LAKE_PREFIX)
+
+
+def describe(path: str | Path) -> str:
+    """``--db`` for messages and logs: a lake's connection string without its password."""
+    return re.sub(r"password=\S+", "password=***", str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class LakeLocation:
+    """Where a lake lives: its catalog (the ``ducklake:`` string) and its data path."""
+
+    catalog: str
+    data_path: str | None
+
+    @classmethod
+    def parse(cls, path: str, data_path: str | None = None) -> LakeLocation:
+        """``path`` as given to ``--db``; ``data_path`` defaults to ``$JOURNEYSCOPE_DATA_PATH``."""
+        rest = path[len(LAKE_PREFIX):]
+        if not rest or rest == "postgres:":
+            raise ConfigError(f"--db {path!r} names no catalog: use ducklake:postgres:<conninfo> or "
+                              "ducklake:CATALOG.duckdb")
+        data_path = data_path or load_settings().data_path
+        return cls(path, data_path)
+
+    @property
+    def conninfo(self) -> str | None:
+        """The libpq connection string of a PostgreSQL catalog (``None`` for a DuckDB-file catalog)."""
+        rest = self.catalog[len(LAKE_PREFIX):]
+        return rest[len("postgres:"):] if rest.startswith("postgres:") else None
+
+    def describe(self) -> str:
+        """The location for messages, without a password."""
+        return describe(self.catalog)
+
+
+def _extension_directory() -> Path | None:
+    """An extension directory laid out as DuckDB expects, linking to the ``journeyscope[lake]`` wheels' binaries;
+    ``None`` when the wheels are not installed."""
+    found: list[tuple[str, Path]] = []
+    for package, name in _WHEELS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        binary = Path(next(iter(spec.submodule_search_locations))) / "extensions" / _DUCKDB_VERSION
+        binary = next(binary.glob("*.duckdb_extension"), binary / "missing")
+        if not binary.exists():
+            return None
+        found.append((name, binary))
+    digest = hashlib.sha256("\n".join(str(b) for _, b in found).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"journeyscope-duckdb-extensions-{os.getuid()}-{digest}"
+    platform = root / _DUCKDB_VERSION / duckdb.execute("PRAGMA platform").fetchone()[0]  # type: ignore[index]
+    platform.mkdir(parents=True, exist_ok=True)
+    for name, binary in found:
+        link = platform / f"{name}.duckdb_extension"
+        if not link.exists():
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                link.symlink_to(binary)
+    return root
+
+
+def _load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    names = ("ducklake", "postgres", "httpfs")
+    try:
+        for name in names:
+            con.execute(f"LOAD {name}")
+        return
+    except duckdb.Error:
+        pass
+    try:
+        for name in names:
+            con.execute(f"INSTALL {name} FROM core")
+            con.execute(f"LOAD {name}")
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            "cannot load DuckDB's ducklake, postgres and httpfs extensions: install journeyscope[lake] "
+            f"(pip install 'journeyscope[lake]') or let DuckDB reach its extension repository ({_first(exc)})"
+        ) from None
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _first(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
+    """A DuckDB secret for S3 from the standard AWS variables and the endpoint setting (none when unset)."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return
+    options = [f"KEY_ID {_quote(key)}", f"SECRET {_quote(secret)}",
+               f"REGION {_quote(os.environ.get('AWS_REGION') or os.environ.get('AWS_DEFAULT_REGION') or 'us-east-1')}"]
+    if token := os.environ.get("AWS_SESSION_TOKEN"):
+        options.append(f"SESSION_TOKEN {_quote(token)}")
+    endpoint = (load_settings().s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL"))
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        if not parts.netloc:
+            raise ConfigError(f"JOURNEYSCOPE_S3_ENDPOINT {endpoint!r} is not a URL (e.g. http://127.0.0.1:8333)")
+        options += [f"ENDPOINT {_quote(parts.netloc)}", "URL_STYLE 'path'",
+                    f"USE_SSL {'false' if parts.scheme == 'http' else 'true'}"]
+    con.execute(f"CREATE OR REPLACE SECRET js_s3 (TYPE s3, {', '.join(options)})")
+
+
+def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as :data:`ALIAS` and in use."""
+    directory = _extension_directory()
+    config: dict[str, str | bool] = {"autoinstall_known_extensions": False}
+    if directory is not None:
+        config["extension_directory"] = str(directory)
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        _load_extensions(con)
+        _s3_secret(con)
+        options = [f"DATA_PATH {_quote(location.data_path)}"] if location.data_path else []
+        if read_only:
+            options.append("READ_ONLY")
+        suffix = f" ({', '.join(options)})" if options else ""
+        try:
+            con.execute(f"ATTACH {_quote(location.catalog)} AS {ALIAS}{suffix}")
+        except duckdb.Error as exc:
+            text = _first(exc)
+            if location.data_path is None and "data_path" in text.lower():
+                raise ConfigError(f"a new lake needs a data path: --data-path s3://bucket/prefix/ or a directory "
+                                  f"(or $JOURNEYSCOPE_DATA_PATH) for {location.describe()}") from None
+            raise WarehouseUnavailable(f"cannot open the lake {location.describe()}: {text}") from None
+        con.execute(f"USE {ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+_PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY\s*\([^)]*\)|\s+PRIMARY KEY\b", re.IGNORECASE)
+_INDEX = re.compile(r"CREATE\s+INDEX[^;]*;", re.IGNORECASE)
+
+
+def adapt_ddl(sql: str) -> str:
+    """A migration's SQL for a lake, which has no primary keys and no indexes: both dropped (and a migration's
+    ``INSERT OR IGNORE`` is a plain insert: it fills a table made in the same migration).
+
+    What the keys did on the file (storing a retried row once) the lake's writes do themselves:
+    :mod:`journeyscope.warehouse.dialect` and the ingest ledger.
+    """
+    return _INDEX.sub("", _PRIMARY_KEY.sub("", sql)).replace("INSERT OR IGNORE INTO", "INSERT INTO")
+
+
+def batch_key(spans: pa.Table | None, logs: pa.Table | None) -> str:
+    """What identifies one request's batch however it is sent again: a hash of its sorted span ids (trace and
+    span) and log-record ids."""
+    digest = hashlib.sha256()
+    for table, columns in ((spans, ("trace_id", "span_id")), (logs, ("record_id",))):
+        if table is None or table.num_rows == 0:
+            digest.update(b"\x00")
+            continue
+        ids = table[columns[0]] if len(columns) == 1 else pc.binary_join_element_wise(
+            table[columns[0]], table[columns[1]], ":")
+        ids = pc.take(ids, pc.sort_indices(ids))
+        digest.update("\n".join(ids.to_pylist()).encode())
+        digest.update(b"\x01")
+    return digest.hexdigest()
+
+
+def stored_batches(cur: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
+    """Which of ``keys`` the ledger holds (in the caller's transaction, with their advisory locks held)."""
+    if not keys:
+        return set()
+    marks = ", ".join("?" * len(keys))
+    return {r[0] for r in cur.execute(f"SELECT batch_key FROM ingest_ledger WHERE batch_key IN ({marks})",
+                                      keys).fetchall()}
+
+
+def record_batches(cur: duckdb.DuckDBPyConnection, parts: list[tuple[str, int, int]]) -> None:
+    """Add the batches just stored to the ledger, in the caller's (their own) transaction."""
+    cur.executemany("INSERT INTO ingest_ledger VALUES (?, ?, now()::TIMESTAMP)", [[k, s] for k, s, _ in parts])
+
+
+def committed_snapshot(cur: duckdb.DuckDBPyConnection) -> int | None:
+    """The snapshot id of ``cur``'s last commit to the lake: the generation a change feed can name."""
+    row = cur.execute(f"SELECT id FROM ducklake_last_committed_snapshot('{ALIAS}')").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def batch_lock_key(batch_key: str) -> int:
+    """The signed 64-bit advisory-lock key of a batch key (a hex digest)."""
+    return int.from_bytes(bytes.fromhex(batch_key[:16]), "big", signed=True)
+
+
+#: The advisory-lock key of stage-visit upkeep: one process derives at a time.
+UPKEEP_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope stage-visit upkeep").hexdigest())
+
+
+class Catalog:
+    """The PostgreSQL side a lake's writers share (``None`` of it for a DuckDB-file catalog): advisory locks and
+    the span ``seq`` sequence, over one libpq connection of this process.
+
+    Session advisory locks, not transaction ones: a lock is taken before the lake's DuckDB transaction begins
+    and released after it commits, so another writer's check of the same batch key sees the commit.
+    """
+
+    def __init__(self, location: LakeLocation) -> None:
+        self.location = location
+        self._conninfo = location.conninfo
+        self._pg: psycopg.Connection | None = None  # type: ignore[type-arg]
+        self._lock = threading.RLock()  # next_seq runs inside locked()
+
+    def _connection(self) -> psycopg.Connection:  # type: ignore[type-arg]
+        import psycopg
+
+        if self._pg is None or self._pg.closed or self._pg.broken:
+            try:
+                self._pg = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            except psycopg.Error as exc:
+                raise WarehouseUnavailable(
+                    f"cannot reach the lake's catalog {self.location.describe()}: {_first(exc)}") from None
+        return self._pg
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        import psycopg
+
+        for attempt in range(2):  # a connection the server ended while idle (a restart) is made again once
+            try:
+                cur = self._connection().execute(sql, params)
+                return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt:
+                    raise WarehouseUnavailable(
+                        f"lost the lake's catalog {self.location.describe()}: {_first(exc)}") from None
+        raise AssertionError("unreachable")
+
+    def _sequence(self) -> None:
+        self._execute(f"CREATE SEQUENCE IF NOT EXISTS journeyscope_seq START 1 INCREMENT {SEQ_BLOCK}")
+
+    def advance_seq(self, past: int) -> None:
+        """Hand out only numbers above ``past`` from now on (spans copied in by a conversion keep theirs)."""
+        if self._conninfo is None:
+            return
+        with self._lock:
+            self._sequence()
+            self._execute("SELECT setval('journeyscope_seq', greatest(%s, (SELECT last_value FROM journeyscope_seq)))",
+                          (max(past, 1),))
+
+    def next_seq(self, n: int) -> int:
+        """The first of ``n`` consecutive span numbers no other writer gets (``n`` at most :data:`SEQ_BLOCK`)."""
+        assert self._conninfo is not None and 0 < n <= SEQ_BLOCK
+        with self._lock:
+            self._sequence()
+            return int(self._execute("SELECT nextval('journeyscope_seq')")[0][0])  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def locked(self, keys: list[int], *, wait: bool = True) -> Iterator[bool]:
+        """Hold the advisory locks ``keys`` (taken in order, so two writers never deadlock) for the block;
+        yields whether they were taken (``wait=False``: ``False`` when another process holds one)."""
+        if self._conninfo is None or not keys:
+            yield True
+            return
+        ordered = sorted(set(keys))
+        with self._lock:
+            if wait:
+                self._execute("SELECT pg_advisory_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", (ordered,))
+            else:
+                got = self._execute("SELECT pg_try_advisory_lock(%s)", (ordered[0],))
+                if not got[0][0]:
+                    yield False
+                    return
+            try:
+                yield True
+            finally:
+                with contextlib.suppress(WarehouseError):  # a lost connection released them already
+                    self._execute("SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS k", (ordered,))
+
+    def close(self) -> None:
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                self._pg.close()
+            self._pg = None

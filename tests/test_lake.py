@@ -1,0 +1,279 @@
+"""Storage on a DuckLake: the catalog in a real PostgreSQL 15, the Parquet files in a real S3 store (SeaweedFS).
+
+The same warehouse code runs on the lake as on the embedded file; a file converts into a lake and reads the
+same; a retried batch is stored once even when two writer processes race with it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from journeyscope.demo import DEMO_MAP, run_demo
+from journeyscope.simulator import SimulationConfig
+from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.feed import SPANS, VISITS
+from journeyscope.warehouse.funnel import funnel
+from journeyscope.warehouse.journey_map import load_journey_map
+from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
+
+#: Visit columns that carry storage-assigned span numbers (each storage numbers its spans itself).
+_SEQ_COLUMNS = ("first_seq", "last_seq")
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated warehouse file (through the real instrumentation), visits derived, not scored."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    run_demo(path, SimulationConfig(journeys=40, seed=11), evaluate=False)
+    return path
+
+
+@pytest.fixture
+def lake_env(object_store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The S3 credentials and endpoint in the environment, as a deployment sets them."""
+    for key, value in object_store.env().items():
+        monkeypatch.setenv(key, value)
+    yield object_store.env()
+
+
+def _lake_url(postgres: Postgres) -> str:
+    return "ducklake:postgres:" + postgres.conninfo(postgres.new_database())
+
+
+def _visits(warehouse: Warehouse) -> list[dict[str, Any]]:
+    return [{k: v for k, v in visit.items() if k not in _SEQ_COLUMNS} for visit in warehouse.stage_visits()]
+
+
+def _spans(path: Path) -> pa.Table:
+    with Warehouse(path, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as source:
+        cur = source.cursor()
+        try:
+            return cur.execute("SELECT * EXCLUDE (seq, ingested_at) FROM spans ORDER BY seq").to_arrow_table()
+        finally:
+            cur.close()
+
+
+def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgres: Postgres,
+                                                        object_store: ObjectStore, lake_env: dict[str, str]) -> None:
+    spans = _spans(demo_file)
+    journey_map = load_journey_map(DEMO_MAP)
+    prefix = object_store.new_prefix()
+    with Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded, \
+            Warehouse(_lake_url(postgres), data_path=prefix, journey_map=journey_map) as lake:
+        half = spans.num_rows // 2
+        first = lake.ingest(spans.slice(0, half))
+        assert first.accepted == half
+        published = lake.feed.generation()
+        again = lake.ingest(spans.slice(0, half))  # the same request sent again (an exporter's retry)
+        assert (again.accepted, again.duplicates, again.snapshot) == (0, half, None)
+        assert lake.feed.generation() == published  # nothing stored, nothing published
+        rest = lake.ingest(spans.slice(half))
+        assert rest.accepted == spans.num_rows - half
+        assert first.snapshot is not None and rest.snapshot is not None and rest.snapshot > first.snapshot
+        assert lake.query(f"SELECT count(*) FROM spans AT (VERSION => {first.snapshot})")[0][0] == half
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (
+            spans.num_rows, spans.num_rows)
+        assert _visits(lake) == _visits(embedded)
+        assert lake.summary() == embedded.summary()
+        assert funnel(lake) == funnel(embedded)
+        # The change feed on the lake: every stored journey published as spans and as visits derived again,
+        # and a consumer's position kept (one row however often it moves).
+        batch = lake.feed.read(0, frozenset({SPANS, VISITS}))
+        assert batch.complete and batch.upto == lake.feed.generation() > published
+        by_kind = {kind: set().union(*(c.journeys or () for c in batch.changes if c.kind == kind))
+                   for kind in (SPANS, VISITS)}
+        stored_journeys = {j for j in spans["journey_id"].to_pylist() if j is not None}
+        assert by_kind[SPANS] == stored_journeys
+        assert by_kind[VISITS] == {r[0] for r in lake.query("SELECT DISTINCT journey_id FROM stage_visits")}
+        lake.feed.record("test-consumer", published)
+        lake.feed.record("test-consumer", batch.upto)
+        assert lake.feed.position("test-consumer") == batch.upto
+        assert lake.query("SELECT count(*) FROM feed_positions")[0][0] == 1
+        assert not lake.feed.read(batch.upto, frozenset({SPANS, VISITS}))
+    stored = object_store.objects(prefix)
+    assert stored and all(path.endswith(".parquet") for path in stored)
+
+
+def test_a_file_converts_into_a_lake_that_answers_the_same(demo_file: Path, postgres: Postgres,
+                                                           object_store: ObjectStore, lake_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    url = _lake_url(postgres)
+    prefix = object_store.new_prefix()
+    env = {**os.environ, "JOURNEYSCOPE_MAP": str(DEMO_MAP)}
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "convert", "--from", str(demo_file),
+                           "--db", url, "--data-path", prefix], capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "converted" in done.stdout
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded, \
+            Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        assert lake.stage_visits() == embedded.stage_visits()  # copied as they are, span numbers too
+        assert funnel(lake) == funnel(embedded)
+        assert lake.query("SELECT count(*) FROM spans") == embedded.query("SELECT count(*) FROM spans")
+    again = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "convert", "--from", str(demo_file),
+                            "--db", url, "--data-path", prefix], capture_output=True, text=True, env=env, timeout=240)
+    assert again.returncode == 1
+    assert "already holds spans" in again.stderr and "Traceback" not in again.stderr
+
+
+def _race(url: str, prefix: str, env: dict[str, str], batches: list[pa.Table], start: Any) -> int:
+    os.environ.update(env)
+    with Warehouse(url, data_path=prefix, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        start.wait()
+        return sum(lake.ingest(batch, update_visits=False).accepted for batch in batches)
+
+
+@pytest.mark.slow
+def test_two_writers_racing_with_the_same_batches_store_each_once(demo_file: Path, postgres: Postgres,
+                                                                  object_store: ObjectStore,
+                                                                  lake_env: dict[str, str]) -> None:
+    spans = _spans(demo_file)
+    batches = [spans.slice(i, 150) for i in range(0, spans.num_rows, 150)]
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    Warehouse(url, data_path=prefix).close()  # created once, so both writers open an existing lake
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            accepted = pool.starmap(_race, [(url, prefix, lake_env, batches, start),
+                                            (url, prefix, lake_env, list(reversed(batches)), start)])
+    assert sum(accepted) == spans.num_rows  # every batch accepted by exactly one writer
+    with Warehouse(url, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)), count(DISTINCT seq) FROM spans")[0] \
+            == (spans.num_rows,) * 3
+        assert lake.query("SELECT count(*) FROM ingest_ledger")[0][0] == len(batches)
+        with Warehouse(demo_file, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as embedded:
+            assert _visits(lake) == _visits(embedded)
+
+
+def _parquet_rows_holding(objects: dict[str, bytes], needle: str) -> int:
+    """Rows of the stored Parquet objects (read from their bytes) with ``needle`` in any column."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    found = 0
+    for path, content in objects.items():
+        if not path.endswith(".parquet"):
+            continue
+        table = pq.read_table(io.BytesIO(content))
+        for column in table.column_names:
+            found += sum(1 for value in table[column].to_pylist() if needle in str(value))
+    return found
+
+
+def test_forget_removes_a_customer_from_the_stored_objects(demo_file: Path, postgres: Postgres,
+                                                           object_store: ObjectStore,
+                                                           lake_env: dict[str, str]) -> None:
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        spans = _spans(demo_file)
+        for start in range(0, spans.num_rows, 400):
+            lake.ingest(spans.slice(start, 400))
+        customer, others = lake.query("SELECT customer_id, (SELECT count(DISTINCT customer_id) FROM spans) "
+                                      "FROM spans WHERE customer_id IS NOT NULL LIMIT 1")[0]
+        journeys = [r[0] for r in lake.query("SELECT DISTINCT journey_id FROM spans WHERE customer_id = ?",
+                                             [customer])]
+    assert _parquet_rows_holding(object_store.objects(prefix), customer) > 0  # the check sees a stored customer
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "forget", "--customer", customer, "--db", url],
+                          capture_output=True, text=True, env={**os.environ, "JOURNEYSCOPE_MAP": str(DEMO_MAP)},
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "verified: none of" in done.stdout
+    stored = object_store.objects(prefix)
+    for needle in [customer, *journeys]:
+        assert _parquet_rows_holding(stored, needle) == 0, needle
+    with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        assert lake.query("SELECT count(DISTINCT customer_id) FROM spans")[0][0] == others - 1
+        assert lake.query("SELECT count(*) FROM stage_visits WHERE customer_id = ?", [customer])[0][0] == 0
+
+
+def test_compaction_merges_files_without_breaking_a_running_query(demo_file: Path, postgres: Postgres,
+                                                                  object_store: ObjectStore,
+                                                                  lake_env: dict[str, str]) -> None:
+    from journeyscope.warehouse.lake_upkeep import compact
+
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    spans = _spans(demo_file)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        batches = [spans.slice(start, 300) for start in range(0, spans.num_rows, 300)]
+        for batch in batches[:-1]:
+            lake.ingest(batch, update_visits=False)
+        with Warehouse(url, read_only=True, journey_map=journey_map) as reader:
+            query = reader.cursor()
+            query.execute("BEGIN TRANSACTION")  # a long query: it reads the snapshot it began on
+            seen = query.execute("SELECT count(*), sum(hash(span_id)) FROM spans").fetchone()
+            lake.ingest(batches[-1], update_visits=False)
+            merged = compact(lake)  # snapshots younger than the margin stay, and their files
+            assert merged.files_after < merged.files_before
+            assert query.execute("SELECT count(*), sum(hash(span_id)) FROM spans").fetchone() == seen
+            query.execute("COMMIT")
+            query.close()
+        expired = compact(lake, margin_s=0)
+        assert expired.snapshots_after < expired.snapshots_before
+        assert lake.query("SELECT count(*), count(DISTINCT span_id) FROM spans")[0] == (spans.num_rows,) * 2
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "compact", "--db", url],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("compacted the lake: ")
+
+
+def test_catalog_going_away_is_unavailable_and_ingest_resumes_when_it_returns(
+        demo_file: Path, object_store: ObjectStore, lake_env: dict[str, str], services_folder: Path) -> None:
+    from support.services import PG_BIN, _run_as_postgres, start_postgres
+
+    from journeyscope.warehouse.lake import WarehouseUnavailable
+
+    parent = services_folder / "stopped-catalog"
+    parent.mkdir()
+    own = start_postgres(parent)  # this test stops its catalog: not the session's
+    try:
+        spans = _spans(demo_file)
+        url = "ducklake:postgres:" + own.conninfo()
+        with Warehouse(url, data_path=object_store.new_prefix(), journey_map=load_journey_map(DEMO_MAP)) as lake:
+            assert lake.ingest(spans.slice(0, 200)).accepted == 200
+            data = str(own.folder / "data")
+            _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", data, "-m", "fast", "stop")
+            with pytest.raises(WarehouseUnavailable):
+                lake.ingest(spans.slice(200, 200))
+            _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", data, "-l", str(own.folder / "log"), "-o",
+                             f"-c listen_addresses=127.0.0.1 -p {own.port} -k {own.folder}", "-w", "start")
+            assert lake.ingest(spans.slice(200, 200)).accepted == 200  # the batch refused before, sent again
+            assert lake.ingest(spans.slice(0, 200)).accepted == 0
+            assert lake.query("SELECT count(*), count(DISTINCT span_id) FROM spans")[0] == (400, 400)
+    finally:
+        own.stop()
+
+
+def test_retention_deletes_old_journeys_from_a_lake_and_compacts_it(demo_file: Path, postgres: Postgres,
+                                                                   object_store: ObjectStore,
+                                                                   lake_env: dict[str, str]) -> None:
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        lake.ingest(_spans(demo_file))
+        ends = lake.query("SELECT journey_id, max(end_time) FROM spans GROUP BY journey_id ORDER BY 2")
+    # an age between the oldest and the newest journey's end: some go, some stay
+    middle = ends[len(ends) // 2][1]
+    import datetime as dt
+
+    days = (dt.datetime.now() - middle).total_seconds() / 86400
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "retention", "--older-than", f"{days:.3f}d",
+                           "--db", url], capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "JOURNEYSCOPE_MAP": str(DEMO_MAP)})
+    assert done.returncode == 0, done.stderr
+    assert "compacted the lake" in done.stdout
+    with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        left = lake.query("SELECT count(DISTINCT journey_id), min(end_time) FROM spans")[0]
+    assert 0 < left[0] < len(ends)
