@@ -77,7 +77,8 @@ class DecisionLog:
         self.max_pending = max_pending
         self.refused = 0  #: decisions the full buffer could not take
         self._pending: list[tuple[dict[str, Any], dict[str, Any], int]] = []  # (decision, state, now_ns)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffer
+        self._handing = threading.Lock()  # one hand-over at a time: a flush returns once what it saw is handed over
 
     def log(self, decision: dict[str, Any], state: dict[str, Any], now_ns: int) -> bool:
         """Buffer one decision; ``False`` (and an error in the log) if it cannot be taken.
@@ -95,7 +96,16 @@ class DecisionLog:
         return True
 
     def flush(self) -> bool:
-        """Hand the buffered decisions to the writer; ``False`` if it refused them (they stay buffered)."""
+        """Hand the buffered decisions to the writer; ``False`` if it refused them (they stay buffered).
+
+        Serialised, so a caller's flush (the project's, before a read that must see every decision) waits for
+        a hand-over the timer thread has begun instead of finding the buffer empty while those decisions are
+        not yet with the writer.
+        """
+        with self._handing:
+            return self._hand_over()
+
+    def _hand_over(self) -> bool:
         with self._lock:
             pending, self._pending = self._pending, []
         if not pending:
