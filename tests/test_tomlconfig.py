@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from journeyscope.errors import ConfigError
 from journeyscope.privacy import load_policy
 from journeyscope.server.auth import load_keys
 from journeyscope.server.routing import load_policies
-from journeyscope.tomlconfig import parse_toml, read_toml
+from journeyscope.tomlconfig import FileWatch, parse_toml, read_toml
 from journeyscope.warehouse import load_journey_map
 from journeyscope.warehouse.monitors import load_monitors
 
@@ -41,3 +43,22 @@ def test_each_config_file_says_why_it_cannot_be_read(load, what, tmp_path) -> No
         load(binary)
     with pytest.raises(ConfigError, match=rf"^cannot read {what} {tmp_path}: "):
         read_toml(tmp_path, what)  # a folder
+
+
+def test_a_file_watch_reports_a_change_once_it_has_settled(tmp_path):
+    """A truncate-then-write must not be reported half-way: the change counts once the file stood still for a
+    check, and only once."""
+    path = tmp_path / "policies.toml"
+    path.write_text("a = 1\n")
+    watch = FileWatch(path)
+    assert not watch.changed()  # unchanged since the watch began
+    path.write_text("")  # truncated: an editor about to write
+    os.utime(path, ns=(1, 1_000_000_000))
+    assert not watch.changed()  # changed, not yet settled
+    path.write_text("a = 22\n")
+    os.utime(path, ns=(1, 2_000_000_000))
+    assert not watch.changed()  # changed again since the last check
+    assert watch.changed()  # stood still for a check: report it
+    assert not watch.changed()  # reported once
+    path.unlink()
+    assert not watch.changed() and not watch.changed()  # a missing file is never a change to load

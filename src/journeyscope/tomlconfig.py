@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.10
     except ImportError:
         _toml = None
 
-__all__ = ["TomlText", "parse_toml", "read_toml", "read_config_text"]
+__all__ = ["FileWatch", "TomlText", "parse_toml", "read_config_text", "read_toml"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,32 @@ def read_config_text(path: str | Path, what: str) -> str:
 def read_toml(path: str | Path, what: str) -> TomlText:
     """The TOML ``what`` file at ``path``, read and parsed (see :func:`read_config_text`, :func:`parse_toml`)."""
     return parse_toml(read_config_text(path, what), str(path))
+
+
+class FileWatch:
+    """Tells when a config file has changed and settled, for servers that reload it while running.
+
+    A change (modification time or size) is reported once the file has stood still for one check: an editor or a
+    script that truncates and then writes the file would otherwise be read in between, as an empty file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._loaded = self._seen = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def changed(self) -> bool:
+        """Check once; ``True`` when the file differs from what was last reported and is unchanged since the
+        previous check (then the caller reloads it)."""
+        current = self._stat()
+        settled = current is not None and current != self._loaded and current == self._seen
+        self._seen = current
+        if settled:
+            self._loaded = current
+        return settled

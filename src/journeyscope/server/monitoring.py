@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from journeyscope import conventions as cv
 from journeyscope.errors import ConfigError
+from journeyscope.tomlconfig import FileWatch
 from journeyscope.server.webhooks import WebhookSender
 from journeyscope.warehouse import Warehouse, feed
 from journeyscope.warehouse.feed import ChangeBatch
@@ -74,7 +74,7 @@ class MonitorService:
         validate(warehouse, self.active)
         self.last_error: str | None = None
         self.passes = 0
-        self._mtime = self._current_mtime()
+        self._watch = FileWatch(path)
         now = datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)
         self.since = now - lookback(self.active)
         self.sender = sender or WebhookSender(warehouse)
@@ -105,12 +105,6 @@ class MonitorService:
     def next_tick(self) -> float | None:
         return self._last + self.idle_interval_s
 
-    def _current_mtime(self) -> float | None:
-        try:
-            return Path(self.path).stat().st_mtime
-        except OSError:
-            return None
-
     def reload(self) -> bool:
         """Re-read the file; ``True`` when the new monitors took effect (else the previous ones stay)."""
         try:
@@ -128,9 +122,7 @@ class MonitorService:
 
     def run_pass(self) -> list[AlertEvent]:
         """One pass: store what fired and resolved, emit spans, queue webhooks; return the changes."""
-        mtime = self._current_mtime()
-        if mtime is not None and mtime != self._mtime:
-            self._mtime = mtime
+        if self._watch.changed():
             self.reload()
         monitors = self.active
         now_ns = self.warehouse.clock()

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from journeyscope.errors import ConfigError
 from journeyscope.server.priority import lower_this_thread
+from journeyscope.tomlconfig import FileWatch
 from journeyscope.server.routing.decide import HysteresisMemory
 from journeyscope.server.routing.policy import PolicySet, load_policies
 
@@ -31,23 +31,13 @@ class PolicyStore:
     active: PolicySet = field(init=False)
     memory: HysteresisMemory = field(default_factory=dict)
     last_error: str | None = None
-    _mtime: tuple[int, int] | None = None
+    _watch: FileWatch | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.active = load_policies(self.path)  # an invalid file at start is a start-up error
-        self._mtime = self._current_mtime()
-
-    def _current_mtime(self) -> tuple[int, int] | None:
-        """The file's modification time and size: a change to either is a new file."""
-        if self.path is None:
-            return None
-        try:
-            stat = Path(self.path).stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+        self._watch = FileWatch(self.path) if self.path is not None else None
 
     def reload(self) -> bool:
         """Re-read the file; ``True`` when new policies took effect."""
@@ -69,21 +59,16 @@ class PolicyStore:
         return changed
 
     def watch(self, interval_s: float = 1.0) -> None:
-        """Start the background check for a changed file.
-
-        A change is loaded once the file has stood still for a check: an editor or a script that truncates and
-        then writes the file would otherwise be read in between, as an empty (valid, rule-less) policy file.
-        """
+        """Start the background check for a changed file (loaded once it has settled: :class:`FileWatch`)."""
+        watch = self._watch
+        if watch is None:
+            return
 
         def loop() -> None:
             lower_this_thread()
-            seen = self._mtime
             while not self._stop.wait(interval_s):
-                mtime = self._current_mtime()
-                if mtime is not None and mtime != self._mtime and mtime == seen:
-                    self._mtime = mtime
+                if watch.changed():
                     self.reload()
-                seen = mtime
 
         threading.Thread(target=loop, name="journeyscope-policies", daemon=True).start()
 
