@@ -31,6 +31,7 @@ import httpx
 from journeyscope.client import Client, detail
 from journeyscope.errors import ConfigError, InvalidInputError, JourneyscopeError, WarehouseError
 from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.db_errors import first_line
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.journey_map import load_journey_map
 from journeyscope.warehouse.reads import Read, Reader, read_methods
@@ -188,7 +189,7 @@ class WarehouseSource(_Reads):
         except JourneyscopeError as exc:
             raise SourceError(str(exc)) from None
         except duckdb.Error as exc:
-            raise SourceError(f"cannot read {self.path}: {str(exc).splitlines()[0]}") from None
+            raise SourceError(f"cannot read {self.path}: {first_line(exc)}") from None
         finally:
             if not holding:
                 warehouse.close()

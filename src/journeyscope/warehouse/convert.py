@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse.journey_map import JourneyMap
 from journeyscope.warehouse.store import Warehouse
 
@@ -38,8 +39,7 @@ def convert_to_lake(source: str | Path, target: str, *, data_path: str | None = 
         try:
             top = _copy(lake, source, copied)
         except duckdb.Error as exc:
-            raise WarehouseError(f"cannot convert {source} into {lake.lake.describe()}: "
-                                 f"{str(exc).splitlines()[0]}") from None
+            raise warehouse_error(exc, f"cannot convert {source} into {lake.lake.describe()}") from None
         lake._catalog.advance_seq(top)
     return copied
 

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from journeyscope.errors import ConfigError, WarehouseError
 from journeyscope.settings import load as load_settings
+from journeyscope.warehouse.db_errors import first_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -139,7 +140,7 @@ def _load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error as exc:
         raise WarehouseError(
             "cannot load DuckDB's ducklake, postgres and httpfs extensions: install journeyscope[lake] "
-            f"(pip install 'journeyscope[lake]') or let DuckDB reach its extension repository ({_first(exc)})"
+            f"(pip install 'journeyscope[lake]') or let DuckDB reach its extension repository ({first_line(exc)})"
         ) from None
 
 
@@ -147,8 +148,6 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _first(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
@@ -188,7 +187,7 @@ def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
         try:
             con.execute(f"ATTACH {_quote(location.catalog)} AS {ALIAS}{suffix}")
         except duckdb.Error as exc:
-            text = _first(exc)
+            text = first_line(exc)
             if location.data_path is None and "data_path" in text.lower():
                 raise ConfigError(f"a new lake needs a data path: --data-path s3://bucket/prefix/ or a directory "
                                   f"(or $JOURNEYSCOPE_DATA_PATH) for {location.describe()}") from None
@@ -281,7 +280,7 @@ class Catalog:
                 self._pg = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
                 raise WarehouseUnavailable(
-                    f"cannot reach the lake's catalog {self.location.describe()}: {_first(exc)}") from None
+                    f"cannot reach the lake's catalog {self.location.describe()}: {first_line(exc)}") from None
         return self._pg
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -295,7 +294,7 @@ class Catalog:
                 self.close()
                 if attempt:
                     raise WarehouseUnavailable(
-                        f"lost the lake's catalog {self.location.describe()}: {_first(exc)}") from None
+                        f"lost the lake's catalog {self.location.describe()}: {first_line(exc)}") from None
         raise AssertionError("unreachable")
 
     def _sequence(self) -> None:

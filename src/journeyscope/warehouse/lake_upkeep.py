@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import duckdb
 
 from journeyscope.errors import WarehouseError
+from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse.lake import ALIAS
 from journeyscope.warehouse.store import Warehouse
 
@@ -56,7 +57,7 @@ def _run(warehouse: Warehouse, what: str, statements: list[str]) -> LakeCompacti
                 cur.execute(statement)
             after = _counts(cur)
         except duckdb.Error as exc:
-            raise WarehouseError(f"cannot {what} {warehouse.lake.describe()}: {str(exc).splitlines()[0]}") from None
+            raise warehouse_error(exc, f"cannot {what} {warehouse.lake.describe()}") from None
     return LakeCompaction(before[0], after[0], before[1], after[1], time.perf_counter() - started)
 
 
@@ -107,7 +108,7 @@ def lake_contains(warehouse: Warehouse, needles: list[str]) -> list[str]:
                 if hit and hit[0]:
                     found.add(needle)
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot read the objects of {root}: {str(exc).splitlines()[0]}") from None
+        raise warehouse_error(exc, f"cannot read the objects of {root}") from None
     finally:
         cur.close()
     return sorted(found)
