@@ -44,7 +44,7 @@ def example_journey(db: Path) -> str:
     from collections import Counter
 
     from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.reads import Reader
+    from journeyscope.warehouse.reader import Reader
 
     with Warehouse(db, read_only=True) as wh:
         reader = Reader(wh)
@@ -59,7 +59,7 @@ def bridge_day(db: Path) -> str:
     from datetime import datetime, timedelta
 
     from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.reads import Reader
+    from journeyscope.warehouse.reader import Reader
 
     with Warehouse(db, read_only=True) as wh:
         first = Reader(wh).filter_values()["dimensions"]["first_visit_at"]

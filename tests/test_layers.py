@@ -198,3 +198,11 @@ def test_the_vocabulary_and_settings_import_nothing_heavy() -> None:
 def test_the_instrumentation_loads_no_warehouse() -> None:
     loaded = _fresh_import("journeyscope.instrument")
     assert not {m for m in loaded if m.startswith(("journeyscope.warehouse", "duckdb"))}
+
+
+def test_an_orchestrators_client_loads_no_storage_engine() -> None:
+    """The client asks a server over HTTP: it needs the read declarations and the decision shape, not DuckDB."""
+    loaded = _fresh_import("journeyscope.client")
+    heavy = {m for m in loaded if m.split(".")[0] in {"duckdb", "pyarrow", "numpy", "opentelemetry"}}
+    assert not heavy, sorted(heavy)[:10]
+    assert "journeyscope.warehouse.store" not in loaded

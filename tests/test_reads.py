@@ -1,4 +1,4 @@
-"""Each read is declared once (``warehouse.reads.Reader``): the API serves exactly the declared reads, the
+"""Each read is declared once (``warehouse.reads.Reads``, answered by ``warehouse.reader.Reader``): the API serves exactly the declared reads, the
 client asks exactly them, and both answer what the warehouse answers.
 
 Run on the dashboard's demo warehouse (300 journeys, evaluated) against the real server on a copy of it.
@@ -20,7 +20,8 @@ from journeyscope.server.app import create_app
 from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.reads import READS, Reader
+from journeyscope.warehouse.reader import Reader
+from journeyscope.warehouse.reads import READS, Reads, implements
 
 #: GET routes that are not warehouse reads: the server's own state.
 SERVER_ONLY = {"/v1/policies", "/v1/ingest/status"}
@@ -126,3 +127,28 @@ def test_bounds_are_refused_by_name_by_the_file_and_by_the_api(wh, served):
         reader.alerts(status="burning")
     answer = httpx.get(f"{served.base_url}/v1/compare", params={"a_since": "2300-01-01T00:00:00Z"})
     assert answer.status_code == 422 and answer.json()["detail"].startswith("a_since")
+
+
+
+def _answers(drift: str | None = None, missing: str | None = None) -> dict[str, Any]:
+    """A method per declared read with the declared signature; ``drift`` loses its last parameter."""
+    namespace: dict[str, Any] = {}
+    for spec in READS:
+        if spec.name == missing:
+            continue
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *spec.signature.parameters.values()]
+
+        def answer(self: object, *args: object, **kwargs: object) -> None:
+            return None
+
+        answer.__signature__ = inspect.Signature(params[:-1] if spec.name == drift else params)  # type: ignore[attr-defined]
+        namespace[spec.name] = answer
+    return namespace
+
+
+def test_an_answer_that_drifts_from_its_declaration_is_refused_at_import() -> None:
+    assert implements(type("Answers", (Reads,), _answers()))  # every read answered as declared
+    with pytest.raises(TypeError, match=r"Answers\.stages.* does not match its declaration"):
+        implements(type("Answers", (Reads,), _answers(drift="stages")))
+    with pytest.raises(TypeError, match="does not answer the read 'funnel'"):
+        implements(type("Answers", (Reads,), _answers(missing="funnel")))

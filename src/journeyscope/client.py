@@ -5,7 +5,7 @@
 >>> decision = js.route("j-42")                  # -> Decision(action="human_handoff", ...)
 >>> js.stages(Filters(journey="onboarding"))     # the same dict as Reader(warehouse).stages(...)
 
-Every read of :class:`journeyscope.warehouse.reads.Reader` is a method here
+Every read declared in :class:`journeyscope.warehouse.reads.Reads` is a method here
 with the same name, parameters and answer, asked over HTTP: the methods are
 made from the declarations, not written out again. Beside them, the calls
 that only a server answers: routing, the policies in force, and the writes
@@ -14,7 +14,7 @@ that only a server answers: routing, the policies in force, and the writes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -22,14 +22,9 @@ import httpx
 from journeyscope.errors import InvalidInputError, JourneyscopeError
 from journeyscope.warehouse.decisions import Decision
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.reads import Read, filter_query, read_methods
+from journeyscope.warehouse.reads import Read, Reads, filter_query, read_methods
 
 __all__ = ["ApiError", "Client", "path_segment"]
-
-if TYPE_CHECKING:  # the read methods are added from the declarations (``read_methods``)
-    from journeyscope.warehouse.reads import Reader as _Reads
-else:
-    _Reads = object
 
 
 class ApiError(JourneyscopeError):
@@ -48,7 +43,7 @@ def path_segment(value: str) -> str:
 
 
 @read_methods
-class Client(_Reads):
+class Client(Reads):
     """Talks to ``journeyscope serve`` over one keep-alive HTTP connection pool.
 
     ``transport``: an ``httpx`` transport (tests pass an ``httpx.MockTransport``).

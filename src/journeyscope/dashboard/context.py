@@ -55,7 +55,7 @@ class PageContext:
 
     # Cached questions (:func:`data.ask`), with this rerun's filters unless told otherwise.
     def read(self, name: str, **arguments: Any) -> Any:
-        """The read ``name`` (:class:`journeyscope.warehouse.reads.Reader`), cached."""
+        """The read ``name`` (:class:`journeyscope.warehouse.reads.Reads`), cached."""
         return data.ask(self.source, self.key, name, **arguments)
 
     def funnel(self, params: FilterParams | None = None, *, evaluators: bool = True) -> dict[str, Any]:

@@ -7,7 +7,7 @@ re-run a funnel over a million journeys. Errors are not cached: a server that
 was down is asked again on the next rerun. "Refresh data" clears the cache.
 
 One cached function serves every read: :func:`ask` names the read (a method
-of :class:`journeyscope.warehouse.reads.Reader`) and its arguments, so a read
+of :class:`journeyscope.warehouse.reads.Reads`) and its arguments, so a read
 declared there needs nothing here.
 """
 

@@ -3,9 +3,9 @@
 DuckDB lets one process write a file; while ``journeyscope serve`` holds it, a
 dashboard cannot open it and reads through the server's API instead. Both
 sources answer the reads declared once in
-:class:`journeyscope.warehouse.reads.Reader`, by the same names and with the
+:class:`journeyscope.warehouse.reads.Reads`, by the same names and with the
 same JSON (the API serves exactly the reader's answers): :class:`WarehouseSource`
-asks a :class:`~journeyscope.warehouse.reads.Reader` over the file,
+asks a :class:`~journeyscope.warehouse.reader.Reader` over the file,
 :class:`ApiSource` is the project's :class:`~journeyscope.client.Client`. Neither
 lists the reads again; every page is written once against :class:`Source`.
 
@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import duckdb
 import httpx
@@ -34,19 +34,14 @@ from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.db_errors import first_line
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.journey_map import load_journey_map
-from journeyscope.warehouse.reads import Read, Reader, read_methods
+from journeyscope.warehouse.reader import Reader
+from journeyscope.warehouse.reads import Read, Reads, read_methods
 from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
 from journeyscope.warehouse.reviews import add_reviews
 from journeyscope.warehouse.schema import SCHEMA_VERSION, file_version
 from journeyscope.warehouse.thresholds import adopt
 
 __all__ = ["ApiSource", "FilterParams", "Source", "SourceError", "WarehouseSource"]
-
-if TYPE_CHECKING:  # the read methods are added from the declarations (``read_methods``)
-    _Reads = Reader
-else:
-    _Reads = object
-
 
 class SourceError(JourneyscopeError):
     """The dashboard cannot read its data; ``hint`` says what to do about it."""
@@ -101,7 +96,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 class Source(Protocol):
-    """What the pages need: every read of :class:`~journeyscope.warehouse.reads.Reader` (JSON-shaped answers),
+    """What the pages need: every read of :class:`~journeyscope.warehouse.reads.Reads` (JSON-shaped answers),
     and the review page's writes. Every method raises only :class:`SourceError`."""
 
     def describe(self) -> str:
@@ -125,7 +120,7 @@ class Source(Protocol):
 
 # -- the warehouse file ---------------------------------------------------------------------------
 @read_methods
-class WarehouseSource(_Reads):
+class WarehouseSource(Reads):
     """Reads a warehouse file directly, opening it read-only for each question, or once per page run.
 
     A connection is not kept open between page runs: DuckDB refuses a writer
@@ -233,7 +228,7 @@ class WarehouseSource(_Reads):
     def _answer(self, spec: Read, arguments: dict[str, Any]) -> Any:
         """A declared read asked of the file (opened for it, or held by the page run)."""
         with self._open() as wh:
-            return spec.function(Reader(wh), **arguments)
+            return getattr(Reader(wh), spec.name)(**arguments)
 
     @contextmanager
     def _writing(self) -> Iterator[Any]:

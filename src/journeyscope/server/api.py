@@ -3,7 +3,7 @@
 Handlers only translate HTTP to library calls: the SQL is in
 :mod:`journeyscope.warehouse`, the decision logic in
 :mod:`journeyscope.server.routing`. Every read is a route registered from its
-declaration (:class:`journeyscope.warehouse.reads.Reader`): path, query
+declaration (:class:`journeyscope.warehouse.reads.Reads`): path, query
 parameters, checks and answer are the declaration's; this module adds only the
 access check and, for the reads an orchestrator asks on every turn, answers
 held in memory. Stage signals come from the
@@ -33,7 +33,8 @@ from journeyscope.warehouse.decisions import Decision
 from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.filters import EARLIEST, LATEST, MAX_WINDOW, Filters, window_start
 from journeyscope.warehouse.funnel import FunnelReport
-from journeyscope.warehouse.reads import READS, Param, Read, Reader
+from journeyscope.warehouse.reader import Reader
+from journeyscope.warehouse.reads import READS, Param, Read
 from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
 from journeyscope.warehouse.reviews import add_reviews
 from journeyscope.warehouse.stage_signals import stages_body
@@ -139,7 +140,7 @@ def _endpoint(spec: Read) -> Callable[..., Any]:
     else:
         def endpoint(caller: Caller, **arguments: Any) -> Any:  # type: ignore[misc]
             found = (answer(caller, **arguments) if answer is not None
-                     else spec.function(Reader(caller.project.warehouse), **arguments))
+                     else getattr(Reader(caller.project.warehouse), spec.name)(**arguments))
             if found is None:
                 raise missing(caller, arguments)
             return found

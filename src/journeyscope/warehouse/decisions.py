@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from journeyscope.warehouse.store import Warehouse
+if TYPE_CHECKING:
+    from journeyscope.warehouse.store import Warehouse
 
 #: What a decision may recommend, mildest first (a stronger action wins when rules disagree).
 Action = Literal["continue", "clarify", "human_handoff", "escalate"]

@@ -18,14 +18,18 @@ import duckdb
 
 from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse.db_errors import warehouse_error
+from journeyscope.warehouse.decisions import ROUTE_DECISIONS_EXPORT
+from journeyscope.warehouse.evaluations import EVALUATIONS_EXPORT
+from journeyscope.warehouse.reviews import REVIEWS_EXPORT
 from journeyscope.warehouse.store import Warehouse
+from journeyscope.warehouse.visits import STAGE_VISITS_EXPORT
 
 FORMATS = ("jsonl", "csv", "parquet")
 
 _ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
-#: One SELECT per exportable table, columns in the documented order. Other parts
-#: register theirs (stage-visits, evaluations) with :func:`register_export`.
+#: One SELECT per exportable table, columns in the documented order (the modules that own the other
+#: tables declare theirs).
 _EXPORTS: dict[str, str] = {
     "spans": f"""
         SELECT trace_id, span_id, parent_span_id, name,
@@ -36,12 +40,11 @@ _EXPORTS: dict[str, str] = {
                service_name, scope_name
         FROM spans ORDER BY journey_id, start_time, seq
     """,
+    "stage-visits": STAGE_VISITS_EXPORT,
+    "evaluations": EVALUATIONS_EXPORT,
+    "route-decisions": ROUTE_DECISIONS_EXPORT,
+    "reviews": REVIEWS_EXPORT,
 }
-
-
-def register_export(name: str, select_sql: str) -> None:
-    """Make ``journeyscope export NAME`` available, exporting the rows of ``select_sql``."""
-    _EXPORTS[name] = select_sql
 
 
 def export_names() -> list[str]:

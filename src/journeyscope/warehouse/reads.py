@@ -1,9 +1,11 @@
-"""Every read the eval API serves and the dashboard shows, declared once: :class:`Reader`.
+"""Every read the eval API serves and the dashboard shows, declared once: :class:`Reads`.
 
-Each method of :class:`Reader` is one question asked of a warehouse, with its
-typed parameters and its JSON-able answer, marked with :func:`read` and the
-``/v1`` path that serves it. From that one declaration
+Each method of :class:`Reads` is one question asked of a warehouse, with its
+typed parameters, its docstring and its JSON-able answer, marked with :func:`read`
+and the ``/v1`` path that serves it. From that one declaration
 
+- the warehouse answers it (:class:`journeyscope.warehouse.reader.Reader`,
+  checked against the declaration by :func:`implements`);
 - the server registers its routes (:mod:`journeyscope.server.api`): query
   parameters from the signature, a 422 naming the parameter for a bad value,
   a 404 for an answer of ``None``;
@@ -18,6 +20,9 @@ parameter named other than ``filters`` is prefixed with its name, as
 ``a_cohort``), ``Literal`` choices, and numbers bounded with
 ``annotated_types.Interval``. Bounds and choices are checked here too, so a
 file read refuses what the API would refuse, naming the parameter.
+
+This module is light on purpose (no DuckDB, no pyarrow): the client of an
+orchestrator imports it, and the answers live in :mod:`~journeyscope.warehouse.reader`.
 """
 
 from __future__ import annotations
@@ -32,25 +37,11 @@ from typing import Annotated, Any, Literal, TypeVar
 from annotated_types import Interval
 
 from journeyscope.errors import InvalidInputError
-from journeyscope.warehouse.agreement import agreement_report
-from journeyscope.warehouse.compare import compare
-from journeyscope.warehouse.compliance import compliance_view
-from journeyscope.warehouse.decisions import decisions as logged_decisions
-from journeyscope.warehouse.evaluation_reads import failing_visits, score_distribution
-from journeyscope.warehouse.feedback_agreement import feedback_agreement
 from journeyscope.warehouse.filters import Filters
-from journeyscope.warehouse.flows import journey_outcomes, retention_between_stages, transitions
-from journeyscope.warehouse.funnel import funnel
-from journeyscope.warehouse.health import activity, filter_values, health
-from journeyscope.warehouse.journey_detail import journey_detail, search_journeys
-from journeyscope.warehouse.journey_state import journey_state
-from journeyscope.warehouse.monitors.alerts import alerts as stored_alerts
-from journeyscope.warehouse.reviews import review_queue, review_summary
-from journeyscope.warehouse.stage_signals import stages_body
-from journeyscope.warehouse.store import Warehouse
-from journeyscope.warehouse.thresholds import history
 
-__all__ = ["FILTER_FIELDS", "READS", "Param", "Read", "Reader", "filter_query", "read", "read_methods", "reading"]
+__all__ = [
+    "FILTER_FIELDS", "READS", "Param", "Read", "Reads", "filter_query", "implements", "read", "read_methods", "reading",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: The fields of :class:`Filters`, as the query parameters that carry them.
@@ -115,7 +106,7 @@ class Read:
 
 
 def read(path: str, *, part: str | None = None) -> Callable[[F], F]:
-    """Declare a :class:`Reader` method as a read served at ``path``.
+    """Declare a :class:`Reads` method as a read served at ``path``.
 
     ``part``: the answer is served inside another read's answer under this key (``activity`` is the
     ``window`` of ``/v1/health``), so the API registers no route of its own for it.
@@ -123,11 +114,11 @@ def read(path: str, *, part: str | None = None) -> Callable[[F], F]:
 
     def mark(method: F) -> F:
         @functools.wraps(method)
-        def checked(self: Reader, *args: Any, **kwargs: Any) -> Any:
-            return method(self, **_BY_NAME[method.__name__].arguments(*args, **kwargs))
+        def declared(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError(f"{type(self).__name__} does not answer the read {method.__name__!r}")
 
-        checked.__journeyscope_read__ = (path, part)  # type: ignore[attr-defined]
-        return checked  # type: ignore[return-value]
+        declared.__journeyscope_read__ = (path, part)  # type: ignore[attr-defined]
+        return declared  # type: ignore[return-value]
 
     return mark
 
@@ -174,49 +165,38 @@ def filter_query(filters: Filters, prefix: str = "") -> dict[str, str]:
 Limit = Interval
 
 
-class Reader:
-    """The reads of one open :class:`~journeyscope.warehouse.Warehouse`; each answer is JSON-able, and is
-    exactly the body the API serves for it (``as_of_age_s`` is 0 here: a file read is as fresh as the file).
-    """
-
-    def __init__(self, warehouse: Warehouse) -> None:
-        self.warehouse = warehouse
+class Reads:
+    """The reads, declared: signatures, documentation, the path that serves each. Not callable itself:
+    :class:`~journeyscope.warehouse.reader.Reader` answers them from a warehouse, the client over HTTP."""
 
     # -- stages and funnels -----------------------------------------------------------------------------
     @read("/v1/stages")
     def stages(self, filters: Filters = ALL) -> dict[str, Any]:
         """Per-stage signals (completion, re-entry, resolution, quality, retention, eval fail rate), each with n
         and CI."""
-        report = funnel(self.warehouse, filters)
-        return {"as_of_age_s": 0.0, "filters": filters.as_dict(), **stages_body(report)}
 
     @read("/v1/funnel")
     def funnel(self, filters: Filters = ALL, evaluators: bool = True) -> dict[str, Any]:
         """The docs/contracts.md funnel (stages in journey-map order, rates with 95% intervals);
         ``evaluators=False`` leaves out the per-stage evaluator summaries (most of a funnel's cost)."""
-        return {**funnel(self.warehouse, filters, evaluators=evaluators).as_dict(), "as_of_age_s": 0.0}
 
     @read("/v1/outcomes")
     def outcomes(
         self, filters: Filters = ALL, min_journeys: Annotated[int, Limit(ge=1, le=1_000_000_000)] = 1
     ) -> dict[str, Any]:
         """Journey completion overall, by cohort and by channel sequence (channel-mix lift)."""
-        return journey_outcomes(self.warehouse, filters, min_journeys=min_journeys).as_dict()
 
     @read("/v1/flows/transitions")
     def transitions(self, filters: Filters = ALL) -> list[dict[str, Any]]:
         """Stage-to-stage counts, backtracks and exits."""
-        return [t.as_dict() for t in transitions(self.warehouse, filters)]
 
     @read("/v1/flows/retention")
     def retention(self, filters: Filters = ALL) -> list[dict[str, Any]]:
         """Context retention by stage pair (where hand-offs lose context)."""
-        return [h.as_dict() for h in retention_between_stages(self.warehouse, filters)]
 
     @read("/v1/compare")
     def compare(self, a: Filters = ALL, b: Filters = ALL) -> dict[str, Any]:
         """Two periods or cohorts side by side: per-stage differences (B − A) with 95% intervals."""
-        return compare(self.warehouse, a, b).as_dict()
 
     # -- journeys -----------------------------------------------------------------------------------------
     @read("/v1/journeys")
@@ -224,24 +204,20 @@ class Reader:
         self, q: str = "", filters: Filters = ALL, limit: Annotated[int, Limit(ge=1, le=500)] = 20
     ) -> list[dict[str, Any]]:
         """Journeys whose id or customer id contains ``q`` (exact id first, then most recently active)."""
-        return search_journeys(self.warehouse, q, filters, limit)
 
     @read("/v1/journeys/{journey_id}")
     def journey(self, journey_id: str) -> dict[str, Any] | None:
         """The live state of one journey: where it is, its visits, latest scores and friction signals."""
-        return journey_state(self.warehouse, journey_id)
 
     @read("/v1/journeys/{journey_id}/detail")
     def journey_detail(self, journey_id: str) -> dict[str, Any] | None:
         """Everything about one journey: visits, transcripts, evaluations with the turns they cite, decisions."""
-        return journey_detail(self.warehouse, journey_id)
 
     @read("/v1/decisions")
     def decisions(
         self, journey_id: str | None = None, limit: Annotated[int, Limit(ge=1, le=10_000)] = 100
     ) -> dict[str, Any]:
         """The decision log, newest first (decisions are ``journey.route`` spans in the warehouse)."""
-        return {"decisions": logged_decisions(self.warehouse, journey_id, limit)}
 
     # -- evaluations --------------------------------------------------------------------------------------
     @read("/v1/evaluations/failing")
@@ -253,26 +229,22 @@ class Reader:
         limit: Annotated[int, Limit(ge=1, le=1000)] = 50,
     ) -> list[dict[str, Any]]:
         """Failed evaluations, worst first, with their reasons."""
-        return failing_visits(self.warehouse, filters, stage=stage, evaluator=evaluator, limit=limit)
 
     @read("/v1/evaluations/distribution")
     def distribution(
         self, filters: Filters = ALL, stage: str | None = None, evaluator: str | None = None
     ) -> dict[str, Any]:
         """Score histograms per evaluator (binned in SQL)."""
-        return score_distribution(self.warehouse, filters, stage=stage, evaluator=evaluator)
 
     @read("/v1/evaluators/feedback-agreement")
     def feedback_agreement(self, filters: Filters = ALL) -> dict[str, Any]:
         """Each evaluator's agreement with the customers' CSAT (AUROC low vs high CSAT, Spearman), overall and
         per stage."""
-        return {"evaluators": [a.as_dict() for a in feedback_agreement(self.warehouse, filters)]}
 
     # -- reviews and calibration ----------------------------------------------------------------------------
     @read("/v1/reviews/summary")
     def review_summary(self) -> dict[str, Any]:
         """Per evaluator with scores: its stages, results scored, and visits reviewed."""
-        return review_summary(self.warehouse)
 
     @read("/v1/reviews/queue")
     def review_queue(
@@ -283,23 +255,16 @@ class Reader:
         limit: Annotated[int, Limit(ge=1, le=500)] = 20,
     ) -> list[dict[str, Any]]:
         """Unreviewed visits of ``evaluator`` whose review teaches most first (near the threshold, stratified)."""
-        return review_queue(self.warehouse, evaluator, stage=stage, journey=journey, limit=limit)
 
     @read("/v1/evaluators/agreement")
     def agreement(
         self, evaluator: str | None = None, engine: Literal["local", "llm"] | None = None
     ) -> dict[str, Any]:
         """Each evaluator against the reviews: n, AUROC, kappa, precision, recall (95% intervals), thresholds."""
-        return agreement_report(self.warehouse, evaluator, engine)
 
     @read("/v1/evaluators/thresholds")
     def thresholds(self, evaluator: str | None = None) -> dict[str, Any]:
         """Every threshold ever adopted, oldest first."""
-        cur = self.warehouse.cursor()
-        try:
-            return {"thresholds": [t.as_dict() for t in history(cur, evaluator)]}
-        finally:
-            cur.close()
 
     # -- monitors, health, compliance -----------------------------------------------------------------------
     @read("/v1/alerts")
@@ -312,44 +277,35 @@ class Reader:
     ) -> dict[str, Any]:
         """Monitors' alerts, newest first, with their evidence and failing visits; ``monitors`` says what runs
         (the server fills it in: a file does not know which monitors a server runs)."""
-        found = stored_alerts(self.warehouse, status=status, journey=journey, stage=stage, limit=limit)
-        return {"alerts": found, "monitors": None}
 
     @read("/v1/health")
     def health(self, filters: Filters = ALL) -> dict[str, Any]:
         """Data health (missing journey attributes, stages outside the map, ingest lag) and, under ``window``,
         what the filtered window holds."""
-        return health(self.warehouse, filters=None if filters == ALL else filters)
 
     @read("/v1/health", part="window")
     def activity(self, filters: Filters = ALL) -> dict[str, Any]:
         """Journeys, visits and spans in the filtered window, without the span scans of :meth:`health`."""
-        return activity(self.warehouse, filters)
 
     @read("/v1/filters")
     def filter_values(self) -> dict[str, Any]:
         """The filter values (journey types, cohorts, channels, first and last visit) and headline counts: what a
         dashboard needs on every page, without the span scans of ``/v1/health``."""
-        return filter_values(self.warehouse)
 
     @read("/v1/compliance")
     def compliance(self) -> dict[str, Any]:
         """PII per stage and what was done to it, where it entered, consent coverage, the audit log (counts
         only)."""
-        cur = self.warehouse.cursor()
-        try:
-            return compliance_view(cur)
-        finally:
-            cur.close()
 
 
 #: Every read, in declaration order.
-READS: tuple[Read, ...] = _declared(Reader)
+READS: tuple[Read, ...] = _declared(Reads)
 _BY_NAME = {r.name: r for r in READS}
 
 
 def read_methods(cls: type) -> type:
-    """Class decorator: give ``cls`` one method per read, each calling ``self._answer(read, arguments)``.
+    """Class decorator: give ``cls`` one method per read, each calling ``self._answer(read, arguments)``
+    with the arguments checked against the declaration.
 
     How a class answers is its own (open a file, ask a server); which questions there are, with which
     parameters, is the declaration's. The methods carry the declared signature and docstring (``help()``,
@@ -363,7 +319,7 @@ def read_methods(cls: type) -> type:
             return self._answer(_spec, _spec.arguments(*args, **kwargs))
 
         functools.update_wrapper(method, spec.function)
-        vars(method).pop("__wrapped__")  # the signature below, not the Reader's (which opens a warehouse)
+        vars(method).pop("__wrapped__")  # the declared signature below, not the stub's
         method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
              *spec.signature.parameters.values()],
@@ -373,6 +329,34 @@ def read_methods(cls: type) -> type:
         method.__module__ = cls.__module__
         setattr(cls, spec.name, method)
     return cls
+
+
+def implements(cls: type) -> type:
+    """Class decorator for a class that answers every read with a method of its own (the warehouse's
+    :class:`~journeyscope.warehouse.reader.Reader`).
+
+    Each read must be defined on ``cls`` with the declared parameters, in order, with the declared
+    defaults: a :class:`TypeError` at import names the first that is not, so an answer cannot drift from
+    its declaration. Each method is then wrapped like :func:`read_methods`' (arguments checked, the
+    declared signature and docstring).
+    """
+    answers: dict[str, Callable[..., Any]] = {}
+    for spec in READS:
+        method = vars(cls).get(spec.name)
+        if method is None:
+            raise TypeError(f"{cls.__qualname__} does not answer the read {spec.name!r}")
+        given = [(p.name, p.kind, p.default) for p in list(inspect.signature(method).parameters.values())[1:]]
+        if given != [(p.name, p.kind, p.default) for p in spec.signature.parameters.values()]:
+            raise TypeError(f"{cls.__qualname__}.{spec.name}{inspect.signature(method)} does not match its "
+                            f"declaration {spec.name}{spec.signature}")
+        answers[spec.name] = method
+        delattr(cls, spec.name)
+
+    def _answer(self: Any, spec: Read, arguments: dict[str, Any]) -> Any:
+        return answers[spec.name](self, **arguments)
+
+    cls._answer = _answer  # type: ignore[attr-defined]
+    return read_methods(cls)
 
 
 def reading(name: str) -> Read:
