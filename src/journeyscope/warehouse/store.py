@@ -287,7 +287,8 @@ class Warehouse:
         digest = self.journey_map.digest()
         row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
         if row and row[0][0] == digest:
-            self.update_visits()  # a backlog left by a crash
+            if not self._shared_seq():  # a lake's backlog is its deriving processes' to work off, by partition
+                self.update_visits()  # a backlog left by a crash
             return
         with self._upkeep_lock(wait=True):
             self._rebuild_visits(digest)
