@@ -66,9 +66,9 @@ SENDER = textwrap.dedent('''
 ''')
 
 
-def _serve(url: str, prefix: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+def _serve(url: str, prefix: str, env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--db", url, "--data-path", prefix,
-                             "--port", "0", "--grpc-port", "-1"],
+                             "--port", "0", "--grpc-port", "-1", *options],
                             stdout=subprocess.PIPE, text=True, env={**env, "NO_PROXY": "127.0.0.1"})
     assert proc.stdout is not None
     line = proc.stdout.readline()
