@@ -23,14 +23,13 @@ from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.reads import Reader
 from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
-from test_lake_receivers import SENDER, SERVE, _serve, _visits
+from test_lake_receivers import SENDER, _port, _start, _visits
 
-JOURNEYS = 400
+JOURNEYS = 300
 
 
-def _derive(url: str, prefix: str, env: dict[str, str], partition: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, "derive", "--db", url, "--data-path", prefix,
-                             "--partition", partition], stdout=subprocess.PIPE, text=True, env=env)
+def _ready(proc: subprocess.Popen[str], partition: str) -> subprocess.Popen[str]:
+    """A derive worker started by :func:`_start`, once it derives."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert f"partition {partition}" in line, f"derive worker did not start: {line!r}"
@@ -65,12 +64,13 @@ def test_receivers_derive_workers_and_an_api_reader_on_one_lake(postgres: Postgr
     procs: list[subprocess.Popen[str]] = []
     acked = tmp_path / "acked.txt"
     try:
-        first, first_port = _serve(url, prefix, env, "--no-derive", "--workers", "0")
-        second, second_port = _serve(url, prefix, env, "--no-derive", "--workers", "0")
-        reader, reader_port = _serve(url, prefix, env, "--no-derive", "--workers", "0")
-        procs += [first, second, reader]
-        workers = {p: _derive(url, prefix, env, p) for p in ("1/2", "2/2")}
-        procs += workers.values()
+        receiving = ("serve", "--port", "0", "--grpc-port", "-1", "--no-derive", "--workers", "0")
+        first, second, reader = (_start(url, prefix, env, *receiving) for _ in range(3))  # started side by side
+        workers = {p: _start(url, prefix, env, "derive", "--partition", p) for p in ("1/2", "2/2")}
+        procs += [first, second, reader, *workers.values()]
+        first_port, second_port, reader_port = _port(first), _port(second), _port(reader)
+        for partition, worker in workers.items():
+            _ready(worker, partition)
         sender = subprocess.Popen(
             [sys.executable, "-c", SENDER,
              f"http://127.0.0.1:{first_port}/v1/traces,http://127.0.0.1:{second_port}/v1/traces",
@@ -89,8 +89,9 @@ def test_receivers_derive_workers_and_an_api_reader_on_one_lake(postgres: Postgr
                 workers["1/2"].send_signal(signal.SIGKILL)  # and a derive worker dies mid-derivation
                 first.wait()
                 workers["1/2"].wait()
-                workers["1/2"] = _derive(url, prefix, env, "1/2")  # started again: resumes where it was
+                workers["1/2"] = _start(url, prefix, env, "derive", "--partition", "1/2")  # resumes where it was
                 procs.append(workers["1/2"])
+                _ready(workers["1/2"], "1/2")
                 killed = True
             time.sleep(0.2)
         _, errors = sender.communicate(timeout=60)
@@ -103,8 +104,10 @@ def test_receivers_derive_workers_and_an_api_reader_on_one_lake(postgres: Postgr
         assert len(acknowledged) == len(set(acknowledged)) >= JOURNEYS * 2
         with Warehouse(url, read_only=True, journey_map=None) as lake:
             stored = lake.query("SELECT span_id, count(*) FROM spans GROUP BY span_id")
-            assert {span for span, _ in stored} == set(acknowledged)  # every acknowledged span stored
-            assert max(n for _, n in stored) == 1  # once
+            # Every acknowledged span stored, once (a batch the killed receiver committed but never answered may be
+            # stored without an acknowledgement, when the sender's exporter ran out of tries on a loaded machine).
+            assert set(acknowledged) <= {span for span, _ in stored}
+            assert max(n for _, n in stored) == 1
             spans = lake.cursor().execute("SELECT * EXCLUDE (seq, ingested_at) FROM spans").to_arrow_table()
         with Warehouse(tmp_path / "same.duckdb", journey_map=None) as embedded:
             embedded.ingest(spans)

@@ -267,9 +267,9 @@ class LakeFeed:
         self._wakes = 0
         self._woken = threading.Condition()
         self._failing = False
-        if not read_only:
+        if not read_only:  # a reader's first look at the head is its first generation()
             self._open()
-        self._poll(strict=True)
+            self._poll(strict=True)
 
     def _open(self) -> None:
         """Make the feed's tables and raise the sequence and head past what the lake stores (a lake written
