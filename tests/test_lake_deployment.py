@@ -31,9 +31,12 @@ JOURNEYS = 300
 def _ready(proc: subprocess.Popen[str], partition: str) -> subprocess.Popen[str]:
     """A derive worker started by :func:`_start`, once it derives."""
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert f"partition {partition}" in line, f"derive worker did not start: {line!r}"
-    return proc
+    seen = []
+    for line in proc.stdout:  # DuckDB's progress bar may come first, on a loaded machine
+        if f"partition {partition}" in line:
+            return proc
+        seen.append(line)
+    raise AssertionError(f"derive worker did not start: {seen!r}")
 
 
 def _scores(warehouse: Warehouse) -> list[tuple[Any, ...]]:

@@ -80,10 +80,12 @@ def _start(url: str, prefix: str, env: dict[str, str], command: str, *options: s
 def _port(proc: subprocess.Popen[str]) -> int:
     """The HTTP port of a receiver started by :func:`_start`, once it is ready."""
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r":(\d+)/v1/traces", line)
-    assert match, f"receiver did not start: {line!r}"
-    return int(match.group(1))
+    seen = []
+    for line in proc.stdout:  # DuckDB's progress bar may come first, on a loaded machine
+        if match := re.search(r":(\d+)/v1/traces", line):
+            return int(match.group(1))
+        seen.append(line)
+    raise AssertionError(f"receiver did not start: {seen!r}")
 
 
 def _visits(warehouse: Warehouse) -> list[dict[str, Any]]:
