@@ -86,7 +86,7 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
         assert lake.summary() == embedded.summary()
         assert funnel(lake) == funnel(embedded)
         # The change feed on the lake: every stored journey published as spans and as visits derived again,
-        # and a consumer's position kept (one row however often it moves).
+        # and a consumer's position kept (in the catalog database, beside the feed's head).
         batch = lake.feed.read(0, frozenset({SPANS, VISITS}))
         assert batch.complete and batch.upto == lake.feed.generation() > published
         by_kind = {kind: set().union(*(c.journeys or () for c in batch.changes if c.kind == kind))
@@ -97,7 +97,6 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
         lake.feed.record("test-consumer", published)
         lake.feed.record("test-consumer", batch.upto)
         assert lake.feed.position("test-consumer") == batch.upto
-        assert lake.query("SELECT count(*) FROM feed_positions")[0][0] == 1
         assert not lake.feed.read(batch.upto, frozenset({SPANS, VISITS}))
     stored = object_store.objects(prefix)
     assert stored and all(path.endswith(".parquet") for path in stored)
@@ -151,6 +150,7 @@ def test_two_writers_racing_with_the_same_batches_store_each_once(demo_file: Pat
         assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)), count(DISTINCT seq) FROM spans")[0] \
             == (spans.num_rows,) * 3
         assert lake.query("SELECT count(*) FROM ingest_ledger")[0][0] == len(batches)
+        lake.update_visits()  # the backlog the writers left, derived as a deriving process does
         with Warehouse(demo_file, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as embedded:
             assert _visits(lake) == _visits(embedded)
 

@@ -66,15 +66,26 @@ SENDER = textwrap.dedent('''
 ''')
 
 
-def _serve(url: str, prefix: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--db", url, "--data-path", prefix,
-                             "--port", "0", "--grpc-port", "-1"],
+def _serve(url: str, prefix: str, env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], int]:
+    proc = _start(url, prefix, env, "serve", "--port", "0", "--grpc-port", "-1", *options)
+    return proc, _port(proc)
+
+
+def _start(url: str, prefix: str, env: dict[str, str], command: str, *options: str) -> subprocess.Popen[str]:
+    """``journeyscope COMMAND`` on the lake, its output read by the caller."""
+    return subprocess.Popen([sys.executable, "-c", SERVE, command, "--db", url, "--data-path", prefix, *options],
                             stdout=subprocess.PIPE, text=True, env={**env, "NO_PROXY": "127.0.0.1"})
+
+
+def _port(proc: subprocess.Popen[str]) -> int:
+    """The HTTP port of a receiver started by :func:`_start`, once it is ready."""
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r":(\d+)/v1/traces", line)
-    assert match, f"receiver did not start: {line!r}"
-    return proc, int(match.group(1))
+    seen = []
+    for line in proc.stdout:  # DuckDB's progress bar may come first, on a loaded machine
+        if match := re.search(r":(\d+)/v1/traces", line):
+            return int(match.group(1))
+        seen.append(line)
+    raise AssertionError(f"receiver did not start: {seen!r}")
 
 
 def _visits(warehouse: Warehouse) -> list[dict[str, Any]]:

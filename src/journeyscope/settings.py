@@ -28,6 +28,8 @@ PREFIX: Final = "JOURNEYSCOPE_"
 DEFAULT_DB: Final = "journeyscope.duckdb"
 DEFAULT_CHROMIUM: Final = "/usr/bin/chromium"
 DEFAULT_BACKGROUND_NICE: Final = 10
+#: Seconds between looks at a PostgreSQL lake's change feed for commits of other processes.
+DEFAULT_FEED_POLL_S: Final = 0.1
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -90,6 +92,9 @@ VARIABLES: Final[tuple[Variable, ...]] = (
              "(`--data-path`)."),
     Variable("JOURNEYSCOPE_S3_ENDPOINT", "s3_endpoint", "none (AWS, or `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`)",
              "The endpoint of an S3-compatible store holding a lake's data, e.g. `http://127.0.0.1:8333`."),
+    Variable("JOURNEYSCOPE_FEED_POLL", "feed_poll_s", f"`{DEFAULT_FEED_POLL_S}`",
+             "Seconds between a process's looks at a PostgreSQL lake's change feed for other processes' commits "
+             "(derive workers, journey states)."),
 )
 
 
@@ -116,6 +121,7 @@ class Settings:
     background_nice: int = DEFAULT_BACKGROUND_NICE
     data_path: str | None = None
     s3_endpoint: str | None = None
+    feed_poll_s: float = DEFAULT_FEED_POLL_S
 
     @property
     def llm_configured(self) -> bool:
@@ -142,7 +148,17 @@ def _nice(name: str, value: str) -> int:
     return number
 
 
-_PARSERS: Final = {"pure_python": _flag, "background_nice": _nice}
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = -1.0
+    if not 0.005 <= number <= 60:
+        raise SettingsError(f"{name}={value!r} is not a number of seconds from 0.005 to 60")
+    return number
+
+
+_PARSERS: Final = {"pure_python": _flag, "background_nice": _nice, "feed_poll_s": _seconds}
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,6 +15,7 @@ from journeyscope import __version__
 from journeyscope.cli.common import run_cli
 from journeyscope.cli.dashboard import dashboard
 from journeyscope.cli.demo import demo
+from journeyscope.cli.derive import derive
 from journeyscope.cli.evaluate import evaluate
 from journeyscope.cli.evaluators import evaluators
 from journeyscope.cli.export import export
@@ -38,6 +39,7 @@ def cli() -> None:
 
 cli.add_command(dashboard)
 cli.add_command(demo)
+cli.add_command(derive)
 cli.add_command(evaluate)
 cli.add_command(evaluators)
 cli.add_command(export)

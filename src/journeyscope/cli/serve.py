@@ -8,6 +8,7 @@ from journeyscope.cli.common import db_option, map_option
 from journeyscope.errors import ConfigError
 from journeyscope.ports import ensure_free
 from journeyscope.settings import load as load_settings
+from journeyscope.warehouse.lake import is_lake
 
 
 @click.command()
@@ -47,6 +48,9 @@ from journeyscope.settings import load as load_settings
 @click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a request may take to send its body before a 408 and close.")
 @click.option("--no-evaluate", is_flag=True, help="Do not score stage visits online as they close.")
+@click.option("--no-derive", is_flag=True,
+              help="A receiver and API only: on a lake, leave stage visits and scores to 'journeyscope derive' "
+              "workers (docs/deployment.md).")
 def serve(
     db: str,
     map_file: str | None,
@@ -65,6 +69,7 @@ def serve(
     header_timeout: float,
     body_timeout: float,
     no_evaluate: bool,
+    no_derive: bool,
 ) -> None:
     """Receive OTLP traces (HTTP and gRPC), serve the eval API; this process is the warehouse's one writer."""
     from journeyscope.server.auth import load_keys
@@ -75,6 +80,9 @@ def serve(
 
     # Bad config is one clear line now, not an error inside the server's start-up; a taken port too,
     # before the warehouse file is created.
+    if no_derive and not is_lake(db):
+        raise ConfigError(f"--no-derive needs a lake (--db ducklake:postgres:...) with 'journeyscope derive' workers: "
+                          f"nothing else derives {db}")
     ensure_free(host, port)
     if grpc_port > 0:
         ensure_free(host, grpc_port, "for gRPC", option="--grpc-port")
@@ -90,7 +98,7 @@ def serve(
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
         queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
-        monitors_file=monitors_file, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
+        monitors_file=monitors_file, derive=not no_derive, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
         db_memory_limit=memory, max_connections=max_connections, header_timeout_s=header_timeout,
         body_timeout_s=body_timeout, state_journeys=state_journeys,
     )

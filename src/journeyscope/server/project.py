@@ -7,7 +7,9 @@ A project runs three threads of its own:
 - ``journeyscope-writer``: the write door's commits (:class:`~journeyscope.warehouse.writer.Writer`);
 - ``journeyscope-derive-NAME``: the derive loop (:class:`~journeyscope.warehouse.derive.DeriveLoop`),
   which follows the change feed and runs, in this order, stage-visit upkeep (and the idle-visit
-  timer), journey states, stage signals, online scoring and monitors;
+  timer), journey states, stage signals, online scoring and monitors (with ``serve --no-derive``, on a
+  lake whose ``journeyscope derive`` workers do the upkeep and scoring, only the ones held in memory for
+  the API: journey states, stage signals, and monitors);
 - ``journeyscope-timers-NAME``: buffered routing decisions handed to the write door, and retention.
 
 With ``--monitors`` and webhooks, their sender adds one (``journeyscope-webhooks``): deliveries wait on
@@ -85,12 +87,14 @@ class Project:
         settings = self.settings
         self.runtime.start()
         warehouse = self.warehouse
-        self.upkeep = VisitUpkeep(warehouse, idle_sweep_s=settings.idle_sweep_s)
         self.states = JourneyStates(warehouse, max_journeys=settings.state_journeys)
         self.signals = SignalCache(partial(funnel, warehouse), prime=partial(routing_filters, warehouse),
                                    refresh_s=settings.signals_refresh_s)
-        consumers: list[Consumer] = [self.upkeep, self.states, self.signals]
-        if settings.evaluate_online:
+        consumers: list[Consumer] = [self.states, self.signals]
+        if settings.derive:
+            self.upkeep = VisitUpkeep(warehouse, idle_sweep_s=settings.idle_sweep_s)
+            consumers.insert(0, self.upkeep)
+        if settings.derive and settings.evaluate_online:
             self.scoring = OnlineScoring(
                 warehouse, scorer=lambda: self.workers.executor if self.workers is not None else None,
                 share=settings.evaluate_share, stop=lambda: self._stopping)
@@ -120,6 +124,7 @@ class Project:
             self.writer.force_flush(60)
         if self.derive is not None:
             self.derive.stop()
+        if self.upkeep is not None:
             try:  # the last commits' visits, so the file is complete for its next reader
                 self.warehouse.update_visits()
             except Exception:  # noqa: BLE001 - the backlog stays in the file; its next opening derives it

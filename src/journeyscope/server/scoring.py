@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from journeyscope.warehouse import feed
 from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.partition import Partition
 from journeyscope.warehouse.store import Warehouse
 from journeyscope.warehouse.visits import visited_journeys
 
@@ -37,10 +38,15 @@ class OnlineScoring:
     durable = True
 
     def __init__(self, warehouse: Warehouse, *, scorer: Callable[[], Executor | None] = lambda: None,
-                 chunk_journeys: int = 10, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
+                 chunk_journeys: int = 10, share: float = 0.5, stop: Callable[[], bool] = lambda: False,
+                 partition: Partition | None = None) -> None:
+        """``partition``: score only its journeys (a derive worker's share), with a position of its own."""
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.warehouse = warehouse
+        self.partition = partition
+        if partition is not None:
+            self.name = f"{OnlineScoring.name} {partition}"
         self.scorer = scorer
         self.chunk_journeys = chunk_journeys
         self.share = share
@@ -61,7 +67,7 @@ class OnlineScoring:
                     changed = visited_journeys(cur)
                 finally:
                     cur.close()
-            self._queue(sorted(changed))
+            self._queue(sorted(changed) if self.partition is None else self.partition.select(sorted(changed)))
         if not self._backlog:
             return
         chunk, self._backlog = self._backlog[:self.chunk_journeys], self._backlog[self.chunk_journeys:]

@@ -80,6 +80,9 @@ class ServerSettings:
     policies_file: str | None = None
     #: Monitors (TOML, see journeyscope.warehouse.monitors.spec); None: no live monitoring.
     monitors_file: str | None = None
+    #: Derive stage visits and scores in this process (its derive loop). Off (``serve --no-derive``): a receiver
+    #: and API only, on a lake whose ``journeyscope derive`` workers do it (docs/deployment.md).
+    derive: bool = True
     #: Score stage visits with the local evaluators as they close (online scoring in the derive loop).
     evaluate_online: bool = True
     #: The largest share of time online scoring takes in the derive loop (it rests in between).

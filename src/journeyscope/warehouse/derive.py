@@ -26,6 +26,7 @@ from typing import Protocol
 from journeyscope.errors import JourneyscopeError
 from journeyscope.warehouse import feed
 from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.partition import Partition
 from journeyscope.warehouse.store import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -61,28 +62,33 @@ class VisitUpkeep:
 
     Upkeep derives a journey's visits whole, so under load it runs at most every ``interval_s`` (or
     twice its last duration): one upkeep serves many commits. ``idle_sweep_s`` is how often visits of
-    journeys silent past their timeout are closed (the one timer for that rule).
+    journeys silent past their timeout are closed (the one timer for that rule). With a ``partition``
+    (a derive worker's), only its journeys: the others' workers derive theirs.
     """
 
     name = "visits"
     kinds = frozenset({feed.SPANS})
     durable = False  # its durable queue is the file's ``visits_pending``
 
-    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, idle_sweep_s: float = 30.0) -> None:
+    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, idle_sweep_s: float = 30.0,
+                 partition: Partition | None = None) -> None:
         self.warehouse = warehouse
+        self.partition = partition
         self.interval_s = interval_s
         self.idle_sweep_s = idle_sweep_s
         self.seconds = 0.0  #: time spent in upkeep
         self._not_before = 0.0
         self._sweep_at = time.monotonic() + idle_sweep_s
+        self._started = False  # the first pass derives what is pending whatever the feed says (a crash's backlog)
 
     def consume(self, batch: ChangeBatch, now: float) -> None:
         if now >= self._sweep_at:
             self._sweep_at = now + self.idle_sweep_s
-            self.warehouse.close_idle_visits()
-        if batch:
+            self.warehouse.close_idle_visits(self.partition)
+        if batch or not self._started:
+            self._started = True
             started = time.perf_counter()
-            self.warehouse.update_visits()
+            self.warehouse.update_visits(self.partition)
             took = time.perf_counter() - started
             self.seconds += took
             self._not_before = time.monotonic() + max(self.interval_s, 2 * took)
@@ -91,7 +97,7 @@ class VisitUpkeep:
         return self._not_before
 
     def backlog(self) -> bool:
-        return False
+        return not self._started
 
     def next_tick(self) -> float | None:
         return self._sweep_at

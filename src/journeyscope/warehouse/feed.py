@@ -10,8 +10,10 @@ restart it resumes where it stopped, neither handling a change twice nor skippin
 
 :class:`ChangeFeed` is the interface (publish in a commit, read since a generation,
 record a position); :class:`DuckDBFeed` keeps it in the warehouse file (tables
-``changes`` and ``feed_positions``). A storage whose commits are numbered snapshots
-(a lake) implements it with generation = snapshot id.
+``changes`` and ``feed_positions``), for the one process that writes it; :class:`LakeFeed`
+keeps it on a lake whose catalog is in PostgreSQL, for any number of writer and consumer
+processes on any machines (generations from a PostgreSQL sequence, taken under an advisory
+lock held to the end of the commit; other processes' commits found by polling).
 
 The feed keeps the last ``retain`` generations; a consumer further behind is told
 (``ChangeBatch.complete`` false) and derives everything again, as on its first start.
@@ -19,18 +21,25 @@ The feed keeps the last ``retain`` generations; a consumer further behind is tol
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 import duckdb
 
+from journeyscope.errors import WarehouseError
+from journeyscope.settings import load as load_settings
 from journeyscope.warehouse.dialect import insert_replacing, set_meta
+from journeyscope.warehouse.lake import FEED_LOCK, Catalog
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ALL_KINDS", "ERASURE", "EVENTS", "FEEDBACK", "SCORES", "SPANS", "VISITS",
-    "Change", "ChangeBatch", "ChangeFeed", "DuckDBFeed",
+    "Change", "ChangeBatch", "ChangeFeed", "DuckDBFeed", "LakeFeed",
 ]
 
 #: Kinds of change. ``journeys`` ``None`` means "any journey" (a threshold adopted, an erasure).
@@ -168,14 +177,9 @@ class DuckDBFeed:
             return ChangeBatch(start, start, (), complete)
         cur = self._cursor()
         try:
-            rows = cur.execute(
-                "SELECT generation, kind, journey_ids FROM changes WHERE generation > ? AND generation <= ? "
-                "AND list_contains(?, kind) ORDER BY generation, kind",
-                [start, newest, sorted(kinds)],
-            ).fetchall()
+            changes = _read_changes(cur, start, newest, kinds)
         finally:
             cur.close()
-        changes = tuple(Change(int(g), k, None if ids is None else tuple(ids)) for g, k, ids in rows)
         return ChangeBatch(start, newest, changes, complete)
 
     def wait(self, after: int, timeout_s: float | None) -> int:
@@ -204,6 +208,187 @@ class DuckDBFeed:
                              "now()::TIMESTAMP AS updated_at", ("consumer",), params=[consumer, generation])
         finally:
             cur.close()
+
+
+def _read_changes(cur: duckdb.DuckDBPyConnection, after: int, upto: int, kinds: frozenset[str]) -> tuple[Change, ...]:
+    rows = cur.execute(
+        "SELECT generation, kind, journey_ids FROM changes WHERE generation > ? AND generation <= ? "
+        "AND list_contains(?, kind) ORDER BY generation, kind",
+        [after, upto, sorted(kinds)],
+    ).fetchall()
+    return tuple(Change(int(g), k, None if ids is None else tuple(ids)) for g, k, ids in rows)
+
+
+# The feed's state in the lake's PostgreSQL catalog database, beside DuckLake's own tables: the generation
+# sequence, the head (the newest generation whose commit has ended, and where pruning reached) and consumers'
+# positions (an upsert each: no lake snapshot, no conflict between two consumers recording at once).
+_LAKE_SETUP = """
+CREATE SEQUENCE IF NOT EXISTS journeyscope_generation;
+CREATE TABLE IF NOT EXISTS journeyscope_feed (head BIGINT NOT NULL, pruned_through BIGINT NOT NULL);
+INSERT INTO journeyscope_feed SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM journeyscope_feed);
+CREATE TABLE IF NOT EXISTS journeyscope_feed_positions (
+    consumer VARCHAR PRIMARY KEY, generation BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+"""
+
+
+class LakeFeed:
+    """:class:`ChangeFeed` on a lake whose catalog is in PostgreSQL: many writer and consumer processes.
+
+    **Generations are commit order across processes.** A commit that publishes takes the advisory lock
+    :data:`~journeyscope.warehouse.lake.FEED_LOCK`, draws its generation from the PostgreSQL sequence
+    ``journeyscope_generation``, inserts its change rows, commits to the lake, raises the head
+    (``journeyscope_feed.head``) to its generation and only then releases the lock. So generation ``G`` is drawn
+    only after every commit with a smaller one has ended (committed, or failed and never to appear: a gap), and
+    the head names only ended commits. A reader reads the head first and then the changes up to it in a lake
+    snapshot taken after: it sees every commit at or below the head, never a later one filling in below.
+    (DuckLake's own snapshot ids are not used: a commit learns its id only once committed, too late to stamp
+    its change rows, and every commit makes one, publishing or not.)
+
+    **Other processes' commits** are found by polling the head (one primary-key row in PostgreSQL) at most every
+    ``poll_s`` seconds (``JOURNEYSCOPE_FEED_POLL``); this process's own commits are seen at once.
+
+    A writer killed between its lake commit and raising the head leaves the head below its generation until the
+    next publishing commit raises it past (that commit cannot end before the killed one has: DuckLake's commits
+    take its snapshot ids in turn); opening the feed also raises the head to the newest stored generation.
+    """
+
+    def __init__(self, catalog: Catalog, cursor: Callable[[], duckdb.DuckDBPyConnection], *,
+                 read_only: bool = False, retain: int = 100_000, poll_s: float | None = None) -> None:
+        """``catalog``: a connection of the feed's own (its lock is held across commits); ``cursor`` opens a
+        cursor on the lake's tables."""
+        self._catalog = catalog
+        self._cursor = cursor
+        self.retain = retain
+        self.poll_s = load_settings().feed_poll_s if poll_s is None else poll_s
+        self._state = threading.Lock()
+        self._generation = 0
+        self._pruned_through = 0
+        self._polled_at = float("-inf")
+        self._wakes = 0
+        self._woken = threading.Condition()
+        self._failing = False
+        if not read_only:  # a reader's first look at the head is its first generation()
+            self._open()
+            self._poll(strict=True)
+
+    def _open(self) -> None:
+        """Make the feed's tables and raise the sequence and head past what the lake stores (a lake written
+        before, or a commit whose writer died before raising the head)."""
+        with self._catalog.locked([FEED_LOCK]):
+            for statement in filter(str.strip, _LAKE_SETUP.split(";")):
+                self._catalog.query(statement)
+            cur = self._cursor()
+            try:
+                row = cur.execute("SELECT max(generation) FROM changes").fetchone()
+            finally:
+                cur.close()
+            stored = int(row[0]) if row and row[0] is not None else 0
+            if stored:
+                self._catalog.query("SELECT setval('journeyscope_generation', greatest(%s, "
+                                    "(SELECT last_value FROM journeyscope_generation)))", (stored,))
+                self._catalog.query("UPDATE journeyscope_feed SET head = greatest(head, %s)", (stored,))
+
+    def _poll(self, *, strict: bool = False) -> None:
+        try:
+            rows = self._catalog.query("SELECT head, pruned_through FROM journeyscope_feed")
+            self._failing = False
+        except WarehouseError as exc:  # the catalog away: keep the last head, look again next time
+            if strict:
+                raise
+            if not self._failing:
+                logger.warning("journeyscope: cannot read the change feed's head (looking again): %s", exc)
+            self._failing = True
+            rows = []
+        except Exception:  # noqa: BLE001 - no feed tables yet: a lake no writer of this version has opened
+            rows = []
+        with self._state:
+            self._polled_at = time.monotonic()
+            if rows:
+                self._generation = max(self._generation, int(rows[0][0]))  # type: ignore[arg-type]
+                self._pruned_through = max(self._pruned_through, int(rows[0][1]))  # type: ignore[arg-type]
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def commit(self, cur: duckdb.DuckDBPyConnection, changes: dict[str, set[str] | None]) -> int:
+        """Insert ``changes`` under the next generation and ``COMMIT``, all under the feed lock; the generation
+        (0: nothing to publish, committed plainly)."""
+        if not changes:
+            cur.execute("COMMIT")
+            return 0
+        with self._catalog.locked([FEED_LOCK]):
+            row = self._catalog.query(
+                "SELECT nextval('journeyscope_generation'), pruned_through FROM journeyscope_feed")[0]
+            generation, pruned_through = int(row[0]), int(row[1])  # type: ignore[arg-type]
+            cur.executemany(
+                "INSERT INTO changes VALUES (?, ?, ?, now()::TIMESTAMP)",
+                [[generation, kind, None if ids is None else sorted(ids)] for kind, ids in sorted(changes.items())],
+            )
+            prune = generation - self.retain
+            if prune >= pruned_through + 1000:
+                # Said before the rows go: a consumer behind it then derives everything, never misses a change.
+                self._catalog.query("UPDATE journeyscope_feed SET pruned_through = %s", (prune,))
+                cur.execute("DELETE FROM changes WHERE generation <= ?", [prune])
+            cur.execute("COMMIT")
+            try:
+                self._catalog.query("UPDATE journeyscope_feed SET head = greatest(head, %s)", (generation,))
+            except WarehouseError as exc:  # committed: the next publishing commit raises the head past it
+                logger.warning("journeyscope: committed generation %d, but could not raise the feed's head: %s",
+                               generation, exc)
+        with self._state:
+            self._generation = max(self._generation, generation)
+        self.wake()
+        return generation
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def generation(self) -> int:
+        if time.monotonic() - self._polled_at >= self.poll_s:
+            self._poll()
+        return self._generation
+
+    def read(self, after: int | None, kinds: frozenset[str], upto: int | None = None) -> ChangeBatch:
+        head = self.generation()  # before the lake is read: every commit at or below it has ended
+        newest = head if upto is None else min(upto, head)
+        if after is None:
+            return ChangeBatch(0, newest, (), False)
+        complete = after >= self._pruned_through
+        if newest <= after:
+            return ChangeBatch(after, after, (), complete)
+        cur = self._cursor()
+        try:
+            changes = _read_changes(cur, after, newest, kinds)
+        finally:
+            cur.close()
+        return ChangeBatch(after, newest, changes, complete)
+
+    def wait(self, after: int, timeout_s: float | None) -> int:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._woken:
+            wakes = self._wakes
+        while True:
+            generation = self.generation()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if generation > after or (remaining is not None and remaining <= 0):
+                return generation
+            with self._woken:
+                if self._wakes != wakes:
+                    return generation
+                self._woken.wait(self.poll_s if remaining is None else min(self.poll_s, remaining))
+                if self._wakes != wakes:
+                    return self._generation
+
+    def wake(self) -> None:
+        with self._woken:
+            self._wakes += 1
+            self._woken.notify_all()
+
+    def position(self, consumer: str) -> int | None:
+        rows = self._catalog.query("SELECT generation FROM journeyscope_feed_positions WHERE consumer = %s",
+                                   (consumer,))
+        return int(rows[0][0]) if rows else None  # type: ignore[arg-type]
+
+    def record(self, consumer: str, generation: int) -> None:
+        self._catalog.query(
+            "INSERT INTO journeyscope_feed_positions (consumer, generation) VALUES (%s, %s) ON CONFLICT (consumer) "
+            "DO UPDATE SET generation = excluded.generation, updated_at = now()", (consumer, generation))
 
 
 def scrub_journeys(cur: duckdb.DuckDBPyConnection, journey_ids: list[str]) -> None:

@@ -44,8 +44,9 @@ from journeyscope.warehouse.db_errors import first_line
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["ALIAS", "LAKE_PREFIX", "Catalog", "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key",
-           "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "record_batches", "stored_batches"]
+__all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "UPKEEP_LOCK", "Catalog", "LakeLocation", "WarehouseUnavailable",
+           "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake",
+           "record_batches", "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
 #: The name the lake is attached under; every cursor of a lake warehouse runs ``USE`` on it.
@@ -254,8 +255,12 @@ def batch_lock_key(batch_key: str) -> int:
     return int.from_bytes(bytes.fromhex(batch_key[:16]), "big", signed=True)
 
 
-#: The advisory-lock key of stage-visit upkeep: one process derives at a time.
+#: The advisory-lock key of derived-data writes (stage-visit upkeep, scores, reviews, erasure): one such commit at a
+#: time across the lake's processes, since DuckLake refuses two overlapping transactions that delete from one table.
 UPKEEP_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope stage-visit upkeep").hexdigest())
+#: The advisory-lock key held by a commit that publishes on the change feed, from taking its generation to the end
+#: of the commit (:class:`journeyscope.warehouse.feed.LakeFeed`).
+FEED_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope change feed").hexdigest())
 
 
 class Catalog:
@@ -296,6 +301,12 @@ class Catalog:
                     raise WarehouseUnavailable(
                         f"lost the lake's catalog {self.location.describe()}: {first_line(exc)}") from None
         raise AssertionError("unreachable")
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """One statement on this process's catalog connection, its rows (the change feed's head and sequence)."""
+        assert self._conninfo is not None
+        with self._lock:
+            return self._execute(sql, params)
 
     def _sequence(self) -> None:
         self._execute(f"CREATE SEQUENCE IF NOT EXISTS journeyscope_seq START 1 INCREMENT {SEQ_BLOCK}")

@@ -29,6 +29,7 @@ from journeyscope.warehouse.db_errors import first_line, warehouse_error
 from journeyscope.warehouse import visits as _visits
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
+from journeyscope.warehouse.partition import Partition
 from journeyscope.warehouse import lake as _lake
 from journeyscope.warehouse.dialect import insert_ignoring, set_meta
 from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK
@@ -204,6 +205,8 @@ class Warehouse:
         # each, so an append and an upkeep of this process never wait for each other) and the seq numbers.
         self._catalog = _lake.Catalog(self.lake) if self.lake is not None else None
         self._upkeep_catalog = _lake.Catalog(self.lake) if self.lake is not None else None
+        # The change feed's own connection: its lock is held across each publishing commit.
+        self._feed_catalog = _lake.Catalog(self.lake) if self._shared_seq() else None
         try:
             if self.lake is not None:
                 self._con = _lake.connect(self.lake, read_only=read_only)
@@ -235,7 +238,11 @@ class Warehouse:
             else:
                 row = setup.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchall()
                 self._next_seq = int(row[0][0]) + 1 if row else 1
-            self.feed = _feed.DuckDBFeed(self._con, cursor=self.cursor)
+            self.feed: _feed.ChangeFeed
+            if self._feed_catalog is not None:  # many processes: generations and positions in PostgreSQL
+                self.feed = _feed.LakeFeed(self._feed_catalog, self.cursor, read_only=read_only)
+            else:
+                self.feed = _feed.DuckDBFeed(self._con, cursor=self.cursor)
             self.privacy: PrivacyHook | None = None
             if not read_only:
                 self.privacy = PrivacyHook(privacy)  # a bad policy file fails here, before any write
@@ -280,7 +287,8 @@ class Warehouse:
         digest = self.journey_map.digest()
         row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
         if row and row[0][0] == digest:
-            self.update_visits()  # a backlog left by a crash
+            if not self._shared_seq():  # a lake's backlog is its deriving processes' to work off, by partition
+                self.update_visits()  # a backlog left by a crash
             return
         with self._upkeep_lock(wait=True):
             self._rebuild_visits(digest)
@@ -305,7 +313,7 @@ class Warehouse:
                     self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
-                for catalog in (self._catalog, self._upkeep_catalog):
+                for catalog in (self._catalog, self._upkeep_catalog, self._feed_catalog):
                     if catalog is not None:
                         catalog.close()
 
@@ -535,8 +543,9 @@ class Warehouse:
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         return inserted
 
-    def update_visits(self) -> list[str]:
-        """Derive the stage visits of the journeys touched since the last upkeep.
+    def update_visits(self, partition: Partition | None = None) -> list[str]:
+        """Derive the stage visits of the journeys touched since the last upkeep (of ``partition`` only: a
+        derive worker's share of the journeys).
 
         In transactions of ``upkeep_journeys`` journeys at most, so the memory an upkeep takes is
         bounded by that, not by how large the backlog grew while ingest ran. Each publishes a
@@ -546,21 +555,25 @@ class Warehouse:
             return []
         touched: list[str] = []
         while True:
-            part = self._update_visits_part()
+            part = self._update_visits_part(partition)
             touched += part
             if len(part) < self.upkeep_journeys:
                 return sorted(set(touched))
 
-    def _update_visits_part(self) -> list[str]:
+    def _update_visits_part(self, partition: Partition | None) -> list[str]:
         """One upkeep transaction; on a lake, only in the process holding the upkeep lock, tried again whole
-        when its commit loses to a concurrent one."""
+        when its commit loses to a concurrent one. Without a partition, a process that finds the lock held skips
+        the round (the holder takes every journey); a partition's worker waits for it (nobody else derives its
+        journeys)."""
+        owned = "true" if partition is None else partition.sql()
         for attempt in range(_LAKE_COMMIT_ATTEMPTS if self.lake is not None else 1):
             try:
-                with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+                with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
                     if not mine:  # another process of the lake is deriving: it takes these journeys too
                         return []
                     with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
-                        part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys)
+                        part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys,
+                                                      owned)
                         tx.publish(_feed.VISITS, part)
                     return part
             except _LakeConflict:
@@ -569,16 +582,17 @@ class Warehouse:
                                          "commits kept conflicting with other writers") from None
         raise AssertionError("unreachable")
 
-    def close_idle_visits(self) -> list[str]:
-        """Mark visits of journeys idle past their timeout ``abandoned`` (the server's derive loop calls this on
-        a timer); publish and return the journeys whose visits were closed."""
+    def close_idle_visits(self, partition: Partition | None = None) -> list[str]:
+        """Mark visits of journeys idle past their timeout ``abandoned`` (the derive loop calls this on a timer;
+        a derive worker for its ``partition`` only); publish and return the journeys whose visits were closed."""
         if self.read_only:
             return []
-        with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+        owned = "true" if partition is None else partition.sql()
+        with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
             if not mine:  # another process of the lake is deriving: it closes them
                 return []
             with self._transaction(f"cannot close idle visits in {self.path}") as tx:
-                closed = _visits.close_idle_visits(tx.cur, self.clock())
+                closed = _visits.close_idle_visits(tx.cur, self.clock(), owned)
                 tx.publish(_feed.VISITS, closed)
         return closed
 
@@ -634,7 +648,9 @@ class Warehouse:
         """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
-        with self._exclusive(), self._transaction(f"cannot {what} in {self.path}") as tx:
+        # On a lake, one derived-data write at a time across processes (the upkeep lock): DuckLake refuses
+        # overlapping transactions that delete from one table, as scores, reviews and upkeep do.
+        with self._exclusive(), self._upkeep_lock(wait=True), self._transaction(f"cannot {what} in {self.path}") as tx:
             yield tx
 
     @contextlib.contextmanager

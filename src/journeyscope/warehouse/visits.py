@@ -341,16 +341,17 @@ def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_i
 
 
 def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int,
-                   limit: int = UPKEEP_JOURNEYS) -> list[str]:
+                   limit: int = UPKEEP_JOURNEYS, owned: str = "true") -> list[str]:
     """Re-derive the visits of up to ``limit`` pending journeys and clear them from the backlog (caller's
-    transaction); call again while it returns journeys.
+    transaction); call again while it returns journeys. ``owned``: a condition on ``journey_id`` choosing the
+    journeys this caller derives (a derive worker's partition), the others left pending.
 
     Reads spans only from the earliest chosen journey's first staged span on, so an upkeep
     costs what the live journeys hold, not what the warehouse holds. Returns the journeys
     re-derived, so the server can refresh what it holds of them.
     """
     cur.execute("CREATE OR REPLACE TEMP TABLE js_upkeep AS "
-                "SELECT journey_id FROM visits_pending GROUP BY journey_id LIMIT ?", [limit])
+                f"SELECT journey_id FROM visits_pending WHERE {owned} GROUP BY journey_id LIMIT ?", [limit])
     try:
         touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
         if not touched:
@@ -406,10 +407,11 @@ def rebuild_visits(
     insert_ignoring(cur, "journey_first_seq", RECORD_FIRST_SEQ, ("journey_id",))
 
 
-def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int) -> list[str]:
-    """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return their journeys."""
-    rows = update_returning(cur, "stage_visits", "outcome = 'abandoned'", _idle_past("make_timestamp_ns(?)"),
-                            "journey_id", params=[now_ns])
+def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int, owned: str = "true") -> list[str]:
+    """Mark ``open`` visits whose journey has been idle past its timeout ``abandoned``; return their journeys
+    (of those ``owned`` selects, a condition on ``journey_id``)."""
+    rows = update_returning(cur, "stage_visits", "outcome = 'abandoned'",
+                            f"{_idle_past('make_timestamp_ns(?)')} AND {owned}", "journey_id", params=[now_ns])
     return [r[0] for r in rows]
 
 

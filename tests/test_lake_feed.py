@@ -1,0 +1,153 @@
+"""The change feed and derivation across processes on a lake (real PostgreSQL 15 catalog, real processes).
+
+Two writer processes commit at once; a consumer in a third process hears of their commits, and every read it made
+is a prefix of the feed as finally stored (a reader that has seen generation G has seen every commit below G).
+Derive workers split the journeys by partition, each deriving and scoring only its own, and a second run writes
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journeyscope.cli import cli
+from journeyscope.cli.common import run_cli
+from journeyscope.demo import DEMO_MAP, run_demo
+from journeyscope.server.derive_worker import DeriveWorker, WorkerSettings
+from journeyscope.simulator import SimulationConfig
+from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.evaluations import evaluate_pending
+from journeyscope.warehouse.feed import SPANS
+from journeyscope.warehouse.journey_map import load_journey_map
+from journeyscope.warehouse.partition import Partition
+from support.services import Postgres, postgres, services_folder  # noqa: F401
+
+# One writer process: ``commits`` transactions of a few journeys' spans each, as fast as it can.
+WRITER = textwrap.dedent('''
+    import sys
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.rows import SpanRows
+
+    url, data_path, name, commits = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    with Warehouse(url, data_path=data_path, journey_map=None) as lake:
+        for c in range(commits):
+            rows = SpanRows()
+            for j in range(3):
+                journey = f"{name}-{c}-{j}"
+                rows.add(trace_id=f"{abs(hash(journey)) % 10**12:032x}", span_id=f"{c * 10 + j + 1:016x}",
+                         parent_span_id=None, name="journey.turn", start_ns=1_700_000_000_000_000_000 + c,
+                         end_ns=None, attributes={"journey.id": journey, "customer.id": "c", "journey.name": "s",
+                                                  "journey.stage": "triage", "journey.turn.role": "customer",
+                                                  "journey.turn.text": "hello"})
+            lake.ingest(rows, update_visits=False)
+''')
+
+
+def _lake(postgres: Postgres, tmp_path: Path) -> tuple[str, str]:
+    data = tmp_path / "data"
+    data.mkdir()
+    return "ducklake:postgres:" + postgres.conninfo(postgres.new_database()), str(data)
+
+
+@pytest.mark.slow
+def test_two_writer_processes_publish_unique_generations_in_commit_order(postgres: Postgres, tmp_path: Path) -> None:
+    url, data = _lake(postgres, tmp_path)
+    commits = 12
+    with Warehouse(url, data_path=data, journey_map=None) as reader:  # this process: the consumer
+        reader.feed.poll_s = 0.01
+        writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, data, name, str(commits)],
+                                    stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+        reads: list[tuple[int, int, set[int]]] = []  # (after, upto, generations read), as the consumer read them
+        seen = 0
+        try:
+            while any(w.poll() is None for w in writers) or reader.feed.generation() > seen:
+                reader.feed.wait(seen, 0.5)
+                batch = reader.feed.read(seen, frozenset({SPANS}))
+                assert batch.complete and batch.after == seen and batch.upto >= seen
+                reads.append((batch.after, batch.upto, {c.generation for c in batch.changes}))
+                assert all(seen < c.generation <= batch.upto for c in batch.changes)
+                seen = batch.upto
+        finally:
+            for writer in writers:
+                _, errors = writer.communicate(timeout=300)
+                assert writer.returncode == 0, errors
+        final = reader.feed.read(0, frozenset({SPANS}))
+    generations = [c.generation for c in final.changes]
+    assert len(generations) == len(set(generations)) == 2 * commits  # one per commit, none shared
+    published = [j for c in final.changes for j in c.journeys or ()]
+    assert sorted(published) == sorted(f"{n}-{c}-{j}" for n in "ab" for c in range(commits) for j in range(3))
+    # Every read held exactly the generations the feed finally holds in its range: none turned up later below it.
+    for after, upto, read in reads:
+        assert read == {g for g in generations if after < g <= upto}
+    assert sum(len(read) for _, _, read in reads) == 2 * commits  # the consumer heard of every commit, once
+    assert len([r for r in reads if r[2]]) > 1  # it heard of them while they were being written
+
+
+def _evaluations(warehouse: Warehouse) -> list[tuple[Any, ...]]:
+    return warehouse.query("SELECT journey_id, stage, visit, evaluator, score, label FROM evaluations "
+                           "ORDER BY ALL")
+
+
+def _derive(url: str, data: str, partition: str) -> None:
+    """What ``journeyscope derive --once --partition ...`` runs (here, in this process, to keep the test short)."""
+    lines: list[str] = []
+    DeriveWorker(WorkerSettings(db=url, data_path=data, partition=Partition.parse(partition),
+                                map_file=str(DEMO_MAP))).run(once=True, ready=lines.append)
+    assert lines and f"partition {partition}" in lines[0]
+
+
+@pytest.mark.slow
+def test_derive_workers_split_the_journeys_and_never_count_twice(postgres: Postgres, tmp_path: Path) -> None:
+    source = tmp_path / "demo.duckdb"
+    run_demo(source, SimulationConfig(journeys=30, seed=5), evaluate=False)
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(source, read_only=True, journey_map=journey_map) as demo:
+        spans = demo.cursor().execute("SELECT * EXCLUDE (seq, ingested_at) FROM spans ORDER BY seq").to_arrow_table()
+    url, data = _lake(postgres, tmp_path)
+    with Warehouse(url, data_path=data, journey_map=journey_map) as lake:
+        lake.ingest(spans, update_visits=False)  # left to the derive workers
+    with Warehouse(tmp_path / "same.duckdb", journey_map=journey_map) as embedded:
+        embedded.ingest(spans)
+        evaluate_pending(embedded)
+        visits, scores = embedded.stage_visits(), _evaluations(embedded)
+    first = Partition(1, 2)
+    journeys = {v["journey_id"] for v in visits}
+    assert 0 < len(first.select(sorted(journeys))) < len(journeys)
+
+    _derive(url, data, "1/2")
+    with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        derived = {v["journey_id"] for v in lake.stage_visits()}
+        assert derived == set(first.select(sorted(journeys)))  # its own journeys, and only those
+        assert {r[0] for r in _evaluations(lake)} == {j for j in derived if any(s[0] == j for s in scores)}
+        pending = {r[0] for r in lake.query("SELECT DISTINCT journey_id FROM visits_pending")}
+        assert pending == journeys - derived  # the other partition's, still waiting for their worker
+
+    _derive(url, data, "2/2")
+    _derive(url, data, "1/2")  # again: nothing left to do, nothing written twice
+    with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
+        strip = ("first_seq", "last_seq")
+        assert [{k: v for k, v in row.items() if k not in strip} for row in lake.stage_visits()] == \
+            [{k: v for k, v in row.items() if k not in strip} for row in visits]
+        assert _evaluations(lake) == scores  # every visit scored once, as the embedded file scores it
+        assert not lake.query("SELECT count(*) FROM visits_pending")[0][0]
+
+
+def test_derive_refuses_a_bad_partition_and_an_unreachable_catalog(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    unreachable = "ducklake:postgres:host=127.0.0.1 port=1 dbname=x"
+    for args, expected in (
+        (["--partition", "3/2", "--db", unreachable], "partition 3/2: K/N needs 1 <= K <= N"),
+        (["--partition", "half"], "partition 'half' is not K/N"),
+        (["--db", str(tmp_path / "file.duckdb")], "needs a lake in PostgreSQL"),
+        (["--db", unreachable, "--data-path", str(tmp_path)], "cannot open the lake"),
+    ):
+        assert run_cli(cli, ["derive", *args]) == 1, args
+        errors = capsys.readouterr().err
+        assert errors.startswith("error: ") and expected in errors and "Traceback" not in errors, errors
+    assert not (tmp_path / "file.duckdb").exists()
