@@ -149,14 +149,7 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         acked = time.perf_counter() - started
         if failures:
             raise SystemExit(f"{storage.label}: {failures[0]}")
-        deadline = time.monotonic() + 900
-        stored = visits = -1
-        while time.monotonic() < deadline:
-            stored = int(load._get(ports[0], "/v1/ingest/status")["spans_in_warehouse"])  # type: ignore[call-overload]
-            visits = load._funnel_visits(ports[0]) if stored == spans else -1
-            if visits == expected_visits:
-                break
-            time.sleep(0.1)
+        stored, visits = _until_queryable(storage, ports[0], spans, expected_visits)
         queryable = time.perf_counter() - started
         cpu_after = cpu()
         stop.set()
@@ -202,6 +195,34 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
     if storage.lake:
         result.update(_compact(storage, env))
     return result
+
+
+def _until_queryable(storage: Storage, port: int, spans: int, expected_visits: int) -> tuple[int, int]:
+    """Poll until every span is stored and every stage visit derived; the last counts seen. A shared lake is read
+    by a reader of its own (no receiver's API: each receiver's change feed knows its own commits only, so one
+    receiver's cached funnel can miss the visits the other derived); the others through the API."""
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.funnel import funnel
+
+    reader = Warehouse(storage.db, read_only=True, data_path=storage.data_path) if storage.shared else None
+    try:
+        deadline = time.monotonic() + 900
+        stored = visits = -1
+        while time.monotonic() < deadline:
+            if reader is not None:
+                stored = reader.span_count()
+                visits = sum(stage.visits for journey in funnel(reader, evaluators=False).journeys
+                             for stage in journey.stages) if stored == spans else -1
+            else:
+                stored = int(load._get(port, "/v1/ingest/status")["spans_in_warehouse"])  # type: ignore[call-overload]
+                visits = load._funnel_visits(port) if stored == spans else -1
+            if visits == expected_visits:
+                break
+            time.sleep(0.1)
+        return stored, visits
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
