@@ -320,8 +320,8 @@ class Catalog:
         no such index: every key is unsure.
 
         The lake's ledger row, written in the batch's own commit, is what makes a batch stored; this index in
-        the catalog database only spares each commit a scan of the lake's ledger, whose Parquet files and
-        inlined rows grow with every commit.
+        the catalog database only spares each commit a read of the lake's ledger through DuckLake (a snapshot
+        lookup and a scan, where this is one indexed query).
         """
         if self._conninfo is None:
             return set(), set(keys)
