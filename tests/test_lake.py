@@ -20,6 +20,7 @@ import pytest
 from journeyscope.demo import DEMO_MAP, run_demo
 from journeyscope.simulator import SimulationConfig
 from journeyscope.warehouse import Warehouse
+from journeyscope.warehouse.store import PreparedBatch
 from journeyscope.warehouse.feed import SPANS, VISITS
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.journey_map import load_journey_map
@@ -66,18 +67,25 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
                                                         object_store: ObjectStore, lake_env: dict[str, str]) -> None:
     spans = _spans(demo_file)
     journey_map = load_journey_map(DEMO_MAP)
-    prefix = object_store.new_prefix()
+    prefix, database = object_store.new_prefix(), postgres.new_database()
     with Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded, \
-            Warehouse(_lake_url(postgres), data_path=prefix, journey_map=journey_map) as lake:
+            Warehouse("ducklake:postgres:" + postgres.conninfo(database), data_path=prefix,
+                      journey_map=journey_map) as lake:
         half = spans.num_rows // 2
         first = lake.ingest(spans.slice(0, half))
         assert first.accepted == half
         published = lake.feed.generation()
         again = lake.ingest(spans.slice(0, half))  # the same request sent again (an exporter's retry)
         assert (again.accepted, again.duplicates, again.snapshot) == (0, half, None)
+        # A writer that died between its commit and confirming it in the catalog's index: the lake's own
+        # ledger still says the request is stored.
+        assert postgres.psql("UPDATE journeyscope_ledger SET committed = false", database).strip() == "UPDATE 1"
+        assert lake.ingest(spans.slice(0, half)).accepted == 0
         assert lake.feed.generation() == published  # nothing stored, nothing published
-        rest = lake.ingest(spans.slice(half))
-        assert rest.accepted == spans.num_rows - half
+        # A retry queued behind its own first try lands in the same group commit: stored once.
+        request = lake.prepare(spans.slice(half))
+        rest = lake.ingest(PreparedBatch.combine([request, request]))
+        assert (rest.accepted, rest.duplicates) == (spans.num_rows - half, spans.num_rows - half)
         assert first.snapshot is not None and rest.snapshot is not None and rest.snapshot > first.snapshot
         assert lake.query(f"SELECT count(*) FROM spans AT (VERSION => {first.snapshot})")[0][0] == half
         assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (

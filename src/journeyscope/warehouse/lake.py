@@ -276,6 +276,7 @@ class Catalog:
         self._conninfo = location.conninfo
         self._pg: psycopg.Connection | None = None  # type: ignore[type-arg]
         self._lock = threading.RLock()  # next_seq runs inside locked()
+        self._made: set[str] = set()  # the catalog-side objects :meth:`_ensure` made or found
 
     def _connection(self) -> psycopg.Connection:  # type: ignore[type-arg]
         import psycopg
@@ -308,8 +309,51 @@ class Catalog:
         with self._lock:
             return self._execute(sql, params)
 
+    def _ensure(self, name: str, ddl: str) -> None:
+        """Run ``ddl`` (a ``CREATE ... IF NOT EXISTS``) once per connection's life in this process."""
+        import psycopg
+
+        if name in self._made:
+            return
+        try:
+            self._execute(ddl)
+        except psycopg.IntegrityError:  # another process made it at the same moment
+            pass
+        self._made.add(name)
+
     def _sequence(self) -> None:
-        self._execute(f"CREATE SEQUENCE IF NOT EXISTS journeyscope_seq START 1 INCREMENT {SEQ_BLOCK}")
+        self._ensure("seq", f"CREATE SEQUENCE IF NOT EXISTS journeyscope_seq START 1 INCREMENT {SEQ_BLOCK}")
+
+    def claim_batches(self, keys: list[str]) -> tuple[set[str], set[str]]:
+        """With the keys' advisory locks held: which batches are stored (``done``), and which a writer began but
+        never confirmed (``unsure``: it crashed between its lake commit and :meth:`confirm_batches`, or its commit
+        failed; only the lake's ``ingest_ledger`` knows). The rest are marked begun. A DuckDB-file catalog keeps
+        no such index: every key is unsure.
+
+        The lake's ledger row, written in the batch's own commit, is what makes a batch stored; this index in
+        the catalog database only spares each commit a read of the lake's ledger through DuckLake (a snapshot
+        lookup and a scan, where this is one indexed query).
+        """
+        if self._conninfo is None:
+            return set(), set(keys)
+        if not keys:
+            return set(), set()
+        with self._lock:
+            self._ensure("ledger", "CREATE TABLE IF NOT EXISTS journeyscope_ledger (batch_key text PRIMARY KEY, "
+                                   "committed boolean NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+            rows = self._execute(
+                "WITH seen AS (SELECT batch_key, committed FROM journeyscope_ledger WHERE batch_key = ANY(%s)), "
+                "begun AS (INSERT INTO journeyscope_ledger (batch_key, committed) SELECT k, false "
+                "FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING) SELECT batch_key, committed FROM seen",
+                (keys, keys))
+        return {str(k) for k, done in rows if done}, {str(k) for k, done in rows if not done}
+
+    def confirm_batches(self, keys: list[str]) -> None:
+        """Record ``keys`` as stored (after the commit that stored them, locks still held)."""
+        if self._conninfo is None or not keys:
+            return
+        with self._lock:
+            self._execute("UPDATE journeyscope_ledger SET committed = true WHERE batch_key = ANY(%s)", (keys,))
 
     def advance_seq(self, past: int) -> None:
         """Hand out only numbers above ``past`` from now on (spans copied in by a conversion keep theirs)."""

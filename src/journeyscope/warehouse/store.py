@@ -98,15 +98,19 @@ class _LakeConflict(Exception):
 
 
 def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
-    """The batch's spans, log records and redaction report without the requests whose keys are ``stored``."""
+    """The batch's spans, log records and redaction report without the requests whose keys are ``stored``, nor
+    a request's repeats in the batch itself (a retry queued behind its first try)."""
     logs = prepared.logs if prepared.logs is not None and prepared.logs.num_rows else None
-    if not stored:
+    keys = [key for key, _, _ in prepared.parts]
+    if not stored and len(set(keys)) == len(keys):
         return prepared.table, logs, prepared.report
     span_mask: list[bool] = []
     log_mask: list[bool] = []
+    seen = set(stored)
     for key, spans, records in prepared.parts:
-        span_mask += [key not in stored] * spans
-        log_mask += [key not in stored] * records
+        span_mask += [key not in seen] * spans
+        log_mask += [key not in seen] * records
+        seen.add(key)
     table = prepared.table.filter(pa.array(span_mask, pa.bool_()))
     if logs is not None:
         logs = logs.filter(pa.array(log_mask, pa.bool_()))
@@ -471,15 +475,18 @@ class Warehouse:
         """
         assert self._catalog is not None and self.privacy is not None and self.lake is not None
         parts = list(prepared.parts)
-        locks = [_lake.batch_lock_key(key) for key, _, _ in parts]
+        keys = sorted({key for key, _, _ in parts})
+        locks = [_lake.batch_lock_key(key) for key in keys]
         with self._append_lock, self._catalog.locked(locks):
+            done, unsure = self._catalog.claim_batches(keys)
             for attempt in range(_LAKE_COMMIT_ATTEMPTS):
                 try:
                     with self._transaction(f"cannot write to {self.lake.describe()}", conflicts=True) as tx:
                         cur = tx.cur
-                        stored = _lake.stored_batches(cur, [key for key, _, _ in parts])
+                        stored = done | _lake.stored_batches(cur, sorted(unsure))
                         table, logs, report = _without_parts(prepared, stored)
-                        fresh = [p for p in parts if p[0] not in stored]
+                        fresh = [p for i, p in enumerate(parts)
+                                 if p[0] not in stored and all(q[0] != p[0] for q in parts[:i])]
                         if fresh:
                             cur.register("incoming", self._numbered(table))
                             if logs is not None:
@@ -498,6 +505,7 @@ class Warehouse:
                                 _INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")).fetchall()]
                             for kind in kinds:
                                 tx.publish(kind, journeys)
+                    self._catalog.confirm_batches(keys)
                     if not fresh:
                         return 0, None
                     return table.num_rows, tx.snapshot
