@@ -125,6 +125,24 @@ def test_a_file_converts_into_a_lake_that_answers_the_same(demo_file: Path, post
     assert "already holds spans" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_a_request_sent_again_while_its_first_copy_waits_is_stored_once(demo_file: Path, postgres: Postgres,
+                                                                        object_store: ObjectStore,
+                                                                        lake_env: dict[str, str]) -> None:
+    """An exporter that timed out sends a request again while the first copy still waits in the writer's queue:
+    both copies are grouped into one commit, and the ledger check alone (before the commit) sees neither."""
+    from journeyscope.warehouse.store import PreparedBatch
+
+    spans = _spans(demo_file)
+    with Warehouse(_lake_url(postgres), data_path=object_store.new_prefix(),
+                   journey_map=load_journey_map(DEMO_MAP)) as lake:
+        first, other = lake.prepare(spans.slice(0, 100)), lake.prepare(spans.slice(100, 50))
+        again = lake.prepare(spans.slice(0, 100))
+        result = lake.ingest(PreparedBatch.combine([first, other, again]))
+        assert (result.accepted, result.duplicates) == (150, 100)
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (150, 150)
+        assert lake.query("SELECT count(*), sum(spans) FROM ingest_ledger")[0] == (2, 150)
+
+
 def _race(url: str, prefix: str, env: dict[str, str], batches: list[pa.Table], start: Any) -> int:
     os.environ.update(env)
     with Warehouse(url, data_path=prefix, journey_map=load_journey_map(DEMO_MAP)) as lake:

@@ -23,7 +23,7 @@ from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.reads import READS, Reader
 
 #: GET routes that are not warehouse reads: the server's own state.
-SERVER_ONLY = {"/v1/policies", "/v1/ingest/status"}
+SERVER_ONLY = {"/v1/policies", "/v1/ingest/status", "/v1/ready"}
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ where they enter the project.
     │   └── ImportLineError      one line of an import file (carries the line number)
     ├── ConfigError              a config, map or policy file that cannot be used
     └── WarehouseError           the DuckDB file cannot be opened, written or is too new
+        └── WarehouseUnavailable a lake's catalog database or object store cannot be reached now: retry later
 """
 
 from __future__ import annotations
@@ -44,3 +45,10 @@ class ConfigError(JourneyscopeError):
 
 class WarehouseError(JourneyscopeError):
     """The warehouse cannot be opened or written (path, permissions, schema)."""
+
+
+class WarehouseUnavailable(WarehouseError):
+    """A lake's catalog database or object store cannot be reached now: retry later (503 / ``UNAVAILABLE``).
+
+    Nothing is wrong with the request: the receivers refuse it with a retry hint, and the same request sent again
+    once the service is back is stored (once)."""

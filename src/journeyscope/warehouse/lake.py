@@ -37,15 +37,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.errors import ConfigError, WarehouseError, WarehouseUnavailable
 from journeyscope.settings import load as load_settings
-from journeyscope.warehouse.db_errors import first_line
+from journeyscope.warehouse.db_errors import first_line, redact
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["ALIAS", "LAKE_PREFIX", "Catalog", "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key",
-           "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "record_batches", "stored_batches"]
+           "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "probe", "record_batches",
+           "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
 #: The name the lake is attached under; every cursor of a lake warehouse runs ``USE`` on it.
@@ -58,10 +59,6 @@ _WHEELS = (("duckdb_extension_ducklake", "ducklake"), ("duckdb_extension_postgre
 SEQ_BLOCK = 1 << 20
 
 
-class WarehouseUnavailable(WarehouseError):
-    """The lake's catalog database or object store cannot be reached now: retry later (503 / ``UNAVAILABLE``)."""
-
-
 def is_lake(path: str | Path) -> bool:
     """Whether ``--db`` names a lake rather than a DuckDB file."""
     return str(path).startswith(LAKE_PREFIX)
@@ -69,7 +66,7 @@ def is_lake(path: str | Path) -> bool:
 
 def describe(path: str | Path) -> str:
     """``--db`` for messages and logs: a lake's connection string without its password."""
-    return re.sub(r"password=\S+", "password=***", str(path))
+    return redact(str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +194,62 @@ def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
         con.close()
         raise
     return con
+
+
+#: Seconds a readiness probe waits for the catalog database or the object store.
+PROBE_TIMEOUT_S = 5
+
+
+def _probe_catalog(location: LakeLocation) -> str | None:
+    """Why the catalog database cannot be reached now (``None``: it answers)."""
+    if location.conninfo is None:
+        return None  # a DuckDB file this process holds open
+    import psycopg
+
+    try:
+        with psycopg.connect(location.conninfo, autocommit=True, connect_timeout=PROBE_TIMEOUT_S) as pg:
+            pg.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return first_line(exc)
+    return None
+
+
+def _probe_store(cur: duckdb.DuckDBPyConnection, data_path: str) -> str | None:
+    """Why the object store (or directory) holding the lake's files cannot be listed now (``None``: it can)."""
+    if "://" not in data_path:
+        return None if Path(data_path).is_dir() else f"the data path {data_path} is not a directory"
+    try:
+        cur.execute(f"SET http_timeout = {PROBE_TIMEOUT_S * 1000}")
+        cur.execute("SET http_retries = 0")
+        # A listing under the lake's prefix (a path with no wildcard is not looked up at all)
+        cur.execute("SELECT count(*) FROM glob(?)", [data_path.rstrip("/") + "/journeyscope-probe*"]).fetchall()
+    except duckdb.Error as exc:
+        return first_line(exc)
+    return None
+
+
+def probe(location: LakeLocation, cur: duckdb.DuckDBPyConnection) -> dict[str, dict[str, object]]:
+    """Whether the lake's two services answer now: ``{"catalog": {"ok", "error"}, "object_store": {"ok",
+    "error"}}`` (``error`` says why not, secrets redacted). ``cur`` is a cursor of a connection with the lake
+    attached; the data path comes from the catalog when the location names none (unknown while it is down)."""
+    catalog = _probe_catalog(location)
+    data_path = location.data_path
+    store: str | None = None
+    if data_path is None and catalog is None:
+        try:
+            row = cur.execute(f"SELECT value FROM ducklake_options('{ALIAS}') WHERE option_name = 'data_path'"
+                              ).fetchone()
+            data_path = str(row[0]) if row else None
+        except duckdb.Error as exc:
+            catalog = first_line(exc)
+        else:
+            store = None if data_path is not None else "the lake records no data path"
+    if data_path is not None:
+        store = _probe_store(cur, data_path)
+    elif catalog is not None:
+        store = "unknown while the catalog is down (its data path is recorded there)"
+    return {"catalog": {"ok": catalog is None, "error": catalog},
+            "object_store": {"ok": store is None and data_path is not None, "error": store}}
 
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY\s*\([^)]*\)|\s+PRIMARY KEY\b", re.IGNORECASE)

@@ -96,16 +96,30 @@ class _LakeConflict(Exception):
     """A lake commit lost to a concurrent commit more often than DuckLake retries by itself: try it again whole."""
 
 
-def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
-    """The batch's spans, log records and redaction report without the requests whose keys are ``stored``."""
+def _fresh_parts(prepared: PreparedBatch, stored: set[str]) -> list[int]:
+    """Which requests of a batch to store (their indexes in ``parts``): those whose keys are not ``stored``, each
+    key once (a request sent again while its first copy still waited in the writer's queue is grouped into the
+    same commit)."""
+    seen = set(stored)
+    fresh = []
+    for index, (key, _, _) in enumerate(prepared.parts):
+        if key not in seen:
+            seen.add(key)
+            fresh.append(index)
+    return fresh
+
+
+def _without_parts(prepared: PreparedBatch, fresh: list[int]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
+    """The batch's spans, log records and redaction report of the ``fresh`` requests only (:func:`_fresh_parts`)."""
     logs = prepared.logs if prepared.logs is not None and prepared.logs.num_rows else None
-    if not stored:
+    if len(fresh) == len(prepared.parts):
         return prepared.table, logs, prepared.report
     span_mask: list[bool] = []
     log_mask: list[bool] = []
-    for key, spans, records in prepared.parts:
-        span_mask += [key not in stored] * spans
-        log_mask += [key not in stored] * records
+    keep = set(fresh)
+    for index, (_, spans, records) in enumerate(prepared.parts):
+        span_mask += [index in keep] * spans
+        log_mask += [index in keep] * records
     table = prepared.table.filter(pa.array(span_mask, pa.bool_()))
     if logs is not None:
         logs = logs.filter(pa.array(log_mask, pa.bool_()))
@@ -470,8 +484,9 @@ class Warehouse:
                     with self._transaction(f"cannot write to {self.lake.describe()}", conflicts=True) as tx:
                         cur = tx.cur
                         stored = _lake.stored_batches(cur, [key for key, _, _ in parts])
-                        table, logs, report = _without_parts(prepared, stored)
-                        fresh = [p for p in parts if p[0] not in stored]
+                        indexes = _fresh_parts(prepared, stored)
+                        table, logs, report = _without_parts(prepared, indexes)
+                        fresh = [parts[i] for i in indexes]
                         if fresh:
                             cur.register("incoming", self._numbered(table))
                             if logs is not None:
@@ -692,6 +707,19 @@ class Warehouse:
             return [dict(zip(names, row)) for row in cur.fetchall()]
         finally:
             cur.close()
+
+    def readiness(self) -> dict[str, Any]:
+        """Whether the storage answers now: ``{"ready", "storage": "file"|"ducklake"}``, and on a lake its
+        ``catalog`` and ``object_store`` (``{"ok", "error"}`` each, :func:`journeyscope.warehouse.lake.probe`).
+        A file this process holds open is always ready."""
+        if self.lake is None:
+            return {"ready": True, "storage": "file"}
+        cur = self._con.cursor()  # not :meth:`cursor`: its USE reads the catalog, which may be down
+        try:
+            services = _lake.probe(self.lake, cur)
+        finally:
+            cur.close()
+        return {"ready": all(bool(s["ok"]) for s in services.values()), "storage": "ducklake", **services}
 
     def span_count(self) -> int:
         """Spans stored."""
