@@ -93,8 +93,9 @@ class Postgres:
         _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "stop")
 
 
-def start_postgres(parent: Path) -> Postgres:
-    """initdb and start a server in ``parent`` (made traversable by the ``postgres`` user)."""
+def start_postgres(parent: Path, *, password: str | None = None) -> Postgres:
+    """initdb and start a server in ``parent`` (made traversable by the ``postgres`` user); with ``password``,
+    connections over TCP must give it (SCRAM), not trusted."""
     if not (PG_BIN / "initdb").exists():
         pytest.fail("PostgreSQL 15 is not installed: apt-get install -y postgresql-15 (the README's test line does)")
     postgres = pwd.getpwnam("postgres")
@@ -103,7 +104,13 @@ def start_postgres(parent: Path) -> Postgres:
     os.chmod(parent, 0o755)
     os.chown(folder, postgres.pw_uid, postgres.pw_gid)
     data = folder / "data"
-    _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    auth: tuple[str, ...] = ("-A", "trust")
+    if password is not None:
+        secret = folder / "pwfile"
+        secret.write_text(password + "\n")
+        os.chown(secret, postgres.pw_uid, postgres.pw_gid)
+        auth = ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}")
+    _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), *auth, "-U", "postgres")
     port = free_port()
     _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"),
                      "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200",

@@ -1,5 +1,4 @@
-"""The one translation of DuckDB's errors into the project's error tree (:mod:`journeyscope.errors`), and the one
-place secrets are taken out of the text that leaves the warehouse.
+"""The one translation of DuckDB's errors into the project's error tree (:mod:`journeyscope.errors`), secrets taken out.
 
 DuckDB's messages run over several lines (a caret under the SQL, hints); a user needs
 the first, with what journeyscope was doing. Every place a DuckDB error enters the
@@ -7,51 +6,24 @@ project raises ``warehouse_error(exc, doing)``; writes get it from
 :meth:`journeyscope.warehouse.Warehouse.transaction`.
 
 A lake's errors can quote what it was given: a libpq connection string (``password=...``, or a
-``postgresql://user:password@host/db`` URI), an S3 request. :func:`redact` takes the passwords and the AWS secret
-keys out; :func:`first_line` (and so :func:`warehouse_error`) and every ``--db`` shown in a message or log line
-(:func:`journeyscope.warehouse.lake.describe`) go through it.
+``postgresql://user:password@host/db`` URI), an S3 request. :func:`first_line` takes the secrets out
+(:func:`journeyscope.errors.redact_secrets`, which every message of the project's errors goes through too).
 """
 
 from __future__ import annotations
 
-import os
 import re
 
 import duckdb
 
-from journeyscope.errors import WarehouseError, WarehouseUnavailable
+from journeyscope.errors import WarehouseError, WarehouseUnavailable, redact_secrets
 
-__all__ = ["first_line", "is_unreachable", "redact", "unreachable_service", "warehouse_error"]
-
-_HIDDEN = "***"
-#: ``password=secret`` or ``password='with spaces'`` in a libpq conninfo (any case, spaces around ``=``), and the
-#: ``password`` parameter of a URI's query string.
-_CONNINFO_PASSWORD = re.compile(r"""(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'"]+)""", re.IGNORECASE)
-#: ``scheme://user:password@host``: the password of a URI.
-_URI_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)", re.IGNORECASE)
-#: A DuckDB secret's options, should a statement creating one be quoted: ``SECRET 'x'``, ``SESSION_TOKEN 'x'``.
-_SECRET_OPTION = re.compile(r"((?:SECRET|SESSION_TOKEN)\s+)('(?:[^']|'')*')", re.IGNORECASE)
-#: Environment variables whose values are secrets wherever they show up.
-_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
-
-
-def redact(text: str) -> str:
-    """``text`` without passwords (libpq conninfo and URI ones) and without the values of the AWS secret key,
-    session token and ``PGPASSWORD`` of this process's environment."""
-    text = _CONNINFO_PASSWORD.sub(rf"\1{_HIDDEN}", text)
-    text = _URI_PASSWORD.sub(rf"\1{_HIDDEN}\3", text)
-    text = _SECRET_OPTION.sub(rf"\1'{_HIDDEN}'", text)
-    for name in _SECRET_VARIABLES:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:  # a one-letter "secret" would blot out the message
-            text = text.replace(value, _HIDDEN)
-    return text
-
+__all__ = ["first_line", "is_unreachable", "unreachable_service", "warehouse_error"]
 
 def first_line(exc: BaseException) -> str:
     """The first line of an error's message (its type's name if it has none), secrets redacted."""
     text = str(exc)
-    return redact(text.splitlines()[0]) if text.strip() else type(exc).__name__
+    return redact_secrets(text.splitlines()[0]) if text.strip() else type(exc).__name__
 
 
 #: What DuckDB (httpfs, the postgres scanner, ducklake) says when a service cannot be reached, as opposed to a

@@ -37,9 +37,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeyscope.errors import ConfigError, WarehouseError, WarehouseUnavailable
+from journeyscope.errors import ConfigError, WarehouseError, WarehouseUnavailable, redact_secrets
 from journeyscope.settings import load as load_settings
-from journeyscope.warehouse.db_errors import first_line, redact
+from journeyscope.warehouse.db_errors import first_line, is_unreachable, warehouse_error
 
 if TYPE_CHECKING:
     import psycopg
@@ -66,7 +66,7 @@ def is_lake(path: str | Path) -> bool:
 
 def describe(path: str | Path) -> str:
     """``--db`` for messages and logs: a lake's connection string without its password."""
-    return redact(str(path))
+    return redact_secrets(str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,7 @@ def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
             if location.data_path is None and "data_path" in text.lower():
                 raise ConfigError(f"a new lake needs a data path: --data-path s3://bucket/prefix/ or a directory "
                                   f"(or $JOURNEYSCOPE_DATA_PATH) for {location.describe()}") from None
-            raise WarehouseUnavailable(f"cannot open the lake {location.describe()}: {text}") from None
+            raise warehouse_error(exc, f"cannot open the lake {location.describe()}") from None
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
@@ -332,8 +332,10 @@ class Catalog:
             try:
                 self._pg = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
-                raise WarehouseUnavailable(
-                    f"cannot reach the lake's catalog {self.location.describe()}: {first_line(exc)}") from None
+                text = first_line(exc)
+                if not is_unreachable(text):  # a wrong password or database: nothing to wait for
+                    raise WarehouseError(f"cannot open the lake's catalog {self.location.describe()}: {text}") from None
+                raise WarehouseUnavailable(f"cannot reach the lake's catalog {self.location.describe()}: {text}") from None
         return self._pg
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
