@@ -173,6 +173,36 @@ def test_two_writers_racing_with_the_same_batches_store_each_once(demo_file: Pat
             assert _visits(lake) == _visits(embedded)
 
 
+def _open_and_ingest(url: str, prefix: str, env: dict[str, str], batch: pa.Table, start: Any) -> int:
+    os.environ.update(env)
+    start.wait()  # both open the empty catalog at the same moment
+    with Warehouse(url, data_path=prefix, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        return lake.ingest(batch, update_visits=False).accepted
+
+
+@pytest.mark.slow
+def test_two_writers_opening_an_empty_catalog_at_once_both_migrate_it(demo_file: Path, postgres: Postgres,
+                                                                       object_store: ObjectStore,
+                                                                       lake_env: dict[str, str]) -> None:
+    from journeyscope.warehouse.schema import SCHEMA_VERSION
+
+    spans = _spans(demo_file)
+    halves = [spans.slice(0, spans.num_rows // 2), spans.slice(spans.num_rows // 2)]
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            accepted = pool.starmap(_open_and_ingest, [(url, prefix, lake_env, half, start) for half in halves])
+    assert accepted == [half.num_rows for half in halves]
+    with Warehouse(url, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        assert lake.query("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (spans.num_rows,) * 2
+        tables = lake.query("SELECT table_name, count(*) FROM information_schema.tables "
+                            "WHERE table_catalog = 'js_lake' GROUP BY 1 HAVING count(*) > 1")
+        assert tables == []  # every table made once
+
+
 def _parquet_rows_holding(objects: dict[str, bytes], needle: str) -> int:
     """Rows of the stored Parquet objects (read from their bytes) with ``needle`` in any column."""
     import io

@@ -309,6 +309,8 @@ def batch_lock_key(batch_key: str) -> int:
 
 #: The advisory-lock key of stage-visit upkeep: one process derives at a time.
 UPKEEP_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope stage-visit upkeep").hexdigest())
+#: The advisory-lock key of making and migrating the lake's schema: one writer at a time.
+SCHEMA_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope schema").hexdigest())
 
 
 class Catalog:

@@ -218,6 +218,24 @@ class Warehouse:
         # each, so an append and an upkeep of this process never wait for each other) and the seq numbers.
         self._catalog = _lake.Catalog(self.lake) if self.lake is not None else None
         self._upkeep_catalog = _lake.Catalog(self.lake) if self.lake is not None else None
+        # A writer makes and migrates a lake's schema under the catalog's schema lock, from its ATTACH (which
+        # makes DuckLake's own tables in an empty catalog) to the schema's last migration: two processes
+        # starting at once on an empty catalog take turns, and the second finds it made.
+        try:
+            with contextlib.ExitStack() as schema_lock:
+                if self._catalog is not None and not read_only:
+                    schema_lock.enter_context(self._catalog.locked([_lake.SCHEMA_LOCK]))
+                self._open(read_only, privacy)
+        except BaseException:
+            for catalog in (self._catalog, self._upkeep_catalog):
+                if catalog is not None:
+                    catalog.close()
+            raise
+        if not read_only:
+            self._sync_visits_with_map()
+
+    def _open(self, read_only: bool, privacy: PrivacyPolicy | None) -> None:
+        """Connect, check or migrate the schema, record the privacy policy (the caller holds the schema lock)."""
         try:
             if self.lake is not None:
                 self._con = _lake.connect(self.lake, read_only=read_only)
@@ -263,8 +281,6 @@ class Warehouse:
             self._con.close()
             raise
         setup.close()
-        if not read_only:
-            self._sync_visits_with_map()
 
     def _long_step(self, description: str) -> contextlib.AbstractContextManager[Report | None]:
         """:func:`long_step` on a file large enough for the step to take a while; on a small one, silence."""
