@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import random
 import re
 import tempfile
 import threading
@@ -311,6 +312,21 @@ def batch_lock_key(batch_key: str) -> int:
 UPKEEP_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope stage-visit upkeep").hexdigest())
 #: The advisory-lock key of making and migrating the lake's schema: one writer at a time.
 SCHEMA_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope schema").hexdigest())
+#: The advisory-lock key that lets a stage-visit upkeep commit with no ingest commit in between: ingest holds it
+#: shared, an upkeep that keeps conflicting takes it exclusively (DuckLake refuses a commit that deletes from a
+#: table another transaction inserted into since it began: upkeep deletes the ``visits_pending`` rows ingest adds).
+PENDING_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope pending visits").hexdigest())
+#: The advisory-lock key of compaction, retention's and erasure's file rewrites: one process at a time.
+COMPACT_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope compaction").hexdigest())
+#: Whole tries of a lake commit that conflicts with a concurrent one (after DuckLake's own retries of a
+#: snapshot-id race ran out, or a real conflict it does not retry).
+CONFLICT_ATTEMPTS = 6
+
+
+def conflict_pause(attempt: int) -> float:
+    """Seconds to wait before trying a conflicting commit again (``attempt`` 0 first): growing, and jittered so
+    two writers that conflicted do not try again at the same moment and conflict again."""
+    return min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.5)
 
 
 class Catalog:
@@ -374,18 +390,21 @@ class Catalog:
             return int(self._execute("SELECT nextval('journeyscope_seq')")[0][0])  # type: ignore[arg-type]
 
     @contextlib.contextmanager
-    def locked(self, keys: list[int], *, wait: bool = True) -> Iterator[bool]:
+    def locked(self, keys: list[int], *, wait: bool = True, shared: bool = False) -> Iterator[bool]:
         """Hold the advisory locks ``keys`` (taken in order, so two writers never deadlock) for the block;
-        yields whether they were taken (``wait=False``: ``False`` when another process holds one)."""
+        yields whether they were taken (``wait=False``: ``False`` when another process holds one). ``shared``:
+        shared locks, which only an exclusive holder of the same key excludes."""
         if self._conninfo is None or not keys:
             yield True
             return
         ordered = sorted(set(keys))
+        kind = "_shared" if shared else ""
         with self._lock:
             if wait:
-                self._execute("SELECT pg_advisory_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", (ordered,))
+                self._execute(f"SELECT pg_advisory_lock{kind}(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
+                              (ordered,))
             else:
-                got = self._execute("SELECT pg_try_advisory_lock(%s)", (ordered[0],))
+                got = self._execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (ordered[0],))
                 if not got[0][0]:
                     yield False
                     return
@@ -393,7 +412,7 @@ class Catalog:
                 yield True
             finally:
                 with contextlib.suppress(WarehouseError):  # a lost connection released them already
-                    self._execute("SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS k", (ordered,))
+                    self._execute(f"SELECT pg_advisory_unlock{kind}(k) FROM unnest(%s::bigint[]) AS k", (ordered,))
 
     def close(self) -> None:
         if self._pg is not None:

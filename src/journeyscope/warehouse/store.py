@@ -88,9 +88,6 @@ class PreparedBatch:
                              pa.concat_tables(logs) if logs else None, tuple(p for b in batches for p in b.parts))
 
 
-#: Whole tries of one lake commit (each after DuckLake's own retries of a snapshot-id race ran out).
-_LAKE_COMMIT_ATTEMPTS = 5
-
 
 class _LakeConflict(Exception):
     """A lake commit lost to a concurrent commit more often than DuckLake retries by itself: try it again whole."""
@@ -494,8 +491,8 @@ class Warehouse:
         assert self._catalog is not None and self.privacy is not None and self.lake is not None
         parts = list(prepared.parts)
         locks = [_lake.batch_lock_key(key) for key, _, _ in parts]
-        with self._append_lock, self._catalog.locked(locks):
-            for attempt in range(_LAKE_COMMIT_ATTEMPTS):
+        with self._append_lock, self._catalog.locked(locks), self._catalog.locked([_lake.PENDING_LOCK], shared=True):
+            for attempt in range(_lake.CONFLICT_ATTEMPTS):
                 try:
                     with self._transaction(f"cannot write to {self.lake.describe()}", conflicts=True) as tx:
                         cur = tx.cur
@@ -525,8 +522,9 @@ class Warehouse:
                         return 0, None
                     return table.num_rows, tx.snapshot
                 except _LakeConflict as exc:
-                    if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
+                    if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
                         raise _lake.WarehouseUnavailable(f"cannot commit to {self.lake.describe()}: {exc}") from None
+                    time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
 
     def _insert(self, tx: Tx, report: RedactionReport, batch: pa.Table,
@@ -585,20 +583,29 @@ class Warehouse:
     def _update_visits_part(self) -> list[str]:
         """One upkeep transaction; on a lake, only in the process holding the upkeep lock, tried again whole
         when its commit loses to a concurrent one."""
-        for attempt in range(_LAKE_COMMIT_ATTEMPTS if self.lake is not None else 1):
+        for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
             try:
-                with self._visits_lock, self._upkeep_lock(wait=False) as mine:
+                with self._visits_lock, self._upkeep_lock(wait=False) as mine, self._no_ingest_between(attempt):
                     if not mine:  # another process of the lake is deriving: it takes these journeys too
                         return []
                     with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
                         part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys)
                         tx.publish(_feed.VISITS, part)
                     return part
-            except _LakeConflict:
-                if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
-                    raise WarehouseError(f"cannot update stage visits in {self.path}: "
-                                         "commits kept conflicting with other writers") from None
+            except _LakeConflict as exc:
+                if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
+                    raise WarehouseError(f"cannot update stage visits in {self.path}: commits kept conflicting "
+                                         f"with other writers ({_lake.CONFLICT_ATTEMPTS} tries): {exc}") from None
+                time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
+
+    def _no_ingest_between(self, attempt: int) -> contextlib.AbstractContextManager[bool]:
+        """From the third try of an upkeep transaction on a PostgreSQL lake on, hold :data:`~lake.PENDING_LOCK`
+        exclusively: no receiver commits (each holds it shared) until the upkeep has, so it cannot be refused again
+        for a row ingest inserted meanwhile. The first tries go without it, and ingest never waits for them."""
+        if self._upkeep_catalog is None or attempt < 2:
+            return contextlib.nullcontext(True)
+        return self._upkeep_catalog.locked([_lake.PENDING_LOCK])
 
     def close_idle_visits(self) -> list[str]:
         """Mark visits of journeys idle past their timeout ``abandoned`` (the server's derive loop calls this on
