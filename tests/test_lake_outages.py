@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -25,7 +26,7 @@ from test_lake_receivers import SENDER, _serve
 
 
 @pytest.fixture
-def own_store(services_folder: Path, tmp_path: Path) -> ObjectStore:  # noqa: F811
+def own_store(services_folder: Path, tmp_path: Path) -> Iterator[ObjectStore]:  # noqa: F811
     """A SeaweedFS of this test's own: the test stops it, the session's store stays up."""
     parent = services_folder / f"own-store-{tmp_path.name}"
     parent.mkdir()
