@@ -42,6 +42,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["conninfo", "uri"])
 def test_a_wrong_password_or_an_unreachable_catalog_is_one_error_line_without_the_password(
         guarded: Postgres, object_store: ObjectStore, form: str) -> None:  # noqa: F811
@@ -70,6 +71,7 @@ def test_a_wrong_password_or_an_unreachable_catalog_is_one_error_line_without_th
         Warehouse(right, data_path=object_store.new_prefix()).close()
 
 
+@pytest.mark.slow
 def test_a_bad_bucket_or_secret_key_answers_and_logs_without_secrets(
         postgres: Postgres, object_store: ObjectStore, tmp_path: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
