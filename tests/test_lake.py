@@ -132,6 +132,24 @@ def test_a_file_converts_into_a_lake_that_answers_the_same(demo_file: Path, post
     assert "already holds spans" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_a_request_sent_again_while_its_first_copy_waits_is_stored_once(demo_file: Path, postgres: Postgres,
+                                                                        object_store: ObjectStore,
+                                                                        lake_env: dict[str, str]) -> None:
+    """An exporter that timed out sends a request again while the first copy still waits in the writer's queue:
+    both copies are grouped into one commit, and the ledger check alone (before the commit) sees neither."""
+    from journeyscope.warehouse.store import PreparedBatch
+
+    spans = _spans(demo_file)
+    with Warehouse(_lake_url(postgres), data_path=object_store.new_prefix(),
+                   journey_map=load_journey_map(DEMO_MAP)) as lake:
+        first, other = lake.prepare(spans.slice(0, 100)), lake.prepare(spans.slice(100, 50))
+        again = lake.prepare(spans.slice(0, 100))
+        result = lake.ingest(PreparedBatch.combine([first, other, again]))
+        assert (result.accepted, result.duplicates) == (150, 100)
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (150, 150)
+        assert lake.query("SELECT count(*), sum(spans) FROM ingest_ledger")[0] == (2, 150)
+
+
 def _race(url: str, prefix: str, env: dict[str, str], batches: list[pa.Table], start: Any) -> int:
     os.environ.update(env)
     with Warehouse(url, data_path=prefix, journey_map=load_journey_map(DEMO_MAP)) as lake:
@@ -161,6 +179,82 @@ def test_two_writers_racing_with_the_same_batches_store_each_once(demo_file: Pat
         lake.update_visits()  # the backlog the writers left, derived as a deriving process does
         with Warehouse(demo_file, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as embedded:
             assert _visits(lake) == _visits(embedded)
+
+
+def _open_and_ingest(url: str, prefix: str, env: dict[str, str], batch: pa.Table, start: Any) -> int:
+    os.environ.update(env)
+    start.wait()  # both open the empty catalog at the same moment
+    with Warehouse(url, data_path=prefix, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        return lake.ingest(batch, update_visits=False).accepted
+
+
+@pytest.mark.slow
+def test_two_writers_opening_an_empty_catalog_at_once_both_migrate_it(demo_file: Path, postgres: Postgres,
+                                                                       object_store: ObjectStore,
+                                                                       lake_env: dict[str, str]) -> None:
+    from journeyscope.warehouse.schema import SCHEMA_VERSION
+
+    spans = _spans(demo_file)
+    halves = [spans.slice(0, spans.num_rows // 2), spans.slice(spans.num_rows // 2)]
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            accepted = pool.starmap(_open_and_ingest, [(url, prefix, lake_env, half, start) for half in halves])
+    assert accepted == [half.num_rows for half in halves]
+    with Warehouse(url, read_only=True, journey_map=load_journey_map(DEMO_MAP)) as lake:
+        assert lake.query("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (spans.num_rows,) * 2
+        tables = lake.query("SELECT table_name, count(*) FROM information_schema.tables "
+                            "WHERE table_catalog = 'js_lake' GROUP BY 1 HAVING count(*) > 1")
+        assert tables == []  # every table made once
+
+
+def test_stage_visit_upkeep_commits_while_ingest_commits_into_every_try(demo_file: Path, postgres: Postgres,
+                                                                        object_store: ObjectStore,
+                                                                        lake_env: dict[str, str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckLake refuses a commit that deletes from a table another transaction inserted into since it began, and
+    upkeep deletes the pending rows ingest adds: with a receiver committing inside every upkeep transaction, the
+    upkeep gets through once it holds the pending lock (the receivers wait for it), not by trying again alone."""
+    import threading
+
+    from journeyscope.warehouse import store, visits
+
+    spans = _spans(demo_file)
+    batches = [spans.slice(i, 100) for i in range(0, spans.num_rows, 100)]
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    ingests: list[threading.Thread] = []
+    real = visits.update_pending
+
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as receiver, \
+            Warehouse(url, journey_map=journey_map) as upkeep:
+        receiver.ingest(batches[0], update_visits=False)
+
+        def update_pending(cur: Any, *args: Any) -> list[str]:
+            # the upkeep transaction has read its snapshot; a receiver commits pending rows meanwhile
+            cur.execute("SELECT count(*) FROM visits_pending").fetchall()
+            if len(ingests) + 1 < len(batches):
+                ingest = threading.Thread(target=receiver.ingest, args=(batches[len(ingests) + 1],),
+                                          kwargs={"update_visits": False})
+                ingests.append(ingest)
+                ingest.start()
+                ingest.join(3)  # committed, unless it waits for the pending lock the upkeep holds
+            return real(cur, *args)
+
+        monkeypatch.setattr(store._visits, "update_pending", update_pending)
+        derived = upkeep.update_visits()
+        monkeypatch.undo()
+        assert derived  # the upkeep committed though a receiver committed into its tries
+        assert len(ingests) >= 3  # two tries refused, the third under the lock
+        for ingest in ingests:
+            ingest.join(60)
+        upkeep.update_visits()
+        stored = sum(b.num_rows for b in batches[:len(ingests) + 1])
+        assert upkeep.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (stored,) * 2
+        assert upkeep.query("SELECT count(*) FROM visits_pending")[0][0] == 0
 
 
 def _parquet_rows_holding(objects: dict[str, bytes], needle: str) -> int:

@@ -24,15 +24,20 @@ from support.services import ObjectStore, Postgres, object_store, postgres, serv
 SERVE = "import sys; from journeyscope.cli import main; main(sys.argv[1:])"
 
 # Journeys through the real instrumentation; a fail-over exporter over the real OTLPSpanExporter logs the span ids
-# of every batch a receiver acknowledged (200), and sends a batch that failed to the other receiver.
+# of every batch a receiver acknowledged (200 / OK), and sends a batch that failed to the other receiver (a
+# ``grpc://host:port`` URL: the OTLP/gRPC exporter).
 SENDER = textwrap.dedent('''
-    import sys, os
+    import sys, os, time
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     from journeyscope import instrument
 
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
     urls, acked_path, journeys = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3])
-    exporters = [OTLPSpanExporter(endpoint=url, timeout=5) for url in urls]
+    pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0  # seconds between journeys: a load spread over time
+    exporters = [GrpcExporter(endpoint=url.removeprefix("grpc://"), insecure=True, timeout=5)
+                 if url.startswith("grpc://") else OTLPSpanExporter(endpoint=url, timeout=5) for url in urls]
 
     class FailOver(SpanExporter):
         def __init__(self):
@@ -62,28 +67,46 @@ SENDER = textwrap.dedent('''
             journey.advance("resolve")
             instrument.record_turn("agent", "done", tracer=tracing.tracer)
             instrument.record_outcome("completed", tracer=tracing.tracer)
+        time.sleep(pause)
     tracing.shutdown()
 ''')
 
 
-def _serve(url: str, prefix: str, env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], int]:
-    proc = _start(url, prefix, env, "serve", "--port", "0", "--grpc-port", "-1", *options)
-    return proc, _port(proc)
+def _serve(url: str, prefix: str, env: dict[str, str], *options: str, stderr: Path | None = None,
+           grpc: list[int] | None = None) -> tuple[subprocess.Popen[str], int]:
+    """A receiver process and its HTTP port (its log to ``stderr`` when given; with ``grpc``, gRPC on a free port
+    appended to that list)."""
+    proc = _start(url, prefix, env, "serve", "--port", "0", "--grpc-port", "-1" if grpc is None else "0", *options,
+                  stderr=stderr)
+    port, line = _ready(proc)
+    if grpc is not None:
+        grpc.append(int(re.search(r"OTLP/gRPC on [^ ]+:(\d+)", line).group(1)))  # type: ignore[union-attr]
+    return proc, port
 
 
-def _start(url: str, prefix: str, env: dict[str, str], command: str, *options: str) -> subprocess.Popen[str]:
-    """``journeyscope COMMAND`` on the lake, its output read by the caller."""
-    return subprocess.Popen([sys.executable, "-c", SERVE, command, "--db", url, "--data-path", prefix, *options],
-                            stdout=subprocess.PIPE, text=True, env={**env, "NO_PROXY": "127.0.0.1"})
+def _start(url: str, prefix: str, env: dict[str, str], command: str, *options: str,
+           stderr: Path | None = None) -> subprocess.Popen[str]:
+    """``journeyscope COMMAND`` on the lake, its output read by the caller (its log to ``stderr`` when given)."""
+    log = open(stderr, "w") if stderr is not None else None  # noqa: SIM115 - the child keeps writing to it
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, command, "--db", url, "--data-path", prefix, *options],
+                            stdout=subprocess.PIPE, stderr=log, text=True, env={**env, "NO_PROXY": "127.0.0.1"})
+    if log is not None:
+        log.close()
+    return proc
 
 
 def _port(proc: subprocess.Popen[str]) -> int:
     """The HTTP port of a receiver started by :func:`_start`, once it is ready."""
+    return _ready(proc)[0]
+
+
+def _ready(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """A receiver's HTTP port and the line that announced it."""
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:  # DuckDB's progress bar may come first, on a loaded machine
         if match := re.search(r":(\d+)/v1/traces", line):
-            return int(match.group(1))
+            return int(match.group(1)), line
         seen.append(line)
     raise AssertionError(f"receiver did not start: {seen!r}")
 

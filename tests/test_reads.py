@@ -24,7 +24,7 @@ from journeyscope.warehouse.reader import Reader
 from journeyscope.warehouse.reads import READS, Reads, implements
 
 #: GET routes that are not warehouse reads: the server's own state.
-SERVER_ONLY = {"/v1/policies", "/v1/ingest/status"}
+SERVER_ONLY = {"/v1/policies", "/v1/ingest/status", "/v1/ready"}
 
 
 @pytest.fixture(scope="module")

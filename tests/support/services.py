@@ -93,8 +93,9 @@ class Postgres:
         _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "stop")
 
 
-def start_postgres(parent: Path) -> Postgres:
-    """initdb and start a server in ``parent`` (made traversable by the ``postgres`` user)."""
+def start_postgres(parent: Path, *, password: str | None = None) -> Postgres:
+    """initdb and start a server in ``parent`` (made traversable by the ``postgres`` user); with ``password``,
+    connections over TCP must give it (SCRAM), not trusted."""
     if not (PG_BIN / "initdb").exists():
         pytest.fail("PostgreSQL 15 is not installed: apt-get install -y postgresql-15 (the README's test line does)")
     postgres = pwd.getpwnam("postgres")
@@ -103,7 +104,13 @@ def start_postgres(parent: Path) -> Postgres:
     os.chmod(parent, 0o755)
     os.chown(folder, postgres.pw_uid, postgres.pw_gid)
     data = folder / "data"
-    _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    auth: tuple[str, ...] = ("-A", "trust")
+    if password is not None:
+        secret = folder / "pwfile"
+        secret.write_text(password + "\n")
+        os.chown(secret, postgres.pw_uid, postgres.pw_gid)
+        auth = ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}")
+    _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), *auth, "-U", "postgres")
     port = free_port()
     _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"),
                      "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200",
@@ -119,6 +126,8 @@ class ObjectStore:
     process: subprocess.Popen[bytes]
     s3_port: int
     filer_port: int
+    master_port: int
+    volume_port: int
     bucket: str = BUCKET
 
     @property
@@ -155,6 +164,11 @@ class ObjectStore:
                         found[path] = client.get(path).content
         return found
 
+    def restart(self) -> None:
+        """Start it again (after :meth:`stop`) on the same data and ports: the store coming back after an outage."""
+        self.process = _launch_weed(self.folder, self.master_port, self.volume_port, self.filer_port,
+                                    self.s3_port).process
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -177,13 +191,18 @@ def start_object_store(parent: Path) -> ObjectStore:
         "name": "journeyscope", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
     master, volume, filer, s3 = (free_port(grpc_offset=10000) for _ in range(4))
-    log = open(folder / "log", "wb")  # noqa: SIM115 - the process keeps writing to it
+    return _launch_weed(folder, master, volume, filer, s3)
+
+
+def _launch_weed(folder: Path, master: int, volume: int, filer: int, s3: int) -> ObjectStore:
+    """Start ``weed server`` on the data in ``folder`` and these ports; wait until its bucket and S3 answer."""
+    log = open(folder / "log", "ab")  # noqa: SIM115 - the process keeps writing to it
     process = subprocess.Popen(
         [str(WEED), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
-         f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false"],
+         f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    store = ObjectStore(folder, process, s3, filer)
+    store = ObjectStore(folder, process, s3, filer, master, volume)
     deadline = time.monotonic() + 60
     with httpx.Client(timeout=5) as client:
         while True:

@@ -29,11 +29,12 @@ import duckdb
 import httpx
 
 from journeyscope.client import Client, detail
-from journeyscope.errors import ConfigError, InvalidInputError, JourneyscopeError, WarehouseError
+from journeyscope.errors import ConfigError, InvalidInputError, JourneyscopeError, WarehouseError, WarehouseUnavailable
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.db_errors import first_line
 from journeyscope.warehouse.filters import Filters
 from journeyscope.warehouse.journey_map import load_journey_map
+from journeyscope.warehouse.lake import describe, is_lake
 from journeyscope.warehouse.reader import Reader
 from journeyscope.warehouse.reads import Read, Reads, read_methods
 from journeyscope.warehouse.review_scoring import llm_configured, score_reviewed
@@ -48,7 +49,7 @@ class SourceError(JourneyscopeError):
 
     def __init__(self, message: str, hint: str | None = None, kind: str = "error") -> None:
         super().__init__(message)
-        self.message = message
+        self.message = str(self)  # secrets taken out (JourneyscopeError)
         self.hint = hint
         #: ``error`` (something is wrong) or ``empty`` (nothing recorded yet: an info, not an alarm).
         self.kind = kind
@@ -143,7 +144,8 @@ class WarehouseSource(Reads):
         self._run = threading.local()
 
     def describe(self) -> str:
-        return f"warehouse file {self.path}" + (f", journey map {self.map_file}" if self.map_file else "")
+        where = f"lake {describe(self.path)}" if is_lake(self.path) else f"warehouse file {self.path}"
+        return where + (f", journey map {self.map_file}" if self.map_file else "")
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -184,7 +186,7 @@ class WarehouseSource(Reads):
         except JourneyscopeError as exc:
             raise SourceError(str(exc)) from None
         except duckdb.Error as exc:
-            raise SourceError(f"cannot read {self.path}: {first_line(exc)}") from None
+            raise SourceError(f"cannot read {describe(self.path)}: {first_line(exc)}") from None
         finally:
             if not holding:
                 warehouse.close()
@@ -192,6 +194,9 @@ class WarehouseSource(Reads):
     def _explain(self, exc: WarehouseError) -> SourceError:
         """Turn an open failure into what the user should do about it."""
         text = str(exc)
+        if is_lake(self.path):  # no file to look at: the error says what is wrong (secrets taken out)
+            return SourceError(text, "Start the dashboard again once the lake's catalog and object store answer, "
+                               "or check --db and --data-path." if isinstance(exc, WarehouseUnavailable) else None)
         if not Path(self.path).exists():
             return SourceError(
                 f"No warehouse at {self.path}.",

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from google.rpc import status_pb2
 
 from journeyscope.errors import InvalidInputError, WarehouseError
@@ -168,6 +169,20 @@ async def _export(request: Request, signal: _Signal) -> Response:
     return Response(body, status_code=200, media_type=JSON if as_json else PROTOBUF)
 
 
+@router.get("/v1/ready")
+async def ready(request: Request) -> Response:
+    """Readiness for a load balancer or orchestrator: 200 when the storage answers, else 503 with ``Retry-After``
+    (a lake's catalog database or object store down), the body saying which and why."""
+    try:
+        caller = identify(request.headers, request.client.host if request.client else None, request.app.state, "read")
+    except AccessDenied as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    state = await asyncio.to_thread(caller.project.warehouse.readiness)
+    if state["ready"]:
+        return JSONResponse(state)
+    return JSONResponse(state, status_code=503, headers=_retry_after(caller.project.writer.retry_hint()))
+
+
 @router.get("/v1/ingest/status")
 async def ingest_status(request: Request) -> dict[str, object]:
     """Writer counters and the stored span count (for operators, benchmarks and tests)."""
@@ -191,6 +206,7 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "waited_requests": stats.waited_requests,
         "transactions": stats.transactions,
         "failed_transactions": stats.failed_transactions,
+        "unavailable_transactions": stats.unavailable_transactions,
         "write_seconds": round(stats.write_seconds, 3),
         "visit_seconds": round(project.upkeep.seconds, 3) if project.upkeep is not None else 0.0,
         "generation": project.warehouse.feed.generation(),

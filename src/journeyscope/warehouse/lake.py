@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import random
 import re
 import tempfile
 import threading
@@ -37,15 +38,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.errors import ConfigError, WarehouseError, WarehouseUnavailable, redact_secrets
 from journeyscope.settings import load as load_settings
-from journeyscope.warehouse.db_errors import first_line
+from journeyscope.warehouse.db_errors import first_line, is_unreachable, warehouse_error
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "UPKEEP_LOCK", "Catalog", "LakeLocation", "WarehouseUnavailable",
-           "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake",
+           "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "probe",
            "record_batches", "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
@@ -59,10 +60,6 @@ _WHEELS = (("duckdb_extension_ducklake", "ducklake"), ("duckdb_extension_postgre
 SEQ_BLOCK = 1 << 20
 
 
-class WarehouseUnavailable(WarehouseError):
-    """The lake's catalog database or object store cannot be reached now: retry later (503 / ``UNAVAILABLE``)."""
-
-
 def is_lake(path: str | Path) -> bool:
     """Whether ``--db`` names a lake rather than a DuckDB file."""
     return str(path).startswith(LAKE_PREFIX)
@@ -70,7 +67,7 @@ def is_lake(path: str | Path) -> bool:
 
 def describe(path: str | Path) -> str:
     """``--db`` for messages and logs: a lake's connection string without its password."""
-    return re.sub(r"password=\S+", "password=***", str(path))
+    return redact_secrets(str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +189,68 @@ def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
             if location.data_path is None and "data_path" in text.lower():
                 raise ConfigError(f"a new lake needs a data path: --data-path s3://bucket/prefix/ or a directory "
                                   f"(or $JOURNEYSCOPE_DATA_PATH) for {location.describe()}") from None
-            raise WarehouseUnavailable(f"cannot open the lake {location.describe()}: {text}") from None
+            raise warehouse_error(exc, f"cannot open the lake {location.describe()}") from None
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
         raise
     return con
+
+
+#: Seconds a readiness probe waits for the catalog database or the object store.
+PROBE_TIMEOUT_S = 5
+
+
+def _probe_catalog(location: LakeLocation) -> str | None:
+    """Why the catalog database cannot be reached now (``None``: it answers)."""
+    if location.conninfo is None:
+        return None  # a DuckDB file this process holds open
+    import psycopg
+
+    try:
+        with psycopg.connect(location.conninfo, autocommit=True, connect_timeout=PROBE_TIMEOUT_S) as pg:
+            pg.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return first_line(exc)
+    return None
+
+
+def _probe_store(cur: duckdb.DuckDBPyConnection, data_path: str) -> str | None:
+    """Why the object store (or directory) holding the lake's files cannot be listed now (``None``: it can)."""
+    if "://" not in data_path:
+        return None if Path(data_path).is_dir() else f"the data path {data_path} is not a directory"
+    try:
+        cur.execute(f"SET http_timeout = {PROBE_TIMEOUT_S * 1000}")
+        cur.execute("SET http_retries = 0")
+        # A listing under the lake's prefix (a path with no wildcard is not looked up at all)
+        cur.execute("SELECT count(*) FROM glob(?)", [data_path.rstrip("/") + "/journeyscope-probe*"]).fetchall()
+    except duckdb.Error as exc:
+        return first_line(exc)
+    return None
+
+
+def probe(location: LakeLocation, cur: duckdb.DuckDBPyConnection) -> dict[str, dict[str, object]]:
+    """Whether the lake's two services answer now: ``{"catalog": {"ok", "error"}, "object_store": {"ok",
+    "error"}}`` (``error`` says why not, secrets redacted). ``cur`` is a cursor of a connection with the lake
+    attached; the data path comes from the catalog when the location names none (unknown while it is down)."""
+    catalog = _probe_catalog(location)
+    data_path = location.data_path
+    store: str | None = None
+    if data_path is None and catalog is None:
+        try:
+            row = cur.execute(f"SELECT value FROM ducklake_options('{ALIAS}') WHERE option_name = 'data_path'"
+                              ).fetchone()
+            data_path = str(row[0]) if row else None
+        except duckdb.Error as exc:
+            catalog = first_line(exc)
+        else:
+            store = None if data_path is not None else "the lake records no data path"
+    if data_path is not None:
+        store = _probe_store(cur, data_path)
+    elif catalog is not None:
+        store = "unknown while the catalog is down (its data path is recorded there)"
+    return {"catalog": {"ok": catalog is None, "error": catalog},
+            "object_store": {"ok": store is None and data_path is not None, "error": store}}
 
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY\s*\([^)]*\)|\s+PRIMARY KEY\b", re.IGNORECASE)
@@ -261,6 +314,23 @@ UPKEEP_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope stage-visit upkeep").
 #: The advisory-lock key held by a commit that publishes on the change feed, from taking its generation to the end
 #: of the commit (:class:`journeyscope.warehouse.feed.LakeFeed`).
 FEED_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope change feed").hexdigest())
+#: The advisory-lock key of making and migrating the lake's schema: one writer at a time.
+SCHEMA_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope schema").hexdigest())
+#: The advisory-lock key that lets a stage-visit upkeep commit with no ingest commit in between: ingest holds it
+#: shared, an upkeep that keeps conflicting takes it exclusively (DuckLake refuses a commit that deletes from a
+#: table another transaction inserted into since it began: upkeep deletes the ``visits_pending`` rows ingest adds).
+PENDING_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope pending visits").hexdigest())
+#: The advisory-lock key of compaction, retention's and erasure's file rewrites: one process at a time.
+COMPACT_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope compaction").hexdigest())
+#: Whole tries of a lake commit that conflicts with a concurrent one (after DuckLake's own retries of a
+#: snapshot-id race ran out, or a real conflict it does not retry).
+CONFLICT_ATTEMPTS = 6
+
+
+def conflict_pause(attempt: int) -> float:
+    """Seconds to wait before trying a conflicting commit again (``attempt`` 0 first): growing, and jittered so
+    two writers that conflicted do not try again at the same moment and conflict again."""
+    return min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.5)
 
 
 class Catalog:
@@ -285,8 +355,10 @@ class Catalog:
             try:
                 self._pg = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
-                raise WarehouseUnavailable(
-                    f"cannot reach the lake's catalog {self.location.describe()}: {first_line(exc)}") from None
+                text = first_line(exc)
+                if not is_unreachable(text):  # a wrong password or database: nothing to wait for
+                    raise WarehouseError(f"cannot open the lake's catalog {self.location.describe()}: {text}") from None
+                raise WarehouseUnavailable(f"cannot reach the lake's catalog {self.location.describe()}: {text}") from None
         return self._pg
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -372,18 +444,21 @@ class Catalog:
             return int(self._execute("SELECT nextval('journeyscope_seq')")[0][0])  # type: ignore[arg-type]
 
     @contextlib.contextmanager
-    def locked(self, keys: list[int], *, wait: bool = True) -> Iterator[bool]:
+    def locked(self, keys: list[int], *, wait: bool = True, shared: bool = False) -> Iterator[bool]:
         """Hold the advisory locks ``keys`` (taken in order, so two writers never deadlock) for the block;
-        yields whether they were taken (``wait=False``: ``False`` when another process holds one)."""
+        yields whether they were taken (``wait=False``: ``False`` when another process holds one). ``shared``:
+        shared locks, which only an exclusive holder of the same key excludes."""
         if self._conninfo is None or not keys:
             yield True
             return
         ordered = sorted(set(keys))
+        kind = "_shared" if shared else ""
         with self._lock:
             if wait:
-                self._execute("SELECT pg_advisory_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", (ordered,))
+                self._execute(f"SELECT pg_advisory_lock{kind}(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
+                              (ordered,))
             else:
-                got = self._execute("SELECT pg_try_advisory_lock(%s)", (ordered[0],))
+                got = self._execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (ordered[0],))
                 if not got[0][0]:
                     yield False
                     return
@@ -391,7 +466,7 @@ class Catalog:
                 yield True
             finally:
                 with contextlib.suppress(WarehouseError):  # a lost connection released them already
-                    self._execute("SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS k", (ordered,))
+                    self._execute(f"SELECT pg_advisory_unlock{kind}(k) FROM unnest(%s::bigint[]) AS k", (ordered,))
 
     def close(self) -> None:
         if self._pg is not None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import duckdb
 
 from journeyscope.errors import WarehouseError
-from journeyscope.warehouse.db_errors import warehouse_error
-from journeyscope.warehouse.lake import ALIAS
+from journeyscope.warehouse.db_errors import first_line, warehouse_error
+from journeyscope.warehouse.lake import ALIAS, COMPACT_LOCK, CONFLICT_ATTEMPTS, Catalog, conflict_pause
 from journeyscope.warehouse.store import Warehouse
 
 __all__ = ["DEFAULT_SNAPSHOT_MARGIN_S", "LakeCompaction", "compact", "data_path", "lake_contains", "purge"]
@@ -47,18 +47,46 @@ def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
 
 
 def _run(warehouse: Warehouse, what: str, statements: list[str]) -> LakeCompaction:
+    """Run the upkeep ``statements`` (each its own commit, each safe to run again) under the catalog's compaction
+    lock, so two upkeeps (a timer's ``lake compact``, a ``retention``, a ``forget``) never rewrite the same files
+    at once; a statement whose commit conflicts with a concurrent one (ingest, stage-visit upkeep deleting rows
+    from files it rewrites) runs again after a growing, jittered pause, as many times as :data:`CONFLICT_ATTEMPTS`.
+    """
     if warehouse.lake is None:
         raise WarehouseError(f"{warehouse.path} is not a lake")
+    doing = f"cannot {what} {warehouse.lake.describe()}"
     started = time.perf_counter()
-    with warehouse.writing() as cur:
-        try:
-            before = _counts(cur)
-            for statement in statements:
-                cur.execute(statement)
-            after = _counts(cur)
-        except duckdb.Error as exc:
-            raise warehouse_error(exc, f"cannot {what} {warehouse.lake.describe()}") from None
+    catalog = Catalog(warehouse.lake)
+    try:
+        with catalog.locked([COMPACT_LOCK]), warehouse.writing() as cur:
+            try:
+                before = _counts(cur)
+                for statement in statements:
+                    _committed(cur, statement, doing)
+                after = _counts(cur)
+            except duckdb.Error as exc:
+                raise warehouse_error(exc, doing) from None
+    finally:
+        catalog.close()
     return LakeCompaction(before[0], after[0], before[1], after[1], time.perf_counter() - started)
+
+
+def _committed(cur: duckdb.DuckDBPyConnection, statement: str, doing: str) -> None:
+    """Run one upkeep statement (its own commit) until it is not refused for a conflict with a concurrent commit.
+
+    DuckLake retries a commit that lost the race for the next snapshot id itself (``ducklake_max_retry_count``
+    times); what it cannot retry is a real conflict, where a concurrent commit changed the files this one
+    rewrites: running the statement again reads the new snapshot.
+    """
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            cur.execute(statement)
+            return
+        except duckdb.TransactionException as exc:
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise WarehouseError(f"{doing}: its commits kept conflicting with other writers "
+                                     f"({CONFLICT_ATTEMPTS} tries): {first_line(exc)}") from None
+            time.sleep(conflict_pause(attempt))
 
 
 def compact(warehouse: Warehouse, *, margin_s: float = DEFAULT_SNAPSHOT_MARGIN_S) -> LakeCompaction:

@@ -89,28 +89,35 @@ class PreparedBatch:
                              pa.concat_tables(logs) if logs else None, tuple(p for b in batches for p in b.parts))
 
 
-#: Whole tries of one lake commit (each after DuckLake's own retries of a snapshot-id race ran out).
-_LAKE_COMMIT_ATTEMPTS = 5
-
 
 class _LakeConflict(Exception):
     """A lake commit lost to a concurrent commit more often than DuckLake retries by itself: try it again whole."""
 
 
-def _without_parts(prepared: PreparedBatch, stored: set[str]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
-    """The batch's spans, log records and redaction report without the requests whose keys are ``stored``, nor
-    a request's repeats in the batch itself (a retry queued behind its first try)."""
+def _fresh_parts(prepared: PreparedBatch, stored: set[str]) -> list[int]:
+    """Which requests of a batch to store (their indexes in ``parts``): those whose keys are not ``stored``, each
+    key once (a request sent again while its first copy still waited in the writer's queue is grouped into the
+    same commit)."""
+    seen = set(stored)
+    fresh = []
+    for index, (key, _, _) in enumerate(prepared.parts):
+        if key not in seen:
+            seen.add(key)
+            fresh.append(index)
+    return fresh
+
+
+def _without_parts(prepared: PreparedBatch, fresh: list[int]) -> tuple[pa.Table, pa.Table | None, RedactionReport]:
+    """The batch's spans, log records and redaction report of the ``fresh`` requests only (:func:`_fresh_parts`)."""
     logs = prepared.logs if prepared.logs is not None and prepared.logs.num_rows else None
-    keys = [key for key, _, _ in prepared.parts]
-    if not stored and len(set(keys)) == len(keys):
+    if len(fresh) == len(prepared.parts):
         return prepared.table, logs, prepared.report
     span_mask: list[bool] = []
     log_mask: list[bool] = []
-    seen = set(stored)
-    for key, spans, records in prepared.parts:
-        span_mask += [key not in seen] * spans
-        log_mask += [key not in seen] * records
-        seen.add(key)
+    keep = set(fresh)
+    for index, (_, spans, records) in enumerate(prepared.parts):
+        span_mask += [index in keep] * spans
+        log_mask += [index in keep] * records
     table = prepared.table.filter(pa.array(span_mask, pa.bool_()))
     if logs is not None:
         logs = logs.filter(pa.array(log_mask, pa.bool_()))
@@ -211,6 +218,24 @@ class Warehouse:
         self._upkeep_catalog = _lake.Catalog(self.lake) if self.lake is not None else None
         # The change feed's own connection: its lock is held across each publishing commit.
         self._feed_catalog = _lake.Catalog(self.lake) if self._shared_seq() else None
+        # A writer makes and migrates a lake's schema under the catalog's schema lock, from its ATTACH (which
+        # makes DuckLake's own tables in an empty catalog) to the schema's last migration: two processes
+        # starting at once on an empty catalog take turns, and the second finds it made.
+        try:
+            with contextlib.ExitStack() as schema_lock:
+                if self._catalog is not None and not read_only:
+                    schema_lock.enter_context(self._catalog.locked([_lake.SCHEMA_LOCK]))
+                self._open(read_only, privacy)
+        except BaseException:
+            for catalog in (self._catalog, self._upkeep_catalog, self._feed_catalog):
+                if catalog is not None:
+                    catalog.close()
+            raise
+        if not read_only:
+            self._sync_visits_with_map()
+
+    def _open(self, read_only: bool, privacy: PrivacyPolicy | None) -> None:
+        """Connect, check or migrate the schema, record the privacy policy (the caller holds the schema lock)."""
         try:
             if self.lake is not None:
                 self._con = _lake.connect(self.lake, read_only=read_only)
@@ -260,8 +285,6 @@ class Warehouse:
             self._con.close()
             raise
         setup.close()
-        if not read_only:
-            self._sync_visits_with_map()
 
     def _long_step(self, description: str) -> contextlib.AbstractContextManager[Report | None]:
         """:func:`long_step` on a file large enough for the step to take a while; on a small one, silence."""
@@ -477,16 +500,16 @@ class Warehouse:
         parts = list(prepared.parts)
         keys = sorted({key for key, _, _ in parts})
         locks = [_lake.batch_lock_key(key) for key in keys]
-        with self._append_lock, self._catalog.locked(locks):
+        with self._append_lock, self._catalog.locked(locks), self._catalog.locked([_lake.PENDING_LOCK], shared=True):
             done, unsure = self._catalog.claim_batches(keys)
-            for attempt in range(_LAKE_COMMIT_ATTEMPTS):
+            for attempt in range(_lake.CONFLICT_ATTEMPTS):
                 try:
                     with self._transaction(f"cannot write to {self.lake.describe()}", conflicts=True) as tx:
                         cur = tx.cur
                         stored = done | _lake.stored_batches(cur, sorted(unsure))
-                        table, logs, report = _without_parts(prepared, stored)
-                        fresh = [p for i, p in enumerate(parts)
-                                 if p[0] not in stored and all(q[0] != p[0] for q in parts[:i])]
+                        indexes = _fresh_parts(prepared, stored)
+                        table, logs, report = _without_parts(prepared, indexes)
+                        fresh = [parts[i] for i in indexes]
                         if fresh:
                             cur.register("incoming", self._numbered(table))
                             if logs is not None:
@@ -510,8 +533,9 @@ class Warehouse:
                         return 0, None
                     return table.num_rows, tx.snapshot
                 except _LakeConflict as exc:
-                    if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
+                    if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
                         raise _lake.WarehouseUnavailable(f"cannot commit to {self.lake.describe()}: {exc}") from None
+                    time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
 
     def _insert(self, tx: Tx, report: RedactionReport, batch: pa.Table,
@@ -574,9 +598,10 @@ class Warehouse:
         the round (the holder takes every journey); a partition's worker waits for it (nobody else derives its
         journeys)."""
         owned = "true" if partition is None else partition.sql()
-        for attempt in range(_LAKE_COMMIT_ATTEMPTS if self.lake is not None else 1):
+        for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
             try:
-                with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
+                with (self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine,
+                      self._no_ingest_between(attempt)):
                     if not mine:  # another process of the lake is deriving: it takes these journeys too
                         return []
                     with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
@@ -584,11 +609,20 @@ class Warehouse:
                                                       owned)
                         tx.publish(_feed.VISITS, part)
                     return part
-            except _LakeConflict:
-                if attempt + 1 == _LAKE_COMMIT_ATTEMPTS:
-                    raise WarehouseError(f"cannot update stage visits in {self.path}: "
-                                         "commits kept conflicting with other writers") from None
+            except _LakeConflict as exc:
+                if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
+                    raise WarehouseError(f"cannot update stage visits in {self.path}: commits kept conflicting "
+                                         f"with other writers ({_lake.CONFLICT_ATTEMPTS} tries): {exc}") from None
+                time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
+
+    def _no_ingest_between(self, attempt: int) -> contextlib.AbstractContextManager[bool]:
+        """From the third try of an upkeep transaction on a PostgreSQL lake on, hold :data:`~lake.PENDING_LOCK`
+        exclusively: no receiver commits (each holds it shared) until the upkeep has, so it cannot be refused again
+        for a row ingest inserted meanwhile. The first tries go without it, and ingest never waits for them."""
+        if self._upkeep_catalog is None or attempt < 2:
+            return contextlib.nullcontext(True)
+        return self._upkeep_catalog.locked([_lake.PENDING_LOCK])
 
     def close_idle_visits(self, partition: Partition | None = None) -> list[str]:
         """Mark visits of journeys idle past their timeout ``abandoned`` (the derive loop calls this on a timer;
@@ -716,6 +750,19 @@ class Warehouse:
             return [dict(zip(names, row)) for row in cur.fetchall()]
         finally:
             cur.close()
+
+    def readiness(self) -> dict[str, Any]:
+        """Whether the storage answers now: ``{"ready", "storage": "file"|"ducklake"}``, and on a lake its
+        ``catalog`` and ``object_store`` (``{"ok", "error"}`` each, :func:`journeyscope.warehouse.lake.probe`).
+        A file this process holds open is always ready."""
+        if self.lake is None:
+            return {"ready": True, "storage": "file"}
+        cur = self._con.cursor()  # not :meth:`cursor`: its USE reads the catalog, which may be down
+        try:
+            services = _lake.probe(self.lake, cur)
+        finally:
+            cur.close()
+        return {"ready": all(bool(s["ok"]) for s in services.values()), "storage": "ducklake", **services}
 
     def span_count(self) -> int:
         """Spans stored."""

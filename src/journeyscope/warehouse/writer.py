@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from journeyscope.errors import JourneyscopeError, WarehouseError
+from journeyscope.errors import JourneyscopeError, WarehouseError, WarehouseUnavailable
 from journeyscope.warehouse import feed
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.store import IngestResult, PreparedBatch, Warehouse
@@ -74,6 +74,7 @@ class WriterStats:
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
     checkpoint_failures: int = 0  #: checkpoints DuckDB refused (each one logged as a warning)
+    unavailable_transactions: int = 0  #: failed because a lake's catalog or object store could not be reached
 
 
 @dataclass
@@ -87,6 +88,17 @@ class _Job:
     def spans(self) -> int:
         """Spans and log records: what the queue is bounded by."""
         return self.batch.rows
+
+
+#: Seconds between the log lines of one storage outage.
+_OUTAGE_LOG_EVERY_S = 60.0
+
+
+@dataclass
+class _Outage:
+    since: float
+    failures: int
+    logged: float
 
 
 class Writer:
@@ -126,6 +138,7 @@ class Writer:
         self._accepted = 0  # jobs taken in (queued or waiting), ever
         self._finished = 0  # jobs committed, failed or expired, ever: force_flush waits for the difference
         self._stopping = False
+        self._outage: _Outage | None = None  # the storage unreachable since (writer thread only)
         self._cond = threading.Condition()
         self._thread_init = thread_init
         self._thread = threading.Thread(target=self._run, name="journeyscope-writer", daemon=True)
@@ -305,12 +318,19 @@ class Writer:
         except Exception as exc:  # noqa: BLE001 - a failed write fails its requests, never the thread
             self.stats.failed_transactions += 1
             error = exc if isinstance(exc, WarehouseError) else WarehouseError(f"write failed: {exc!r}")
-            logger.error("journeyscope: committing %d requests failed: %s", len(jobs), error)
+            if isinstance(error, WarehouseUnavailable):
+                self._unavailable(error)
+            else:
+                logger.error("journeyscope: committing %d requests failed: %s", len(jobs), error)
             for job in jobs:
                 if not job.future.cancelled():
                     job.future.set_exception(error)
             return
         self.stats.write_seconds += time.perf_counter() - started
+        if self._outage is not None:
+            logger.warning("journeyscope: storage reachable again after %.0f s (%d commits refused meanwhile); "
+                           "ingest resumed", time.monotonic() - self._outage.since, self._outage.failures)
+            self._outage = None
         self.stats.transactions += 1
         self.stats.spans_stored += result.accepted
         self.stats.duplicates += result.duplicates
@@ -319,6 +339,21 @@ class Writer:
         for job in jobs:
             if not job.future.cancelled():
                 job.future.set_result(IngestResult(job.spans, 0))
+
+    def _unavailable(self, error: WarehouseUnavailable) -> None:
+        """Count a commit refused because the storage is unreachable; log the outage when it begins and then
+        once a minute (its senders are answered 503 / ``UNAVAILABLE`` and retry), not once per commit."""
+        self.stats.unavailable_transactions += 1
+        now = time.monotonic()
+        if self._outage is None:
+            self._outage = _Outage(now, 0, now)
+            logger.error("journeyscope: storage unreachable, refusing ingest with a retry hint until it is back: %s",
+                         error)
+        self._outage.failures += 1
+        if now - self._outage.logged >= _OUTAGE_LOG_EVERY_S:
+            self._outage.logged = now
+            logger.error("journeyscope: storage still unreachable after %.0f s (%d commits refused): %s",
+                         now - self._outage.since, self._outage.failures, error)
 
     def _checkpoint(self) -> bool:
         """Fold the write-ahead log into the file; False (a warning, counted) when DuckDB refuses.
