@@ -90,6 +90,28 @@ ANNOYED = re.compile(  # one \b before the group, not one per word: that is ten 
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
     r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)|\?{2,}|!{3,}"
 )
+#: The customer thanks the agent (narrower than :data:`THANKS`, which also reads closings such as "great, bye").
+GRATITUDE = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bappreciate")
+#: A thanks that takes itself back: "thanks for nothing", "thank you for not listening", "thanks a lot for
+#: wasting my time".
+THANKLESS = re.compile(r"\bthank(?:s|\s+you)?\b[^.!?]{0,25}?\bfor (?:absolutely |exactly )?(?:nothing|not|never|no help"
+                       r"|wasting|ruining|making (?:this|it|things) worse)\b")
+
+
+def grateful(low: str) -> bool:
+    """Whether a lower-cased customer turn thanks the agent and means it.
+
+    A thanks followed by a negation ("thanks for nothing") or a complaint ("thanks, but that's not what I asked",
+    "thank you, you're useless") is sarcasm or a sign-off to a complaint, not gratitude; a complaint made before
+    the thanks ("that was annoying, but thank you for sorting it") is forgiven by it.
+    """
+    m = GRATITUDE.search(low)
+    if m is None:
+        return False
+    rest = low[m.start():]
+    return not (THANKLESS.match(rest) or ANNOYED.search(rest) or objects(rest))
+
+
 #: The customer turns down what the agent offered or asks for something else ("no, that doesn't work for me",
 #: "anything else?", "do you have other options?"): the offer missed. A bare "no" answers many a yes/no question,
 #: and a closing "no, that's all, thanks" is not one.
