@@ -143,6 +143,7 @@ def test_a_served_dialogue_outscores_one_with_a_failure_an_unanswered_question_a
     "Thanks for nothing.",
     "Well, thank you so much for wasting my time.",
     "Thanks a lot for not listening.",
+    "Thank you for being so useless.",
     "Thanks, but that's not what I asked for.",
     "Thank you. You have been useless.",
 ])
@@ -155,6 +156,11 @@ def test_a_thanks_taken_back_or_followed_by_a_complaint_is_frustration_not_grati
     assert s < polite - 0.1 and polite_ev["closed_with_thanks"] is True and "frustration_turns" not in polite_ev
 
 
-def test_a_complaint_forgiven_by_a_later_thanks_is_not_frustration() -> None:
-    s, ev, _ = score(OPEN + [DONE[0], (C, "That took a while, ugh, but thank you, all good now!")])
+@pytest.mark.parametrize("closing", [
+    "That took a while, ugh, but thank you, all good now!",  # a complaint forgiven by a later thanks
+    "Thank you!!!",  # emphatic, not annoyed
+    "Thanks for not charging me extra for the terrace.",  # "thanks for not ..." meant
+])
+def test_a_meant_thanks_is_gratitude(closing: str) -> None:
+    _, ev, _ = score(OPEN + [DONE[0], (C, closing)])
     assert "frustration_turns" not in ev and ev["closed_with_thanks"] is True, ev
