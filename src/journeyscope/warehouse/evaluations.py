@@ -409,8 +409,13 @@ def evaluate_pending(
         done = 0
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if judge is not None else None
         own_scorer = None
+        threads = None
         if scorer is None and workers > 0 and len(journeys) >= MIN_JOURNEYS_FOR_WORKERS:
             scorer = own_scorer = scoring_processes(workers)
+            # The scoring processes keep the cores busy: DuckDB's own worker threads would only add the cost of
+            # splitting this process's reads and writes up (a quarter of its CPU) and take turns with them.
+            threads = int(warehouse.query("SELECT current_setting('threads')")[0][0])
+            warehouse.set_threads(1)
         try:
             # Up to BATCHES_AHEAD batches are read and handed to the scoring processes before the oldest is
             # collected and written, so the processes score while this one reads and writes.
@@ -441,6 +446,8 @@ def evaluate_pending(
                 pool.shutdown(wait=True)
             if own_scorer is not None:
                 own_scorer.shutdown(wait=True, cancel_futures=True)
+            if threads is not None:
+                warehouse.set_threads(threads)
         if judge is not None:
             summary.llm_calls = judge.calls
     finally:
