@@ -416,6 +416,9 @@ def evaluate_pending(
             # splitting this process's reads and writes up (a quarter of its CPU) and take turns with them.
             threads = int(warehouse.query("SELECT current_setting('threads')")[0][0])
             warehouse.set_threads(1)
+            # At least BATCHES_AT_LEAST batches: the processes wait for the first batch to be read and this one
+            # writes the last after they are done, so neither should be a large part of the run.
+            batch_journeys = min(batch_journeys, max(scoring.CHUNK_JOURNEYS, -(-len(journeys) // BATCHES_AT_LEAST)))
         try:
             # Up to BATCHES_AHEAD batches are read and handed to the scoring processes before the oldest is
             # collected and written, so the processes score while this one reads and writes.
@@ -501,6 +504,8 @@ MIN_JOURNEYS_FOR_WORKERS = 4 * scoring.CHUNK_JOURNEYS
 #: Batches read and handed to the scoring processes ahead of the one being collected and written, so the
 #: processes always have work queued while this process reads and writes.
 BATCHES_AHEAD = 2
+#: Fewest batches a run with its own scoring processes is cut into (when its journeys allow).
+BATCHES_AT_LEAST = 8
 
 
 def _warm() -> None:
