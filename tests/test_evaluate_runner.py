@@ -233,38 +233,6 @@ def test_scoring_in_worker_processes_gives_exactly_the_rows_of_scoring_in_place(
         assert seen[-1] == (summary.scored, summary.scored)
 
 
-def test_the_first_journeys_scored_while_the_rest_are_scanned_give_the_same_rows_and_counts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With processes of its own, a run scans its first journeys alone and scores them while it scans the rest
-    (fewer of them here, so that a small warehouse takes that path): nothing is scored or counted twice."""
-    from journeyscope.warehouse import evaluations
-
-    n = MIN_JOURNEYS_FOR_WORKERS + 6
-    monkeypatch.setattr(evaluations, "EARLY_JOURNEYS", MIN_JOURNEYS_FOR_WORKERS)
-
-    def fleet(path: Path) -> Warehouse:
-        wh = Warehouse(path, journey_map=JourneyMap(), clock=lambda: LATER)
-        rows = SpanRows()
-        for i in range(n):
-            add_journey(rows, f"j-{i:02d}", BOOKING if i % 3 else SUPPORT, start=T0 + i * S, customer=f"c-{i}")
-        wh.ingest(rows)
-        return wh
-
-    def scores(wh: Warehouse) -> list[dict[str, Any]]:
-        return [{k: v for k, v in r.items() if k != "evaluated_at"} for r in rows_of(wh)]
-
-    visits = sum(2 if i % 3 else 1 for i in range(n))
-    with fleet(tmp_path / "here.duckdb") as here, fleet(tmp_path / "early.duckdb") as early:
-        evaluate_pending(here)
-        seen: list[tuple[int, int]] = []
-        summary = evaluate_pending(early, workers=2, progress=lambda d, t: seen.append((d, t)))
-        assert (summary.visits, summary.scored, summary.up_to_date) == (visits, visits, 0)
-        assert scores(early) == scores(here)
-        assert seen[-1] == (visits, visits)
-        again = evaluate_pending(early, workers=2)
-        assert (again.visits, again.scored, again.up_to_date, again.results) == (visits, 0, visits, 0)
-
-
 def test_open_visits_are_skipped_until_they_close(tmp_path: Path) -> None:
     path = tmp_path / "open.duckdb"
     wh = make_db(path, clock=T0 + 400 * S)  # minutes after the last turn: the last visits may still grow

@@ -400,80 +400,45 @@ def evaluate_pending(
     summary = EvaluationSummary(engine_name)
     try:
         plans = _plans(names, judge, on_no_consent)
+        todo = _find_pending(warehouse, plans, summary, None if journeys is None else sorted(set(journeys)))
+        by_journey: dict[str, list[_Todo]] = {}
+        for t in todo:
+            by_journey.setdefault(t.key.journey_id, []).append(t)
+        journeys = sorted(by_journey)
+        total = len(todo)
+        done = 0
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if judge is not None else None
-        own_scorer: ProcessPoolExecutor | None = None
-        threads: int | None = None
-        done = total = 0
-        in_flight: deque[tuple[_Started, int]] = deque()
-
-        def finish_oldest() -> None:
-            nonlocal done
-            started_batch, visits_in_batch = in_flight.popleft()
-            _finish_batch(warehouse, started_batch, judge, pool, plans, summary)
-            done += visits_in_batch
-            if progress is not None:
-                progress(done, total)
-
-        def start(todo: list[_Todo], size: int) -> bool:
-            """Read and hand over ``todo`` in batches of ``size`` journeys; False when asked to stop."""
-            nonlocal total
-            total += len(todo)
-            by_journey: dict[str, list[_Todo]] = {}
-            for t in todo:
-                by_journey.setdefault(t.key.journey_id, []).append(t)
-            ids_all = sorted(by_journey)
-            # Up to BATCHES_AHEAD batches are read and handed to the scoring processes before the oldest is
-            # collected and written, so the processes score while this one reads and writes.
-            ahead = BATCHES_AHEAD if scorer is not None else 0
-            for i in range(0, len(ids_all), size):
-                if stop is not None and stop():
-                    summary.stopped = True
-                    return False
-                ids = ids_all[i:i + size]
-                batch = [t for j in ids for t in by_journey[j]]
-                in_flight.append((_start_batch(warehouse, batch, ids, plans, summary, scorer), len(batch)))
-                if len(in_flight) > ahead:
-                    finish_oldest()
-            return True
-
-        def start_processes() -> None:
-            nonlocal scorer, own_scorer, threads
+        own_scorer = None
+        threads = None
+        if scorer is None and workers > 0 and len(journeys) >= MIN_JOURNEYS_FOR_WORKERS:
             scorer = own_scorer = scoring_processes(workers)
             # The scoring processes keep the cores busy: DuckDB's own worker threads would only add the cost of
             # splitting this process's reads and writes up (a quarter of its CPU) and take turns with them.
             threads = int(warehouse.query("SELECT current_setting('threads')")[0][0])
             warehouse.set_threads(1)
-
-        def journeys_in(todo: list[_Todo]) -> int:
-            return len({t.key.journey_id for t in todo})
-
         try:
-            todo: list[_Todo] = []
-            early: list[str] = []
-            if scorer is None and workers > 0 and journeys is None:
-                # The scoring processes would sit idle while the whole warehouse is scanned for pending visits:
-                # the first EARLY_JOURNEYS journeys are scanned alone and scored while the rest are.
-                early = _first_journeys(warehouse, EARLY_JOURNEYS)
-                todo = _find_pending(warehouse, plans, summary, early)
-                if len(early) == EARLY_JOURNEYS and journeys_in(todo) >= MIN_JOURNEYS_FOR_WORKERS:
-                    start_processes()
-                    if not start(todo, -(-EARLY_JOURNEYS // 2)):
-                        todo, early = [], []
-                    else:
-                        todo = []
-            if journeys is not None or not early or len(early) == EARLY_JOURNEYS:
-                only = None if journeys is None else sorted(set(journeys))
-                if not summary.stopped:
-                    todo += _find_pending(warehouse, plans, summary, only, skip=frozenset(early))
-            n_journeys = journeys_in(todo)
-            if scorer is None and workers > 0 and n_journeys >= MIN_JOURNEYS_FOR_WORKERS:
-                start_processes()
-            if own_scorer is not None:
-                # At least BATCHES_AT_LEAST batches: the processes wait for the first batch to be read and this one
-                # writes the last after they are done, so neither should be a large part of the run.
-                batch_journeys = min(batch_journeys, max(scoring.CHUNK_JOURNEYS, -(-n_journeys // BATCHES_AT_LEAST)))
-            if not summary.stopped:
-                start(todo, batch_journeys)
+            # Up to BATCHES_AHEAD batches are read and handed to the scoring processes before the oldest is
+            # collected and written, so the processes score while this one reads and writes.
+            ahead = BATCHES_AHEAD if scorer is not None else 0
+            in_flight: deque[tuple[_Started, int]] = deque()
+
+            def finish_oldest() -> None:
+                nonlocal done
+                started_batch, visits_in_batch = in_flight.popleft()
+                _finish_batch(warehouse, started_batch, judge, pool, plans, summary)
+                done += visits_in_batch
+                if progress is not None:
+                    progress(done, total)
+
+            for i in range(0, len(journeys), batch_journeys):
+                if stop is not None and stop():
+                    summary.stopped = True
+                    break
+                ids = journeys[i:i + batch_journeys]
+                batch = [t for j in ids for t in by_journey[j]]
+                in_flight.append((_start_batch(warehouse, batch, ids, plans, summary, scorer), len(batch)))
+                if len(in_flight) > ahead:
+                    finish_oldest()
             while in_flight:
                 finish_oldest()
         finally:
@@ -493,16 +458,8 @@ def evaluate_pending(
     return summary
 
 
-def _first_journeys(warehouse: Warehouse, n: int) -> list[str]:
-    """The first ``n`` journeys with stage visits, by id."""
-    rows = warehouse.query("SELECT DISTINCT journey_id FROM stage_visits ORDER BY journey_id LIMIT ?", [n])
-    return [r[0] for r in rows]
-
-
 def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationSummary,
-                  journeys: list[str] | None = None, skip: frozenset[str] = frozenset()) -> list[_Todo]:
-    """The visits of ``journeys`` (all: ``None``) with evaluators to run, counted in ``summary``; visits of the
-    journeys in ``skip`` (scanned before) are left out and not counted."""
+                  journeys: list[str] | None = None) -> list[_Todo]:
     if journeys is not None and not journeys:
         return []
     plan_table = pa.table({f: pa.array([getattr(p, f) for p in plans], pa.string()) for f in _Plan.__slots__})
@@ -519,9 +476,6 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
         while rows := cur.fetchmany(_PENDING_ROWS_AT_ONCE):
             summary.visits += len(rows)
             for jid, pos, stage, visit, outcome, consent, input_hash, todo in rows:
-                if jid in skip:
-                    summary.visits -= 1
-                    continue
                 if not todo:
                     summary.up_to_date += 1
                 elif outcome == "open":
@@ -547,11 +501,6 @@ MIN_JOURNEYS_FOR_WORKERS = 4 * scoring.CHUNK_JOURNEYS
 #: Batches read and handed to the scoring processes ahead of the one being collected and written, so the
 #: processes always have work queued while this process reads and writes.
 BATCHES_AHEAD = 2
-#: Fewest batches a run with its own scoring processes is cut into (when its journeys allow).
-BATCHES_AT_LEAST = 8
-#: Journeys a run with its own scoring processes scans for pending visits first, on their own, so that the
-#: processes score them while the rest of the warehouse is scanned.
-EARLY_JOURNEYS = 256
 
 
 def _warm() -> None:
