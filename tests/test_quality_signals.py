@@ -137,3 +137,30 @@ def test_a_served_dialogue_outscores_one_with_a_failure_an_unanswered_question_a
     assert ev["unanswered_turns"] == [2, 4] and ev["repeated_ask_turns"] == [4] and ev["agent_error_turns"] == [1]
     assert ev["frustration_turns"] == [6]
     assert good >= 0.8 and bad < 0.5 and good - bad > 0.4, reason
+
+
+@pytest.mark.parametrize("closing", [
+    "Thanks for nothing.",
+    "Well, thank you so much for wasting my time.",
+    "Thanks a lot for not listening.",
+    "Thank you for being so useless.",
+    "Thanks, but that's not what I asked for.",
+    "Thank you. You have been useless.",
+])
+def test_a_thanks_taken_back_or_followed_by_a_complaint_is_frustration_not_gratitude(closing: str) -> None:
+    failed = [(A, "Unfortunately we have no tables left tonight.")]
+    s, ev, _ = score(OPEN + failed + [(C, closing)])
+    polite, polite_ev, _ = score(OPEN + failed + [(C, "Ok, thank you anyway.")])
+    assert ev.get("frustration_turns") == [len(OPEN) + 1], ev
+    assert ev["closed_with_thanks"] is False
+    assert s < polite - 0.1 and polite_ev["closed_with_thanks"] is True and "frustration_turns" not in polite_ev
+
+
+@pytest.mark.parametrize("closing", [
+    "That took a while, ugh, but thank you, all good now!",  # a complaint forgiven by a later thanks
+    "Thank you!!!",  # emphatic, not annoyed
+    "Thanks for not charging me extra for the terrace.",  # "thanks for not ..." meant
+])
+def test_a_meant_thanks_is_gratitude(closing: str) -> None:
+    _, ev, _ = score(OPEN + [DONE[0], (C, closing)])
+    assert "frustration_turns" not in ev and ev["closed_with_thanks"] is True, ev

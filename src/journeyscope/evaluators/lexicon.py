@@ -82,14 +82,42 @@ def objects(low: str) -> bool:
     return bool(OBJECTION.search(low)) or ("wrong" in low and bool(WRONG_VERDICT.search(low)))
 
 
-#: Customer annoyance or distress with the agent.
-ANNOYED = re.compile(  # one \b before the group, not one per word: that is ten times faster in ``re``
+#: Customer annoyance or distress with the agent, in words (not the emphatic punctuation of :data:`ANNOYED`, which
+#: is as often delight: "thank you!!!").
+ANNOYED_WORDS = re.compile(  # one \b before the group, not one per word: that is ten times faster in ``re``
     r"\b(?:(?:not|aren'?t|are not|are you even) listening\b|useless\b|stupid\b|idiot|dumb\b|ridiculous\b|annoy"
     r"|frustrat|waste of (?:my )?time\b|terrible\b|awful\b|horrible\b|incompetent\b|wtf\b|omg\b"
     r"|f+u+c+k|shit|damn|crap\b|hell\b|bitch|ugh+\b|seriously\b|are you (?:even )?(?:a )?"
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
-    r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)|\?{2,}|!{3,}"
+    r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)"
 )
+#: Customer annoyance or distress with the agent.
+ANNOYED = re.compile(ANNOYED_WORDS.pattern + r"|\?{2,}|!{3,}")
+#: The customer thanks the agent (narrower than :data:`THANKS`, which also reads closings such as "great, bye").
+GRATITUDE = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bappreciate")
+#: A thanks that takes itself back: "thanks for nothing", "thanks a lot for wasting my time", "thank you for not
+#: listening" (not any "thanks for not ...": "thanks for not charging me" is meant).
+THANKLESS = re.compile(
+    r"\bthank(?:s|\s+you)?\b[^.!?]{0,25}?\bfor (?:absolutely |exactly )?(?:nothing|no help|wasting|ruining"
+    r"|not (?:helping|listening|understanding|doing anything)|being (?:so )?(?:useless|unhelpful|no help)"
+    r"|making (?:this|it|things) worse)\b"
+)
+
+
+def grateful(low: str) -> bool:
+    """Whether a lower-cased customer turn thanks the agent and means it.
+
+    A thanks followed by a negation ("thanks for nothing") or a complaint ("thanks, but that's not what I asked",
+    "thank you, you're useless") is sarcasm or a sign-off to a complaint, not gratitude; a complaint made before
+    the thanks ("that was annoying, but thank you for sorting it") is forgiven by it.
+    """
+    m = GRATITUDE.search(low)
+    if m is None:
+        return False
+    rest = low[m.start():]
+    return not (THANKLESS.match(rest) or ANNOYED_WORDS.search(rest) or objects(rest))
+
+
 #: The customer turns down what the agent offered or asks for something else ("no, that doesn't work for me",
 #: "anything else?", "do you have other options?"): the offer missed. A bare "no" answers many a yes/no question,
 #: and a closing "no, that's all, thanks" is not one.
@@ -163,6 +191,7 @@ TOOL_SUCCESS = re.compile(
 _TOOL_KEYS = ("status", "state", "result", "outcome", "succe", "error", "exception", "traceback", "\"ok\"", "'ok'",
               "ok:", "ok=", "available", "found", "approved", "confirmed", "booked", "sent", "created", "updated",
               "done", "completed")
+_ANY_TOOL_KEY = re.compile("|".join(map(re.escape, _TOOL_KEYS)))
 
 
 @lru_cache(maxsize=65536)
@@ -173,7 +202,7 @@ def tool_polarity(text: str) -> int:
     Tool *calls* (arguments without a status) and plain data lookups say nothing and give 0.
     """
     low = text.lower()
-    if not any(k in low for k in _TOOL_KEYS):
+    if not _ANY_TOOL_KEY.search(low):
         return 0
     if TOOL_FAILURE.search(low):
         return -1

@@ -24,7 +24,17 @@ from itertools import pairwise
 from journeyscope import conventions as cv
 from journeyscope.evaluators.base import clamp, guard
 from journeyscope.evaluators.facts import complains_repeated, corrects, key_tokens
-from journeyscope.evaluators.lexicon import ANNOYED, CONFUSED, REJECTS, RUDE, THANKS, objects, outcome_polarity
+from journeyscope.evaluators.lexicon import (
+    ANNOYED,
+    CONFUSED,
+    REJECTS,
+    RUDE,
+    THANKLESS,
+    THANKS,
+    grateful,
+    objects,
+    outcome_polarity,
+)
 from journeyscope.evaluators.requests import asked_kinds, requests
 from journeyscope.evaluators.resolution import conversation_resolution
 from journeyscope.evaluators.result import EvalResult, register
@@ -35,7 +45,8 @@ from journeyscope.evaluators.transcript import VisitContext
 
 NAME = cv.QUALITY_EVALUATOR
 #: Bumped whenever resolution's or retention's version is: their verdicts are part of this score.
-VERSION = "local-3"  # 3: unanswered requests, agent failures, offers turned down, findings weighed toward the end
+VERSION = "local-4"  # 4: a thanks taken back ("thanks for nothing") or followed by a complaint excuses nothing
+# 3: unanswered requests, agent failures, offers turned down, findings weighed toward the end
 PASS_AT = 0.6
 #: Agent turns beyond this in one visit start to cost.
 LONG_VISIT_AGENT_TURNS = 12
@@ -54,8 +65,6 @@ LEFT_FRUSTRATED = 0.15
 CLOSING_BONUS = 0.1
 
 
-_GRATITUDE = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bappreciate")
-
 #: Words that turn a customer's negative words towards the agent or the conversation ("you're useless",
 #: "this is taking forever"), not the situation they came with ("my card was stolen").
 _DIRECTED = re.compile(r"\b(?:you|your|you'?re|u|this|that'?s|it'?s)\b")
@@ -63,9 +72,12 @@ _DIRECTED = re.compile(r"\b(?:you|your|you'?re|u|this|that'?s|it'?s)\b")
 
 def _frustrated(line: Line, opening: bool) -> bool:
     """The customer is annoyed, objects, says they were asked before, or is negative about the agent or the
-    conversation (not in the turn that states their problem; a thank-you is never frustration, a goodbye may be)."""
-    if _GRATITUDE.search(line.low):  # not any closing word: "that's not what I asked, goodbye" is frustrated
+    conversation (not in the turn that states their problem; a thank-you meant is never frustration, a goodbye may
+    be, and so is a thanks taken back: "thanks for nothing")."""
+    if grateful(line.low):  # not any closing word: "that's not what I asked, goodbye" is frustrated
         return False
+    if THANKLESS.search(line.low):
+        return True
     if bool(ANNOYED.search(line.low)) or objects(line.low) or corrects(line.text) or complains_repeated(line.text):
         return True
     # VADER last: it costs more than everything else here together, and most turns are not addressed to the agent.

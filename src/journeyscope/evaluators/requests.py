@@ -63,6 +63,8 @@ _ANY_ASK = re.compile("|".join(f"(?:{ask})" for _, ask, _ in _KINDS))
 _ASK_STEMS = ("mail", "phone", "number", "post", "zip", "address", "where", "locat", "reference", "confirmation",
               "price", "cost", "how", "fee", "fare", "charge", "rate", "time", "when", "hour", "day", "duration",
               "distance", "website", "web", "url", "link", "code", "id", " no")
+#: The stems as one pattern: one scan of the turn instead of a substring test per stem.
+_ANY_STEM = re.compile("|".join(map(re.escape, _ASK_STEMS)))
 _ANSWER = {kind: re.compile(answer) for kind, _, answer in _KINDS}
 #: A customer sentence that states a value of the kind itself is not asking for one; a price only with its currency
 #: ("for 2 nights, how much?" asks).
@@ -72,7 +74,7 @@ _STATED = {**_ANSWER, "price": re.compile(r"[$£€¥₹]|\b\d+(?:[.,]\d+)?\s*(?
 def asked_kinds(text: str) -> frozenset[str]:
     """The kinds of information a customer turn asks to be told (empty when it asks for none we know)."""
     low = text.lower()
-    if not any(stem in low for stem in _ASK_STEMS) or not _ANY_ASK.search(low):
+    if not _ANY_STEM.search(low) or not _ANY_ASK.search(low):
         return frozenset()
     kinds: set[str] = set()
     for sent in sentences(low):

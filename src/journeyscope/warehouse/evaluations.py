@@ -36,16 +36,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from journeyscope.evaluators import EvalResult, registered
-from journeyscope.evaluators.engine import run_local
 from journeyscope.warehouse.db_errors import warehouse_error
 from journeyscope.warehouse import feed
+from journeyscope.warehouse import evaluation_scoring as scoring
 from journeyscope.warehouse import journey_facts, thresholds
 from journeyscope.warehouse.dialect import insert_replacing
 from journeyscope.warehouse.store import Warehouse
@@ -407,35 +409,45 @@ def evaluate_pending(
         done = 0
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if judge is not None else None
         own_scorer = None
+        threads = None
         if scorer is None and workers > 0 and len(journeys) >= MIN_JOURNEYS_FOR_WORKERS:
             scorer = own_scorer = scoring_processes(workers)
+            # The scoring processes keep the cores busy: DuckDB's own worker threads would only add the cost of
+            # splitting this process's reads and writes up (a quarter of its CPU) and take turns with them.
+            threads = int(warehouse.query("SELECT current_setting('threads')")[0][0])
+            warehouse.set_threads(1)
         try:
-            # Batch i+1 is read and handed to the scoring processes before batch i is collected and
-            # written, so the processes score while this one reads and writes.
-            in_flight: tuple[_Started, int] | None = None
+            # Up to BATCHES_AHEAD batches are read and handed to the scoring processes before the oldest is
+            # collected and written, so the processes score while this one reads and writes.
+            ahead = BATCHES_AHEAD if scorer is not None else 0
+            in_flight: deque[tuple[_Started, int]] = deque()
+
+            def finish_oldest() -> None:
+                nonlocal done
+                started_batch, visits_in_batch = in_flight.popleft()
+                _finish_batch(warehouse, started_batch, judge, pool, plans, summary)
+                done += visits_in_batch
+                if progress is not None:
+                    progress(done, total)
+
             for i in range(0, len(journeys), batch_journeys):
                 if stop is not None and stop():
                     summary.stopped = True
                     break
                 ids = journeys[i:i + batch_journeys]
                 batch = [t for j in ids for t in by_journey[j]]
-                following = (_start_batch(warehouse, batch, ids, plans, summary, scorer), len(batch))
-                if in_flight is not None:
-                    _finish_batch(warehouse, in_flight[0], judge, pool, plans, summary)
-                    done += in_flight[1]
-                    if progress is not None:
-                        progress(done, total)
-                in_flight = following
-            if in_flight is not None:
-                _finish_batch(warehouse, in_flight[0], judge, pool, plans, summary)
-                done += in_flight[1]
-                if progress is not None:
-                    progress(done, total)
+                in_flight.append((_start_batch(warehouse, batch, ids, plans, summary, scorer), len(batch)))
+                if len(in_flight) > ahead:
+                    finish_oldest()
+            while in_flight:
+                finish_oldest()
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
             if own_scorer is not None:
                 own_scorer.shutdown(wait=True, cancel_futures=True)
+            if threads is not None:
+                warehouse.set_threads(threads)
         if judge is not None:
             summary.llm_calls = judge.calls
     finally:
@@ -481,14 +493,14 @@ def _find_pending(warehouse: Warehouse, plans: list[_Plan], summary: EvaluationS
 _PENDING_ROWS_AT_ONCE = 10_000
 
 
-#: Fewest journeys per call to a worker process (a batch's scoring is spread over the workers in calls of
-#: this many or an eighth of the batch, whichever is more).
-SCORER_CHUNK_JOURNEYS = 16
 #: Scoring processes ``journeyscope evaluate`` and the demo start: one per CPU this process may use.
 DEFAULT_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 #: Fewer journeys than this are scored in this process even when ``workers`` are asked for: starting
 #: processes would cost more than they save.
-MIN_JOURNEYS_FOR_WORKERS = 4 * SCORER_CHUNK_JOURNEYS
+MIN_JOURNEYS_FOR_WORKERS = 4 * scoring.CHUNK_JOURNEYS
+#: Batches read and handed to the scoring processes ahead of the one being collected and written, so the
+#: processes always have work queued while this process reads and writes.
+BATCHES_AHEAD = 2
 
 
 def _warm() -> None:
@@ -513,59 +525,6 @@ def scoring_processes(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-def _score_tables(visits: pa.Table, turns: pa.Table,
-                  jobs: list[tuple[str, int, list[str]]]) -> list[list[tuple[Any, ...]]]:
-    """:func:`run_local` in a worker process, from the batch's Arrow tables: the transcripts are built
-    into Python objects there, not in the server, whose GIL the API's event loop needs. Answered as plain
-    tuples: unpickling frozen dataclasses goes through ``dataclasses.fields()`` per object, which cost
-    the server more than the scoring saved."""
-    contexts = build_contexts(visits, turns, [VisitKey(jid, pos) for jid, pos, _ in jobs])
-    return [[(r.evaluator, r.version, r.score, r.passed, r.label, r.reason, r.evidence, r.error)
-             for r in run_local(contexts[VisitKey(jid, pos)], names)] for jid, pos, names in jobs]
-
-
-def _score_elsewhere(scorer: Executor, visits: pa.Table, turns: pa.Table,
-                     jobs: list[tuple[VisitKey, list[str]]]) -> Iterable[list[EvalResult]]:
-    """Results for ``jobs`` (in order) from ``scorer``'s processes, a few journeys per call.
-
-    The calls are submitted now (the processes score while the caller goes on); the results are
-    collected as the returned iterator is read.
-    """
-    import pyarrow.compute as pc
-
-    # Whole journeys per call: an eighth of the batch, at least SCORER_CHUNK_JOURNEYS. Fewer, larger calls
-    # cost less to send and answer; eight of them still keep the processes busy to the batch's end.
-    per_call = max(SCORER_CHUNK_JOURNEYS, -(-len({key.journey_id for key, _ in jobs}) // 8))
-    chunks: list[list[tuple[str, int, list[str]]]] = []
-    seen: set[str] = set()
-    for key, names in jobs:  # in journey order: a chunk takes whole journeys
-        if key.journey_id not in seen:
-            seen.add(key.journey_id)
-            if not chunks or len(seen) % per_call == 1 or per_call == 1:
-                chunks.append([])
-        chunks[-1].append((key.journey_id, key.position, names))
-    futures = []
-    for chunk in chunks:
-        ids = pa.array(sorted({jid for jid, _, _ in chunk}), pa.string())
-        futures.append(scorer.submit(_score_tables, visits.filter(pc.is_in(visits["journey_id"], ids)),
-                                     turns.filter(pc.is_in(turns["journey_id"], ids)), chunk))
-    return (results for future in futures for results in _results_of(future))
-
-
-def _results_of(future: Future[list[list[tuple[Any, ...]]]]) -> Iterable[list[EvalResult]]:
-    """The result tuples of one worker call, one list per visit."""
-    for results in future.result():
-        yield [EvalResult(*r) for r in results]
-
-
-def _no_consent_note(result: EvalResult) -> EvalResult:
-    reason = result.reason.rstrip()
-    note = "Scored by the local engine: the customer did not consent to AI evaluation (customer.consent)."
-    return EvalResult(result.evaluator, result.version, result.score, result.passed, result.label,
-                      f"{reason} {note}" if reason else note, {**result.evidence, "consent": "no_ai_evaluation"},
-                      result.error)
-
-
 def _skipped(name: str, version: str) -> EvalResult:
     return EvalResult(name, version, None, None, NO_CONSENT,
                       "Not sent to the LLM judge: the customer did not consent to AI evaluation (customer.consent "
@@ -574,11 +533,12 @@ def _skipped(name: str, version: str) -> EvalResult:
 
 @dataclass
 class _Started:
-    """A batch read and classified; with worker processes, being scored while the caller writes the one before."""
+    """A batch read and classified; its local results being scored (in the scoring processes, while the caller
+    writes the batch before)."""
 
-    rows: list[tuple[_Todo, EvalResult, str]]
-    local_jobs: list[tuple[_Todo, list[str], bool]]  #: (visit, evaluators, no-consent note)
-    scored: Iterable[list[EvalResult]]  #: the local results of ``local_jobs``, in order
+    rows: list[tuple[_Todo, EvalResult, str]]  #: results made here: visits skipped for lack of consent
+    local_keys: pa.Table  #: journey_id, stage, visit, input_hash of each local job, in job order
+    scored: scoring.Scored  #: the local results, their ``job`` indexing ``local_keys``
     calls: list[tuple[_Todo, str]]  #: (visit, evaluator) for the judge
     contexts: dict[VisitKey, Any]
 
@@ -597,7 +557,8 @@ def _start_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str
     plan = {p.evaluator: p for p in plans}
     rows: list[tuple[_Todo, EvalResult, str]] = []
     calls: list[tuple[_Todo, str]] = []
-    local_jobs: list[tuple[_Todo, list[str], bool]] = []
+    local_todo: list[_Todo] = []
+    jobs: list[scoring.Job] = []
     for t in batch:
         if now_visits.get((t.key.journey_id, t.key.position)) != (t.stage, t.visit):
             summary.changed += 1  # the journey moved on between the two reads; next run scores it
@@ -608,42 +569,48 @@ def _start_batch(warehouse: Warehouse, batch: list[_Todo], journey_ids: list[str
         if to_judge and not t.ai_consent:
             summary.no_consent += 1
             if plan[to_judge[0]].engine_nc == "local":
-                local_jobs.append((t, to_judge, True))
+                local_todo.append(t)
+                jobs.append((t.key.journey_id, t.key.position, to_judge, True))
             else:
                 rows.extend((t, _skipped(n, plan[n].version_nc), SKIPPED) for n in to_judge)
             to_judge = []
         if local:
-            local_jobs.append((t, local, False))
+            local_todo.append(t)
+            jobs.append((t.key.journey_id, t.key.position, local, False))
         calls.extend((t, n) for n in to_judge)
-    # Contexts as Python objects only where they are used here: the judge's calls, and local scoring
-    # when there are no worker processes.
-    here = [t.key for t, _ in calls] + ([t.key for t, _, _ in local_jobs] if scorer is None else [])
-    contexts = build_contexts(visits, turns, here) if here else {}
-    scored: Iterable[list[EvalResult]]
-    if scorer is not None and local_jobs:
-        scored = _score_elsewhere(scorer, visits, turns, [(t.key, names) for t, names, _ in local_jobs])
-    else:
-        scored = (run_local(contexts[t.key], names) for t, names, _ in local_jobs)
-    return _Started(rows, local_jobs, scored, calls, contexts)
+    # Contexts as Python objects here only for the judge's calls.
+    contexts = build_contexts(visits, turns, [t.key for t, _ in calls]) if calls else {}
+    # The version each local result is stored with: its evaluator's local one (a visit without consent scored
+    # locally included), so the next run finds it current.
+    versions = {p.evaluator: p.version_ok if p.engine_ok == "local" else p.version_nc for p in plans}
+    local_keys = pa.table({
+        "journey_id": pa.array([t.key.journey_id for t in local_todo], pa.string()),
+        "stage": pa.array([t.stage for t in local_todo], pa.string()),
+        "visit": pa.array([t.visit for t in local_todo], pa.int32()),
+        "input_hash": pa.array([t.input_hash for t in local_todo], pa.string()),
+    })
+    scored = scoring.submit(scorer, visits, turns, jobs, versions) if jobs else []
+    return _Started(rows, local_keys, scored, calls, contexts)
 
 
 def _finish_batch(warehouse: Warehouse, started: _Started, judge: LLMEngine | None, pool: ThreadPoolExecutor | None,
                   plans: list[_Plan], summary: EvaluationSummary) -> None:
     rows, contexts, calls = started.rows, started.contexts, started.calls
     plan = {p.evaluator: p for p in plans}
-    for (t, _, note), results in zip(started.local_jobs, started.scored):
-        rows.extend((t, _no_consent_note(r) if note else r, "local") for r in results)
+    parts = [_local_rows(started.local_keys, scoring.collect(started.scored))]
     if calls:
         assert judge is not None and pool is not None
         verdicts = pool.map(lambda c: judge.judge(contexts[c[0].key], c[1]), calls)
         rows.extend((c[0], r, "llm") for c, r in zip(calls, verdicts))
-    if not rows:
+    if rows:
+        parts.append(_to_arrow(rows, plan))
+    table = pa.concat_tables(parts)
+    if not table.num_rows:
         return
-    summary.results += len(rows)
-    written_journeys = sorted({t.key.journey_id for t, _, _ in rows})
+    summary.results += table.num_rows
+    written_journeys = sorted(pc.unique(table["journey_id"]).to_pylist())
     summary.journeys.update(written_journeys)
-    summary.errors += sum(1 for _, r, _ in rows if r.error is not None)
-    table = _to_arrow(rows, plan)
+    summary.errors += table.num_rows - table["error"].null_count
     cache = judge.cache if judge is not None and isinstance(judge.cache, WarehouseVerdictCache) else None
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
@@ -661,8 +628,23 @@ def _finish_batch(warehouse: Warehouse, started: _Started, judge: LLMEngine | No
     _write(warehouse, write, written_journeys)
 
 
+def _local_rows(keys: pa.Table, scored: pa.Table) -> pa.Table:
+    """The local results as ``evaluations`` rows: each with its visit's key and input hash (by ``job``)."""
+    n = scored.num_rows
+    at = keys.take(scored["job"])
+    columns = {
+        "journey_id": at["journey_id"], "stage": at["stage"], "visit": at["visit"], "evaluator": scored["evaluator"],
+        "version": scored["version"], "engine": pa.repeat(pa.scalar("local", pa.string()), n),
+        "score": scored["score"], "passed": scored["passed"], "label": scored["label"], "reason": scored["reason"],
+        "evidence": scored["evidence"], "error": scored["error"], "input_hash": at["input_hash"],
+        "evaluated_at": pa.repeat(pa.scalar(time.time_ns() // 1000, pa.timestamp("us")), n),
+    }
+    return pa.table([columns[f.name] for f in _RESULT_SCHEMA], schema=_RESULT_SCHEMA)
+
+
 def _to_arrow(rows: list[tuple[_Todo, EvalResult, str]], plan: dict[str, _Plan]) -> pa.Table:
-    """The results as an Arrow batch; ``version`` is the planned one, so the next run finds it current."""
+    """Results made here (the judge's, the skipped) as rows; ``version`` is the planned one, so the next run finds
+    it current."""
     now = time.time_ns() // 1000
     cols: dict[str, list[Any]] = {f.name: [] for f in _RESULT_SCHEMA}
     for t, r, engine in rows:
@@ -677,7 +659,7 @@ def _to_arrow(rows: list[tuple[_Todo, EvalResult, str]], plan: dict[str, _Plan])
         cols["passed"].append(r.passed)
         cols["label"].append(r.label)
         cols["reason"].append(r.reason)
-        cols["evidence"].append(json.dumps(r.evidence, ensure_ascii=False, default=str) if r.evidence else None)
+        cols["evidence"].append(scoring.evidence_json(r.evidence))
         cols["error"].append(r.error)
         cols["input_hash"].append(t.input_hash)
         cols["evaluated_at"].append(now)
