@@ -148,7 +148,7 @@ def main() -> None:
             )], stdout=subprocess.PIPE, text=True)
             assert loader.stdout is not None
             loader.stdout.readline()  # "ready": its bodies are built
-        before = httpx.get(base + "/v1/ingest/status").json()["spans_stored"]
+        before = httpx.get(base + "/v1/ingest/status").json()
         time.sleep(1.0)
         workers = 4
         per_worker = int(args.rate * args.seconds) // workers
@@ -179,7 +179,10 @@ def main() -> None:
         proc.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{total} API requests in {elapsed:.1f}s ({total / elapsed:.0f}/s) with OTLP load "
-          f"({stats['spans_stored'] - before} spans stored during the run); errors: {errors}")
+          f"({stats['spans_stored'] - before['spans_stored']} spans stored during the run); errors: {errors}")
+    if "scores_written" in stats:
+        print(f"online scoring during the run: {stats['scores_written'] - before['scores_written']} scores written, "
+              f"{stats['scoring_cpu_seconds'] - before['scoring_cpu_seconds']:.1f} s of the server's CPU")
     for kind, values in latencies.items():
         values.sort()
         p50 = statistics.median(values) * 1000

@@ -2,13 +2,20 @@
 
 A consumer of the project's derive loop (:mod:`journeyscope.warehouse.derive`): it
 reads the ``visits`` changes, keeps the journeys they name as its backlog, and scores
-``chunk_journeys`` of them per pass (in the worker processes when there are some),
-so the loop's other consumers (journey states, stage signals) stay fresh between
-chunks. Its share of the time is capped: after a chunk that took ``d`` seconds it
-rests ``d * (1 - share) / share``, so the API's requests find a core while ingest
-and scoring run (``share`` 1 scores flat out). Its position is durable: a restarted
-server scores what changed since; a server that never scored (or fell further behind
-than the feed keeps) scores every journey once.
+``chunk_journeys`` of them per pass (the evaluators themselves run in the worker
+processes when there are some), so the loop's other consumers (journey states, stage
+signals) stay fresh between chunks.
+
+What a chunk costs this process is mostly DuckDB finding the pending visits and reading
+their transcripts, and most of that does not grow with the chunk: the reads plan and
+run the same large queries for ten journeys as for a hundred. Small chunks therefore
+spend the server's CPU on those fixed costs, and under steady ingest never catch up.
+Its share of this process's CPU is capped: after a chunk that took ``c`` seconds of
+the derive thread's CPU time (``time.thread_time``: not the time spent waiting for
+the write lock or the worker processes, which costs the API nothing) it rests
+``c * (1 - share) / share`` (``share`` 1 scores flat out). Its position is durable: a
+restarted server scores what changed since; a server that never scored (or fell
+further behind than the feed keeps) scores every journey once.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ class OnlineScoring:
     durable = True
 
     def __init__(self, warehouse: Warehouse, *, scorer: Callable[[], Executor | None] = lambda: None,
-                 chunk_journeys: int = 10, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
+                 chunk_journeys: int = 100, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.warehouse = warehouse
@@ -46,7 +53,7 @@ class OnlineScoring:
         self.share = share
         self.stop = stop
         self.results = 0  #: evaluation rows written since start
-        self.seconds = 0.0  #: time spent scoring
+        self.seconds = 0.0  #: CPU time this process's derive thread spent scoring
         self._backlog: list[str] = []
         self._queued: set[str] = set()
         self._not_before = 0.0
@@ -66,7 +73,7 @@ class OnlineScoring:
             return
         chunk, self._backlog = self._backlog[:self.chunk_journeys], self._backlog[self.chunk_journeys:]
         self._queued.difference_update(chunk)
-        started = time.perf_counter()
+        started = time.thread_time()
         try:
             summary = evaluate_pending(self.warehouse, "local", scorer=self.scorer(), journeys=chunk,
                                        batch_journeys=self.chunk_journeys, stop=self.stop)
@@ -74,7 +81,7 @@ class OnlineScoring:
             self._queue(chunk)  # still to score: the next pass tries again
             raise
         finally:
-            took = time.perf_counter() - started
+            took = time.thread_time() - started
             self.seconds += took
             self._not_before = time.monotonic() + took * (1 - self.share) / self.share
         if summary.stopped:
