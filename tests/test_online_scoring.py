@@ -5,11 +5,14 @@ stored position and scores what arrived while it was down, nothing twice."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
+
+import pytest
 
 from journeyscope.server.scoring import OnlineScoring
 from journeyscope.warehouse import Warehouse
-from journeyscope.warehouse.derive import DeriveLoop, VisitUpkeep
+from journeyscope.warehouse.derive import CpuShare, DeriveLoop, VisitUpkeep
 from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.writer import Writer
@@ -84,3 +87,18 @@ def test_online_scoring_writes_what_a_full_run_writes_and_resumes_without_scorin
         kept = reopened.query("SELECT journey_id, stage, visit, evaluator, evaluated_at FROM evaluations "
                               "WHERE journey_id LIKE 'j%' ORDER BY ALL")
         assert kept == scored_at  # the first journeys' scores were not written again
+
+
+def test_cpu_share_rests_in_proportion_to_the_cpu_time_taken_not_the_time_waited() -> None:
+    pacing = CpuShare(0.2)
+    began = time.monotonic()
+    with pacing.measure():
+        spin = time.thread_time() + 0.05
+        while time.thread_time() < spin:
+            pass
+        time.sleep(0.2)  # waiting (for a lock, a worker, the disk) costs the API nothing: not counted
+    assert 0.05 <= pacing.seconds < 0.2
+    assert pacing.not_before >= began + pacing.seconds * 4  # rests (1 - 0.2) / 0.2 times what it took
+    assert pacing.not_before <= time.monotonic() + pacing.seconds * 4
+    with pytest.raises(ValueError):
+        CpuShare(0)

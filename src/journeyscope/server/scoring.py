@@ -21,11 +21,11 @@ further behind than the feed keeps) scores every journey once.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 from journeyscope.warehouse import feed
+from journeyscope.warehouse.derive import CpuShare
 from journeyscope.warehouse.evaluations import evaluate_pending
 from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.store import Warehouse
@@ -45,18 +45,14 @@ class OnlineScoring:
 
     def __init__(self, warehouse: Warehouse, *, scorer: Callable[[], Executor | None] = lambda: None,
                  chunk_journeys: int = 100, share: float = 0.5, stop: Callable[[], bool] = lambda: False) -> None:
-        if not 0 < share <= 1:
-            raise ValueError("share must be in (0, 1]")
+        self.pacing = CpuShare(share)
         self.warehouse = warehouse
         self.scorer = scorer
         self.chunk_journeys = chunk_journeys
-        self.share = share
         self.stop = stop
         self.results = 0  #: evaluation rows written since start
-        self.seconds = 0.0  #: CPU time this process's derive thread spent scoring
         self._backlog: list[str] = []
         self._queued: set[str] = set()
-        self._not_before = 0.0
 
     def consume(self, batch: ChangeBatch, now: float) -> None:
         """Queue the journeys that changed (every journey when the feed cannot say which), score one chunk."""
@@ -73,17 +69,13 @@ class OnlineScoring:
             return
         chunk, self._backlog = self._backlog[:self.chunk_journeys], self._backlog[self.chunk_journeys:]
         self._queued.difference_update(chunk)
-        started = time.thread_time()
         try:
-            summary = evaluate_pending(self.warehouse, "local", scorer=self.scorer(), journeys=chunk,
-                                       batch_journeys=self.chunk_journeys, stop=self.stop)
+            with self.pacing.measure():
+                summary = evaluate_pending(self.warehouse, "local", scorer=self.scorer(), journeys=chunk,
+                                           batch_journeys=self.chunk_journeys, stop=self.stop)
         except BaseException:
             self._queue(chunk)  # still to score: the next pass tries again
             raise
-        finally:
-            took = time.thread_time() - started
-            self.seconds += took
-            self._not_before = time.monotonic() + took * (1 - self.share) / self.share
         if summary.stopped:
             self._queue(chunk)  # not reached (the server is stopping): its position stays before them
         # A journey that moved on while being read is scored again when upkeep publishes its new visits.
@@ -95,8 +87,13 @@ class OnlineScoring:
                 self._queued.add(journey)
                 self._backlog.append(journey)
 
+    @property
+    def seconds(self) -> float:
+        """CPU time the derive thread spent scoring."""
+        return self.pacing.seconds
+
     def not_before(self) -> float:
-        return self._not_before
+        return self.pacing.not_before
 
     def backlog(self) -> bool:
         return bool(self._backlog)
