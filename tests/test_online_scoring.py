@@ -4,8 +4,10 @@ stored position and scores what arrived while it was down, nothing twice."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,8 +45,10 @@ def _journeys(names: list[str]) -> SpanRows:
 
 
 def _score_online(wh: Warehouse, names: list[str]) -> OnlineScoring:
-    """Ingest ``names`` through the write door while the loop runs; flush; return the scorer."""
-    scoring = OnlineScoring(wh, chunk_journeys=4, share=0.5)
+    """Ingest ``names`` through the write door while the loop runs, the evaluators in a worker process; flush;
+    return the scorer."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))  # as the server's workers
+    scoring = OnlineScoring(wh, scorer=lambda: pool, chunk_journeys=4, share=0.5)
     loop = DeriveLoop(wh, [VisitUpkeep(wh, interval_s=0.0), scoring]).start()
     writer = Writer(wh)
     try:
@@ -54,6 +58,7 @@ def _score_online(wh: Warehouse, names: list[str]) -> OnlineScoring:
     finally:
         loop.stop()
         writer.shutdown()
+        pool.shutdown()
     return scoring
 
 

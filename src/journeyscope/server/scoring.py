@@ -12,7 +12,7 @@ run the same large queries for ten journeys as for a hundred. Small chunks there
 spend the server's CPU on those fixed costs, and under steady ingest never catch up.
 Its share of this process's CPU is capped: after a chunk that took ``c`` seconds of
 the derive thread's CPU time (``time.thread_time``: not the time spent waiting for
-the write lock or the worker processes, which costs the API nothing) it rests
+the write lock, which costs the API nothing) and of the worker processes for it, it rests
 ``c * (1 - share) / share`` (``share`` 1 scores flat out). Its position is durable: a
 restarted server scores what changed since; a server that never scored (or fell
 further behind than the feed keeps) scores every journey once.
@@ -21,8 +21,10 @@ further behind than the feed keeps) scores every journey once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from typing import Any
 
 from journeyscope.warehouse import feed
 from journeyscope.warehouse.derive import CpuShare
@@ -71,7 +73,9 @@ class OnlineScoring:
         self._queued.difference_update(chunk)
         try:
             with self.pacing.measure():
-                summary = evaluate_pending(self.warehouse, "local", scorer=self.scorer(), journeys=chunk,
+                scorer = self.scorer()
+                metered = _Metered(scorer, self.pacing.add) if scorer is not None else None
+                summary = evaluate_pending(self.warehouse, "local", scorer=metered, journeys=chunk,
                                            batch_journeys=self.chunk_journeys, stop=self.stop)
         except BaseException:
             self._queue(chunk)  # still to score: the next pass tries again
@@ -89,7 +93,7 @@ class OnlineScoring:
 
     @property
     def seconds(self) -> float:
-        """CPU time the derive thread spent scoring."""
+        """CPU time spent scoring: the derive thread's, and the worker processes' for it."""
         return self.pacing.seconds
 
     def not_before(self) -> float:
@@ -100,3 +104,35 @@ class OnlineScoring:
 
     def next_tick(self) -> float | None:
         return None
+
+
+def _cpu_of(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """In a worker process: ``fn(*args)`` and the CPU time it took there."""
+    started = time.process_time()
+    result = fn(*args)
+    return result, time.process_time() - started
+
+
+class _Metered(Executor):
+    """An executor that runs calls on ``inner`` and reports the CPU time each took there (``add``), so the
+    scorer's share counts what its worker processes spend, not only the derive thread."""
+
+    def __init__(self, inner: Executor, add: Callable[[float], None]) -> None:
+        self.inner = inner
+        self.add = add
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        assert not kwargs, "positional arguments only"
+        outer: Future[Any] = Future()
+
+        def done(inner: Future[tuple[Any, float]]) -> None:
+            try:
+                result, cpu = inner.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
+                outer.set_exception(exc)
+                return
+            self.add(cpu)
+            outer.set_result(result)
+
+        self.inner.submit(_cpu_of, fn, *args).add_done_callback(done)
+        return outer

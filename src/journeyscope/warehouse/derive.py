@@ -71,17 +71,22 @@ class CpuShare:
         self.share = share
         self.seconds = 0.0  #: CPU time measured so far
         self.not_before = 0.0  #: monotonic time before which the consumer rests
+        self._elsewhere = 0.0
 
     @contextmanager
     def measure(self) -> Iterator[None]:
         """Time the enclosed work (also when it raises) and set :attr:`not_before` from it."""
-        started = time.thread_time()
+        started, self._elsewhere = time.thread_time(), 0.0
         try:
             yield
         finally:
-            took = time.thread_time() - started
+            took = time.thread_time() - started + self._elsewhere
             self.seconds += took
             self.not_before = time.monotonic() + took * (1 - self.share) / self.share
+
+    def add(self, seconds: float) -> None:
+        """Count CPU time the measured work had spent for it elsewhere (in a worker process)."""
+        self._elsewhere += seconds
 
 
 class VisitUpkeep:
