@@ -9,14 +9,20 @@ keep-alive connections and records each latency. Requests are paced open-loop (a
 schedule), so queueing shows in the tail instead of being hidden.
 
     python benchmarks/bench_api.py [--journeys 2000] [--rate 200] [--seconds 20] [--ingest-rate 20000] [--no-evaluate]
+        [--server-arg=--workers=0 ...]
+
+The demo warehouse is built once per schema version and size, and copied for each run (so runs of two
+variants can be interleaved quickly); ``--server-arg`` passes options to ``journeyscope serve`` as they are.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +38,7 @@ from bench_ingest import build_bodies  # noqa: E402  (a sibling benchmark script
 
 from journeyscope.demo import run_demo  # noqa: E402
 from journeyscope.simulator import SimulationConfig  # noqa: E402
+from journeyscope.warehouse.schema import SCHEMA_VERSION  # noqa: E402
 
 
 EXTRA: list[str] = []
@@ -51,6 +58,18 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
             return proc, f"http://{match.group(1)}:{match.group(2)}"
     proc.kill()
     raise SystemExit("server did not start: " + "".join(seen))
+
+
+def demo_copy(journeys: int, into: Path) -> Path:
+    """A copy of the demo warehouse of ``journeys`` journeys, built the first time it is asked for."""
+    cached = Path(tempfile.gettempdir()) / f"js-bench-api-demo-v{SCHEMA_VERSION}-{journeys}.duckdb"
+    if not cached.exists():
+        building = cached.with_suffix(f".{os.getpid()}.building")
+        run_demo(building, SimulationConfig(journeys=journeys, seed=3))
+        building.rename(cached)
+    db = into / "api.duckdb"
+    shutil.copyfile(cached, db)
+    return db
 
 
 def ingest_load(base: str, rate: int, seconds: float) -> None:
@@ -100,12 +119,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ingest-rate", type=int, default=20_000, help="spans/s of concurrent OTLP load (0: none)")
     parser.add_argument("--no-evaluate", action="store_true", help="serve without online scoring")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="OPTION",
+                        help="an option for journeyscope serve, as is (repeat for more): --server-arg=--workers=0")
+    parser.add_argument("--py-spy", metavar="FILE", type=Path,
+                        help="record which thread holds the server's GIL during the run (py-spy record --gil "
+                             "--threads, collapsed stacks) into FILE; needs py-spy installed")
     args = parser.parse_args()
     if args.no_evaluate:
         EXTRA.append("--no-evaluate")
+    EXTRA.extend(args.server_arg)
     tmp = Path(tempfile.mkdtemp(prefix="js-bench-api-"))
-    db = tmp / "api.duckdb"
-    run_demo(db, SimulationConfig(journeys=args.journeys, seed=3))
+    db = demo_copy(args.journeys, tmp)
     proc, base = start_server(db)
     try:
         with httpx.Client(base_url=base, timeout=10) as http:
@@ -124,13 +148,18 @@ def main() -> None:
             )], stdout=subprocess.PIPE, text=True)
             assert loader.stdout is not None
             loader.stdout.readline()  # "ready": its bodies are built
-        before = httpx.get(base + "/v1/ingest/status").json()["spans_stored"]
+        before = httpx.get(base + "/v1/ingest/status").json()
         time.sleep(1.0)
         workers = 4
         per_worker = int(args.rate * args.seconds) // workers
         # CLOCK_MONOTONIC is one clock for every process on the machine; the clients start importing now.
         start = time.monotonic() + 5.0
         jobs = [(w, workers, per_worker, args.rate, start, base, names, journeys) for w in range(workers)]
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--gil", "--threads", "--format", "raw",
+                                    "--rate", "200", "--nonblocking", "--duration", str(int(args.seconds + 5)),
+                                    "--output", str(args.py_spy)], stdout=subprocess.DEVNULL)
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             results = pool.map(paced_client, jobs)
         latencies: dict[str, list[float]] = {"stages": [], "route": []}
@@ -142,12 +171,18 @@ def main() -> None:
         elapsed = time.monotonic() - start
         if loader is not None:
             loader.kill()
+        if spy is not None:
+            spy.wait()
         stats = httpx.get(base + "/v1/ingest/status").json()
     finally:
         proc.terminate()
         proc.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{total} API requests in {elapsed:.1f}s ({total / elapsed:.0f}/s) with OTLP load "
-          f"({stats['spans_stored'] - before} spans stored during the run); errors: {errors}")
+          f"({stats['spans_stored'] - before['spans_stored']} spans stored during the run); errors: {errors}")
+    if "scores_written" in stats:
+        print(f"online scoring during the run: {stats['scores_written'] - before['scores_written']} scores written, "
+              f"{stats['scoring_cpu_seconds'] - before['scoring_cpu_seconds']:.1f} s of the server's CPU")
     for kind, values in latencies.items():
         values.sort()
         p50 = statistics.median(values) * 1000

@@ -21,7 +21,7 @@ import pytest
 
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.evaluations import evaluate_pending
-from journeyscope.warehouse.reads import Reader
+from journeyscope.warehouse.reader import Reader
 from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
 from test_lake_receivers import SENDER, _port, _start, _visits
 

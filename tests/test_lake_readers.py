@@ -18,7 +18,7 @@ from journeyscope.dashboard.source import WarehouseSource
 from journeyscope.demo import DEMO_MAP
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.journey_map import load_journey_map
-from journeyscope.warehouse.reads import Reader
+from journeyscope.warehouse.reader import Reader
 from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
 from test_lake import _lake_url, _spans, demo_file, lake_env  # noqa: F401
 

@@ -3,8 +3,11 @@
 The engine (:mod:`journeyscope.warehouse.monitors`) does the work; this module
 only decides when. It is the last consumer of the project's derive loop
 (:mod:`journeyscope.warehouse.derive`): it runs when the change feed says visits or
-evaluations changed (at most every ``min_interval_s``), and every ``idle_interval_s``
-anyway, since the clock alone ends alarms' windows. Each pass replays from a start fixed while any alert is firing (so an
+evaluations changed (at most every ``min_interval_s``, and at most ``share`` of a core:
+a pass is mostly Python, the baselines and rules of every scope hour by hour, which holds
+the interpreter lock the API needs, so it rests in proportion to the CPU time it took,
+:class:`~journeyscope.warehouse.derive.CpuShare`), and every ``idle_interval_s`` anyway, since
+the clock alone ends alarms' windows. Each pass replays from a start fixed while any alert is firing (so an
 alarm keeps its history; else it trails the clock by twice the monitors'
 look-back), stores what fired and resolved, emits each change as
 a ``journey.alert`` span through the write door, and queues the webhooks (at start,
@@ -26,6 +29,7 @@ from journeyscope.errors import ConfigError
 from journeyscope.tomlconfig import FileWatch
 from journeyscope.server.webhooks import WebhookSender
 from journeyscope.warehouse import Warehouse, feed
+from journeyscope.warehouse.derive import CpuShare
 from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.monitors import MonitorSet, firing_now, load_monitors
 from journeyscope.warehouse.monitors.alerts import AlertEvent, alert_attributes, interrupted_deliveries, record
@@ -64,12 +68,13 @@ class MonitorService:
     durable = False  # each pass replays the monitors' window: nothing to resume
 
     def __init__(self, warehouse: Warehouse, writer: Writer, path: str, *, min_interval_s: float = 1.0,
-                 idle_interval_s: float = 60.0, sender: WebhookSender | None = None) -> None:
+                 idle_interval_s: float = 60.0, share: float = 0.25, sender: WebhookSender | None = None) -> None:
         self.warehouse = warehouse
         self.writer = writer
         self.path = path
         self.min_interval_s = min_interval_s
         self.idle_interval_s = idle_interval_s
+        self.pacing = CpuShare(share)
         self.active: MonitorSet = load_monitors(path)  # an invalid file at start is a start-up error
         validate(warehouse, self.active)
         self.last_error: str | None = None
@@ -94,10 +99,11 @@ class MonitorService:
     # -- the derive loop's consumer ----------------------------------------------------
     def consume(self, batch: ChangeBatch, now: float) -> None:
         self._last = now
-        self.run_pass()
+        with self.pacing.measure():
+            self.run_pass()
 
     def not_before(self) -> float:
-        return self._last + self.min_interval_s
+        return max(self._last + self.min_interval_s, self.pacing.not_before)
 
     def backlog(self) -> bool:
         return False

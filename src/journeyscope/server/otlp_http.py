@@ -209,6 +209,8 @@ async def ingest_status(request: Request) -> dict[str, object]:
         "unavailable_transactions": stats.unavailable_transactions,
         "write_seconds": round(stats.write_seconds, 3),
         "visit_seconds": round(project.upkeep.seconds, 3) if project.upkeep is not None else 0.0,
+        "scores_written": project.scoring.results if project.scoring is not None else 0,
+        "scoring_cpu_seconds": round(project.scoring.seconds, 3) if project.scoring is not None else 0.0,
         "generation": project.warehouse.feed.generation(),
         "checkpoints": stats.checkpoints,
         "checkpoint_failures": stats.checkpoint_failures,

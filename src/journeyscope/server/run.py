@@ -36,8 +36,8 @@ def _freeze_when_warm(started: Started) -> None:
     """Once every project holds its recent journeys, take what is alive out of the collector's sight.
 
     Those objects (modules, held journey rows) live as long as the process; left in the oldest
-    generation, each full collection walks them all and pauses every thread for 30-70 ms, which an
-    API answer would wait for.
+    generation, each full collection walks them all while holding the GIL, and an API answer waits for
+    it (the README gives a full collection's cost with and without the freeze).
     """
     for project in started.projects.values():
         if project.states is not None:
@@ -87,9 +87,9 @@ def serve(settings: ServerSettings, *, echo: Callable[[str], None] | None = None
         say(ready_line(settings, http_port, started))
         threading.Thread(target=_freeze_when_warm, args=(started,), name="journeyscope-gc-freeze", daemon=True).start()
 
-    # The writer, the signal refresher and the scorer are threads of this process. Python hands the
-    # GIL over every 5 ms by default, which a request waiting behind one of them pays in full;
-    # 1 ms keeps an API answer's wait for the GIL short at a small cost in switches.
+    # The writer, the derive loop and the timers are threads of this process. Python hands the GIL
+    # over every 5 ms by default, which a request waiting behind one of them pays in full; 1 ms keeps
+    # an API answer's wait for the GIL short at a small cost in switches (benchmarks/bench_switch.py).
     sys.setswitchinterval(0.001)
     app = create_app(settings, on_ready=on_ready)
     config = uvicorn_config(app, settings, log_level="warning", timeout_graceful_shutdown=30)

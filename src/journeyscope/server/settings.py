@@ -85,7 +85,7 @@ class ServerSettings:
     derive: bool = True
     #: Score stage visits with the local evaluators as they close (online scoring in the derive loop).
     evaluate_online: bool = True
-    #: The largest share of time online scoring takes in the derive loop (it rests in between).
+    #: The largest share of a core's CPU time online scoring takes in the derive loop (it rests in between).
     evaluate_share: float = 0.5
     #: Seconds between retention runs (when the privacy policy sets ``[retention] max_age``).
     retention_interval_s: float = 3600.0

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from journeyscope.errors import JourneyscopeError
@@ -31,7 +32,7 @@ from journeyscope.warehouse.store import Warehouse
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Consumer", "DeriveLoop", "VisitUpkeep"]
+__all__ = ["Consumer", "CpuShare", "DeriveLoop", "VisitUpkeep"]
 
 #: The longest the loop sleeps with nothing to do (a safety net: wakes come from the feed and the timers).
 _MAX_SLEEP_S = 5.0
@@ -55,6 +56,38 @@ class Consumer(Protocol):
 
     def next_tick(self) -> float | None:
         """Monotonic time it wants a pass even without changes, or ``None``."""
+
+
+class CpuShare:
+    """Pacing for a consumer whose work competes with the API for the process's CPU and interpreter lock.
+
+    After work that took ``c`` seconds of the calling thread's CPU time (``time.thread_time``: waiting for
+    a lock, the disk or another process does not count, since it costs the API nothing) the consumer
+    rests ``c * (1 - share) / share``, so over time it takes at most ``share`` of a core (1: no rest).
+    """
+
+    def __init__(self, share: float) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        self.share = share
+        self.seconds = 0.0  #: CPU time measured so far
+        self.not_before = 0.0  #: monotonic time before which the consumer rests
+        self._elsewhere = 0.0
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        """Time the enclosed work (also when it raises) and set :attr:`not_before` from it."""
+        started, self._elsewhere = time.thread_time(), 0.0
+        try:
+            yield
+        finally:
+            took = time.thread_time() - started + self._elsewhere
+            self.seconds += took
+            self.not_before = time.monotonic() + took * (1 - self.share) / self.share
+
+    def add(self, seconds: float) -> None:
+        """Count CPU time the measured work had spent for it elsewhere (in a worker process)."""
+        self._elsewhere += seconds
 
 
 class VisitUpkeep:

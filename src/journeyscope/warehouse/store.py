@@ -243,6 +243,9 @@ class Warehouse:
                 self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise _open_error(self.path, exc) from None
+        # A query over two seconds would draw DuckDB's progress bar on the process's stdout: a server's, where
+        # its ready line and logs go, or a command's JSON.
+        self._con.execute("SET enable_progress_bar = false")
         # The connection itself runs no statement after this setup: a streaming result left half-read on
         # it (``execute(...).fetchone()`` on a table scan) keeps its autocommit transaction open, and once
         # upkeep deletes visit rows that transaction can still see, DuckDB refuses every CHECKPOINT for as
