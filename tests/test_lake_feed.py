@@ -8,11 +8,13 @@ nothing twice.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -145,9 +147,10 @@ def test_derive_refuses_a_bad_partition_and_an_unreachable_catalog(tmp_path: Pat
         (["--partition", "3/2", "--db", unreachable], "partition 3/2: K/N needs 1 <= K <= N"),
         (["--partition", "half"], "partition 'half' is not K/N"),
         (["--db", str(tmp_path / "file.duckdb")], "needs a lake in PostgreSQL"),
-        (["--db", unreachable, "--data-path", str(tmp_path)], "cannot open the lake"),
+        (["--db", unreachable, "--data-path", str(tmp_path)], "cannot reach the lake's catalog"),
     ):
-        assert run_cli(cli, ["derive", *args]) == 1, args
+        with mock.patch.dict(os.environ):  # --data-path sets the variable for the process and its children
+            assert run_cli(cli, ["derive", *args]) == 1, args
         errors = capsys.readouterr().err
         assert errors.startswith("error: ") and expected in errors and "Traceback" not in errors, errors
     assert not (tmp_path / "file.duckdb").exists()

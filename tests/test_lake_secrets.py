@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -67,8 +68,8 @@ def test_a_wrong_password_or_an_unreachable_catalog_is_one_error_line_without_th
         assert WRONG not in done.stderr + done.stdout, done.stderr
     if form == "conninfo":  # the right password opens it (so the check above is about the wrong one)
         right = f"ducklake:postgres:host=127.0.0.1 port={guarded.port} user=postgres dbname=postgres password={PASSWORD}"
-        os.environ.update(object_store.env())
-        Warehouse(right, data_path=object_store.new_prefix()).close()
+        with mock.patch.dict(os.environ, object_store.env()):
+            Warehouse(right, data_path=object_store.new_prefix()).close()
 
 
 @pytest.mark.slow
