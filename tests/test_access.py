@@ -128,3 +128,20 @@ def test_keys_new_prints_toml_that_reads_back_to_the_same_key(name: str) -> None
 def test_keys_new_with_a_quote_in_the_name() -> None:
     printed = CliRunner().invoke(main, ["keys", "new", "--name", 'x"y'])
     assert tomllib.loads(printed.stdout[printed.stdout.index("[[keys]]"):])["keys"][0]["name"] == 'x"y'
+
+
+def test_readiness_answers_a_health_check_without_a_key_and_says_no_more(tmp_path: Path) -> None:
+    """A load balancer's health check sends no key: it learns ready or not; a key's holder learns the details, a
+    wrong key is refused as anywhere else."""
+    no_proxy()
+    tokens = {scope: new_token() for scope in ("read",)}
+    settings = ServerSettings(db=str(tmp_path / "warehouse.duckdb"), keys_file=str(_keys_file(tmp_path, tokens)),
+                              evaluate_online=False)
+    with running_server(settings) as running:
+        url = running.base_url + "/v1/ready"
+        anonymous = httpx.get(url, timeout=30)
+        assert anonymous.status_code == 200 and anonymous.json() == {"ready": True}
+        keyed = httpx.get(url, headers={"Authorization": f"Bearer {tokens['read'][0]}"}, timeout=30)
+        assert keyed.status_code == 200 and keyed.json() == {"ready": True, "storage": "file"}
+        assert httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=30).status_code == 401
+        assert httpx.get(running.base_url + "/v1/ingest/status", timeout=30).status_code == 401  # the rest needs one

@@ -172,11 +172,23 @@ async def _export(request: Request, signal: _Signal) -> Response:
 @router.get("/v1/ready")
 async def ready(request: Request) -> Response:
     """Readiness for a load balancer or orchestrator: 200 when the storage answers, else 503 with ``Retry-After``
-    (a lake's catalog database or object store down), the body saying which and why."""
+    (a lake's catalog database or object store down).
+
+    A caller with a key (or a local caller of a key-less server) learns which service is down and why, for its
+    project. A caller without one, as a load balancer's health check is, learns only ``ready``, for the whole
+    server: every project's storage answers, or not.
+    """
     try:
         caller = identify(request.headers, request.client.host if request.client else None, request.app.state, "read")
     except AccessDenied as exc:
-        raise HTTPException(exc.status, exc.message) from None
+        if request.headers.get("authorization") is not None:
+            raise HTTPException(exc.status, exc.message) from None
+        projects = list(request.app.state.projects.values())
+        states = await asyncio.to_thread(lambda: [p.warehouse.readiness()["ready"] for p in projects])
+        if all(states):
+            return JSONResponse({"ready": True})
+        hint = max(p.writer.retry_hint() for p in projects)
+        return JSONResponse({"ready": False}, status_code=503, headers=_retry_after(hint))
     state = await asyncio.to_thread(caller.project.warehouse.readiness)
     if state["ready"]:
         return JSONResponse(state)
