@@ -98,7 +98,7 @@ def test_the_schema_offers_the_filtered_routes(operations: list[Operation]) -> N
     paths = {op.path for op in operations}
     assert {"/v1/stages", "/v1/funnel", "/v1/journeys", "/v1/compare", "/v1/journeys/{journey_id}"} <= paths
     assert all(op.query or op.path_params or op.path in {"/v1/filters", "/v1/policies", "/v1/compliance",
-                                                          "/v1/ingest/status", "/v1/reviews/summary"}
+                                                          "/v1/ingest/status", "/v1/reviews/summary", "/v1/ready"}
                for op in operations)
 
 
