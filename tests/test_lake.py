@@ -82,10 +82,12 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
         assert postgres.psql("UPDATE journeyscope_ledger SET committed = false", database).strip() == "UPDATE 1"
         assert lake.ingest(spans.slice(0, half)).accepted == 0
         assert lake.feed.generation() == published  # nothing stored, nothing published
-        # A retry queued behind its own first try lands in the same group commit: stored once.
-        request = lake.prepare(spans.slice(half))
-        rest = lake.ingest(PreparedBatch.combine([request, request]))
-        assert (rest.accepted, rest.duplicates) == (spans.num_rows - half, spans.num_rows - half)
+        # A retry queued behind its own first try lands in the same group commit, another request between them
+        # (the ledger check before the commit sees neither copy): each stored once, a ledger row each.
+        request, other = lake.prepare(spans.slice(half, 100)), lake.prepare(spans.slice(half + 100))
+        rest = lake.ingest(PreparedBatch.combine([request, other, request]))
+        assert (rest.accepted, rest.duplicates) == (spans.num_rows - half, 100)
+        assert lake.query("SELECT count(*), sum(spans) FROM ingest_ledger")[0] == (3, spans.num_rows)
         assert first.snapshot is not None and rest.snapshot is not None and rest.snapshot > first.snapshot
         assert lake.query(f"SELECT count(*) FROM spans AT (VERSION => {first.snapshot})")[0][0] == half
         assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (
@@ -130,24 +132,6 @@ def test_a_file_converts_into_a_lake_that_answers_the_same(demo_file: Path, post
                             "--db", url, "--data-path", prefix], capture_output=True, text=True, env=env, timeout=240)
     assert again.returncode == 1
     assert "already holds spans" in again.stderr and "Traceback" not in again.stderr
-
-
-def test_a_request_sent_again_while_its_first_copy_waits_is_stored_once(demo_file: Path, postgres: Postgres,
-                                                                        object_store: ObjectStore,
-                                                                        lake_env: dict[str, str]) -> None:
-    """An exporter that timed out sends a request again while the first copy still waits in the writer's queue:
-    both copies are grouped into one commit, and the ledger check alone (before the commit) sees neither."""
-    from journeyscope.warehouse.store import PreparedBatch
-
-    spans = _spans(demo_file)
-    with Warehouse(_lake_url(postgres), data_path=object_store.new_prefix(),
-                   journey_map=load_journey_map(DEMO_MAP)) as lake:
-        first, other = lake.prepare(spans.slice(0, 100)), lake.prepare(spans.slice(100, 50))
-        again = lake.prepare(spans.slice(0, 100))
-        result = lake.ingest(PreparedBatch.combine([first, other, again]))
-        assert (result.accepted, result.duplicates) == (150, 100)
-        assert lake.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (150, 150)
-        assert lake.query("SELECT count(*), sum(spans) FROM ingest_ledger")[0] == (2, 150)
 
 
 def _race(url: str, prefix: str, env: dict[str, str], batches: list[pa.Table], start: Any) -> int:
