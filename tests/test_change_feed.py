@@ -4,11 +4,14 @@ the only way in (every source publishes through it); a running server starts thr
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
+from journeyscope.errors import WarehouseUnavailable
 from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse, feed
 from journeyscope.warehouse.derive import DeriveLoop, VisitUpkeep
@@ -117,6 +120,47 @@ def test_a_restarted_consumer_resumes_at_its_position_without_repeating_or_skipp
     assert sorted(handled_before + second.seen) == everything  # each change handled once, none skipped
     assert len(set(handled_before + second.seen)) == len(everything)
     assert second.seen and min(g for g, _ in second.seen) > max(g for g, _ in handled_before)
+
+
+class Flaky(Recorder):
+    """A recorder whose store is away for its first ``failures`` passes (as the lake's catalog in an outage)."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise WarehouseUnavailable("cannot reach the lake's catalog: connection refused")
+        super().consume(batch, now)
+
+
+def test_a_failing_consumer_logs_once_keeps_its_position_and_catches_up(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with Warehouse(tmp_path / "o.duckdb") as wh:
+        flaky = Flaky(failures=0)
+        loop = DeriveLoop(wh, [flaky])
+        assert loop.flush(30)  # a first position
+        start = loop.position("flaky")
+        assert start is not None
+        flaky.failures = 5
+        wh.ingest(_turns(["o1", "o2"], 1), update_visits=False)
+        with caplog.at_level(logging.DEBUG, logger="journeyscope.warehouse.derive"):
+            for _ in range(5):
+                loop.run_once(flushing=True)
+                assert loop.position("flaky") == start  # nothing handled: the position stays
+            loop.run_once(flushing=True)
+        assert loop.position("flaky") == wh.feed.generation()
+        assert [g for g, _ in flaky.seen] == [g for g, k in _all_changes(wh) if k in Recorder.kinds and g > start]
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    loud = [text for level, text in said if level >= logging.WARNING]
+    assert loud == ["journeyscope: deriving flaky failed (tried again every second): "
+                    "cannot reach the lake's catalog: connection refused",
+                    "journeyscope: deriving flaky works again (after 5 failed passes)"]
+    assert sum(1 for level, _ in said if level == logging.DEBUG) == 4
 
 
 def test_a_consumer_behind_what_the_feed_keeps_derives_everything(tmp_path: Path) -> None:

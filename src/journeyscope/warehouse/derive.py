@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from journeyscope.errors import JourneyscopeError
+from journeyscope.errors import JourneyscopeError, WarehouseError
 from journeyscope.warehouse import feed
 from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.partition import Partition
@@ -153,6 +153,7 @@ class DeriveLoop:
             self._positions[consumer.name] = (self.feed.position(consumer.name) if consumer.durable
                                               else self.feed.generation())
         self._lock = threading.Lock()  # one pass at a time: the loop's, or a caller's flush
+        self._failures: dict[str, int] = {}  # consumer -> passes failed in a row (logged on the first and on recovery)
         self._read_cache: ChangeBatch | None = None  # the feed as read in this pass
         self._passed = threading.Condition()  # notified after each pass (caught_up waits on it)
         self._stop = threading.Event()
@@ -221,21 +222,38 @@ class DeriveLoop:
             return tick if tick is not None else now + _MAX_SLEEP_S
         if not flushing and now < consumer.not_before():
             return consumer.not_before()
-        batch = self._read(position, consumer.kinds)
         try:
+            batch = self._read(position, consumer.kinds)
             consumer.consume(batch, now)
-        except JourneyscopeError as exc:
-            logger.warning("journeyscope: deriving %s failed (tried again next pass): %s", consumer.name, exc)
+        except Exception as exc:  # noqa: BLE001 - keep deriving; the next pass tries again
+            self._failed(consumer.name, exc)
             return now + 1.0
-        except Exception:  # noqa: BLE001 - keep deriving; the next pass tries again
-            logger.exception("journeyscope: deriving %s failed (tried again next pass)", consumer.name)
-            return now + 1.0
-        self._positions[consumer.name] = batch.upto
+        failed = self._failures.pop(consumer.name, 0)
+        if failed:
+            logger.warning("journeyscope: deriving %s works again (after %d failed pass%s)", consumer.name, failed,
+                           "" if failed == 1 else "es")
         if consumer.durable and not consumer.backlog() and batch.upto != position:
-            self.feed.record(consumer.name, batch.upto)
+            try:
+                self.feed.record(consumer.name, batch.upto)
+            except WarehouseError as exc:  # handled again after a restart (consumers are idempotent)
+                self._failed(consumer.name, exc)
+                return now + 1.0
+        self._positions[consumer.name] = batch.upto
         after = [consumer.not_before()] if consumer.backlog() else []
         tick = consumer.next_tick()
         return min([*after, *([tick] if tick is not None else []), now + _MAX_SLEEP_S])
+
+    def _failed(self, consumer: str, exc: Exception) -> None:
+        """Log a consumer's failure once, when it starts (an outage fails every pass until it ends; the
+        recovery is logged too), with the traceback only for what is not one of journeyscope's errors."""
+        failed = self._failures.get(consumer, 0)
+        self._failures[consumer] = failed + 1
+        if failed:
+            logger.debug("journeyscope: deriving %s failed again: %s", consumer, exc)
+        elif isinstance(exc, JourneyscopeError):
+            logger.warning("journeyscope: deriving %s failed (tried again every second): %s", consumer, exc)
+        else:
+            logger.error("journeyscope: deriving %s failed (tried again every second)", consumer, exc_info=exc)
 
     def _read(self, position: int | None, kinds: frozenset[str]) -> ChangeBatch:
         """The changes of ``kinds`` after ``position``: one read of the feed serves every consumer of a pass

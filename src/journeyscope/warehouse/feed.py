@@ -289,6 +289,8 @@ class LakeFeed:
                 self._catalog.query("UPDATE journeyscope_feed SET head = greatest(head, %s)", (stored,))
 
     def _poll(self, *, strict: bool = False) -> None:
+        from psycopg.errors import UndefinedTable  # a lake feed has a PostgreSQL catalog, so psycopg is there
+
         try:
             rows = self._catalog.query("SELECT head, pruned_through FROM journeyscope_feed")
             self._failing = False
@@ -299,7 +301,7 @@ class LakeFeed:
                 logger.warning("journeyscope: cannot read the change feed's head (looking again): %s", exc)
             self._failing = True
             rows = []
-        except Exception:  # noqa: BLE001 - no feed tables yet: a lake no writer of this version has opened
+        except UndefinedTable:  # no feed tables yet: a lake no writer of this version has opened
             rows = []
         with self._state:
             self._polled_at = time.monotonic()
