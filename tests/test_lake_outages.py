@@ -1,11 +1,13 @@
 """The lake's services going away under a running receiver, with real processes: ``journeyscope serve`` on a real
-PostgreSQL catalog and a SeaweedFS store of the test's own, the real OTel OTLP/HTTP exporter sending journeys, the
-store stopped mid-load and started again. While it is down the receiver answers 503 with a retry hint and its
-readiness route says the object store is down; every span it acknowledged is stored once afterwards, ingest
-resumes by itself, and the server log holds no traceback."""
+PostgreSQL catalog and a real SeaweedFS store, the real OTel exporters (OTLP/HTTP and gRPC) sending journeys, and
+one of the two (a store or a PostgreSQL of the test's own) stopped mid-load and started again: the store stopped,
+PostgreSQL crashed (``pg_ctl -m immediate``). While it is down the receiver answers 503 / ``UNAVAILABLE`` with a
+retry hint and its readiness route names what is down; every span it acknowledged is stored once afterwards,
+ingest resumes by itself, and the server log holds no traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from receiver_support import journey_spans, make_request
 
 from journeyscope.warehouse import Warehouse
 from support.services import (ObjectStore, Postgres, object_store, postgres, services_folder,  # noqa: F401
-                              start_object_store)
+                              start_object_store, start_postgres)
 from test_lake_receivers import SENDER, _serve
 
 
@@ -33,6 +35,17 @@ def own_store(services_folder: Path, tmp_path: Path) -> Iterator[ObjectStore]:  
     store = start_object_store(parent)
     yield store
     store.stop()
+
+
+@pytest.fixture
+def own_postgres(services_folder: Path, tmp_path: Path) -> Iterator[Postgres]:  # noqa: F811
+    """A PostgreSQL of this test's own: the test crashes it, the session's server stays up."""
+    parent = services_folder / f"own-pg-{tmp_path.name}"
+    parent.mkdir()
+    server = start_postgres(parent)
+    yield server
+    with contextlib.suppress(subprocess.CalledProcessError):  # already down when the test failed during the outage
+        server.stop()
 
 
 def _ready(port: int) -> httpx.Response:
@@ -53,11 +66,21 @@ def _retry_delay(error: grpc.RpcError) -> float:
 
 
 @pytest.mark.slow
-def test_object_store_going_away_mid_load_loses_nothing_acknowledged_and_ingest_resumes(
-        postgres: Postgres, own_store: ObjectStore, tmp_path: Path) -> None:  # noqa: F811
-    env = {**os.environ, **own_store.env(), "NO_PROXY": "127.0.0.1"}
+@pytest.mark.parametrize("away", ["object_store", "catalog"])
+def test_a_service_going_away_mid_load_loses_nothing_acknowledged_and_ingest_resumes(
+        away: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if away == "object_store":
+        postgres: Postgres = request.getfixturevalue("postgres")
+        store: ObjectStore = request.getfixturevalue("own_store")
+        stop, start = store.stop, store.restart
+    else:
+        postgres = request.getfixturevalue("own_postgres")
+        store = request.getfixturevalue("object_store")
+        stop, start = (lambda: postgres.stop("immediate")), postgres.start
+    other = "catalog" if away == "object_store" else "object_store"
+    env = {**os.environ, **store.env(), "NO_PROXY": "127.0.0.1"}
     url = "ducklake:postgres:" + postgres.conninfo(postgres.new_database())
-    prefix = own_store.new_prefix()
+    prefix = store.new_prefix()
     log = tmp_path / "serve.log"
     grpc_ports: list[int] = []
     receiver, port = _serve(url, prefix, env, stderr=log, grpc=grpc_ports)
@@ -77,19 +100,21 @@ def test_object_store_going_away_mid_load_loses_nothing_acknowledged_and_ingest_
         while not all(path.exists() and len(path.read_text().split()) >= 300 for path in acked.values()):
             assert time.monotonic() < deadline and all(s.poll() is None for s in senders), "no batch acknowledged"
             time.sleep(0.05)
-        own_store.stop()  # mid-load
+        stop()  # mid-load
         down = _ready(port)
         assert down.status_code == 503 and int(down.headers["Retry-After"]) >= 1
-        assert down.json()["object_store"]["ok"] is False and down.json()["catalog"]["ok"] is True
+        assert down.json()[away]["ok"] is False
+        if away == "object_store":  # the catalog's check needs no object store (with PostgreSQL away, neither answers)
+            assert down.json()[other]["ok"] is True
         refused = httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=by_http, timeout=60,
                              headers={"Content-Type": "application/x-protobuf"})
         assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
-        assert "object store" in status_pb2.Status.FromString(refused.content).message
+        assert away.replace("_", " ") in status_pb2.Status.FromString(refused.content).message
         with pytest.raises(grpc.RpcError) as unavailable:
             _export_grpc(grpc_ports[0], by_grpc)
         assert unavailable.value.code() == grpc.StatusCode.UNAVAILABLE and _retry_delay(unavailable.value) > 0
         during = {transport: len(path.read_text().split()) for transport, path in acked.items()}
-        own_store.restart()
+        start()
         for sender in senders:
             _, errors = sender.communicate(timeout=300)
             assert sender.returncode == 0, errors
@@ -110,7 +135,7 @@ def test_object_store_going_away_mid_load_loses_nothing_acknowledged_and_ingest_
     assert len(acknowledged) == len(set(acknowledged))
     for transport, path in acked.items():
         assert len(path.read_text().split()) > during[transport]  # ingest went on after the store came back
-    os.environ.update(own_store.env())
+    os.environ.update(store.env())
     with Warehouse(url, journey_map=None) as lake:
         stored = lake.query("SELECT span_id, count(*) FROM spans WHERE journey_id NOT LIKE 'j-outage-%' "
                             "GROUP BY span_id")

@@ -89,8 +89,15 @@ class Postgres:
         self.psql(f"CREATE DATABASE {name}")
         return name
 
-    def stop(self) -> None:
-        _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "stop")
+    def start(self) -> None:
+        """Start the server on its data folder and port (again, after :meth:`stop`: PostgreSQL coming back)."""
+        _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data"), "-l", str(self.folder / "log"),
+                         "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c max_connections=200",
+                         "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``mode="immediate"`` is a crash (no checkpoint, recovery on the next start)."""
+        _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data"), "-m", mode, "stop")
 
 
 def start_postgres(parent: Path, *, password: str | None = None) -> Postgres:
@@ -111,11 +118,9 @@ def start_postgres(parent: Path, *, password: str | None = None) -> Postgres:
         os.chown(secret, postgres.pw_uid, postgres.pw_gid)
         auth = ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}")
     _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), *auth, "-U", "postgres")
-    port = free_port()
-    _run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"),
-                     "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200",
-                     "-w", "start")
-    return Postgres(folder, port)
+    server = Postgres(folder, free_port())
+    server.start()
+    return server
 
 
 @dataclass

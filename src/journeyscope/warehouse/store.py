@@ -401,7 +401,11 @@ class Warehouse:
         """A cursor of its own for a reader thread (DuckDB connections are not shared across threads)."""
         cur = self._con.cursor()
         if self.lake is not None:
-            cur.execute(f"USE {_lake.ALIAS}")
+            try:
+                cur.execute(f"USE {_lake.ALIAS}")  # asks the catalog for its latest snapshot
+            except duckdb.Error as exc:
+                cur.close()
+                raise warehouse_error(exc, f"cannot read {self.path}") from None
         return cur
 
     def _shared_seq(self) -> bool:
