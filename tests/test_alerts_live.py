@@ -165,6 +165,10 @@ max_attempts = 3
         resolved = _wait(lambda: http.get("/v1/alerts", params={"status": "resolved"}).json()["alerts"])
         assert resolved[0]["id"] == alert["id"] and resolved[0]["resolved_at"] >= alert["fired_at"]
         assert _wait(lambda: any(json.loads(b)["event"] == "resolved" for _, b in up.requests))
+        # Deliveries wait on the event loop: with monitors and webhooks the project still runs three threads.
+        ours = sorted(t.name for t in threading.enumerate() if t.name.startswith("journeyscope-")
+                      and not t.name.startswith(("journeyscope-grpc", "journeyscope-policies")))
+        assert ours == ["journeyscope-derive-default", "journeyscope-timers-default", "journeyscope-writer"]
         # As if the Slack receiver had answered 503 to a second try just before the server stopped.
         record_delivery(warehouse, alert["id"], "fired", slack.url, 2, "retrying", 503, "HTTP 503")
 

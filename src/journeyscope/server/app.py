@@ -51,14 +51,15 @@ class Started:
         self.grpc_port = grpc_port
 
 
-def _open_projects(settings: ServerSettings, keys: Any, workers: WorkerPool) -> dict[str, Project]:
+def _open_projects(settings: ServerSettings, keys: Any, workers: WorkerPool,
+                   loop: asyncio.AbstractEventLoop) -> dict[str, Project]:
     policies = PolicyStore(settings.policies_file)
     declared = keys.projects if keys is not None else {DEFAULT_PROJECT: None}
     projects: dict[str, Project] = {}
     try:
         for name, db in declared.items():
             project_settings = replace(settings, db=db or settings.db)
-            projects[name] = Project(name, project_settings, policies, workers).start()
+            projects[name] = Project(name, project_settings, policies, loop, workers).start()
     except BaseException:
         for project in projects.values():
             project.stop()
@@ -75,7 +76,7 @@ def create_app(settings: ServerSettings, *, on_ready: Callable[[Started], None] 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.workers = workers = WorkerPool(settings.workers)
         try:
-            projects = await asyncio.to_thread(_open_projects, settings, keys, workers)
+            projects = await asyncio.to_thread(_open_projects, settings, keys, workers, asyncio.get_running_loop())
         except BaseException:
             workers.close()
             raise

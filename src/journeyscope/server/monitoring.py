@@ -67,8 +67,8 @@ class MonitorService:
     kinds = frozenset({feed.VISITS, feed.SCORES, feed.FEEDBACK, feed.ERASURE})
     durable = False  # each pass replays the monitors' window: nothing to resume
 
-    def __init__(self, warehouse: Warehouse, writer: Writer, path: str, *, min_interval_s: float = 1.0,
-                 idle_interval_s: float = 60.0, share: float = 0.25, sender: WebhookSender | None = None) -> None:
+    def __init__(self, warehouse: Warehouse, writer: Writer, path: str, sender: WebhookSender, *,
+                 min_interval_s: float = 1.0, idle_interval_s: float = 60.0, share: float = 0.25) -> None:
         self.warehouse = warehouse
         self.writer = writer
         self.path = path
@@ -82,7 +82,7 @@ class MonitorService:
         self._watch = FileWatch(path)
         now = datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)
         self.since = now - lookback(self.active)
-        self.sender = sender or WebhookSender(warehouse)
+        self.sender = sender
         self._last = 0.0  # monotonic time of the last pass
 
     def start(self) -> MonitorService:

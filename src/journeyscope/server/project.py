@@ -12,12 +12,13 @@ A project runs three threads of its own:
   the API: journey states, stage signals, and monitors);
 - ``journeyscope-timers-NAME``: buffered routing decisions handed to the write door, and retention.
 
-With ``--monitors`` and webhooks, their sender adds one (``journeyscope-webhooks``): deliveries wait on
-other servers and must not hold up the derive loop.
+Webhook deliveries (``--monitors``) wait on other servers, so they run as tasks on the server's event loop
+(:mod:`journeyscope.server.webhooks`), not on a thread of their own, and never hold up the derive loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 
@@ -31,6 +32,7 @@ from journeyscope.server.scoring import OnlineScoring
 from journeyscope.server.settings import ServerSettings
 from journeyscope.server.signals import SignalCache
 from journeyscope.server.timers import Timers
+from journeyscope.server.webhooks import WebhookSender
 from journeyscope.server.workers import WorkerPool
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.derive import Consumer, DeriveLoop, VisitUpkeep
@@ -44,9 +46,11 @@ logger = logging.getLogger(__name__)
 class Project:
     """A project's runtime (warehouse + write door) and what the derive loop keeps up to date on top of it."""
 
-    def __init__(self, name: str, settings: ServerSettings, policies: PolicyStore,
+    def __init__(self, name: str, settings: ServerSettings, policies: PolicyStore, loop: asyncio.AbstractEventLoop,
                  workers: WorkerPool | None = None) -> None:
+        """``loop``: the server's event loop, where webhook deliveries wait on their receivers."""
         self.name = name
+        self.loop = loop
         self.workers = workers
         self.settings = settings
         self.runtime = Runtime(settings)
@@ -100,7 +104,8 @@ class Project:
                 share=settings.evaluate_share, stop=lambda: self._stopping)
             consumers.append(self.scoring)
         if settings.monitors_file is not None:
-            self.monitors = MonitorService(warehouse, self.writer, settings.monitors_file).start()
+            self.monitors = MonitorService(warehouse, self.writer, settings.monitors_file,
+                                           WebhookSender(warehouse, self.loop)).start()
             consumers.append(self.monitors)
         self.derive = DeriveLoop(warehouse, consumers, name=f"journeyscope-derive-{self.name}",
                                  thread_init=lower_this_thread).start()
