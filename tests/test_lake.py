@@ -363,3 +363,35 @@ def test_retention_deletes_old_journeys_from_a_lake_and_compacts_it(demo_file: P
     with Warehouse(url, read_only=True, journey_map=journey_map) as lake:
         left = lake.query("SELECT count(DISTINCT journey_id), min(end_time) FROM spans")[0]
     assert 0 < left[0] < len(ends)
+
+
+def test_one_process_at_a_time_runs_the_monitors(postgres: Postgres, lake_env: dict[str, str],  # noqa: F811
+                                                  object_store: ObjectStore, tmp_path: Path) -> None:  # noqa: F811
+    """Two receivers of one lake both run monitors: a pass while another process's pass runs is skipped, so
+    alerts are read and recorded by one process at a time (never opened, nor delivered, twice)."""
+    import asyncio
+
+    from journeyscope.server.monitoring import MonitorService
+    from journeyscope.server.webhooks import WebhookSender
+    from journeyscope.warehouse.writer import Writer
+
+    monitors = tmp_path / "monitors.toml"
+    monitors.write_text('version = "one"\n[[monitors]]\nname = "c"\nsignal = "completion"\nstage = "*"\n')
+    url = _lake_url(postgres)
+    loop = asyncio.new_event_loop()
+    with Warehouse(url, data_path=object_store.new_prefix(), journey_map=None) as first, \
+            Warehouse(url, journey_map=None) as second:
+        writer = Writer(second)
+        service = MonitorService(second, writer, str(monitors), WebhookSender(second, loop))
+        try:
+            with first.monitoring() as ours:  # the other receiver's pass, under way
+                assert ours
+                assert service.run_pass() == [] and service.passes == 0
+                with second.monitoring() as theirs:
+                    assert not theirs
+            service.run_pass()
+            assert service.passes == 1
+        finally:
+            service.stop()
+            writer.shutdown()
+            loop.close()

@@ -127,9 +127,14 @@ class MonitorService:
         return True
 
     def run_pass(self) -> list[AlertEvent]:
-        """One pass: store what fired and resolved, emit spans, queue webhooks; return the changes."""
+        """One pass: store what fired and resolved, emit spans, queue webhooks; return the changes. On a lake
+        that other receivers write too, a pass while another process's runs is skipped: that one records."""
         if self._watch.changed():
             self.reload()
+        with self.warehouse.monitoring() as ours:
+            return self._pass() if ours else []
+
+    def _pass(self) -> list[AlertEvent]:
         monitors = self.active
         now_ns = self.warehouse.clock()
         firing = firing_now(self.warehouse, monitors, since=self.since, now_ns=now_ns)

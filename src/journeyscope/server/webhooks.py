@@ -111,7 +111,7 @@ class WebhookSender:
         """Stop delivering (deliveries still waiting for a retry are dropped; their attempts are on record).
         Called from another thread than the loop's, as the server stops its projects."""
         self._closed = True
-        if self._loop.is_closed():
+        if not self._loop.is_running():  # nothing was delivered on it, or it stopped with its tasks
             return
         with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):  # the loop already stopped
             asyncio.run_coroutine_threadsafe(self._aclose(), self._loop).result(timeout_s)

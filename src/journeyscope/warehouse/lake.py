@@ -322,6 +322,9 @@ SCHEMA_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope schema").hexdigest())
 PENDING_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope pending visits").hexdigest())
 #: The advisory-lock key of compaction, retention's and erasure's file rewrites: one process at a time.
 COMPACT_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope compaction").hexdigest())
+#: The advisory-lock key of the monitors' passes: alerts are recorded by one process at a time, so two receivers of
+#: one lake never both open (and deliver) the same alert.
+MONITORS_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope monitors").hexdigest())
 #: Whole tries of a lake commit that conflicts with a concurrent one (after DuckLake's own retries of a
 #: snapshot-id race ran out, or a real conflict it does not retry).
 CONFLICT_ATTEMPTS = 6

@@ -218,6 +218,8 @@ class Warehouse:
         self._upkeep_catalog = _lake.Catalog(self.lake) if self.lake is not None else None
         # The change feed's own connection: its lock is held across each publishing commit.
         self._feed_catalog = _lake.Catalog(self.lake) if self._shared_seq() else None
+        # The monitors' lock (held for a whole pass, on a connection of its own; connects on first use).
+        self._monitors_catalog = _lake.Catalog(self.lake) if self._shared_seq() else None
         # A writer makes and migrates a lake's schema under the catalog's schema lock, from its ATTACH (which
         # makes DuckLake's own tables in an empty catalog) to the schema's last migration: two processes
         # starting at once on an empty catalog take turns, and the second finds it made.
@@ -343,7 +345,7 @@ class Warehouse:
                     self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
-                for catalog in (self._catalog, self._upkeep_catalog, self._feed_catalog):
+                for catalog in (self._catalog, self._upkeep_catalog, self._feed_catalog, self._monitors_catalog):
                     if catalog is not None:
                         catalog.close()
 
@@ -417,6 +419,15 @@ class Warehouse:
         if self._upkeep_catalog is None:
             return contextlib.nullcontext(True)
         return self._upkeep_catalog.locked([_lake.UPKEEP_LOCK], wait=wait)
+
+    def monitoring(self) -> contextlib.AbstractContextManager[bool]:
+        """Whether this process may run a monitors' pass now: on a PostgreSQL lake, which many receivers write,
+        a try-lock in the catalog database (``False`` while another process's pass holds it: it records the
+        alerts, this one skips); a file has one writer process (``True``). Alerts are read and recorded under it,
+        so two processes never both open the same alert."""
+        if self._monitors_catalog is None:
+            return contextlib.nullcontext(True)
+        return self._monitors_catalog.locked([_lake.MONITORS_LOCK], wait=False)
 
     # -- writing ---------------------------------------------------------------------
     def prepare(self, rows: SpanRows | pa.Table) -> PreparedBatch:

@@ -48,7 +48,8 @@ def record(warehouse: Warehouse, firing: list[Alert], *, version: str = "", now:
            ) -> list[AlertEvent]:
     """Make the stored alerts match ``firing``: open the new ones, resolve the ones no longer firing.
 
-    Only the monitoring pass writes alerts, so reading them before taking the write lock is safe.
+    Only a monitoring pass writes alerts, one process at a time (:meth:`Warehouse.monitoring`), so reading them
+    before taking the write lock is safe.
     """
     now = now or datetime.fromtimestamp(warehouse.clock() / 1e9, timezone.utc)
     wanted = {a.key: a for a in firing}
