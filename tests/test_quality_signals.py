@@ -67,6 +67,17 @@ def test_negative_words_about_the_situation_are_not_frustration_with_the_agent()
     assert "frustration_turns" not in ev
 
 
+@pytest.mark.parametrize(("said", "annoyed"), [("I'm in a hurry, can you do it now?", True),
+                                               ("Hurry up please", True),
+                                               ("No hurry, take your time.", False),
+                                               ("I'm not in a hurry, whenever you can.", False),
+                                               ("Don't hurry, I can wait.", False)])
+def test_impatience_is_annoyance_and_patience_is_not(said: str, annoyed: bool) -> None:
+    _, ev, _ = score([(C, "Can you move my booking to Friday?"), (A, "Which booking?"), (C, said),
+                      (A, "Done, your booking is on Friday."), (C, "Great.")])
+    assert ("frustration_turns" in ev) is annoyed, ev
+
+
 def test_a_slow_reply_costs() -> None:
     lines = OPEN + DONE
     fast, _, _ = score(lines)

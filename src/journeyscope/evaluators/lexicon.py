@@ -89,7 +89,7 @@ ANNOYED_WORDS = re.compile(  # one \b before the group, not one per word: that i
     r"|frustrat|waste of (?:my )?time\b|terrible\b|awful\b|horrible\b|incompetent\b|wtf\b|omg\b"
     r"|f+u+c+k|shit|damn|crap\b|hell\b|bitch|ugh+\b|seriously\b|are you (?:even )?(?:a )?"
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
-    r"|unacceptable\b|pathetic\b|hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)"
+    r"|unacceptable\b|pathetic\b|(?<!no )(?<!not in a )(?<!no need to )(?<!n't )hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)"
 )
 #: Customer annoyance or distress with the agent.
 ANNOYED = re.compile(ANNOYED_WORDS.pattern + r"|\?{2,}|!{3,}")

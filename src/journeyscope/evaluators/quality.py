@@ -45,7 +45,7 @@ from journeyscope.evaluators.transcript import VisitContext
 
 NAME = cv.QUALITY_EVALUATOR
 #: Bumped whenever resolution's or retention's version is: their verdicts are part of this score.
-VERSION = "local-4"  # 4: a thanks taken back ("thanks for nothing") or followed by a complaint excuses nothing
+VERSION = "local-5"  # 5: "no hurry" / "not in a hurry" is patience, not annoyance (4: a thanks taken back excuses nothing)
 # 3: unanswered requests, agent failures, offers turned down, findings weighed toward the end
 PASS_AT = 0.6
 #: Agent turns beyond this in one visit start to cost.
