@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from journeyscope.cli.common import console, db_option, map_option
 from journeyscope.cli.output import SHORT_LEGEND, TABLE_FORMATS, emit_csv, emit_json, short_name, table
@@ -94,16 +88,30 @@ def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, 
         raise InvalidInputError(f"unknown evaluator(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if db != ":memory:" and not Path(db).exists():
         raise WarehouseError(f"no warehouse at {db}: create one with 'journeyscope demo' or 'journeyscope import'")
-    err = console(stderr=True)
-    with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse, Progress(
-        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err, transient=True,
-    ) as progress:
-        task = progress.add_task("visits", total=None)
-
-        def on_progress(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse, \
+            _progress_bar(console(stderr=True)) as on_progress:
         summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,
                                    on_no_consent=on_no_consent, concurrency=concurrency, workers=workers)
     _print_summary(summary, console(), fmt)
+
+
+@contextlib.contextmanager
+def _progress_bar(err: Console) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal, called as ``(done, total)``; none when stderr is a file or a pipe, which a
+    bar that erases itself would leave empty anyway (and the command then neither loads nor redraws one)."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("visits", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from journeyscope.evaluators.text import sentences, words
+from journeyscope.evaluators.text import Cue, sentences, words
 from journeyscope.privacy.detectors import EMAIL, IBAN, PHONE, find_pii
 
 # Questions that offer, close or route rather than ask for a fact ("Can I book it?", "Anything else?").
@@ -156,24 +156,47 @@ _EVASIVE = re.compile(
     r"|\bnot sure\b|\bno idea\b|\bforg[eo]t|\bwhat do you mean\b|\bwhy do you need\b|\bnone of your\b"
     r"|\bwhat\?|\bhuh\b|\bnot telling\b"
 )
-_ALREADY = re.compile(
+_ALREADY = Cue(
     r"\b(?:already|as i (?:said|mentioned|told)|like i (?:said|told)|i (?:just )?(?:said|told you|gave|mentioned)"
-    r"|told you|said before|said earlier|i said|again\?)\b"
+    r"|told you|said before|said earlier|i said|again\?)\b",
+    ("already", "as i ", "like i ", "i said", "i just ", "told you", "i gave", "i mentioned", "said before",
+     "said earlier", "again?"),
 )
-_CHANGE = re.compile(r"\b(?:actually|instead|change|changed|rather|wait|on second thought|make (?:it|that)|switch|"
-                     r"correction|typo|i meant|sorry,? i meant|different|another|other)\b")
-_CORRECT = re.compile(r"\b(?:that'?s (?:not (?:right|correct|what)|wrong|incorrect)\b|i (?:said|asked for|meant)\b"
-                      r"|not what i (?:said|asked)\b|you got (?:it|that|me) wrong\b)"
-                      r"|^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b")
+_CHANGE = Cue(
+    r"\b(?:actually|instead|change|changed|rather|wait|on second thought|make (?:it|that)|switch|"
+    r"correction|typo|i meant|sorry,? i meant|different|another|other)\b",
+    ("actually", "instead", "change", "rather", "wait", "second thought", "make it", "make that", "switch",
+     "correction", "typo", "i meant", "different", "other"),
+)
+_CORRECT = Cue(
+    r"\b(?:that'?s (?:not (?:right|correct|what)|wrong|incorrect)\b|i (?:said|asked for|meant)\b"
+    r"|not what i (?:said|asked)\b|you got (?:it|that|me) wrong\b)"
+    r"|^(?:no|nope),? (?:it'?s|it was|i said|i asked|i meant|i wanted)\b",
+    ("s not ", "wrong", "incorrect", "i said", "i asked for", "i meant", "not what i"),
+    starts=("no",),
+)
 _NUMBER = re.compile(r"\b\d[\d,./:-]*\b")
 _DIGIT = re.compile(r"\d")
-_WEEKDAY = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\btoday\b|\btomorrow\b|\btonight\b")
-_TIME = re.compile(r"\b(?:\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'?clock)|noon|midnight)\b")  # one \b first: cheaper
+_WEEKDAY = Cue(
+    r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\btoday\b|\btomorrow\b|\btonight\b",
+    ("day", "tomorrow", "tonight"),
+)
+_TIME = Cue(
+    r"\b(?:\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'?clock)|noon|midnight)\b",  # one \b first: cheaper
+    ("am", "pm", "a.m.", "p.m.", "clock", "noon", "midnight"),
+)
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b"
                     r"|\b\d{1,2}(?:st|nd|rd|th)\b")
-_COUNT = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty)\s+"
-                    r"(?:people|persons|guests|adults|kids|children|of us|pax|tickets|rooms|nights)\b|\bjust me\b")
-_NAME = re.compile(r"\b(?:my name is|my name's|name is|this is|call me|i am|i'm|it's)\s+([A-Z][a-z]+(?: [A-Z][a-z]+)?)")
+_COUNT = Cue(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty)\s+"
+    r"(?:people|persons|guests|adults|kids|children|of us|pax|tickets|rooms|nights)\b|\bjust me\b",
+    ("people", "persons", "guests", "adults", "kids", "children", "of us", "pax", "tickets", "rooms",
+     "nights", "just me"),
+)
+_NAME = Cue(
+    r"\b(?:my name is|my name's|name is|this is|call me|i am|i'm|it's)\s+([A-Z][a-z]+(?: [A-Z][a-z]+)?)",
+    ("name is", "name's", "this is", "call me", "i am", "i'm", "it's"),
+)
 _ACCOUNT = re.compile(r"\baccount(?: number| no| #)?(?: is|:)?\s*#?(\d{4,})")
 _PIN = re.compile(r"\bpin(?: number| code)?(?: is|:)?\s*(\d{3,8})\b", re.IGNORECASE)
 _REF = re.compile(r"\b(?:booking|order|reference|flight|ride|confirmation|ticket|case|tracking|reservation)"
@@ -200,7 +223,7 @@ def says_already(text: str) -> bool:
 
 #: Stricter than :data:`_ALREADY`: the customer says they were asked this before ("I already told you",
 #: "like I said", "again?"), not merely that something already exists ("I already have an account").
-_COMPLAINT = re.compile(
+_COMPLAINT = Cue(
     r"\balready (?:told|said|gave|given|mentioned|answered|provided|explained|sent|shared|entered|typed|asked)\b"
     r"|\bas i (?:said|mentioned|told)\b|\blike i (?:said|told|mentioned)\b"
     r"|\bi (?:just said|(?:just )?told you|just (?:gave|sent|shared|typed|entered|provided))\b"
@@ -208,7 +231,9 @@ _COMPLAINT = re.compile(
     r"|\bsaid (?:that |this |it )?(?:before|earlier)\b|\bdid(?:n'?t| not)? i (?:not )?(?:just )?(?:say|tell|give|send)\b"
     r"|\b(?:you|u) (?:just |already )?(?:asked|had|have) (?:me )?(?:that|this|it) (?:already|before|earlier)\b"
     r"|\b(?:it'?s|it is|that'?s|see) (?:right )?(?:above|up there)\b|\bscroll up\b|\bsame as (?:before|earlier|above)\b"
-    r"|\bagain\?|\bhow many times\b"
+    r"|\bagain\?|\bhow many times\b",
+    ("already", "as i ", "like i ", "i just ", "told you", "i gave", "i sent", "i provided", "i've ", "ive ",
+     "before", "earlier", "did", "above", "up there", "scroll up", "again?", "how many times"),
 )
 
 
@@ -287,7 +312,7 @@ def stated_values(text: str) -> tuple[tuple[str, str], ...]:
 @lru_cache(maxsize=65536)
 def key_tokens(text: str) -> frozenset[str]:
     """The tokens of an answer that carry its value: numbers, times, days, names, uncommon words."""
-    opaque = {"<" + m.group(0)[1:-1].lower() + ">" for m in _REDACTED.finditer(text)}
+    opaque = {"<" + m.group(0)[1:-1].lower() + ">" for m in _REDACTED.finditer(text)} if "[" in text else set()
     if opaque:
         text = _REDACTED.sub(" ", text)
     toks = {w for w in words(text) if w not in _STOP and len(w) > 1} | opaque

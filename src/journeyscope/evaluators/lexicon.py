@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from journeyscope.evaluators.text import Cue
+
 _DONE_VERBS = (r"booked|reserved|confirmed|scheduled|submitted|placed|processed|completed|cancel+ed|updated|changed|"
                r"sent|arranged|unlocked|locked|done|set up|registered|paid|refunded|resolved|fixed|activated|"
                r"approved|issued|added|removed|transferred|ordered|renewed|reset|delivered|dispatched|filed|"
@@ -48,29 +50,43 @@ FAILURE = re.compile(
     r"(?:to|by|with|for|under|on) (?:another|a different|someone|an?other)\b|\balready (?:in use|taken|exists)\b"
 )
 #: A completion verb under negation ("has not been booked"): a failure, never a success.
-NEGATED_DONE = re.compile(rf"\b(?:not|never|n't)\s+(?:\w+\s+)?(?:been\s+|be\s+)?(?:{_DONE_VERBS}|successful(?:ly)?)\b")
+NEGATED_DONE = Cue(
+    rf"\b(?:not|never|n't)\s+(?:\w+\s+)?(?:been\s+|be\s+)?(?:{_DONE_VERBS}|successful(?:ly)?)\b",
+    ("not", "never", "n't"),
+)
 #: The agent did not understand or cannot handle the request.
-CONFUSED = re.compile(
+CONFUSED = Cue(
     r"\b(?:don'?t|do not|didn'?t|did not) (?:quite )?(?:understand|follow|get)\b|\bnot sure (?:what|i)\b"
     r"|\b(?:can|could) you (?:rephrase|repeat)\b|\bonly (?:able to )?help (?:you )?with\b|\bcan only help\b"
-    r"|\bnot able to help\b|\bcan'?t help\b|\boutside (?:of )?(?:my|our) scope\b"
+    r"|\bnot able to help\b|\bcan'?t help\b|\boutside (?:of )?(?:my|our) scope\b",
+    ("understand", "follow", "get", "not sure", "rephrase", "repeat", "help", "scope"),
 )
 #: Hand-off to a person, asked for by the customer or announced by the agent.
-ESCALATION = re.compile(
+ESCALATION = Cue(
     r"\b(?:speak|talk|chat) (?:to|with) (?:a |an |your )?(?:human|person|manager|supervisor|agent|representative|"
     r"someone|real)|\b(?:real|live|human) (?:person|agent|being)\b|\btransfer(?:ring)? you\b|\bescalat"
     r"|\bconnect you (?:to|with)\b|\bhand (?:you )?(?:over|off)\b|\bcall (?:the|your|customer) "
-    r"(?:support|service|helpline|office)\b|\bfile a complaint\b"
+    r"(?:support|service|helpline|office)\b|\bfile a complaint\b",
+    ("speak", "talk", "chat", "person", "agent", "being", "transfer", "escalat", "connect you", "hand ",
+     "call ", "file a complaint"),
 )
-THANKS = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bty\b|\bappreciate\b|\bperfect\b|\bawesome\b|\bgreat\b|\bwonderful\b"
-                    r"|\bexcellent\b|\bthat'?s all\b|\bthat is all\b|\bgoodbye\b|\bbye\b|\bthat works\b|\bsounds good\b")
+THANKS = Cue(
+    r"\bthank|\bthanks\b|\bthx\b|\bty\b|\bappreciate\b|\bperfect\b|\bawesome\b|\bgreat\b|\bwonderful\b"
+    r"|\bexcellent\b|\bthat'?s all\b|\bthat is all\b|\bgoodbye\b|\bbye\b|\bthat works\b|\bsounds good\b",
+    ("thank", "thx", "ty", "appreciate", "perfect", "awesome", "great", "wonderful", "excellent", "s all",
+     "that is all", "bye", "that works", "sounds good"),
+)
 #: The customer objects to the outcome itself (not just to the wait or the weather). Use :func:`objects`:
 #: "wrong" counts only as a verdict on something ("that's wrong", "the wrong date", "you got it wrong") and
 #: "I didn't want" only about the result ("I didn't want that"), so "I didn't want to go any earlier, great!"
 #: or "don't tell anyone if I get it wrong" are not objections.
-OBJECTION = re.compile(r"\b(?:not what i\b|incorrect\b|mistake\b|i didn'?t (?:ask for|order|say (?:that|this)|"
-                       r"want (?:that|this|it)\b)|useless\b|terrible\b|unacceptable\b|that'?s not (?:right|it|what)\b)"
-                       r"|^no,? i (?:said|asked|wanted)\b")
+OBJECTION = Cue(
+    r"\b(?:not what i\b|incorrect\b|mistake\b|i didn'?t (?:ask for|order|say (?:that|this)|"
+    r"want (?:that|this|it)\b)|useless\b|terrible\b|unacceptable\b|that'?s not (?:right|it|what)\b)"
+    r"|^no,? i (?:said|asked|wanted)\b",
+    ("not what i", "incorrect", "mistake", "i didn", "useless", "terrible", "unacceptable", "s not "),
+    starts=("no",),
+)
 WRONG_VERDICT = re.compile(
     r"\b(?:is|was|are|were|that'?s|it'?s|all|got (?:it|that|this|them|my \w+)|have|has|had|the|a) (?:\w+ )?wrong\b"
     r"|\bwrong (?:\w+ )?(?:date|day|time|name|number|address|amount|item|order|size|colou?r|account|person|one|room"
@@ -84,23 +100,32 @@ def objects(low: str) -> bool:
 
 #: Customer annoyance or distress with the agent, in words (not the emphatic punctuation of :data:`ANNOYED`, which
 #: is as often delight: "thank you!!!").
-ANNOYED_WORDS = re.compile(  # one \b before the group, not one per word: that is ten times faster in ``re``
+ANNOYED_WORDS = Cue(  # one \b before the group, not one per word: that is ten times faster in ``re``
     r"\b(?:(?:not|aren'?t|are not|are you even) listening\b|useless\b|stupid\b|idiot|dumb\b|ridiculous\b|annoy"
     r"|frustrat|waste of (?:my )?time\b|terrible\b|awful\b|horrible\b|incompetent\b|wtf\b|omg\b"
     r"|f+u+c+k|shit|damn|crap\b|hell\b|bitch|ugh+\b|seriously\b|are you (?:even )?(?:a )?"
     r"(?:bot|robot|kidding|serious)\b|what is wrong with you\b|forget it\b|never ?mind\b|i give up\b"
-    r"|unacceptable\b|pathetic\b|(?<!no )(?<!not in a )(?<!no need to )(?<!n't )hurry\b|just do\b|not what i\b|why (?:do|did|are) you\b)"
+    r"|unacceptable\b|pathetic\b|(?<!no )(?<!not in a )(?<!no need to )(?<!n't )hurry\b|just do\b|not what i\b"
+    r"|why (?:do|did|are) you\b)",
+    ("listening", "useless", "stupid", "idiot", "dumb", "ridiculous", "annoy", "frustrat", "waste of",
+     "terrible", "awful", "horrible", "incompetent", "wtf", "omg", "fu", "shit", "damn", "crap", "hell",
+     "bitch", "ugh", "seriously", "are you", "wrong with you", "forget it", "never", "i give up",
+     "unacceptable", "pathetic", "hurry", "just do", "not what i", "why "),
 )
 #: Customer annoyance or distress with the agent.
-ANNOYED = re.compile(ANNOYED_WORDS.pattern + r"|\?{2,}|!{3,}")
+ANNOYED = Cue(ANNOYED_WORDS.pattern + r"|\?{2,}|!{3,}", ANNOYED_WORDS.needles + ("??", "!!!"))
 #: The customer thanks the agent (narrower than :data:`THANKS`, which also reads closings such as "great, bye").
-GRATITUDE = re.compile(r"\bthank|\bthanks\b|\bthx\b|\bappreciate")
+GRATITUDE = Cue(
+    r"\bthank|\bthanks\b|\bthx\b|\bappreciate",
+    ("thank", "thx", "appreciate"),
+)
 #: A thanks that takes itself back: "thanks for nothing", "thanks a lot for wasting my time", "thank you for not
 #: listening" (not any "thanks for not ...": "thanks for not charging me" is meant).
-THANKLESS = re.compile(
+THANKLESS = Cue(
     r"\bthank(?:s|\s+you)?\b[^.!?]{0,25}?\bfor (?:absolutely |exactly )?(?:nothing|no help|wasting|ruining"
     r"|not (?:helping|listening|understanding|doing anything)|being (?:so )?(?:useless|unhelpful|no help)"
-    r"|making (?:this|it|things) worse)\b"
+    r"|making (?:this|it|things) worse)\b",
+    ("thank",),
 )
 
 
@@ -121,15 +146,20 @@ def grateful(low: str) -> bool:
 #: The customer turns down what the agent offered or asks for something else ("no, that doesn't work for me",
 #: "anything else?", "do you have other options?"): the offer missed. A bare "no" answers many a yes/no question,
 #: and a closing "no, that's all, thanks" is not one.
-REJECTS = re.compile(
+REJECTS = Cue(
     r"\b(?:(?:anything|something|any|some|somewhere|someplace) (?:else|other)\b|(?:any )?other (?:options?|ones?|"
     r"suggestions?|choices?|places?|times?|dates?)\b|another (?:one|option|place|time|date)\b"
     r"|(?:does ?n[o']?t|won'?t|would ?n[o']?t|will not) (?:work|suit|do)\b|not (?:interested|suitable|quite)\b"
-    r"|(?:that'?s|it'?s|is|was) (?:too|very) (?:expensive|far|late|early|pricey)\b|i'?d rather not\b)"
+    r"|(?:that'?s|it'?s|is|was) (?:too|very) (?:expensive|far|late|early|pricey)\b|i'?d rather not\b)",
+    ("else", "other", "t work", "t suit", "t do", "not ", "too ", "very ", "rather not"),
 )
 #: Unprofessional agent language.
-RUDE = re.compile(r"\bshut up\b|\bcalm down\b|\bwhatever\b|\bnot my problem\b|\bstupid\b|\bidiot|\bdumb\b|\bf+u+c+k"
-                  r"|\bshit|\bdamn\b|\byour fault\b|\bi don'?t care\b")
+RUDE = Cue(
+    r"\bshut up\b|\bcalm down\b|\bwhatever\b|\bnot my problem\b|\bstupid\b|\bidiot|\bdumb\b|\bf+u+c+k"
+    r"|\bshit|\bdamn\b|\byour fault\b|\bi don'?t care\b",
+    ("shut up", "calm down", "whatever", "not my problem", "stupid", "idiot", "dumb", "fu", "shit", "damn",
+     "your fault", "t care"),
+)
 #: The customer says they are leaving or giving up.
 LEAVING = re.compile(r"\b(?:i'?ll|i will) (?:go|leave|try (?:somewhere|elsewhere|another|later)|call back|come back)"
                      r"|\bforget it\b|\bnever ?mind\b|\bi give up\b|\bgoodbye\b|\bbye\b|\bgotta go\b")
@@ -191,7 +221,6 @@ TOOL_SUCCESS = re.compile(
 _TOOL_KEYS = ("status", "state", "result", "outcome", "succe", "error", "exception", "traceback", "\"ok\"", "'ok'",
               "ok:", "ok=", "available", "found", "approved", "confirmed", "booked", "sent", "created", "updated",
               "done", "completed")
-_ANY_TOOL_KEY = re.compile("|".join(map(re.escape, _TOOL_KEYS)))
 
 
 @lru_cache(maxsize=65536)
@@ -202,7 +231,7 @@ def tool_polarity(text: str) -> int:
     Tool *calls* (arguments without a status) and plain data lookups say nothing and give 0.
     """
     low = text.lower()
-    if not _ANY_TOOL_KEY.search(low):
+    if not any(key in low for key in _TOOL_KEYS):
         return 0
     if TOOL_FAILURE.search(low):
         return -1

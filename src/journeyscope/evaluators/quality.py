@@ -40,7 +40,7 @@ from journeyscope.evaluators.resolution import conversation_resolution
 from journeyscope.evaluators.result import EvalResult, register
 from journeyscope.evaluators.retention import customer_agent_context_retention
 from journeyscope.evaluators.sentiment import NEGATIVE, negativity
-from journeyscope.evaluators.text import AGENT, CUSTOMER, Line, quote, read_visit
+from journeyscope.evaluators.text import AGENT, CUSTOMER, Cue, Line, quote, read_visit
 from journeyscope.evaluators.transcript import VisitContext
 
 NAME = cv.QUALITY_EVALUATOR
@@ -53,7 +53,10 @@ LONG_VISIT_AGENT_TURNS = 12
 #: An agent reply slower than this (seconds after the customer's turn) is slow.
 SLOW_REPLY_S = 120.0
 
-_APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|apologies|my (?:mistake|bad)|an error|went wrong|inconvenience)\b")
+_APOLOGY = Cue(
+    r"\b(?:sorry|apologi[sz]e|apologies|my (?:mistake|bad)|an error|went wrong|inconvenience)\b",
+    ("sorry", "apolog", "my mistake", "my bad", "an error", "went wrong", "inconvenience"),
+)
 
 # What each finding costs the experience part (1 = a smooth visit), per turn, and the most it can cost.
 COST = {"frustration": (0.3, 0.6), "rude": (0.5, 1.0), "repeated_ask": (0.2, 0.4), "unanswered": (0.25, 0.5), "rejected": (0.1, 0.3),

@@ -36,7 +36,7 @@ from journeyscope.evaluators.facts import (
 )
 from journeyscope.evaluators.lexicon import outcome_polarity
 from journeyscope.evaluators.result import EvalResult, register
-from journeyscope.evaluators.text import AGENT, Line, quote, read_visit
+from journeyscope.evaluators.text import AGENT, Cue, Line, quote, read_visit
 from journeyscope.evaluators.transcript import StageVisit, VisitContext
 
 NAME = cv.RETENTION_EVALUATOR
@@ -60,8 +60,11 @@ W_STALE = 0.1  # re-asked after a failure or change of mind and got a new value:
 W_UNKNOWN_RESTATED = 0.5  # re-asked a fact the customer had said they don't have, and they said it again
 W_UNKNOWN = 0.15  # re-asked a fact the customer had said they don't have, and this time got it
 
-_REJECT = re.compile(r"\b(?:don'?t|do not|dont) (?:want|like)\s+(?:the |a |an )?([A-Z][\w.]*(?: [A-Z][\w.]*)?)"
-                     r"|\bnot (?:the |a )?([A-Z][\w.]*(?: [A-Z][\w.]*)?)(?:,| please|\.|!|$)")
+_REJECT = Cue(
+    r"\b(?:don'?t|do not|dont) (?:want|like)\s+(?:the |a |an )?([A-Z][\w.]*(?: [A-Z][\w.]*)?)"
+    r"|\bnot (?:the |a )?([A-Z][\w.]*(?: [A-Z][\w.]*)?)(?:,| please|\.|!|$)",
+    ("t want", "t like", "not "),
+)
 _OFFERING = re.compile(r"\?|\bhow about\b|\bwould you like\b|\bi (?:can|could) (?:book|reserve|offer|schedule)\b"
                        r"|\brecommend\b|\bavailable\b|\bsuggest\b")
 

@@ -25,15 +25,18 @@ _PUNCT = string.punctuation
 NEGATIVE = -0.35
 
 
-def _token(word: str) -> str:
-    """A word as VADER looks it up: outer punctuation stripped unless that leaves two characters or fewer."""
-    stripped = word.strip(_PUNCT)
-    return (word if len(stripped) <= 2 else stripped).lower()
-
-
 @lru_cache(maxsize=65536)
 def negativity(text: str) -> float:
-    """``min(0, VADER compound)`` of ``text``, in [-1, 0]."""
-    if text.isascii() and not any(_token(w) in _CAN_BE_NEGATIVE for w in text.split()):
-        return 0.0
+    """``min(0, VADER compound)`` of ``text``, in [-1, 0].
+
+    VADER runs only when a word, as it looks words up (outer punctuation stripped unless that leaves two
+    characters or fewer, lower-cased), can make the score negative.
+    """
+    if text.isascii():  # lower-cased whole: on ASCII that is each word's own lower-casing, stripped or not
+        for word in text.lower().split():
+            stripped = word.strip(_PUNCT)
+            if (word if len(stripped) <= 2 else stripped) in _CAN_BE_NEGATIVE:
+                break
+        else:
+            return 0.0
     return min(0.0, float(_ANALYZER.polarity_scores(text)["compound"]))

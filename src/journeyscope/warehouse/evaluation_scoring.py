@@ -41,6 +41,9 @@ SCORED_SCHEMA = pa.schema([
 #: or an eighth of the batch, whichever is more).
 CHUNK_JOURNEYS = 16
 
+#: One encoder for every result: ``json.dumps`` with options builds a new one per call, which cost as much as encoding.
+_EVIDENCE = json.JSONEncoder(ensure_ascii=False, default=str)
+
 _NO_CONSENT = "Scored by the local engine: the customer did not consent to AI evaluation (customer.consent)."
 
 
@@ -54,7 +57,7 @@ def no_consent_note(result: EvalResult) -> EvalResult:
 
 def evidence_json(evidence: dict[str, Any]) -> str | None:
     """An evaluation's evidence as stored (``None`` when there is none)."""
-    return json.dumps(evidence, ensure_ascii=False, default=str) if evidence else None
+    return _EVIDENCE.encode(evidence) if evidence else None
 
 
 def score_tables(visits: pa.Table, turns: pa.Table, jobs: Sequence[Job], versions: dict[str, str]) -> pa.Table:

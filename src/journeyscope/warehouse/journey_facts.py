@@ -62,25 +62,22 @@ WHERE evaluations.journey_id = v.journey_id AND evaluations.stage = v.stage AND 
 def write(cur: duckdb.DuckDBPyConnection, table: str, journeys: list[str]) -> None:
     """``INSERT OR REPLACE`` the results in ``table`` (of ``journeys``) with their visits' journey facts.
 
-    The visits are looked up first, by ``journey_id IN (?, ...)``: on its own that query is answered by
-    the index on ``stage_visits.journey_id``, where inside the INSERT's join it scans every visit (100 ms
-    per batch at a million journeys). Runs in the caller's transaction, so the facts are the visits' as
-    they are when the results are written; a result whose visit is gone by then is not written.
+    The visits are looked up first, by ``journey_id IN (?, ...)`` into a temporary table: on its own that
+    lookup is answered by the index on ``stage_visits.journey_id``, where inside the INSERT's join it scans
+    every visit (100 ms per batch at a million journeys). Runs in the caller's transaction, so the facts are
+    the visits' as they are when the results are written; a result whose visit is gone by then is not written.
     """
-    placeholders = ", ".join("?" * len(journeys))
-    facts = cur.execute(
-        f"SELECT journey_id, stage, visit, journey_name, cohort FROM stage_visits WHERE journey_id IN ({placeholders})",
-        journeys,
-    ).to_arrow_table() if journeys else None
-    if facts is None or facts.num_rows == 0:
+    if not journeys:
         return
-    cur.register("js_visit_facts", facts)
+    placeholders = ", ".join("?" * len(journeys))
+    cur.execute("CREATE OR REPLACE TEMP TABLE js_visit_facts AS SELECT journey_id, stage, visit, journey_name, cohort "
+                f"FROM stage_visits WHERE journey_id IN ({placeholders})", journeys)
     try:
         insert_replacing(cur, "evaluations", f"SELECT e.*, v.journey_name, v.cohort "
                          f"FROM {table} e JOIN js_visit_facts v USING (journey_id, stage, visit)",
                          ("journey_id", "stage", "visit", "evaluator"), by_name=True)
     finally:
-        cur.unregister("js_visit_facts")
+        cur.execute("DROP TABLE js_visit_facts")
 
 
 def refresh_changed(cur: duckdb.DuckDBPyConnection, before: str, after: pa.Table) -> int:

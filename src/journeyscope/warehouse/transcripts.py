@@ -19,6 +19,7 @@ Everything is done in DuckDB and fetched as Arrow, a batch of journeys per query
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -188,20 +189,24 @@ def read_batch(
     building the contexts so that the Python objects can be built in another process (the
     server's workers) from the tables, which cross a process boundary cheaply.
     """
-    cur.register(BATCH_TABLE, pa.table({"journey_id": pa.array(list(journey_ids), pa.string())}))
+    cur.execute("BEGIN TRANSACTION")
     try:
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            visits = cur.execute(_visits_sql("$now"), {"now": now_ns}).to_arrow_table()
-            turns = cur.execute(
-                f"SELECT journey_id, position, role, text, epoch_us(ts) AS ts, stage, channel, name "
-                f"FROM ({turns_sql(BATCH_TABLE)}) "
-                "ORDER BY journey_id, start_time, seq, idx"
-            ).to_arrow_table()
-        finally:
-            cur.execute("COMMIT")
-    finally:
-        cur.unregister(BATCH_TABLE)
+        # The journeys as a temporary table, not a registered Arrow table: DuckDB plans the turns query, which
+        # names them four times, in half the time over a table of its own.
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS SELECT unnest($ids::VARCHAR[]) AS journey_id",
+                    {"ids": list(journey_ids)})
+        visits = cur.execute(_visits_sql("$now"), {"now": now_ns}).to_arrow_table()
+        turns = cur.execute(
+            f"SELECT journey_id, position, role, text, epoch_us(ts) AS ts, stage, channel, name "
+            f"FROM ({turns_sql(BATCH_TABLE)}) "
+            "ORDER BY journey_id, start_time, seq, idx"
+        ).to_arrow_table()
+        cur.execute(f"DROP TABLE {BATCH_TABLE}")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # the temporary table goes with the transaction
+            cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
     return visits, turns
 
 
