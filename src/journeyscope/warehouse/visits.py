@@ -125,7 +125,11 @@ STAGE_VISITS_EXPORT = f"""
 STAGED = f"(stage IS NOT NULL OR {HAS_FEEDBACK})"
 
 
-_DERIVE = f"""
+#: Each visit of the ``touched`` journeys with what it is made of (spans, turns, stated outcome, feedback, journey
+#: facts), before the windows over a journey's visits (:data:`_FROM_PLACED`). Two statements, the rows kept in a
+#: temporary table between them: in one statement on a lake, whose scans the planner cannot size, the windows
+#: cost several times what they cost over these rows stored.
+_PLACED = f"""
 WITH s AS (
     SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
            sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
@@ -213,15 +217,22 @@ placed AS (
     LEFT JOIN stated st USING (journey_id, position)
     LEFT JOIN derived_turns d USING (journey_id, position)
     LEFT JOIN feedback fb USING (journey_id, position)
-),
-w AS (
+)
+SELECT * FROM placed
+""".replace("FOREIGN_TURNS", foreign_turns_sql(
+    "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
+
+#: The visits from :data:`_PLACED`'s rows (kept in ``js_placed``): numbering, outcomes and the journey-wide and
+#: per-stage columns, each a window over a journey's visits.
+_FROM_PLACED = """
+WITH w AS (
     SELECT *,
            row_number() OVER (PARTITION BY journey_id, stage ORDER BY position) AS visit,
            max(map_pos) OVER later AS later_map_pos,
            max(first_rank) OVER later AS later_rank,
            lead(started_at) OVER (PARTITION BY journey_id ORDER BY position) AS next_started_at,
            epoch_ns(max(ended_at) OVER (PARTITION BY journey_id)) + idle_ns AS open_until_ns
-    FROM placed
+    FROM js_placed
     WINDOW later AS (PARTITION BY journey_id ORDER BY position ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
 ),
 final AS (
@@ -259,8 +270,7 @@ SELECT final.*,
        paths.channel_path
 FROM final JOIN paths USING (journey_id)
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
-""".replace("FOREIGN_TURNS", foreign_turns_sql(
-    "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
+"""
 
 
 def _register_map(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap) -> None:
@@ -303,9 +313,11 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
                 "WHERE journey_id IS NOT NULL")
     cur.execute(_BEFORE)
     cur.execute("DELETE FROM stage_visits WHERE rowid IN (SELECT row_id FROM js_facts_before)")
-    after = insert_returning(
-        cur, "stage_visits", _DERIVE, "journey_id, journey_name, cohort",
-        params={"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq})
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE js_placed AS {_PLACED}",
+                {"default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq})
+    after = insert_returning(cur, "stage_visits", _FROM_PLACED, "journey_id, journey_name, cohort",
+                             params={"now_ns": now_ns})
+    cur.execute("DROP TABLE js_placed")
     journey_facts.refresh_changed(cur, "js_facts_before", after)
     cur.execute("DROP TABLE js_facts_before")
     cur.execute("DROP TABLE touched")
