@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import feed as _feed
@@ -32,7 +33,7 @@ from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
 from journeyscope.warehouse.partition import Partition
 from journeyscope.warehouse import lake as _lake
 from journeyscope.warehouse.dialect import insert_ignoring, set_meta
-from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK
+from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK, may_hold_feedback
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SPAN_SCHEMA, SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -144,10 +145,17 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         pass  # nothing to roll back: the transaction never began, or DuckDB already ended it
 
 
-#: The journeys a batch touched (what its commit publishes): its spans' and, with log records, their spans'.
-_INGESTED_JOURNEYS = "SELECT journey_id FROM incoming WHERE journey_id IS NOT NULL"
-_LOGGED_JOURNEYS = (" UNION SELECT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
+_LOGGED_JOURNEYS = ("SELECT DISTINCT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
                     "ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE sp.journey_id IS NOT NULL")
+
+
+def _journeys_of(cur: duckdb.DuckDBPyConnection, spans: pa.Table, logged: bool) -> set[str]:
+    """The journeys a batch touched (what its commit publishes): its spans' (read off the Arrow table, no
+    query) and, with log records (``incoming_logs``), those of the spans they belong to."""
+    journeys = set(pc.unique(spans["journey_id"]).drop_null().to_pylist())
+    if logged:
+        journeys.update(r[0] for r in cur.execute(_LOGGED_JOURNEYS).fetchall())
+    return journeys
 
 
 class Tx:
@@ -465,8 +473,7 @@ class Warehouse:
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
             with self._transaction(f"cannot write to {self.path}") as tx:
                 inserted = self._insert(tx, report, batch, logs)
-                journeys = [r[0] for r in tx.cur.execute(_INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")
-                                                         ).fetchall()]
+                journeys = _journeys_of(tx.cur, table, logs is not None)
                 for kind in kinds:
                     tx.publish(kind, journeys)
         accepted = int(inserted[0]) if inserted else 0
@@ -519,7 +526,8 @@ class Warehouse:
                                 cur.register("incoming_logs", self._numbered(logs))
                             cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
                             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-                            cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
+                            if may_hold_feedback(table):
+                                cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
                             if logs is not None:
                                 cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
                                 _visits.mark_pending(
@@ -527,8 +535,7 @@ class Warehouse:
                                     f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
                             self.privacy.log(cur, report, retried=False)
                             _lake.record_batches(cur, fresh)
-                            journeys = [r[0] for r in cur.execute(
-                                _INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")).fetchall()]
+                            journeys = _journeys_of(cur, table, logs is not None)
                             for kind in kinds:
                                 tx.publish(kind, journeys)
                     self._catalog.confirm_batches(keys)
@@ -568,7 +575,8 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-            insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
+            if may_hold_feedback(batch):
+                insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
         if logs is not None:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
