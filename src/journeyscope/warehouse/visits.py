@@ -223,17 +223,20 @@ SELECT * FROM placed
     "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
 
 #: The visits from :data:`_PLACED`'s rows (kept in ``js_placed``): numbering, outcomes and the journey-wide and
-#: per-stage columns, each a window over a journey's visits.
+#: per-stage columns, each a window over a journey's visits (those in visit order computed together, in one pass).
 _FROM_PLACED = """
 WITH w AS (
     SELECT *,
            row_number() OVER (PARTITION BY journey_id, stage ORDER BY position) AS visit,
            max(map_pos) OVER later AS later_map_pos,
            max(first_rank) OVER later AS later_rank,
-           lead(started_at) OVER (PARTITION BY journey_id ORDER BY position) AS next_started_at,
+           lead(started_at) OVER by_position AS next_started_at,
+           lead(stage) OVER by_position AS next_stage,
+           channel IS DISTINCT FROM lag(channel) OVER by_position AS channel_changed,
            epoch_ns(max(ended_at) OVER (PARTITION BY journey_id)) + idle_ns AS open_until_ns
     FROM js_placed
-    WINDOW later AS (PARTITION BY journey_id ORDER BY position ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+    WINDOW by_position AS (PARTITION BY journey_id ORDER BY position),
+           later AS (PARTITION BY journey_id ORDER BY position ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
 ),
 final AS (
 SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS visit,
@@ -250,23 +253,18 @@ SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS v
        CASE WHEN explicit_outcome IS NOT NULL THEN 'explicit' ELSE 'derived' END AS outcome_source,
        CAST(turns AS INTEGER) AS turns, CAST(spans AS INTEGER) AS spans,
        channel, channels, cohort, make_timestamp_ns(open_until_ns) AS open_until, first_seq, last_seq,
-       feedback_responses, csat, ces, nps, feedback_comment, feedback_at
+       feedback_responses, csat, ces, nps, feedback_comment, feedback_at, next_stage, channel_changed
 FROM w
 ),
-switches AS (
-    SELECT journey_id, position, channel,
-           channel IS DISTINCT FROM lag(channel) OVER (PARTITION BY journey_id ORDER BY position) AS changed
-    FROM final
-),
 paths AS (
-    SELECT journey_id, string_agg(coalesce(channel, '?'), '→' ORDER BY position) FILTER (WHERE changed) AS channel_path
-    FROM switches GROUP BY journey_id
+    SELECT journey_id,
+           string_agg(coalesce(channel, '?'), '→' ORDER BY position) FILTER (WHERE channel_changed) AS channel_path
+    FROM final GROUP BY journey_id
 )
-SELECT final.*,
+SELECT final.* EXCLUDE (channel_changed),
        visit = max(visit) OVER per_stage AS last_of_stage,
        bool_or(outcome = 'completed') OVER per_stage AS stage_completed,
        sum(epoch(ended_at - started_at)) OVER per_stage AS stage_seconds,
-       lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS next_stage,
        paths.channel_path
 FROM final JOIN paths USING (journey_id)
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
