@@ -219,8 +219,11 @@ placed AS (
     LEFT JOIN feedback fb USING (journey_id, position)
 )
 SELECT * FROM placed
-""".replace("FOREIGN_TURNS", foreign_turns_sql(
-    "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
+"""
+_TOUCHED_SPANS = "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"
+#: :data:`_PLACED` when the warehouse holds GenAI log records, and when it holds none (the statement skips them).
+_PLACED_BY_LOGS = {logs: _PLACED.replace("FOREIGN_TURNS", foreign_turns_sql("runs", _TOUCHED_SPANS, log_records=logs))
+                   for logs in (True, False)}
 
 #: The visits from :data:`_PLACED`'s rows (kept in ``js_placed``): numbering, outcomes and the journey-wide and
 #: per-stage columns, each a window over a journey's visits (those in visit order computed together, in one pass).
@@ -311,7 +314,8 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
                 "WHERE journey_id IS NOT NULL")
     cur.execute(_BEFORE)
     cur.execute("DELETE FROM stage_visits WHERE rowid IN (SELECT row_id FROM js_facts_before)")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE js_placed AS {_PLACED}",
+    logs = cur.execute("SELECT EXISTS (SELECT 1 FROM log_records)").fetchall()[0][0]
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE js_placed AS {_PLACED_BY_LOGS[bool(logs)]}",
                 {"default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq})
     after = insert_returning(cur, "stage_visits", _FROM_PLACED, "journey_id, journey_name, cohort",
                              params={"now_ns": now_ns})
