@@ -372,12 +372,14 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
             return touched
         chosen = "SELECT journey_id FROM js_upkeep"
         update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
-        # The lesser of the recorded and the new first span: on a lake, receivers commit out of ``seq`` order.
+        # The lesser of the recorded and the new first span (on a lake, receivers commit out of ``seq`` order):
+        # written only where it moves, so a round over live journeys already recorded rewrites none of them.
         insert_replacing(
             cur, "journey_first_seq",
             "SELECT p.journey_id, least(min(p.first_seq), min(f.first_seq)) AS first_seq "
             "FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id) WHERE p.first_seq IS NOT NULL "
-            "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id", ("journey_id",))
+            "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id "
+            "HAVING min(f.first_seq) IS NULL OR min(p.first_seq) < min(f.first_seq)", ("journey_id",))
         cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
         return touched
     finally:
