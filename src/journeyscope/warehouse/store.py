@@ -11,6 +11,7 @@ writer).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -42,6 +43,9 @@ from journeyscope.privacy.report import RedactionReport
 
 if TYPE_CHECKING:
     from journeyscope.privacy import PrivacyPolicy
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
@@ -611,14 +615,16 @@ class Warehouse:
         owned = "true" if partition is None else partition.sql()
         for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
             try:
-                with (self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine,
-                      self._no_ingest_between(attempt)):
+                with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
                     if not mine:  # another process of the lake is deriving: it takes these journeys too
                         return []
-                    with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
-                        part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys,
-                                                      owned)
+                    with (self._no_ingest_between(attempt),
+                          self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx):
+                        part, derived = _visits.update_pending(tx.cur, self.journey_map, self.clock(),
+                                                               self.upkeep_journeys, owned, clear=self.lake is None)
                         tx.publish(_feed.VISITS, part)
+                    if derived:
+                        self._clear_pending(derived)
                     return part
             except _LakeConflict as exc:
                 if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
@@ -627,10 +633,40 @@ class Warehouse:
                 time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
 
+    def _clear_pending(self, derived: list[int]) -> None:
+        """On a lake, delete the backlog rows an upkeep just derived (their row ids) in a transaction of their own,
+        with no ingest commit in between: the append lock in this process, :data:`~lake.PENDING_LOCK` exclusively
+        across processes (a few milliseconds; receivers wait for it).
+
+        DuckLake refuses a commit that deletes from a table another transaction inserted into since it began,
+        and receivers insert backlog rows all the time: deleting them in the upkeep's own transaction made it
+        lose to a receiver's commit whenever one landed meanwhile, its derivation thrown away. The upkeep's
+        transaction now only reads the backlog; rows a receiver added meanwhile are not among ``derived`` and stay
+        for the next upkeep. Rows this fails to delete (logged) are derived again by the next one: the same
+        visits, nothing lost.
+        """
+        assert self._upkeep_catalog is not None
+        try:
+            with self._append_lock, self._upkeep_catalog.locked([_lake.PENDING_LOCK]):
+                for attempt in range(_lake.CONFLICT_ATTEMPTS):
+                    try:
+                        with self._transaction(f"cannot clear the stage-visit backlog of {self.path}",
+                                               conflicts=True) as tx:
+                            _visits.clear_pending(tx.cur, derived)
+                        return
+                    except _LakeConflict:
+                        if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
+                            raise
+                        time.sleep(_lake.conflict_pause(attempt))
+        except (_LakeConflict, WarehouseError) as exc:
+            logger.warning("journeyscope: %d stage-visit backlog rows derived but not cleared (derived again next "
+                           "time): %s", len(derived), exc)
+
     def _no_ingest_between(self, attempt: int) -> contextlib.AbstractContextManager[bool]:
         """From the third try of an upkeep transaction on a PostgreSQL lake on, hold :data:`~lake.PENDING_LOCK`
-        exclusively: no receiver commits (each holds it shared) until the upkeep has, so it cannot be refused again
-        for a row ingest inserted meanwhile. The first tries go without it, and ingest never waits for them."""
+        exclusively: no receiver commits (each holds it shared) until the upkeep has. The upkeep no longer deletes
+        what receivers insert (:meth:`_clear_pending` does, apart), but its commit still prunes the change feed now
+        and then; should a try be refused for that, the third goes through. The first tries go without it."""
         if self._upkeep_catalog is None or attempt < 2:
             return contextlib.nullcontext(True)
         return self._upkeep_catalog.locked([_lake.PENDING_LOCK])

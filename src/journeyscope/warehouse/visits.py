@@ -78,6 +78,7 @@ __all__ = [
     "STAGED",
     "STAGE_VISITS_EXPORT",
     "UPKEEP_JOURNEYS",
+    "clear_pending",
     "close_idle_visits",
     "mark_pending",
     "outcome_at",
@@ -355,21 +356,24 @@ def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_i
 
 
 def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int,
-                   limit: int = UPKEEP_JOURNEYS, owned: str = "true") -> list[str]:
+                   limit: int = UPKEEP_JOURNEYS, owned: str = "true", *,
+                   clear: bool = True) -> tuple[list[str], list[int]]:
     """Re-derive the visits of up to ``limit`` pending journeys and clear them from the backlog (caller's
     transaction); call again while it returns journeys. ``owned``: a condition on ``journey_id`` choosing the
     journeys this caller derives (a derive worker's partition), the others left pending.
 
     Reads spans only from the earliest chosen journey's first staged span on, so an upkeep
     costs what the live journeys hold, not what the warehouse holds. Returns the journeys
-    re-derived, so the server can refresh what it holds of them.
+    re-derived, so the server can refresh what it holds of them, and, without ``clear``, the row ids of
+    the backlog rows it derived and left in place, for :func:`clear_pending` in a transaction of the caller's
+    (a lake's: see :meth:`~journeyscope.warehouse.store.Warehouse.update_visits`).
     """
     cur.execute("CREATE OR REPLACE TEMP TABLE js_upkeep AS "
                 f"SELECT journey_id FROM visits_pending WHERE {owned} GROUP BY journey_id LIMIT ?", [limit])
     try:
         touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
         if not touched:
-            return touched
+            return touched, []
         chosen = "SELECT journey_id FROM js_upkeep"
         update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
         # The lesser of the recorded and the new first span (on a lake, receivers commit out of ``seq`` order):
@@ -380,10 +384,22 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
             "FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id) WHERE p.first_seq IS NOT NULL "
             "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id "
             "HAVING min(f.first_seq) IS NULL OR min(p.first_seq) < min(f.first_seq)", ("journey_id",))
-        cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
-        return touched
+        if clear:
+            cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
+            return touched, []
+        derived = cur.execute("SELECT rowid FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
+        return touched, [r[0] for r in derived.fetchall()]
     finally:
         cur.execute("DROP TABLE js_upkeep")
+
+
+def clear_pending(cur: duckdb.DuckDBPyConnection, rows: list[int]) -> None:
+    """Delete the backlog rows ``rows`` (row ids :func:`update_pending` returned) that are still there."""
+    cur.register("js_derived", pa.table({"row_id": pa.array(rows, pa.int64())}))
+    try:
+        cur.execute("DELETE FROM visits_pending WHERE rowid IN (SELECT row_id FROM js_derived)")
+    finally:
+        cur.unregister("js_derived")
 
 
 #: Every journey's first staged span, for those not recorded yet (schema 10 fills the table with it; a full
