@@ -47,6 +47,8 @@ def _write(cur: duckdb.DuckDBPyConnection, table: str, select: str, keys: tuple[
     cur.execute(f"CREATE OR REPLACE TEMP TABLE js_keyed AS SELECT * FROM ({select}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {cols}) = 1", params or [])
     try:
+        if not cur.execute("SELECT count(*) FROM js_keyed").fetchall()[0][0]:
+            return  # nothing to write: no statement on the table (each would scan it, and a lake's commit records it)
         if replace:
             cur.execute(f"DELETE FROM {table} WHERE ({cols}) IN (SELECT ({cols}) FROM js_keyed)"
                         if len(keys) > 1 else f"DELETE FROM {table} WHERE {cols} IN (SELECT {cols} FROM js_keyed)")

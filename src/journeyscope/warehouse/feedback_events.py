@@ -11,12 +11,22 @@ reach the table by its ``journey_id``/``customer_id`` like every other.
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from journeyscope import conventions as cv
 
-__all__ = ["FEEDBACK_KEY", "FEEDBACK_TABLE", "HAS_FEEDBACK", "STORE_FEEDBACK", "feedback_rows"]
+__all__ = ["FEEDBACK_KEY", "FEEDBACK_TABLE", "HAS_FEEDBACK", "STORE_FEEDBACK", "feedback_rows", "may_hold_feedback"]
 
 #: Spans that may carry a ``journey.feedback`` event (its name, quoted, in the events' JSON text).
-HAS_FEEDBACK = "events LIKE '%\"journey.feedback\"%'"
+_FEEDBACK_MARK = '"journey.feedback"'
+HAS_FEEDBACK = f"events LIKE '%{_FEEDBACK_MARK}%'"
+
+
+def may_hold_feedback(spans: pa.Table) -> bool:
+    """:data:`HAS_FEEDBACK` of any of ``spans`` (an Arrow table with the span columns), asked without a query:
+    ingest skips its feedback statement for the batches (nearly all) that carry no answer."""
+    return bool(pc.any(pc.match_substring(spans["events"], _FEEDBACK_MARK)).as_py())
 
 FEEDBACK_TABLE = """
 CREATE TABLE IF NOT EXISTS feedback (

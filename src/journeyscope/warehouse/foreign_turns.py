@@ -27,7 +27,7 @@ __all__ = ["foreign_turns_sql"]
 _KINDS = ", ".join(f"'{kind}'" for kind in FALLBACK_KINDS)
 
 
-def foreign_turns_sql(runs: str, span_filter: str = "") -> str:
+def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = True) -> str:
     """A SELECT of the turns other conventions recorded, one row per turn.
 
     Columns ``(journey_id, position, stage, channel, trace_id, ts, seq, turn, idx)``.
@@ -36,7 +36,9 @@ def foreign_turns_sql(runs: str, span_filter: str = "") -> str:
     the turn happened: a customer's message when its span (the model call) starts, the agent's reply,
     tool calls and tool results when their span ends (they exist only then; an ``invoke_agent`` span
     that repeats its calls' answer ends after them); a log record's turns at the record's time.
-    Within a visit, ``(ts, seq, idx)`` orders the turns.
+    Within a visit, ``(ts, seq, idx)`` orders the turns. Without ``log_records`` (the caller found the table
+    empty, in its transaction) the records' side is a constant-false filter the planner drops with its scans: an
+    empty table does not stop it from joining every span to the runs first, on a lake whose scans it cannot size.
     """
     return f"""
 WITH fr_spans AS (
@@ -55,7 +57,7 @@ fr_records AS (
     FROM log_records l
     JOIN spans sp ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id
     JOIN {runs} r ON r.seq = sp.seq AND r.journey_id = sp.journey_id
-    WHERE true {span_filter}
+    WHERE {"true" if log_records else "false"} {span_filter}
 ),
 fr_all AS (
     SELECT * FROM fr_spans

@@ -11,6 +11,7 @@ writer).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import feed as _feed
@@ -32,7 +34,7 @@ from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
 from journeyscope.warehouse.partition import Partition
 from journeyscope.warehouse import lake as _lake
 from journeyscope.warehouse.dialect import insert_ignoring, set_meta
-from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK
+from journeyscope.warehouse.feedback_events import FEEDBACK_KEY, STORE_FEEDBACK, may_hold_feedback
 from journeyscope.warehouse.redaction import PrivacyHook
 from journeyscope.warehouse.rows import SPAN_SCHEMA, SpanRows
 from journeyscope.warehouse.schema import current_version, migrate, SCHEMA_VERSION
@@ -41,6 +43,9 @@ from journeyscope.privacy.report import RedactionReport
 
 if TYPE_CHECKING:
     from journeyscope.privacy import PrivacyPolicy
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
@@ -144,10 +149,17 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         pass  # nothing to roll back: the transaction never began, or DuckDB already ended it
 
 
-#: The journeys a batch touched (what its commit publishes): its spans' and, with log records, their spans'.
-_INGESTED_JOURNEYS = "SELECT journey_id FROM incoming WHERE journey_id IS NOT NULL"
-_LOGGED_JOURNEYS = (" UNION SELECT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
+_LOGGED_JOURNEYS = ("SELECT DISTINCT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
                     "ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE sp.journey_id IS NOT NULL")
+
+
+def _journeys_of(cur: duckdb.DuckDBPyConnection, spans: pa.Table, logged: bool) -> set[str]:
+    """The journeys a batch touched (what its commit publishes): its spans' (read off the Arrow table, no
+    query) and, with log records (``incoming_logs``), those of the spans they belong to."""
+    journeys = set(pc.unique(spans["journey_id"]).drop_null().to_pylist())
+    if logged:
+        journeys.update(r[0] for r in cur.execute(_LOGGED_JOURNEYS).fetchall())
+    return journeys
 
 
 class Tx:
@@ -480,8 +492,7 @@ class Warehouse:
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
             with self._transaction(f"cannot write to {self.path}") as tx:
                 inserted = self._insert(tx, report, batch, logs)
-                journeys = [r[0] for r in tx.cur.execute(_INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")
-                                                         ).fetchall()]
+                journeys = _journeys_of(tx.cur, table, logs is not None)
                 for kind in kinds:
                     tx.publish(kind, journeys)
         accepted = int(inserted[0]) if inserted else 0
@@ -534,7 +545,8 @@ class Warehouse:
                                 cur.register("incoming_logs", self._numbered(logs))
                             cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
                             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-                            cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
+                            if may_hold_feedback(table):
+                                cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
                             if logs is not None:
                                 cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
                                 _visits.mark_pending(
@@ -542,8 +554,7 @@ class Warehouse:
                                     f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
                             self.privacy.log(cur, report, retried=False)
                             _lake.record_batches(cur, fresh)
-                            journeys = [r[0] for r in cur.execute(
-                                _INGESTED_JOURNEYS + (_LOGGED_JOURNEYS if logs is not None else "")).fetchall()]
+                            journeys = _journeys_of(cur, table, logs is not None)
                             for kind in kinds:
                                 tx.publish(kind, journeys)
                     self._catalog.confirm_batches(keys)
@@ -583,7 +594,8 @@ class Warehouse:
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
             _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
-            insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
+            if may_hold_feedback(batch):
+                insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
         if logs is not None:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
@@ -618,14 +630,16 @@ class Warehouse:
         owned = "true" if partition is None else partition.sql()
         for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
             try:
-                with (self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine,
-                      self._no_ingest_between(attempt)):
+                with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
                     if not mine:  # another process of the lake is deriving: it takes these journeys too
                         return []
-                    with self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx:
-                        part = _visits.update_pending(tx.cur, self.journey_map, self.clock(), self.upkeep_journeys,
-                                                      owned)
+                    with (self._no_ingest_between(attempt),
+                          self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx):
+                        part, derived = _visits.update_pending(tx.cur, self.journey_map, self.clock(),
+                                                               self.upkeep_journeys, owned, clear=self.lake is None)
                         tx.publish(_feed.VISITS, part)
+                    if derived:
+                        self._clear_pending(derived)
                     return part
             except _LakeConflict as exc:
                 if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
@@ -634,10 +648,40 @@ class Warehouse:
                 time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
 
+    def _clear_pending(self, derived: list[int]) -> None:
+        """On a lake, delete the backlog rows an upkeep just derived (their row ids) in a transaction of their own,
+        with no ingest commit in between: the append lock in this process, :data:`~lake.PENDING_LOCK` exclusively
+        across processes (a few milliseconds; receivers wait for it).
+
+        DuckLake refuses a commit that deletes from a table another transaction inserted into since it began,
+        and receivers insert backlog rows all the time: deleting them in the upkeep's own transaction made it
+        lose to a receiver's commit whenever one landed meanwhile, its derivation thrown away. The upkeep's
+        transaction now only reads the backlog; rows a receiver added meanwhile are not among ``derived`` and stay
+        for the next upkeep. Rows this fails to delete (logged) are derived again by the next one: the same
+        visits, nothing lost.
+        """
+        assert self._upkeep_catalog is not None
+        try:
+            with self._append_lock, self._upkeep_catalog.locked([_lake.PENDING_LOCK]):
+                for attempt in range(_lake.CONFLICT_ATTEMPTS):
+                    try:
+                        with self._transaction(f"cannot clear the stage-visit backlog of {self.path}",
+                                               conflicts=True) as tx:
+                            _visits.clear_pending(tx.cur, derived)
+                        return
+                    except _LakeConflict:
+                        if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
+                            raise
+                        time.sleep(_lake.conflict_pause(attempt))
+        except (_LakeConflict, WarehouseError) as exc:
+            logger.warning("journeyscope: %d stage-visit backlog rows derived but not cleared (derived again next "
+                           "time): %s", len(derived), exc)
+
     def _no_ingest_between(self, attempt: int) -> contextlib.AbstractContextManager[bool]:
         """From the third try of an upkeep transaction on a PostgreSQL lake on, hold :data:`~lake.PENDING_LOCK`
-        exclusively: no receiver commits (each holds it shared) until the upkeep has, so it cannot be refused again
-        for a row ingest inserted meanwhile. The first tries go without it, and ingest never waits for them."""
+        exclusively: no receiver commits (each holds it shared) until the upkeep has. The upkeep no longer deletes
+        what receivers insert (:meth:`_clear_pending` does, apart), but its commit still prunes the change feed now
+        and then; should a try be refused for that, the third goes through. The first tries go without it."""
         if self._upkeep_catalog is None or attempt < 2:
             return contextlib.nullcontext(True)
         return self._upkeep_catalog.locked([_lake.PENDING_LOCK])

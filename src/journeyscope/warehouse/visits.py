@@ -78,6 +78,7 @@ __all__ = [
     "STAGED",
     "STAGE_VISITS_EXPORT",
     "UPKEEP_JOURNEYS",
+    "clear_pending",
     "close_idle_visits",
     "mark_pending",
     "outcome_at",
@@ -125,7 +126,11 @@ STAGE_VISITS_EXPORT = f"""
 STAGED = f"(stage IS NOT NULL OR {HAS_FEEDBACK})"
 
 
-_DERIVE = f"""
+#: Each visit of the ``touched`` journeys with what it is made of (spans, turns, stated outcome, feedback, journey
+#: facts), before the windows over a journey's visits (:data:`_FROM_PLACED`). Two statements, the rows kept in a
+#: temporary table between them: in one statement on a lake, whose scans the planner cannot size, the windows
+#: cost several times what they cost over these rows stored.
+_PLACED = f"""
 WITH s AS (
     SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
            sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
@@ -213,16 +218,29 @@ placed AS (
     LEFT JOIN stated st USING (journey_id, position)
     LEFT JOIN derived_turns d USING (journey_id, position)
     LEFT JOIN feedback fb USING (journey_id, position)
-),
-w AS (
+)
+SELECT * FROM placed
+"""
+_TOUCHED_SPANS = "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"
+#: :data:`_PLACED` when the warehouse holds GenAI log records, and when it holds none (the statement skips them).
+_PLACED_BY_LOGS = {logs: _PLACED.replace("FOREIGN_TURNS", foreign_turns_sql("runs", _TOUCHED_SPANS, log_records=logs))
+                   for logs in (True, False)}
+
+#: The visits from :data:`_PLACED`'s rows (kept in ``js_placed``): numbering, outcomes and the journey-wide and
+#: per-stage columns, each a window over a journey's visits (those in visit order computed together, in one pass).
+_FROM_PLACED = """
+WITH w AS (
     SELECT *,
            row_number() OVER (PARTITION BY journey_id, stage ORDER BY position) AS visit,
            max(map_pos) OVER later AS later_map_pos,
            max(first_rank) OVER later AS later_rank,
-           lead(started_at) OVER (PARTITION BY journey_id ORDER BY position) AS next_started_at,
+           lead(started_at) OVER by_position AS next_started_at,
+           lead(stage) OVER by_position AS next_stage,
+           channel IS DISTINCT FROM lag(channel) OVER by_position AS channel_changed,
            epoch_ns(max(ended_at) OVER (PARTITION BY journey_id)) + idle_ns AS open_until_ns
-    FROM placed
-    WINDOW later AS (PARTITION BY journey_id ORDER BY position ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+    FROM js_placed
+    WINDOW by_position AS (PARTITION BY journey_id ORDER BY position),
+           later AS (PARTITION BY journey_id ORDER BY position ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
 ),
 final AS (
 SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS visit,
@@ -239,28 +257,22 @@ SELECT journey_id, customer_id, journey_name, stage, CAST(visit AS INTEGER) AS v
        CASE WHEN explicit_outcome IS NOT NULL THEN 'explicit' ELSE 'derived' END AS outcome_source,
        CAST(turns AS INTEGER) AS turns, CAST(spans AS INTEGER) AS spans,
        channel, channels, cohort, make_timestamp_ns(open_until_ns) AS open_until, first_seq, last_seq,
-       feedback_responses, csat, ces, nps, feedback_comment, feedback_at
+       feedback_responses, csat, ces, nps, feedback_comment, feedback_at, next_stage, channel_changed
 FROM w
 ),
-switches AS (
-    SELECT journey_id, position, channel,
-           channel IS DISTINCT FROM lag(channel) OVER (PARTITION BY journey_id ORDER BY position) AS changed
-    FROM final
-),
 paths AS (
-    SELECT journey_id, string_agg(coalesce(channel, '?'), '→' ORDER BY position) FILTER (WHERE changed) AS channel_path
-    FROM switches GROUP BY journey_id
+    SELECT journey_id,
+           string_agg(coalesce(channel, '?'), '→' ORDER BY position) FILTER (WHERE channel_changed) AS channel_path
+    FROM final GROUP BY journey_id
 )
-SELECT final.*,
+SELECT final.* EXCLUDE (channel_changed),
        visit = max(visit) OVER per_stage AS last_of_stage,
        bool_or(outcome = 'completed') OVER per_stage AS stage_completed,
        sum(epoch(ended_at - started_at)) OVER per_stage AS stage_seconds,
-       lead(stage) OVER (PARTITION BY journey_id ORDER BY position) AS next_stage,
        paths.channel_path
 FROM final JOIN paths USING (journey_id)
 WINDOW per_stage AS (PARTITION BY journey_id, stage)
-""".replace("FOREIGN_TURNS", foreign_turns_sql(
-    "runs", "AND sp.seq >= $from_seq AND sp.journey_id IN (SELECT journey_id FROM touched)"))
+"""
 
 
 def _register_map(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap) -> None:
@@ -303,9 +315,12 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
                 "WHERE journey_id IS NOT NULL")
     cur.execute(_BEFORE)
     cur.execute("DELETE FROM stage_visits WHERE rowid IN (SELECT row_id FROM js_facts_before)")
-    after = insert_returning(
-        cur, "stage_visits", _DERIVE, "journey_id, journey_name, cohort",
-        params={"now_ns": now_ns, "default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq})
+    logs = cur.execute("SELECT EXISTS (SELECT 1 FROM log_records)").fetchall()[0][0]
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE js_placed AS {_PLACED_BY_LOGS[bool(logs)]}",
+                {"default_idle_s": journey_map.default_idle_timeout_s, "from_seq": from_seq})
+    after = insert_returning(cur, "stage_visits", _FROM_PLACED, "journey_id, journey_name, cohort",
+                             params={"now_ns": now_ns})
+    cur.execute("DROP TABLE js_placed")
     journey_facts.refresh_changed(cur, "js_facts_before", after)
     cur.execute("DROP TABLE js_facts_before")
     cur.execute("DROP TABLE touched")
@@ -341,33 +356,50 @@ def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_i
 
 
 def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int,
-                   limit: int = UPKEEP_JOURNEYS, owned: str = "true") -> list[str]:
+                   limit: int = UPKEEP_JOURNEYS, owned: str = "true", *,
+                   clear: bool = True) -> tuple[list[str], list[int]]:
     """Re-derive the visits of up to ``limit`` pending journeys and clear them from the backlog (caller's
     transaction); call again while it returns journeys. ``owned``: a condition on ``journey_id`` choosing the
     journeys this caller derives (a derive worker's partition), the others left pending.
 
     Reads spans only from the earliest chosen journey's first staged span on, so an upkeep
     costs what the live journeys hold, not what the warehouse holds. Returns the journeys
-    re-derived, so the server can refresh what it holds of them.
+    re-derived, so the server can refresh what it holds of them, and, without ``clear``, the row ids of
+    the backlog rows it derived and left in place, for :func:`clear_pending` in a transaction of the caller's
+    (a lake's: see :meth:`~journeyscope.warehouse.store.Warehouse.update_visits`).
     """
     cur.execute("CREATE OR REPLACE TEMP TABLE js_upkeep AS "
                 f"SELECT journey_id FROM visits_pending WHERE {owned} GROUP BY journey_id LIMIT ?", [limit])
     try:
         touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
         if not touched:
-            return touched
+            return touched, []
         chosen = "SELECT journey_id FROM js_upkeep"
         update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
-        # The lesser of the recorded and the new first span: on a lake, receivers commit out of ``seq`` order.
+        # The lesser of the recorded and the new first span (on a lake, receivers commit out of ``seq`` order):
+        # written only where it moves, so a round over live journeys already recorded rewrites none of them.
         insert_replacing(
             cur, "journey_first_seq",
             "SELECT p.journey_id, least(min(p.first_seq), min(f.first_seq)) AS first_seq "
             "FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id) WHERE p.first_seq IS NOT NULL "
-            "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id", ("journey_id",))
-        cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
-        return touched
+            "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id "
+            "HAVING min(f.first_seq) IS NULL OR min(p.first_seq) < min(f.first_seq)", ("journey_id",))
+        if clear:
+            cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
+            return touched, []
+        derived = cur.execute("SELECT rowid FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
+        return touched, [r[0] for r in derived.fetchall()]
     finally:
         cur.execute("DROP TABLE js_upkeep")
+
+
+def clear_pending(cur: duckdb.DuckDBPyConnection, rows: list[int]) -> None:
+    """Delete the backlog rows ``rows`` (row ids :func:`update_pending` returned) that are still there."""
+    cur.register("js_derived", pa.table({"row_id": pa.array(rows, pa.int64())}))
+    try:
+        cur.execute("DELETE FROM visits_pending WHERE rowid IN (SELECT row_id FROM js_derived)")
+    finally:
+        cur.unregister("js_derived")
 
 
 #: Every journey's first staged span, for those not recorded yet (schema 10 fills the table with it; a full
