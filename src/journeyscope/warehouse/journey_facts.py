@@ -70,14 +70,13 @@ def write(cur: duckdb.DuckDBPyConnection, table: str, journeys: list[str]) -> No
     if not journeys:
         return
     placeholders = ", ".join("?" * len(journeys))
+    # A temporary table made in the caller's transaction: a failed write rolls it back with the rest.
     cur.execute("CREATE OR REPLACE TEMP TABLE js_visit_facts AS SELECT journey_id, stage, visit, journey_name, cohort "
                 f"FROM stage_visits WHERE journey_id IN ({placeholders})", journeys)
-    try:
-        insert_replacing(cur, "evaluations", f"SELECT e.*, v.journey_name, v.cohort "
-                         f"FROM {table} e JOIN js_visit_facts v USING (journey_id, stage, visit)",
-                         ("journey_id", "stage", "visit", "evaluator"), by_name=True)
-    finally:
-        cur.execute("DROP TABLE js_visit_facts")
+    insert_replacing(cur, "evaluations", f"SELECT e.*, v.journey_name, v.cohort "
+                     f"FROM {table} e JOIN js_visit_facts v USING (journey_id, stage, visit)",
+                     ("journey_id", "stage", "visit", "evaluator"), by_name=True)
+    cur.execute("DROP TABLE js_visit_facts")
 
 
 def refresh_changed(cur: duckdb.DuckDBPyConnection, before: str, after: pa.Table) -> int:
