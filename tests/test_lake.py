@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,8 +64,8 @@ def _spans(path: Path) -> pa.Table:
             cur.close()
 
 
-def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgres: Postgres,
-                                                        object_store: ObjectStore, lake_env: dict[str, str]) -> None:
+def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgres: Postgres, object_store: ObjectStore,
+                                                        lake_env: dict[str, str], tmp_path: Path) -> None:
     spans = _spans(demo_file)
     journey_map = load_journey_map(DEMO_MAP)
     prefix, database = object_store.new_prefix(), postgres.new_database()
@@ -110,6 +111,19 @@ def test_spans_ingested_into_a_lake_read_as_on_the_file(demo_file: Path, postgre
         assert not lake.feed.read(batch.upto, frozenset({SPANS, VISITS}))
     stored = object_store.objects(prefix)
     assert stored and all(path.endswith(".parquet") for path in stored)
+    # `journeyscope evaluate` scores the lake as it scores the file: the same results.
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(demo_file, copy)
+    scored = {}
+    for db in (str(copy), "ducklake:postgres:" + postgres.conninfo(database)):
+        done = subprocess.run([sys.executable, "-m", "journeyscope", "evaluate", "--db", db, "--workers", "0"],
+                              capture_output=True, text=True, env=os.environ)
+        assert done.returncode == 0, done.stderr
+        with Warehouse(db, read_only=True, journey_map=journey_map) as warehouse:
+            scored[db] = warehouse.query("SELECT journey_id, stage, visit, evaluator, score, passed, reason "
+                                         "FROM evaluations ORDER BY ALL")
+    file_scores, lake_scores = scored.values()
+    assert file_scores and lake_scores == file_scores
 
 
 def test_a_file_converts_into_a_lake_that_answers_the_same(demo_file: Path, postgres: Postgres,

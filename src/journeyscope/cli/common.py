@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from journeyscope.errors import JourneyscopeError
+from journeyscope.errors import JourneyscopeError, WarehouseError
 from journeyscope.settings import DEFAULT_DB
 from journeyscope.settings import environment as settings_environment
 from journeyscope.settings import load as load_settings
@@ -69,6 +70,15 @@ def map_option(fn: F) -> F:
         type=click.Path(dir_okay=False),
         help="Journey map (TOML). Default: ./journeys.toml when present. Env: JOURNEYSCOPE_MAP.",
     )(fn)
+
+
+def require_warehouse(db: str, hint: str = "create one with 'journeyscope demo' or 'journeyscope import'") -> None:
+    """Refuse a ``--db`` that names no warehouse: a DuckDB file that is not there. A lake is checked when it is
+    opened (its catalog says), and ``:memory:`` is always there."""
+    from journeyscope.warehouse.lake import is_lake
+
+    if db != ":memory:" and not is_lake(db) and not Path(db).is_file():
+        raise WarehouseError(f"no warehouse at {db}" + (f": {hint}" if hint else ""))
 
 
 def run_cli(group: click.Group, argv: list[str] | None) -> int:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import click
 from rich.console import Console
 
-from journeyscope.cli.common import console, db_option, map_option
+from journeyscope.cli.common import console, db_option, map_option, require_warehouse
 from journeyscope.cli.output import SHORT_LEGEND, TABLE_FORMATS, emit_csv, emit_json, short_name, table
-from journeyscope.errors import InvalidInputError, WarehouseError
+from journeyscope.errors import InvalidInputError
 from journeyscope.evaluators import registered
 from journeyscope.warehouse import Warehouse, load_journey_map
 from journeyscope.warehouse.evaluations import (
@@ -86,8 +85,7 @@ def evaluate(db: str, map_file: str | None, engine: str, evaluators: tuple[str, 
     unknown = [n for n in evaluators if n not in known]
     if unknown:
         raise InvalidInputError(f"unknown evaluator(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if db != ":memory:" and not Path(db).exists():
-        raise WarehouseError(f"no warehouse at {db}: create one with 'journeyscope demo' or 'journeyscope import'")
+    require_warehouse(db)
     with Warehouse(db, journey_map=load_journey_map(map_file)) as warehouse, \
             _progress_bar(console(stderr=True)) as on_progress:
         summary = evaluate_pending(warehouse, engine, list(evaluators) or None, on_progress,

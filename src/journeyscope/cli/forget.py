@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
-from journeyscope.cli.common import db_option
+from journeyscope.cli.common import db_option, require_warehouse
 from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.erasure import forget_customer
 from journeyscope.warehouse.lake import is_lake
@@ -32,8 +31,7 @@ def forget(
     An id with no rows is an error (exit 1), so a mistyped id is never taken for an erasure
     done; the request is still recorded in the audit log, and the file checked for the id.
     """
-    if not is_lake(db) and not Path(db).is_file():
-        raise WarehouseError(f"no warehouse at {db}")
+    require_warehouse(db, hint="")
     result = forget_customer(db, customer_id, reference=reference, compact=not no_compact,
                              verify=not no_compact, also_check=list(also_check))
     if not result.total:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import click
 
-from journeyscope.cli.common import db_option
-from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.cli.common import db_option, require_warehouse
+from journeyscope.errors import ConfigError
 from journeyscope.privacy.policy import load_policy, parse_age
 from journeyscope.warehouse.erasure import compact_file
 from journeyscope.warehouse.lake import is_lake
@@ -37,9 +36,8 @@ def retention(older_than: str | None, db: str, dry_run: bool, compact: bool) -> 
                 "no retention age: pass --older-than AGE or set [retention] max_age in privacy.toml"
             )
         seconds = policy.retention_s
+    require_warehouse(db, hint="")
     lake = is_lake(db)
-    if not lake and not Path(db).is_file():
-        raise WarehouseError(f"no warehouse at {db}")
     with Warehouse(db) as warehouse:
         result = apply_retention(warehouse, seconds, now_ns=time.time_ns(), dry_run=dry_run)
         if lake and compact and result.total and not dry_run:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
-from journeyscope.cli.common import db_option
+from journeyscope.cli.common import db_option, require_warehouse
 from journeyscope.errors import InvalidInputError
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.audit import default_actor
@@ -32,8 +31,7 @@ def import_command(file: str, db: str, reviewer: str | None) -> None:
     Lines naming an unknown visit or evaluator are rejected with the reason; the rest are kept.
     A later review of the same visit and evaluator by the same reviewer supersedes the earlier one.
     """
-    if not Path(db).exists():
-        raise InvalidInputError(f"no warehouse at {db}: create one with 'journeyscope demo' or 'journeyscope import'")
+    require_warehouse(db)
     with Warehouse(db) as warehouse:
         result = import_reviews(warehouse, file, reviewer=reviewer or default_actor())
     for rejected in result.rejected[:_MAX_LISTED]:
