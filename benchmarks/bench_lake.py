@@ -253,7 +253,7 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
     for data_path in (store.new_prefix(), None):
         with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
-                       data_path=data_path or tempfile.mkdtemp(prefix="journeyscope-bench-lake-data-")) as lake:
+                       data_path=data_path or tempfile.mkdtemp(prefix="data-", dir=pg.folder.parent)) as lake:
             lake.set_threads(1)
             prepared = [lake.prepare(decode_protobuf_table(body).table) for body in bodies]
             groups = [PreparedBatch.combine(prepared[i:i + args.group]) for i in range(0, len(prepared), args.group)]

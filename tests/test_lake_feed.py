@@ -57,6 +57,37 @@ def _lake(postgres: Postgres, tmp_path: Path) -> tuple[str, str]:
     return "ducklake:postgres:" + postgres.conninfo(postgres.new_database()), str(data)
 
 
+def test_a_feed_reads_its_own_commits_from_memory_and_the_others_from_the_lake(postgres: Postgres,
+                                                                               tmp_path: Path) -> None:
+    """A lake's feed keeps what its own commits published; a read that covers another writer's commit (or one
+    after an erasure, which takes journeys out of the stored changes) reads the lake: every read equals the
+    stored feed."""
+    from journeyscope.warehouse.feed import ERASURE, _read_changes
+
+    url, data = _lake(postgres, tmp_path)
+    with Warehouse(url, data_path=data, journey_map=None) as one, Warehouse(url, journey_map=None) as other:
+        def stored(after: int) -> tuple[Any, ...]:
+            cur = one.cursor()
+            try:
+                return _read_changes(cur, after, one.feed.generation(), frozenset({SPANS, ERASURE}))
+            finally:
+                cur.close()
+
+        for writer, journeys in ((one, {"a", "b"}), (other, {"c"}), (one, {"d"})):
+            with writer.transaction("publish") as tx:
+                tx.publish(SPANS, journeys)
+        head = one.feed.generation()
+        assert one.feed.read(head - 1, frozenset({SPANS})).changes == stored(head - 1)  # its own: kept
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)  # the other's among them
+        assert [c.journeys for c in stored(0)] == [("a", "b"), ("c",), ("d",)]
+        with one.transaction("erase") as tx:
+            tx.cur.execute("UPDATE changes SET journey_ids = list_filter(journey_ids, j -> j <> 'd')")
+            tx.publish(ERASURE, None)
+        after = one.feed.generation()
+        assert one.feed.read(head - 1, frozenset({SPANS, ERASURE})).changes == stored(head - 1)
+        assert [c.journeys for c in stored(head - 1)] == [(), None] and after == head + 1
+
+
 @pytest.mark.slow
 def test_two_writer_processes_publish_unique_generations_in_commit_order(postgres: Postgres, tmp_path: Path) -> None:
     url, data = _lake(postgres, tmp_path)

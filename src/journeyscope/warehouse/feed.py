@@ -243,6 +243,10 @@ CREATE TABLE IF NOT EXISTS journeyscope_feed_positions (
 """
 
 
+#: Generations of its own a :class:`LakeFeed` keeps in memory.
+_OWN_KEPT = 10_000
+
+
 class LakeFeed:
     """:class:`ChangeFeed` on a lake whose catalog is in PostgreSQL: many writer and consumer processes.
 
@@ -257,7 +261,10 @@ class LakeFeed:
     its change rows, and every commit makes one, publishing or not.)
 
     **Other processes' commits** are found by polling the head (one primary-key row in PostgreSQL) at most every
-    ``poll_s`` seconds (``JOURNEYSCOPE_FEED_POLL``); this process's own commits are seen at once.
+    ``poll_s`` seconds (``JOURNEYSCOPE_FEED_POLL``); this process's own commits are seen at once, and what they
+    published is kept in memory (the last :data:`_OWN_KEPT` generations): a read whose generations are all this
+    process's own asks no lake query (one costs tens of milliseconds, DuckLake fetching the table's inlined rows
+    from PostgreSQL), any other reads the lake.
 
     A writer killed between its lake commit and raising the head leaves the head below its generation until the
     next publishing commit raises it past (that commit cannot end before the killed one has: DuckLake's commits
@@ -279,6 +286,7 @@ class LakeFeed:
         self._wakes = 0
         self._woken = threading.Condition()
         self._failing = False
+        self._own: dict[int, tuple[Change, ...]] = {}  # generation -> what this process's commit published
         if not read_only:  # a reader's first look at the head is its first generation()
             self._open()
             self._poll(strict=True)
@@ -339,6 +347,7 @@ class LakeFeed:
                 self._catalog.query("UPDATE journeyscope_feed SET pruned_through = %s", (prune,))
                 cur.execute("DELETE FROM changes WHERE generation <= ?", [prune])
             cur.execute("COMMIT")
+            self._keep(generation, changes)
             try:
                 self._catalog.query("UPDATE journeyscope_feed SET head = greatest(head, %s)", (generation,))
             except WarehouseError as exc:  # committed: the next publishing commit raises the head past it
@@ -348,6 +357,26 @@ class LakeFeed:
             self._generation = max(self._generation, generation)
         self.wake()
         return generation
+
+    def _keep(self, generation: int, changes: dict[str, set[str] | None]) -> None:
+        """Remember what this process's commit of ``generation`` published, as a read of the lake returns it. An
+        erasure forgets everything kept: its commit took the erased journeys out of the stored changes."""
+        published = tuple(Change(generation, kind, None if ids is None else tuple(sorted(ids)))
+                          for kind, ids in sorted(changes.items()))
+        with self._state:
+            if ERASURE in changes:
+                self._own.clear()
+            self._own[generation] = published
+            while len(self._own) > _OWN_KEPT:
+                del self._own[next(iter(self._own))]
+
+    def _kept(self, after: int, upto: int, kinds: frozenset[str]) -> tuple[Change, ...] | None:
+        """The changes of ``kinds`` in ``(after, upto]`` from memory, when every generation there was this
+        process's own (``None`` otherwise: another process's commit, or a gap, is the lake's to say)."""
+        with self._state:
+            if upto - after > len(self._own) or any(g not in self._own for g in range(after + 1, upto + 1)):
+                return None
+            return tuple(c for g in range(after + 1, upto + 1) for c in self._own[g] if c.kind in kinds)
 
     # -- reading ---------------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -363,6 +392,9 @@ class LakeFeed:
         complete = after >= self._pruned_through
         if newest <= after:
             return ChangeBatch(after, after, (), complete)
+        kept = self._kept(after, newest, kinds)
+        if kept is not None:
+            return ChangeBatch(after, newest, kept, complete)
         cur = self._cursor()
         try:
             changes = _read_changes(cur, after, newest, kinds)
