@@ -72,10 +72,11 @@ def api_server(db: Path) -> Iterator[str]:
 
     from journeyscope.server.settings import ServerSettings
 
-    copy = Path(tempfile.mkdtemp(prefix="js-api-")) / db.name
-    shutil.copy(db, copy)
-    with running_server(ServerSettings(db=str(copy), evaluate_online=False)) as server:
-        yield server.base_url
+    with tempfile.TemporaryDirectory(prefix="js-api-") as folder:
+        copy = Path(folder) / db.name
+        shutil.copy(db, copy)
+        with running_server(ServerSettings(db=str(copy), evaluate_online=False)) as server:
+            yield server.base_url
 
 
 # -- the real app in a real server ------------------------------------------------------------------
