@@ -27,22 +27,23 @@ from support.services import (ObjectStore, Postgres, object_store, postgres, ser
 from test_lake_receivers import SENDER, _serve
 
 
+def _own_folder(services_folder: Path, tmp_path: Path, kind: str) -> Path:
+    """A folder for a service of this test's own (the test stops it; the session's stays up)."""
+    parent = services_folder / f"own-{kind}-{tmp_path.name}"
+    parent.mkdir()
+    return parent
+
+
 @pytest.fixture
 def own_store(services_folder: Path, tmp_path: Path) -> Iterator[ObjectStore]:  # noqa: F811
-    """A SeaweedFS of this test's own: the test stops it, the session's store stays up."""
-    parent = services_folder / f"own-store-{tmp_path.name}"
-    parent.mkdir()
-    store = start_object_store(parent)
+    store = start_object_store(_own_folder(services_folder, tmp_path, "store"))
     yield store
     store.stop()
 
 
 @pytest.fixture
 def own_postgres(services_folder: Path, tmp_path: Path) -> Iterator[Postgres]:  # noqa: F811
-    """A PostgreSQL of this test's own: the test crashes it, the session's server stays up."""
-    parent = services_folder / f"own-pg-{tmp_path.name}"
-    parent.mkdir()
-    server = start_postgres(parent)
+    server = start_postgres(_own_folder(services_folder, tmp_path, "pg"))
     yield server
     with contextlib.suppress(subprocess.CalledProcessError):  # already down when the test failed during the outage
         server.stop()
