@@ -125,3 +125,46 @@ def test_chain_values_are_turns_only_where_no_llm_span_of_the_trace_has_messages
         assert [(t.role, t.text) for t in context.visit.turns] == [
             ("customer", "Hi"), ("agent", "Hello"), ("customer", "Again, properly"), ("agent", "Hello again")]
         assert warehouse.stage_visits("j-1")[0]["turns"] == 4
+
+
+@pytest.mark.parametrize("arrival", [(0, 1, 2, 3), (0, 2, 3, 1), (3, 2, 1, 0)])
+def test_a_parent_repeating_its_calls_gives_way_to_them_whatever_the_clocks(tmp_path, arrival) -> None:
+    """As the OpenTelemetry JS SDK records an agent: each span starts on the wall clock's whole millisecond
+    and ends on a monotonic clock, so the ``invoke_agent`` span can end before its last call does; the spans
+    arrive in any order (one export request each)."""
+    ms = 1_000_000
+    t0 = time.time_ns() // ms * ms
+    user = {"role": "user", "parts": [{"type": "text", "content": "My order A17 has not arrived"}]}
+    asked = {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "order_status",
+                                             "arguments": {"order_id": "A17"}}]}
+    result = {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "shipped"}]}
+    answer = {"role": "assistant", "parts": [{"type": "text", "content": "It arrives today."}]}
+    journey = {"gen_ai.conversation.id": "j-js", "journey.stage": "delivery"}
+    trace, agent = "c" * 32, "a" * 16
+
+    def messages(inputs: list, outputs: list) -> dict:
+        return {"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(inputs),
+                "gen_ai.output.messages": json.dumps(outputs)}
+
+    spans = [  # (span id, parent, name, start, end, attributes)
+        ("1" * 16, agent, "chat", t0, t0 + 200_000, messages([user], [asked])),
+        ("2" * 16, agent, "execute_tool order_status", t0 + ms, t0 + ms + 110_000, {
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "order_status",
+            "gen_ai.tool.call.id": "c1", "gen_ai.tool.call.arguments": '{"order_id": "A17"}',
+            "gen_ai.tool.call.result": "shipped"}),
+        ("3" * 16, agent, "chat", t0 + ms, t0 + ms + 30_000, messages([user, asked, result], [answer])),
+        (agent, None, "invoke_agent support", t0 - ms, t0 + ms - 120_000, {
+            "gen_ai.operation.name": "invoke_agent", **messages([user], [answer])}),
+    ]
+    with Warehouse(tmp_path / "w.duckdb") as warehouse:
+        for k in arrival:
+            span_id, parent, name, start, end, attributes = spans[k]
+            rows = SpanRows()
+            rows.add(trace_id=trace, span_id=span_id, parent_span_id=parent, name=name, start_ns=start,
+                     end_ns=end, attributes={**journey, **attributes})
+            warehouse.ingest(rows)
+        (context,) = load_contexts(warehouse.cursor(), ["j-js"], warehouse.clock()).values()
+        assert [(t.role, t.text) for t in context.visit.turns] == [
+            ("customer", "My order A17 has not arrived"), ("tool", '{"order_id":"A17"}'), ("tool", "shipped"),
+            ("agent", "It arrives today.")]
+        assert warehouse.stage_visits("j-js")[0]["turns"] == 4

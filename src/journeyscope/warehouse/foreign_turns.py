@@ -11,7 +11,11 @@ answer is the same whichever row arrives first:
   those up to the call's last ``gen_ai.assistant.message`` are history and left out, as for a span's
   input messages;
 - ``input.value``/``output.value`` turns of OpenInference AGENT or CHAIN spans are a fallback: left out
-  when another span or a log record of the same trace carries the conversation's messages.
+  when another span or a log record of the same trace carries the conversation's messages;
+- with ``nesting``, each reply, tool call and tool result says whether it is a *repeat*: read from a span that
+  encloses others (the parent of another span of its trace), as an ``invoke_agent`` or AGENT span repeats
+  what its calls answered; a transcript keeps the calls' copy (:mod:`~journeyscope.warehouse.transcripts`).
+  The customer's message is no repeat: the enclosing span received it first.
 
 :mod:`~journeyscope.warehouse.visits` counts these turns and :mod:`~journeyscope.warehouse.transcripts`
 lists them from the one SELECT of :func:`foreign_turns_sql`.
@@ -27,7 +31,7 @@ __all__ = ["foreign_turns_sql"]
 _KINDS = ", ".join(f"'{kind}'" for kind in FALLBACK_KINDS)
 
 
-def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = True) -> str:
+def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = True, nesting: bool = False) -> str:
     """A SELECT of the turns other conventions recorded, one row per turn.
 
     Columns ``(journey_id, position, stage, channel, trace_id, ts, seq, turn, idx)``.
@@ -39,11 +43,16 @@ def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = T
     Within a visit, ``(ts, seq, idx)`` orders the turns. Without ``log_records`` (the caller found the table
     empty, in its transaction) the records' side is a constant-false filter the planner drops with its scans: an
     empty table does not stop it from joining every span to the runs first, on a lake whose scans it cannot size.
+    With ``nesting`` a last column ``repeat`` is true for a turn dated at the end of a span that is another
+    span's parent (false for log records' turns).
     """
+    encloses = f""",
+           EXISTS (SELECT 1 FROM spans c WHERE c.trace_id = o.trace_id AND c.parent_span_id = o.span_id
+                   {span_filter.replace("sp.", "c.")}) AS encloses""" if nesting else ""
     return f"""
 WITH fr_spans AS (
     SELECT r.journey_id, r.position, sp.stage, sp.channel, sp.trace_id, sp.start_time,
-           coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.turns,
+           coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.turns, sp.span_id,
            coalesce(json_extract_string(sp.attributes, '$."openinference.span.kind"') IN ({_KINDS}), false)
                AS fallback
     FROM spans sp JOIN {runs} r ON r.seq = sp.seq AND r.journey_id = sp.journey_id
@@ -62,16 +71,17 @@ fr_records AS (
 fr_all AS (
     SELECT * FROM fr_spans
     UNION ALL
-    SELECT journey_id, position, stage, channel, trace_id, time, time, seq, turns, false
+    SELECT journey_id, position, stage, channel, trace_id, time, time, seq, turns, NULL, false
     FROM fr_records
     WHERE len(turns) > 0 AND (side <> 'input' OR history_to IS NULL OR seq > history_to)
 ),
 fr AS (
-    SELECT * EXCLUDE (fallback) FROM fr_all o
+    SELECT * EXCLUDE (fallback){encloses} FROM fr_all o
     WHERE NOT o.fallback OR NOT EXISTS (SELECT 1 FROM fr_all x WHERE x.trace_id = o.trace_id AND NOT x.fallback)
 )
 SELECT journey_id, position, stage, channel, trace_id,
-       CASE WHEN turn.role = 'customer' THEN start_time ELSE end_time END AS ts, seq, turn, idx
+       CASE WHEN turn.role = 'customer' THEN start_time ELSE end_time END AS ts, seq, turn, idx{
+           ", encloses AND turn.role <> 'customer' AS repeat" if nesting else ""}
 FROM (SELECT *, unnest(turns) AS turn, generate_subscripts(turns, 1) AS idx FROM fr)
 """
 

@@ -13,6 +13,11 @@ Turns read from other conventions are kept once per trace (an AGENT span and its
 spans repeat the same customer message and reply), and not at all when a ``journey.turn`` span of
 the same trace already recorded them. Such a turn's time is the span's start for the customer's
 message and its end for the agent's reply and tool calls (they exist only once the call returns).
+Of a reply's (or tool call's, or tool result's) copies the transcript keeps one from a span that encloses
+no other (the call that made it, not an ``invoke_agent`` or AGENT span repeating it), else the earliest:
+clocks cannot decide between a parent and its calls (the OpenTelemetry JS SDK starts each span on the
+wall clock's whole millisecond, so a parent can end a fraction of a millisecond before its last call)
+while the nesting can. Of a customer message's copies it keeps the earliest.
 
 Everything is done in DuckDB and fetched as Arrow, a batch of journeys per query.
 """
@@ -74,7 +79,8 @@ own AS (
     WHERE sp.name = '{cv.TURN_SPAN}' AND len(sp.turns) > 0 {where_sp}
 ),
 derived AS (
-    SELECT * EXCLUDE (nth, named) REPLACE (struct_pack(role := turn.role, text := turn.text, name := named) AS turn)
+    SELECT * EXCLUDE (nth, named, repeat)
+             REPLACE (struct_pack(role := turn.role, text := turn.text, name := named) AS turn)
     FROM (
         SELECT o.*,
                row_number() OVER same_turn AS nth,
@@ -82,12 +88,12 @@ derived AS (
                -- execute_tool span does), whichever copy arrived first
                first_value(o.turn.name IGNORE NULLS) OVER (same_turn ROWS BETWEEN UNBOUNDED PRECEDING
                                                            AND UNBOUNDED FOLLOWING) AS named
-        FROM ({foreign_turns_sql("runs", where_sp)}) o
+        FROM ({foreign_turns_sql("runs", where_sp, nesting=True)}) o
         WHERE NOT EXISTS (SELECT 1 FROM own j
                           WHERE j.journey_id = o.journey_id AND j.position = o.position AND j.trace_id = o.trace_id
                             AND j.turn.role = o.turn.role AND j.turn.text = o.turn.text)
         WINDOW same_turn AS (PARTITION BY o.journey_id, o.position, o.trace_id, o.turn.role, o.turn.text
-                             ORDER BY o.ts, o.seq, o.idx)
+                             ORDER BY o.repeat, o.ts, o.seq, o.idx)
     ) WHERE nth = 1
 )
 SELECT journey_id, CAST(position AS INTEGER) AS position,
