@@ -4,7 +4,15 @@
 // journey (gen_ai.conversation.id); the journey's stage comes from journeyscope's own attribute.
 import { BasicTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { context, trace } from "@opentelemetry/api";
+import { context, diag, DiagLogLevel, trace } from "@opentelemetry/api";
+
+// A span the exporter could not deliver (a timeout, a refusal) reaches only the SDK's diagnostic logger: say so
+// and fail, so a test sees why a span is missing rather than a transcript without it.
+diag.setLogger({
+  error: (...args) => { console.error("OpenTelemetry error:", ...args); process.exitCode = 1; },
+  warn: (...args) => console.error("OpenTelemetry warning:", ...args),
+  info: () => {}, debug: () => {}, verbose: () => {},
+}, DiagLogLevel.WARN);
 
 const [url, conversation] = process.argv.slice(2);
 const provider = new BasicTracerProvider({
