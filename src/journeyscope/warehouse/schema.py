@@ -13,7 +13,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse.dialect import on_lake, set_meta
 from journeyscope.warehouse.feedback_events import FEEDBACK_TABLE, feedback_rows
 from journeyscope.warehouse.journey_facts import REFRESH_ALL
-from journeyscope.warehouse.lake import adapt_ddl
+from journeyscope.warehouse.lake import LAYOUT, LAYOUT_VERSION, adapt_ddl
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
 SCHEMA_VERSION = 17
@@ -421,15 +421,28 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
 
 def _migrate_lake(con: duckdb.DuckDBPyConnection, found: int) -> None:
     """:func:`migrate` on a lake: every step in one transaction (one catalog snapshot, not one per step: each
-    commit is a round of catalog writes), the DDL adapted (:func:`~journeyscope.warehouse.lake.adapt_ddl`)."""
-    if found == SCHEMA_VERSION:
+    commit is a round of catalog writes), the DDL adapted (:func:`~journeyscope.warehouse.lake.adapt_ddl`), then
+    the lake's physical layout (:data:`~journeyscope.warehouse.lake.LAYOUT`) when it records an older one: a new
+    lake gets it with its tables, an existing one from the first writer of this version to open it."""
+    layout = _lake_layout(con) if found else 0
+    if found == SCHEMA_VERSION and layout == LAYOUT_VERSION:
         return
     con.execute("BEGIN TRANSACTION")
     try:
         for version in range(found + 1, SCHEMA_VERSION + 1):
             con.execute(adapt_ddl(_MIGRATIONS[version]))
         set_meta(con, "schema_version", str(SCHEMA_VERSION))
+        if layout != LAYOUT_VERSION:
+            for statement in LAYOUT:
+                con.execute(statement)
+            set_meta(con, "lake_layout", str(LAYOUT_VERSION))
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def _lake_layout(con: duckdb.DuckDBPyConnection) -> int:
+    """The layout version a lake records (0: none, a lake made before layouts were recorded)."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'lake_layout'").fetchone()
+    return int(row[0]) if row else 0
