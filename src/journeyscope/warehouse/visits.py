@@ -6,7 +6,10 @@ order). A **visit** is a maximal run of consecutive spans with the same stage;
 spans without a stage are not looked at, so they neither start nor break a
 visit. ``visit`` numbers the visits of one stage within the journey (1, 2, ...;
 ``visit >= 2`` is a re-entry); ``position`` numbers all visits of the journey
-from 0.
+from 0. Wherever a rule below takes the latest or the earliest of something (an
+outcome, the channel, the journey facts), a tie in time goes by ``seq`` too (a
+feedback answer's by its span and event), so a derivation gives the same visits
+whichever journeys it derives with them.
 
 **Outcome** of a visit, first rule that applies:
 
@@ -158,22 +161,22 @@ derived_turns AS (
 v AS (
     SELECT journey_id, position, any_value(stage) AS stage,
            min(start_time) AS started_at, max(end_time) AS ended_at,
-           arg_max(outcome, start_time) FILTER (WHERE outcome IS NOT NULL) AS event_outcome,
+           arg_max(outcome, (start_time, seq)) FILTER (WHERE outcome IS NOT NULL) AS event_outcome,
            coalesce(sum(len(turns)) FILTER (WHERE name = 'journey.turn'), 0) AS own_turns,
            count(*) AS spans, min(seq) AS first_seq, max(seq) AS last_seq,
-           arg_min(channel, start_time) FILTER (WHERE channel IS NOT NULL) AS channel,
+           arg_min(channel, (start_time, seq)) FILTER (WHERE channel IS NOT NULL) AS channel,
            list_sort(list(DISTINCT channel) FILTER (WHERE channel IS NOT NULL)) AS channels
     FROM runs GROUP BY journey_id, position
 ),
 journey AS (
     SELECT journey_id,
-           arg_min(customer_id, start_time) FILTER (WHERE customer_id IS NOT NULL) AS customer_id,
-           arg_min(journey_name, start_time) FILTER (WHERE journey_name IS NOT NULL) AS journey_name,
-           arg_min(cohort, start_time) FILTER (WHERE cohort IS NOT NULL) AS cohort
+           arg_min(customer_id, (start_time, seq)) FILTER (WHERE customer_id IS NOT NULL) AS customer_id,
+           arg_min(journey_name, (start_time, seq)) FILTER (WHERE journey_name IS NOT NULL) AS journey_name,
+           arg_min(cohort, (start_time, seq)) FILTER (WHERE cohort IS NOT NULL) AS cohort
     FROM s GROUP BY journey_id
 ),
 stated AS (
-    SELECT o.journey_id, v.position, arg_max(o.outcome, o.start_time) AS outcome
+    SELECT o.journey_id, v.position, arg_max(o.outcome, (o.start_time, o.seq)) AS outcome
     FROM (SELECT * FROM s WHERE outcome_only AND outcome IS NOT NULL) o
     ASOF JOIN v ON o.journey_id = v.journey_id AND o.stage = v.stage AND o.start_time >= v.started_at
     GROUP BY ALL
@@ -181,7 +184,8 @@ stated AS (
 -- Feedback belongs to the stage it names (else its span's), in the latest visit of that stage that began at or
 -- before it (else the stage's first visit: a clock running behind); the latest answer to each question wins.
 feedback_items AS (
-    SELECT journey_id, stage, epoch_ns("at") AS at_ns, csat, ces, nps, comment
+    SELECT journey_id, stage, epoch_ns("at") AS at_ns, (epoch_ns("at"), trace_id, span_id, event) AS latest,
+           csat, ces, nps, comment
     FROM feedback WHERE journey_id IN (SELECT journey_id FROM touched)
 ),
 feedback_owned AS (
@@ -191,10 +195,10 @@ feedback_owned AS (
 feedback AS (
     SELECT f.journey_id, coalesce(f.at_position, fv.first_position) AS position,
            CAST(count(*) AS INTEGER) AS feedback_responses,
-           arg_max(f.csat, f.at_ns) FILTER (WHERE f.csat IS NOT NULL) AS csat,
-           arg_max(f.ces, f.at_ns) FILTER (WHERE f.ces IS NOT NULL) AS ces,
-           arg_max(f.nps, f.at_ns) FILTER (WHERE f.nps IS NOT NULL) AS nps,
-           arg_max(f.comment, f.at_ns) FILTER (WHERE f.comment IS NOT NULL) AS feedback_comment,
+           arg_max(f.csat, f.latest) FILTER (WHERE f.csat IS NOT NULL) AS csat,
+           arg_max(f.ces, f.latest) FILTER (WHERE f.ces IS NOT NULL) AS ces,
+           arg_max(f.nps, f.latest) FILTER (WHERE f.nps IS NOT NULL) AS nps,
+           arg_max(f.comment, f.latest) FILTER (WHERE f.comment IS NOT NULL) AS feedback_comment,
            make_timestamp_ns(max(f.at_ns)) AS feedback_at
     FROM feedback_owned f
     JOIN (SELECT journey_id, stage, min(position) AS first_position FROM v GROUP BY ALL) fv USING (journey_id, stage)
