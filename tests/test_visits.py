@@ -296,3 +296,26 @@ def test_upkeep_in_parts_derives_what_one_upkeep_does() -> None:
     whole.update_visits()
     assert parted.query("SELECT count(*) FROM visits_pending")[0][0] == 0
     assert parted.stage_visits() == whole.stage_visits() and len(whole.stage_visits()) == 21
+
+
+
+@pytest.mark.parametrize("order", [("failed", "escalated"), ("escalated", "failed")])
+def test_outcomes_tied_in_time_go_by_arrival_in_any_upkeep(order: tuple[str, str]) -> None:
+    """Two outcome events at the same instant: the later one to arrive decides, whether the upkeep derives the
+    journey with another or the whole warehouse is derived again (the aggregate used to take whichever row it
+    met first)."""
+    wh = _warehouse(10)
+    first, last = order
+    j = Journey()
+    j.span("sign-up", 0).span("sign-up", 1, outcome=first)
+    wh.ingest(j.rows)
+    j.rows = SpanRows()
+    j.span("sign-up", 1, outcome=last, turn=False)
+    j.rows.extend(Journey("j0").span("verify", 0).span("pay", 3).rows)
+    wh.ingest(j.rows)
+    assert [v["outcome"] for v in wh.stage_visits("j1")] == [last]
+    cur = wh.cursor()
+    cur.execute("BEGIN")
+    visits.rebuild_visits(cur, wh.journey_map, T0 + 10 * MIN)
+    cur.execute("COMMIT")
+    assert [v["outcome"] for v in wh.stage_visits("j1")] == [last]
