@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -195,29 +196,27 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
     if stored != spans or visits != expected_visits:
         raise SystemExit(f"{storage.label}: not queryable in time: {result}")
     if storage.shared:
-        result.update(_read_at_rest(storage, "before_compact"))
+        result.update(_read_at_rest(storage, "before_compact", args.journeys))
     if storage.lake:
         result.update(_compact(storage, env))
     if storage.shared:
-        result.update(_read_at_rest(storage, "after_compact"))
+        result.update(_read_at_rest(storage, "after_compact", args.journeys))
     return result
 
 
-def _read_at_rest(storage: Storage, label: str, reads: int = 20) -> dict[str, object]:
-    """One journey's detail read ``reads`` times (journeys spread over the id range) by a read-only reader in this
+def _read_at_rest(storage: Storage, label: str, journeys: int, reads: int = 20) -> dict[str, object]:
+    """One journey's detail read ``reads`` times (spread over the ``journeys`` the load made) by a read-only reader in this
     process once the receivers stopped: its wall clock and CPU p50, and the bytes one journey's spans fetch from the
     object store (DuckDB's HTTP statistics, its cache of remote files off) and how many files they come from."""
-    import re
-
     from journeyscope.warehouse import Warehouse
     from journeyscope.warehouse.journey_detail import journey_detail
 
-    journeys = [f"j-{n:07d}" for n in range(7, 7000, 7000 // reads)][:reads]
+    chosen = [f"j-{n:07d}" for n in range(7, journeys, max(1, journeys // reads))][:reads]
     wall, cpu = [], []
     with Warehouse(storage.db, read_only=True, data_path=storage.data_path) as reader:
         reader.set_threads(2)
         journey_detail(reader, _JOURNEY)  # the catalog's first answers and the extensions' setup
-        for journey in journeys:
+        for journey in chosen:
             began, began_cpu = time.perf_counter(), time.process_time()
             journey_detail(reader, journey)
             wall.append(time.perf_counter() - began)

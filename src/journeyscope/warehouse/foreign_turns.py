@@ -12,7 +12,7 @@ answer is the same whichever row arrives first:
   input messages;
 - ``input.value``/``output.value`` turns of OpenInference AGENT or CHAIN spans are a fallback: left out
   when another span or a log record of the same trace carries the conversation's messages;
-- with ``nesting``, each reply, tool call and tool result says whether it is a *repeat*: read from a span that
+- with ``children``, each reply, tool call and tool result says whether it is a *repeat*: read from a span that
   encloses others (the parent of another span of its trace), as an ``invoke_agent`` or AGENT span repeats
   what its calls answered; a transcript keeps the calls' copy (:mod:`~journeyscope.warehouse.transcripts`).
   The customer's message is no repeat: the enclosing span received it first.
@@ -31,7 +31,8 @@ __all__ = ["foreign_turns_sql"]
 _KINDS = ", ".join(f"'{kind}'" for kind in FALLBACK_KINDS)
 
 
-def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = True, nesting: bool = False) -> str:
+def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = True,
+                      children: str | None = None) -> str:
     """A SELECT of the turns other conventions recorded, one row per turn.
 
     Columns ``(journey_id, position, stage, channel, trace_id, ts, seq, turn, idx)``.
@@ -43,12 +44,13 @@ def foreign_turns_sql(runs: str, span_filter: str = "", *, log_records: bool = T
     Within a visit, ``(ts, seq, idx)`` orders the turns. Without ``log_records`` (the caller found the table
     empty, in its transaction) the records' side is a constant-false filter the planner drops with its scans: an
     empty table does not stop it from joining every span to the runs first, on a lake whose scans it cannot size.
-    With ``nesting`` a last column ``repeat`` is true for a turn dated at the end of a span that is another
-    span's parent (false for log records' turns).
+    With ``children`` (``AND ...`` on ``c``: which spans to look among for the turns' spans' children) a last
+    column ``repeat`` is true for a turn dated at the end of a span that is another span's parent (false for log
+    records' turns).
     """
     encloses = f""",
            EXISTS (SELECT 1 FROM spans c WHERE c.trace_id = o.trace_id AND c.parent_span_id = o.span_id
-                   {span_filter.replace("sp.", "c.")}) AS encloses""" if nesting else ""
+                   {children}) AS encloses""" if children is not None else ""
     return f"""
 WITH fr_spans AS (
     SELECT r.journey_id, r.position, sp.stage, sp.channel, sp.trace_id, sp.start_time,
@@ -81,7 +83,7 @@ fr AS (
 )
 SELECT journey_id, position, stage, channel, trace_id,
        CASE WHEN turn.role = 'customer' THEN start_time ELSE end_time END AS ts, seq, turn, idx{
-           ", encloses AND turn.role <> 'customer' AS repeat" if nesting else ""}
+           ", encloses AND turn.role <> 'customer' AS repeat" if children is not None else ""}
 FROM (SELECT *, unnest(turns) AS turn, generate_subscripts(turns, 1) AS idx FROM fr)
 """
 

@@ -45,9 +45,9 @@ from journeyscope.warehouse.db_errors import first_line, is_unreachable, warehou
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "LAYOUT", "LAYOUT_VERSION", "UPKEEP_LOCK", "Catalog", "LakeLocation",
-           "WarehouseUnavailable", "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot", "connect", "describe", "is_lake", "probe",
-           "record_batches", "stored_batches"]
+__all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "LAYOUT", "LAYOUT_VERSION", "ROW_GROUP_ROWS", "UPKEEP_LOCK", "Catalog",
+           "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot",
+           "connect", "describe", "is_lake", "probe", "record_batches", "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
 #: The name the lake is attached under; every cursor of a lake warehouse runs ``USE`` on it.

@@ -58,6 +58,7 @@ def turns_sql(journeys: str | None = None) -> str:
     """
     where = f"AND journey_id IN (SELECT journey_id FROM {journeys})" if journeys else ""
     where_sp = f"AND sp.journey_id IN (SELECT journey_id FROM {journeys})" if journeys else ""
+    where_child = f"AND c.journey_id IN (SELECT journey_id FROM {journeys})" if journeys else ""
     return f"""
 WITH s AS (
     SELECT journey_id, stage, start_time, seq,
@@ -88,7 +89,7 @@ derived AS (
                -- execute_tool span does), whichever copy arrived first
                first_value(o.turn.name IGNORE NULLS) OVER (same_turn ROWS BETWEEN UNBOUNDED PRECEDING
                                                            AND UNBOUNDED FOLLOWING) AS named
-        FROM ({foreign_turns_sql("runs", where_sp, nesting=True)}) o
+        FROM ({foreign_turns_sql("runs", where_sp, children=where_child)}) o
         WHERE NOT EXISTS (SELECT 1 FROM own j
                           WHERE j.journey_id = o.journey_id AND j.position = o.position AND j.trace_id = o.trace_id
                             AND j.turn.role = o.turn.role AND j.turn.text = o.turn.text)
