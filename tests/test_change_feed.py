@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from journeyscope.errors import WarehouseUnavailable
 from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse, feed
-from journeyscope.warehouse.derive import DeriveLoop, VisitUpkeep
+from journeyscope.warehouse.derive import DeriveLoop, FeedPause, VisitUpkeep
 from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.feed import ChangeBatch
 from journeyscope.warehouse.rows import SpanRows
@@ -199,6 +200,40 @@ def test_visit_upkeep_in_the_loop_derives_what_ingest_left_pending(tmp_path: Pat
         writer.shutdown()
         assert {v["journey_id"] for v in wh.stage_visits()} == {"u1", "u2"}
         assert wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+
+
+def test_commits_count_as_paused_after_several_of_their_usual_gaps() -> None:
+    pause = FeedPause(min_s=0.25, gaps=3.0)
+    for step in range(10):  # a burst: a commit every 0.2 s
+        pause.observe(step, 100.0 + 0.2 * step)
+        assert pause.paused_from() > 100.0 + 0.2 * step + 0.2  # the next commit is due before: not a pause
+    assert pause.paused_from() == pytest.approx(101.8 + 0.6)
+    pause.observe(9, 105.0)  # the same generation seen later: nothing moved
+    assert pause.paused_from() == pytest.approx(102.4)
+    pause.observe(10, 200.0)  # one long pause does not make the next burst's pauses long (the median)
+    assert pause.paused_from() == pytest.approx(200.0 + 0.6)
+    slow = FeedPause(min_s=0.25, gaps=3.0)
+    for step in range(5):  # commits every 2 s: only a pause longer than 6 s counts
+        slow.observe(step, 2.0 * step)
+    assert slow.paused_from() == pytest.approx(8.0 + 6.0)
+
+
+def test_visit_upkeep_rests_while_commits_stream_in_and_runs_once_they_pause(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "p.duckdb", clock=lambda: T0 + 3600 * 10**9) as wh:
+        upkeep = VisitUpkeep(wh, interval_s=1.0, share=0.0001)  # a round rests 10,000 times its CPU time
+        wh.ingest(_turns(["p1"], 1), update_visits=False)
+        upkeep.consume(ChangeBatch(0, wh.feed.generation(), (), False), time.monotonic())
+        assert {v["journey_id"] for v in wh.stage_visits()} == {"p1"}
+        rest_until = upkeep.pacing.not_before
+        assert rest_until > time.monotonic() + 5
+        for step in range(2, 5):  # a burst of commits
+            wh.ingest(_turns(["p1"], step), update_visits=False)
+            upkeep.not_before()
+        assert time.monotonic() < upkeep.not_before() < rest_until - 3  # waits for the next commit, not the rest
+        time.sleep(max(0.0, upkeep.not_before() - time.monotonic()) + 0.05)
+        assert upkeep.not_before() <= time.monotonic()  # no commit came: the burst is over, upkeep runs
+        wh.ingest(_turns(["p1"], 5), update_visits=False)
+        assert upkeep.not_before() > time.monotonic()  # a commit again: it waits to see whether more come
 
 
 def test_every_source_enters_through_the_door_and_a_server_runs_three_threads(tmp_path: Path) -> None:

@@ -18,8 +18,10 @@ runs every consumer until the feed's newest generation is handled, ignoring paci
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -32,7 +34,7 @@ from journeyscope.warehouse.store import Warehouse
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Consumer", "CpuShare", "DeriveLoop", "VisitUpkeep"]
+__all__ = ["Consumer", "CpuShare", "DeriveLoop", "FeedPause", "VisitUpkeep"]
 
 #: The longest the loop sleeps with nothing to do (a safety net: wakes come from the feed and the timers).
 _MAX_SLEEP_S = 5.0
@@ -90,26 +92,60 @@ class CpuShare:
         self._elsewhere += seconds
 
 
+class FeedPause:
+    """When the commits on the feed count as paused: no new generation for ``gaps`` times their usual spacing
+    (the median of the last few gaps between generations seen), and at least ``min_s``.
+
+    A consumer that batches commits under load uses it to stop waiting once they stop coming: a pause
+    much longer than the spacing of the commits so far means the burst is over, whatever its rate.
+    """
+
+    def __init__(self, min_s: float, gaps: float = 3.0, remember: int = 8) -> None:
+        self.min_s = min_s
+        self.gaps = gaps
+        self._gaps: deque[float] = deque(maxlen=remember)
+        self._generation: int | None = None
+        self._moved_at = 0.0
+
+    def observe(self, generation: int, now: float) -> None:
+        """Note the feed's newest generation as seen at ``now`` (monotonic)."""
+        if generation == self._generation:
+            return
+        if self._generation is not None:
+            self._gaps.append(now - self._moved_at)
+        self._generation, self._moved_at = generation, now
+
+    def paused_from(self) -> float:
+        """Monotonic time from which the commits count as paused if no new one comes."""
+        spacing = statistics.median(self._gaps) if self._gaps else 0.0
+        return self._moved_at + max(self.min_s, self.gaps * spacing)
+
+
 class VisitUpkeep:
     """Stage visits of the journeys whose spans arrived, and abandoned visits of idle journeys.
 
-    Upkeep derives a journey's visits whole, so under load it runs at most every ``interval_s`` (or
-    twice its last duration): one upkeep serves many commits. ``idle_sweep_s`` is how often visits of
-    journeys silent past their timeout are closed (the one timer for that rule). With a ``partition``
-    (a derive worker's), only its journeys: the others' workers derive theirs.
+    Upkeep derives a journey's visits whole, so while commits stream in it rests between rounds and one
+    round serves many commits: ``interval_s`` at least, and long enough to take at most ``share`` of a core
+    (:class:`CpuShare`: its own CPU time, so a machine busy with other work does not stretch the rests).
+    Once the commits pause (:class:`FeedPause`) it runs without waiting out its rest: the rest leaves the
+    CPU to ingest, and the round is what makes the last commits queryable. ``idle_sweep_s`` is how often
+    visits of journeys silent past their timeout are closed (the one timer for that rule). With a
+    ``partition`` (a derive worker's), only its journeys: the others' workers derive theirs.
     """
 
     name = "visits"
     kinds = frozenset({feed.SPANS})
     durable = False  # its durable queue is the file's ``visits_pending``
 
-    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, idle_sweep_s: float = 30.0,
-                 partition: Partition | None = None) -> None:
+    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, share: float = 1 / 3,
+                 idle_sweep_s: float = 30.0, partition: Partition | None = None) -> None:
         self.warehouse = warehouse
         self.partition = partition
         self.interval_s = interval_s
         self.idle_sweep_s = idle_sweep_s
         self.seconds = 0.0  #: time spent in upkeep
+        self.pacing = CpuShare(share)
+        self.pause = FeedPause(interval_s)
         self._not_before = 0.0
         self._sweep_at = time.monotonic() + idle_sweep_s
         self._started = False  # the first pass derives what is pending whatever the feed says (a crash's backlog)
@@ -121,13 +157,14 @@ class VisitUpkeep:
         if batch or not self._started:
             self._started = True
             started = time.perf_counter()
-            self.warehouse.update_visits(self.partition)
-            took = time.perf_counter() - started
-            self.seconds += took
-            self._not_before = time.monotonic() + max(self.interval_s, 2 * took)
+            with self.pacing.measure():
+                self.warehouse.update_visits(self.partition)
+            self.seconds += time.perf_counter() - started
+            self._not_before = max(time.monotonic() + self.interval_s, self.pacing.not_before)
 
     def not_before(self) -> float:
-        return self._not_before
+        self.pause.observe(self.warehouse.feed.generation(), time.monotonic())
+        return min(self._not_before, self.pause.paused_from())
 
     def backlog(self) -> bool:
         return not self._started
