@@ -125,10 +125,11 @@ class VisitUpkeep:
     """Stage visits of the journeys whose spans arrived, and abandoned visits of idle journeys.
 
     Upkeep derives a journey's visits whole, so while commits stream in it rests between rounds and one
-    round serves many commits: ``interval_s`` at least, and long enough to take at most ``share`` of a core
-    (:class:`CpuShare`: its own CPU time, so a machine busy with other work does not stretch the rests).
-    Once the commits pause (:class:`FeedPause`) it runs without waiting out its rest: the rest leaves the
-    CPU to ingest, and the round is what makes the last commits queryable. ``idle_sweep_s`` is how often
+    round serves many commits: ``interval_s`` at least, and ``rest`` times its last round's duration. That
+    is wall clock, not its CPU time, on purpose: on a busy machine the longer rests mean fewer rounds, and
+    each round derives every live journey again, so more rounds would take CPU from ingest. Once the
+    commits pause (:class:`FeedPause`) it runs without waiting out its rest: the rest leaves the machine
+    to ingest, and the round is what makes the last commits queryable. ``idle_sweep_s`` is how often
     visits of journeys silent past their timeout are closed (the one timer for that rule). With a
     ``partition`` (a derive worker's), only its journeys: the others' workers derive theirs.
     """
@@ -137,14 +138,14 @@ class VisitUpkeep:
     kinds = frozenset({feed.SPANS})
     durable = False  # its durable queue is the file's ``visits_pending``
 
-    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, share: float = 1 / 3,
+    def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, rest: float = 2.0,
                  idle_sweep_s: float = 30.0, partition: Partition | None = None) -> None:
         self.warehouse = warehouse
         self.partition = partition
         self.interval_s = interval_s
         self.idle_sweep_s = idle_sweep_s
         self.seconds = 0.0  #: time spent in upkeep
-        self.pacing = CpuShare(share)
+        self.rest = rest
         self.pause = FeedPause(interval_s)
         self._not_before = 0.0
         self._sweep_at = time.monotonic() + idle_sweep_s
@@ -157,10 +158,10 @@ class VisitUpkeep:
         if batch or not self._started:
             self._started = True
             started = time.perf_counter()
-            with self.pacing.measure():
-                self.warehouse.update_visits(self.partition)
-            self.seconds += time.perf_counter() - started
-            self._not_before = max(time.monotonic() + self.interval_s, self.pacing.not_before)
+            self.warehouse.update_visits(self.partition)
+            took = time.perf_counter() - started
+            self.seconds += took
+            self._not_before = time.monotonic() + max(self.interval_s, self.rest * took)
 
     def not_before(self) -> float:
         self.pause.observe(self.warehouse.feed.generation(), time.monotonic())
