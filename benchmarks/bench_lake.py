@@ -137,7 +137,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
                                  args.queue_spans, online_eval=False, extra=extra)]
     servers += [load.start_server(storage.db, args.queue_spans, online_eval=False, extra=extra)  # type: ignore[arg-type]
                 for _ in range(storage.receivers - 1)]
-    derivers = [_start_deriver(storage, part) for part in range(1, storage.derivers + 1)]
+    processes = [proc for proc, _ in servers]
+    processes += [_start_deriver(storage, part) for part in range(1, storage.derivers + 1)]
     ports = [port for _, port in servers]
     ctx = multiprocessing.get_context("spawn")
     manager = ctx.Manager()
@@ -150,7 +151,6 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         else:
             stop, reads = threading.Event(), []
             reader = threading.Thread(target=_read_api, args=(ports[0], stop, reads))
-        processes = [*(proc for proc, _ in servers), *derivers]
         cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc in processes),  # noqa: E731
                        _tree_cpu(storage.services))
         cpu_before = cpu()
@@ -197,9 +197,9 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         result["load_average"] = round(os.getloadavg()[0], 1)
     finally:
         manager.shutdown()
-        for proc in [*(proc for proc, _ in servers), *derivers]:
+        for proc in processes:
             proc.terminate()
-        for proc in [*(proc for proc, _ in servers), *derivers]:
+        for proc in processes:
             proc.wait(120)
     if stored != spans or visits != expected_visits:
         raise SystemExit(f"{storage.label}: not queryable in time: {result}")
@@ -374,10 +374,9 @@ def main() -> None:
         def file() -> Storage:
             return Storage("file", str(folder / f"file{next(made)}.duckdb"), None, 1, [])
 
-        def lake(receivers: int) -> Callable[[], Storage]:
-            return lambda: Storage("lake" if receivers == 1 else f"lake x{receivers}",
-                                   "ducklake:postgres:" + pg.conninfo(pg.new_database()), store.new_prefix(),
-                                   receivers, services)
+        def lake(label: str, receivers: int, derivers: int = 0) -> Callable[[], Storage]:
+            return lambda: Storage(label, "ducklake:postgres:" + pg.conninfo(pg.new_database()), store.new_prefix(),
+                                   receivers, services, derivers)
 
         def duckdb_catalog() -> Storage:
             n = next(made)
@@ -385,11 +384,8 @@ def main() -> None:
             return Storage("duckdb-catalog lake", f"ducklake:{folder / f'catalog{n}.duckdb'}",
                            str(folder / f"data{n}"), 1, [])
 
-        def lake_derive() -> Storage:
-            return Storage("lake + derive", "ducklake:postgres:" + pg.conninfo(pg.new_database()), store.new_prefix(),
-                           1, services, derivers=1)
-
-        chosen = [("file", file), ("lake", lake(1)), ("lake x2", lake(2)), ("lake + derive", lake_derive)]
+        chosen = [("file", file), ("lake", lake("lake", 1)), ("lake x2", lake("lake x2", 2)),
+                  ("lake + derive", lake("lake + derive", 1, derivers=1))]
         if args.duckdb_catalog:
             chosen.append(("duckdb-catalog lake", duckdb_catalog))
         return [make for label, make in chosen if not args.only or label in args.only]
