@@ -14,7 +14,7 @@ import pytest
 
 from journeyscope.errors import WarehouseUnavailable
 from journeyscope.server.settings import ServerSettings
-from journeyscope.warehouse import Warehouse, feed
+from journeyscope.warehouse import Warehouse, derive, feed
 from journeyscope.warehouse.derive import DeriveLoop, FeedPause, VisitUpkeep
 from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.feed import ChangeBatch
@@ -232,6 +232,96 @@ def test_visit_upkeep_rests_while_commits_stream_in_and_runs_once_they_pause(tmp
         assert upkeep.not_before() <= time.monotonic()  # no commit came: the burst is over, upkeep runs
         wh.ingest(_turns(["p1"], 5), update_visits=False)
         assert upkeep.not_before() > time.monotonic()  # a commit again: it waits to see whether more come
+
+
+def test_upkeep_runs_once_its_receivers_writer_has_nothing_left_to_commit(tmp_path: Path) -> None:
+    """The receiver's own burst is over when its writer is idle: upkeep runs ``interval_s`` after its last commit,
+    once per burst, without waiting for the feed to pause (set to an hour here, so only the writer's word counts)."""
+    with Warehouse(tmp_path / "i.duckdb", clock=lambda: T0 + 3600 * 10**9) as wh:
+        writer = Writer(wh)
+        assert writer.idle() is None  # nothing committed yet
+        upkeep = VisitUpkeep(wh, interval_s=0.2, rest=1e6, ingest_idle=writer.idle)
+        upkeep.pause = FeedPause(min_s=3600.0)
+        try:
+            upkeep.consume(ChangeBatch(0, wh.feed.generation(), (), False), time.monotonic())
+            assert upkeep.not_before() > time.monotonic() + 1000  # resting, and no commit since the round
+            writer.ingest(_turns(["w1", "w2"], 1)).result(timeout=30)
+            idle = writer.idle()
+            assert idle is not None and idle <= time.monotonic()
+            assert upkeep.not_before() == pytest.approx(idle + 0.2)  # not the rest, not the feed's hour
+            upkeep.consume(ChangeBatch(0, wh.feed.generation(), (), False), time.monotonic())
+            assert {v["journey_id"] for v in wh.stage_visits()} == {"w1", "w2"}
+            assert upkeep.not_before() > time.monotonic() + 1000  # once per burst: no commit since the round
+        finally:
+            writer.shutdown()
+
+
+class Paced:
+    """A consumer that rests until ``due`` (set by the test) and counts its passes."""
+
+    name, kinds, durable = "paced", frozenset({feed.SPANS}), False
+
+    def __init__(self) -> None:
+        self.due = 0.0
+        self.consumed = 0
+
+    def consume(self, batch: ChangeBatch, now: float) -> None:
+        self.consumed += 1
+
+    def not_before(self) -> float:
+        return self.due
+
+    def backlog(self) -> bool:
+        return False
+
+    def next_tick(self) -> float | None:
+        return None
+
+
+def test_a_wake_without_a_commit_runs_a_pass_so_a_consumer_whose_rest_was_cut_short_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a consumer paces on can move without a commit (its receiver's writer running out of work): the feed's
+    wake then makes the loop ask again, instead of sleeping out the rest it was told (an hour here)."""
+    monkeypatch.setattr(derive, "_MAX_SLEEP_S", 3600.0)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        paced = Paced()
+        loop = DeriveLoop(wh, [paced]).start()
+        try:
+            assert loop.caught_up(timeout_s=30)
+            paced.due = time.monotonic() + 3600.0
+            wh.ingest(_turns(["r1"], 1), update_visits=False)  # a change it would rather handle in an hour
+            time.sleep(0.3)  # the loop saw it and went to sleep until then
+            assert paced.consumed == 0
+            paced.due = 0.0
+            wh.feed.wake()
+            deadline = time.monotonic() + 30
+            while not paced.consumed and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert paced.consumed == 1
+        finally:
+            loop.stop()
+
+
+def test_a_receivers_derive_loop_derives_its_last_commit_without_waiting_for_the_feed_to_pause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer wakes the derive loop when it runs out of work, so the round is left neither to the pause rule
+    nor to the loop's safety-net wake (an hour each here): the visits of a commit appear at once."""
+    monkeypatch.setattr(derive, "_MAX_SLEEP_S", 3600.0)
+    with Warehouse(tmp_path / "l.duckdb", clock=lambda: T0 + 3600 * 10**9) as wh:
+        writer = Writer(wh)
+        upkeep = VisitUpkeep(wh, interval_s=0.2, rest=1e6, ingest_idle=writer.idle)
+        upkeep.pause = FeedPause(min_s=3600.0)
+        loop = DeriveLoop(wh, [upkeep]).start()
+        try:
+            assert loop.caught_up(timeout_s=30)  # the first round (nothing to derive yet)
+            writer.ingest(_turns(["l1"], 1)).result(timeout=30)
+            deadline = time.monotonic() + 30
+            while not wh.stage_visits() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert {v["journey_id"] for v in wh.stage_visits()} == {"l1"}
+        finally:
+            loop.stop()
+            writer.shutdown()
 
 
 def test_every_source_enters_through_the_door_and_a_server_runs_three_threads(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ class Project:
                                    refresh_s=settings.signals_refresh_s)
         consumers: list[Consumer] = [self.states, self.signals]
         if settings.derive:
-            self.upkeep = VisitUpkeep(warehouse, idle_sweep_s=settings.idle_sweep_s)
+            self.upkeep = VisitUpkeep(warehouse, idle_sweep_s=settings.idle_sweep_s, ingest_idle=self.writer.idle)
             consumers.insert(0, self.upkeep)
         if settings.derive and settings.evaluate_online:
             self.scoring = OnlineScoring(

@@ -129,8 +129,11 @@ class VisitUpkeep:
     is wall clock, not its CPU time, on purpose: on a busy machine the longer rests mean fewer rounds, and
     each round derives every live journey again, so more rounds would take CPU from ingest. Once the
     commits pause (:class:`FeedPause`) it runs without waiting out its rest: the rest leaves the machine
-    to ingest, and the round is what makes the last commits queryable. ``idle_sweep_s`` is how often
-    visits of journeys silent past their timeout are closed (the one timer for that rule). With a
+    to ingest, and the round is what makes the last commits queryable. In a receiver, ``ingest_idle`` (its
+    writer's :meth:`~journeyscope.warehouse.writer.Writer.idle`) says sooner that its own burst is over: once
+    the writer has committed since the last round began and has nothing left to commit for ``interval_s``,
+    the round runs (once per burst: another receiver's commits still wait for the pause). ``idle_sweep_s`` is
+    how often visits of journeys silent past their timeout are closed (the one timer for that rule). With a
     ``partition`` (a derive worker's), only its journeys: the others' workers derive theirs.
     """
 
@@ -139,8 +142,10 @@ class VisitUpkeep:
     durable = False  # its durable queue is the file's ``visits_pending``
 
     def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, rest: float = 2.0,
-                 idle_sweep_s: float = 30.0, partition: Partition | None = None) -> None:
+                 idle_sweep_s: float = 30.0, partition: Partition | None = None,
+                 ingest_idle: Callable[[], float | None] | None = None) -> None:
         self.warehouse = warehouse
+        self.ingest_idle = ingest_idle
         self.partition = partition
         self.interval_s = interval_s
         self.idle_sweep_s = idle_sweep_s
@@ -148,6 +153,7 @@ class VisitUpkeep:
         self.rest = rest
         self.pause = FeedPause(interval_s)
         self._not_before = 0.0
+        self._round_began = float("-inf")
         self._sweep_at = time.monotonic() + idle_sweep_s
         self._started = False  # the first pass derives what is pending whatever the feed says (a crash's backlog)
 
@@ -157,6 +163,7 @@ class VisitUpkeep:
             self.warehouse.close_idle_visits(self.partition)
         if batch or not self._started:
             self._started = True
+            self._round_began = time.monotonic()
             started = time.perf_counter()
             self.warehouse.update_visits(self.partition)
             took = time.perf_counter() - started
@@ -165,7 +172,11 @@ class VisitUpkeep:
 
     def not_before(self) -> float:
         self.pause.observe(self.warehouse.feed.generation(), time.monotonic())
-        return min(self._not_before, self.pause.paused_from())
+        paused = self.pause.paused_from()
+        idle = self.ingest_idle() if self.ingest_idle is not None else None
+        if idle is not None and idle > self._round_began:
+            paused = min(paused, idle + self.interval_s)
+        return min(self._not_before, paused)
 
     def backlog(self) -> bool:
         return not self._started
@@ -321,6 +332,8 @@ class DeriveLoop:
             if now < wake and (generation == seen or now < last + self.min_pass_s):
                 if generation == seen:
                     self.feed.wait(seen, wake - now)
+                    if time.monotonic() < wake and self.feed.generation() == seen:
+                        wake = 0.0  # woken before its time, not by a commit: what a consumer paces on moved
                 else:
                     self._stop.wait(min(wake, last + self.min_pass_s) - now)
                 continue

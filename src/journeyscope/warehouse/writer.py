@@ -139,6 +139,7 @@ class Writer:
         self._finished = 0  # jobs committed, failed or expired, ever: force_flush waits for the difference
         self._stopping = False
         self._outage: _Outage | None = None  # the storage unreachable since (writer thread only)
+        self._committed_at: float | None = None  # when the last commit ended (monotonic)
         self._cond = threading.Condition()
         self._thread_init = thread_init
         self._thread = threading.Thread(target=self._run, name="journeyscope-writer", daemon=True)
@@ -265,6 +266,16 @@ class Writer:
                 self._cond.wait(remaining)
         return True
 
+    def idle(self) -> float | None:
+        """When its last commit ended (monotonic) if every batch taken in since has been committed or failed;
+        ``None`` while one is queued, waiting or being committed, or before the first commit.
+
+        Stage-visit upkeep reads it to see that this receiver's burst is over as soon as it is
+        (:class:`~journeyscope.warehouse.derive.VisitUpkeep`); the writer wakes the change feed's waiters then.
+        """
+        with self._cond:
+            return self._committed_at if self._finished == self._accepted else None
+
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """Refuse new batches, commit the queued and waiting ones, stop the thread. Idempotent."""
         with self._cond:
@@ -306,7 +317,11 @@ class Writer:
                 checkpoint_due = time.monotonic() + self.checkpoint_idle_s
                 with self._cond:
                     self._finished += len(jobs)
+                    self._committed_at = time.monotonic()
+                    idle = self._finished == self._accepted
                     self._cond.notify_all()
+                if idle:
+                    self.warehouse.feed.wake()
             elif checkpoint_due is not None and time.monotonic() >= checkpoint_due:
                 checkpoint_due = None if self._checkpoint() else time.monotonic() + self.checkpoint_idle_s
 
