@@ -351,10 +351,16 @@ def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
 # Where the chosen pending journeys' staged spans begin: a journey already derived once starts at its recorded
 # first span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has
 # no seq: read from the start); the lesser of the two, as a lake's receivers commit out of seq order.
-_PENDING_FROM = """
-SELECT coalesce(min(coalesce(least(f.first_seq, p.first_seq), 0)), 0)
+#: The backlog rows with each journey's recorded first span (``recorded``): read once per upkeep into a local
+#: table (``js_backlog``), which every later step of it reads, instead of asking the backlog again each time (on a
+#: lake each read is a round of catalog queries).
+_BACKLOG = """
+SELECT p.rowid AS row_id, journey_id, p.first_seq, f.first_seq AS recorded
 FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
-WHERE p.journey_id IN ({chosen})
+"""
+
+_PENDING_FROM = """
+SELECT coalesce(min(coalesce(least(recorded, first_seq), 0)), 0) FROM ({backlog}) WHERE journey_id IN ({chosen})
 """
 
 #: Journeys one upkeep transaction derives again at most, unless the caller says otherwise: what an upkeep
@@ -362,9 +368,11 @@ WHERE p.journey_id IN ({chosen})
 UPKEEP_JOURNEYS = 20_000
 
 
-def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_id FROM visits_pending") -> int:
-    """The ``seq`` at or after which every staged span of the pending journeys ``chosen`` selects lies."""
-    row = cur.execute(_PENDING_FROM.format(chosen=chosen)).fetchall()
+def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_id FROM visits_pending",
+                 backlog: str = _BACKLOG) -> int:
+    """The ``seq`` at or after which every staged span of the pending journeys ``chosen`` selects lies (from
+    ``backlog``: the rows of :data:`_BACKLOG`, or a copy of them)."""
+    row = cur.execute(_PENDING_FROM.format(backlog=backlog, chosen=chosen)).fetchall()
     return int(row[0][0]) if row else 0
 
 
@@ -381,29 +389,30 @@ def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_
     the backlog rows it derived and left in place, for :func:`clear_pending` in a transaction of the caller's
     (a lake's: see :meth:`~journeyscope.warehouse.store.Warehouse.update_visits`).
     """
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE js_backlog AS {_BACKLOG} WHERE {owned}")
     cur.execute("CREATE OR REPLACE TEMP TABLE js_upkeep AS "
-                f"SELECT journey_id FROM visits_pending WHERE {owned} GROUP BY journey_id LIMIT ?", [limit])
+                "SELECT journey_id FROM js_backlog GROUP BY journey_id LIMIT ?", [limit])
     try:
         touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
         if not touched:
             return touched, []
         chosen = "SELECT journey_id FROM js_upkeep"
-        update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen))
+        update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen, "SELECT * FROM js_backlog"))
         # The lesser of the recorded and the new first span (on a lake, receivers commit out of ``seq`` order):
         # written only where it moves, so a round over live journeys already recorded rewrites none of them.
         insert_replacing(
             cur, "journey_first_seq",
-            "SELECT p.journey_id, least(min(p.first_seq), min(f.first_seq)) AS first_seq "
-            "FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id) WHERE p.first_seq IS NOT NULL "
-            "AND p.journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY p.journey_id "
-            "HAVING min(f.first_seq) IS NULL OR min(p.first_seq) < min(f.first_seq)", ("journey_id",))
+            "SELECT journey_id, least(min(first_seq), min(recorded)) AS first_seq FROM js_backlog "
+            "WHERE first_seq IS NOT NULL AND journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY journey_id "
+            "HAVING min(recorded) IS NULL OR min(first_seq) < min(recorded)", ("journey_id",))
         if clear:
             cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
             return touched, []
-        derived = cur.execute("SELECT rowid FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
+        derived = cur.execute("SELECT row_id FROM js_backlog WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
         return touched, [r[0] for r in derived.fetchall()]
     finally:
-        cur.execute("DROP TABLE js_upkeep")
+        cur.execute("DROP TABLE IF EXISTS js_upkeep")
+        cur.execute("DROP TABLE IF EXISTS js_backlog")
 
 
 def clear_pending(cur: duckdb.DuckDBPyConnection, rows: list[int]) -> None:
