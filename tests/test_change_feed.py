@@ -47,6 +47,7 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[int, str]] = []
         self.incomplete = 0
+        self.due = 0.0  #: what :meth:`not_before` answers (a test rests it)
 
     def consume(self, batch: ChangeBatch, now: float) -> None:
         if not batch.complete:
@@ -54,7 +55,7 @@ class Recorder:
         self.seen += [(c.generation, c.kind) for c in batch.changes]
 
     def not_before(self) -> float:
-        return 0.0
+        return self.due
 
     def backlog(self) -> bool:
         return False
@@ -256,56 +257,34 @@ def test_upkeep_runs_once_its_receivers_writer_has_nothing_left_to_commit(tmp_pa
             writer.shutdown()
 
 
-class Paced:
-    """A consumer that rests until ``due`` (set by the test) and counts its passes."""
-
-    name, kinds, durable = "paced", frozenset({feed.SPANS}), False
-
-    def __init__(self) -> None:
-        self.due = 0.0
-        self.consumed = 0
-
-    def consume(self, batch: ChangeBatch, now: float) -> None:
-        self.consumed += 1
-
-    def not_before(self) -> float:
-        return self.due
-
-    def backlog(self) -> bool:
-        return False
-
-    def next_tick(self) -> float | None:
-        return None
-
-
 def test_a_wake_without_a_commit_runs_a_pass_so_a_consumer_whose_rest_was_cut_short_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What a consumer paces on can move without a commit (its receiver's writer running out of work): the feed's
     wake then makes the loop ask again, instead of sleeping out the rest it was told (an hour here)."""
     monkeypatch.setattr(derive, "_MAX_SLEEP_S", 3600.0)
     with Warehouse(tmp_path / "w.duckdb") as wh:
-        paced = Paced()
+        paced = Recorder()
         loop = DeriveLoop(wh, [paced]).start()
         try:
             assert loop.caught_up(timeout_s=30)
             paced.due = time.monotonic() + 3600.0
             wh.ingest(_turns(["r1"], 1), update_visits=False)  # a change it would rather handle in an hour
             time.sleep(0.3)  # the loop saw it and went to sleep until then
-            assert paced.consumed == 0
+            assert paced.seen == []
             paced.due = 0.0
             wh.feed.wake()
             deadline = time.monotonic() + 30
-            while not paced.consumed and time.monotonic() < deadline:
+            while not paced.seen and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert paced.consumed == 1
+            assert [kind for _, kind in paced.seen] == [feed.SPANS]
         finally:
             loop.stop()
 
 
 def test_a_receivers_derive_loop_derives_its_last_commit_without_waiting_for_the_feed_to_pause(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer wakes the derive loop when it runs out of work, so the round is left neither to the pause rule
-    nor to the loop's safety-net wake (an hour each here): the visits of a commit appear at once."""
+    """In a running derive loop the writer's word is enough: a commit's visits appear although the pause rule and
+    the loop's safety-net sleep are an hour each (the wake that makes the loop ask again is tested above)."""
     monkeypatch.setattr(derive, "_MAX_SLEEP_S", 3600.0)
     with Warehouse(tmp_path / "l.duckdb", clock=lambda: T0 + 3600 * 10**9) as wh:
         writer = Writer(wh)

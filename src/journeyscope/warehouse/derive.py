@@ -331,8 +331,7 @@ class DeriveLoop:
             generation = self.feed.generation()
             if now < wake and (generation == seen or now < last + self.min_pass_s):
                 if generation == seen:
-                    self.feed.wait(seen, wake - now)
-                    if time.monotonic() < wake and self.feed.generation() == seen:
+                    if self.feed.wait(seen, wake - now) == seen and time.monotonic() < wake:
                         wake = 0.0  # woken before its time, not by a commit: what a consumer paces on moved
                 else:
                     self._stop.wait(min(wake, last + self.min_pass_s) - now)

@@ -133,7 +133,7 @@ STAGED = f"(stage IS NOT NULL OR {HAS_FEEDBACK})"
 #: facts), before the windows over a journey's visits (:data:`_FROM_PLACED`). Two statements, the rows kept in a
 #: temporary table between them: in one statement on a lake, whose scans the planner cannot size, the windows
 #: cost several times what they cost over these rows stored. The spans' windows (where each visit starts) sort
-#: only their keys, joined back to the spans after: sorting whole spans, turns and all, cost twice as much.
+#: only their keys, joined back to the spans after: sorting whole spans, turns and all, cost more than the join.
 _PLACED = f"""
 WITH s AS (
     SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
@@ -348,9 +348,6 @@ def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
     )
 
 
-# Where the chosen pending journeys' staged spans begin: a journey already derived once starts at its recorded
-# first span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has
-# no seq: read from the start); the lesser of the two, as a lake's receivers commit out of seq order.
 #: The backlog rows with each journey's recorded first span (``recorded``): read once per upkeep into a local
 #: table (``js_backlog``), which every later step of it reads, instead of asking the backlog again each time (on a
 #: lake each read is a round of catalog queries).
@@ -359,6 +356,9 @@ SELECT p.rowid AS row_id, journey_id, p.first_seq, f.first_seq AS recorded
 FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
 """
 
+# Where the chosen pending journeys' staged spans begin: a journey already derived once starts at its recorded
+# first span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has
+# no seq: read from the start); the lesser of the two, as a lake's receivers commit out of seq order.
 _PENDING_FROM = """
 SELECT coalesce(min(coalesce(least(recorded, first_seq), 0)), 0) FROM ({backlog}) WHERE journey_id IN ({chosen})
 """
