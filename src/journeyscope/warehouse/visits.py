@@ -134,11 +134,12 @@ STAGED = f"(stage IS NOT NULL OR {HAS_FEEDBACK})"
 #: temporary table between them: in one statement on a lake, whose scans the planner cannot size, the windows
 #: cost several times what they cost over these rows stored. The spans' windows (where each visit starts) sort
 #: only their keys, joined back to the spans after: sorting whole spans, turns and all, cost more than the join.
+#: The spans carry how many turns they hold, not the turns (the foreign turns read theirs from ``spans``).
 _PLACED = f"""
 WITH s AS (
     SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
            sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
-           sp.trace_id, sp.name, sp.turns,
+           sp.trace_id, sp.name, coalesce(len(sp.turns), 0) AS n_turns,
            (sp.name = '{cv.OUTCOME_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only,
            (sp.name = '{cv.FEEDBACK_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS feedback_only
     FROM spans sp
@@ -165,7 +166,7 @@ v AS (
     SELECT journey_id, position, any_value(stage) AS stage,
            min(start_time) AS started_at, max(end_time) AS ended_at,
            arg_max(outcome, (start_time, seq)) FILTER (WHERE outcome IS NOT NULL) AS event_outcome,
-           coalesce(sum(len(turns)) FILTER (WHERE name = 'journey.turn'), 0) AS own_turns,
+           coalesce(sum(n_turns) FILTER (WHERE name = 'journey.turn'), 0) AS own_turns,
            count(*) AS spans, min(seq) AS first_seq, max(seq) AS last_seq,
            arg_min(channel, (start_time, seq)) FILTER (WHERE channel IS NOT NULL) AS channel,
            list_sort(list(DISTINCT channel) FILTER (WHERE channel IS NOT NULL)) AS channels
