@@ -88,6 +88,54 @@ def test_a_feed_reads_its_own_commits_from_memory_and_the_others_from_the_lake(p
         assert [c.journeys for c in stored(head - 1)] == [(), None] and after == head + 1
 
 
+def test_a_feed_reads_each_generation_from_the_lake_once(postgres: Postgres, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer's generations are read from the lake once and kept: consumers behind one another read them
+    from memory. Another writer's erasure, once read, drops what was kept (it took journeys out of the stored
+    changes), and a feed that keeps less than a read covers still answers what the lake stores."""
+    from journeyscope.warehouse import feed as feed_module
+    from journeyscope.warehouse.feed import ERASURE, _read_changes
+
+    url, data = _lake(postgres, tmp_path)
+    lake_reads: list[tuple[int, int]] = []
+
+    def counted(cur: Any, after: int, upto: int, kinds: frozenset[str]) -> Any:
+        lake_reads.append((after, upto))
+        return _read_changes(cur, after, upto, kinds)
+
+    monkeypatch.setattr(feed_module, "_read_changes", counted)
+    with Warehouse(url, data_path=data, journey_map=None) as one, Warehouse(url, journey_map=None) as other:
+        one.feed.poll_s = 0.0
+
+        def stored(after: int) -> tuple[Any, ...]:
+            cur = one.cursor()
+            try:
+                return _read_changes(cur, after, one.feed.generation(), frozenset({SPANS, ERASURE}))
+            finally:
+                cur.close()
+
+        for writer, journeys in ((one, {"a", "b"}), (other, {"c"}), (other, {"d"}), (one, {"e"})):
+            with writer.transaction("publish") as tx:
+                tx.publish(SPANS, journeys)
+        head = one.feed.generation()
+        assert one.feed.read(head - 3, frozenset({SPANS})).changes == stored(head - 3)
+        assert lake_reads == [(head - 3, head)]  # from the first generation it had not seen, every kind
+        assert one.feed.read(head - 2, frozenset({SPANS})).changes == stored(head - 2)
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)
+        assert len(lake_reads) == 1  # both from memory
+
+        with other.transaction("erase") as tx:
+            tx.cur.execute("UPDATE changes SET journey_ids = list_filter(journey_ids, j -> j <> 'a')")
+            tx.publish(ERASURE, None)
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)
+        assert [c.journeys for c in stored(0)][0] == ("b",)
+
+        monkeypatch.setattr(feed_module, "_KEPT_IDS", 1)  # keeps less than the next read covers
+        with other.transaction("publish") as tx:
+            tx.publish(SPANS, {"f", "g"})
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)
+
+
 @pytest.mark.slow
 def test_two_writer_processes_publish_unique_generations_in_commit_order(postgres: Postgres, tmp_path: Path) -> None:
     url, data = _lake(postgres, tmp_path)

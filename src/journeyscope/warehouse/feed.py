@@ -243,8 +243,10 @@ CREATE TABLE IF NOT EXISTS journeyscope_feed_positions (
 """
 
 
-#: Generations of its own a :class:`LakeFeed` keeps in memory.
-_OWN_KEPT = 10_000
+#: Generations a :class:`LakeFeed` keeps in memory, and journey ids in all of them together (whichever bound
+#: is reached first: a commit's change may name thousands of journeys).
+_KEPT = 10_000
+_KEPT_IDS = 1_000_000
 
 
 class LakeFeed:
@@ -261,10 +263,12 @@ class LakeFeed:
     its change rows, and every commit makes one, publishing or not.)
 
     **Other processes' commits** are found by polling the head (one primary-key row in PostgreSQL) at most every
-    ``poll_s`` seconds (``JOURNEYSCOPE_FEED_POLL``); this process's own commits are seen at once, and what they
-    published is kept in memory (the last :data:`_OWN_KEPT` generations): a read whose generations are all this
-    process's own asks no lake query (one costs tens of milliseconds, DuckLake fetching the table's inlined rows
-    from PostgreSQL), any other reads the lake.
+    ``poll_s`` seconds (``JOURNEYSCOPE_FEED_POLL``); this process's own commits are seen at once. What its own
+    commits published, and every generation it has read from the lake, is kept in memory (the last :data:`_KEPT`
+    generations, :data:`_KEPT_IDS` journey ids at most): a lake query's cost grows with the rows stored (DuckLake
+    fetches the table's inlined rows from PostgreSQL, all of them, whatever the range asked), so a read asks the
+    lake only for generations it has not seen, once, and consumers behind one another (upkeep paced, the server's
+    states at once) share what the first one read.
 
     A writer killed between its lake commit and raising the head leaves the head below its generation until the
     next publishing commit raises it past (that commit cannot end before the killed one has: DuckLake's commits
@@ -286,7 +290,8 @@ class LakeFeed:
         self._wakes = 0
         self._woken = threading.Condition()
         self._failing = False
-        self._own: dict[int, tuple[Change, ...]] = {}  # generation -> what this process's commit published
+        self._known: dict[int, tuple[Change, ...]] = {}  # generation -> its changes (own commits, lake reads)
+        self._known_ids = 0
         if not read_only:  # a reader's first look at the head is its first generation()
             self._open()
             self._poll(strict=True)
@@ -359,24 +364,40 @@ class LakeFeed:
         return generation
 
     def _keep(self, generation: int, changes: dict[str, set[str] | None]) -> None:
-        """Remember what this process's commit of ``generation`` published, as a read of the lake returns it. An
-        erasure forgets everything kept: its commit took the erased journeys out of the stored changes."""
+        """Remember what this process's commit of ``generation`` published, as a read of the lake returns it."""
         published = tuple(Change(generation, kind, None if ids is None else tuple(sorted(ids)))
                           for kind, ids in sorted(changes.items()))
         with self._state:
-            if ERASURE in changes:
-                self._own.clear()
-            self._own[generation] = published
-            while len(self._own) > _OWN_KEPT:
-                del self._own[next(iter(self._own))]
+            self._remember({generation: published})
+
+    def _remember(self, generations: dict[int, tuple[Change, ...]]) -> None:
+        """Keep ``generations`` (under ``_state``), the oldest forgotten past the bounds. An erasure among them
+        forgets everything kept before: its commit took the erased journeys out of the stored changes."""
+        for generation, changes in sorted(generations.items()):
+            if any(c.kind == ERASURE for c in changes):
+                self._known.clear()
+                self._known_ids = 0
+            self._known[generation] = changes
+            self._known_ids += sum(len(c.journeys or ()) for c in changes)
+        while self._known and (len(self._known) > _KEPT or self._known_ids > _KEPT_IDS):
+            oldest = next(iter(self._known))
+            self._known_ids -= sum(len(c.journeys or ()) for c in self._known.pop(oldest))
 
     def _kept(self, after: int, upto: int, kinds: frozenset[str]) -> tuple[Change, ...] | None:
-        """The changes of ``kinds`` in ``(after, upto]`` from memory, when every generation there was this
-        process's own (``None`` otherwise: another process's commit, or a gap, is the lake's to say)."""
+        """The changes of ``kinds`` in ``(after, upto]`` from memory, when every generation there is known
+        (``None`` otherwise: the lake's to say)."""
         with self._state:
-            if upto - after > len(self._own) or any(g not in self._own for g in range(after + 1, upto + 1)):
+            if upto - after > len(self._known) or any(g not in self._known for g in range(after + 1, upto + 1)):
                 return None
-            return tuple(c for g in range(after + 1, upto + 1) for c in self._own[g] if c.kind in kinds)
+            return tuple(c for g in range(after + 1, upto + 1) for c in self._known[g] if c.kind in kinds)
+
+    def _unknown_from(self, after: int, upto: int) -> int:
+        """The last generation at or after ``after`` below which everything in ``(after, upto]`` is known."""
+        with self._state:
+            start = after
+            while start < upto and start + 1 in self._known:
+                start += 1
+            return start
 
     # -- reading ---------------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -393,14 +414,25 @@ class LakeFeed:
         if newest <= after:
             return ChangeBatch(after, after, (), complete)
         kept = self._kept(after, newest, kinds)
-        if kept is not None:
-            return ChangeBatch(after, newest, kept, complete)
+        if kept is None:
+            start = self._unknown_from(after, newest)
+            if newest - start <= _KEPT:  # what it has not seen, every kind, kept for the next read
+                fetched: dict[int, tuple[Change, ...]] = dict.fromkeys(range(start + 1, newest + 1), ())
+                for change in self._read_lake(start, newest, ALL_KINDS):
+                    fetched[change.generation] += (change,)  # a generation without rows stays (): a gap
+                with self._state:
+                    self._remember(fetched)
+                kept = self._kept(after, newest, kinds)
+        if kept is None:  # too far behind to keep, or an erasure read made what was kept before go
+            kept = self._read_lake(after, newest, kinds)
+        return ChangeBatch(after, newest, kept, complete)
+
+    def _read_lake(self, after: int, upto: int, kinds: frozenset[str]) -> tuple[Change, ...]:
         cur = self._cursor()
         try:
-            changes = _read_changes(cur, after, newest, kinds)
+            return _read_changes(cur, after, upto, kinds)
         finally:
             cur.close()
-        return ChangeBatch(after, newest, changes, complete)
 
     def wait(self, after: int, timeout_s: float | None) -> int:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
