@@ -25,6 +25,7 @@ from journeyscope.warehouse.store import PreparedBatch
 from journeyscope.warehouse.feed import SPANS, VISITS
 from journeyscope.warehouse.funnel import funnel
 from journeyscope.warehouse.journey_map import load_journey_map
+from journeyscope.warehouse.lake import ALIAS
 from support.services import ObjectStore, Postgres, object_store, postgres, services_folder  # noqa: F401
 
 #: Visit columns that carry storage-assigned span numbers (each storage numbers its spans itself).
@@ -306,6 +307,11 @@ def test_forget_removes_a_customer_from_the_stored_objects(demo_file: Path, post
         assert lake.query("SELECT count(*) FROM stage_visits WHERE customer_id = ?", [customer])[0][0] == 0
 
 
+def _files(lake: Warehouse, table: str) -> int:
+    """The Parquet files a lake's table reads now (its rows inlined in the catalog are in none)."""
+    return int(lake.query(f"SELECT file_count FROM ducklake_table_info('{ALIAS}') WHERE table_name = '{table}'")[0][0])
+
+
 def test_compaction_merges_files_without_breaking_a_running_query(demo_file: Path, postgres: Postgres,
                                                                   object_store: ObjectStore,
                                                                   lake_env: dict[str, str]) -> None:
@@ -322,10 +328,16 @@ def test_compaction_merges_files_without_breaking_a_running_query(demo_file: Pat
             query = reader.cursor()
             query.execute("BEGIN TRANSACTION")  # a long query: it reads the snapshot it began on
             seen = query.execute("SELECT count(*), sum(hash(span_id)) FROM spans").fetchone()
+            ledger = "SELECT count(*), sum(hash(batch_key)) FROM ingest_ledger"  # a row a commit: kept inlined
+            seen_ledger = query.execute(ledger).fetchone()
             lake.ingest(batches[-1], update_visits=False)
-            merged = compact(lake)  # snapshots younger than the margin stay, and their files
-            assert merged.files_after < merged.files_before
+            assert _files(lake, "spans") == len(batches) and _files(lake, "ingest_ledger") == 0
+            compact(lake)  # snapshots younger than the margin stay, and their files
+            assert _files(lake, "spans") == 1
+            # the ledger's inlined rows moved into a file: a read of it no longer fetches them from the catalog
+            assert _files(lake, "ingest_ledger") == 1 and lake.query(ledger)[0][0] == len(batches)
             assert query.execute("SELECT count(*), sum(hash(span_id)) FROM spans").fetchone() == seen
+            assert query.execute(ledger).fetchone() == seen_ledger
             query.execute("COMMIT")
             query.close()
         expired = compact(lake, margin_s=0)

@@ -2,7 +2,7 @@
 
 Every commit to a lake adds a Parquet file (and a delete adds a delete file) and a catalog snapshot; rows deleted
 stay in their Parquet file, readable by anyone who reads the object store, until the file is rewritten and the
-old one removed. :func:`compact` merges small files and expires snapshots older than a margin longer than any
+old one removed. :func:`compact` moves rows inlined in the catalog into files, merges small files and expires snapshots older than a margin longer than any
 query runs (a query reads the snapshot it began on; its files stay until the margin has passed), so it never
 breaks a running query and can run on a schedule. :func:`purge` is erasure's: it rewrites every file holding
 deleted rows, expires every snapshot but the current one and deletes the unreferenced files at once (a query
@@ -90,10 +90,17 @@ def _committed(cur: duckdb.DuckDBPyConnection, statement: str, doing: str) -> No
 
 
 def compact(warehouse: Warehouse, *, margin_s: float = DEFAULT_SNAPSHOT_MARGIN_S) -> LakeCompaction:
-    """Merge adjacent small files, rewrite files most of whose rows were deleted (retention), expire snapshots older
-    than ``margin_s`` and delete the files only they used."""
+    """Move the rows DuckLake inlined in the catalog into Parquet files, merge adjacent small files, rewrite files
+    most of whose rows were deleted (retention), expire snapshots older than ``margin_s`` and delete the files only
+    they used (DuckLake's ``CHECKPOINT``, in that order, with the margin).
+
+    Inlined rows first: small inserts (the feed's changes, the ingest ledger, a batch's few feedback answers) are
+    kept in catalog tables that every query of their table fetches whole, so until they are flushed each read of
+    them costs more the longer the lake has run.
+    """
     older = f"now() - to_microseconds({int(margin_s * 1_000_000)})"
     return _run(warehouse, "compact", [
+        f"CALL ducklake_flush_inlined_data('{ALIAS}')",
         f"CALL ducklake_merge_adjacent_files('{ALIAS}')",
         f"CALL ducklake_rewrite_data_files('{ALIAS}')",
         f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => {older})",
