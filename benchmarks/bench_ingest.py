@@ -320,12 +320,16 @@ def _funnel_visits(port: int) -> int:
     return sum(stage["visits"] for journey in report["journeys"] for stage in journey["stages"])  # type: ignore[index]
 
 
-def post_all(port: int | list[int], bodies: list[bytes], senders: int) -> tuple[int, list[str]]:
+def post_all(port: int | list[int], bodies: list[bytes], senders: int,
+             requests_per_s: float | None = None) -> tuple[int, list[str]]:
     """POST every body to ``/v1/traces`` from ``senders`` threads over keep-alive connections, retrying 503s
     after their hint; return the retries and the failures (any other answer). With several ports (receivers),
-    the senders take them in turn, as a load balancer would."""
+    the senders take them in turn, as a load balancer would. With ``requests_per_s``, request ``i`` is not sent
+    before ``i / requests_per_s`` seconds from the start (a steady load, as many agents exporting apart), else
+    each sender sends its next as soon as the last is answered."""
     ports = [port] if isinstance(port, int) else port
     cursor = iter(range(len(bodies)))
+    started = time.perf_counter()
     lock = threading.Lock()
     retries = [0]
     failures: list[str] = []
@@ -339,6 +343,8 @@ def post_all(port: int | list[int], bodies: list[bytes], senders: int) -> tuple[
                     i = next(cursor, None)
                 if i is None:
                     return
+                if requests_per_s is not None:
+                    time.sleep(max(0.0, started + i / requests_per_s - time.perf_counter()))
                 while True:
                     conn.request("POST", "/v1/traces", body=bodies[i], headers=headers)
                     response = conn.getresponse()

@@ -33,6 +33,10 @@ affects each alike.
 
     python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--duckdb-catalog]
     python benchmarks/bench_lake.py --steps --spans 200000 --batch 2000 --group 10 --repeat 2
+    python benchmarks/bench_lake.py --only lake --spans 100000 --batch 512 --rate 10000   # a steady load
+
+With ``--rate`` the senders keep to a steady load instead of sending as fast as they are answered (agents export
+apart, not in a burst): then the commits' count and the CPU per span show what a receiver pays per commit.
 """
 
 from __future__ import annotations
@@ -156,7 +160,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         cpu_before = cpu()
         reader.start()
         started = time.perf_counter()
-        retries, failures = load.post_all(ports, bodies, args.senders)
+        retries, failures = load.post_all(ports, bodies, args.senders,
+                                          None if args.rate is None else args.rate / args.batch)
         acked = time.perf_counter() - started
         if failures:
             raise SystemExit(f"{storage.label}: {failures[0]}")
@@ -345,6 +350,8 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2000, help="spans per OTLP request (the OTel SDK sends 512)")
     parser.add_argument("--senders", type=int, default=8, help="concurrent sender threads")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="spans/s the senders keep to, requests evenly spread (default: as fast as answered)")
     parser.add_argument("--journeys", type=int, default=20_000)
     parser.add_argument("--queue-spans", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each round runs every storage once")

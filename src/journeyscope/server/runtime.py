@@ -14,7 +14,7 @@ import logging
 from journeyscope.server.priority import lower_database_threads, lower_this_thread
 from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse, load_journey_map
-from journeyscope.warehouse.writer import Writer
+from journeyscope.warehouse.writer import LAKE_COMMIT_WAIT_S, Writer
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Runtime:
             max_batch_spans=settings.write_batch_spans,
             retry_after_s=settings.retry_after_s,
             max_retry_after_s=settings.retry_after_max_s,
+            commit_wait_s=LAKE_COMMIT_WAIT_S if self.warehouse.lake is not None else 0.0,
             thread_init=lower_this_thread,
         )
         return self

@@ -44,7 +44,7 @@ from journeyscope.warehouse.store import IngestResult, PreparedBatch, Warehouse
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Overloaded", "Writer", "WriterStats"]
+__all__ = ["COMMIT_WAIT_SPANS", "LAKE_COMMIT_WAIT_S", "Overloaded", "Writer", "WriterStats"]
 
 
 class Overloaded(JourneyscopeError):
@@ -83,12 +83,20 @@ class _Job:
     kind: str
     future: Future[IngestResult]
     admit_by: float = 0.0  #: monotonic time by which a batch waiting for room must be in the queue
+    queued_at: float = 0.0  #: monotonic time it entered the queue
 
     @property
     def spans(self) -> int:
         """Spans and log records: what the queue is bounded by."""
         return self.batch.rows
 
+
+#: Spans in the queue past which a batch stops waiting for others to commit with (``commit_wait_s``).
+COMMIT_WAIT_SPANS = 4096
+#: How long a batch waits for company on a lake, where every commit costs a round of catalog writes and a Parquet
+#: file per table it touches, and each file is read by every later query until compaction merges it (the README's
+#: lake benchmarks measure both); a sender's acknowledgement comes that much later at most.
+LAKE_COMMIT_WAIT_S = 0.05
 
 #: Seconds between the log lines of one storage outage.
 _OUTAGE_LOG_EVERY_S = 60.0
@@ -114,9 +122,14 @@ class Writer:
         max_retry_after_s: float = 2.0,
         checkpoint_threshold: str | None = "256MB",
         checkpoint_idle_s: float = 2.0,
+        commit_wait_s: float = 0.0,
         thread_init: Callable[[], None] | None = None,
     ) -> None:
-        """``thread_init`` runs first on the writer's thread (the server lowers its priority there)."""
+        """``thread_init`` runs first on the writer's thread (the server lowers its priority there).
+
+        ``commit_wait_s``: how long a batch may wait in the queue for others to commit with, while fewer than
+        :data:`COMMIT_WAIT_SPANS` are queued (:data:`LAKE_COMMIT_WAIT_S` suits a lake).
+        """
         if max_queue_spans <= 0 or max_batch_spans <= 0:
             raise ValueError("max_queue_spans and max_batch_spans must be positive")
         self.warehouse = warehouse
@@ -125,6 +138,7 @@ class Writer:
         self.retry_after_s = retry_after_s
         self.max_retry_after_s = max_retry_after_s
         self.checkpoint_idle_s = checkpoint_idle_s
+        self.commit_wait_s = commit_wait_s
         if checkpoint_threshold is not None:
             try:
                 warehouse.set_checkpoint_threshold(checkpoint_threshold)
@@ -216,6 +230,7 @@ class Writer:
         return not self._queue or self._queued_spans + n <= self.max_queue_spans
 
     def _enqueue(self, job: _Job) -> None:
+        job.queued_at = time.monotonic()
         self._queue.append(job)
         self._queued_spans += job.spans
         self.stats.queued_spans = self._queued_spans
@@ -309,6 +324,7 @@ class Writer:
                     wait = None if checkpoint_due is None else max(0.0, checkpoint_due - time.monotonic())
                     if not self._cond.wait(wait):
                         break  # ingest paused
+                self._wait_for_company()
                 jobs = self._take()
                 if not jobs and self._stopping and not self._waiting:
                     return
@@ -324,6 +340,17 @@ class Writer:
                     self.warehouse.feed.wake()
             elif checkpoint_due is not None and time.monotonic() >= checkpoint_due:
                 checkpoint_due = None if self._checkpoint() else time.monotonic() + self.checkpoint_idle_s
+
+    def _wait_for_company(self) -> None:
+        """Hold a small queue up to ``commit_wait_s`` after its oldest batch arrived (under ``_cond``), so batches
+        that arrive apart commit together; under load the queue fills while a commit runs and nothing waits."""
+        if self.commit_wait_s <= 0:
+            return
+        while self._queue and self._queued_spans < COMMIT_WAIT_SPANS and not self._stopping:
+            remaining = self._queue[0].queued_at + self.commit_wait_s - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
 
     def _commit(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
