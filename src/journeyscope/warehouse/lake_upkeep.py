@@ -2,12 +2,13 @@
 
 Every commit to a lake adds a Parquet file (and a delete adds a delete file) and a catalog snapshot; rows deleted
 stay in their Parquet file, readable by anyone who reads the object store, until the file is rewritten and the
-old one removed. :func:`compact` moves rows inlined in the catalog into files, merges small files and expires snapshots older than a margin longer than any
-query runs (a query reads the snapshot it began on; its files stay until the margin has passed), so it never
-breaks a running query and can run on a schedule. :func:`purge` is erasure's: it rewrites every file holding
-deleted rows, expires every snapshot but the current one and deletes the unreferenced files at once (a query
-still reading an older snapshot fails; an erasure request outranks it). :func:`lake_contains` is the proof:
-it reads every Parquet object under the data path and reports identifiers still found in it.
+old one removed. :func:`compact` moves rows inlined in the catalog into files, merges small files and expires
+snapshots older than a margin longer than any query runs (a query reads the snapshot it began on; its files stay
+until the margin has passed), so it never breaks a running query and can run on a schedule. :func:`purge` is
+erasure's: it rewrites every file holding deleted rows, expires every snapshot but the current one and deletes the
+unreferenced files at once (a query still reading an older snapshot fails; an erasure request outranks it).
+:func:`lake_contains` is the proof: it reads every Parquet object under the data path and reports identifiers
+still found in it.
 """
 
 from __future__ import annotations

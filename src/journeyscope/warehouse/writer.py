@@ -14,8 +14,10 @@ where a receiver must: a full queue keeps a batch waiting in line for a moment,
 then *refuses* it (:class:`Overloaded`, which a receiver turns into 503 /
 UNAVAILABLE with a short retry hint) instead of dropping it. Queued batches are
 committed together (group commit): under load one transaction serves many
-requests. What follows from a commit (stage-visit upkeep, scoring) is not the
-writer's: consumers of the change feed derive it (:mod:`journeyscope.warehouse.derive`).
+requests, and with ``commit_wait_s`` (a lake's receiver) a short queue waits a
+moment for more, so requests that arrive apart share a commit too. What follows
+from a commit (stage-visit upkeep, scoring) is not the writer's: consumers of the
+change feed derive it (:mod:`journeyscope.warehouse.derive`).
 
 Checkpoints are the writer's: DuckDB's default (checkpoint whenever the write-ahead
 log passes 16 MB) compresses and rewrites the table's open row group and its key
