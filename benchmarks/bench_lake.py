@@ -34,6 +34,8 @@ affects each alike.
     python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--duckdb-catalog]
     python benchmarks/bench_lake.py --steps --spans 200000 --batch 2000 --group 10 --repeat 2
     python benchmarks/bench_lake.py --only lake --spans 100000 --batch 512 --rate 10000   # a steady load
+    python benchmarks/bench_lake.py --rounds --spans 100000 --journeys 7000 --group 4 --every 3
+    python benchmarks/bench_lake.py --rounds --spans 100000 --journeys 7000 --slice 100 --group 1 --every 250
 
 With ``--rate`` the senders keep to a steady load instead of sending as fast as they are answered (agents export
 apart, not in a burst): then the commits' count and the CPU per span show what a receiver pays per commit.
@@ -345,6 +347,44 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
                   f"visit upkeep once {upkeep / args.spans * 1e6:.1f} us; load {os.getloadavg()[0]:.1f}", flush=True)
 
 
+def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
+    """A receiver's pattern replayed in this process, CPU time per step: the requests (cut into ``--slice``-span
+    pieces when given, as small requests come) committed ``--group`` at a time, a stage-visit upkeep round after
+    every ``--every`` commits and one at the end. What each round costs shows how upkeep grows with the spans its
+    journeys hold and with the files the commits left (one per commit until compaction)."""
+    from journeyscope.warehouse import Warehouse
+    from journeyscope.warehouse.otlp import decode_protobuf_table
+    from journeyscope.warehouse.store import PreparedBatch
+
+    bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
+    with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()), data_path=store.new_prefix()) as lake:
+        lake.set_threads(1)
+        tables = [decode_protobuf_table(body).table for body in bodies]
+        if args.slice:
+            tables = [t.slice(i, args.slice) for t in tables for i in range(0, t.num_rows, args.slice)]
+        prepared = [lake.prepare(t) for t in tables]
+        groups = [PreparedBatch.combine(prepared[i:i + args.group]) for i in range(0, len(prepared), args.group)]
+        services = [int((pg.folder / "data" / "postmaster.pid").read_text().split()[0]), store.process.pid]
+        services_before = _tree_cpu(services)
+        ingest = upkeep = 0.0
+        costs: list[str] = []
+        for n, group in enumerate(groups, 1):
+            began = time.process_time()
+            lake.ingest(group, update_visits=False)
+            ingest += time.process_time() - began
+            if n % args.every == 0 or n == len(groups):
+                began = time.process_time()
+                journeys = len(lake.update_visits())
+                spent = time.process_time() - began
+                upkeep += spent
+                costs.append(f"{journeys} journeys {spent:.2f} s")
+        services_cpu = _tree_cpu(services) - services_before
+        print(f"rounds: {args.spans} spans in {len(groups)} commits, a round every {args.every}: CPU per span "
+              f"Warehouse.ingest {ingest / args.spans * 1e6:.1f} us, upkeep {upkeep / args.spans * 1e6:.1f} us, "
+              f"PostgreSQL and SeaweedFS {services_cpu / args.spans * 1e6:.1f} us; rounds: {'; '.join(costs)}; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
@@ -362,7 +402,12 @@ def main() -> None:
                         help="also a lake with a DuckDB-file catalog and a local data directory")
     parser.add_argument("--steps", action="store_true",
                         help="instead: CPU per span of each ingest step on a lake, in this process")
-    parser.add_argument("--group", type=int, default=10, help="--steps: requests per commit")
+    parser.add_argument("--group", type=int, default=10, help="--steps, --rounds: requests per commit")
+    parser.add_argument("--rounds", action="store_true",
+                        help="instead: a receiver's commits and upkeep rounds replayed in this process, CPU per step")
+    parser.add_argument("--every", type=int, default=3, help="--rounds: commits between upkeep rounds")
+    parser.add_argument("--slice", type=int, default=0,
+                        help="--rounds: cut each request into pieces of this many spans")
     args = parser.parse_args()
     bodies, expected_visits = load.cached_bodies(args.spans, args.batch, args.journeys)
     print(f"{args.spans} spans in {len(bodies)} requests of {args.batch}, {expected_visits} stage visits, "
@@ -399,7 +444,7 @@ def main() -> None:
 
     results: list[dict[str, object]] = []
     try:
-        for _ in range(args.repeat if not args.steps else 0):
+        for _ in range(args.repeat if not (args.steps or args.rounds) else 0):
             for make in storages():
                 result = run(make(), bodies, expected_visits, args, env)
                 results.append(result)
@@ -407,6 +452,9 @@ def main() -> None:
         if args.steps:
             for _ in range(args.repeat):
                 steps(args, pg, store)
+        if args.rounds:
+            for _ in range(args.repeat):
+                rounds(args, pg, store)
     finally:
         store.stop()
         pg.stop()
