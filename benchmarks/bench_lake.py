@@ -300,6 +300,19 @@ def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
     return {"compact_s": round(time.perf_counter() - began, 2), "compacted": done.stdout.strip()}
 
 
+def _commit_groups(lake: Any, bodies: list[bytes], group: int, piece: int = 0) -> list[Any]:
+    """The requests decoded and prepared as a receiver does, cut into ``piece``-span pieces when given (as small
+    requests come), and combined ``group`` at a time: what one commit of a receiver's writer holds."""
+    from journeyscope.warehouse.otlp import decode_protobuf_table
+    from journeyscope.warehouse.store import PreparedBatch
+
+    tables = [decode_protobuf_table(body).table for body in bodies]
+    if piece:
+        tables = [t.slice(i, piece) for t in tables for i in range(0, t.num_rows, piece)]
+    prepared = [lake.prepare(t) for t in tables]
+    return [PreparedBatch.combine(prepared[i:i + group]) for i in range(0, len(prepared), group)]
+
+
 def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
     """CPU per span of each ingest step on a lake, in this process (CPU time, which a busy machine changes far
     less than wall clock): the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
@@ -309,16 +322,13 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
     import pyarrow as pa
 
     from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.otlp import decode_protobuf_table
-    from journeyscope.warehouse.store import PreparedBatch
 
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
     for data_path in (store.new_prefix(), None):
         with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
                        data_path=data_path or tempfile.mkdtemp(prefix="data-", dir=pg.folder.parent)) as lake:
             lake.set_threads(1)
-            prepared = [lake.prepare(decode_protobuf_table(body).table) for body in bodies]
-            groups = [PreparedBatch.combine(prepared[i:i + args.group]) for i in range(0, len(prepared), args.group)]
+            groups = _commit_groups(lake, bodies, args.group)
             where = "S3" if data_path else "a local directory"
             cur = lake.cursor()
             cur.execute("CREATE TABLE raw_spans AS SELECT * FROM spans LIMIT 0")
@@ -347,24 +357,18 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
                   f"visit upkeep once {upkeep / args.spans * 1e6:.1f} us; load {os.getloadavg()[0]:.1f}", flush=True)
 
 
-def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
+def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: list[int]) -> None:
     """A receiver's pattern replayed in this process, CPU time per step: the requests (cut into ``--slice``-span
     pieces when given, as small requests come) committed ``--group`` at a time, a stage-visit upkeep round after
     every ``--every`` commits and one at the end. What each round costs shows how upkeep grows with the spans its
-    journeys hold and with the files the commits left (one per commit until compaction)."""
+    journeys hold and with the files the commits left (one per commit until compaction). ``services``: the
+    PostgreSQL and SeaweedFS processes, whose CPU is counted too."""
     from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.otlp import decode_protobuf_table
-    from journeyscope.warehouse.store import PreparedBatch
 
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
     with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()), data_path=store.new_prefix()) as lake:
         lake.set_threads(1)
-        tables = [decode_protobuf_table(body).table for body in bodies]
-        if args.slice:
-            tables = [t.slice(i, args.slice) for t in tables for i in range(0, t.num_rows, args.slice)]
-        prepared = [lake.prepare(t) for t in tables]
-        groups = [PreparedBatch.combine(prepared[i:i + args.group]) for i in range(0, len(prepared), args.group)]
-        services = [int((pg.folder / "data" / "postmaster.pid").read_text().split()[0]), store.process.pid]
+        groups = _commit_groups(lake, bodies, args.group, args.slice)
         services_before = _tree_cpu(services)
         ingest = upkeep = 0.0
         costs: list[str] = []
@@ -454,7 +458,7 @@ def main() -> None:
                 steps(args, pg, store)
         if args.rounds:
             for _ in range(args.repeat):
-                rounds(args, pg, store)
+                rounds(args, pg, store, services)
     finally:
         store.stop()
         pg.stop()

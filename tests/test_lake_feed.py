@@ -25,7 +25,7 @@ from journeyscope.server.derive_worker import DeriveWorker, WorkerSettings
 from journeyscope.simulator import SimulationConfig
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.evaluations import evaluate_pending
-from journeyscope.warehouse.feed import SPANS
+from journeyscope.warehouse.feed import ERASURE, SPANS, _read_changes
 from journeyscope.warehouse.journey_map import load_journey_map
 from journeyscope.warehouse.partition import Partition
 from support.services import Postgres, postgres, services_folder  # noqa: F401
@@ -57,35 +57,35 @@ def _lake(postgres: Postgres, tmp_path: Path) -> tuple[str, str]:
     return "ducklake:postgres:" + postgres.conninfo(postgres.new_database()), str(data)
 
 
+def _stored(lake: Warehouse, after: int) -> tuple[Any, ...]:
+    """What the lake stores of the feed after ``after`` (spans and erasures), read past any feed's memory."""
+    cur = lake.cursor()
+    try:
+        return _read_changes(cur, after, lake.feed.generation(), frozenset({SPANS, ERASURE}))
+    finally:
+        cur.close()
+
+
 def test_a_feed_reads_its_own_commits_from_memory_and_the_others_from_the_lake(postgres: Postgres,
                                                                                tmp_path: Path) -> None:
     """A lake's feed keeps what its own commits published; a read that covers another writer's commit (or one
     after an erasure, which takes journeys out of the stored changes) reads the lake: every read equals the
     stored feed."""
-    from journeyscope.warehouse.feed import ERASURE, _read_changes
-
     url, data = _lake(postgres, tmp_path)
     with Warehouse(url, data_path=data, journey_map=None) as one, Warehouse(url, journey_map=None) as other:
-        def stored(after: int) -> tuple[Any, ...]:
-            cur = one.cursor()
-            try:
-                return _read_changes(cur, after, one.feed.generation(), frozenset({SPANS, ERASURE}))
-            finally:
-                cur.close()
-
         for writer, journeys in ((one, {"a", "b"}), (other, {"c"}), (one, {"d"})):
             with writer.transaction("publish") as tx:
                 tx.publish(SPANS, journeys)
         head = one.feed.generation()
-        assert one.feed.read(head - 1, frozenset({SPANS})).changes == stored(head - 1)  # its own: kept
-        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)  # the other's among them
-        assert [c.journeys for c in stored(0)] == [("a", "b"), ("c",), ("d",)]
+        assert one.feed.read(head - 1, frozenset({SPANS})).changes == _stored(one, head - 1)  # its own: kept
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == _stored(one, 0)  # the other's among them
+        assert [c.journeys for c in _stored(one, 0)] == [("a", "b"), ("c",), ("d",)]
         with one.transaction("erase") as tx:
             tx.cur.execute("UPDATE changes SET journey_ids = list_filter(journey_ids, j -> j <> 'd')")
             tx.publish(ERASURE, None)
         after = one.feed.generation()
-        assert one.feed.read(head - 1, frozenset({SPANS, ERASURE})).changes == stored(head - 1)
-        assert [c.journeys for c in stored(head - 1)] == [(), None] and after == head + 1
+        assert one.feed.read(head - 1, frozenset({SPANS, ERASURE})).changes == _stored(one, head - 1)
+        assert [c.journeys for c in _stored(one, head - 1)] == [(), None] and after == head + 1
 
 
 def test_a_feed_reads_each_generation_from_the_lake_once(postgres: Postgres, tmp_path: Path,
@@ -94,7 +94,6 @@ def test_a_feed_reads_each_generation_from_the_lake_once(postgres: Postgres, tmp
     from memory. Another writer's erasure, once read, drops what was kept (it took journeys out of the stored
     changes), and a feed that keeps less than a read covers still answers what the lake stores."""
     from journeyscope.warehouse import feed as feed_module
-    from journeyscope.warehouse.feed import ERASURE, _read_changes
 
     url, data = _lake(postgres, tmp_path)
     lake_reads: list[tuple[int, int]] = []
@@ -106,34 +105,26 @@ def test_a_feed_reads_each_generation_from_the_lake_once(postgres: Postgres, tmp
     monkeypatch.setattr(feed_module, "_read_changes", counted)
     with Warehouse(url, data_path=data, journey_map=None) as one, Warehouse(url, journey_map=None) as other:
         one.feed.poll_s = 0.0
-
-        def stored(after: int) -> tuple[Any, ...]:
-            cur = one.cursor()
-            try:
-                return _read_changes(cur, after, one.feed.generation(), frozenset({SPANS, ERASURE}))
-            finally:
-                cur.close()
-
         for writer, journeys in ((one, {"a", "b"}), (other, {"c"}), (other, {"d"}), (one, {"e"})):
             with writer.transaction("publish") as tx:
                 tx.publish(SPANS, journeys)
         head = one.feed.generation()
-        assert one.feed.read(head - 3, frozenset({SPANS})).changes == stored(head - 3)
+        assert one.feed.read(head - 3, frozenset({SPANS})).changes == _stored(one, head - 3)
         assert lake_reads == [(head - 3, head)]  # from the first generation it had not seen, every kind
-        assert one.feed.read(head - 2, frozenset({SPANS})).changes == stored(head - 2)
-        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)
+        assert one.feed.read(head - 2, frozenset({SPANS})).changes == _stored(one, head - 2)
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == _stored(one, 0)
         assert len(lake_reads) == 1  # both from memory
 
         with other.transaction("erase") as tx:
             tx.cur.execute("UPDATE changes SET journey_ids = list_filter(journey_ids, j -> j <> 'a')")
             tx.publish(ERASURE, None)
-        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)
-        assert [c.journeys for c in stored(0)][0] == ("b",)
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == _stored(one, 0)
+        assert [c.journeys for c in _stored(one, 0)][0] == ("b",)
 
         monkeypatch.setattr(feed_module, "_KEPT_IDS", 1)  # keeps less than the next read covers
         with other.transaction("publish") as tx:
             tx.publish(SPANS, {"f", "g"})
-        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == stored(0)
+        assert one.feed.read(0, frozenset({SPANS, ERASURE})).changes == _stored(one, 0)
 
 
 @pytest.mark.slow

@@ -265,10 +265,10 @@ class LakeFeed:
     **Other processes' commits** are found by polling the head (one primary-key row in PostgreSQL) at most every
     ``poll_s`` seconds (``JOURNEYSCOPE_FEED_POLL``); this process's own commits are seen at once. What its own
     commits published, and every generation it has read from the lake, is kept in memory (the last :data:`_KEPT`
-    generations, :data:`_KEPT_IDS` journey ids at most): a lake query's cost grows with the rows stored (DuckLake
-    fetches the table's inlined rows from PostgreSQL, all of them, whatever the range asked), so a read asks the
-    lake only for generations it has not seen, once, and consumers behind one another (upkeep paced, the server's
-    states at once) share what the first one read.
+    generations, :data:`_KEPT_IDS` journey ids at most): a lake query of one generation costs more the more rows
+    the table holds inlined in PostgreSQL (until compaction flushes them), so a read asks the lake only for
+    generations it has not seen, once, and consumers behind one another (upkeep paced, the server's states at once)
+    share what the first one read.
 
     A writer killed between its lake commit and raising the head leaves the head below its generation until the
     next publishing commit raises it past (that commit cannot end before the killed one has: DuckLake's commits

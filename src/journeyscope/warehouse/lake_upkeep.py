@@ -93,7 +93,7 @@ def _committed(cur: duckdb.DuckDBPyConnection, statement: str, doing: str) -> No
 def compact(warehouse: Warehouse, *, margin_s: float = DEFAULT_SNAPSHOT_MARGIN_S) -> LakeCompaction:
     """Move the rows DuckLake inlined in the catalog into Parquet files, merge adjacent small files, rewrite files
     most of whose rows were deleted (retention), expire snapshots older than ``margin_s`` and delete the files only
-    they used (DuckLake's ``CHECKPOINT``, in that order, with the margin).
+    they used: the steps of DuckLake's ``CHECKPOINT`` in its order, with the margin, but for deleting orphaned files.
 
     Inlined rows first: small inserts (the feed's changes, the ingest ledger, a batch's few feedback answers) are
     kept in catalog tables that every query of their table fetches whole, so until they are flushed each read of

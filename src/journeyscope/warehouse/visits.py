@@ -140,8 +140,8 @@ WITH s AS (
     SELECT sp.journey_id, sp.customer_id, sp.journey_name, sp.cohort, sp.stage, sp.channel,
            sp.start_time, coalesce(sp.end_time, sp.start_time) AS end_time, sp.seq, sp.outcome,
            sp.trace_id, sp.name, coalesce(len(sp.turns), 0) AS n_turns,
-           (sp.name = '{cv.OUTCOME_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS outcome_only,
-           (sp.name = '{cv.FEEDBACK_SPAN}' AND coalesce(len(sp.turns), 0) = 0) AS feedback_only
+           (sp.name = '{cv.OUTCOME_SPAN}' AND n_turns = 0) AS outcome_only,
+           (sp.name = '{cv.FEEDBACK_SPAN}' AND n_turns = 0) AS feedback_only
     FROM spans sp
     WHERE sp.seq >= $from_seq AND sp.stage IS NOT NULL AND sp.journey_id IN (SELECT journey_id FROM touched)
 ),
