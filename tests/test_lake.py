@@ -264,6 +264,33 @@ def test_stage_visit_upkeep_commits_on_its_first_try_while_ingest_commits_into_i
         assert _visits(upkeep) == _visits(embedded)
 
 
+def test_a_commit_that_began_before_another_writers_commit_retries_at_once(postgres: Postgres,
+                                                                            tmp_path: Path) -> None:
+    """A lake transaction takes the snapshot id after the newest it saw, so one that began before another writer
+    committed loses that id and DuckLake tries it again under the next. Such a commit goes through, its rows and
+    the other's both stored, and the lake's connections ask DuckLake to try again after a few milliseconds instead
+    of its default 100 ms: with two receivers, or a receiver's upkeep beside its writer, nearly every commit
+    begins before another ends, and the default pause held each of them up (the README's lake benchmarks)."""
+    from journeyscope.warehouse import lake
+
+    location = lake.LakeLocation.parse(_lake_url(postgres), str(tmp_path / "data"))
+    first, second = lake.connect(location), lake.connect(location)
+    try:
+        for con in (first, second):
+            assert con.execute("SELECT current_setting('ducklake_retry_wait_ms'), "
+                               "current_setting('ducklake_retry_backoff')").fetchone() == (
+                lake.COMMIT_RETRY_WAIT_MS, lake.COMMIT_RETRY_BACKOFF)
+        first.execute("CREATE TABLE t (writer INTEGER)")
+        first.execute("BEGIN")
+        first.execute("INSERT INTO t VALUES (1)")
+        second.execute("INSERT INTO t VALUES (2)")  # committed while the first transaction is open
+        first.execute("COMMIT")
+        assert first.execute("SELECT writer FROM t ORDER BY writer").fetchall() == [(1,), (2,)]
+    finally:
+        first.close()
+        second.close()
+
+
 def _parquet_rows_holding(objects: dict[str, bytes], needle: str) -> int:
     """Rows of the stored Parquet objects (read from their bytes) with ``needle`` in any column."""
     import io

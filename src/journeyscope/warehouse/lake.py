@@ -58,6 +58,15 @@ _WHEELS = (("duckdb_extension_ducklake", "ducklake"), ("duckdb_extension_postgre
            ("duckdb_extension_httpfs", "httpfs"))
 #: Span ``seq`` numbers a writer takes from the catalog at a time (one ``nextval``).
 SEQ_BLOCK = 1 << 20
+#: DuckLake's pause before it tries a commit again under the next snapshot id (``ducklake_retry_wait_ms``), and
+#: the factor it grows by (``ducklake_retry_backoff``). A transaction takes the id after the newest snapshot it
+#: saw, so one that began before another writer's commit ended loses that id however the commits are ordered:
+#: with several receivers, or a receiver's upkeep beside its writer, nearly every commit does. Publishing commits
+#: already take turns (:data:`FEED_LOCK`), so the first quick try under the next id goes through; DuckLake's
+#: defaults (100 ms, 1.5) kept each such commit waiting at least 100 ms. The growth keeps about five seconds of
+#: patience over DuckLake's ten tries for writers that do collide.
+COMMIT_RETRY_WAIT_MS = 5
+COMMIT_RETRY_BACKOFF = 2.0
 
 
 def is_lake(path: str | Path) -> bool:
@@ -177,6 +186,8 @@ def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
     con = duckdb.connect(":memory:", config=config)
     try:
         _load_extensions(con)
+        con.execute(f"SET ducklake_retry_wait_ms = {COMMIT_RETRY_WAIT_MS}")
+        con.execute(f"SET ducklake_retry_backoff = {COMMIT_RETRY_BACKOFF}")
         _s3_secret(con)
         options = [f"DATA_PATH {_quote(location.data_path)}"] if location.data_path else []
         if read_only:
