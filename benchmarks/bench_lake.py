@@ -300,61 +300,90 @@ def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
     return {"compact_s": round(time.perf_counter() - began, 2), "compacted": done.stdout.strip()}
 
 
-def _commit_groups(lake: Any, bodies: list[bytes], group: int, piece: int = 0) -> list[Any]:
+def _commit_groups(lake: Any, bodies: list[bytes], group: int, piece: int = 0,
+                   cpu: dict[str, float] | None = None) -> list[Any]:
     """The requests decoded and prepared as a receiver does, cut into ``piece``-span pieces when given (as small
-    requests come), and combined ``group`` at a time: what one commit of a receiver's writer holds."""
+    requests come), and combined ``group`` at a time: what one commit of a receiver's writer holds. ``cpu`` gets the
+    CPU seconds of decoding (``decode``) and of redaction with the batch key (``prepare``)."""
     from journeyscope.warehouse.otlp import decode_protobuf_table
     from journeyscope.warehouse.store import PreparedBatch
 
+    began = time.process_time()
     tables = [decode_protobuf_table(body).table for body in bodies]
+    decoded = time.process_time()
     if piece:
         tables = [t.slice(i, piece) for t in tables for i in range(0, t.num_rows, piece)]
     prepared = [lake.prepare(t) for t in tables]
+    if cpu is not None:
+        cpu.update(decode=decoded - began, prepare=time.process_time() - decoded)
     return [PreparedBatch.combine(prepared[i:i + group]) for i in range(0, len(prepared), group)]
 
 
-def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore) -> None:
+def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: list[int]) -> None:
     """CPU per span of each ingest step on a lake, in this process (CPU time, which a busy machine changes far
-    less than wall clock): the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
+    less than wall clock), and PostgreSQL's and SeaweedFS's (``services``) during it: decoding, redaction with the
+    batch key, the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
     ``Warehouse.ingest`` (ledger, seq numbers, backlog, feed: what a receiver's writer runs per group commit of
-    ``--group`` requests), and one stage-visit upkeep of it all. One DuckDB thread, as ``serve`` uses on 2 cores."""
+    ``--group`` requests), and one stage-visit upkeep of it all. One DuckDB thread, as ``serve`` uses on 2 cores.
+
+    Then the floor: the steps no receiver can skip on this storage (decode, redact, append, derive each visit once,
+    with the services' share) added up, and the rates they alone allow on this machine's cores, before any HTTP,
+    queueing, ledger, change feed or upkeep round that derives a journey more than once."""
     import numpy as np
     import pyarrow as pa
 
     from journeyscope.warehouse import Warehouse
 
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
+    per_span = lambda seconds: seconds / args.spans * 1e6  # noqa: E731
     for data_path in (store.new_prefix(), None):
         with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
                        data_path=data_path or tempfile.mkdtemp(prefix="data-", dir=pg.folder.parent)) as lake:
             lake.set_threads(1)
-            groups = _commit_groups(lake, bodies, args.group)
+            cpu: dict[str, float] = {}
+            groups = _commit_groups(lake, bodies, args.group, cpu=cpu)
             where = "S3" if data_path else "a local directory"
             cur = lake.cursor()
             cur.execute("CREATE TABLE raw_spans AS SELECT * FROM spans LIMIT 0")
-            began, seq = time.process_time(), 1
-            for group in groups:
-                n = group.table.num_rows
-                numbered = group.table.append_column("seq", pa.array(np.arange(seq, seq + n, dtype=np.int64)))
-                numbered = numbered.append_column("ingested_at", pa.array(
-                    np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us")))
-                seq += n
-                cur.execute("BEGIN")
-                cur.register("incoming", numbered)
-                cur.execute("INSERT INTO raw_spans BY NAME SELECT * FROM incoming")
-                cur.execute("COMMIT")
-            raw = time.process_time() - began
+
+            def measured(work: Callable[[], object]) -> tuple[float, float]:
+                before, services_before = time.process_time(), _tree_cpu(services)
+                work()
+                return time.process_time() - before, _tree_cpu(services) - services_before
+
+            def raw_append() -> None:
+                seq = 1
+                for group in groups:
+                    n = group.table.num_rows
+                    numbered = group.table.append_column("seq", pa.array(np.arange(seq, seq + n, dtype=np.int64)))
+                    numbered = numbered.append_column("ingested_at", pa.array(
+                        np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us")))
+                    seq += n
+                    cur.execute("BEGIN")
+                    cur.register("incoming", numbered)
+                    cur.execute("INSERT INTO raw_spans BY NAME SELECT * FROM incoming")
+                    cur.execute("COMMIT")
+
+            def ingest() -> None:
+                for group in groups:
+                    lake.ingest(group, update_visits=False)
+
+            raw = measured(raw_append)
             cur.close()
-            began = time.process_time()
-            for group in groups:
-                lake.ingest(group, update_visits=False)
-            ingest = time.process_time() - began
-            began = time.process_time()
-            lake.update_visits()
-            upkeep = time.process_time() - began
-            print(f"steps on {where}, {args.spans} spans in {len(groups)} commits: CPU per span raw DuckLake append "
-                  f"{raw / args.spans * 1e6:.1f} us, Warehouse.ingest {ingest / args.spans * 1e6:.1f} us, "
-                  f"visit upkeep once {upkeep / args.spans * 1e6:.1f} us; load {os.getloadavg()[0]:.1f}", flush=True)
+            stored = measured(ingest)
+            upkeep = measured(lake.update_visits)
+            print(f"steps on {where}, {args.spans} spans in {len(groups)} commits, CPU per span (+ PostgreSQL and "
+                  f"SeaweedFS meanwhile): decode {per_span(cpu['decode']):.1f} us, redaction and batch key "
+                  f"{per_span(cpu['prepare']):.1f}, raw DuckLake append {per_span(raw[0]):.1f} "
+                  f"(+ {per_span(raw[1]):.1f}), Warehouse.ingest {per_span(stored[0]):.1f} (+ {per_span(stored[1]):.1f}), "
+                  f"visit upkeep once {per_span(upkeep[0]):.1f} (+ {per_span(upkeep[1]):.1f}); load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+            cores = os.cpu_count() or 1
+            acked = cpu["decode"] + cpu["prepare"] + raw[0] + raw[1]
+            queryable = acked + upkeep[0] + upkeep[1]
+            print(f"  floor on {where}: decode, redact and append {per_span(acked):.1f} us a span, with one upkeep "
+                  f"{per_span(queryable):.1f}: on {cores} cores, fully used, at most {args.spans / acked * cores:,.0f} "
+                  f"spans/s acknowledged and {args.spans / queryable * cores:,.0f} queryable", flush=True)
 
 
 def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: list[int]) -> None:
@@ -455,7 +484,7 @@ def main() -> None:
                 print(result, flush=True)
         if args.steps:
             for _ in range(args.repeat):
-                steps(args, pg, store)
+                steps(args, pg, store, services)
         if args.rounds:
             for _ in range(args.repeat):
                 rounds(args, pg, store, services)
