@@ -10,8 +10,13 @@ the waits shorter, never the assertions wrong.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+import pytest
+
+from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.writer import COMMIT_WAIT_SPANS, Writer
@@ -71,3 +76,35 @@ def test_a_queue_of_enough_spans_commits_without_waiting(tmp_path: Path) -> None
             assert small.result(timeout=30).accepted == 5
         finally:
             writer.shutdown()
+
+
+def test_serve_waits_for_company_as_long_as_commit_wait_says(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --commit-wait`` reaches the receiver's writer: on the file, which waits for nothing by default,
+    three OTLP requests posted 50 ms apart over real HTTP share one commit with a wait of 3 s."""
+    from click.testing import CliRunner
+
+    from journeyscope.cli import cli
+    from journeyscope.server import run
+    from receiver_support import journey_spans, make_request, no_proxy, running_server
+
+    chosen: list[ServerSettings] = []
+    monkeypatch.setattr(run, "serve", chosen.append)
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "cli.duckdb"), "--port", "0",
+                                       "--grpc-port", "-1", "--commit-wait", "3"])
+    assert result.exit_code == 0, result.output
+    assert [s.commit_wait_s for s in chosen] == [3.0]
+
+    no_proxy()
+    with running_server(ServerSettings(db=str(tmp_path / "w.duckdb"), evaluate_online=False,
+                                       commit_wait_s=chosen[0].commit_wait_s)) as server:
+        bodies = [make_request(journey_spans(f"j-{k}", 4, trace=k + 1)).SerializeToString() for k in range(3)]
+        with ThreadPoolExecutor(3) as pool:
+            answers = []
+            for body in bodies:
+                answers.append(pool.submit(httpx.post, server.traces_url, content=body,
+                                           headers={"Content-Type": "application/x-protobuf"}, timeout=30))
+                time.sleep(0.05)
+            assert [a.result().status_code for a in answers] == [200, 200, 200]
+        assert server.runtime.writer.stats.transactions == 1  # type: ignore[union-attr]
+        assert server.query("SELECT count(*) FROM spans") == [(12,)]

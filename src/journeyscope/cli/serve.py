@@ -9,6 +9,7 @@ from journeyscope.errors import ConfigError
 from journeyscope.ports import ensure_free
 from journeyscope.settings import load as load_settings
 from journeyscope.warehouse.lake import is_lake
+from journeyscope.warehouse.writer import COMMIT_WAIT_SPANS, LAKE_COMMIT_WAIT_S
 
 
 @click.command()
@@ -22,6 +23,10 @@ from journeyscope.warehouse.lake import is_lake
               help="OTLP/gRPC port; 0 picks a free one, -1 turns gRPC off.")
 @click.option("--queue-spans", default=200_000, show_default=True, type=click.IntRange(1),
               help="Spans waiting to be written before senders are told to retry (503/UNAVAILABLE).")
+@click.option("--commit-wait", type=click.FloatRange(0, 10), metavar="SECONDS",
+              help=f"How long a request waits in a short queue (under {COMMIT_WAIT_SPANS:,} spans) for others to "
+              "commit with. Longer: fewer commits and less CPU under a steady load, later acknowledgements. "
+              f"Default: {LAKE_COMMIT_WAIT_S} on a lake, 0 on the file.")
 @click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True),
               default=lambda: load_settings().keys_file,
               help="API keys and projects (TOML). Without it the server accepts local requests only. "
@@ -58,6 +63,7 @@ def serve(
     port: int,
     grpc_port: int,
     queue_spans: int,
+    commit_wait: float | None,
     keys_file: str | None,
     policies_file: str | None,
     monitors_file: str | None,
@@ -97,7 +103,7 @@ def serve(
             probe.set_memory_limit(memory)
     settings = ServerSettings(
         db=db, map_file=map_file, host=host, port=port, grpc_port=None if grpc_port < 0 else grpc_port,
-        queue_max_spans=queue_spans, keys_file=keys_file, policies_file=policies_file,
+        queue_max_spans=queue_spans, commit_wait_s=commit_wait, keys_file=keys_file, policies_file=policies_file,
         monitors_file=monitors_file, derive=not no_derive, evaluate_online=not no_evaluate, workers=workers, db_threads=db_threads,
         db_memory_limit=memory, max_connections=max_connections, header_timeout_s=header_timeout,
         body_timeout_s=body_timeout, state_journeys=state_journeys,

@@ -41,7 +41,8 @@ class Runtime:
             max_batch_spans=settings.write_batch_spans,
             retry_after_s=settings.retry_after_s,
             max_retry_after_s=settings.retry_after_max_s,
-            commit_wait_s=LAKE_COMMIT_WAIT_S if self.warehouse.lake is not None else 0.0,
+            commit_wait_s=(settings.commit_wait_s if settings.commit_wait_s is not None
+                           else LAKE_COMMIT_WAIT_S if self.warehouse.lake is not None else 0.0),
             thread_init=lower_this_thread,
         )
         return self

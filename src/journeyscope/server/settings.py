@@ -34,6 +34,9 @@ class ServerSettings:
     queue_max_spans: int = 200_000
     #: Spans the writer commits in one transaction at most (group commit of queued requests).
     write_batch_spans: int = 100_000
+    #: Seconds a short queue waits for more requests to commit with (``Writer(commit_wait_s=...)``); ``None``: the
+    #: storage's default, :data:`~journeyscope.warehouse.writer.LAKE_COMMIT_WAIT_S` on a lake and none on the file.
+    commit_wait_s: float | None = None
     #: Seconds a request waits for room in a full queue (in line, first come first) before it is refused;
     #: the line holds another ``queue_max_spans`` at most. The wait and the retry hint together are what
     #: one refused attempt costs a sender: keep them near a sixth of the exporters' 10 s, so all six fit.
