@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["ALIAS", "FEED_LOCK", "LAKE_PREFIX", "LAYOUT", "LAYOUT_VERSION", "ROW_GROUP_ROWS", "UPKEEP_LOCK", "Catalog",
-           "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key", "batch_lock_key", "committed_snapshot",
-           "connect", "describe", "is_lake", "probe", "record_batches", "stored_batches"]
+           "LakeLocation", "WarehouseUnavailable", "adapt_ddl", "batch_key", "batch_lock_key", "connect",
+           "describe", "is_lake", "probe", "record_batches", "stored_batches"]
 
 LAKE_PREFIX = "ducklake:"
 #: The name the lake is attached under; every cursor of a lake warehouse runs ``USE`` on it.
@@ -339,12 +339,6 @@ def record_batches(cur: duckdb.DuckDBPyConnection, parts: list[tuple[str, int, i
         cur.execute("INSERT INTO ingest_ledger SELECT batch_key, spans, now()::TIMESTAMP FROM js_ledger")
     finally:
         cur.unregister("js_ledger")
-
-
-def committed_snapshot(cur: duckdb.DuckDBPyConnection) -> int | None:
-    """The snapshot id of ``cur``'s last commit to the lake: the generation a change feed can name."""
-    row = cur.execute(f"SELECT id FROM ducklake_last_committed_snapshot('{ALIAS}')").fetchone()
-    return int(row[0]) if row and row[0] is not None else None
 
 
 def batch_lock_key(batch_key: str) -> int:

@@ -53,9 +53,6 @@ class IngestResult:
 
     accepted: int
     duplicates: int
-    #: On a lake, the snapshot id of the commit that stored the batch (``None`` on the file, or when nothing new
-    #: was stored): readers of the lake's change feed can name what they have seen by it.
-    snapshot: int | None = None
 
     @property
     def received(self) -> int:
@@ -165,13 +162,11 @@ def _journeys_of(cur: duckdb.DuckDBPyConnection, spans: pa.Table, logged: bool) 
 class Tx:
     """One write transaction: its cursor, and what it changed (published with its commit)."""
 
-    __slots__ = ("cur", "changes", "snapshot")
+    __slots__ = ("cur", "changes")
 
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self.cur = cur
         self.changes: dict[str, set[str] | None] = {}
-        #: On a lake, the snapshot id its commit made (set once committed).
-        self.snapshot: int | None = None
 
     def publish(self, kind: str, journeys: list[str] | set[str] | None) -> None:
         """Say this transaction changed ``journeys`` (``None``: any journey) in ``kind`` (a :mod:`feed` kind)."""
@@ -483,10 +478,10 @@ class Warehouse:
         if prepared.rows == 0:
             return IngestResult(0, 0)
         if self.lake is not None:
-            accepted, snapshot = self._ingest_lake(prepared, kinds)
+            accepted = self._ingest_lake(prepared, kinds)
             if update_visits:
                 self.update_visits()
-            return IngestResult(accepted, table.num_rows - accepted, snapshot)
+            return IngestResult(accepted, table.num_rows - accepted)
         with self._append_lock:
             batch = self._numbered(table)
             logs = self._numbered(prepared.logs) if prepared.logs is not None and prepared.logs.num_rows else None
@@ -516,9 +511,8 @@ class Warehouse:
         now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(pa.timestamp("us"))
         return table.append_column("seq", seq).append_column("ingested_at", now)
 
-    def _ingest_lake(self, prepared: PreparedBatch, kinds: frozenset[str]) -> tuple[int, int | None]:
-        """Store a batch on a lake exactly once, publishing ``kinds`` for its journeys; return the spans stored
-        and the commit's snapshot id.
+    def _ingest_lake(self, prepared: PreparedBatch, kinds: frozenset[str]) -> int:
+        """Store a batch on a lake exactly once, publishing ``kinds`` for its journeys; return the spans stored.
 
         Each request in the batch has a ledger row (its batch key) written in the batch's transaction, and an
         advisory lock on that key is held from the ledger check to the commit, so a retried request is
@@ -558,9 +552,7 @@ class Warehouse:
                             for kind in kinds:
                                 tx.publish(kind, journeys)
                     self._catalog.confirm_batches(keys)
-                    if not fresh:
-                        return 0, None
-                    return table.num_rows, tx.snapshot
+                    return table.num_rows if fresh else 0
                 except _LakeConflict as exc:
                     if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
                         raise _lake.WarehouseUnavailable(f"cannot commit to {self.lake.describe()}: {exc}") from None
@@ -769,8 +761,6 @@ class Warehouse:
             try:
                 yield tx
                 self.feed.commit(cur, tx.changes)
-                if self.lake is not None:
-                    tx.snapshot = _lake.committed_snapshot(cur)
             except BaseException as exc:
                 _rollback(cur)
                 if conflicts and self.lake is not None and isinstance(exc, duckdb.TransactionException):
