@@ -78,6 +78,35 @@ def test_a_queue_of_enough_spans_commits_without_waiting(tmp_path: Path) -> None
             writer.shutdown()
 
 
+def test_a_batch_that_came_during_a_commit_waits_for_the_senders_that_commit_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait counts from the last commit's end too: a batch that arrived while a (slow) commit ran, its own wait
+    long over, still waits for the batch sent right after that commit, and the two share the next commit."""
+    with Warehouse(tmp_path / "c.duckdb") as wh:
+        real = wh.ingest
+        calls: list[int] = []
+
+        def ingest(batch: object, **kwargs: object) -> object:
+            calls.append(1)
+            if len(calls) == 1:
+                time.sleep(1.0)  # the first commit is slow
+            return real(batch, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(wh, "ingest", ingest)
+        writer = Writer(wh, commit_wait_s=0.5)
+        try:
+            first = writer.ingest(_spans(0, 10))
+            time.sleep(0.6)  # the first commit has begun (after its 0.5 s wait) and runs for a second
+            during = writer.ingest(_spans(10, 10))
+            first.result(timeout=30)
+            time.sleep(0.1)  # the answered sender sends again, within the wait counted from the commit's end
+            after = writer.ingest(_spans(20, 10))
+            assert [f.result(timeout=30).accepted for f in (during, after)] == [10, 10]
+            assert writer.stats.transactions == 2  # the first alone, the other two together
+        finally:
+            writer.shutdown()
+
+
 def test_serve_waits_for_company_as_long_as_commit_wait_says(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """``serve --commit-wait`` reaches the receiver's writer: on the file, which waits for nothing by default,

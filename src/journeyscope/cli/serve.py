@@ -24,8 +24,9 @@ from journeyscope.warehouse.writer import COMMIT_WAIT_SPANS, LAKE_COMMIT_WAIT_S
 @click.option("--queue-spans", default=200_000, show_default=True, type=click.IntRange(1),
               help="Spans waiting to be written before senders are told to retry (503/UNAVAILABLE).")
 @click.option("--commit-wait", type=click.FloatRange(0, 10), metavar="SECONDS",
-              help=f"How long a request waits in a short queue (under {COMMIT_WAIT_SPANS:,} spans) for others to "
-              "commit with. Longer: fewer commits and less CPU under a steady load, later acknowledgements. "
+              help=f"How long a short queue (under {COMMIT_WAIT_SPANS:,} spans) waits for more requests to commit "
+              "with, from its oldest request's arrival or the last commit's end, whichever is later. Longer: fewer "
+              "commits and less CPU under a steady load, later acknowledgements. "
               f"Default: {LAKE_COMMIT_WAIT_S} on a lake, 0 on the file.")
 @click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True),
               default=lambda: load_settings().keys_file,

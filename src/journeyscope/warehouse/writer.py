@@ -129,8 +129,9 @@ class Writer:
     ) -> None:
         """``thread_init`` runs first on the writer's thread (the server lowers its priority there).
 
-        ``commit_wait_s``: how long a batch may wait in the queue for others to commit with, while fewer than
-        :data:`COMMIT_WAIT_SPANS` are queued (:data:`LAKE_COMMIT_WAIT_S` suits a lake).
+        ``commit_wait_s``: how long a short queue (fewer than :data:`COMMIT_WAIT_SPANS` spans) waits for more
+        batches to commit with, counted from its oldest batch's arrival or the last commit's end, whichever is
+        later (:data:`LAKE_COMMIT_WAIT_S` suits a lake).
         """
         if max_queue_spans <= 0 or max_batch_spans <= 0:
             raise ValueError("max_queue_spans and max_batch_spans must be positive")
@@ -344,12 +345,18 @@ class Writer:
                 checkpoint_due = None if self._checkpoint() else time.monotonic() + self.checkpoint_idle_s
 
     def _wait_for_company(self) -> None:
-        """Hold a small queue up to ``commit_wait_s`` after its oldest batch arrived (under ``_cond``), so batches
-        that arrive apart commit together; under load the queue fills while a commit runs and nothing waits."""
+        """Hold a small queue up to ``commit_wait_s`` after its oldest batch arrived or the last commit ended,
+        whichever is later (under ``_cond``), so batches that arrive apart commit together.
+
+        From the commit's end too, because the senders that commit answered send again right after it: a batch
+        that came in during a commit would otherwise go alone, and theirs make the next commit. Under load the
+        queue holds :data:`COMMIT_WAIT_SPANS` by then and nothing waits.
+        """
         if self.commit_wait_s <= 0:
             return
         while self._queue and self._queued_spans < COMMIT_WAIT_SPANS and not self._stopping:
-            remaining = self._queue[0].queued_at + self.commit_wait_s - time.monotonic()
+            since = max(self._queue[0].queued_at, self._committed_at or 0.0)
+            remaining = since + self.commit_wait_s - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)
