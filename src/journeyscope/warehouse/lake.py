@@ -186,8 +186,10 @@ def connect(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
     con = duckdb.connect(":memory:", config=config)
     try:
         _load_extensions(con)
-        con.execute(f"SET ducklake_retry_wait_ms = {COMMIT_RETRY_WAIT_MS}")
-        con.execute(f"SET ducklake_retry_backoff = {COMMIT_RETRY_BACKOFF}")
+        for setting, value in (("ducklake_retry_wait_ms", COMMIT_RETRY_WAIT_MS),
+                               ("ducklake_retry_backoff", COMMIT_RETRY_BACKOFF)):
+            with contextlib.suppress(duckdb.CatalogException):  # a DuckLake without it keeps its own, only slower
+                con.execute(f"SET {setting} = {value}")
         _s3_secret(con)
         options = [f"DATA_PATH {_quote(location.data_path)}"] if location.data_path else []
         if read_only:
