@@ -184,8 +184,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             "acked_spans_s": round(spans / acked),
             "queryable_s": round(queryable, 2),
             "queryable_spans_s": round(spans / queryable),
-            "cpu_us_per_span": round((cpu_after[0] - cpu_before[0]) / spans * 1e6, 1),
-            "services_cpu_us_per_span": round((cpu_after[1] - cpu_before[1]) / spans * 1e6, 1),
+            "cpu_us_per_span": round(_per_span(cpu_after[0] - cpu_before[0], spans), 1),
+            "services_cpu_us_per_span": round(_per_span(cpu_after[1] - cpu_before[1], spans), 1),
             "commits": sum(int(s["transactions"]) for s in statuses),  # type: ignore[call-overload]
             "retries_503": retries,
             "reads": len(funnel_s),
@@ -300,6 +300,11 @@ def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
     return {"compact_s": round(time.perf_counter() - began, 2), "compacted": done.stdout.strip()}
 
 
+def _per_span(seconds: float, spans: int) -> float:
+    """Microseconds a span."""
+    return seconds / spans * 1e6
+
+
 def _commit_groups(lake: Any, bodies: list[bytes], group: int, piece: int = 0,
                    cpu: dict[str, float] | None = None) -> list[Any]:
     """The requests decoded and prepared as a receiver does, cut into ``piece``-span pieces when given (as small
@@ -335,7 +340,7 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: 
     from journeyscope.warehouse import Warehouse
 
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
-    per_span = lambda seconds: seconds / args.spans * 1e6  # noqa: E731
+    per_span = lambda seconds: _per_span(seconds, args.spans)  # noqa: E731
     for data_path in (store.new_prefix(), None):
         with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
                        data_path=data_path or tempfile.mkdtemp(prefix="data-", dir=pg.folder.parent)) as lake:
@@ -413,8 +418,8 @@ def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services:
                 costs.append(f"{journeys} journeys {spent:.2f} s")
         services_cpu = _tree_cpu(services) - services_before
         print(f"rounds: {args.spans} spans in {len(groups)} commits, a round every {args.every}: CPU per span "
-              f"Warehouse.ingest {ingest / args.spans * 1e6:.1f} us, upkeep {upkeep / args.spans * 1e6:.1f} us, "
-              f"PostgreSQL and SeaweedFS {services_cpu / args.spans * 1e6:.1f} us; rounds: {'; '.join(costs)}; "
+              f"Warehouse.ingest {_per_span(ingest, args.spans):.1f} us, upkeep {_per_span(upkeep, args.spans):.1f} us, "
+              f"PostgreSQL and SeaweedFS {_per_span(services_cpu, args.spans):.1f} us; rounds: {'; '.join(costs)}; "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
 
 

@@ -34,15 +34,20 @@ def _spans(first: int, n: int) -> SpanRows:
     return rows
 
 
+def _three_apart(writer: Writer) -> list[int]:
+    """Three batches of 10 spans sent 50 ms apart; the spans each one stored."""
+    futures = []
+    for k in range(3):
+        futures.append(writer.ingest(_spans(k * 10, 10)))
+        time.sleep(0.05)
+    return [f.result(timeout=30).accepted for f in futures]
+
+
 def test_batches_that_arrive_apart_commit_together_within_the_wait(tmp_path: Path) -> None:
     with Warehouse(tmp_path / "g.duckdb") as wh:
         writer = Writer(wh, commit_wait_s=3.0)
         try:
-            futures = []
-            for k in range(3):
-                futures.append(writer.ingest(_spans(k * 10, 10)))
-                time.sleep(0.05)
-            assert [f.result(timeout=30).accepted for f in futures] == [10, 10, 10]
+            assert _three_apart(writer) == [10, 10, 10]
             assert writer.stats.transactions == 1
         finally:
             writer.shutdown()
@@ -54,11 +59,7 @@ def test_without_a_wait_batches_that_arrive_apart_do_not_wait_for_each_other(tmp
     with Warehouse(tmp_path / "a.duckdb") as wh:
         writer = Writer(wh)
         try:
-            futures = []
-            for k in range(3):
-                futures.append(writer.ingest(_spans(k * 10, 10)))
-                time.sleep(0.05)
-            assert [f.result(timeout=30).accepted for f in futures] == [10, 10, 10]
+            assert _three_apart(writer) == [10, 10, 10]
             assert writer.stats.transactions > 1
         finally:
             writer.shutdown()

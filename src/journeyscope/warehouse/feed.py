@@ -413,16 +413,14 @@ class LakeFeed:
         complete = after >= self._pruned_through
         if newest <= after:
             return ChangeBatch(after, after, (), complete)
+        start = self._unknown_from(after, newest)
+        if start < newest and newest - start <= _KEPT:  # what it has not seen, every kind, kept for the next read
+            fetched: dict[int, tuple[Change, ...]] = dict.fromkeys(range(start + 1, newest + 1), ())
+            for change in self._read_lake(start, newest, ALL_KINDS):
+                fetched[change.generation] += (change,)  # a generation without rows stays (): a gap
+            with self._state:
+                self._remember(fetched)
         kept = self._kept(after, newest, kinds)
-        if kept is None:
-            start = self._unknown_from(after, newest)
-            if newest - start <= _KEPT:  # what it has not seen, every kind, kept for the next read
-                fetched: dict[int, tuple[Change, ...]] = dict.fromkeys(range(start + 1, newest + 1), ())
-                for change in self._read_lake(start, newest, ALL_KINDS):
-                    fetched[change.generation] += (change,)  # a generation without rows stays (): a gap
-                with self._state:
-                    self._remember(fetched)
-                kept = self._kept(after, newest, kinds)
         if kept is None:  # too far behind to keep, or an erasure read made what was kept before go
             kept = self._read_lake(after, newest, kinds)
         return ChangeBatch(after, newest, kept, complete)
