@@ -72,14 +72,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _read_lake(db: str, data_path: str, env: dict[str, str], stop: Any, out: Any) -> None:
-    """A reader process on the lake: the funnel and one journey's detail, timed, until ``stop``."""
+def _read_lake(db: str, data_path: str, env: dict[str, str], ready: Any, stop: Any, out: Any) -> None:
+    """A reader process on the lake: the funnel and one journey's detail, timed, until ``stop``; ``ready`` set
+    once it has opened the lake (before the clock starts: a dashboard is open before the load comes)."""
     os.environ.update(env)
     from journeyscope.warehouse import Warehouse
     from journeyscope.warehouse.funnel import funnel
     from journeyscope.warehouse.journey_detail import journey_detail
 
     with Warehouse(db, read_only=True, data_path=data_path) as warehouse:
+        funnel(warehouse)
+        ready.set()
         while not stop.is_set():
             began = time.perf_counter()
             funnel(warehouse)
@@ -151,27 +154,37 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
     try:
         reads: Any
         stop: Any
-        if storage.shared:
-            stop, reads = manager.Event(), manager.list()
-            reader: Any = ctx.Process(target=_read_lake, args=(storage.db, storage.data_path, env, stop, reads))
-        else:
-            stop, reads = threading.Event(), []
+        reader: Any = None
+        stop: Any = threading.Event()
+        reads: Any = []
+        if storage.shared and args.reader:
+            ready, stop, reads = manager.Event(), manager.Event(), manager.list()
+            reader = ctx.Process(target=_read_lake, args=(storage.db, storage.data_path, env, ready, stop, reads))
+            reader.start()
+            if not ready.wait(120):
+                raise SystemExit(f"{storage.label}: the reader did not open the lake")
+        elif args.reader:
             reader = threading.Thread(target=_read_api, args=(ports[0], stop, reads))
+        checker = _Queryable(storage, ports[0], spans, expected_visits)
         cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc in processes),  # noqa: E731
-                       _tree_cpu(storage.services))
+                       _tree_cpu(storage.services),
+                       time.process_time() + (_tree_cpu([reader.pid]) if isinstance(reader, ctx.Process) else 0.0))
         cpu_before = cpu()
-        reader.start()
+        if isinstance(reader, threading.Thread):
+            reader.start()
         started = time.perf_counter()
         retries, failures = load.post_all(ports, bodies, args.senders,
                                           None if args.rate is None else args.rate / args.batch)
         acked = time.perf_counter() - started
         if failures:
             raise SystemExit(f"{storage.label}: {failures[0]}")
-        stored, visits = _until_queryable(storage, ports[0], spans, expected_visits)
+        stored, visits = checker.wait()
         queryable = time.perf_counter() - started
         cpu_after = cpu()
         stop.set()
-        reader.join()
+        checker.close()
+        if reader is not None:
+            reader.join()
         funnel_s = [f for f, _ in reads]
         journey_s = [j for _, j in reads]
         statuses = [load._get(port, "/v1/ingest/status") for port in ports]
@@ -186,6 +199,7 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             "queryable_spans_s": round(spans / queryable),
             "cpu_us_per_span": round(_per_span(cpu_after[0] - cpu_before[0], spans), 1),
             "services_cpu_us_per_span": round(_per_span(cpu_after[1] - cpu_before[1], spans), 1),
+            "bench_cpu_us_per_span": round(_per_span(cpu_after[2] - cpu_before[2], spans), 1),
             "commits": sum(int(s["transactions"]) for s in statuses),  # type: ignore[call-overload]
             "retries_503": retries,
             "reads": len(funnel_s),
@@ -259,32 +273,39 @@ def _start_deriver(storage: Storage, part: int) -> subprocess.Popen[str]:
     return proc
 
 
-def _until_queryable(storage: Storage, port: int, spans: int, expected_visits: int) -> tuple[int, int]:
-    """Poll until every span is stored and every stage visit derived; the last counts seen. A shared lake is read
-    by a reader of its own (no receiver's API: each receiver's change feed knows its own commits only, so one
-    receiver's cached funnel can miss the visits the other derived); the others through the API."""
-    from journeyscope.warehouse import Warehouse
-    from journeyscope.warehouse.funnel import funnel
+class _Queryable:
+    """Polls until every span is stored and every stage visit derived. A shared lake is read by a reader of its
+    own, opened before the clock starts (no receiver's API: each receiver's change feed knows its own commits
+    only, so one receiver's cached funnel can miss the visits the other derived); the others through the API."""
 
-    reader = Warehouse(storage.db, read_only=True, data_path=storage.data_path) if storage.shared else None
-    try:
+    def __init__(self, storage: Storage, port: int, spans: int, expected_visits: int) -> None:
+        from journeyscope.warehouse import Warehouse
+
+        self.port, self.spans, self.expected_visits = port, spans, expected_visits
+        self.reader = Warehouse(storage.db, read_only=True, data_path=storage.data_path) if storage.shared else None
+
+    def wait(self) -> tuple[int, int]:
+        """The last counts seen, once they are complete or 900 s passed."""
+        from journeyscope.warehouse.funnel import funnel
+
         deadline = time.monotonic() + 900
         stored = visits = -1
         while time.monotonic() < deadline:
-            if reader is not None:
-                stored = reader.span_count()
-                visits = sum(stage.visits for journey in funnel(reader, evaluators=False).journeys
-                             for stage in journey.stages) if stored == spans else -1
+            if self.reader is not None:
+                stored = self.reader.span_count()
+                visits = sum(stage.visits for journey in funnel(self.reader, evaluators=False).journeys
+                             for stage in journey.stages) if stored == self.spans else -1
             else:
-                stored = int(load._get(port, "/v1/ingest/status")["spans_in_warehouse"])  # type: ignore[call-overload]
-                visits = load._funnel_visits(port) if stored == spans else -1
-            if visits == expected_visits:
+                stored = int(load._get(self.port, "/v1/ingest/status")["spans_in_warehouse"])  # type: ignore[call-overload]
+                visits = load._funnel_visits(self.port) if stored == self.spans else -1
+            if visits == self.expected_visits:
                 break
             time.sleep(0.1)
         return stored, visits
-    finally:
-        if reader is not None:
-            reader.close()
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
 
 
 def _compact(storage: Storage, env: dict[str, str]) -> dict[str, object]:
@@ -432,6 +453,8 @@ def main() -> None:
                         help="spans/s the senders keep to, requests evenly spread (default: as fast as answered)")
     parser.add_argument("--journeys", type=int, default=20_000)
     parser.add_argument("--queue-spans", type=int, default=200_000)
+    parser.add_argument("--no-reader", dest="reader", action="store_false",
+                        help="no reader timing the funnel and a journey while the load runs")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each round runs every storage once")
     parser.add_argument("--only", action="append",
                         choices=["file", "lake", "lake x2", "lake + derive", "duckdb-catalog lake"],
@@ -501,7 +524,8 @@ def main() -> None:
         mine = [r for r in results if r["storage"] == label]
         print(f"{label:>20}: queryable {[r['queryable_spans_s'] for r in mine]} spans/s, acked "
               f"{[r['acked_spans_s'] for r in mine]}, CPU {[r['cpu_us_per_span'] for r in mine]} us/span "
-              f"(+ services {[r['services_cpu_us_per_span'] for r in mine]}), "
+              f"(+ services {[r['services_cpu_us_per_span'] for r in mine]}, "
+              f"+ this benchmark's senders and readers {[r['bench_cpu_us_per_span'] for r in mine]}), "
               f"funnel p50 {[r['funnel_p50_s'] for r in mine]} s, journey p50 {[r['journey_p50_s'] for r in mine]} s "
               f"(at rest before / after compaction {[r.get('journey_before_compact_p50_s') for r in mine]} / "
               f"{[r.get('journey_after_compact_p50_s') for r in mine]} s), "
