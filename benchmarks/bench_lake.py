@@ -234,17 +234,6 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
     return result
 
 
-def _warm(store: ObjectStore) -> None:
-    """Write one object to the fresh store's bucket (and delete it): SeaweedFS makes the bucket's volumes at its
-    first write (0.2 s here), which a long-running store has done long before; else the first lake run pays it."""
-    import httpx
-
-    url = f"http://127.0.0.1:{store.filer_port}/buckets/{store.bucket}/journeyscope-bench-warm-up"
-    with httpx.Client(timeout=60) as client:
-        client.put(url, content=b"x" * 4096).raise_for_status()
-        client.delete(url).raise_for_status()
-
-
 def _read_at_rest(storage: Storage, label: str, journeys: int, reads: int = 20) -> dict[str, object]:
     """One journey's detail read ``reads`` times (spread over the ``journeys`` the load made) by a read-only reader in this
     process once the receivers stopped: its wall clock and CPU p50, and the bytes one journey's spans fetch from the
@@ -489,7 +478,6 @@ def main() -> None:
     os.chmod(folder, 0o755)
     pg: Postgres = start_postgres(folder)
     store: ObjectStore = start_object_store(folder)
-    _warm(store)
     env = store.env()
     os.environ.update(env)
     postmaster = int((pg.folder / "data" / "postmaster.pid").read_text().split()[0])
