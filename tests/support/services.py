@@ -203,7 +203,7 @@ def start_object_store(parent: Path) -> ObjectStore:
 
 def _make_volumes(store: ObjectStore) -> None:
     """Write one object to the new store's bucket and delete it: SeaweedFS makes a bucket's volumes at its first
-    write, which stalled the first lake commits by up to 2.7 s (a long-running store made them long before)."""
+    write, which stalls the first lake commits for a random while (a long-running store made them long before)."""
     url = f"http://127.0.0.1:{store.filer_port}/buckets/{store.bucket}/journeyscope-make-volumes"
     with httpx.Client(timeout=60) as client:
         client.put(url, content=b"x" * 4096).raise_for_status()
