@@ -210,6 +210,40 @@ def test_derive_workers_split_the_journeys_and_never_count_twice(postgres: Postg
         assert not lake.query("SELECT count(*) FROM visits_pending")[0][0]
 
 
+def test_a_derive_worker_runs_its_queries_on_the_threads_a_receiver_would(postgres: Postgres, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``journeyscope derive --db-threads`` reaches the worker, whose DuckDB runs each query on that many threads;
+    without it, on one fewer than the cores, as ``serve``'s (not DuckDB's default of all of them)."""
+    from click.testing import CliRunner
+
+    from journeyscope.server import derive_worker
+    from journeyscope.server.priority import database_threads
+
+    url, data = _lake(postgres, tmp_path)
+    Warehouse(url, data_path=data).close()
+    for given, expected in ((None, database_threads()), (1, 1), (3, 3)):
+        worker = DeriveWorker(WorkerSettings(db=url, data_path=data, partition=Partition(1, 1), db_threads=given))
+        try:
+            assert worker.warehouse.query("SELECT current_setting('threads')") == [(expected,)], given
+        finally:
+            worker.close()
+
+    chosen: list[WorkerSettings] = []
+
+    class Recorded:
+        def __init__(self, settings: WorkerSettings) -> None:
+            chosen.append(settings)
+
+        def run(self, **_: Any) -> None:
+            pass
+
+    monkeypatch.setattr(derive_worker, "DeriveWorker", Recorded)
+    with mock.patch.dict(os.environ):  # --data-path sets the variable for the process and its children
+        result = CliRunner().invoke(cli, ["derive", "--db", url, "--data-path", data, "--once", "--db-threads", "3"])
+    assert result.exit_code == 0, result.output
+    assert [s.db_threads for s in chosen] == [3]
+
+
 def test_derive_refuses_a_bad_partition_and_an_unreachable_catalog(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     unreachable = "ducklake:postgres:host=127.0.0.1 port=1 dbname=x"

@@ -72,6 +72,17 @@ def map_option(fn: F) -> F:
     )(fn)
 
 
+def db_threads_option(fn: F) -> F:
+    """``--db-threads N``: threads per DuckDB query (default: :func:`journeyscope.server.priority.database_threads`,
+    one fewer than the cores), for the long-running processes that share a machine with others."""
+    return click.option(
+        "--db-threads",
+        type=click.IntRange(1, 256),
+        help="Threads per DuckDB query. Default: one fewer than the cores (at least 1), one left for the API "
+             "and the other processes on the machine.",
+    )(fn)
+
+
 def require_warehouse(db: str, hint: str = "create one with 'journeyscope demo' or 'journeyscope import'") -> None:
     """Refuse a ``--db`` that names no warehouse: a DuckDB file that is not there. A lake is checked when it is
     opened (its catalog says), and ``:memory:`` is always there."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from journeyscope.cli.common import db_option, map_option
+from journeyscope.cli.common import db_option, db_threads_option, map_option
 from journeyscope.errors import ConfigError
 from journeyscope.ports import ensure_free
 from journeyscope.settings import load as load_settings
@@ -41,8 +41,7 @@ from journeyscope.warehouse.writer import COMMIT_WAIT_SPANS, LAKE_COMMIT_WAIT_S
               "changes. Env: JOURNEYSCOPE_MONITORS.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Processes that decode OTLP bodies and score visits, off the API's event loop (0: none).")
-@click.option("--db-threads", type=click.IntRange(1, 256),
-              help="Threads per DuckDB query. Default: one fewer than the cores (at least 1), one left for the API.")
+@db_threads_option
 @click.option("--db-memory", default="1GB", show_default=True,
               help="DuckDB's memory limit (e.g. 512MB, 4GB; 'none': 80%% of the machine's memory).")
 @click.option("--state-journeys", default=10_000, show_default=True, type=click.IntRange(1),

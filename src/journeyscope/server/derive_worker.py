@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from journeyscope.errors import ConfigError, WarehouseError
+from journeyscope.server.priority import database_threads
 from journeyscope.server.scoring import OnlineScoring
 from journeyscope.warehouse import Warehouse, load_journey_map
 from journeyscope.warehouse.derive import Consumer, DeriveLoop, VisitUpkeep
@@ -47,6 +48,8 @@ class WorkerSettings:
     evaluate: bool = True
     #: Seconds between sweeps that mark idle journeys' open visits ``abandoned`` (of this partition).
     idle_sweep_s: float = 30.0
+    #: Threads per DuckDB query (``None``: :func:`~journeyscope.server.priority.database_threads`, as a receiver's).
+    db_threads: int | None = None
 
 
 class DeriveWorker:
@@ -60,6 +63,9 @@ class DeriveWorker:
         self.settings = settings
         self.warehouse = Warehouse(settings.db, data_path=settings.data_path,
                                    journey_map=load_journey_map(settings.map_file))
+        # A worker shares its machine with receivers or other workers: a query's threads beyond the cores left
+        # over cost it more CPU than they save (the README's lake benchmark notes).
+        self.warehouse.set_threads(database_threads(settings.db_threads))
         partition = settings.partition
         self.upkeep = VisitUpkeep(self.warehouse, idle_sweep_s=settings.idle_sweep_s, partition=partition)
         consumers: list[Consumer] = [self.upkeep]
