@@ -17,7 +17,9 @@ from journeyscope.server.settings import ServerSettings
 from journeyscope.warehouse import Warehouse, derive, feed
 from journeyscope.warehouse.derive import DeriveLoop, FeedPause, VisitUpkeep
 from journeyscope.warehouse.erasure import erase_customer
-from journeyscope.warehouse.feed import ChangeBatch
+from journeyscope.warehouse.feed import Change, ChangeBatch
+from journeyscope.warehouse.partition import Partition
+from journeyscope.warehouse.visit_feed import derived_through, due_journeys, still_due
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.writer import Writer
 
@@ -200,7 +202,7 @@ def test_visit_upkeep_in_the_loop_derives_what_ingest_left_pending(tmp_path: Pat
         loop.stop()
         writer.shutdown()
         assert {v["journey_id"] for v in wh.stage_visits()} == {"u1", "u2"}
-        assert wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+        assert wh.visits_due() == 0
 
 
 def test_commits_count_as_paused_after_several_of_their_usual_gaps() -> None:
@@ -359,3 +361,26 @@ def test_journey_states_forget_closed_journeys_nobody_asked_about(tmp_path: Path
         assert states.held_state("live") is not None and states.held_state("done") is None
         assert states.prune() == 1 and states.held_state("asked") is None  # not asked since: gone too
         assert states.held_state("live") is not None  # open: kept
+
+
+def test_upkeep_starts_a_new_partition_where_every_journey_was_derived_and_counts_what_is_due() -> None:
+    """Upkeep's positions on the feed: a partition with no position yet starts where every journey is known derived
+    (a full derivation, whole upkeep, or the lowest of a complete set of parts), never where one part alone stands;
+    a journey is due until the upkeep that owns it has passed the last change listing it."""
+    half = Partition(1, 2)
+    mine = next(f"j{i}" for i in range(100) if half.owns(f"j{i}"))
+    theirs = next(f"j{i}" for i in range(100) if not half.owns(f"j{i}"))
+    assert derived_through({}) == 0
+    assert derived_through({"visit-upkeep rebuilt": 3, "visit-upkeep 1/2": 9}) == 3  # 2/2 may be behind
+    assert derived_through({"visit-upkeep rebuilt": 3, "visit-upkeep 1/2": 9, "visit-upkeep 2/2": 7}) == 7
+    assert derived_through({"visit-upkeep": 5, "visit-upkeep 1/3": 8, "visit-upkeep 2/3": 8}) == 5
+    assert derived_through({"visit-upkeep other": 50, "online-scoring 1/2": 60}) == 0  # not upkeep's
+    changes = (Change(8, feed.SPANS, (mine, theirs), 120), Change(9, feed.SPANS, (theirs,), 100),
+               Change(10, feed.SPANS, ("j-late",), None))
+    assert due_journeys(changes, None) == {mine: 120, theirs: 100, "j-late": None}  # each its lowest first span
+    assert due_journeys(changes, half) == {mine: 120}
+    assert due_journeys((*changes, Change(11, feed.SPANS, None)), None) is None
+    positions = {"visit-upkeep 1/2": 8, "visit-upkeep 2/2": 8}
+    assert still_due(changes, positions) == {theirs, "j-late"}
+    assert still_due(changes, {**positions, "visit-upkeep 2/2": 9}) == {"j-late"}
+    assert still_due(changes, {"visit-upkeep": 10}) == set()

@@ -213,11 +213,10 @@ def test_two_writers_opening_an_empty_catalog_at_once_both_migrate_it(demo_file:
 def test_stage_visit_upkeep_commits_on_its_first_try_while_ingest_commits_into_it(
         demo_file: Path, postgres: Postgres, object_store: ObjectStore, lake_env: dict[str, str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """DuckLake refuses a commit that deletes from a table another transaction inserted into since it began, and
-    receivers insert backlog rows all the time: the upkeep transaction only reads the backlog, and the rows it
-    derived leave in a short transaction of their own that no receiver commits into. A receiver committing
-    inside the upkeep neither waits for it nor makes it try again, and the backlog rows that receiver added stay
-    for the next upkeep, which derives the same visits as the file."""
+    """DuckLake refuses a commit that deletes from a table another transaction inserted into since it began: the
+    upkeep transaction deletes only derived rows (visits, first spans), which receivers never insert. A receiver
+    committing inside the upkeep neither waits for it nor makes it try again, and the journeys it stored stay due
+    (after upkeep's position on the change feed) for the next upkeep, which derives the same visits as the file."""
     import threading
 
     from journeyscope.warehouse import store, visits
@@ -227,38 +226,34 @@ def test_stage_visit_upkeep_commits_on_its_first_try_while_ingest_commits_into_i
     url, prefix = _lake_url(postgres), object_store.new_prefix()
     journey_map = load_journey_map(DEMO_MAP)
     tries: list[threading.Thread] = []
-    real = visits.update_pending
+    real = visits.update_due
 
     with Warehouse(url, data_path=prefix, journey_map=journey_map) as receiver, \
             Warehouse(url, journey_map=journey_map) as upkeep, \
             Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded:
         receiver.ingest(spans.slice(0, half), update_visits=False)
 
-        def update_pending(cur: Any, *args: Any, **kwargs: Any) -> tuple[list[str], list[int]]:
-            # the upkeep transaction has read its snapshot; a receiver commits backlog rows meanwhile
-            cur.execute("SELECT count(*) FROM visits_pending").fetchall()
+        def update_due(cur: Any, *args: Any, **kwargs: Any) -> None:
+            # the upkeep transaction has read its snapshot; a receiver commits meanwhile
+            cur.execute("SELECT count(*) FROM stage_visits").fetchall()
             ingest = threading.Thread(target=receiver.ingest, args=(spans.slice(half),),
                                       kwargs={"update_visits": False})
             tries.append(ingest)
             ingest.start()
             ingest.join(60)
             assert not ingest.is_alive()  # committed while the upkeep's transaction was open
-            return real(cur, *args, **kwargs)
+            real(cur, *args, **kwargs)
 
-        monkeypatch.setattr(store._visits, "update_pending", update_pending)
+        monkeypatch.setattr(store._visits, "update_due", update_due)
         derived = upkeep.update_visits()
         monkeypatch.undo()
         assert len(tries) == 1  # one try: the receiver's commit did not refuse it
         first_half = {j for j in spans.slice(0, half)["journey_id"].to_pylist() if j is not None}
+        second_half = {j for j in spans.slice(half)["journey_id"].to_pylist() if j is not None}
         assert set(derived) == first_half
-        pending = {r[0] for r in upkeep.query("SELECT DISTINCT journey_id FROM visits_pending")}
-        rest = spans.slice(half)
-        second_half = {j for j, stage, events in zip(rest["journey_id"].to_pylist(), rest["stage"].to_pylist(),
-                                                     rest["events"].to_pylist())
-                       if j is not None and (stage is not None or '"journey.feedback"' in (events or ""))}
-        assert pending == second_half  # the receiver's rows, none of the derived ones
-        upkeep.update_visits()
-        assert upkeep.query("SELECT count(*) FROM visits_pending")[0][0] == 0
+        assert upkeep.visits_due() == len(second_half)  # the receiver's journeys, still due
+        assert set(upkeep.update_visits()) == second_half
+        assert upkeep.visits_due() == 0
         assert upkeep.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")[0] == (
             spans.num_rows, spans.num_rows)
         assert _visits(upkeep) == _visits(embedded)

@@ -128,7 +128,7 @@ def test_receivers_derive_workers_and_an_api_reader_on_one_lake(postgres: Postgr
         with Warehouse(url, read_only=True, journey_map=None) as lake:
             assert _visits(lake) == visits  # every visit derived, by the two partitions' workers
             assert _scores(lake) == scores  # and scored once each (the restarted worker wrote nothing twice)
-            assert not lake.query("SELECT count(*) FROM visits_pending")[0][0]
+            assert lake.visits_due() == 0
         _until(lambda: _funnel(api) == expected_funnel, 60)  # the reader hears of the workers' commits
         assert _funnel(api) == expected_funnel  # the funnel exact
         api.close()

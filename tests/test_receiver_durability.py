@@ -103,7 +103,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
         server.wait(60)
     with Warehouse(db, read_only=True) as warehouse:
         stored = dict(warehouse.query("SELECT trace_id, count(*) FROM spans GROUP BY trace_id"))
-        pending = warehouse.query("SELECT count(*) FROM visits_pending")[0][0]
+        pending = warehouse.visits_due()
         visit_journeys = warehouse.query("SELECT count(DISTINCT journey_id) FROM stage_visits")[0][0]
         span_journeys = warehouse.query("SELECT count(DISTINCT journey_id) FROM spans")[0][0]
     missing = [b for b in batches if stored.get(f"{b:032x}") != 200]

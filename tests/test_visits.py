@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from journeyscope.errors import ConfigError
-from journeyscope.warehouse import SpanRows, Warehouse, visits
+from journeyscope.warehouse import SpanRows, Warehouse, feed, visits
+from journeyscope.warehouse.visit_feed import UPKEEP_POSITION, due_journeys
 from journeyscope.warehouse.export import export_table
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map, parse_journey_map
 
@@ -138,7 +140,7 @@ def test_upkeep_is_incremental_and_ties_keep_arrival_order() -> None:
     assert _visits(wh) == [("sign-up", 1, "completed", 1), ("verify", 1, "completed", 1),
                            ("sign-up", 2, "completed", 1), ("pay", 1, "open", 1)]
     assert wh.query("SELECT first_seq FROM stage_visits WHERE journey_id = 'j-other'") == before
-    assert wh.query("SELECT count(*) FROM visits_pending") == [(0,)]
+    assert wh.visits_due() == 0
 
 
 def test_changed_map_rederives_visits(tmp_path: Path) -> None:
@@ -228,10 +230,16 @@ def test_upkeep_reads_from_the_earliest_pending_journeys_first_span_and_misses_n
     first = dict(wh.query("SELECT journey_id, first_seq FROM journey_first_seq"))
     assert first["j-back"] < first["j-stated"] < first["j-other-0"]
 
-    def pending_from() -> int:
+    def due_from(due: dict[str, int | None] | None = None) -> int:
+        """Where the next upkeep would start reading spans (from the journeys the feed lists since its position)."""
+        if due is None:
+            batch = wh.feed.read(wh.feed.position(UPKEEP_POSITION) or 0, frozenset({feed.SPANS}))
+            due = due_journeys(batch.changes, None)
         cur = wh.cursor()
         try:
-            return visits.pending_from(cur)
+            cur.register("js_due", pa.table({"journey_id": pa.array(list(due), pa.string()),
+                                             "first_seq": pa.array(list(due.values()), pa.int64())}))
+            return visits.due_from(cur)
         finally:
             cur.close()
 
@@ -239,14 +247,14 @@ def test_upkeep_reads_from_the_earliest_pending_journeys_first_span_and_misses_n
     late.n = 10
     late.span("verify", 0.2)  # starts before the outcome span stored earlier: that outcome is this visit's
     wh.ingest(late.rows, update_visits=False)
-    assert pending_from() == first["j-stated"]  # not from j-stated's new span, nor from the start
+    assert due_from() == first["j-stated"]  # not from j-stated's new span, nor from the start
     again = Journey("j-back")
     again.n = 10
     again.span("verify", 3)
     fresh = Journey("j-new").span("pay", 3)
     wh.ingest(again.rows, update_visits=False)
     wh.ingest(fresh.rows, update_visits=False)
-    assert pending_from() == first["j-back"]
+    assert due_from() == first["j-back"]
     wh.update_visits()
     assert _visits(wh, "j-stated") == [("verify", 1, "failed", 1)]
 
@@ -257,10 +265,11 @@ def test_upkeep_reads_from_the_earliest_pending_journeys_first_span_and_misses_n
     once.ingest(everything)
     assert wh.stage_visits() == once.stage_visits()
 
-    # A backlog left by a file from before the first spans were recorded is read from the start.
+    assert wh.visits_due() == 0
+    # A journey with no recorded first span, listed by a change that stored no staged span, is read from the start.
     wh.query("DELETE FROM journey_first_seq WHERE journey_id = 'j-new'")
-    wh.query("INSERT INTO visits_pending VALUES ('j-new', NULL)")
-    assert pending_from() == 0
+    assert due_from({"j-new": None}) == 0
+    assert due_from({"j-new": 7}) == 7
 
 
 def test_channel_path_is_each_journeys_channel_sequence_and_an_older_file_is_upgraded(tmp_path: Path) -> None:
@@ -284,17 +293,22 @@ def test_channel_path_is_each_journeys_channel_sequence_and_an_older_file_is_upg
         assert wh.query("SELECT DISTINCT channel_path FROM stage_visits") == [("chat→email→chat",)]
 
 
-def test_upkeep_in_parts_derives_what_one_upkeep_does() -> None:
-    """A backlog worked off a few journeys per transaction comes out exactly as in one (and is emptied)."""
+def test_upkeep_in_parts_derives_what_one_upkeep_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog worked off a few journeys per transaction, and a few generations of the feed per read, comes out
+    exactly as in one (and nothing is left due)."""
+    from journeyscope.warehouse import visit_feed
+
     journeys = [Journey(f"j{i}").span("sign-up", i).span("verify", i + 1).span("sign-up", i + 2) for i in range(7)]
     parted = Warehouse(":memory:", journey_map=MAP, clock=lambda: T0 + 20 * MIN, upkeep_journeys=2)
     whole = _warehouse(20)
     for j in journeys:
         parted.ingest(j.rows, update_visits=False)
         whole.ingest(j.rows, update_visits=False)
+    monkeypatch.setattr(visit_feed, "UPKEEP_GENERATIONS", 3)
     assert sorted(parted.update_visits()) == [f"j{i}" for i in range(7)]
+    monkeypatch.undo()
     whole.update_visits()
-    assert parted.query("SELECT count(*) FROM visits_pending")[0][0] == 0
+    assert parted.visits_due() == 0 and whole.visits_due() == 0
     assert parted.stage_visits() == whole.stage_visits() and len(whole.stage_visits()) == 21
 
 
@@ -319,3 +333,36 @@ def test_outcomes_tied_in_time_go_by_arrival_in_any_upkeep(order: tuple[str, str
     visits.rebuild_visits(cur, wh.journey_map, T0 + 10 * MIN)
     cur.execute("COMMIT")
     assert [v["outcome"] for v in wh.stage_visits("j1")] == [last]
+
+
+def test_a_file_with_a_visit_backlog_table_is_upgraded_and_its_journeys_derived(tmp_path: Path) -> None:
+    """Schema 17 kept upkeep's backlog in a table (``visits_pending``); upkeep now follows the change feed. A file
+    left with journeys in that backlog opens with every visit derived, the table gone and nothing due."""
+    import duckdb
+
+    path = tmp_path / "v17.duckdb"
+    j, other = Journey(), Journey("j2")
+    j.span("sign-up", 0).span("verify", 1)
+    other.span("sign-up", 0)
+    with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
+        wh.ingest(j.rows, update_visits=False)
+        wh.ingest(other.rows, update_visits=False)
+    con = duckdb.connect(str(path))  # as journeyscope 17 left it: a backlog table, changes without first_seq
+    con.execute("CREATE TABLE visits_pending (journey_id VARCHAR NOT NULL, first_seq BIGINT)")
+    con.execute("INSERT INTO visits_pending SELECT journey_id, min(seq) FROM spans GROUP BY 1")
+    con.execute("ALTER TABLE changes DROP COLUMN first_seq")
+    con.execute("DELETE FROM feed_positions")
+    con.execute("UPDATE meta SET value = '17' WHERE key = 'schema_version'")
+    con.close()
+    with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
+        assert _visits(wh) == [("sign-up", 1, "completed", 1), ("verify", 1, "open", 1)]
+        assert _visits(wh, "j2") == [("sign-up", 1, "open", 1)]
+        assert wh.visits_due() == 0
+        assert wh.query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'visits_pending'") == [(0,)]
+        more = Journey()
+        more.n = 5
+        more.span("pay", 2)
+        wh.ingest(more.rows)  # upkeep goes on from the upgraded file's feed
+        assert _visits(wh)[-1] == ("pay", 1, "open", 1)
+        newest = "SELECT first_seq IS NOT NULL FROM changes WHERE kind = 'spans' ORDER BY generation DESC LIMIT 1"
+        assert wh.query(newest) == [(True,)]

@@ -6,10 +6,9 @@ in derive workers instead: ``journeyscope derive --partition K/N`` follows the l
 partition only (:class:`~journeyscope.warehouse.partition.Partition`), derives their visits (and closes idle
 ones) and scores them, in one derive loop like a server's (:class:`~journeyscope.warehouse.derive.DeriveLoop`).
 
-What makes a crash harmless: visit upkeep works off the lake's ``visits_pending`` backlog, a journey's rows
-deleted once the visits derived from them are committed (a crash in between derives the journey again, and a
-journey derived twice comes out the same), and scoring's
-position is stored per partition in the catalog after what it scored is committed; evaluations are keyed by
+What makes a crash harmless: visit upkeep's position on the change feed is stored per partition in the catalog
+once the visits derived from the journeys before it are committed (a crash in between derives them again, and a
+journey derived twice comes out the same), and so is scoring's after what it scored is committed; evaluations are keyed by
 visit and evaluator and only visits not yet scored are scored, so a restarted worker resumes where the last
 recorded position was and writes no second result for a visit. Its writes take the lake's derived-data lock
 (DuckLake refuses overlapping transactions deleting from one table), so workers take turns committing while

@@ -139,7 +139,7 @@ class VisitUpkeep:
 
     name = "visits"
     kinds = frozenset({feed.SPANS})
-    durable = False  # its durable queue is the file's ``visits_pending``
+    durable = False  # its position is the warehouse's, shared by a lake's processes (Warehouse.update_visits)
 
     def __init__(self, warehouse: Warehouse, *, interval_s: float = 0.25, rest: float = 2.0,
                  idle_sweep_s: float = 30.0, partition: Partition | None = None,
@@ -155,7 +155,7 @@ class VisitUpkeep:
         self._not_before = 0.0
         self._round_began = float("-inf")
         self._sweep_at = time.monotonic() + idle_sweep_s
-        self._started = False  # the first pass derives what is pending whatever the feed says (a crash's backlog)
+        self._started = False  # the first pass derives from upkeep's stored position whatever the loop's says
 
     def consume(self, batch: ChangeBatch, now: float) -> None:
         if now >= self._sweep_at:

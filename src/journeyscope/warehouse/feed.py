@@ -55,11 +55,17 @@ ALL_KINDS = frozenset({SPANS, EVENTS, VISITS, SCORES, FEEDBACK, ERASURE})
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one commit changed of one kind: the journeys (``None``: any), under the commit's generation."""
+    """What one commit changed of one kind: the journeys (``None``: any), under the commit's generation.
+
+    ``first_seq``: the lowest ``seq`` (arrival number) among the staged spans the commit stored, or whose
+    journeys' visits its GenAI log records change (``None``: none): stage-visit upkeep reads the spans of the
+    journeys it derives from there on, not from the first span stored.
+    """
 
     generation: int
     kind: str
     journeys: tuple[str, ...] | None
+    first_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,10 @@ class ChangeFeed(Protocol):
     def generation(self) -> int:
         """The newest committed generation (0 before the first)."""
 
+    def latest(self) -> int:
+        """:meth:`generation`, asked now of what every process shares (``generation`` may answer from a look
+        taken a moment ago): for a reader that must see every commit ended before it asked."""
+
     def read(self, after: int | None, kinds: frozenset[str], upto: int | None = None) -> ChangeBatch:
         """The changes of ``kinds`` after generation ``after`` (``None``: no position: none listed, incomplete)."""
 
@@ -110,6 +120,9 @@ class ChangeFeed(Protocol):
 
     def record(self, consumer: str, generation: int) -> None:
         """Store a durable consumer's position."""
+
+    def positions(self, prefix: str) -> dict[str, int]:
+        """The stored positions of the consumers whose name starts with ``prefix``."""
 
 
 class DuckDBFeed:
@@ -141,15 +154,16 @@ class DuckDBFeed:
             cur.close()
 
     # -- writing (inside a transaction of :meth:`Warehouse.transaction`) ----------------------------------
-    def commit(self, cur: duckdb.DuckDBPyConnection, changes: dict[str, set[str] | None]) -> int:
-        """Insert ``changes`` (journeys by kind) under the next generation, then ``COMMIT``; the generation
-        (0: nothing to publish, committed plainly)."""
+    def commit(self, cur: duckdb.DuckDBPyConnection, changes: dict[str, set[str] | None],
+               first_seq: int | None = None) -> int:
+        """Insert ``changes`` (journeys by kind, each with ``first_seq``: :attr:`Change.first_seq`) under the next
+        generation, then ``COMMIT``; the generation (0: nothing to publish, committed plainly)."""
         if not changes:
             cur.execute("COMMIT")
             return 0
         with self._commit:
             generation = self._generation + 1
-            _insert_changes(cur, generation, changes)
+            _insert_changes(cur, generation, changes, first_seq)
             prune = generation - self.retain
             if prune > self._pruned_through and generation % 1000 == 0:
                 cur.execute("DELETE FROM changes WHERE generation <= ?", [prune])
@@ -164,6 +178,9 @@ class DuckDBFeed:
     # -- reading ---------------------------------------------------------------------------------------
     def generation(self) -> int:
         return self._generation
+
+    def latest(self) -> int:
+        return self._generation  # one process writes the file: nothing to ask
 
     def read(self, after: int | None, kinds: frozenset[str], upto: int | None = None) -> ChangeBatch:
         newest = self._generation if upto is None else min(upto, self._generation)
@@ -207,28 +224,41 @@ class DuckDBFeed:
         finally:
             cur.close()
 
+    def positions(self, prefix: str) -> dict[str, int]:
+        cur = self._cursor()
+        try:
+            rows = cur.execute("SELECT consumer, generation FROM feed_positions WHERE starts_with(consumer, ?)",
+                               [prefix]).fetchall()
+        finally:
+            cur.close()
+        return {str(name): int(generation) for name, generation in rows}
 
-def _insert_changes(cur: duckdb.DuckDBPyConnection, generation: int, changes: dict[str, set[str] | None]) -> None:
+
+def _insert_changes(cur: duckdb.DuckDBPyConnection, generation: int, changes: dict[str, set[str] | None],
+                    first_seq: int | None) -> None:
     """One commit's changes as rows of ``changes``, handed over as Arrow: as statement parameters, a list of
     thousands of journey ids costs DuckDB far more to take in than the insert itself."""
     kinds = sorted(changes)
     ids = [None if changes[kind] is None else sorted(changes[kind]) for kind in kinds]  # type: ignore[arg-type]
     rows = pa.table({"generation": pa.array([generation] * len(kinds), pa.int64()),
-                     "kind": pa.array(kinds, pa.string()), "journey_ids": pa.array(ids, pa.list_(pa.string()))})
+                     "kind": pa.array(kinds, pa.string()), "journey_ids": pa.array(ids, pa.list_(pa.string())),
+                     "first_seq": pa.array([first_seq] * len(kinds), pa.int64())})
     cur.register("js_changes", rows)
     try:
-        cur.execute("INSERT INTO changes SELECT generation, kind, journey_ids, now()::TIMESTAMP FROM js_changes")
+        cur.execute("INSERT INTO changes BY NAME SELECT generation, kind, journey_ids, first_seq, "
+                    "now()::TIMESTAMP AS committed_at FROM js_changes")
     finally:
         cur.unregister("js_changes")
 
 
 def _read_changes(cur: duckdb.DuckDBPyConnection, after: int, upto: int, kinds: frozenset[str]) -> tuple[Change, ...]:
     rows = cur.execute(
-        "SELECT generation, kind, journey_ids FROM changes WHERE generation > ? AND generation <= ? "
+        "SELECT generation, kind, journey_ids, first_seq FROM changes WHERE generation > ? AND generation <= ? "
         "AND list_contains(?, kind) ORDER BY generation, kind",
         [after, upto, sorted(kinds)],
     ).fetchall()
-    return tuple(Change(int(g), k, None if ids is None else tuple(ids)) for g, k, ids in rows)
+    return tuple(Change(int(g), k, None if ids is None else tuple(ids), None if seq is None else int(seq))
+                 for g, k, ids, seq in rows)
 
 
 # The feed's state in the lake's PostgreSQL catalog database, beside DuckLake's own tables: the generation
@@ -335,7 +365,8 @@ class LakeFeed:
                 self._pruned_through = max(self._pruned_through, int(rows[0][1]))  # type: ignore[arg-type]
 
     # -- writing ---------------------------------------------------------------------------------------
-    def commit(self, cur: duckdb.DuckDBPyConnection, changes: dict[str, set[str] | None]) -> int:
+    def commit(self, cur: duckdb.DuckDBPyConnection, changes: dict[str, set[str] | None],
+               first_seq: int | None = None) -> int:
         """Insert ``changes`` under the next generation and ``COMMIT``, all under the feed lock; the generation
         (0: nothing to publish, committed plainly)."""
         if not changes:
@@ -345,14 +376,14 @@ class LakeFeed:
             row = self._catalog.query(
                 "SELECT nextval('journeyscope_generation'), pruned_through FROM journeyscope_feed")[0]
             generation, pruned_through = int(row[0]), int(row[1])  # type: ignore[arg-type]
-            _insert_changes(cur, generation, changes)
+            _insert_changes(cur, generation, changes, first_seq)
             prune = generation - self.retain
             if prune >= pruned_through + 1000:
                 # Said before the rows go: a consumer behind it then derives everything, never misses a change.
                 self._catalog.query("UPDATE journeyscope_feed SET pruned_through = %s", (prune,))
                 cur.execute("DELETE FROM changes WHERE generation <= ?", [prune])
             cur.execute("COMMIT")
-            self._keep(generation, changes)
+            self._keep(generation, changes, first_seq)
             try:
                 self._catalog.query("UPDATE journeyscope_feed SET head = greatest(head, %s)", (generation,))
             except WarehouseError as exc:  # committed: the next publishing commit raises the head past it
@@ -363,9 +394,9 @@ class LakeFeed:
         self.wake()
         return generation
 
-    def _keep(self, generation: int, changes: dict[str, set[str] | None]) -> None:
+    def _keep(self, generation: int, changes: dict[str, set[str] | None], first_seq: int | None) -> None:
         """Remember what this process's commit of ``generation`` published, as a read of the lake returns it."""
-        published = tuple(Change(generation, kind, None if ids is None else tuple(sorted(ids)))
+        published = tuple(Change(generation, kind, None if ids is None else tuple(sorted(ids)), first_seq)
                           for kind, ids in sorted(changes.items()))
         with self._state:
             self._remember({generation: published})
@@ -403,6 +434,10 @@ class LakeFeed:
     def generation(self) -> int:
         if time.monotonic() - self._polled_at >= self.poll_s:
             self._poll()
+        return self._generation
+
+    def latest(self) -> int:
+        self._poll()
         return self._generation
 
     def read(self, after: int | None, kinds: frozenset[str], upto: int | None = None) -> ChangeBatch:
@@ -462,6 +497,11 @@ class LakeFeed:
         self._catalog.query(
             "INSERT INTO journeyscope_feed_positions (consumer, generation) VALUES (%s, %s) ON CONFLICT (consumer) "
             "DO UPDATE SET generation = excluded.generation, updated_at = now()", (consumer, generation))
+
+    def positions(self, prefix: str) -> dict[str, int]:
+        rows = self._catalog.query("SELECT consumer, generation FROM journeyscope_feed_positions "
+                                   "WHERE starts_with(consumer, %s)", (prefix,))
+        return {str(name): int(generation) for name, generation in rows}  # type: ignore[call-overload]
 
 
 def scrub_journeys(cur: duckdb.DuckDBPyConnection, journey_ids: list[str]) -> None:

@@ -358,7 +358,8 @@ FEED_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope change feed").hexdigest
 SCHEMA_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope schema").hexdigest())
 #: The advisory-lock key that lets a stage-visit upkeep commit with no ingest commit in between: ingest holds it
 #: shared, an upkeep that keeps conflicting takes it exclusively (DuckLake refuses a commit that deletes from a
-#: table another transaction inserted into since it began: upkeep deletes the ``visits_pending`` rows ingest adds).
+#: table another transaction inserted into since it began: the commit that prunes the change feed deletes
+#: ``changes`` rows, which ingest adds). The key's text is the one it had when it guarded a backlog table.
 PENDING_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope pending visits").hexdigest())
 #: The advisory-lock key of compaction, retention's and erasure's file rewrites: one process at a time.
 COMPACT_LOCK = batch_lock_key(hashlib.sha256(b"journeyscope compaction").hexdigest())

@@ -16,7 +16,7 @@ from journeyscope.warehouse.journey_facts import REFRESH_ALL
 from journeyscope.warehouse.lake import LAYOUT, LAYOUT_VERSION, adapt_ddl
 from journeyscope.warehouse.visits import RECORD_FIRST_SEQ
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -188,7 +188,7 @@ ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS cohort VARCHAR;
 # zone maps skip older row groups) instead of every span stored: 1.1 s per upkeep at 9.4 M spans, however few
 # journeys it re-derives. A journey not listed here yet has all its staged spans in ``visits_pending``.
 _V10 = f"""
-ALTER TABLE visits_pending ADD COLUMN IF NOT EXISTS first_seq BIGINT;
+ALTER TABLE IF EXISTS visits_pending ADD COLUMN IF NOT EXISTS first_seq BIGINT;
 CREATE TABLE IF NOT EXISTS journey_first_seq (journey_id VARCHAR PRIMARY KEY, first_seq BIGINT NOT NULL);
 INSERT OR IGNORE INTO journey_first_seq {RECORD_FIRST_SEQ};
 """
@@ -364,9 +364,19 @@ CREATE TABLE IF NOT EXISTS ingest_ledger (
 );
 """
 
+# v18: stage-visit upkeep follows the change feed (Warehouse.update_visits) instead of a backlog table of its
+# own: each commit's change rows carry the first ``seq`` of the staged spans it stored, which is all the backlog
+# held beyond the journeys the feed already lists, and the backlog's insert was a Parquet file and a round of catalog
+# writes per lake commit. Visits are derived again on the next writable open, which records where upkeep starts.
+_V18 = """
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS first_seq BIGINT;
+DROP TABLE IF EXISTS visits_pending;
+DELETE FROM meta WHERE key = 'journey_map_digest';
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11, 12: _V12, 13: _V13,
-    14: _V14, 15: _V15, 16: _V16, 17: _V17,
+    14: _V14, 15: _V15, 16: _V16, 17: _V17, 18: _V18,
 }
 
 

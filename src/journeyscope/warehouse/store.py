@@ -29,6 +29,7 @@ from journeyscope.errors import WarehouseError
 from journeyscope.warehouse import feed as _feed
 from journeyscope.warehouse.db_errors import first_line, warehouse_error
 from journeyscope.warehouse import visits as _visits
+from journeyscope.warehouse import visit_feed
 from journeyscope.warehouse.journey_map import JourneyMap, load_journey_map
 from journeyscope.warehouse.progress import LARGE_VISITS, Report, long_step
 from journeyscope.warehouse.partition import Partition
@@ -148,6 +149,9 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
 
 _LOGGED_JOURNEYS = ("SELECT DISTINCT sp.journey_id FROM spans sp SEMI JOIN incoming_logs l "
                     "ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE sp.journey_id IS NOT NULL")
+#: The staged spans that incoming GenAI log records belong to (their visits count the records' turns).
+_LOGGED_STAGED = ("SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l "
+                  f"ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
 
 
 def _journeys_of(cur: duckdb.DuckDBPyConnection, spans: pa.Table, logged: bool) -> set[str]:
@@ -162,11 +166,20 @@ def _journeys_of(cur: duckdb.DuckDBPyConnection, spans: pa.Table, logged: bool) 
 class Tx:
     """One write transaction: its cursor, and what it changed (published with its commit)."""
 
-    __slots__ = ("cur", "changes")
+    __slots__ = ("cur", "changes", "first_seq")
 
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self.cur = cur
         self.changes: dict[str, set[str] | None] = {}
+        #: The lowest ``seq`` of the staged spans it stored (:attr:`feed.Change.first_seq`).
+        self.first_seq: int | None = None
+
+    def stored_staged(self, staged_sql: str) -> None:
+        """Note the staged spans of ``staged_sql`` (``SELECT journey_id, seq``) as stored by it: their journeys'
+        visits are due for upkeep from the lowest of their ``seq`` on."""
+        seq = _visits.first_staged_seq(self.cur, staged_sql)
+        if seq is not None:
+            self.first_seq = seq if self.first_seq is None else min(self.first_seq, seq)
 
     def publish(self, kind: str, journeys: list[str] | set[str] | None) -> None:
         """Say this transaction changed ``journeys`` (``None``: any journey) in ``kind`` (a :mod:`feed` kind)."""
@@ -327,7 +340,7 @@ class Warehouse:
         row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
         if row and row[0][0] == digest:
             if not self._shared_seq():  # a lake's backlog is its deriving processes' to work off, by partition
-                self.update_visits()  # a backlog left by a crash
+                self.update_visits()  # journeys a crash left underived
             return
         with self._upkeep_lock(wait=True):
             self._rebuild_visits(digest)
@@ -336,12 +349,13 @@ class Warehouse:
         row = self.query("SELECT value FROM meta WHERE key = 'journey_map_digest'")
         if row and row[0][0] == digest:  # another process of the lake did it meanwhile
             return
+        upto = self.feed.generation()  # every commit up to it is in the transaction's snapshot
         with self.transaction("derive stage visits") as tx:
             with self._long_step(f"deriving the stage visits of {self.path} again (new schema or journey map)") as report:
                 _visits.rebuild_visits(tx.cur, self.journey_map, self.clock(), report)
-            tx.cur.execute("DELETE FROM visits_pending")
             set_meta(tx.cur, "journey_map_digest", digest)
             tx.publish(_feed.VISITS, None)
+        self.feed.record(visit_feed.REBUILT_POSITION, upto)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -538,14 +552,12 @@ class Warehouse:
                             if logs is not None:
                                 cur.register("incoming_logs", self._numbered(logs))
                             cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
-                            _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+                            tx.stored_staged(f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
                             if may_hold_feedback(table):
                                 cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
                             if logs is not None:
                                 cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
-                                _visits.mark_pending(
-                                    cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l ON "
-                                    f"sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
+                                tx.stored_staged(_LOGGED_STAGED)
                             self.privacy.log(cur, report, retried=False)
                             _lake.record_batches(cur, fresh)
                             journeys = _journeys_of(cur, table, logs is not None)
@@ -585,54 +597,82 @@ class Warehouse:
             register()
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
-            _visits.mark_pending(cur, f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+            tx.stored_staged(f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
             if may_hold_feedback(batch):
                 insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
         if logs is not None:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
-            _visits.mark_pending(cur, "SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming_logs l "
-                                      f"ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
+            tx.stored_staged(_LOGGED_STAGED)
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         return inserted
 
     def update_visits(self, partition: Partition | None = None) -> list[str]:
-        """Derive the stage visits of the journeys touched since the last upkeep (of ``partition`` only: a
-        derive worker's share of the journeys).
+        """Derive the stage visits of the journeys whose spans arrived since the last upkeep (of ``partition``
+        only: a derive worker's share of the journeys): those the change feed lists after upkeep's position.
 
-        In transactions of ``upkeep_journeys`` journeys at most, so the memory an upkeep takes is
-        bounded by that, not by how large the backlog grew while ingest ran. Each publishes a
-        ``visits`` change. Returns the journeys whose visits were derived again.
+        The feed is read :data:`UPKEEP_GENERATIONS` generations at a time and their journeys derived in
+        transactions of ``upkeep_journeys`` at most, so the memory an upkeep takes is bounded by those, not by how
+        far behind it fell. Each transaction publishes a ``visits`` change; the position moves once a read's
+        journeys are all committed (a crash before that derives them again: the same visits). On a lake only the
+        process holding the upkeep lock derives, reading and moving the position all processes share (one per
+        partition): without a partition, a process that finds the lock held skips the round (the holder takes
+        every journey); a partition's worker waits for it. Returns the journeys whose visits were derived again.
         """
         if self.read_only:
             return []
-        touched: list[str] = []
-        while True:
-            part = self._update_visits_part(partition)
-            touched += part
-            if len(part) < self.upkeep_journeys:
-                return sorted(set(touched))
+        name = visit_feed.upkeep_position(partition)
+        with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
+            if not mine:  # another process of the lake is deriving: it takes these journeys too
+                return []
+            after = self._upkeep_after(name)
+            head = self.feed.latest()  # every commit another process ended before now, not only before its last look
+            touched: set[str] = set()
+            while after < head:
+                batch = self.feed.read(after, frozenset({_feed.SPANS}), upto=min(head, after + visit_feed.UPKEEP_GENERATIONS))
+                due = visit_feed.due_journeys(batch.changes, partition) if batch.complete else None
+                if due is None:  # too far behind the feed (or told "any journey"): every journey is due
+                    touched.update(self._upkeep_tries(lambda cur: self._derive_all(cur, partition)))
+                    after = head  # the derivation's snapshot holds every commit up to it
+                else:
+                    self._derive_due(due)
+                    touched.update(due)
+                    after = batch.upto
+                self.feed.record(name, after)
+            return sorted(touched)
 
-    def _update_visits_part(self, partition: Partition | None) -> list[str]:
-        """One upkeep transaction; on a lake, only in the process holding the upkeep lock, tried again whole
-        when its commit loses to a concurrent one. Without a partition, a process that finds the lock held skips
-        the round (the holder takes every journey); a partition's worker waits for it (nobody else derives its
-        journeys)."""
+    def _derive_due(self, due: dict[str, int | None]) -> None:
+        """Derive the ``due`` journeys (:func:`~visit_feed.due_journeys`), ``upkeep_journeys`` per transaction."""
+        journeys = sorted(due)
+        for i in range(0, len(journeys), self.upkeep_journeys):
+            part = journeys[i:i + self.upkeep_journeys]
+            table = pa.table([pa.array(part, pa.string()), pa.array([due[j] for j in part], pa.int64())],
+                             schema=_visits.DUE_SCHEMA)
+            self._upkeep_tries(lambda cur, t=table: _visits.update_due(cur, self.journey_map, self.clock(), t), part)
+
+    def _upkeep_after(self, name: str) -> int:
+        """Upkeep's position ``name`` on the feed, at least where every journey was derived; a position not stored
+        yet (a new partition) starts there (:func:`~visit_feed.derived_through`)."""
+        positions = self.feed.positions(visit_feed.UPKEEP_POSITION)
+        return max(positions.get(name, 0), visit_feed.derived_through(positions))
+
+    def _derive_all(self, cur: duckdb.DuckDBPyConnection, partition: Partition | None) -> list[str]:
         owned = "true" if partition is None else partition.sql()
+        _visits.rebuild_visits(cur, self.journey_map, self.clock(), owned=owned)
+        return [r[0] for r in cur.execute(f"SELECT DISTINCT journey_id FROM stage_visits WHERE {owned} "
+                                          "ORDER BY 1").fetchall()]
+
+    def _upkeep_tries(self, work: Callable[[duckdb.DuckDBPyConnection], Any], journeys: list[str] | None = None) -> Any:
+        """Run ``work`` in an upkeep transaction publishing ``visits`` for ``journeys`` (``None``: for what ``work``
+        returns), tried again whole when a lake commit loses to a concurrent one; what ``work`` returns."""
         for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
             try:
-                with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
-                    if not mine:  # another process of the lake is deriving: it takes these journeys too
-                        return []
-                    with (self._no_ingest_between(attempt),
-                          self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx):
-                        part, derived = _visits.update_pending(tx.cur, self.journey_map, self.clock(),
-                                                               self.upkeep_journeys, owned, clear=self.lake is None)
-                        tx.publish(_feed.VISITS, part)
-                    if derived:
-                        self._clear_pending(derived)
-                    return part
+                with (self._no_ingest_between(attempt),
+                      self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx):
+                    result = work(tx.cur)
+                    tx.publish(_feed.VISITS, journeys if journeys is not None else result)
+                return journeys if journeys is not None else result
             except _LakeConflict as exc:
                 if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
                     raise WarehouseError(f"cannot update stage visits in {self.path}: commits kept conflicting "
@@ -640,40 +680,22 @@ class Warehouse:
                 time.sleep(_lake.conflict_pause(attempt))
         raise AssertionError("unreachable")
 
-    def _clear_pending(self, derived: list[int]) -> None:
-        """On a lake, delete the backlog rows an upkeep just derived (their row ids) in a transaction of their own,
-        with no ingest commit in between: the append lock in this process, :data:`~lake.PENDING_LOCK` exclusively
-        across processes (a few milliseconds; receivers wait for it).
-
-        DuckLake refuses a commit that deletes from a table another transaction inserted into since it began,
-        and receivers insert backlog rows all the time: deleting them in the upkeep's own transaction made it
-        lose to a receiver's commit whenever one landed meanwhile, its derivation thrown away. The upkeep's
-        transaction now only reads the backlog; rows a receiver added meanwhile are not among ``derived`` and stay
-        for the next upkeep. Rows this fails to delete (logged) are derived again by the next one: the same
-        visits, nothing lost.
-        """
-        assert self._upkeep_catalog is not None
-        try:
-            with self._append_lock, self._upkeep_catalog.locked([_lake.PENDING_LOCK]):
-                for attempt in range(_lake.CONFLICT_ATTEMPTS):
-                    try:
-                        with self._transaction(f"cannot clear the stage-visit backlog of {self.path}",
-                                               conflicts=True) as tx:
-                            _visits.clear_pending(tx.cur, derived)
-                        return
-                    except _LakeConflict:
-                        if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
-                            raise
-                        time.sleep(_lake.conflict_pause(attempt))
-        except (_LakeConflict, WarehouseError) as exc:
-            logger.warning("journeyscope: %d stage-visit backlog rows derived but not cleared (derived again next "
-                           "time): %s", len(derived), exc)
+    def visits_due(self) -> int:
+        """Journeys whose spans arrived after the position of the upkeep that derives them (whole, or their
+        partition's): what upkeep has yet to derive."""
+        positions = self.feed.positions(visit_feed.UPKEEP_POSITION)
+        self.feed.latest()
+        batch = self.feed.read(visit_feed.derived_through(positions), frozenset({_feed.SPANS}))
+        due = visit_feed.still_due(batch.changes, positions) if batch.complete else None
+        if due is None:
+            return int(self.query("SELECT count(DISTINCT journey_id) FROM spans WHERE stage IS NOT NULL")[0][0])
+        return len(due)
 
     def _no_ingest_between(self, attempt: int) -> contextlib.AbstractContextManager[bool]:
         """From the third try of an upkeep transaction on a PostgreSQL lake on, hold :data:`~lake.PENDING_LOCK`
-        exclusively: no receiver commits (each holds it shared) until the upkeep has. The upkeep no longer deletes
-        what receivers insert (:meth:`_clear_pending` does, apart), but its commit still prunes the change feed now
-        and then; should a try be refused for that, the third goes through. The first tries go without it."""
+        exclusively: no receiver commits (each holds it shared) until the upkeep has. An upkeep deletes nothing
+        receivers insert, but its commit prunes the change feed now and then; should a try be refused for that,
+        the third goes through. The first tries go without it."""
         if self._upkeep_catalog is None or attempt < 2:
             return contextlib.nullcontext(True)
         return self._upkeep_catalog.locked([_lake.PENDING_LOCK])
@@ -760,7 +782,7 @@ class Warehouse:
             tx = Tx(cur)
             try:
                 yield tx
-                self.feed.commit(cur, tx.changes)
+                self.feed.commit(cur, tx.changes, tx.first_seq)
             except BaseException as exc:
                 _rollback(cur)
                 if conflicts and self.lake is not None and isinstance(exc, duckdb.TransactionException):

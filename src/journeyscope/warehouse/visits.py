@@ -49,15 +49,13 @@ which also places log records in their span's visit) count once per trace (an AG
 span and its child LLM spans repeat the same customer message and reply). A log
 record stored after its span marks the span's journey for upkeep like a span does.
 
-Upkeep is incremental: ingest records the journeys a batch touched in
-``visits_pending`` (same transaction as the spans), and :func:`update_pending`
-re-derives only those, in one DELETE and one INSERT ... SELECT, reading spans
-only from the earliest of those journeys' first staged span on
-(``journey_first_seq``): spans are stored in arrival order, so DuckDB skips the
-row groups before it and an upkeep costs what live journeys hold, not what the
-warehouse holds. The warehouse
-does that right after each ingest by default; the server's writer defers it to
-at most a few times a second, so one upkeep serves many batches under load.
+Upkeep is incremental: each commit that stores spans lists the journeys it touched on the change feed, with the
+first ``seq`` of the staged spans it stored (:mod:`~journeyscope.warehouse.feed`), and :func:`update_due` re-derives
+only the journeys listed since the last upkeep, in one DELETE and one INSERT ... SELECT, reading spans only from
+the earliest of those journeys' first staged span on (``journey_first_seq``): spans are stored in arrival order, so
+DuckDB skips the row groups before it and an upkeep costs what live journeys hold, not what the warehouse holds.
+The warehouse does that right after each ingest by default; the server's derive loop defers it to at most a few
+times a second, so one upkeep serves many commits under load.
 """
 
 from __future__ import annotations
@@ -81,13 +79,13 @@ __all__ = [
     "STAGED",
     "STAGE_VISITS_EXPORT",
     "UPKEEP_JOURNEYS",
-    "clear_pending",
+    "DUE_SCHEMA",
     "close_idle_visits",
-    "mark_pending",
+    "due_from",
+    "first_staged_seq",
     "outcome_at",
-    "pending_from",
     "rebuild_visits",
-    "update_pending",
+    "update_due",
     "update_visits",
     "visited_journeys",
 ]
@@ -340,93 +338,52 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
     cur.execute("DROP TABLE touched")
 
 
-def mark_pending(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> None:
-    """Remember the journeys of ``staged_sql`` (``SELECT journey_id, seq`` of staged spans just stored), with
-    where each one's new spans begin, for the next :func:`update_pending` (inside ingest)."""
-    cur.execute(
-        f"INSERT INTO visits_pending SELECT journey_id, min(seq) FROM ({staged_sql}) WHERE journey_id IS NOT NULL "
-        "GROUP BY journey_id"
-    )
+def first_staged_seq(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> int | None:
+    """The lowest ``seq`` of ``staged_sql`` (``SELECT journey_id, seq`` of staged spans just stored, or of those
+    whose visits new GenAI log records change), which the commit publishes (inside ingest; ``None``: none)."""
+    row = cur.execute(f"SELECT min(seq) FROM ({staged_sql}) WHERE journey_id IS NOT NULL").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
-#: The backlog rows with each journey's recorded first span (``recorded``): read once per upkeep into a local
-#: table (``js_backlog``), which every later step of it reads, instead of asking the backlog again each time (on a
-#: lake each read is a round of catalog queries).
-_BACKLOG = """
-SELECT p.rowid AS row_id, journey_id, p.first_seq, f.first_seq AS recorded
-FROM visits_pending p LEFT JOIN journey_first_seq f USING (journey_id)
-"""
-
-# Where the chosen pending journeys' staged spans begin: a journey already derived once starts at its recorded
-# first span; one that was not has all its staged spans in the backlog (a backlog row from before schema 10 has
-# no seq: read from the start); the lesser of the two, as a lake's receivers commit out of seq order.
-_PENDING_FROM = """
-SELECT coalesce(min(coalesce(least(recorded, first_seq), 0)), 0) FROM ({backlog}) WHERE journey_id IN ({chosen})
+#: Where the due journeys' staged spans begin: a journey derived before starts at its recorded first span; one that
+#: was not has all its staged spans at or after the ``first_seq`` of the changes that listed it (unknown: read from
+#: the start); the lesser of the two, as a lake's receivers commit out of ``seq`` order.
+_DUE_FROM = """
+SELECT coalesce(min(coalesce(least(f.first_seq, d.first_seq), 0)), 0)
+FROM js_due d LEFT JOIN journey_first_seq f USING (journey_id)
 """
 
 #: Journeys one upkeep transaction derives again at most, unless the caller says otherwise: what an upkeep
 #: holds in memory (the spans it reads, the visits it deletes and inserts) grows with it, not with the backlog.
 UPKEEP_JOURNEYS = 20_000
 
-
-def pending_from(cur: duckdb.DuckDBPyConnection, chosen: str = "SELECT journey_id FROM visits_pending",
-                 backlog: str = _BACKLOG) -> int:
-    """The ``seq`` at or after which every staged span of the pending journeys ``chosen`` selects lies (from
-    ``backlog``: the rows of :data:`_BACKLOG`, or a copy of them)."""
-    row = cur.execute(_PENDING_FROM.format(backlog=backlog, chosen=chosen)).fetchall()
-    return int(row[0][0]) if row else 0
+#: ``update_due``'s journeys: each journey and the lowest ``first_seq`` of the changes that listed it.
+DUE_SCHEMA = pa.schema([("journey_id", pa.string()), ("first_seq", pa.int64())])
 
 
-def update_pending(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int,
-                   limit: int = UPKEEP_JOURNEYS, owned: str = "true", *,
-                   clear: bool = True) -> tuple[list[str], list[int]]:
-    """Re-derive the visits of up to ``limit`` pending journeys and clear them from the backlog (caller's
-    transaction); call again while it returns journeys. ``owned``: a condition on ``journey_id`` choosing the
-    journeys this caller derives (a derive worker's partition), the others left pending.
+def due_from(cur: duckdb.DuckDBPyConnection) -> int:
+    """The ``seq`` at or after which every staged span of the journeys in ``js_due`` (:data:`DUE_SCHEMA`) lies."""
+    return int(cur.execute(_DUE_FROM).fetchall()[0][0])
 
-    Reads spans only from the earliest chosen journey's first staged span on, so an upkeep
-    costs what the live journeys hold, not what the warehouse holds. Returns the journeys
-    re-derived, so the server can refresh what it holds of them, and, without ``clear``, the row ids of
-    the backlog rows it derived and left in place, for :func:`clear_pending` in a transaction of the caller's
-    (a lake's: see :meth:`~journeyscope.warehouse.store.Warehouse.update_visits`).
-    """
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE js_backlog AS {_BACKLOG} WHERE {owned}")
-    cur.execute("CREATE OR REPLACE TEMP TABLE js_upkeep AS "
-                "SELECT journey_id FROM js_backlog GROUP BY journey_id LIMIT ?", [limit])
+
+def update_due(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_ns: int, due: pa.Table) -> None:
+    """Re-derive the visits of the journeys in ``due`` (:data:`DUE_SCHEMA`, from the change feed) in the caller's
+    transaction, reading spans from :func:`due_from` on, and record where each one's staged spans begin for the
+    next time (written only where that moves, so a round over live journeys already recorded rewrites none)."""
+    cur.register("js_due", due)
     try:
-        touched = [r[0] for r in cur.execute("SELECT journey_id FROM js_upkeep").fetchall()]
-        if not touched:
-            return touched, []
-        chosen = "SELECT journey_id FROM js_upkeep"
-        update_visits(cur, journey_map, now_ns, chosen, pending_from(cur, chosen, "SELECT * FROM js_backlog"))
-        # The lesser of the recorded and the new first span (on a lake, receivers commit out of ``seq`` order):
-        # written only where it moves, so a round over live journeys already recorded rewrites none of them.
+        update_visits(cur, journey_map, now_ns, "SELECT journey_id FROM js_due", due_from(cur))
         insert_replacing(
             cur, "journey_first_seq",
-            "SELECT journey_id, least(min(first_seq), min(recorded)) AS first_seq FROM js_backlog "
-            "WHERE first_seq IS NOT NULL AND journey_id IN (SELECT journey_id FROM js_upkeep) GROUP BY journey_id "
-            "HAVING min(recorded) IS NULL OR min(first_seq) < min(recorded)", ("journey_id",))
-        if clear:
-            cur.execute("DELETE FROM visits_pending WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
-            return touched, []
-        derived = cur.execute("SELECT row_id FROM js_backlog WHERE journey_id IN (SELECT journey_id FROM js_upkeep)")
-        return touched, [r[0] for r in derived.fetchall()]
+            "SELECT d.journey_id, least(d.first_seq, f.first_seq) AS first_seq "
+            "FROM js_due d LEFT JOIN journey_first_seq f USING (journey_id) "
+            "WHERE d.first_seq IS NOT NULL AND (f.first_seq IS NULL OR d.first_seq < f.first_seq)", ("journey_id",))
     finally:
-        cur.execute("DROP TABLE IF EXISTS js_upkeep")
-        cur.execute("DROP TABLE IF EXISTS js_backlog")
-
-
-def clear_pending(cur: duckdb.DuckDBPyConnection, rows: list[int]) -> None:
-    """Delete the backlog rows ``rows`` (row ids :func:`update_pending` returned) that are still there."""
-    cur.register("js_derived", pa.table({"row_id": pa.array(rows, pa.int64())}))
-    try:
-        cur.execute("DELETE FROM visits_pending WHERE rowid IN (SELECT row_id FROM js_derived)")
-    finally:
-        cur.unregister("js_derived")
+        cur.unregister("js_due")
 
 
 #: Every journey's first staged span, for those not recorded yet (schema 10 fills the table with it; a full
-#: re-derivation may clear a backlog whose journeys were never derived).
+#: re-derivation records it for journeys it derived for the first time).
 RECORD_FIRST_SEQ = """
 SELECT journey_id, min(seq) FROM spans WHERE stage IS NOT NULL AND journey_id IS NOT NULL GROUP BY journey_id
 """
@@ -442,6 +399,7 @@ def rebuild_visits(
     journey_map: JourneyMap,
     now_ns: int,
     progress: Callable[[int, int], None] | None = None,
+    owned: str = "true",
 ) -> None:
     """Derive every journey's visits again (a new journey map, or a migrated file), in the caller's transaction.
 
@@ -455,11 +413,11 @@ def rebuild_visits(
         progress(0, parts)
     for part in range(parts):
         update_visits(cur, journey_map, now_ns, "SELECT DISTINCT journey_id FROM spans WHERE stage IS NOT NULL"
-                      f" AND hash(journey_id) % {parts} = {part}")
+                      f" AND {owned} AND hash(journey_id) % {parts} = {part}")
         if progress is not None:
             progress(part + 1, parts)
     cur.execute(journey_facts.REFRESH_ALL)
-    insert_ignoring(cur, "journey_first_seq", RECORD_FIRST_SEQ, ("journey_id",))
+    insert_ignoring(cur, "journey_first_seq", f"SELECT * FROM ({RECORD_FIRST_SEQ}) WHERE {owned}", ("journey_id",))
 
 
 def close_idle_visits(cur: duckdb.DuckDBPyConnection, now_ns: int, owned: str = "true") -> list[str]:

@@ -61,7 +61,7 @@ def render(ctx: PageContext) -> None:
     cols[2].metric("Customers", f"{counts.get('customers', 0):,}")
     cols[3].metric("Stage visits", f"{counts.get('stage_visits', 0):,}")
     cols[4].metric("Evaluations", f"{counts.get('evaluations', 0):,}")
-    cols[5].metric("Visits awaiting upkeep", f"{counts.get('visits_pending', 0):,}")
+    cols[5].metric("Journeys awaiting upkeep", f"{counts.get('visits_pending', 0):,}")
     for warning in h.get("warnings", []):
         st.warning(warning)
 
