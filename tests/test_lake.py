@@ -259,6 +259,32 @@ def test_stage_visit_upkeep_commits_on_its_first_try_while_ingest_commits_into_i
         assert _visits(upkeep) == _visits(embedded)
 
 
+def test_a_lake_left_with_a_visit_backlog_table_is_upgraded_with_every_visit_derived(
+        demo_file: Path, postgres: Postgres, object_store: ObjectStore, lake_env: dict[str, str]) -> None:
+    """Schema 17 kept upkeep's backlog in a lake table; upkeep now follows the change feed. A lake left with its
+    journeys in that backlog opens (migrating, in one lake transaction) with the table gone, every visit derived as
+    the file derives it, and nothing due."""
+    spans = _spans(demo_file)
+    url, prefix = _lake_url(postgres), object_store.new_prefix()
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake:
+        lake.ingest(spans, update_visits=False)
+        cur = lake.cursor()
+        try:  # as journeyscope 17 left it: a backlog table holding the journeys, changes without a first seq
+            cur.execute("CREATE TABLE visits_pending (journey_id VARCHAR NOT NULL, first_seq BIGINT)")
+            cur.execute("INSERT INTO visits_pending SELECT journey_id, min(seq) FROM spans GROUP BY 1")
+            cur.execute("ALTER TABLE changes DROP COLUMN first_seq")
+            cur.execute("UPDATE meta SET value = '17' WHERE key = 'schema_version'")
+        finally:
+            cur.close()
+    with Warehouse(url, data_path=prefix, journey_map=journey_map) as lake, \
+            Warehouse(demo_file, read_only=True, journey_map=journey_map) as embedded:
+        assert lake.query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'visits_pending'") \
+            == [(0,)]
+        assert _visits(lake) == _visits(embedded)
+        assert lake.visits_due() == 0
+
+
 def test_a_commit_that_began_before_another_writers_commit_retries_at_once(postgres: Postgres,
                                                                             tmp_path: Path) -> None:
     """A lake transaction takes the snapshot id after the newest it saw, so one that began before another writer
