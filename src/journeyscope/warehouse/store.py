@@ -630,7 +630,8 @@ class Warehouse:
             head = self.feed.latest()  # every commit another process ended before now, not only before its last look
             touched: set[str] = set()
             while after < head:
-                batch = self.feed.read(after, frozenset({_feed.SPANS}), upto=min(head, after + visit_feed.UPKEEP_GENERATIONS))
+                upto = min(head, after + visit_feed.UPKEEP_GENERATIONS)
+                batch = self.feed.read(after, frozenset({_feed.SPANS}), upto=upto)
                 due = visit_feed.due_journeys(batch.changes, partition) if batch.complete else None
                 if due is None:  # too far behind the feed (or told "any journey"): every journey is due
                     touched.update(self._upkeep_tries(lambda cur: self._derive_all(cur, partition)))
@@ -663,7 +664,8 @@ class Warehouse:
         return [r[0] for r in cur.execute(f"SELECT DISTINCT journey_id FROM stage_visits WHERE {owned} "
                                           "ORDER BY 1").fetchall()]
 
-    def _upkeep_tries(self, work: Callable[[duckdb.DuckDBPyConnection], Any], journeys: list[str] | None = None) -> Any:
+    def _upkeep_tries(self, work: Callable[[duckdb.DuckDBPyConnection], Any],
+                      journeys: list[str] | None = None) -> Any:
         """Run ``work`` in an upkeep transaction publishing ``visits`` for ``journeys`` (``None``: for what ``work``
         returns), tried again whole when a lake commit loses to a concurrent one; what ``work`` returns."""
         for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
