@@ -57,9 +57,9 @@ ALL_KINDS = frozenset({SPANS, EVENTS, VISITS, SCORES, FEEDBACK, ERASURE})
 class Change:
     """What one commit changed of one kind: the journeys (``None``: any), under the commit's generation.
 
-    ``first_seq``: the lowest ``seq`` (arrival number) among the staged spans the commit stored, or whose
-    journeys' visits its GenAI log records change (``None``: none): stage-visit upkeep reads the spans of the
-    journeys it derives from there on, not from the first span stored.
+    ``first_seq``: the lowest ``seq`` (arrival number) of the spans the commit stored, or of the staged spans its
+    GenAI log records belong to (``None``: none): stage-visit upkeep reads the spans of the journeys it derives
+    from there on, not from the first span stored.
     """
 
     generation: int

@@ -365,7 +365,7 @@ CREATE TABLE IF NOT EXISTS ingest_ledger (
 """
 
 # v18: stage-visit upkeep follows the change feed (Warehouse.update_visits) instead of a backlog table of its
-# own: each commit's change rows carry the first ``seq`` of the staged spans it stored, which is all the backlog
+# own: each commit's change rows carry the first ``seq`` of the spans it stored, which is all the backlog
 # held beyond the journeys the feed already lists, and the backlog's insert was a Parquet file and a round of catalog
 # writes per lake commit. Visits are derived again on the next writable open, which records where upkeep starts.
 _V18 = """

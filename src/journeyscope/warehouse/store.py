@@ -154,6 +154,12 @@ _LOGGED_STAGED = ("SELECT sp.journey_id, sp.seq FROM spans sp SEMI JOIN incoming
                   f"ON sp.trace_id = l.trace_id AND sp.span_id = l.span_id WHERE {_visits.STAGED}")
 
 
+def _first_seq(numbered: pa.Table) -> int | None:
+    """The lowest ``seq`` of a numbered batch (read off the Arrow column: no query)."""
+    seq = pc.min(numbered["seq"]).as_py()
+    return None if seq is None else int(seq)
+
+
 def _journeys_of(cur: duckdb.DuckDBPyConnection, spans: pa.Table, logged: bool) -> set[str]:
     """The journeys a batch touched (what its commit publishes): its spans' (read off the Arrow table, no
     query) and, with log records (``incoming_logs``), those of the spans they belong to."""
@@ -171,13 +177,12 @@ class Tx:
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self.cur = cur
         self.changes: dict[str, set[str] | None] = {}
-        #: The lowest ``seq`` of the staged spans it stored (:attr:`feed.Change.first_seq`).
+        #: The lowest ``seq`` whose journeys' visits it may change (:attr:`feed.Change.first_seq`).
         self.first_seq: int | None = None
 
-    def stored_staged(self, staged_sql: str) -> None:
-        """Note the staged spans of ``staged_sql`` (``SELECT journey_id, seq``) as stored by it: their journeys'
-        visits are due for upkeep from the lowest of their ``seq`` on."""
-        seq = _visits.first_staged_seq(self.cur, staged_sql)
+    def stored_from(self, seq: int | None) -> None:
+        """Note that it stored spans from ``seq`` on (or GenAI log records of spans from there): their journeys'
+        visits are due for upkeep from the lowest such ``seq`` on (``None``: nothing)."""
         if seq is not None:
             self.first_seq = seq if self.first_seq is None else min(self.first_seq, seq)
 
@@ -548,16 +553,17 @@ class Warehouse:
                         table, logs, report = _without_parts(prepared, indexes)
                         fresh = [parts[i] for i in indexes]
                         if fresh:
-                            cur.register("incoming", self._numbered(table))
+                            numbered = self._numbered(table)
+                            cur.register("incoming", numbered)
                             if logs is not None:
                                 cur.register("incoming_logs", self._numbered(logs))
                             cur.execute("INSERT INTO spans BY NAME SELECT * FROM incoming")
-                            tx.stored_staged(f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+                            tx.stored_from(_first_seq(numbered))
                             if may_hold_feedback(table):
                                 cur.execute(f"INSERT INTO feedback {STORE_FEEDBACK}")
                             if logs is not None:
                                 cur.execute("INSERT INTO log_records BY NAME SELECT * FROM incoming_logs")
-                                tx.stored_staged(_LOGGED_STAGED)
+                                tx.stored_from(_visits.first_staged_seq(cur, _LOGGED_STAGED))
                             self.privacy.log(cur, report, retried=False)
                             _lake.record_batches(cur, fresh)
                             journeys = _journeys_of(cur, table, logs is not None)
@@ -597,13 +603,13 @@ class Warehouse:
             register()
             inserted = cur.execute("INSERT OR IGNORE INTO spans BY NAME SELECT * FROM incoming").fetchone()
         if inserted and inserted[0]:
-            tx.stored_staged(f"SELECT journey_id, seq FROM incoming WHERE {_visits.STAGED}")
+            tx.stored_from(_first_seq(batch))
             if may_hold_feedback(batch):
                 insert_ignoring(cur, "feedback", STORE_FEEDBACK, FEEDBACK_KEY)
         if logs is not None:
             # GenAI log records; the journeys of the spans already stored that they belong to are re-derived
             cur.execute("INSERT OR IGNORE INTO log_records BY NAME SELECT * FROM incoming_logs")
-            tx.stored_staged(_LOGGED_STAGED)
+            tx.stored_from(_visits.first_staged_seq(cur, _LOGGED_STAGED))
         assert self.privacy is not None
         self.privacy.log(cur, report)  # the redaction log: counts per span and type, a retried span logged once
         return inserted

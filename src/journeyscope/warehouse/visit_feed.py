@@ -1,8 +1,8 @@
 """Which journeys' stage visits are due for upkeep: read off the change feed after upkeep's stored positions.
 
 Every commit that stores spans lists their journeys on the change feed (:mod:`~journeyscope.warehouse.feed`), with
-the first ``seq`` of the staged spans among them; upkeep (:meth:`~journeyscope.warehouse.store.Warehouse.update_visits`)
-derives the journeys listed after its position and then moves the position on. A position is stored, so a process
+the first ``seq`` among them; upkeep (:meth:`~journeyscope.warehouse.store.Warehouse.update_visits`) derives the
+journeys listed after its position and then moves the position on. A position is stored, so a process
 restarted after a crash derives what it had not, and shared by every process of a lake (in PostgreSQL).
 
 Positions are named :data:`UPKEEP_POSITION` (upkeep of every journey), ``visit-upkeep K/N`` (a derive worker's

@@ -50,7 +50,7 @@ span and its child LLM spans repeat the same customer message and reply). A log
 record stored after its span marks the span's journey for upkeep like a span does.
 
 Upkeep is incremental: each commit that stores spans lists the journeys it touched on the change feed, with the
-first ``seq`` of the staged spans it stored (:mod:`~journeyscope.warehouse.feed`), and :func:`update_due` re-derives
+first ``seq`` of the spans it stored (:mod:`~journeyscope.warehouse.feed`), and :func:`update_due` re-derives
 only the journeys listed since the last upkeep, in one DELETE and one INSERT ... SELECT, reading spans only from
 the earliest of those journeys' first staged span on (``journey_first_seq``): spans are stored in arrival order, so
 DuckDB skips the row groups before it and an upkeep costs what live journeys hold, not what the warehouse holds.
@@ -339,8 +339,8 @@ def update_visits(cur: duckdb.DuckDBPyConnection, journey_map: JourneyMap, now_n
 
 
 def first_staged_seq(cur: duckdb.DuckDBPyConnection, staged_sql: str) -> int | None:
-    """The lowest ``seq`` of ``staged_sql`` (``SELECT journey_id, seq`` of staged spans just stored, or of those
-    whose visits new GenAI log records change), which the commit publishes (inside ingest; ``None``: none)."""
+    """The lowest ``seq`` of ``staged_sql`` (``SELECT journey_id, seq`` of the staged spans whose visits new GenAI
+    log records change), which the commit publishes (inside ingest; ``None``: none)."""
     row = cur.execute(f"SELECT min(seq) FROM ({staged_sql}) WHERE journey_id IS NOT NULL").fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
