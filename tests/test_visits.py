@@ -366,3 +366,25 @@ def test_a_file_with_a_visit_backlog_table_is_upgraded_and_its_journeys_derived(
         assert _visits(wh)[-1] == ("pay", 1, "open", 1)
         newest = "SELECT first_seq IS NOT NULL FROM changes WHERE kind = 'spans' ORDER BY generation DESC LIMIT 1"
         assert wh.query(newest) == [(True,)]
+
+
+def test_upkeep_behind_what_the_feed_keeps_derives_every_journey(tmp_path: Path) -> None:
+    """The change feed keeps its last generations only; an upkeep whose position is older than what it keeps (a
+    worker stopped for long) cannot know which journeys changed, so it derives every one, and nothing is left due."""
+    import duckdb
+
+    path = tmp_path / "behind.duckdb"
+    with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
+        wh.ingest(Journey("j1").span("sign-up", 0).rows)
+        wh.ingest(Journey("j2").span("sign-up", 0).span("verify", 1).rows, update_visits=False)
+        wh.ingest(Journey("j3").span("pay", 0).rows, update_visits=False)
+        assert wh.visits_due() == 2
+        head = wh.feed.generation()
+    con = duckdb.connect(str(path))  # the feed pruned past upkeep's position (j2's change gone), as after many commits
+    con.execute("DELETE FROM changes WHERE generation < ?", [head])
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('feed_pruned_through', ?)", [str(head - 1)])
+    con.close()
+    with Warehouse(path, journey_map=MAP, clock=lambda: T0 + 10 * MIN) as wh:
+        assert {v["journey_id"] for v in wh.stage_visits()} == {"j1", "j2", "j3"}  # derived at open, j2 too
+        assert _visits(wh, "j2") == [("sign-up", 1, "completed", 1), ("verify", 1, "open", 1)]
+        assert wh.visits_due() == 0

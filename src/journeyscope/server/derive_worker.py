@@ -8,10 +8,10 @@ ones) and scores them, in one derive loop like a server's (:class:`~journeyscope
 
 What makes a crash harmless: visit upkeep's position on the change feed is stored per partition in the catalog
 once the visits derived from the journeys before it are committed (a crash in between derives them again, and a
-journey derived twice comes out the same), and so is scoring's after what it scored is committed; evaluations are keyed by
-visit and evaluator and only visits not yet scored are scored, so a restarted worker resumes where the last
-recorded position was and writes no second result for a visit. Its writes take the lake's derived-data lock
-(DuckLake refuses overlapping transactions deleting from one table), so workers take turns committing while
+journey derived twice comes out the same), and so is scoring's after what it scored is committed; evaluations
+are keyed by visit and evaluator and only visits not yet scored are scored, so a restarted worker resumes where
+the last recorded position was and writes no second result for a visit. Its writes take the lake's derived-data
+lock (DuckLake refuses overlapping transactions deleting from one table), so workers take turns committing while
 their reading and scoring run side by side.
 """
 

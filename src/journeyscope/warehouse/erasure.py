@@ -9,8 +9,9 @@ of these). Only a fresh file holds no old blocks, so erasure is three steps:
 1. :func:`erase_customer`: one transaction deletes the customer's rows from every
    table keyed by ``customer_id`` or ``journey_id`` (spans, stage visits, the
    journeys' first spans, evaluations, routing decisions, the redaction log, and
-   tables added later with those columns; the change feed's rows name them too) and the GenAI log records of their traces, and
-   writes the audit entry (counts, never the id);
+   tables added later with those columns; the change feed's rows name them too)
+   and the GenAI log records of their traces, and writes the audit entry (counts,
+   never the id);
 2. :func:`compact_file`: ``COPY FROM DATABASE`` into a new file, then an atomic
    rename over the old one (the file must not be open in another process);
 3. :func:`file_contains`: read the raw bytes of the file (and its WAL) and

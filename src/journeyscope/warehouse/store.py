@@ -640,7 +640,7 @@ class Warehouse:
                 batch = self.feed.read(after, frozenset({_feed.SPANS}), upto=upto)
                 due = visit_feed.due_journeys(batch.changes, partition) if batch.complete else None
                 if due is None:  # too far behind the feed (or told "any journey"): every journey is due
-                    touched.update(self._upkeep_tries(lambda cur: self._derive_all(cur, partition)))
+                    touched.update(self._derive_all(partition))
                     after = head  # the derivation's snapshot holds every commit up to it
                 else:
                     self._derive_due(due)
@@ -656,7 +656,18 @@ class Warehouse:
             part = journeys[i:i + self.upkeep_journeys]
             table = pa.table([pa.array(part, pa.string()), pa.array([due[j] for j in part], pa.int64())],
                              schema=_visits.DUE_SCHEMA)
-            self._upkeep_tries(lambda cur, t=table: _visits.update_due(cur, self.journey_map, self.clock(), t), part)
+
+            def derive(cur: duckdb.DuckDBPyConnection, table: pa.Table = table, part: list[str] = part) -> list[str]:
+                _visits.update_due(cur, self.journey_map, self.clock(), table)
+                return part
+
+            self._upkeep_tries(derive)
+
+    def _derive_all(self, partition: Partition | None) -> list[str]:
+        """Derive every journey of ``partition`` (published as "any journey"); the journeys with visits."""
+        owned = "true" if partition is None else partition.sql()
+        self._upkeep_tries(lambda cur: _visits.rebuild_visits(cur, self.journey_map, self.clock(), owned=owned))
+        return [r[0] for r in self.query(f"SELECT DISTINCT journey_id FROM stage_visits WHERE {owned} ORDER BY 1")]
 
     def _upkeep_after(self, name: str) -> int:
         """Upkeep's position ``name`` on the feed, at least where every journey was derived; a position not stored
@@ -664,23 +675,15 @@ class Warehouse:
         positions = self.feed.positions(visit_feed.UPKEEP_POSITION)
         return max(positions.get(name, 0), visit_feed.derived_through(positions))
 
-    def _derive_all(self, cur: duckdb.DuckDBPyConnection, partition: Partition | None) -> list[str]:
-        owned = "true" if partition is None else partition.sql()
-        _visits.rebuild_visits(cur, self.journey_map, self.clock(), owned=owned)
-        return [r[0] for r in cur.execute(f"SELECT DISTINCT journey_id FROM stage_visits WHERE {owned} "
-                                          "ORDER BY 1").fetchall()]
-
-    def _upkeep_tries(self, work: Callable[[duckdb.DuckDBPyConnection], Any],
-                      journeys: list[str] | None = None) -> Any:
-        """Run ``work`` in an upkeep transaction publishing ``visits`` for ``journeys`` (``None``: for what ``work``
-        returns), tried again whole when a lake commit loses to a concurrent one; what ``work`` returns."""
+    def _upkeep_tries(self, work: Callable[[duckdb.DuckDBPyConnection], list[str] | None]) -> None:
+        """Run ``work`` in an upkeep transaction that publishes ``visits`` for the journeys it returns (``None``:
+        any journey), tried again whole when a lake commit loses to a concurrent one."""
         for attempt in range(_lake.CONFLICT_ATTEMPTS if self.lake is not None else 1):
             try:
                 with (self._no_ingest_between(attempt),
                       self._transaction(f"cannot update stage visits in {self.path}", conflicts=True) as tx):
-                    result = work(tx.cur)
-                    tx.publish(_feed.VISITS, journeys if journeys is not None else result)
-                return journeys if journeys is not None else result
+                    tx.publish(_feed.VISITS, work(tx.cur))
+                return
             except _LakeConflict as exc:
                 if attempt + 1 == _lake.CONFLICT_ATTEMPTS:
                     raise WarehouseError(f"cannot update stage visits in {self.path}: commits kept conflicting "
@@ -692,8 +695,8 @@ class Warehouse:
         """Journeys whose spans arrived after the position of the upkeep that derives them (whole, or their
         partition's): what upkeep has yet to derive."""
         positions = self.feed.positions(visit_feed.UPKEEP_POSITION)
-        self.feed.latest()
-        batch = self.feed.read(visit_feed.derived_through(positions), frozenset({_feed.SPANS}))
+        batch = self.feed.read(visit_feed.derived_through(positions), frozenset({_feed.SPANS}),
+                               upto=self.feed.latest())
         due = visit_feed.still_due(batch.changes, positions) if batch.complete else None
         if due is None:
             return int(self.query("SELECT count(DISTINCT journey_id) FROM spans WHERE stage IS NOT NULL")[0][0])
