@@ -19,7 +19,7 @@ from journeyscope.warehouse.derive import DeriveLoop, FeedPause, VisitUpkeep
 from journeyscope.warehouse.erasure import erase_customer
 from journeyscope.warehouse.feed import Change, ChangeBatch
 from journeyscope.warehouse.partition import Partition
-from journeyscope.warehouse.visit_feed import derived_through, due_journeys, still_due
+from journeyscope.warehouse.visit_feed import derived_through, due_journeys, overlapping_upkeeps, still_due
 from journeyscope.warehouse.rows import SpanRows
 from journeyscope.warehouse.writer import Writer
 
@@ -384,3 +384,21 @@ def test_upkeep_starts_a_new_partition_where_every_journey_was_derived_and_count
     assert still_due(changes, positions) == {theirs, "j-late"}
     assert still_due(changes, {**positions, "visit-upkeep 2/2": 9}) == {"j-late"}
     assert still_due(changes, {"visit-upkeep": 10}) == set()
+
+
+def test_an_upkeep_hears_of_another_deriving_some_of_its_journeys() -> None:
+    """Another upkeep whose position moved between two looks, and which can own a journey this one owns: whole
+    upkeep shares every journey; parts i/n and j/m share one exactly when i ≡ j modulo gcd(n, m). Positions that
+    did not move, appeared only now, or are not an upkeep's (a full derivation's, another consumer's) do not count."""
+    seen = {"visit-upkeep": 4, "visit-upkeep 1/2": 3, "visit-upkeep 2/2": 3, "visit-upkeep 1/4": 2,
+            "visit-upkeep 2/4": 2, "visit-upkeep 2/3": 1, "visit-upkeep rebuilt": 1, "online-scoring": 1}
+    moved = {name: generation + 5 for name, generation in seen.items()}
+    assert overlapping_upkeeps("visit-upkeep", seen, seen) == []
+    assert overlapping_upkeeps("visit-upkeep", seen, moved) == [
+        "visit-upkeep 1/2", "visit-upkeep 1/4", "visit-upkeep 2/2", "visit-upkeep 2/3", "visit-upkeep 2/4"]
+    assert overlapping_upkeeps("visit-upkeep 1/2", seen, moved) == ["visit-upkeep", "visit-upkeep 1/4",
+                                                                   "visit-upkeep 2/3"]
+    assert overlapping_upkeeps("visit-upkeep 2/4", seen, moved) == ["visit-upkeep", "visit-upkeep 2/2",
+                                                                   "visit-upkeep 2/3"]
+    assert overlapping_upkeeps("visit-upkeep 1/2", {}, {"visit-upkeep 2/2": 9, "visit-upkeep": 9}) == []
+    assert overlapping_upkeeps("online-scoring", seen, moved) == []

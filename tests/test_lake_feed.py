@@ -209,6 +209,41 @@ def test_derive_workers_split_the_journeys_and_never_count_twice(postgres: Postg
         assert lake.visits_due() == 0
 
 
+def test_a_receiver_left_deriving_beside_a_derive_worker_says_so_once(postgres: Postgres, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A receiver that derives every journey, on a lake where a derive worker derives part of them, logs once that
+    each is derived twice (it should run with ``--no-derive``), and so does the worker; a receiver alone, or
+    workers of parts that do not overlap, log nothing."""
+    source = tmp_path / "demo.duckdb"
+    run_demo(source, SimulationConfig(journeys=12, seed=3), evaluate=False)
+    journey_map = load_journey_map(DEMO_MAP)
+    with Warehouse(source, read_only=True, journey_map=journey_map) as demo:
+        spans = demo.cursor().execute("SELECT * EXCLUDE (seq, ingested_at) FROM spans ORDER BY seq").to_arrow_table()
+    loads = [spans.slice(i * len(spans) // 6, len(spans) // 6 + 1) for i in range(6)]
+    url, data = _lake(postgres, tmp_path)
+    warned = "derived twice"
+    with Warehouse(url, data_path=data, journey_map=journey_map) as receiver, \
+            Warehouse(url, data_path=data, journey_map=journey_map) as first, \
+            Warehouse(url, data_path=data, journey_map=journey_map) as second:
+        for load in loads[:2]:
+            receiver.ingest(load)  # its own rounds, alone
+        for load in loads[2:4]:
+            first.ingest(load, update_visits=False)
+            first.update_visits(Partition(1, 2))
+            second.update_visits(Partition(2, 2))
+        assert warned not in caplog.text
+        for load in loads[4:]:
+            first.ingest(load, update_visits=False)
+            first.update_visits(Partition(1, 2))
+            receiver.update_visits()
+            first.update_visits(Partition(1, 2))
+        lines = [r.getMessage() for r in caplog.records if warned in r.getMessage()]
+        assert len(lines) == 2, lines
+        assert any("'visit-upkeep 1/2' moved" in line and "position is 'visit-upkeep'" in line for line in lines)
+        assert any("'visit-upkeep' moved" in line and "position is 'visit-upkeep 1/2'" in line for line in lines)
+        assert all("--no-derive" in line for line in lines)
+
+
 def test_a_derive_worker_runs_its_queries_on_the_threads_a_receiver_would(postgres: Postgres, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """``journeyscope derive --db-threads`` reaches the worker, whose DuckDB runs each query on that many threads;

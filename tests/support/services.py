@@ -38,6 +38,9 @@ ACCESS_KEY = "journeyscope"
 SECRET_KEY = "journeyscope-secret"
 BUCKET = "journeyscope-test"
 _WEED_STOP_GRACE_S = 3.0
+#: A free port is only free until another process binds it: tests or benchmarks starting services of their own
+#: beside these can take it between the pick and the server's bind. A start that fails on a taken port picks again.
+_PORT_TRIES = 5
 
 
 def free_port(below: int = 55536, grpc_offset: int | None = None) -> int:
@@ -118,9 +121,17 @@ def start_postgres(parent: Path, *, password: str | None = None) -> Postgres:
         os.chown(secret, postgres.pw_uid, postgres.pw_gid)
         auth = ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}")
     _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), *auth, "-U", "postgres")
-    server = Postgres(folder, free_port())
-    server.start()
-    return server
+    for attempt in range(_PORT_TRIES):
+        server = Postgres(folder, free_port())
+        logged = _log_size(folder)
+        try:
+            server.start()
+        except subprocess.CalledProcessError:
+            if attempt + 1 == _PORT_TRIES or "already in use" not in _log_since(folder, logged):
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -195,10 +206,33 @@ def start_object_store(parent: Path) -> ObjectStore:
     config.write_text(json.dumps({"identities": [{
         "name": "journeyscope", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    master, volume, filer, s3 = (free_port(grpc_offset=10000) for _ in range(4))
-    store = _launch_weed(folder, master, volume, filer, s3)
-    _make_volumes(store)
-    return store
+    for attempt in range(_PORT_TRIES):
+        master, volume, filer, s3 = (free_port(grpc_offset=10000) for _ in range(4))
+        logged = _log_size(folder)
+        try:
+            store = _launch_weed(folder, master, volume, filer, s3)
+        except RuntimeError:
+            if attempt + 1 == _PORT_TRIES or "already in use" not in _log_since(folder, logged):
+                raise
+            shutil.rmtree(folder / "data")
+            (folder / "data").mkdir()
+            continue
+        _make_volumes(store)
+        return store
+    raise AssertionError("unreachable")
+
+
+def _log_size(folder: Path) -> int:
+    """How much a server's log holds now (0 before its first start)."""
+    log = folder / "log"
+    return log.stat().st_size if log.exists() else 0
+
+
+def _log_since(folder: Path, offset: int) -> str:
+    """What a server logged after ``offset``: why its last start failed."""
+    with open(folder / "log", "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 def _make_volumes(store: ObjectStore) -> None:

@@ -280,6 +280,8 @@ class Warehouse:
         # Two write locks, so span appends and stage-visit upkeep (separate DuckDB transactions on separate
         # tables) can run at once on two cores; every other write takes both (:meth:`_exclusive`).
         self._visits_lock = threading.Lock()
+        self._upkeep_positions_seen: tuple[str, dict[str, int]] | None = None
+        self._overlap_warned: set[tuple[str, str]] = set()
         self._append_lock = threading.Lock()
         setup = self.cursor()
         try:
@@ -632,7 +634,10 @@ class Warehouse:
         with self._visits_lock, self._upkeep_lock(wait=partition is not None) as mine:
             if not mine:  # another process of the lake is deriving: it takes these journeys too
                 return []
-            after = self._upkeep_after(name)
+            positions = self.feed.positions(visit_feed.UPKEEP_POSITION)
+            self._warn_of_overlapping_upkeep(name, positions)
+            # A position not stored yet (a new partition) starts where every journey was derived.
+            after = max(positions.get(name, 0), visit_feed.derived_through(positions))
             head = self.feed.latest()  # every commit another process ended before now, not only before its last look
             touched: set[str] = set()
             while after < head:
@@ -669,11 +674,21 @@ class Warehouse:
         self._upkeep_tries(lambda cur: _visits.rebuild_visits(cur, self.journey_map, self.clock(), owned=owned))
         return [r[0] for r in self.query(f"SELECT DISTINCT journey_id FROM stage_visits WHERE {owned} ORDER BY 1")]
 
-    def _upkeep_after(self, name: str) -> int:
-        """Upkeep's position ``name`` on the feed, at least where every journey was derived; a position not stored
-        yet (a new partition) starts there (:func:`~visit_feed.derived_through`)."""
-        positions = self.feed.positions(visit_feed.UPKEEP_POSITION)
-        return max(positions.get(name, 0), visit_feed.derived_through(positions))
+    def _warn_of_overlapping_upkeep(self, name: str, positions: dict[str, int]) -> None:
+        """Log once per upkeep when another process's upkeep of some of the same journeys moved since this one's
+        last round (:func:`~visit_feed.overlapping_upkeeps`): a receiver left deriving beside derive workers."""
+        seen, self._upkeep_positions_seen = self._upkeep_positions_seen, (name, positions)
+        if seen is None or seen[0] != name:
+            return
+        others = [o for o in visit_feed.overlapping_upkeeps(name, seen[1], positions)
+                  if (name, o) not in self._overlap_warned]
+        if others:
+            self._overlap_warned.update((name, o) for o in others)
+            logger.warning(
+                "another process derives stage visits of journeys this one derives (%s moved since this upkeep's "
+                "last round, whose position is %r): each is derived twice. Run receivers beside derive workers "
+                "with --no-derive, and give workers parts that do not overlap (docs/deployment.md)",
+                ", ".join(repr(o) for o in others), name)
 
     def _upkeep_tries(self, work: Callable[[duckdb.DuckDBPyConnection], list[str] | None]) -> None:
         """Run ``work`` in an upkeep transaction that publishes ``visits`` for the journeys it returns (``None``:

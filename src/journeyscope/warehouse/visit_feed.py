@@ -14,6 +14,7 @@ before them had all reached, never where only one of them had.
 from __future__ import annotations
 
 import contextlib
+import math
 
 from journeyscope.errors import ConfigError
 from journeyscope.warehouse.feed import Change
@@ -25,6 +26,7 @@ __all__ = [
     "UPKEEP_POSITION",
     "derived_through",
     "due_journeys",
+    "overlapping_upkeeps",
     "still_due",
     "upkeep_position",
 ]
@@ -44,17 +46,25 @@ def upkeep_position(partition: Partition | None) -> str:
     return UPKEEP_POSITION if partition is None or partition.whole else f"{UPKEEP_POSITION} {partition}"
 
 
+def _owner(name: str) -> Partition | None:
+    """The journeys the upkeep position ``name`` covers, as a partition (``1/1``: every journey); ``None`` for a
+    name that is not an upkeep position's."""
+    spec = name.removeprefix(UPKEEP_POSITION).strip() if name.startswith(UPKEEP_POSITION) else None
+    if spec in ("", "rebuilt"):
+        return Partition(1, 1)
+    with contextlib.suppress(ConfigError):
+        return Partition.parse(spec) if spec is not None else None
+    return None
+
+
 def _covering(positions: dict[str, int]) -> list[tuple[Partition | None, int]]:
     """Upkeep's stored ``positions`` as (the journeys each covers: ``None`` for every journey, else a partition;
     the position); names that are neither are left out."""
     out: list[tuple[Partition | None, int]] = []
     for name, generation in positions.items():
-        spec = name[len(UPKEEP_POSITION):].strip()
-        if spec in ("", "rebuilt"):
-            out.append((None, generation))
-        else:
-            with contextlib.suppress(ConfigError):
-                out.append((Partition.parse(spec), generation))
+        owner = _owner(name)
+        if owner is not None:
+            out.append((None if owner.whole else owner, generation))
     return out
 
 
@@ -94,3 +104,21 @@ def still_due(changes: tuple[Change, ...], positions: dict[str, int]) -> set[str
     covering = _covering(positions)
     return {j for j, listed in latest.items()
             if not any(g >= listed and (p is None or p.owns(j)) for p, g in covering)}
+
+
+def _overlap(a: Partition, b: Partition) -> bool:
+    """Whether two upkeeps can own the same journey: parts ``i/n`` and ``j/m`` share the hashes congruent to
+    both, which exist exactly when ``i ≡ j`` modulo ``gcd(n, m)`` (every journey, ``1/1``, shares all)."""
+    return (a.index - b.index) % math.gcd(a.count, b.count) == 0
+
+
+def overlapping_upkeeps(name: str, seen: dict[str, int], now: dict[str, int]) -> list[str]:
+    """The other upkeeps whose stored position moved between two looks at the positions (``seen``, then ``now``)
+    and which derive some of the journeys upkeep ``name`` derives: another process deriving them too, which is
+    correct (the same visits) but twice the work (a receiver left deriving beside derive workers)."""
+    own = _owner(name)
+    if own is None:
+        return []
+    return sorted(other for other, generation in now.items()
+                  if other not in (name, REBUILT_POSITION) and generation > seen.get(other, generation)
+                  and (owner := _owner(other)) is not None and _overlap(own, owner))
