@@ -34,8 +34,8 @@ start them; or, with ``--catalog-server`` and ``--data-root``, a PostgreSQL serv
 directory) of your own, on other machines as ``docs/deployment.md`` lays a lake out: each lake run then gets a
 database of its own on that server (its user may ``CREATE DATABASE``; the databases are dropped at the end) and a
 fresh prefix under the root (left there: delete it after), S3 credentials and endpoint from the usual variables,
-and their CPU is not measured here (``services_cpu_us_per_span`` is ``None``). Runs of the storages are interleaved (``--repeat``), so a machine whose load changes meanwhile
-affects each alike.
+and their CPU is not measured here (``services_cpu_us_per_span`` is ``None``). Runs of the storages are
+interleaved (``--repeat``), so a machine whose load changes meanwhile affects each alike.
 
     python benchmarks/bench_lake.py --spans 200000 --batch 2000 --senders 8 --repeat 2 [--no-reader] [--duckdb-catalog]
     python benchmarks/bench_lake.py --steps --spans 200000 --batch 2000 --group 10 --repeat 2
@@ -138,7 +138,11 @@ class Lakes:
         self.made: list[str] = []
         if catalog_server is None:
             self.pg = start_postgres(folder)
-            self.store = start_object_store(folder)
+            try:
+                self.store = start_object_store(folder)
+            except BaseException:
+                self.pg.stop()
+                raise
             self.env = self.store.env()
             postmaster = int((self.pg.folder / "data" / "postmaster.pid").read_text().split()[0])
             self.pids: list[int] | None = [postmaster, self.store.process.pid]
@@ -426,9 +430,9 @@ def _commit_groups(lake: Any, bodies: list[bytes], group: int, piece: int = 0,
 
 def steps(args: argparse.Namespace, lakes: Lakes) -> None:
     """CPU per span of each ingest step on a lake, in this process (CPU time, which a busy machine changes far
-    less than wall clock), and PostgreSQL's and SeaweedFS's during it (when they run here): decoding, redaction with the
-    batch key, the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
-    ``Warehouse.ingest`` (ledger, seq numbers, backlog, feed: what a receiver's writer runs per group commit of
+    less than wall clock), and PostgreSQL's and SeaweedFS's during it (when they run here): decoding, redaction with
+    the batch key, the raw DuckLake append of the same rows (``INSERT`` + ``COMMIT``, nothing else),
+    ``Warehouse.ingest`` (ledger, seq numbers, sort, feed: what a receiver's writer runs per group commit of
     ``--group`` requests), and one stage-visit upkeep of it all. One DuckDB thread, as ``serve`` uses on 2 cores.
 
     Then the floor: the steps no receiver can skip on this storage (decode, redact, append, derive each visit once,
