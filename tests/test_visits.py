@@ -237,8 +237,7 @@ def test_upkeep_reads_from_the_earliest_pending_journeys_first_span_and_misses_n
             due = due_journeys(batch.changes, None)
         cur = wh.cursor()
         try:
-            cur.register("js_due", pa.table({"journey_id": pa.array(list(due), pa.string()),
-                                             "first_seq": pa.array(list(due.values()), pa.int64())}))
+            cur.register("js_due", pa.table([list(due), list(due.values())], schema=visits.DUE_SCHEMA))
             return visits.due_from(cur)
         finally:
             cur.close()

@@ -13,7 +13,6 @@ before them had all reached, never where only one of them had.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from journeyscope.errors import ConfigError
@@ -49,12 +48,15 @@ def upkeep_position(partition: Partition | None) -> str:
 def _owner(name: str) -> Partition | None:
     """The journeys the upkeep position ``name`` covers, as a partition (``1/1``: every journey); ``None`` for a
     name that is not an upkeep position's."""
-    spec = name.removeprefix(UPKEEP_POSITION).strip() if name.startswith(UPKEEP_POSITION) else None
+    if not name.startswith(UPKEEP_POSITION):
+        return None
+    spec = name.removeprefix(UPKEEP_POSITION).strip()
     if spec in ("", "rebuilt"):
         return Partition(1, 1)
-    with contextlib.suppress(ConfigError):
-        return Partition.parse(spec) if spec is not None else None
-    return None
+    try:
+        return Partition.parse(spec)
+    except ConfigError:
+        return None
 
 
 def _covering(positions: dict[str, int]) -> list[tuple[Partition | None, int]]:
